@@ -1,0 +1,85 @@
+"""Settings: one typed object, read from SUMMITCAST_* variables and an optional TOML file."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr, model_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+from summitcast.errors import ConfigurationError
+
+DEVELOPMENT_SECRET = "development-only-secret-change-me"  # noqa: S105 - refused outside development
+
+
+class Settings(BaseSettings):
+    """Everything summitcast can be configured with; passed into create_app()."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="SUMMITCAST_",
+        extra="ignore",
+        toml_file=os.environ.get("SUMMITCAST_CONFIG_FILE", "summitcast.toml"),
+    )
+
+    environment: Literal["development", "test", "production"] = "development"
+    secret_key: SecretStr = SecretStr(DEVELOPMENT_SECRET)
+    data_dir: Path = Path("data")
+    database_url: str = ""  # empty: a SQLite file inside data_dir
+    redis_url: str = ""  # empty: in-process presence and pub/sub
+    redis_prefix: str = "summitcast"
+    base_url: str = "http://127.0.0.1:8000"
+    host: str = "127.0.0.1"
+    port: int = 8000
+    session_max_age_s: int = 12 * 3600
+    login_attempts_per_15_min: int = 10
+    max_photo_bytes: int = 5 * 1024 * 1024
+    max_import_bytes: int = 20 * 1024 * 1024
+    # k-anonymity: no public cell shows fewer than this many locations.
+    k_anonymity: int = Field(default=5, ge=1)
+    heartbeat_interval_s: float = Field(default=10.0, gt=0)
+    heartbeat_timeout_s: float = Field(default=35.0, gt=0)
+    segment_dir: Path | None = None  # empty: data_dir / "hls"
+    secure_cookies: bool = False
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        """Read arguments first, then the environment, then the TOML file."""
+        return (init_settings, env_settings, TomlConfigSettingsSource(settings_cls))
+
+    @model_validator(mode="after")
+    def _refuse_default_secret(self) -> Settings:
+        if self.environment == "production" and (
+            self.secret_key.get_secret_value() == DEVELOPMENT_SECRET
+            or len(self.secret_key.get_secret_value()) < 32
+        ):
+            raise ConfigurationError(
+                "SUMMITCAST_SECRET_KEY must be set to a random value of at least 32 characters "
+                "outside development (try: python -c 'import secrets; print(secrets.token_urlsafe(48))')"
+            )
+        return self
+
+    @property
+    def effective_database_url(self) -> str:
+        """The database URL, defaulting to a SQLite file in the data folder."""
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{(self.data_dir / 'summitcast.db').resolve()}"
+
+    @property
+    def effective_segment_dir(self) -> Path:
+        """Where HLS segments are written by default."""
+        return self.segment_dir or self.data_dir / "hls"

@@ -1,0 +1,1 @@
+"""Pure rules and types of summitcast: no I/O, no frameworks."""
