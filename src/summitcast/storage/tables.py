@@ -1,0 +1,239 @@
+"""SQLAlchemy tables; the schema itself changes only through Alembic migrations."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    Date,
+    DateTime,
+    ForeignKey,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    TypeDecorator,
+    UniqueConstraint,
+)
+from sqlalchemy.engine import Dialect
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+# Names for constraints so that Alembic migrations are the same on SQLite and PostgreSQL.
+NAMING = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+def utcnow() -> datetime:
+    """The current time, time-zone aware, in UTC."""
+    return datetime.now(UTC)
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Stores aware datetimes as UTC; SQLite forgets the zone, so it is put back on read."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to a UTC column")
+        return value.astimezone(UTC)
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+class Base(DeclarativeBase):
+    """Declarative base with the shared naming convention."""
+
+    metadata = MetaData(naming_convention=NAMING)
+    type_annotation_map: dict[Any, Any] = {datetime: UTCDateTime(), date: Date()}
+
+
+class User(Base):
+    """A person who logs in: organiser, producer, speaker or location host."""
+
+    __tablename__ = "users"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    email: Mapped[str] = mapped_column(String(254), unique=True)
+    display_name: Mapped[str] = mapped_column(String(200))
+    password_hash: Mapped[str] = mapped_column(String(255))
+    is_admin: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    memberships: Mapped[list[Membership]] = relationship(
+        back_populates="user", cascade="all, delete-orphan"
+    )
+
+
+class Membership(Base):
+    """A role a user holds in one summit."""
+
+    __tablename__ = "memberships"
+    __table_args__ = (UniqueConstraint("user_id", "summit_id", "role", name="uq_membership"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    summit_id: Mapped[int] = mapped_column(
+        ForeignKey("summits.id", ondelete="CASCADE"), index=True
+    )
+    role: Mapped[str] = mapped_column(String(32))
+
+    user: Mapped[User] = relationship(back_populates="memberships")
+    summit: Mapped[Summit] = relationship()
+
+
+class Summit(Base):
+    """One yearly summit: several days, a few sessions, one broadcast."""
+
+    __tablename__ = "summits"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    slug: Mapped[str] = mapped_column(String(64), unique=True)
+    title: Mapped[str] = mapped_column(String(300))
+    description: Mapped[str] = mapped_column(Text, default="")
+    time_zone: Mapped[str] = mapped_column(String(64))
+    start_date: Mapped[date]
+    end_date: Mapped[date]
+    languages: Mapped[list[str]] = mapped_column(JSON, default=list)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+    days: Mapped[list[Day]] = relationship(
+        back_populates="summit", cascade="all, delete-orphan", order_by="Day.date"
+    )
+    sessions: Mapped[list[Session]] = relationship(
+        back_populates="summit", cascade="all, delete-orphan", order_by="Session.planned_start"
+    )
+    speakers: Mapped[list[Speaker]] = relationship(
+        back_populates="summit", cascade="all, delete-orphan", order_by="Speaker.name"
+    )
+
+
+class Day(Base):
+    """A calendar day of the summit, in the summit's time zone."""
+
+    __tablename__ = "days"
+    __table_args__ = (UniqueConstraint("summit_id", "date", name="uq_day_summit_date"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    summit_id: Mapped[int] = mapped_column(ForeignKey("summits.id", ondelete="CASCADE"))
+    date: Mapped[date]
+    label: Mapped[str] = mapped_column(String(200), default="")
+
+    summit: Mapped[Summit] = relationship(back_populates="days")
+    sessions: Mapped[list[Session]] = relationship(
+        back_populates="day", order_by="Session.planned_start"
+    )
+
+
+class Session(Base):
+    """A broadcast block with a planned window and a run of show."""
+
+    __tablename__ = "sessions"
+    __table_args__ = (UniqueConstraint("summit_id", "key", name="uq_session_summit_key"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    summit_id: Mapped[int] = mapped_column(
+        ForeignKey("summits.id", ondelete="CASCADE"), index=True
+    )
+    day_id: Mapped[int] = mapped_column(ForeignKey("days.id", ondelete="CASCADE"), index=True)
+    key: Mapped[str] = mapped_column(String(200))  # stable identity for imports
+    title: Mapped[str] = mapped_column(String(300))
+    room: Mapped[str] = mapped_column(String(200), default="")
+    planned_start: Mapped[datetime]
+    planned_end: Mapped[datetime]
+
+    summit: Mapped[Summit] = relationship(back_populates="sessions")
+    day: Mapped[Day] = relationship(back_populates="sessions")
+    items: Mapped[list[Item]] = relationship(
+        back_populates="session", cascade="all, delete-orphan", order_by="Item.position"
+    )
+
+
+class Item(Base):
+    """One entry of a session's run of show."""
+
+    __tablename__ = "items"
+    __table_args__ = (UniqueConstraint("summit_id", "guid", name="uq_item_summit_guid"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    summit_id: Mapped[int] = mapped_column(
+        ForeignKey("summits.id", ondelete="CASCADE"), index=True
+    )
+    session_id: Mapped[int] = mapped_column(
+        ForeignKey("sessions.id", ondelete="CASCADE"), index=True
+    )
+    guid: Mapped[str] = mapped_column(String(64))
+    external_id: Mapped[int | None] = mapped_column(Integer, default=None)
+    position: Mapped[int] = mapped_column(Integer, default=0)
+    kind: Mapped[str] = mapped_column(String(16))
+    status: Mapped[str] = mapped_column(String(16), default="planned")
+    title: Mapped[str] = mapped_column(String(500))
+    subtitle: Mapped[str] = mapped_column(String(500), default="")
+    description: Mapped[str] = mapped_column(Text, default="")
+    language: Mapped[str] = mapped_column(String(16), default="")
+    track: Mapped[str] = mapped_column(String(200), default="")
+    event_type: Mapped[str] = mapped_column(String(64), default="")
+    do_not_record: Mapped[bool] = mapped_column(Boolean, default=False)
+    planned_duration_s: Mapped[int] = mapped_column(Integer, default=0)
+
+    session: Mapped[Session] = relationship(back_populates="items")
+    speaker_links: Mapped[list[ItemSpeaker]] = relationship(
+        back_populates="item", cascade="all, delete-orphan", order_by="ItemSpeaker.position"
+    )
+
+
+class Speaker(Base):
+    """A person who speaks: name in any script, role line, country, bio, photo, language."""
+
+    __tablename__ = "speakers"
+    __table_args__ = (UniqueConstraint("summit_id", "guid", name="uq_speaker_summit_guid"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    summit_id: Mapped[int] = mapped_column(
+        ForeignKey("summits.id", ondelete="CASCADE"), index=True
+    )
+    guid: Mapped[str] = mapped_column(String(200))
+    external_id: Mapped[int | None] = mapped_column(Integer, default=None)
+    name: Mapped[str] = mapped_column(String(300))
+    role_line: Mapped[str] = mapped_column(String(300), default="")
+    country: Mapped[str] = mapped_column(String(2), default="")
+    bio: Mapped[str] = mapped_column(Text, default="")
+    language: Mapped[str] = mapped_column(String(16), default="")
+    photo: Mapped[str] = mapped_column(String(200), default="")  # file name in data/photos
+
+    summit: Mapped[Summit] = relationship(back_populates="speakers")
+    item_links: Mapped[list[ItemSpeaker]] = relationship(
+        back_populates="speaker", cascade="all, delete-orphan"
+    )
+
+
+class ItemSpeaker(Base):
+    """Who speaks in which item, in billing order."""
+
+    __tablename__ = "item_speakers"
+
+    item_id: Mapped[int] = mapped_column(
+        ForeignKey("items.id", ondelete="CASCADE"), primary_key=True
+    )
+    speaker_id: Mapped[int] = mapped_column(
+        ForeignKey("speakers.id", ondelete="CASCADE"), primary_key=True
+    )
+    position: Mapped[int] = mapped_column(Integer, default=0)
+
+    item: Mapped[Item] = relationship(back_populates="speaker_links")
+    speaker: Mapped[Speaker] = relationship(back_populates="item_links")
