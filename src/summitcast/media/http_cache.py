@@ -1,0 +1,60 @@
+"""HTTP headers for HLS files: what a CDN may cache, for how long, and as what type.
+
+Playlists change every segment (2 s), so they live at most one second in any
+cache; segments and init sections never change once written, so they are
+immutable for a long time. A CDN in front of the origin then absorbs almost all
+viewer requests: each edge asks the origin for a playlist about once a second.
+
+Low-latency HLS would add partial segments (``EXT-X-PART``, files such as
+``seg_00042.1.m4s``) and blocking playlist reloads (``_HLS_msn``/``_HLS_part``
+query strings). Parts are immutable like segments, so they fit the segment rule
+as they are; a blocking playlist request must not be cached at all by the
+origin's own layer but may be cached by the CDN keyed on its query string with
+max-age of one part duration. No ffmpeg build here writes EXT-X-PART (see
+VERIFIED.md), so nothing below handles it yet: add a ``.part`` rule and a
+query-aware ``cache_headers_for`` when a packager that writes parts arrives.
+"""
+
+from __future__ import annotations
+
+from pathlib import PurePosixPath
+
+PLAYLIST_MAX_AGE_S = 1
+SEGMENT_MAX_AGE_S = 365 * 24 * 3600  # a year: immutable content keeps its URL forever
+
+_CONTENT_TYPES = {
+    ".m3u8": "application/vnd.apple.mpegurl",
+    ".ts": "video/mp2t",
+    ".m4s": "video/iso.segment",
+    ".mp4": "video/mp4",
+    ".m4a": "audio/mp4",
+    ".aac": "audio/aac",
+    ".vtt": "text/vtt; charset=utf-8",
+    ".png": "image/png",
+    ".jpg": "image/jpeg",
+}
+
+
+def content_type_for(path: str) -> str:
+    """The Content-Type of an HLS file, by extension."""
+    return _CONTENT_TYPES.get(PurePosixPath(path).suffix.lower(), "application/octet-stream")
+
+
+def cache_headers_for(path: str) -> dict[str, str]:
+    """Cache-Control and friends for an HLS file: playlists short, everything else immutable."""
+    headers = {"Content-Type": content_type_for(path)}
+    suffix = PurePosixPath(path).suffix.lower()
+    if suffix == ".m3u8":
+        # A stale playlist delays the live edge; one second matches the
+        # freshness a player needs with 2 s segments. stale-while-revalidate is
+        # deliberately absent: it would let a CDN serve older playlists.
+        headers["Cache-Control"] = f"public, max-age={PLAYLIST_MAX_AGE_S}"
+    elif suffix in _CONTENT_TYPES:
+        # Segments, init sections (init_*.mp4), WebVTT segments and slates get a
+        # new name whenever their content changes.
+        headers["Cache-Control"] = f"public, max-age={SEGMENT_MAX_AGE_S}, immutable"
+    else:
+        headers["Cache-Control"] = "no-store"  # unknown files are not ours to cache
+    # Players on other origins (a location screen embedding the player) fetch these.
+    headers["Access-Control-Allow-Origin"] = "*"
+    return headers

@@ -1,0 +1,141 @@
+"""Where HLS playlists and segments live: a small protocol, a local folder, and memory."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import threading
+from pathlib import Path, PurePosixPath
+from typing import Protocol, runtime_checkable
+
+from summitcast.errors import ValidationError
+
+
+def _clean(path: str) -> str:
+    """Normalise a store path and refuse anything that could escape the store."""
+    if not path or path.startswith("/") or "\\" in path or "\x00" in path:
+        raise ValidationError(f"bad segment path {path!r}")
+    parts = PurePosixPath(path).parts
+    if any(part in ("..", ".") for part in parts):
+        raise ValidationError(f"bad segment path {path!r}")
+    return "/".join(parts)
+
+
+@runtime_checkable
+class SegmentStore(Protocol):
+    """Six operations an HLS origin needs; paths are relative, '/'-separated."""
+
+    def put(self, path: str, data: bytes) -> None:
+        """Store data at path; readers see the old or the new bytes, never a mix."""
+
+    def get(self, path: str) -> bytes | None:
+        """Return the bytes at path, or None when nothing is stored there."""
+
+    def delete(self, path: str) -> None:
+        """Remove path; removing a missing path is not an error."""
+
+    def list(self, prefix: str = "") -> list[str]:
+        """Return every stored path starting with prefix, sorted."""
+
+    def exists(self, path: str) -> bool:
+        """Whether something is stored at path."""
+
+    def url_for(self, path: str) -> str:
+        """The URL (relative to the HLS base URL) a player fetches path from."""
+
+
+class InMemorySegmentStore:
+    """A SegmentStore in a dict, for tests and for the embedded demo."""
+
+    def __init__(self, base_url: str = "") -> None:
+        self._data: dict[str, bytes] = {}
+        self._lock = threading.Lock()  # the encoder watcher and the web app share it
+        self._base_url = base_url.rstrip("/")
+
+    def put(self, path: str, data: bytes) -> None:
+        """Store data at path."""
+        key = _clean(path)
+        with self._lock:
+            self._data[key] = bytes(data)
+
+    def get(self, path: str) -> bytes | None:
+        """Return the bytes at path, or None."""
+        with self._lock:
+            return self._data.get(_clean(path))
+
+    def delete(self, path: str) -> None:
+        """Remove path if present."""
+        with self._lock:
+            self._data.pop(_clean(path), None)
+
+    def list(self, prefix: str = "") -> list[str]:
+        """Every stored path starting with prefix, sorted."""
+        with self._lock:
+            return sorted(k for k in self._data if k.startswith(prefix))
+
+    def exists(self, path: str) -> bool:
+        """Whether path is stored."""
+        with self._lock:
+            return _clean(path) in self._data
+
+    def url_for(self, path: str) -> str:
+        """URL of path under the base URL."""
+        return f"{self._base_url}/{_clean(path)}"
+
+
+class LocalSegmentStore:
+    """A SegmentStore in a folder, served as static files by the app, nginx or a CDN origin."""
+
+    def __init__(self, folder: Path, base_url: str = "") -> None:
+        self.folder = Path(folder)
+        self.folder.mkdir(parents=True, exist_ok=True)
+        self._base_url = base_url.rstrip("/")
+
+    def local_path(self, path: str) -> Path:
+        """The file that holds path (ffmpeg writes there directly)."""
+        return self.folder / _clean(path)
+
+    def put(self, path: str, data: bytes) -> None:
+        """Write to a temporary file in the same folder, then rename over the target."""
+        target = self.local_path(path)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        # Same folder, so os.replace is an atomic rename on POSIX: an HTTP server
+        # reading the playlist mid-update sees the old or the new file, never half.
+        fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=target.parent)
+        try:
+            with os.fdopen(fd, "wb") as handle:
+                handle.write(data)
+            os.chmod(tmp, 0o644)  # mkstemp makes 0600; the web server must read it
+            os.replace(tmp, target)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+
+    def get(self, path: str) -> bytes | None:
+        """Return the file's bytes, or None."""
+        try:
+            return self.local_path(path).read_bytes()
+        except (FileNotFoundError, IsADirectoryError):
+            return None
+
+    def delete(self, path: str) -> None:
+        """Remove the file if present."""
+        self.local_path(path).unlink(missing_ok=True)
+
+    def list(self, prefix: str = "") -> list[str]:
+        """Every stored file starting with prefix, sorted, temporary files left out."""
+        found = []
+        for file in self.folder.rglob("*"):
+            if file.is_file() and not file.name.startswith(".tmp-"):
+                rel = file.relative_to(self.folder).as_posix()
+                if rel.startswith(prefix):
+                    found.append(rel)
+        return sorted(found)
+
+    def exists(self, path: str) -> bool:
+        """Whether the file exists."""
+        return self.local_path(path).is_file()
+
+    def url_for(self, path: str) -> str:
+        """URL of path under the base URL."""
+        return f"{self._base_url}/{_clean(path)}"
