@@ -1,0 +1,310 @@
+// Real-time clients: live counters pushed by the server, and the presence
+// heartbeat of a location screen.
+import { backoffMs, namespace, toHttpUrl, toWebSocketUrl } from "./common.js";
+import { hmacSha256 } from "./hmac.js";
+
+const WS_FAILURES_BEFORE_SSE = 2;
+
+/**
+ * Subscribe to server pushes: WebSocket first, Server-Sent Events when the
+ * WebSocket cannot connect (some proxies and censored networks block it).
+ * Each message is JSON and handed to onUpdate(data). Reconnects for ever with
+ * exponential backoff and jitter.
+ * opts: {wsUrl, sseUrl, onStatus(state, transport)}; both URLs default to `url`.
+ * Returns {close(), transport}.
+ */
+export function liveCounters(url, onUpdate, opts = {}) {
+  const wsUrl = toWebSocketUrl(opts.wsUrl || url);
+  const sseUrl = toHttpUrl(opts.sseUrl || url);
+  const status = opts.onStatus || (() => {});
+  const handle = { transport: null, close };
+  let attempt = 0;
+  let wsFailures = 0;
+  let conn = null;
+  let timer = null;
+  let closed = false;
+
+  function deliver(text) {
+    let data;
+    try {
+      data = JSON.parse(text);
+    } catch {
+      return; // not ours (e.g. a keep-alive); ignore
+    }
+    attempt = 0;
+    onUpdate(data);
+  }
+
+  function retry() {
+    if (closed) return;
+    conn = null;
+    status("reconnecting", handle.transport);
+    timer = setTimeout(connect, backoffMs(attempt++));
+  }
+
+  function connect() {
+    if (closed) return;
+    const useSse = wsFailures >= WS_FAILURES_BEFORE_SSE && typeof EventSource !== "undefined";
+    if (!useSse && typeof WebSocket !== "undefined") {
+      handle.transport = "websocket";
+      let opened = false;
+      const ws = new WebSocket(wsUrl);
+      conn = ws;
+      ws.onopen = () => {
+        opened = true;
+        wsFailures = 0;
+        attempt = 0;
+        status("open", "websocket");
+      };
+      ws.onmessage = (e) => deliver(e.data);
+      ws.onclose = () => {
+        if (conn !== ws) return;
+        if (!opened) wsFailures += 1;
+        retry();
+      };
+      return;
+    }
+    handle.transport = "sse";
+    const es = new EventSource(sseUrl);
+    conn = es;
+    es.onopen = () => {
+      attempt = 0;
+      status("open", "sse");
+    };
+    es.onmessage = (e) => deliver(e.data);
+    es.onerror = () => {
+      // EventSource retries on its own with a fixed delay; we want backoff
+      // with jitter (and a later try of WebSocket), so close and schedule.
+      if (conn !== es) return;
+      es.close();
+      wsFailures = 0; // give WebSocket another chance next time
+      retry();
+    };
+  }
+
+  function close() {
+    closed = true;
+    clearTimeout(timer);
+    if (conn) {
+      const c = conn;
+      conn = null;
+      c.close();
+    }
+    status("closed", handle.transport);
+  }
+
+  connect();
+  return handle;
+}
+
+function randomEpoch() {
+  const bytes = crypto.getRandomValues(new Uint8Array(16));
+  return base64url(bytes);
+}
+
+function base64url(bytes) {
+  let bin = "";
+  for (const b of bytes) bin += String.fromCharCode(b);
+  return btoa(bin).replace(/\+/g, "-").replace(/\//g, "_").replace(/=+$/, "");
+}
+
+/**
+ * The canonical bytes a heartbeat signature covers; must equal
+ * summitcast.domain.presence.canonical_message.
+ */
+export function canonicalMessage(locationId, epoch, seq, ts) {
+  return new TextEncoder().encode(`summitcast-heartbeat-v1\n${locationId}\n${epoch}\n${seq}\n${ts}`);
+}
+
+/** Sign one heartbeat; returns the wire token and its fields (see domain/presence.py). */
+export async function signHeartbeat(secret, locationId, epoch, seq, ts) {
+  const key = typeof secret === "string" ? new TextEncoder().encode(secret) : secret;
+  const sig = base64url(await hmacSha256(key, canonicalMessage(locationId, epoch, seq, ts)));
+  return { token: `hb1.${locationId}.${epoch}.${seq}.${ts}.${sig}`, location_id: locationId, epoch, seq, ts, sig };
+}
+
+/**
+ * The presence client of a location screen.
+ * opts: {wsUrl, heartbeatUrl, locationId, secret (string, used as its UTF-8
+ * bytes, or Uint8Array), intervalS = 15 (until the server says hello),
+ * onStatus({state, transport, seq, error}), wakeLock = true}
+ * The server greets with {type:"hello", interval_s, epoch?}; the screen then
+ * sends {type:"hb", token, location_id, epoch, seq, ts, sig} every interval_s
+ * (shortened by up to 20 % of jitter). Without a WebSocket it POSTs the same
+ * JSON to heartbeatUrl. Returns {stop(), state}.
+ */
+export function locationScreen(opts) {
+  const { locationId, secret } = opts;
+  if (!locationId || !secret) throw new Error("locationScreen: locationId and secret are required");
+  const report = opts.onStatus || (() => {});
+  const state = {
+    transport: null,
+    epoch: randomEpoch(),
+    seq: 0,
+    intervalS: opts.intervalS || 15,
+    sent: 0,
+    lastError: null,
+  };
+  let ws = null;
+  let hbTimer = null;
+  let retryTimer = null;
+  let attempt = 0;
+  let stopped = false;
+  let wakeLock = null;
+
+  function status(name, extra = {}) {
+    report({ state: name, transport: state.transport, seq: state.seq, ...extra });
+  }
+
+  function nextDelayMs() {
+    // Jitter only shortens the interval (as presence.next_interval does), so the
+    // gap never exceeds what the server's timeout allows for.
+    return state.intervalS * 1000 * (1 - 0.2 * Math.random());
+  }
+
+  async function heartbeat() {
+    const hb = await signHeartbeat(secret, locationId, state.epoch, state.seq, Math.floor(Date.now() / 1000));
+    state.seq += 1;
+    return { type: "hb", ...hb };
+  }
+
+  function schedule(send) {
+    clearTimeout(hbTimer);
+    hbTimer = setTimeout(async () => {
+      if (stopped) return;
+      try {
+        await send();
+        state.sent += 1;
+        status("ok");
+      } catch (e) {
+        state.lastError = String(e && e.message ? e.message : e);
+        status("error", { error: state.lastError });
+      }
+      if (!stopped) schedule(send);
+    }, nextDelayMs());
+  }
+
+  async function sendOverWebSocket() {
+    if (!ws || ws.readyState !== WebSocket.OPEN) throw new Error("websocket not open");
+    ws.send(JSON.stringify(await heartbeat()));
+  }
+
+  async function sendOverHttp() {
+    const r = await fetch(opts.heartbeatUrl, {
+      method: "POST",
+      headers: { "Content-Type": "application/json" },
+      body: JSON.stringify(await heartbeat()),
+      credentials: "same-origin",
+      cache: "no-store",
+    });
+    if (!r.ok) throw new Error(`heartbeat: HTTP ${r.status}`);
+    try {
+      const body = await r.json();
+      if (body && body.interval_s > 0) state.intervalS = Number(body.interval_s);
+    } catch {
+      // an empty 204 is fine
+    }
+    attempt = 0;
+  }
+
+  function useHttp() {
+    if (!opts.heartbeatUrl) return false;
+    state.transport = "http";
+    status("fallback");
+    // Send one right away so the location shows up without waiting an interval.
+    sendOverHttp().then(
+      () => status("ok"),
+      (e) => status("error", { error: String(e.message || e) }),
+    );
+    schedule(sendOverHttp);
+    return true;
+  }
+
+  function connect() {
+    if (stopped) return;
+    if (!opts.wsUrl || typeof WebSocket === "undefined") {
+      if (!useHttp()) status("error", { error: "no wsUrl and no heartbeatUrl" });
+      return;
+    }
+    state.transport = "websocket";
+    let greeted = false;
+    const sock = new WebSocket(toWebSocketUrl(opts.wsUrl));
+    ws = sock;
+    status("connecting");
+    sock.onmessage = async (e) => {
+      let msg;
+      try {
+        msg = JSON.parse(e.data);
+      } catch {
+        return;
+      }
+      if (msg.type === "hello") {
+        greeted = true;
+        attempt = 0;
+        if (msg.interval_s > 0) state.intervalS = Number(msg.interval_s);
+        if (typeof msg.epoch === "string" && /^[A-Za-z0-9_-]{8,64}$/.test(msg.epoch) && msg.epoch !== state.epoch) {
+          state.epoch = msg.epoch;
+          state.seq = 0;
+        }
+        clearTimeout(hbTimer);
+        try {
+          await sendOverWebSocket(); // first heartbeat at once, then every interval
+          state.sent += 1;
+          status("ok");
+        } catch (err) {
+          status("error", { error: String(err.message || err) });
+        }
+        schedule(sendOverWebSocket);
+      } else if (msg.type === "error") {
+        state.lastError = msg.reason || msg.error || "refused";
+        status("error", { error: state.lastError });
+      }
+    };
+    sock.onclose = () => {
+      if (ws !== sock || stopped) return;
+      ws = null;
+      clearTimeout(hbTimer);
+      // A fresh epoch per connection, as presence.py expects.
+      state.epoch = randomEpoch();
+      state.seq = 0;
+      if (!greeted && attempt >= 1 && useHttp()) {
+        // WebSocket blocked: keep heartbeats flowing over HTTP and try the
+        // socket again later.
+        // HTTP heartbeats go on while it connects; its hello takes over.
+        retryTimer = setTimeout(connect, Math.max(60000, backoffMs(attempt++, 1000, 300000)));
+        return;
+      }
+      status("reconnecting");
+      retryTimer = setTimeout(connect, backoffMs(attempt++, 1000, 60000));
+    };
+  }
+
+  async function keepAwake() {
+    // A location screen runs for hours on a wall: ask the display to stay on.
+    if (opts.wakeLock === false || !navigator.wakeLock) return;
+    try {
+      wakeLock = await navigator.wakeLock.request("screen");
+    } catch {
+      wakeLock = null; // not allowed without a gesture or in this browser
+    }
+  }
+  const onVisible = () => document.visibilityState === "visible" && !stopped && keepAwake();
+  document.addEventListener("visibilitychange", onVisible);
+  keepAwake();
+
+  connect();
+  return {
+    state,
+    stop() {
+      stopped = true;
+      clearTimeout(hbTimer);
+      clearTimeout(retryTimer);
+      document.removeEventListener("visibilitychange", onVisible);
+      if (ws) ws.close();
+      if (wakeLock) wakeLock.release().catch(() => {});
+      status("stopped");
+    },
+  };
+}
+
+Object.assign(namespace, { liveCounters, locationScreen, signHeartbeat, canonicalMessage });

@@ -1,0 +1,353 @@
+// The HLS player: hls.js with quality, audio-only, language and caption menus,
+// a "behind live" indicator, and recovery from network and media errors.
+import Hls from "hls.js";
+
+import { backoffMs, namespace } from "./common.js";
+
+const LIVE_SLACK_S = 3; // closer than this to the sync point counts as "live"
+const MAX_SOFT_RECOVERIES = 4; // startLoad/recoverMediaError tries before re-creating
+const MAX_ERROR_LOG = 200;
+
+function h(tag, attrs = {}, ...children) {
+  const node = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs)) {
+    if (k === "text") node.textContent = v;
+    else node.setAttribute(k, v);
+  }
+  for (const c of children) node.append(c);
+  return node;
+}
+
+function menu(label, className) {
+  const select = h("select", { class: className });
+  const wrap = h("label", { class: `${className}-label`, hidden: "" }, h("span", { text: label }), select);
+  return { wrap, select };
+}
+
+function fill(select, options, selected) {
+  select.replaceChildren(
+    ...options.map(([value, text]) => {
+      const o = h("option", { value: String(value), text });
+      if (String(value) === String(selected)) o.selected = true;
+      return o;
+    }),
+  );
+  select.parentElement.hidden = options.length < 2;
+}
+
+function trackName(t, index) {
+  const name = t.name || t.lang || `Track ${index + 1}`;
+  return t.lang && t.name && !t.name.toLowerCase().includes(t.lang.toLowerCase()) ? `${name} (${t.lang})` : name;
+}
+
+function levelName(level) {
+  if (level.height) return `${level.height}p`;
+  if (level.bitrate) return `${Math.round(level.bitrate / 1000)} kb/s`;
+  return "Video";
+}
+
+/** A variant with no video: no video codec and no resolution, but audio. */
+function isAudioOnlyVariant(level) {
+  const codecs = (level.attrs && level.attrs.CODECS) || level.audioCodec || "";
+  return !level.videoCodec && !level.width && !level.height && /mp4a|opus|ac-3|ec-3|flac/i.test(codecs);
+}
+
+/**
+ * Mount a player on a <video> element.
+ * opts: {src, controlsEl, autoplay = true, muted = true, hlsConfig = {}}
+ * Returns a controller; the same object is exposed as window.summitcastPlayer.
+ */
+export function mountPlayer(videoEl, opts = {}) {
+  const src = opts.src || videoEl.dataset.src;
+  if (!src) throw new Error("mountPlayer: no src");
+  // Browsers only autoplay muted video; the viewer unmutes with the controls.
+  videoEl.muted = opts.muted !== false;
+  videoEl.autoplay = opts.autoplay !== false;
+  videoEl.playsInline = true;
+  videoEl.controls = true;
+
+  const errors = [];
+  const ui = buildControls(opts.controlsEl);
+  const player = {
+    hls: null,
+    errors,
+    mode: "auto", // "auto" | level index | "audio"
+    audioOnlyUrls: [], // audio-only variants from the master, which hls.js itself drops
+    native: false,
+    destroy,
+    jumpToLive,
+    setQuality,
+    setAudioTrack,
+    setSubtitleTrack,
+    behindLiveS: () => behindLive(),
+  };
+  window.summitcastPlayer = player;
+
+  let softRecoveries = 0;
+  let recreateTimer = null;
+  let recoverTimer = null;
+  let tick = null;
+  let preferredAudio = -1; // language chosen by the viewer, kept across re-creation
+  let preferredSubtitle = -1;
+  let manifestAudioTracks = [];
+  let videoLevels = []; // [[hls level index, label]] of the master, best first
+
+  function log(entry) {
+    errors.push({ at: new Date().toISOString(), ...entry });
+    if (errors.length > MAX_ERROR_LOG) errors.splice(0, errors.length - MAX_ERROR_LOG);
+  }
+
+  function say(text) {
+    if (ui) ui.message.textContent = text || "";
+  }
+
+  function play() {
+    if (!videoEl.autoplay) return;
+    const p = videoEl.play();
+    if (p && p.catch) p.catch((e) => log({ type: "play", details: String(e && e.name), fatal: false }));
+  }
+
+  function currentUrl() {
+    if (player.mode !== "audio") return src;
+    // Audio only: the chosen language's rendition if the master has alternate
+    // audio with URIs (those playlists are audio-only), else the audio rung.
+    const track = manifestAudioTracks[preferredAudio >= 0 ? preferredAudio : 0];
+    if (track && track.url && (preferredAudio >= 0 || !player.audioOnlyUrls.length)) return track.url;
+    return player.audioOnlyUrls[0] || (track && track.url) || src;
+  }
+
+  function create(startPosition = -1) {
+    clearTimeout(recreateTimer);
+    const hls = new Hls({
+      startPosition,
+      // Start near the live edge but not on it: fewer stalls on slow links.
+      liveSyncDurationCount: 3,
+      liveMaxLatencyDurationCount: 10,
+      backBufferLength: 30,
+      capLevelToPlayerSize: true,
+      ...opts.hlsConfig,
+    });
+    player.hls = hls;
+    hls.on(Hls.Events.MANIFEST_LOADED, (_e, data) => {
+      if (player.mode === "audio") return; // keep what the master told us
+      player.audioOnlyUrls = (data.levels || []).filter(isAudioOnlyVariant).map((l) => l.url);
+      manifestAudioTracks = (data.audioTracks || []).map((t) => ({ name: t.name, lang: t.lang, url: t.url }));
+    });
+    hls.on(Hls.Events.MANIFEST_PARSED, () => {
+      if (player.mode !== "audio") {
+        hls.currentLevel = player.mode === "auto" ? -1 : player.mode;
+        hls.loadLevel = hls.currentLevel;
+      }
+      if (preferredAudio >= 0 && preferredAudio < hls.audioTracks.length) hls.audioTrack = preferredAudio;
+      hls.subtitleTrack = preferredSubtitle;
+      hls.subtitleDisplay = preferredSubtitle >= 0;
+      refreshMenus();
+      play();
+    });
+    for (const ev of [
+      Hls.Events.LEVEL_SWITCHED,
+      Hls.Events.AUDIO_TRACKS_UPDATED,
+      Hls.Events.AUDIO_TRACK_SWITCHED,
+      Hls.Events.SUBTITLE_TRACKS_UPDATED,
+      Hls.Events.SUBTITLE_TRACK_SWITCH,
+    ]) {
+      hls.on(ev, refreshMenus);
+    }
+    hls.on(Hls.Events.FRAG_BUFFERED, () => {
+      // Media flows again: the next failure starts its backoff from scratch.
+      softRecoveries = 0;
+      say("");
+    });
+    hls.on(Hls.Events.ERROR, onError);
+    hls.attachMedia(videoEl);
+    hls.loadSource(currentUrl());
+  }
+
+  function onError(_e, data) {
+    log({ type: data.type, details: data.details, fatal: !!data.fatal, response: data.response && data.response.code });
+    if (!data.fatal) return;
+    const hls = player.hls;
+    clearTimeout(recoverTimer);
+    const delay = backoffMs(softRecoveries);
+    const manifestFailed = /^manifest/i.test(data.details || "");
+    if (softRecoveries >= MAX_SOFT_RECOVERIES || manifestFailed || data.type === Hls.ErrorTypes.OTHER_ERROR) {
+      // A manifest that never loaded (stream not started yet, origin down) or a
+      // stuck pipeline: start over with a new instance after a pause.
+      say(`Connection lost. Trying again in ${Math.round(delay / 1000)} s…`);
+      recreate(delay);
+      return;
+    }
+    softRecoveries += 1;
+    if (data.type === Hls.ErrorTypes.NETWORK_ERROR) {
+      say(`Network problem. Retrying in ${Math.round(delay / 1000)} s…`);
+      recoverTimer = setTimeout(() => player.hls === hls && hls.startLoad(), delay);
+    } else if (data.type === Hls.ErrorTypes.MEDIA_ERROR) {
+      // recoverMediaError right away the first time (hls.js's advice), then
+      // swap the audio codec in case the container lied about it.
+      if (softRecoveries > 1) hls.swapAudioCodec();
+      recoverTimer = setTimeout(() => player.hls === hls && hls.recoverMediaError(), softRecoveries > 1 ? delay : 0);
+    } else {
+      recreate(delay);
+    }
+  }
+
+  function recreate(delayMs) {
+    clearTimeout(recreateTimer);
+    clearTimeout(recoverTimer);
+    if (player.hls) {
+      player.hls.destroy();
+      player.hls = null;
+    }
+    softRecoveries += 1;
+    recreateTimer = setTimeout(create, delayMs);
+  }
+
+  function behindLive() {
+    const hls = player.hls;
+    if (!hls || hls.liveSyncPosition == null || !Number.isFinite(videoEl.currentTime)) return null;
+    return Math.max(0, hls.liveSyncPosition - videoEl.currentTime);
+  }
+
+  function jumpToLive() {
+    const hls = player.hls;
+    if (hls && hls.liveSyncPosition != null) {
+      videoEl.currentTime = hls.liveSyncPosition;
+      play();
+    } else if (player.native && videoEl.seekable.length) {
+      videoEl.currentTime = videoEl.seekable.end(videoEl.seekable.length - 1) - 6;
+    }
+  }
+
+  function setQuality(value) {
+    const v = value === "auto" || value === "audio" ? value : Number(value);
+    const wasAudio = player.mode === "audio";
+    player.mode = v;
+    if (ui) ui.root.classList.toggle("sc-audio-only", v === "audio");
+    videoEl.closest(".sc-player")?.classList.toggle("sc-audio-only", v === "audio");
+    if (v === "audio" || wasAudio) {
+      // Audio only is a different playlist. A live one starts at its live
+      // edge by itself; a recording resumes where the viewer was.
+      const details = player.hls && player.hls.latestLevelDetails;
+      const resumeAt = details && !details.live ? videoEl.currentTime : -1;
+      if (player.hls) player.hls.destroy();
+      create(resumeAt);
+      return;
+    }
+    // -1 = automatic; nextLevel switches at the next fragment without a stall.
+    if (player.hls) player.hls.nextLevel = v === "auto" ? -1 : v;
+    refreshMenus();
+  }
+
+  function setAudioTrack(id) {
+    preferredAudio = Number(id);
+    if (player.mode === "audio") {
+      if (player.hls) player.hls.destroy();
+      create();
+    } else if (player.hls) {
+      player.hls.audioTrack = preferredAudio;
+    }
+  }
+
+  function setSubtitleTrack(id) {
+    preferredSubtitle = Number(id);
+    if (player.hls) {
+      player.hls.subtitleTrack = preferredSubtitle;
+      player.hls.subtitleDisplay = preferredSubtitle >= 0;
+    } else if (player.native) {
+      Array.from(videoEl.textTracks).forEach((t, i) => {
+        t.mode = i === preferredSubtitle ? "showing" : "disabled";
+      });
+    }
+  }
+
+  function refreshMenus() {
+    if (!ui) return;
+    const hls = player.hls;
+    if (hls && player.mode !== "audio") {
+      // Remember the video rungs: in audio-only mode hls.js holds one level.
+      videoLevels = hls.levels
+        .map((l, i) => [i, l])
+        .sort((a, b) => (b[1].height || 0) - (a[1].height || 0) || b[1].bitrate - a[1].bitrate)
+        .map(([i, l]) => [i, levelName(l)]);
+    }
+    if (hls || videoLevels.length) {
+      const current = hls && hls.currentLevel >= 0 && hls.levels[hls.currentLevel];
+      const auto = current && player.mode === "auto" ? `Auto (${levelName(current)})` : "Auto";
+      const options = [["auto", auto], ...videoLevels];
+      const audioUrls = player.audioOnlyUrls.length || manifestAudioTracks.some((t) => t.url);
+      if (audioUrls) options.push(["audio", "Audio only (saves data)"]);
+      fill(ui.quality.select, options, player.mode);
+    }
+    const audioTracks = hls ? hls.audioTracks : [];
+    const audioSource = audioTracks.length ? audioTracks : manifestAudioTracks;
+    const selectedAudio = hls && audioTracks.length ? hls.audioTrack : preferredAudio;
+    fill(ui.language.select, audioSource.map((t, i) => [i, trackName(t, i)]), selectedAudio < 0 ? 0 : selectedAudio);
+    const subs = hls ? hls.subtitleTracks : Array.from(videoEl.textTracks || []);
+    const subOptions = [[-1, "Off"], ...subs.map((t, i) => [i, trackName(t, i)])];
+    fill(ui.captions.select, subOptions, hls ? hls.subtitleTrack : preferredSubtitle);
+  }
+
+  function updateLiveStatus() {
+    if (!ui) return;
+    const behind = behindLive();
+    const isLive = behind != null;
+    ui.live.hidden = !isLive;
+    if (!isLive) return;
+    const atEdge = behind < LIVE_SLACK_S;
+    ui.live.dataset.live = String(atEdge);
+    ui.liveText.textContent = atEdge ? "Live" : `Behind live by ${Math.round(behind)} s`;
+    ui.jump.hidden = atEdge;
+  }
+
+  function destroy() {
+    clearTimeout(recreateTimer);
+    clearTimeout(recoverTimer);
+    clearInterval(tick);
+    if (player.hls) player.hls.destroy();
+    player.hls = null;
+    if (ui) ui.root.remove();
+  }
+
+  if (ui) {
+    ui.quality.select.addEventListener("change", (e) => setQuality(e.target.value));
+    ui.language.select.addEventListener("change", (e) => setAudioTrack(e.target.value));
+    ui.captions.select.addEventListener("change", (e) => setSubtitleTrack(e.target.value));
+    ui.jump.addEventListener("click", jumpToLive);
+  }
+
+  if (Hls.isSupported()) {
+    create();
+  } else if (videoEl.canPlayType("application/vnd.apple.mpegurl")) {
+    // Safari on iOS has no MediaSource: its own HLS stack does ABR, audio
+    // groups and captions; we keep the captions menu and the live indicator.
+    player.native = true;
+    videoEl.src = src;
+    videoEl.addEventListener("loadedmetadata", () => {
+      refreshMenus();
+      play();
+    });
+    videoEl.addEventListener("error", () => log({ type: "native", details: String(videoEl.error && videoEl.error.code), fatal: true }));
+  } else {
+    say("This browser cannot play the stream. Please try a current Firefox, Chrome or Safari.");
+    log({ type: "unsupported", details: "no MediaSource and no native HLS", fatal: true });
+  }
+  tick = setInterval(updateLiveStatus, 1000);
+  return player;
+}
+
+function buildControls(controlsEl) {
+  if (!controlsEl) return null;
+  const quality = menu("Quality", "sc-quality");
+  const language = menu("Language", "sc-language");
+  const captions = menu("Captions", "sc-captions");
+  const liveText = h("span", { class: "sc-live-text" });
+  const jump = h("button", { type: "button", class: "sc-jump-live secondary", hidden: "", text: "Jump to live" });
+  const live = h("span", { class: "sc-live-status", role: "status", hidden: "" }, liveText, " ", jump);
+  const bar = h("div", { class: "sc-player-controls" }, quality.wrap, language.wrap, captions.wrap, live);
+  const message = h("div", { class: "sc-player-message", role: "alert" });
+  const root = h("div", { class: "sc-player-ui" }, bar, message);
+  controlsEl.replaceChildren(root);
+  return { root, quality, language, captions, live, liveText, jump, message };
+}
+
+Object.assign(namespace, { mountPlayer, Hls });
