@@ -1,0 +1,386 @@
+"""Presence and pub/sub on Redis, shared by every worker and app node.
+
+Keys (``{summit}`` is a Redis Cluster hash tag, so one summit's keys share a slot)::
+
+    <prefix>:presence:{<summit>}:online   ZSET  location → last heartbeat (seconds)
+    <prefix>:presence:{<summit>}:country  HASH  location → country key
+    <prefix>:presence:{<summit>}:counts   HASH  country → tracked locations
+    <prefix>:presence:{<summit>}:peak     HASH  peak, at
+    <prefix>:replay:<location>            HASH  epoch, seq (expires after replay_ttl_s)
+    <prefix>:pubsub:<channel>             pub/sub channel
+
+Every change runs as one Lua script, so ``counts`` always equals the ZSET grouped
+by country, whatever the number of workers. ``counts`` covers tracked locations;
+reads subtract those whose timeout passed but that expire() has not dropped yet
+(a ZRANGEBYSCORE over a short range), so reads are exact at any ``now``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any, TypeAlias
+
+import redis.asyncio as aioredis
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
+from summitcast.presence.base import Message, PresenceSnapshot
+from summitcast.presence.memory import LocalHub, LocalSubscription, encode_message
+
+log = logging.getLogger(__name__)
+
+# types-redis (still in the dev extras) describes redis 4, where Redis is generic and
+# has no aclose(); redis 8 ships its own types. The ignores below hold under both.
+Redis: TypeAlias = "aioredis.Redis[Any]"  # type: ignore[misc,unused-ignore]
+ScriptArgs = list[str | int | float]
+
+# Shared prologue: ARGV[1] is ``now`` or "" for the server clock, ARGV[2] the timeout.
+# Redis 7 replicates script effects, so reading TIME inside a script is allowed.
+_CLOCK = """
+local now = tonumber(ARGV[1])
+if not now then
+  local t = redis.call('TIME')
+  now = tonumber(t[1]) + tonumber(t[2]) / 1000000
+end
+local cutoff = now - tonumber(ARGV[2])
+local function add_count(country, delta)
+  if redis.call('HINCRBY', KEYS[3], country, delta) <= 0 then
+    redis.call('HDEL', KEYS[3], country)
+  end
+end
+"""
+
+# KEYS: online, country, counts, peak; ARGV: now, timeout, location, country.
+_HEARTBEAT = (
+    _CLOCK
+    + """
+local loc, country = ARGV[3], ARGV[4]
+local old = redis.call('ZSCORE', KEYS[1], loc)
+local came = 0
+if not old then
+  redis.call('ZADD', KEYS[1], now, loc)
+  redis.call('HSET', KEYS[2], loc, country)
+  add_count(country, 1)
+  came = 1
+else
+  old = tonumber(old)
+  -- past its timeout but not yet expired: offline by the rule, so back online now
+  if old <= cutoff then came = 1 end
+  local previous = redis.call('HGET', KEYS[2], loc)
+  if previous ~= country then
+    if previous then add_count(previous, -1) end
+    redis.call('HSET', KEYS[2], loc, country)
+    add_count(country, 1)
+  end
+  -- GT: a worker whose clock lags never moves a heartbeat backwards
+  redis.call('ZADD', KEYS[1], 'GT', now, loc)
+end
+if came == 1 then
+  local total = redis.call('ZCARD', KEYS[1]) - redis.call('ZCOUNT', KEYS[1], '-inf', cutoff)
+  local peak = tonumber(redis.call('HGET', KEYS[4], 'peak') or '0')
+  if total > peak then
+    redis.call('HSET', KEYS[4], 'peak', total, 'at', now)
+  end
+end
+return came
+"""
+)
+
+# KEYS: online, country, counts; ARGV: now, timeout, batch size.
+_EXPIRE = (
+    _CLOCK
+    + """
+local gone = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', cutoff, 'LIMIT', 0, tonumber(ARGV[3]))
+for _, loc in ipairs(gone) do
+  redis.call('ZREM', KEYS[1], loc)
+  local country = redis.call('HGET', KEYS[2], loc)
+  if country then
+    add_count(country, -1)
+    redis.call('HDEL', KEYS[2], loc)
+  end
+end
+return gone
+"""
+)
+
+# KEYS: online, country, counts, peak; ARGV: now, timeout.
+# Returns {total, {country, count, ...}, peak, peak_at}; numbers as strings because
+# Lua numbers come back from Redis truncated to integers.
+_SNAPSHOT = (
+    _CLOCK
+    + """
+local counts = {}
+local flat = redis.call('HGETALL', KEYS[3])
+for i = 1, #flat, 2 do counts[flat[i]] = tonumber(flat[i + 1]) end
+local stale = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', cutoff)
+for _, loc in ipairs(stale) do
+  local country = redis.call('HGET', KEYS[2], loc)
+  if country and counts[country] then counts[country] = counts[country] - 1 end
+end
+local out, total = {}, 0
+for country, n in pairs(counts) do
+  if n > 0 then
+    out[#out + 1] = country
+    out[#out + 1] = tostring(n)
+    total = total + n
+  end
+end
+local peak = redis.call('HMGET', KEYS[4], 'peak', 'at')
+return {tostring(total), out, peak[1] or '0', peak[2] or ''}
+"""
+)
+
+# KEYS: online; ARGV: now, timeout; returns the online total only.
+_ONLINE_COUNT = (
+    _CLOCK
+    + """
+return redis.call('ZCARD', KEYS[1]) - redis.call('ZCOUNT', KEYS[1], '-inf', cutoff)
+"""
+)
+
+# KEYS: online; ARGV: now, timeout, location.
+_IS_ONLINE = (
+    _CLOCK
+    + """
+local last = redis.call('ZSCORE', KEYS[1], ARGV[3])
+if last and tonumber(last) > cutoff then return 1 end
+return 0
+"""
+)
+
+# KEYS: online, country, counts; ARGV: location.
+_FORGET = """
+local country = redis.call('HGET', KEYS[2], ARGV[1])
+local removed = redis.call('ZREM', KEYS[1], ARGV[1])
+if country then
+  redis.call('HDEL', KEYS[2], ARGV[1])
+  if redis.call('HINCRBY', KEYS[3], country, -1) <= 0 then redis.call('HDEL', KEYS[3], country) end
+end
+return removed
+"""
+
+# KEYS: replay; ARGV: epoch, seq, ttl. Same rule as domain.presence.is_replay.
+_REPLAY = """
+local current = redis.call('HMGET', KEYS[1], 'epoch', 'seq')
+if current[1] == ARGV[1] and tonumber(ARGV[2]) <= tonumber(current[2]) then return 0 end
+redis.call('HSET', KEYS[1], 'epoch', ARGV[1], 'seq', ARGV[2])
+redis.call('EXPIRE', KEYS[1], tonumber(ARGV[3]))
+return 1
+"""
+
+
+def _text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def _now_arg(now: float | None) -> str:
+    # repr() keeps every bit of the float; "" asks the script for the server clock.
+    return "" if now is None else repr(float(now))
+
+
+class RedisPresence:
+    """Presence shared by several workers through one Redis."""
+
+    def __init__(
+        self,
+        client: Redis,
+        *,
+        timeout_s: float,
+        prefix: str = "summitcast",
+        replay_ttl_s: int = 24 * 3600,
+        expire_batch: int = 1000,
+    ) -> None:
+        if timeout_s <= 0:
+            raise ValueError("timeout_s must be > 0")
+        self.timeout_s = timeout_s
+        self.prefix = prefix
+        self._client = client
+        self._replay_ttl_s = replay_ttl_s
+        self._expire_batch = expire_batch
+        self._heartbeat = client.register_script(_HEARTBEAT)
+        self._expire = client.register_script(_EXPIRE)
+        self._snapshot = client.register_script(_SNAPSHOT)
+        self._online_count = client.register_script(_ONLINE_COUNT)
+        self._is_online = client.register_script(_IS_ONLINE)
+        self._forget = client.register_script(_FORGET)
+        self._replay = client.register_script(_REPLAY)
+
+    @classmethod
+    def from_url(cls, url: str, *, timeout_s: float, prefix: str = "summitcast") -> RedisPresence:
+        """Connect lazily to the Redis at ``url``."""
+        return cls(aioredis.Redis.from_url(url), timeout_s=timeout_s, prefix=prefix)
+
+    def _keys(self, summit_id: str) -> list[str]:
+        base = f"{self.prefix}:presence:{{{summit_id}}}"
+        return [f"{base}:online", f"{base}:country", f"{base}:counts", f"{base}:peak"]
+
+    async def heartbeat(
+        self, summit_id: str, location_id: str, country: str, now: float | None = None
+    ) -> bool:
+        """Record a valid heartbeat; True when the location just came online."""
+        args: ScriptArgs = [_now_arg(now), self.timeout_s, location_id, country]
+        return bool(await self._heartbeat(keys=self._keys(summit_id), args=args))
+
+    async def expire(self, summit_id: str, now: float | None = None) -> list[str]:
+        """Drop locations whose timeout has passed; return them (each reported once)."""
+        keys = self._keys(summit_id)[:3]
+        gone: list[str] = []
+        # Batches keep each script short, so a mass disconnect does not stall Redis.
+        while True:
+            args: ScriptArgs = [_now_arg(now), self.timeout_s, self._expire_batch]
+            batch = [_text(loc) for loc in await self._expire(keys=keys, args=args)]
+            gone.extend(batch)
+            if len(batch) < self._expire_batch:
+                return gone
+
+    async def online_count(self, summit_id: str, now: float | None = None) -> int:
+        """How many locations are online at ``now`` (exact even if expire() lags)."""
+        keys = self._keys(summit_id)[:1]
+        return int(await self._online_count(keys=keys, args=[_now_arg(now), self.timeout_s]))
+
+    async def counts_by_country(self, summit_id: str, now: float | None = None) -> dict[str, int]:
+        """Online locations per country at ``now``; countries with none are left out."""
+        return (await self.snapshot(summit_id, now)).by_country
+
+    async def peak(self, summit_id: str) -> tuple[int, float | None]:
+        """The highest online count seen and the ``now`` at which it was first reached."""
+        peak, at = await self._client.hmget(self._keys(summit_id)[3], ["peak", "at"])
+        return (int(peak), float(_text(at))) if peak is not None else (0, None)
+
+    async def is_online(self, summit_id: str, location_id: str, now: float | None = None) -> bool:
+        """True while the location's last heartbeat is younger than the timeout."""
+        keys = self._keys(summit_id)[:1]
+        args: ScriptArgs = [_now_arg(now), self.timeout_s, location_id]
+        return bool(await self._is_online(keys=keys, args=args))
+
+    async def forget(self, summit_id: str, location_id: str) -> bool:
+        """Take a location out at once (revoked); True when it was being tracked."""
+        return bool(await self._forget(keys=self._keys(summit_id)[:3], args=[location_id]))
+
+    async def snapshot(self, summit_id: str, now: float | None = None) -> PresenceSnapshot:
+        """Total, per-country counts and peak read together (one script, one instant)."""
+        total, flat, peak, at = await self._snapshot(
+            keys=self._keys(summit_id), args=[_now_arg(now), self.timeout_s]
+        )
+        pairs = [_text(x) for x in flat]
+        by_country = dict(sorted(zip(pairs[::2], map(int, pairs[1::2]), strict=True)))
+        at_text = _text(at)
+        return PresenceSnapshot(
+            int(_text(total)), by_country, int(_text(peak)), float(at_text) if at_text else None
+        )
+
+    async def check_and_store_seq(self, location_id: str, epoch: str, seq: int) -> bool:
+        """Atomically refuse a replayed (epoch, seq) and otherwise remember it; True if fresh."""
+        key = f"{self.prefix}:replay:{location_id}"
+        return bool(await self._replay(keys=[key], args=[epoch, seq, self._replay_ttl_s]))
+
+    async def close(self) -> None:
+        """Close the connection pool."""
+        await self._client.aclose()  # type: ignore[attr-defined,unused-ignore]
+
+
+class RedisPubSub:
+    """Pub/sub across workers: ONE Redis subscription per channel per process, fanned out locally.
+
+    Thousands of WebSockets in a worker share one Redis connection instead of
+    holding one each; messages published while Redis is unreachable are lost (the
+    next snapshot repairs the picture).
+    """
+
+    def __init__(
+        self, client: Redis, *, prefix: str = "summitcast", confirm_timeout_s: float = 5.0
+    ) -> None:
+        self._client = client
+        self._channel_prefix = f"{prefix}:pubsub:"
+        self._confirm_timeout_s = confirm_timeout_s
+        self._pubsub = client.pubsub()
+        self._hub = LocalHub()
+        self._refs: dict[str, int] = {}
+        self._confirmed: dict[str, asyncio.Event] = {}
+        self._lock = asyncio.Lock()
+        self._reader: asyncio.Task[None] | None = None
+
+    @classmethod
+    def from_url(cls, url: str, *, prefix: str = "summitcast") -> RedisPubSub:
+        """Connect lazily to the Redis at ``url``."""
+        return cls(aioredis.Redis.from_url(url), prefix=prefix)
+
+    async def publish(self, channel: str, message: Message) -> None:
+        """Send a JSON-serialisable dict to every subscriber of ``channel`` in every worker."""
+        await self._client.publish(self._channel_prefix + channel, encode_message(message))
+
+    @asynccontextmanager
+    async def subscribe(self, channel: str) -> AsyncIterator[LocalSubscription]:
+        """Subscribe; messages published after entering the context are delivered."""
+        sub = self._hub.add(channel)
+        try:
+            await self._acquire(channel)
+            try:
+                yield sub
+            finally:
+                await self._release(channel)
+        finally:
+            self._hub.remove(channel, sub)
+
+    async def _acquire(self, channel: str) -> None:
+        async with self._lock:
+            self._refs[channel] = self._refs.get(channel, 0) + 1
+            if self._refs[channel] == 1:
+                self._confirmed[channel] = asyncio.Event()
+                await self._pubsub.subscribe(self._channel_prefix + channel)
+                if self._reader is None:
+                    self._reader = asyncio.create_task(self._read(), name="redis-pubsub-reader")
+            confirmed = self._confirmed[channel]
+        # SUBSCRIBE is asynchronous: wait for Redis to confirm it, or a message
+        # published right after subscribe() returns could be missed.
+        try:
+            await asyncio.wait_for(confirmed.wait(), self._confirm_timeout_s)
+        except TimeoutError:
+            await self._release(channel)
+            raise
+
+    async def _release(self, channel: str) -> None:
+        async with self._lock:
+            self._refs[channel] -= 1
+            if self._refs[channel] == 0:
+                del self._refs[channel]
+                del self._confirmed[channel]
+                with contextlib.suppress(RedisConnectionError, RedisTimeoutError):
+                    await self._pubsub.unsubscribe(self._channel_prefix + channel)
+
+    async def _read(self) -> None:
+        failures = 0
+        while True:
+            try:
+                raw = await self._pubsub.get_message(timeout=1.0)
+                failures = 0
+            except (RedisConnectionError, RedisTimeoutError, OSError) as error:
+                # redis-py reconnects and re-subscribes on the next read; wait a little
+                # longer each time so a Redis outage does not become a busy loop.
+                failures += 1
+                log.warning("redis pub/sub read failed (%s); retrying", error)
+                await asyncio.sleep(min(5.0, 0.1 * 2**failures))
+                continue
+            if raw is None:
+                continue
+            kind = _text(raw["type"])
+            channel = _text(raw["channel"]).removeprefix(self._channel_prefix)
+            if kind == "message":
+                self._hub.deliver(channel, _text(raw["data"]))
+            elif kind == "subscribe" and channel in self._confirmed:
+                self._confirmed[channel].set()
+
+    async def close(self) -> None:
+        """Stop the reader, end every subscription and close connections."""
+        if self._reader is not None:
+            self._reader.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._reader
+            self._reader = None
+        self._hub.close()
+        await self._pubsub.aclose()  # type: ignore[attr-defined,unused-ignore]
+        await self._client.aclose()  # type: ignore[attr-defined,unused-ignore]
