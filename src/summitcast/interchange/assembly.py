@@ -106,9 +106,7 @@ def parse_moment(text: str, zone: ZoneInfo, where: str) -> datetime:
     """An aware date-time from ISO text or fail naming the field."""
     moment = _date_time(text, zone)
     if moment is None:
-        raise ImportFormatError(
-            f"{where}: {describe(text)} is not an ISO date-time", field=where
-        )
+        raise ImportFormatError(f"{where}: {describe(text)} is not an ISO date-time", field=where)
     return moment
 
 
@@ -145,8 +143,10 @@ def resolve_start(
     hours, minutes, seconds = match.groups()
     clock = time(int(hours), int(minutes), int(seconds or 0))
     on_day = calendar_day or day_date
-    if calendar_day is None and day_start is not None and clock < day_start.timetz().replace(
-        tzinfo=None
+    if (
+        calendar_day is None
+        and day_start is not None
+        and clock < day_start.timetz().replace(tzinfo=None)
     ):
         # Listed under a day that starts at, say, 10:00: an "01:30" is the night after.
         on_day = day_date + timedelta(days=1)
@@ -254,9 +254,7 @@ class ScheduleBuilder:
     def add_item(self, day_date: date, room: str, item: ScheduleItem, where: str) -> None:
         """File an event under its listed day and room."""
         if item.guid in self._guids:
-            raise ImportFormatError(
-                f"{where}: guid {item.guid} is used by two events", field=where
-            )
+            raise ImportFormatError(f"{where}: guid {item.guid} is used by two events", field=where)
         self._guids.add(item.guid)
         self._sessions.setdefault((day_date, room), []).append(item)
 

@@ -103,9 +103,7 @@ def _object(value: object, path: str) -> dict[str, Any]:
 
 def _array(value: object, path: str) -> list[Any]:
     if not isinstance(value, list):
-        raise ImportFormatError(
-            f"{path}: expected an array, found {_type_name(value)}", field=path
-        )
+        raise ImportFormatError(f"{path}: expected an array, found {_type_name(value)}", field=path)
     return value
 
 
