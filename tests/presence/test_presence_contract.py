@@ -235,9 +235,7 @@ def test_check_and_store_seq_refuses_replay_across_workers(backend: Backend) -> 
 def test_concurrent_claims_of_one_seq_accept_exactly_one(backend: Backend) -> None:
     async def scenario(b: Backend) -> list[bool]:
         workers = [b.presence(), b.presence()]
-        claims = [
-            workers[i % 2].check_and_store_seq("loc-a", "epoch-one", 7) for i in range(20)
-        ]
+        claims = [workers[i % 2].check_and_store_seq("loc-a", "epoch-one", 7) for i in range(20)]
         return list(await asyncio.gather(*claims))
 
     assert backend.run(scenario).count(True) == 1
