@@ -47,6 +47,7 @@ class Settings(BaseSettings):
     heartbeat_timeout_s: float = Field(default=35.0, gt=0)
     segment_dir: Path | None = None  # empty: data_dir / "hls"
     secure_cookies: bool = False
+    auto_migrate: bool = True  # upgrade the schema when the app starts
 
     @classmethod
     def settings_customise_sources(
@@ -68,7 +69,8 @@ class Settings(BaseSettings):
         ):
             raise ConfigurationError(
                 "SUMMITCAST_SECRET_KEY must be set to a random value of at least 32 characters "
-                "outside development (try: python -c 'import secrets; print(secrets.token_urlsafe(48))')"
+                "outside development "
+                "(try: python -c 'import secrets; print(secrets.token_urlsafe(48))')"
             )
         return self
 

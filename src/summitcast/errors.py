@@ -1,14 +1,14 @@
 """Errors summitcast raises on purpose; each carries a message a person can act on.
 
-    SummitcastError
-    ├── ValidationError        bad input: the caller can fix it (HTTP 422 / CLI exit 2)
-    │   └── ImportFormatError  a schedule or upload that cannot be read, with the place it broke
-    ├── NotFoundError          the object does not exist or is not visible to the caller (404)
-    ├── PermissionDeniedError  the caller is known but may not do this (403)
-    ├── AuthenticationError    the caller is not known (401)
-    ├── ConflictError          the request clashes with stored state (409)
-    ├── RateLimitedError       too many requests from one client (429)
-    └── ConfigurationError     the server is set up wrongly and refuses to start
+SummitcastError
+├── ValidationError        bad input: the caller can fix it (HTTP 422 / CLI exit 2)
+│   └── ImportFormatError  a schedule or upload that cannot be read, with the place it broke
+├── NotFoundError          the object does not exist or is not visible to the caller (404)
+├── PermissionDeniedError  the caller is known but may not do this (403)
+├── AuthenticationError    the caller is not known (401)
+├── ConflictError          the request clashes with stored state (409)
+├── RateLimitedError       too many requests from one client (429)
+└── ConfigurationError     the server is set up wrongly and refuses to start
 """
 
 from __future__ import annotations

@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 from datetime import date, datetime
+from pathlib import Path
 
 import pycountry
 from sqlalchemy import func, select
@@ -187,7 +188,7 @@ def add_session(db: DbSession, summit: Summit, data: SessionInput, *, key: str =
     session = Session(
         summit_id=summit.id,
         day_id=ensure_day(db, summit, day).id,
-        key=key or uuid.uuid4().hex,
+        key=key or str(uuid.uuid4()),
         title=data.title.strip(),
         room=data.room.strip(),
         planned_start=data.planned_start,
@@ -438,3 +439,21 @@ def items_of_speaker(db: DbSession, speaker: Speaker) -> list[Item]:
             .order_by(Session.planned_start, Item.position)
         )
     )
+
+
+def timed_items(session: Session) -> list[tuple[Item, rules.TimedItem]]:
+    """A session's items with their planned start and end, laid end to end."""
+    laid = rules.lay_out(
+        session.planned_start, [(i.id, i.planned_duration_s) for i in session.items]
+    )
+    return list(zip(session.items, laid, strict=True))
+
+
+def set_speaker_photo(db: DbSession, speaker: Speaker, name: str, *, folder: Path) -> Speaker:
+    """Point the speaker at a stored photo and delete the one it replaces."""
+    old = speaker.photo
+    speaker.photo = name
+    db.flush()
+    if old and old != name:
+        (folder / Path(old).name).unlink(missing_ok=True)
+    return speaker

@@ -30,7 +30,8 @@ def make_engine(url: str) -> Engine:
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
-    # SQLite leaves foreign keys off unless asked per connection; WAL lets readers run during writes.
+    # SQLite leaves foreign keys off unless asked per connection;
+    # WAL lets readers run while one writer writes.
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute("PRAGMA journal_mode=WAL")

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, date, datetime
-from typing import Any
+from typing import Any, ClassVar
 
 from sqlalchemy import (
     JSON,
@@ -59,7 +59,7 @@ class Base(DeclarativeBase):
     """Declarative base with the shared naming convention."""
 
     metadata = MetaData(naming_convention=NAMING)
-    type_annotation_map: dict[Any, Any] = {datetime: UTCDateTime(), date: Date()}
+    type_annotation_map: ClassVar[dict[Any, Any]] = {datetime: UTCDateTime(), date: Date()}
 
 
 class User(Base):
@@ -87,9 +87,7 @@ class Membership(Base):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
-    summit_id: Mapped[int] = mapped_column(
-        ForeignKey("summits.id", ondelete="CASCADE"), index=True
-    )
+    summit_id: Mapped[int] = mapped_column(ForeignKey("summits.id", ondelete="CASCADE"), index=True)
     role: Mapped[str] = mapped_column(String(32))
 
     user: Mapped[User] = relationship(back_populates="memberships")
@@ -147,9 +145,7 @@ class Session(Base):
     __table_args__ = (UniqueConstraint("summit_id", "key", name="uq_session_summit_key"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    summit_id: Mapped[int] = mapped_column(
-        ForeignKey("summits.id", ondelete="CASCADE"), index=True
-    )
+    summit_id: Mapped[int] = mapped_column(ForeignKey("summits.id", ondelete="CASCADE"), index=True)
     day_id: Mapped[int] = mapped_column(ForeignKey("days.id", ondelete="CASCADE"), index=True)
     key: Mapped[str] = mapped_column(String(200))  # stable identity for imports
     title: Mapped[str] = mapped_column(String(300))
@@ -171,9 +167,7 @@ class Item(Base):
     __table_args__ = (UniqueConstraint("summit_id", "guid", name="uq_item_summit_guid"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    summit_id: Mapped[int] = mapped_column(
-        ForeignKey("summits.id", ondelete="CASCADE"), index=True
-    )
+    summit_id: Mapped[int] = mapped_column(ForeignKey("summits.id", ondelete="CASCADE"), index=True)
     session_id: Mapped[int] = mapped_column(
         ForeignKey("sessions.id", ondelete="CASCADE"), index=True
     )
@@ -204,9 +198,7 @@ class Speaker(Base):
     __table_args__ = (UniqueConstraint("summit_id", "guid", name="uq_speaker_summit_guid"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    summit_id: Mapped[int] = mapped_column(
-        ForeignKey("summits.id", ondelete="CASCADE"), index=True
-    )
+    summit_id: Mapped[int] = mapped_column(ForeignKey("summits.id", ondelete="CASCADE"), index=True)
     guid: Mapped[str] = mapped_column(String(200))
     external_id: Mapped[int | None] = mapped_column(Integer, default=None)
     name: Mapped[str] = mapped_column(String(300))

@@ -1,0 +1,120 @@
+"""create_app(settings): wires the back-ends, middleware and routes into one ASGI app."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from urllib.parse import quote
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, RedirectResponse, Response
+from fastapi.staticfiles import StaticFiles
+from starlette.middleware.sessions import SessionMiddleware
+
+from summitcast import __version__
+from summitcast.config import Settings
+from summitcast.errors import AuthenticationError, RateLimitedError, SummitcastError
+from summitcast.services.accounts import RateLimiter
+from summitcast.storage.database import Database
+from summitcast.web.routes import api, auth, backstage, public
+from summitcast.web.security import BodyLimitMiddleware, SecurityHeadersMiddleware
+from summitcast.web.templating import make_templates, render
+
+STATIC = Path(__file__).parent / "web" / "static"
+
+
+def _wants_json(request: Request) -> bool:
+    return request.url.path.startswith("/api/") or "application/json" in request.headers.get(
+        "accept", ""
+    )
+
+
+def create_app(settings: Settings, *, database: Database | None = None) -> FastAPI:
+    """Build the summitcast ASGI app from its settings."""
+    db = database or Database(settings.effective_database_url)
+    if settings.auto_migrate:
+        db.upgrade()
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        yield
+        if database is None:
+            db.dispose()
+
+    app = FastAPI(
+        title="summitcast",
+        version=__version__,
+        openapi_url="/api/openapi.json",
+        docs_url="/api/docs",
+        redoc_url=None,
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.state.database = db
+    app.state.templates = make_templates()
+    secret = settings.secret_key.get_secret_value().encode()
+    app.state.login_limiter = RateLimiter(
+        limit=settings.login_attempts_per_15_min, window_s=15 * 60, salt=secret
+    )
+
+    app.add_middleware(
+        SessionMiddleware,
+        secret_key=settings.secret_key.get_secret_value(),
+        session_cookie="summitcast_session",
+        max_age=settings.session_max_age_s,
+        same_site="lax",
+        https_only=settings.secure_cookies,
+    )
+    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_import_bytes + 64 * 1024)
+    app.add_middleware(SecurityHeadersMiddleware)
+
+    @app.exception_handler(SummitcastError)
+    async def summitcast_error(request: Request, exc: SummitcastError) -> Response:
+        headers = {}
+        if isinstance(exc, RateLimitedError):
+            headers["Retry-After"] = str(exc.retry_after)
+        if _wants_json(request):
+            body = {"detail": exc.message, **({"field": exc.field} if exc.field else {})}
+            return JSONResponse(body, status_code=exc.status_code, headers=headers)
+        if isinstance(exc, AuthenticationError) and request.method == "GET":
+            return RedirectResponse(f"/login?next={quote(request.url.path)}", status_code=303)
+        return render(
+            request,
+            "error.html",
+            {"message": exc.message, "status": exc.status_code},
+            status_code=exc.status_code,
+        )
+
+    @app.exception_handler(RequestValidationError)
+    async def validation_error(request: Request, exc: RequestValidationError) -> Response:
+        problems = [
+            f"{'.'.join(str(p) for p in err['loc'] if p != 'body')}: {err['msg']}"
+            for err in exc.errors()
+        ]
+        if _wants_json(request):
+            return JSONResponse({"detail": problems}, status_code=422)
+        return render(
+            request,
+            "error.html",
+            {"message": "; ".join(problems), "status": 422},
+            status_code=422,
+        )
+
+    app.mount("/static", StaticFiles(directory=STATIC, check_dir=False), name="static")
+    app.include_router(auth.router)
+    app.include_router(public.router)
+    app.include_router(backstage.router)
+    app.include_router(api.router)
+
+    @app.get("/healthz", include_in_schema=False)
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok", "version": __version__}
+
+    return app
+
+
+def app_from_environment() -> FastAPI:
+    """App factory for uvicorn workers: Settings from SUMMITCAST_* variables."""
+    return create_app(Settings())

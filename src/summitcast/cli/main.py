@@ -1,0 +1,219 @@
+"""The summitcast command line: demo, serve, db, user, programme."""
+
+from __future__ import annotations
+
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.progress import Progress, SpinnerColumn, TextColumn
+from rich.table import Table
+
+from summitcast.config import Settings
+from summitcast.domain.accounts import Role
+from summitcast.errors import SummitcastError
+from summitcast.storage.database import Database
+
+app = typer.Typer(help="summitcast: run a global online summit.", no_args_is_help=True)
+db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
+user_app = typer.Typer(help="Accounts.", no_args_is_help=True)
+programme_app = typer.Typer(help="Import and export the programme.", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+app.add_typer(user_app, name="user")
+app.add_typer(programme_app, name="programme")
+
+console = Console()
+errors = Console(stderr=True)
+
+
+def _settings(**overrides: object) -> Settings:
+    return Settings(**{k: v for k, v in overrides.items() if v is not None})  # type: ignore[arg-type]
+
+
+def _database(settings: Settings) -> Database:
+    database = Database(settings.effective_database_url)
+    database.upgrade()
+    return database
+
+
+@db_app.command("upgrade")
+def db_upgrade(
+    database_url: Annotated[str | None, typer.Option(envvar="SUMMITCAST_DATABASE_URL")] = None,
+) -> None:
+    """Create or upgrade the database schema to the newest version."""
+    settings = _settings(database_url=database_url)
+    Database(settings.effective_database_url).upgrade()
+    console.print(f"[green]Schema is up to date[/] ({_redact(settings.effective_database_url)}).")
+
+
+def _redact(url: str) -> str:
+    # Database URLs may carry a password: never print it.
+    if "@" in url and "://" in url:
+        scheme, rest = url.split("://", 1)
+        return f"{scheme}://***@{rest.split('@', 1)[1]}"
+    return url
+
+
+@user_app.command("create")
+def user_create(
+    email: Annotated[str, typer.Argument(help="The person's e-mail address, used to log in.")],
+    role: Annotated[Role | None, typer.Option(help="A role to grant in --summit.")] = None,
+    summit: Annotated[str | None, typer.Option(help="Slug of the summit for --role.")] = None,
+    admin: Annotated[bool, typer.Option(help="Platform admin: may do everything.")] = False,
+    name: Annotated[str, typer.Option(help="Display name.")] = "",
+    password: Annotated[
+        str | None,
+        typer.Option(envvar="SUMMITCAST_NEW_PASSWORD", help="Asked for when not given."),
+    ] = None,
+) -> None:
+    """Create a user, optionally with a role in one summit."""
+    from summitcast.services import accounts, programme
+
+    if (role is None) != (summit is None):
+        raise typer.BadParameter("--role and --summit go together.")
+    secret = password or typer.prompt("Password", hide_input=True, confirmation_prompt=True)
+    database = _database(Settings())
+    with database.session() as db:
+        user = accounts.create_user(
+            db, email=email, password=secret, display_name=name, is_admin=admin
+        )
+        if role is not None and summit is not None:
+            accounts.grant_role(db, user=user, summit=programme.get_summit(db, summit), role=role)
+    console.print(
+        f"[green]Created[/] {user.email}" + (f" as {role.value} of {summit}" if role else "")
+    )
+
+
+@programme_app.command("import")
+def programme_import(
+    file: Annotated[Path, typer.Argument(exists=True, dir_okay=False, readable=True)],
+    summit: Annotated[str, typer.Option(help="Slug of the summit; created if it does not exist.")],
+) -> None:
+    """Import a frab/pretalx JSON or frab XML schedule into a summit (all or nothing)."""
+    from summitcast.services import schedule
+
+    settings = Settings()
+    size = file.stat().st_size
+    if size > settings.max_import_bytes:
+        raise SummitcastError(
+            f"{file} is {size / 1_048_576:.1f} MiB; at most "
+            f"{settings.max_import_bytes // 1_048_576} MiB are accepted."
+        )
+    database = _database(settings)
+    with Progress(SpinnerColumn(), TextColumn("{task.description}"), console=console) as bar:
+        task = bar.add_task(f"Reading {file.name}", total=None)
+        data = file.read_bytes()
+        bar.update(task, description=f"Importing {file.name}")
+        with database.session() as db:
+            target, result = schedule.import_into_slug(
+                db, summit, data, filename=file.name, max_bytes=settings.max_import_bytes
+            )
+            slug = target.slug
+    table = Table(title=f"Imported into {slug}")
+    for column in ("days", "sessions", "items", "speakers", "created", "updated", "unchanged"):
+        table.add_column(column, justify="right")
+    table.add_row(*[str(v) for v in result.as_dict().values()])
+    console.print(table)
+
+
+@programme_app.command("export")
+def programme_export(
+    summit: Annotated[str, typer.Option(help="Slug of the summit.")],
+    format: Annotated[str, typer.Option("--format", help="json, xml or ics.")] = "json",
+    output: Annotated[
+        Path | None, typer.Option("--output", "-o", help="File; default stdout.")
+    ] = None,
+) -> None:
+    """Export the programme as frab JSON, frab XML or iCalendar."""
+    from summitcast.services import programme, schedule
+
+    if format not in ("json", "xml", "ics"):
+        raise typer.BadParameter("--format must be json, xml or ics.")
+    database = _database(Settings())
+    with database.session() as db:
+        body, _ = schedule.export_summit(db, programme.get_summit(db, summit), format)
+    if output is None:
+        sys.stdout.buffer.write(body)
+    else:
+        output.write_bytes(body)
+        errors.print(f"Wrote {output} ({len(body)} bytes).")
+
+
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option(envvar="SUMMITCAST_HOST")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(envvar="SUMMITCAST_PORT")] = 8000,
+    workers: Annotated[int, typer.Option(envvar="SUMMITCAST_WORKERS", min=1)] = 1,
+) -> None:
+    """Serve summitcast with uvicorn (settings from SUMMITCAST_* variables)."""
+    import uvicorn
+
+    _database(Settings())  # migrate once, before workers start racing to do it
+    uvicorn.run(
+        "summitcast.app:app_from_environment",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        proxy_headers=False,
+        log_level="info",
+        access_log=False,  # access logs would hold client addresses; we keep none
+    )
+
+
+@app.command()
+def demo(
+    host: Annotated[str, typer.Option(envvar="SUMMITCAST_HOST")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(envvar="SUMMITCAST_PORT")] = 8000,
+    data_dir: Annotated[Path, typer.Option(envvar="SUMMITCAST_DATA_DIR")] = Path("var/demo"),
+    no_serve: Annotated[bool, typer.Option(help="Create the demo data and exit.")] = False,
+) -> None:
+    """Create a fictional demo summit on the embedded defaults and serve it."""
+    import os
+
+    from summitcast.services.demo import seed_demo
+
+    os.environ["SUMMITCAST_DATA_DIR"] = str(data_dir)
+    settings = Settings(data_dir=data_dir)
+    database = _database(settings)
+    with Progress(SpinnerColumn(), TextColumn("{task.description}"), console=console) as bar:
+        bar.add_task("Creating the demo summit", total=None)
+        with database.session() as db:
+            made = seed_demo(db, start=datetime.now(UTC).date())
+            slug = made.summit.slug
+    base = f"http://{host}:{port}"
+    console.print(f"\n[bold]summitcast demo[/] — data in {data_dir.resolve()}")
+    console.print(f"  Public programme:  {base}/s/{slug}")
+    console.print(f"  Backstage:         {base}/backstage")
+    console.print(f"  API (OpenAPI):     {base}/api/openapi.json")
+    console.print(f"  Organiser login:   {made.organiser_email} / {made.password}")
+    console.print(f"  Producer login:    {made.producer_email} / {made.password}\n")
+    database.dispose()
+    if not no_serve:
+        serve(host=host, port=port, workers=1)
+
+
+def main() -> None:
+    """Run the CLI, turning summitcast's own errors into one clear line and exit code 2."""
+    try:
+        app(standalone_mode=False)
+    except SummitcastError as exc:
+        errors.print(f"[red]error:[/] {exc.message}")
+        sys.exit(2)
+    except typer.Abort:
+        sys.exit(1)
+    except (typer.BadParameter, typer.Exit) as exc:
+        if isinstance(exc, typer.Exit):
+            sys.exit(exc.exit_code)
+        errors.print(f"[red]error:[/] {exc}")
+        sys.exit(2)
+    except Exception as exc:  # click's usage errors arrive here in standalone_mode=False
+        import click
+
+        if isinstance(exc, click.ClickException):
+            exc.show()
+            sys.exit(exc.exit_code)
+        raise

@@ -1,0 +1,157 @@
+"""A fictional demo summit: three sessions over four days, speakers from many countries."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, datetime, time
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session as DbSession
+
+from summitcast.domain.accounts import Role
+from summitcast.domain.programme import ItemKind, ItemStatus
+from summitcast.services import accounts, programme
+from summitcast.storage.tables import Summit, User
+
+DEMO_SLUG = "demo-summit"
+DEMO_ORGANISER = "organiser@demo.summitcast.invalid"
+DEMO_PRODUCER = "producer@demo.summitcast.invalid"
+DEMO_PASSWORD = "demo-password-not-secret"  # noqa: S105 - printed on purpose by `summitcast demo`
+
+# Fictional people; names in their own scripts on purpose.
+SPEAKERS = [
+    ("Amara Okonkwo-Bell", "Chair of the Assembly", "NG", "en"),
+    ("Lucía Ferreyra", "Youth delegate", "AR", "es"),
+    ("Оксана Величко", "Regional coordinator", "UA", "uk"),
+    ("陈晓岚", "Volunteer network lead", "TW", "zh"),
+    ("ليلى الحسيني", "Community organiser", "JO", "ar"),
+    ("अनन्या राव", "Educator", "IN", "hi"),
+    ("Tadesse Bekele · ታደሰ በቀለ", "Farmer and storyteller", "ET", "am"),
+    ("Jean-Baptiste Moreau", "Host of the evening", "FR", "fr"),
+    ("Kaito Mori · 森海斗", "Musician", "JP", "ja"),
+    ("Sipho Ndlovu", "Treasurer", "ZA", "en"),
+    ("Mariana Duarte", "Doctor", "BR", "pt"),
+    ("Ngozi Eze", "Poet", "GH", "en"),
+]
+
+# (day offset, local start, local end, title, [(title, kind, minutes, speaker indexes)])
+SESSIONS = [
+    (
+        0,
+        time(18, 0),
+        time(19, 30),
+        "Opening evening",
+        [
+            ("Countdown and welcome", ItemKind.SLATE, 5, []),
+            ("Welcome to the summit", ItemKind.SPEECH, 10, [0]),
+            ("A year of gatherings in small rooms", ItemKind.SPEECH, 8, [1]),
+            ("Letters from the east", ItemKind.SPEECH, 9, [2]),
+            ("Song from the harbour", ItemKind.VIDEO, 6, [8]),
+            ("Building the network, one town at a time", ItemKind.SPEECH, 8, [3]),
+            ("Closing words of the evening", ItemKind.SPEECH, 7, [7]),
+        ],
+    ),
+    (
+        1,
+        time(14, 0),
+        time(15, 30),
+        "Voices of the regions",
+        [
+            ("Opening of the day", ItemKind.SLATE, 3, []),
+            ("Teaching under pressure", ItemKind.SPEECH, 10, [5]),
+            ("Water, land and patience", ItemKind.SPEECH, 9, [6]),
+            ("Live from the studio: round table", ItemKind.LIVE, 20, [0, 4, 9]),
+            ("Break", ItemKind.BREAK, 10, []),
+            ("Care without borders", ItemKind.SPEECH, 8, [10]),
+        ],
+    ),
+    (
+        3,
+        time(17, 0),
+        time(18, 30),
+        "Closing session",
+        [
+            ("Poems for the road", ItemKind.SPEECH, 7, [11]),
+            ("What the numbers say", ItemKind.SPEECH, 8, [9]),
+            ("Messages from the locations", ItemKind.VIDEO, 10, []),
+            ("Thanks and farewell", ItemKind.SPEECH, 10, [0, 7]),
+        ],
+    ),
+]
+
+
+@dataclass(frozen=True, slots=True)
+class DemoSummit:
+    """What the demo created: the summit and how to log in."""
+
+    summit: Summit
+    organiser_email: str
+    producer_email: str
+    password: str
+
+
+def _user(db: DbSession, email: str, name: str) -> User:
+    found = db.scalar(select(User).where(User.email == email))
+    return found or accounts.create_user(db, email=email, password=DEMO_PASSWORD, display_name=name)
+
+
+def seed_demo(db: DbSession, *, start: date) -> DemoSummit:
+    """Create the demo summit and its accounts, or return them if they exist."""
+    organiser = _user(db, DEMO_ORGANISER, "Demo organiser")
+    producer = _user(db, DEMO_PRODUCER, "Demo producer")
+    summit = db.scalar(select(Summit).where(Summit.slug == DEMO_SLUG))
+    if summit is None:
+        zone_name = "Europe/Berlin"
+        zone = ZoneInfo(zone_name)
+        summit = programme.create_summit(
+            db,
+            programme.SummitInput(
+                slug=DEMO_SLUG,
+                title="Summit of Many Rooms (demo)",
+                time_zone=zone_name,
+                start_date=start,
+                end_date=date.fromordinal(start.toordinal() + 3),
+                languages=("en", "fr", "es"),
+                description="A fictional summit watched from homes, halls and squares.",
+            ),
+            creator=organiser,
+        )
+        people = [
+            programme.add_speaker(
+                db,
+                summit,
+                programme.SpeakerInput(name=name, role_line=role, country=country, language=lang),
+            )
+            for name, role, country, lang in SPEAKERS
+        ]
+        for offset, begin, end, title, items in SESSIONS:
+            day = date.fromordinal(start.toordinal() + offset)
+            session = programme.add_session(
+                db,
+                summit,
+                programme.SessionInput(
+                    title=title,
+                    planned_start=datetime.combine(day, begin, zone),
+                    planned_end=datetime.combine(day, end, zone),
+                ),
+            )
+            for item_title, kind, minutes, speaker_ids in items:
+                item = programme.add_item(
+                    db,
+                    session,
+                    programme.ItemInput(
+                        title=item_title,
+                        kind=kind,
+                        planned_duration_s=minutes * 60,
+                        status=ItemStatus.PLANNED,
+                    ),
+                )
+                programme.set_item_speakers(db, item, [people[i].id for i in speaker_ids])
+    accounts.grant_role(db, user=producer, summit=summit, role=Role.PRODUCER)
+    return DemoSummit(
+        summit=summit,
+        organiser_email=DEMO_ORGANISER,
+        producer_email=DEMO_PRODUCER,
+        password=DEMO_PASSWORD,
+    )

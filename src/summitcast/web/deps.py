@@ -1,0 +1,73 @@
+"""Dependencies that keep handlers short: the database session, the caller, the summit."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Annotated, Any
+
+from fastapi import Depends, Request
+from sqlalchemy.orm import Session as DbSession
+
+from summitcast.config import Settings
+from summitcast.domain.accounts import Permission
+from summitcast.errors import AuthenticationError
+from summitcast.services import accounts
+from summitcast.services.programme import get_summit
+from summitcast.storage.database import Database
+from summitcast.storage.tables import Summit, User
+
+
+def get_db(request: Request) -> Iterator[DbSession]:
+    """One unit of work per request, committed when the handler returns."""
+    database: Database = request.app.state.database
+    with database.session() as db:
+        yield db
+
+
+def get_settings(request: Request) -> Settings:
+    """The app's Settings."""
+    settings: Settings = request.app.state.settings
+    return settings
+
+
+def get_actor(request: Request, db: DbDep) -> accounts.Actor | None:
+    """The logged-in caller, or None; a deleted user's stale cookie counts as logged out."""
+    user_id = request.session.get("user_id")
+    if not isinstance(user_id, int):
+        return None
+    user = db.get(User, user_id)
+    if user is None or request.session.get("pw") != user.password_hash[-16:]:
+        # The cookie carries a fragment of the hash so a password change logs out other sessions.
+        request.session.clear()
+        return None
+    return accounts.Actor(user_id=user.id, is_admin=user.is_admin)
+
+
+def require_actor(actor: ActorDep) -> accounts.Actor:
+    """The logged-in caller, or 401."""
+    if actor is None:
+        raise AuthenticationError("Log in to do this.")
+    return actor
+
+
+DbDep = Annotated[DbSession, Depends(get_db)]
+SettingsDep = Annotated[Settings, Depends(get_settings)]
+ActorDep = Annotated[accounts.Actor | None, Depends(get_actor)]
+CurrentActor = Annotated[accounts.Actor, Depends(require_actor)]
+
+
+def summit_for(permission: Permission) -> Any:
+    """A dependency loading the summit named in the path and checking the caller's role on it."""
+
+    def load(slug: str, db: DbDep, actor: ActorDep) -> Summit:
+        if actor is None:
+            raise AuthenticationError("Log in to do this.")
+        summit = get_summit(db, slug)
+        accounts.require(db, actor, summit, permission)
+        return summit
+
+    return Depends(load)
+
+
+BackstageSummit = Annotated[Summit, summit_for(Permission.VIEW_BACKSTAGE)]
+EditableSummit = Annotated[Summit, summit_for(Permission.EDIT_PROGRAMME)]

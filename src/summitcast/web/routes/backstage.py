@@ -1,0 +1,402 @@
+"""Organiser and producer pages: summits, sessions, the run of show, speakers, import."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, File, Form, Request, UploadFile
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+
+from summitcast.domain.accounts import Permission
+from summitcast.domain.programme import ItemKind, ItemStatus
+from summitcast.errors import PermissionDeniedError, ValidationError
+from summitcast.services import accounts, photos, programme, schedule
+from summitcast.web import forms
+from summitcast.web.deps import BackstageSummit, CurrentActor, DbDep, EditableSummit, SettingsDep
+from summitcast.web.security import verify_csrf
+from summitcast.web.templating import render
+
+router = APIRouter(
+    prefix="/backstage", include_in_schema=False, dependencies=[Depends(verify_csrf)]
+)
+
+Text = Annotated[str, Form(max_length=20_000)]
+ShortText = Annotated[str, Form(max_length=500)]
+
+
+def _back(url: str) -> Response:
+    return RedirectResponse(url, status_code=303)
+
+
+@router.get("", response_class=HTMLResponse)
+def home(request: Request, db: DbDep, actor: CurrentActor) -> Response:
+    """The summits this person organises or produces."""
+    return render(
+        request,
+        "backstage/home.html",
+        {
+            "summits": accounts.backstage_summits(db, actor),
+            "can_create": accounts.can_create_summits(db, actor),
+        },
+    )
+
+
+@router.post("/summits")
+def create_summit(
+    db: DbDep,
+    actor: CurrentActor,
+    slug: ShortText,
+    title: ShortText,
+    time_zone: ShortText,
+    start_date: ShortText,
+    end_date: ShortText,
+    languages: ShortText = "en",
+    description: Text = "",
+) -> Response:
+    """Create a summit; the creator organises it."""
+    if not accounts.can_create_summits(db, actor):
+        raise PermissionDeniedError("Only organisers may create summits.")
+    data = forms.summit_input(
+        slug=slug,
+        title=title,
+        time_zone=time_zone,
+        start_date=start_date,
+        end_date=end_date,
+        languages=languages,
+        description=description,
+    )
+    summit = programme.create_summit(db, data, creator=accounts.get_user(db, actor.user_id))
+    return _back(f"/backstage/s/{summit.slug}")
+
+
+@router.get("/s/{slug}", response_class=HTMLResponse)
+def summit_page(
+    request: Request, db: DbDep, actor: CurrentActor, summit: BackstageSummit
+) -> Response:
+    """A summit's sessions, warnings and settings."""
+    roles = accounts.roles_in(db, user_id=actor.user_id, summit_id=summit.id)
+    from summitcast.domain.accounts import allows
+
+    return render(
+        request,
+        "backstage/summit.html",
+        {
+            "summit": summit,
+            "sessions": programme.programme_of(db, summit),
+            "warnings": programme.session_warnings(summit),
+            "can_edit": allows(roles, Permission.EDIT_PROGRAMME, is_admin=actor.is_admin),
+        },
+    )
+
+
+@router.post("/s/{slug}")
+def update_summit(
+    db: DbDep,
+    summit: EditableSummit,
+    new_slug: Annotated[str, Form(alias="slug", max_length=64)],
+    title: ShortText,
+    time_zone: ShortText,
+    start_date: ShortText,
+    end_date: ShortText,
+    languages: ShortText = "en",
+    description: Text = "",
+) -> Response:
+    """Save a summit's settings."""
+    data = forms.summit_input(
+        slug=new_slug,
+        title=title,
+        time_zone=time_zone,
+        start_date=start_date,
+        end_date=end_date,
+        languages=languages,
+        description=description,
+    )
+    programme.update_summit(db, summit, data)
+    return _back(f"/backstage/s/{summit.slug}")
+
+
+@router.post("/s/{slug}/sessions")
+def add_session(
+    db: DbDep,
+    summit: EditableSummit,
+    title: ShortText,
+    planned_start: ShortText,
+    planned_end: ShortText,
+    room: ShortText = "",
+) -> Response:
+    """Add a session."""
+    data = forms.session_input(
+        title=title,
+        planned_start=planned_start,
+        planned_end=planned_end,
+        room=room,
+        zone=summit.time_zone,
+    )
+    session = programme.add_session(db, summit, data)
+    return _back(f"/backstage/s/{summit.slug}/sessions/{session.id}")
+
+
+@router.get("/s/{slug}/sessions/{session_id}", response_class=HTMLResponse)
+def session_page(
+    request: Request, db: DbDep, actor: CurrentActor, summit: BackstageSummit, session_id: int
+) -> Response:
+    """The run of show of one session."""
+    from summitcast.domain.accounts import allows
+
+    session = programme.get_session(db, summit, session_id)
+    roles = accounts.roles_in(db, user_id=actor.user_id, summit_id=summit.id)
+    return render(
+        request,
+        "backstage/session.html",
+        {
+            "summit": summit,
+            "session": session,
+            "timed": programme.timed_items(session),
+            "warnings": programme.session_warnings(summit).get(session.id, []),
+            "kinds": list(ItemKind),
+            "statuses": list(ItemStatus),
+            "can_edit": allows(roles, Permission.EDIT_PROGRAMME, is_admin=actor.is_admin),
+        },
+    )
+
+
+@router.post("/s/{slug}/sessions/{session_id}")
+def update_session(
+    db: DbDep,
+    summit: EditableSummit,
+    session_id: int,
+    title: ShortText,
+    planned_start: ShortText,
+    planned_end: ShortText,
+    room: ShortText = "",
+) -> Response:
+    """Save a session's title and window."""
+    session = programme.get_session(db, summit, session_id)
+    data = forms.session_input(
+        title=title,
+        planned_start=planned_start,
+        planned_end=planned_end,
+        room=room,
+        zone=summit.time_zone,
+    )
+    programme.update_session(db, session, data)
+    return _back(f"/backstage/s/{summit.slug}/sessions/{session.id}")
+
+
+@router.post("/s/{slug}/sessions/{session_id}/delete")
+def delete_session(db: DbDep, summit: EditableSummit, session_id: int) -> Response:
+    """Remove a session and its items."""
+    programme.delete_session(db, programme.get_session(db, summit, session_id))
+    return _back(f"/backstage/s/{summit.slug}")
+
+
+@router.post("/s/{slug}/sessions/{session_id}/items")
+def add_item(
+    db: DbDep,
+    summit: EditableSummit,
+    session_id: int,
+    title: ShortText,
+    kind: ShortText = "speech",
+    duration: ShortText = "0",
+    subtitle: ShortText = "",
+    description: Text = "",
+    language: ShortText = "",
+) -> Response:
+    """Append an item to the run of show."""
+    session = programme.get_session(db, summit, session_id)
+    data = forms.item_input(
+        title=title,
+        kind=kind,
+        duration=duration,
+        subtitle=subtitle,
+        description=description,
+        language=language,
+        status="planned",
+    )
+    programme.add_item(db, session, data)
+    return _back(f"/backstage/s/{summit.slug}/sessions/{session.id}")
+
+
+@router.post("/s/{slug}/sessions/{session_id}/order")
+def set_order(db: DbDep, summit: EditableSummit, session_id: int, order: ShortText) -> Response:
+    """Put the run of show in the order given as comma-separated item ids (drag and drop)."""
+    session = programme.get_session(db, summit, session_id)
+    try:
+        ids = [int(part) for part in order.split(",") if part.strip()]
+    except ValueError:
+        raise ValidationError(
+            "The order must be item ids separated by commas.", field="order"
+        ) from None
+    programme.set_order(db, session, ids)
+    return _back(f"/backstage/s/{summit.slug}/sessions/{session.id}")
+
+
+@router.get("/s/{slug}/items/{item_id}", response_class=HTMLResponse)
+def item_page(request: Request, db: DbDep, summit: EditableSummit, item_id: int) -> Response:
+    """Edit one item and who speaks in it."""
+    item = programme.get_item(db, summit, item_id)
+    return render(
+        request,
+        "backstage/item.html",
+        {
+            "summit": summit,
+            "item": item,
+            "kinds": list(ItemKind),
+            "statuses": list(ItemStatus),
+            "speakers": summit.speakers,
+            "chosen": [link.speaker_id for link in item.speaker_links],
+        },
+    )
+
+
+@router.post("/s/{slug}/items/{item_id}")
+def update_item(
+    db: DbDep,
+    summit: EditableSummit,
+    item_id: int,
+    title: ShortText,
+    kind: ShortText = "speech",
+    duration: ShortText = "0",
+    subtitle: ShortText = "",
+    description: Text = "",
+    language: ShortText = "",
+    status: ShortText = "planned",
+    speakers: Annotated[list[int] | None, Form()] = None,
+) -> Response:
+    """Save an item and its speakers."""
+    item = programme.get_item(db, summit, item_id)
+    data = forms.item_input(
+        title=title,
+        kind=kind,
+        duration=duration,
+        subtitle=subtitle,
+        description=description,
+        language=language,
+        status=status,
+    )
+    programme.update_item(db, item, data)
+    programme.set_item_speakers(db, item, speakers or [])
+    return _back(f"/backstage/s/{summit.slug}/sessions/{item.session_id}")
+
+
+@router.post("/s/{slug}/items/{item_id}/move")
+def move_item(
+    db: DbDep,
+    summit: EditableSummit,
+    item_id: int,
+    direction: Annotated[str, Form(pattern="^(up|down)$")],
+) -> Response:
+    """Move an item one place up or down."""
+    item = programme.get_item(db, summit, item_id)
+    index = [i.id for i in item.session.items].index(item.id)
+    programme.move_item(db, item, index - 1 if direction == "up" else index + 1)
+    return _back(f"/backstage/s/{summit.slug}/sessions/{item.session_id}#item-{item.id}")
+
+
+@router.post("/s/{slug}/items/{item_id}/delete")
+def delete_item(db: DbDep, summit: EditableSummit, item_id: int) -> Response:
+    """Remove an item."""
+    item = programme.get_item(db, summit, item_id)
+    session_id = item.session_id
+    programme.delete_item(db, item)
+    return _back(f"/backstage/s/{summit.slug}/sessions/{session_id}")
+
+
+@router.get("/s/{slug}/speakers", response_class=HTMLResponse)
+def speakers_page(request: Request, summit: EditableSummit) -> Response:
+    """Every speaker of the summit, and a form to add one."""
+    return render(
+        request, "backstage/speakers.html", {"summit": summit, "speakers": summit.speakers}
+    )
+
+
+@router.post("/s/{slug}/speakers")
+def add_speaker(
+    db: DbDep,
+    summit: EditableSummit,
+    name: ShortText,
+    role_line: ShortText = "",
+    country: ShortText = "",
+    bio: Text = "",
+    language: ShortText = "",
+) -> Response:
+    """Add a speaker."""
+    data = forms.speaker_input(
+        name=name, role_line=role_line, country=country, bio=bio, language=language
+    )
+    speaker = programme.add_speaker(db, summit, data)
+    return _back(f"/backstage/s/{summit.slug}/speakers/{speaker.id}")
+
+
+@router.get("/s/{slug}/speakers/{speaker_id}", response_class=HTMLResponse)
+def speaker_page(request: Request, db: DbDep, summit: EditableSummit, speaker_id: int) -> Response:
+    """Edit one speaker."""
+    speaker = programme.get_speaker(db, summit, speaker_id)
+    return render(request, "backstage/speaker.html", {"summit": summit, "speaker": speaker})
+
+
+@router.post("/s/{slug}/speakers/{speaker_id}")
+def update_speaker(
+    db: DbDep,
+    summit: EditableSummit,
+    speaker_id: int,
+    name: ShortText,
+    role_line: ShortText = "",
+    country: ShortText = "",
+    bio: Text = "",
+    language: ShortText = "",
+) -> Response:
+    """Save a speaker."""
+    speaker = programme.get_speaker(db, summit, speaker_id)
+    data = forms.speaker_input(
+        name=name, role_line=role_line, country=country, bio=bio, language=language
+    )
+    programme.update_speaker(db, speaker, data)
+    return _back(f"/backstage/s/{summit.slug}/speakers/{speaker.id}")
+
+
+@router.post("/s/{slug}/speakers/{speaker_id}/photo")
+async def upload_photo(
+    db: DbDep,
+    settings: SettingsDep,
+    summit: EditableSummit,
+    speaker_id: int,
+    photo: Annotated[UploadFile, File()],
+) -> Response:
+    """Replace a speaker's photo with a sanitised copy of the upload."""
+    speaker = programme.get_speaker(db, summit, speaker_id)
+    data = await photo.read(settings.max_photo_bytes + 1)
+    name = photos.store_photo(
+        settings.data_dir / "photos", data, max_bytes=settings.max_photo_bytes
+    )
+    programme.set_speaker_photo(db, speaker, name, folder=settings.data_dir / "photos")
+    return _back(f"/backstage/s/{summit.slug}/speakers/{speaker.id}")
+
+
+@router.post("/s/{slug}/speakers/{speaker_id}/delete")
+def delete_speaker(db: DbDep, summit: EditableSummit, speaker_id: int) -> Response:
+    """Remove a speaker."""
+    programme.delete_speaker(db, programme.get_speaker(db, summit, speaker_id))
+    return _back(f"/backstage/s/{summit.slug}/speakers")
+
+
+@router.get("/s/{slug}/import", response_class=HTMLResponse)
+def import_page(request: Request, summit: EditableSummit) -> Response:
+    """The schedule import form."""
+    return render(request, "backstage/import.html", {"summit": summit, "result": None})
+
+
+@router.post("/s/{slug}/import", response_class=HTMLResponse)
+async def import_schedule(
+    request: Request,
+    db: DbDep,
+    settings: SettingsDep,
+    summit: EditableSummit,
+    file: Annotated[UploadFile, File()],
+) -> Response:
+    """Import a frab/pretalx JSON or frab XML schedule into the summit, all or nothing."""
+    data = await file.read(settings.max_import_bytes + 1)
+    result = schedule.import_bytes(
+        db, summit, data, filename=file.filename or "", max_bytes=settings.max_import_bytes
+    )
+    return render(request, "backstage/import.html", {"summit": summit, "result": result})
