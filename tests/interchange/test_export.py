@@ -38,9 +38,7 @@ def _documents() -> list[ScheduleDocument]:
 
 def _schema_errors(exported: dict[str, object]) -> list[str]:
     # uuid and date formats are checked; date-time/uri checkers need extra packages.
-    validator = jsonschema.Draft6Validator(
-        load_schema(), format_checker=jsonschema.FormatChecker()
-    )
+    validator = jsonschema.Draft6Validator(load_schema(), format_checker=jsonschema.FormatChecker())
     return [f"{error.json_path}: {error.message}" for error in validator.iter_errors(exported)]
 
 

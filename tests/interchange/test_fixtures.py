@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta, timezone
 
 import pytest
 
@@ -56,7 +56,7 @@ def test_parse_frab_json_pretalx_date_wins_over_clock_and_zone() -> None:
     gray = doc.sessions[0]
 
     assert gray.key == "2020-12-14/Gray Room"
-    assert gray.items[0].start == datetime(2020, 12, 14, 8, 0, tzinfo=timezone.utc)
+    assert gray.items[0].start == datetime(2020, 12, 14, 8, 0, tzinfo=UTC)
     assert gray.items[0].duration_s == 1800
     assert gray.items[0].type == "Talk"
     assert gray.items[0].kind == "speech"
@@ -74,7 +74,7 @@ def test_parse_frab_json_frab_export_keeps_texts_and_people() -> None:
     assert doc.time_zone == "Europe/Berlin"
     assert (doc.start_date, doc.end_date) == (date(2019, 8, 21), date(2019, 8, 26))
     assert item.track == "Ethics, Society & Politics"
-    assert item.start == datetime(2019, 8, 21, 14, 0, tzinfo=timezone.utc)
+    assert item.start == datetime(2019, 8, 21, 14, 0, tzinfo=UTC)
     names = {person.key: person.name for person in doc.people}
     assert [names[key] for key in item.person_keys] == [
         "Chloé Berthélémy (EDRi)",
@@ -99,7 +99,7 @@ def test_parse_frab_xml_31c3_maps_short_guids_to_stable_uuids() -> None:
     assert [item.guid for item in again.sessions[0].items] == guids
     # No time_zone_name in this file: UTC, with instants taken from the +01:00 dates.
     assert first.time_zone == "UTC"
-    assert first.sessions[0].items[0].start == datetime(2014, 12, 27, 10, 0, tzinfo=timezone.utc)
+    assert first.sessions[0].items[0].start == datetime(2014, 12, 27, 10, 0, tzinfo=UTC)
     assert first.sessions[0].items[2].track == "Ethics, Society & Politics"
 
 
