@@ -48,8 +48,11 @@ def test_ladder_argv_single_rung_ts_window_from_pipe() -> None:
     assert argv == [
         *HEAD,
         *["-f", "mpegts", "-i", "pipe:0"],
-        *["-filter_complex", "[0:v:0]fps=25,split=1[s0];" + _scale(0, 640, 360)],
-        *["-map", "[v0]", "-map", "0:a:0", "-map", "0:a:0"],
+        "-filter_complex",
+        "[0:v:0]fps=25,split=1[s0];"
+        + _scale(0, 640, 360)
+        + ";[0:a:0]aresample=async=1000,asplit=2[a0][l0]",
+        *["-map", "[v0]", "-map", "[a0]", "-map", "[l0]"],
         *["-c:v", "libx264", "-preset", "ultrafast", "-profile:v", "main", "-level:v", "4.0"],
         *["-pix_fmt", "yuv420p", "-g", "50", "-keyint_min", "50", "-sc_threshold", "0"],
         *["-force_key_frames", "expr:gte(t,n_forced*2)", "-tune", "zerolatency"],
@@ -75,13 +78,15 @@ def test_ladder_argv_default_rungs_fmp4_interpreters_as_inputs() -> None:
     argv = ladder_argv("ffmpeg", inputs, spec, Path("/srv/hls"))
     graph = "[0:v:0]fps=30,split=4[s0][s1][s2][s3];" + ";".join(
         [_scale(0, 1920, 1080), _scale(1, 1280, 720), _scale(2, 854, 480), _scale(3, 640, 360)]
+        + ["[1:a:0]aresample=async=1000,asplit=2[a0][l0]"]
+        + ["[2:a:0]aresample=async=1000,asplit=2[a1][l1]"]
     )
     assert argv == [
         *HEAD,
         *["-i", "srt://127.0.0.1:9000?mode=listener", "-i", "en.wav", "-i", "fr.wav"],
         *["-filter_complex", graph],
         *["-map", "[v0]", "-map", "[v1]", "-map", "[v2]", "-map", "[v3]"],
-        *["-map", "1:a:0", "-map", "2:a:0", "-map", "1:a:0", "-map", "2:a:0"],
+        *["-map", "[a0]", "-map", "[a1]", "-map", "[l0]", "-map", "[l1]"],
         *["-c:v", "libx264", "-preset", "veryfast", "-profile:v", "main", "-level:v", "4.0"],
         *["-pix_fmt", "yuv420p", "-g", "60", "-keyint_min", "60", "-sc_threshold", "0"],
         *["-force_key_frames", "expr:gte(t,n_forced*2)"],

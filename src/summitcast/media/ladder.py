@@ -195,6 +195,11 @@ def _filter_graph(spec: LadderSpec) -> str:
             f"[s{i}]scale={r.width}:{r.height}:force_original_aspect_ratio=decrease,"
             f"pad={r.width}:{r.height}:(ow-iw)/2:(oh-ih)/2,setsar=1,format=yuv420p[v{i}]"
         )
+    for k in range(len(spec.languages)):
+        # async=1000 stretches or pads audio by up to 1000 samples/s, so the small
+        # overlaps and gaps where playout items meet never reach the AAC encoder;
+        # asplit feeds the full-quality and the audio-only renditions.
+        parts.append(f"[{_audio_source(spec, k)}]aresample=async=1000,asplit=2[a{k}][l{k}]")
     return ";".join(parts)
 
 
@@ -230,9 +235,9 @@ def ladder_argv(
     for i in range(len(spec.rungs)):
         argv += ["-map", f"[v{i}]"]
     # Each language twice: once for the rungs' audio group, once for the audio-only rung.
-    for _group in range(2):
+    for label in ("a", "l"):
         for k in range(n_lang):
-            argv += ["-map", _audio_source(spec, k)]
+            argv += ["-map", f"[{label}{k}]"]
     argv += [
         "-c:v",
         "libx264",  # H.264 plays everywhere HLS does
