@@ -268,3 +268,35 @@ def test_parse_mutated_real_files_raise_only_import_format_error(name: str, read
                 unclear.append(mutated)
     # Anything but ImportFormatError escapes the loop above and fails the test.
     assert unclear == []
+
+
+def _replace_random_node(raw: object, rng: random.Random) -> object:
+    """Swap one randomly chosen value deep in a JSON tree for a value of another type."""
+    replacements: list[object] = [None, 0, -1, 1.5, True, "", "x", [], {}, ["a"], {"k": 1}]
+    node = raw
+    while True:
+        if isinstance(node, dict) and node:
+            key = rng.choice(list(node))
+            if rng.random() < 0.3 or not isinstance(node[key], dict | list):
+                node[key] = rng.choice(replacements)
+                return raw
+            node = node[key]
+        elif isinstance(node, list) and node:
+            index = rng.randrange(len(node))
+            if rng.random() < 0.3 or not isinstance(node[index], dict | list):
+                node[index] = rng.choice(replacements)
+                return raw
+            node = node[index]
+        else:
+            return raw
+
+
+@pytest.mark.unit
+def test_parse_frab_json_wrongly_typed_values_raise_only_import_format_error() -> None:
+    rng = random.Random(5545)
+    for _ in range(400):
+        mutated = _replace_random_node(json.loads(DEMOCON), rng)
+        try:
+            parse_frab_json(json.dumps(mutated).encode())
+        except ImportFormatError as exc:
+            assert exc.message  # noqa: PT017 - every refusal must say something
