@@ -82,12 +82,7 @@ class Backend:
         return asyncio.run(main())
 
 
-@pytest.fixture(params=["memory", "redis"])
-def backend(request: pytest.FixtureRequest) -> Iterator[Backend]:
-    """Each back-end in turn; Redis keys live under a random prefix deleted afterwards."""
-    if request.param == "memory":
-        yield Backend("memory")
-        return
+def _redis_backend() -> Iterator[Backend]:
     redis_or_skip()
     prefix = f"summitcast-test-{uuid.uuid4().hex}"
     yield Backend("redis", prefix=prefix)
@@ -98,3 +93,18 @@ def backend(request: pytest.FixtureRequest) -> Iterator[Backend]:
             client.delete(*keys)
     finally:
         client.close()
+
+
+@pytest.fixture(params=["memory", "redis"])
+def backend(request: pytest.FixtureRequest) -> Iterator[Backend]:
+    """Each back-end in turn; Redis keys live under a random prefix deleted afterwards."""
+    if request.param == "memory":
+        yield Backend("memory")
+    else:
+        yield from _redis_backend()
+
+
+@pytest.fixture
+def redis_backend() -> Iterator[Backend]:
+    """The Redis back-end alone, for what only it does."""
+    yield from _redis_backend()
