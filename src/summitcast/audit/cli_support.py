@@ -1,0 +1,134 @@
+"""Plain functions behind `summitcast audit …`: the CLI parses arguments, these do the rest."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+
+from rich.console import Console
+from rich.progress import BarColumn, DownloadColumn, Progress, TimeRemainingColumn
+from rich.table import Table
+
+from summitcast.audit.log import SignedTreeHead, read_log
+from summitcast.audit.verify import (
+    InclusionProof,
+    ProofCheck,
+    VerificationReport,
+    inclusion_proof_for,
+    verify_inclusion_proof,
+    verify_log,
+)
+from summitcast.audit.verify import (
+    Progress as ProgressCallback,
+)
+from summitcast.errors import ValidationError
+
+__all__ = [
+    "check_host_proof",
+    "exit_code",
+    "export_host_proof",
+    "parse_public_key",
+    "render_report",
+    "rich_progress",
+    "verify_log_file",
+]
+
+
+def parse_public_key(text: str) -> bytes:
+    """Return a raw Ed25519 public key from base64 text, or raise ValidationError."""
+    try:
+        key = base64.b64decode(text.strip(), validate=True)
+    except (binascii.Error, ValueError) as error:
+        raise ValidationError("the public key is not base64", field="public_key") from error
+    if len(key) != 32:
+        raise ValidationError("the public key is not 32 bytes of Ed25519", field="public_key")
+    return key
+
+
+@contextmanager
+def rich_progress(console: Console | None = None) -> Iterator[ProgressCallback]:
+    """Yield a `verify_log` progress callback that draws a Rich progress bar."""
+    with Progress(
+        "[progress.description]{task.description}",
+        BarColumn(),
+        DownloadColumn(),
+        TimeRemainingColumn(),
+        console=console,
+        transient=True,
+    ) as bar:
+        task = bar.add_task("verifying", total=None)
+
+        def update(done: int, total: int | None) -> None:
+            bar.update(task, completed=done, total=total)
+
+        yield update
+
+
+def verify_log_file(
+    path: Path,
+    expected_public_key: str | None = None,
+    *,
+    progress: ProgressCallback | None = None,
+) -> VerificationReport:
+    """Verify the log at `path`, the key given as base64 text as printed in the header."""
+    key = None if expected_public_key is None else parse_public_key(expected_public_key)
+    return verify_log(path, key, progress=progress)
+
+
+def exit_code(report: VerificationReport) -> int:
+    """Return the process exit code: 0 verified, 1 problems found."""
+    return 0 if report.ok else 1
+
+
+def render_report(report: VerificationReport, console: Console) -> None:
+    """Print the verdict, the problems and the recomputed headline figures."""
+    if report.ok:
+        console.print(
+            f"[green]OK[/green]: {report.tree_size} entries, {report.heads_checked} signed "
+            "tree heads and every published figure recomputed"
+        )
+    else:
+        console.print(f"[red]FAILED[/red]: {len(report.problems)} problem(s)")
+        for problem in report.problems:
+            console.print(f"  - {problem}", markup=False, highlight=False)
+    figures = report.figures
+    if figures is None:
+        return
+    table = Table("figure", "recomputed value")
+    peak_at = (
+        "-"
+        if figures.peak_bucket_start is None
+        else datetime.fromtimestamp(figures.peak_bucket_start, UTC).isoformat()
+    )
+    table.add_row("peak concurrent locations", f"{figures.peak_concurrent} at {peak_at}")
+    table.add_row("distinct locations", str(figures.distinct_locations))
+    table.add_row("distinct countries", str(figures.distinct_countries))
+    table.add_row("average time watched (s)", str(figures.average_seconds_watched))
+    for session in figures.sessions:
+        table.add_row(f"session {session.slug}: counted locations", str(session.counted_locations))
+    console.print(table)
+
+
+def export_host_proof(log_path: Path, pseudonym: str, bucket_start: int) -> str:
+    """Return JSON a host can keep: their inclusion proof and the final signed head."""
+    log = read_log(log_path)
+    proof = inclusion_proof_for(log, pseudonym, bucket_start)
+    document = {"proof": proof.to_json(), "head": log.final_head.to_json()}
+    return json.dumps(document, indent=2)
+
+
+def check_host_proof(document: str, pseudonym: str, public_key: str | None = None) -> ProofCheck:
+    """Check a document from `export_host_proof` for the host's own pseudonym."""
+    try:
+        data = json.loads(document)
+        proof = InclusionProof.from_json(data["proof"])
+        head = SignedTreeHead.from_json(data["head"])
+    except (json.JSONDecodeError, KeyError, TypeError) as error:
+        raise ValidationError(f"not an inclusion proof document: {error}") from error
+    key = None if public_key is None else parse_public_key(public_key)
+    return verify_inclusion_proof(pseudonym, proof, head, key)

@@ -1,0 +1,579 @@
+"""The public attendance log: JSON Lines, one header, bucket and tree-head records, figures.
+
+Format `summitcast-attendance-log/1`, UTF-8, one JSON object per line:
+
+* line 1, `{"type": "header", ...}`: summit slug, counting rule, sessions,
+  pseudonym scheme, suppressed-country code, Ed25519 public key (base64), created.
+* `{"type": "bucket", "bucket_start": <epoch s>, "entries": [{"pseudonym", "country"}]}`
+  in strictly increasing bucket order, entries sorted by pseudonym.  Each entry is
+  one Merkle leaf: the canonical JSON of {bucket_start, country, pseudonym}.
+* `{"type": "head", "tree_size", "root_hash" (hex), "timestamp", "signature"}`:
+  a signed tree head over every leaf before it (see `head_message`).
+* last line, `{"type": "figures", "figures": {...}, "head": {... "figures_sha256"}}`:
+  the published figures and the final signed head, which also signs the figures.
+
+Pseudonym = first 16 bytes of HMAC-SHA256(summit audit secret, location id), hex:
+keyed, so nobody without the secret can link it to a location.  Country is "ZZ"
+when the host is at risk or fewer than k locations of that country appear in
+the whole log (decided once, so no entry reveals what another hides).
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import itertools
+import json
+import re
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, TextIO
+
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives.asymmetric.ed25519 import (
+    Ed25519PrivateKey,
+    Ed25519PublicKey,
+)
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+
+from summitcast.audit.merkle import CompactTree
+from summitcast.domain.attendance import (
+    SUPPRESSED_COUNTRY,
+    AttendanceFigures,
+    AttendanceTally,
+    Bucket,
+    CountingRule,
+    CountryRow,
+    LocationHeartbeats,
+    PrivacyLevel,
+    SessionFigures,
+    SessionWindow,
+    bucketize,
+    public_countries,
+)
+from summitcast.errors import ImportFormatError, ValidationError
+
+__all__ = [
+    "LOG_FORMAT",
+    "PSEUDONYM_SCHEME",
+    "AttendanceLog",
+    "AttendanceLogWriter",
+    "BucketRecord",
+    "LogEntry",
+    "LogHeader",
+    "SignedTreeHead",
+    "canonical_json",
+    "figures_from_dict",
+    "figures_to_dict",
+    "head_message",
+    "iter_lines",
+    "leaf_bytes",
+    "parse_bucket",
+    "parse_record",
+    "pseudonym",
+    "read_log",
+    "write_attendance_log",
+]
+
+LOG_FORMAT = "summitcast-attendance-log/1"
+PSEUDONYM_SCHEME = "hex(HMAC-SHA256(audit_secret, utf8(location_id))[:16])"
+PSEUDONYM_RE = re.compile(r"[0-9a-f]{32}")
+COUNTRY_RE = re.compile(r"[A-Z]{2}")
+
+
+def canonical_json(value: object) -> bytes:
+    """Return the canonical bytes of a JSON value: sorted keys, no spaces, UTF-8.
+
+    Our records hold only strings, integers, lists and objects, for which this
+    coincides with RFC 8785 (JCS); floats are never written.
+    """
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def leaf_bytes(bucket_start: int, pseudonym: str, country: str) -> bytes:
+    """Return the Merkle leaf of one entry: canonical JSON of {bucket_start, country, pseudonym}."""
+    # Same bytes as canonical_json({...}) for validated values, about 5x faster.
+    return (
+        f'{{"bucket_start":{bucket_start},"country":"{country}","pseudonym":"{pseudonym}"}}'
+    ).encode()
+
+
+def pseudonym(audit_secret: bytes, location_id: str) -> str:
+    """Return the public pseudonym of a location under the summit's audit secret."""
+    return hmac.new(audit_secret, location_id.encode(), hashlib.sha256).hexdigest()[:32]
+
+
+def _iso(moment: datetime) -> str:
+    """Return an aware datetime as ISO 8601 UTC with a Z."""
+    return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+def _parse_time(text: object, what: str) -> datetime:
+    """Parse an ISO 8601 time written by `_iso`."""
+    if not isinstance(text, str):
+        raise ValidationError(f"{what} must be an ISO 8601 string")
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError as error:
+        raise ValidationError(f"{what} {text!r} is not an ISO 8601 time") from error
+    if moment.tzinfo is None:
+        raise ValidationError(f"{what} {text!r} has no time zone")
+    return moment
+
+
+@dataclass(frozen=True, slots=True)
+class LogEntry:
+    """One present location in one bucket, as published."""
+
+    pseudonym: str
+    country: str
+
+
+@dataclass(frozen=True, slots=True)
+class BucketRecord:
+    """One bucket line: its start and its entries sorted by pseudonym."""
+
+    bucket_start: int
+    entries: tuple[LogEntry, ...]
+
+    def leaves(self) -> list[bytes]:
+        """Return this bucket's Merkle leaves in log order."""
+        start = self.bucket_start
+        return [leaf_bytes(start, e.pseudonym, e.country) for e in self.entries]
+
+    def as_bucket(self) -> Bucket:
+        """Return the domain bucket keyed by pseudonym."""
+        return Bucket(self.bucket_start, {e.pseudonym: e.country for e in self.entries})
+
+
+@dataclass(frozen=True, slots=True)
+class LogHeader:
+    """First line of the log: what was counted, how, and who signs."""
+
+    summit: str
+    created: datetime
+    rule: CountingRule
+    sessions: tuple[SessionWindow, ...]
+    public_key: bytes
+    pseudonym_scheme: str = PSEUDONYM_SCHEME
+    suppressed_country: str = SUPPRESSED_COUNTRY
+
+    def to_record(self) -> dict[str, Any]:
+        """Return the JSON object of the header line."""
+        return {
+            "type": "header",
+            "format": LOG_FORMAT,
+            "summit": self.summit,
+            "created": _iso(self.created),
+            "rule": asdict(self.rule),
+            "sessions": [
+                {"slug": s.slug, "start": _iso(s.start), "end": _iso(s.end)} for s in self.sessions
+            ],
+            "pseudonym_scheme": self.pseudonym_scheme,
+            "suppressed_country": self.suppressed_country,
+            "merkle_tree": "RFC 9162 SHA-256; leaf = canonical JSON of each entry, in log order",
+            "public_key": base64.b64encode(self.public_key).decode(),
+        }
+
+    def digest(self) -> str:
+        """Return the hex SHA-256 of the canonical header, which every head signs."""
+        return hashlib.sha256(canonical_json(self.to_record())).hexdigest()
+
+    @classmethod
+    def from_record(cls, record: Mapping[str, Any]) -> LogHeader:
+        """Build a header from its JSON object, or raise ValidationError."""
+        if record.get("format") != LOG_FORMAT:
+            raise ValidationError(f"unknown log format {record.get('format')!r}")
+        try:
+            rule = CountingRule(**record["rule"])
+            sessions = tuple(
+                SessionWindow(
+                    str(s["slug"]), _parse_time(s["start"], "start"), _parse_time(s["end"], "end")
+                )
+                for s in record["sessions"]
+            )
+            public_key = base64.b64decode(record["public_key"], validate=True)
+            header = cls(
+                summit=str(record["summit"]),
+                created=_parse_time(record["created"], "created"),
+                rule=rule,
+                sessions=sessions,
+                public_key=public_key,
+                pseudonym_scheme=str(record["pseudonym_scheme"]),
+                suppressed_country=str(record["suppressed_country"]),
+            )
+        except (KeyError, TypeError, ValueError) as error:
+            raise ValidationError(f"header is incomplete or malformed: {error}") from error
+        if len(public_key) != 32:
+            raise ValidationError("header public key is not a 32-byte Ed25519 key")
+        return header
+
+
+def head_message(
+    summit: str,
+    header_sha256: str,
+    tree_size: int,
+    root_hash: bytes,
+    timestamp: datetime,
+    figures_sha256: str | None,
+) -> bytes:
+    """Return the exact bytes an Ed25519 tree-head signature covers.
+
+    Text lines in the spirit of C2SP checkpoints: the header digest binds the
+    rule and key, the figures digest (final head only) binds the published figures.
+    """
+    return (
+        f"{LOG_FORMAT} tree head\n"
+        f"summit {summit}\n"
+        f"header {header_sha256}\n"
+        f"size {tree_size}\n"
+        f"root {root_hash.hex()}\n"
+        f"time {_iso(timestamp)}\n"
+        f"figures {figures_sha256 or '-'}\n"
+    ).encode()
+
+
+@dataclass(frozen=True, slots=True)
+class SignedTreeHead:
+    """A tree size and root signed by the organiser at a point in time."""
+
+    summit: str
+    header_sha256: str
+    tree_size: int
+    root_hash: bytes
+    timestamp: datetime
+    signature: bytes
+    figures_sha256: str | None = None
+
+    def message(self) -> bytes:
+        """Return the signed bytes."""
+        return head_message(
+            self.summit,
+            self.header_sha256,
+            self.tree_size,
+            self.root_hash,
+            self.timestamp,
+            self.figures_sha256,
+        )
+
+    def signature_valid(self, public_key: bytes) -> bool:
+        """Return whether the signature verifies with this raw Ed25519 public key."""
+        try:
+            Ed25519PublicKey.from_public_bytes(public_key).verify(self.signature, self.message())
+        except (InvalidSignature, ValueError):
+            return False
+        return True
+
+    def to_record(self) -> dict[str, Any]:
+        """Return the JSON object of a head (without summit and header digest)."""
+        record: dict[str, Any] = {
+            "tree_size": self.tree_size,
+            "root_hash": self.root_hash.hex(),
+            "timestamp": _iso(self.timestamp),
+            "signature": base64.b64encode(self.signature).decode(),
+        }
+        if self.figures_sha256 is not None:
+            record["figures_sha256"] = self.figures_sha256
+        return record
+
+    def to_json(self) -> dict[str, Any]:
+        """Return a self-contained JSON object, as handed to a host with a proof."""
+        return {"summit": self.summit, "header_sha256": self.header_sha256, **self.to_record()}
+
+    @classmethod
+    def from_record(
+        cls, record: Mapping[str, Any], *, summit: str, header_sha256: str
+    ) -> SignedTreeHead:
+        """Build a head from its JSON object, or raise ValidationError."""
+        try:
+            tree_size = record["tree_size"]
+            if not isinstance(tree_size, int) or tree_size < 0:
+                raise ValueError("tree_size must be a non-negative integer")
+            figures_sha256 = record.get("figures_sha256")
+            return cls(
+                summit=summit,
+                header_sha256=header_sha256,
+                tree_size=tree_size,
+                root_hash=bytes.fromhex(record["root_hash"]),
+                timestamp=_parse_time(record["timestamp"], "timestamp"),
+                signature=base64.b64decode(record["signature"], validate=True),
+                figures_sha256=None if figures_sha256 is None else str(figures_sha256),
+            )
+        except (KeyError, TypeError, ValueError) as error:
+            raise ValidationError(f"tree head is incomplete or malformed: {error}") from error
+
+    @classmethod
+    def from_json(cls, record: Mapping[str, Any]) -> SignedTreeHead:
+        """Build a head from `to_json` output."""
+        return cls.from_record(
+            record, summit=str(record.get("summit")), header_sha256=str(record.get("header_sha256"))
+        )
+
+
+def figures_to_dict(figures: AttendanceFigures) -> dict[str, Any]:
+    """Return the figures as a JSON object (tuples become lists)."""
+    return json.loads(json.dumps(asdict(figures)))  # type: ignore[no-any-return]
+
+
+def _rows(value: Any) -> tuple[CountryRow, ...]:
+    return tuple(CountryRow(str(r["country"]), int(r["locations"])) for r in value)
+
+
+def figures_from_dict(record: Mapping[str, Any]) -> AttendanceFigures:
+    """Build figures from `figures_to_dict` output, or raise ValidationError."""
+    try:
+        data = dict(record)
+        data["countries"] = _rows(data["countries"])
+        data["concurrent"] = tuple((int(s), int(c)) for s, c in data["concurrent"])
+        data["sessions"] = tuple(
+            SessionFigures(**{**s, "countries": _rows(s["countries"])}) for s in data["sessions"]
+        )
+        return AttendanceFigures(**data)
+    except (KeyError, TypeError, ValueError) as error:
+        raise ValidationError(f"figures are incomplete or malformed: {error}") from error
+
+
+def _check_entry(raw: Any) -> LogEntry:
+    """Return an entry from its JSON object, or raise ValidationError."""
+    if not isinstance(raw, dict) or set(raw) != {"pseudonym", "country"}:
+        raise ValidationError(f"entry {raw!r} must have exactly pseudonym and country")
+    pseudo, country = raw["pseudonym"], raw["country"]
+    if not isinstance(pseudo, str) or not PSEUDONYM_RE.fullmatch(pseudo):
+        raise ValidationError(f"pseudonym {pseudo!r} is not 32 lowercase hex digits")
+    if not isinstance(country, str) or not COUNTRY_RE.fullmatch(country):
+        raise ValidationError(f"country {country!r} is not a two-letter code")
+    return LogEntry(pseudo, country)
+
+
+def parse_record(line: str) -> tuple[str, dict[str, Any]]:
+    """Return (type, object) of one log line, or raise ValidationError saying why."""
+    try:
+        record = json.loads(line)
+    except json.JSONDecodeError as error:
+        raise ValidationError(f"not valid JSON ({error.msg} at column {error.colno})") from error
+    if not isinstance(record, dict) or record.get("type") not in {
+        "header",
+        "bucket",
+        "head",
+        "figures",
+    }:
+        raise ValidationError("not a header, bucket, head or figures record")
+    return str(record["type"]), record
+
+
+def parse_bucket(record: Mapping[str, Any]) -> BucketRecord:
+    """Return a bucket from its JSON object: entries well-formed and strictly sorted."""
+    start = record.get("bucket_start")
+    raw_entries = record.get("entries")
+    if not isinstance(start, int) or isinstance(start, bool):
+        raise ValidationError("bucket_start must be an integer (epoch seconds)")
+    if not isinstance(raw_entries, list):
+        raise ValidationError("entries must be a list")
+    entries = tuple(_check_entry(raw) for raw in raw_entries)
+    for before, after in itertools.pairwise(entries):
+        if before.pseudonym >= after.pseudonym:
+            raise ValidationError(
+                f"entries not strictly sorted by pseudonym at {after.pseudonym} (bucket {start})"
+            )
+    return BucketRecord(start, entries)
+
+
+@dataclass(frozen=True, slots=True)
+class AttendanceLog:
+    """A whole log read into memory (tests, proofs); `verify_log` streams instead."""
+
+    header: LogHeader
+    buckets: tuple[BucketRecord, ...]
+    heads: tuple[SignedTreeHead, ...]
+    figures: AttendanceFigures
+    final_head: SignedTreeHead
+
+
+def iter_lines(source: str | Path | Iterable[str]) -> Iterator[str]:
+    """Yield the lines of a path or pass an iterable of lines through."""
+    if isinstance(source, str | Path):
+        with Path(source).open(encoding="utf-8") as handle:
+            yield from handle
+    else:
+        yield from source
+
+
+def read_log(source: str | Path | Iterable[str]) -> AttendanceLog:
+    """Read a well-formed log, raising ImportFormatError with the line number otherwise.
+
+    This checks structure only; `verify_log` checks hashes, signatures and figures.
+    """
+    header: LogHeader | None = None
+    buckets: list[BucketRecord] = []
+    heads: list[SignedTreeHead] = []
+    final: tuple[AttendanceFigures, SignedTreeHead] | None = None
+    lineno = 0
+    for lineno, line in enumerate(iter_lines(source), start=1):
+        try:
+            kind, record = parse_record(line)
+            if final is not None:
+                raise ValidationError("record after the final figures record")
+            if (kind == "header") != (lineno == 1):
+                raise ValidationError("the header must be the first line and only there")
+            if kind == "header":
+                header = LogHeader.from_record(record)
+                continue
+            assert header is not None  # line 1 was a header, or we raised above
+            if kind == "bucket":
+                buckets.append(parse_bucket(record))
+            elif kind == "head":
+                heads.append(
+                    SignedTreeHead.from_record(
+                        record, summit=header.summit, header_sha256=header.digest()
+                    )
+                )
+            else:
+                final = (
+                    figures_from_dict(record["figures"]),
+                    SignedTreeHead.from_record(
+                        record["head"], summit=header.summit, header_sha256=header.digest()
+                    ),
+                )
+        except (ValidationError, KeyError, TypeError) as error:
+            message = error.message if isinstance(error, ValidationError) else repr(error)
+            raise ImportFormatError(f"line {lineno}: {message}") from error
+    if header is None:
+        raise ImportFormatError("the log is empty")
+    if final is None:
+        raise ImportFormatError(f"the log ends at line {lineno} without its figures record")
+    return AttendanceLog(header, tuple(buckets), tuple(heads), final[0], final[1])
+
+
+def _utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+class AttendanceLogWriter:
+    """Writes a log line by line: header now, then buckets, signed heads and the figures."""
+
+    def __init__(
+        self,
+        out: TextIO,
+        *,
+        summit: str,
+        rule: CountingRule,
+        sessions: Sequence[SessionWindow],
+        signing_key: Ed25519PrivateKey,
+        clock: Callable[[], datetime] = _utc_now,
+    ) -> None:
+        """Write the header line."""
+        self._out = out
+        self._key = signing_key
+        self._clock = clock
+        public_key = signing_key.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
+        self.header = LogHeader(summit, clock(), rule, tuple(sessions), public_key)
+        self._header_sha256 = self.header.digest()
+        self._tree = CompactTree()
+        self._tally = AttendanceTally(sessions, rule)
+        self._last_start: int | None = None
+        self._finished = False
+        self._write(self.header.to_record())
+
+    @property
+    def tree_size(self) -> int:
+        """Number of entries (leaves) written so far."""
+        return self._tree.size
+
+    def _write(self, record: Mapping[str, Any]) -> None:
+        self._out.write(json.dumps(record, ensure_ascii=False, separators=(",", ":")) + "\n")
+
+    def append_bucket(self, bucket_start: int, entries: Iterable[LogEntry]) -> int:
+        """Append one bucket (entries in any order) and return the new tree size."""
+        if self._finished:
+            raise ValidationError("the log is finished")
+        if self._last_start is not None and bucket_start <= self._last_start:
+            raise ValidationError(f"bucket {bucket_start} does not come after {self._last_start}")
+        ordered = sorted(entries, key=lambda e: e.pseudonym)
+        record = BucketRecord(bucket_start, tuple(ordered))
+        self._tally.add(record.as_bucket())  # validates alignment and country consistency
+        sha = hashlib.sha256
+        self._tree.append_hashes([sha(b"\x00" + leaf).digest() for leaf in record.leaves()])
+        self._last_start = bucket_start
+        self._write(
+            {
+                "type": "bucket",
+                "bucket_start": bucket_start,
+                "entries": [{"pseudonym": e.pseudonym, "country": e.country} for e in ordered],
+            }
+        )
+        return self._tree.size
+
+    def _signed_head(self, figures_sha256: str | None) -> SignedTreeHead:
+        timestamp = self._clock().replace(microsecond=0)
+        root_hash = self._tree.root()
+        message = head_message(
+            self.header.summit,
+            self._header_sha256,
+            self._tree.size,
+            root_hash,
+            timestamp,
+            figures_sha256,
+        )
+        return SignedTreeHead(
+            self.header.summit,
+            self._header_sha256,
+            self._tree.size,
+            root_hash,
+            timestamp,
+            self._key.sign(message),
+            figures_sha256,
+        )
+
+    def sign_head(self) -> SignedTreeHead:
+        """Sign the current tree head and write it as a head record."""
+        if self._finished:
+            raise ValidationError("the log is finished")
+        head = self._signed_head(None)
+        self._write({"type": "head", **head.to_record()})
+        return head
+
+    def finish(self) -> tuple[AttendanceFigures, SignedTreeHead]:
+        """Compute the figures from what was written, sign them with the final head, write."""
+        if self._finished:
+            raise ValidationError("the log is finished")
+        figures = self._tally.figures()
+        figures_record = figures_to_dict(figures)
+        head = self._signed_head(hashlib.sha256(canonical_json(figures_record)).hexdigest())
+        self._write({"type": "figures", "figures": figures_record, "head": head.to_record()})
+        self._finished = True
+        return figures, head
+
+
+def write_attendance_log(
+    out: TextIO,
+    *,
+    summit: str,
+    locations: Sequence[LocationHeartbeats],
+    sessions: Sequence[SessionWindow],
+    rule: CountingRule,
+    audit_secret: bytes,
+    signing_key: Ed25519PrivateKey,
+    clock: Callable[[], datetime] = _utc_now,
+    head_every: int = 12,
+) -> tuple[AttendanceFigures, SignedTreeHead]:
+    """Count the heartbeats, write the whole log and return the figures and final head.
+
+    A head is signed every `head_every` buckets (12 = hourly at 5 minutes).
+    """
+    buckets = bucketize(locations, sessions, rule)
+    hidden = frozenset(loc.location_id for loc in locations if loc.privacy == PrivacyLevel.HIDDEN)
+    country = public_countries(buckets, hidden, rule.k)
+    pseudonyms = {loc.location_id: pseudonym(audit_secret, loc.location_id) for loc in locations}
+    writer = AttendanceLogWriter(
+        out, summit=summit, rule=rule, sessions=sessions, signing_key=signing_key, clock=clock
+    )
+    for index, bucket in enumerate(buckets, start=1):
+        writer.append_bucket(
+            bucket.start, (LogEntry(pseudonyms[key], country[key]) for key in bucket.present)
+        )
+        if index % head_every == 0:
+            writer.sign_head()
+    return writer.finish()

@@ -1,0 +1,461 @@
+"""Verify a public attendance log end to end, and prove or check one host's inclusion."""
+
+from __future__ import annotations
+
+import base64
+import bisect
+import dataclasses
+import hashlib
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from summitcast.audit.log import (
+    AttendanceLog,
+    LogHeader,
+    SignedTreeHead,
+    canonical_json,
+    figures_from_dict,
+    iter_lines,
+    leaf_bytes,
+    parse_bucket,
+    parse_record,
+)
+from summitcast.audit.merkle import (
+    CompactTree,
+    consistency_proof_from_hashes,
+    inclusion_proof_from_batches,
+    verify_consistency,
+    verify_inclusion,
+)
+from summitcast.domain.attendance import (
+    SUPPRESSED_COUNTRY,
+    AttendanceFigures,
+    AttendanceTally,
+    Bucket,
+    SessionFigures,
+)
+from summitcast.errors import NotFoundError, ValidationError
+
+__all__ = [
+    "InclusionProof",
+    "ProofCheck",
+    "VerificationReport",
+    "check_saved_head",
+    "inclusion_proof_for",
+    "verify_inclusion_proof",
+    "verify_log",
+]
+
+MAX_PROBLEMS = 100
+Progress = Callable[[int, int | None], None]
+
+
+@dataclass(frozen=True, slots=True)
+class VerificationReport:
+    """Outcome of `verify_log`: ok only when `problems` is empty."""
+
+    ok: bool
+    problems: list[str]
+    figures: AttendanceFigures | None
+    tree_size: int = 0
+    heads_checked: int = 0
+    header: LogHeader | None = None
+    final_head: SignedTreeHead | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ProofCheck:
+    """Outcome of checking one proof, with a sentence for a person."""
+
+    ok: bool
+    message: str
+
+
+def _when(bucket_start: int) -> str:
+    return datetime.fromtimestamp(bucket_start, UTC).strftime("%Y-%m-%d %H:%M UTC")
+
+
+def _b64(key: bytes) -> str:
+    return base64.b64encode(key).decode()
+
+
+def _compare_figures(published: AttendanceFigures, recomputed: AttendanceFigures) -> list[str]:
+    """Return one sentence per published figure that the entries do not give."""
+    problems = []
+    for field in dataclasses.fields(AttendanceFigures):
+        name = field.name
+        mine, theirs = getattr(recomputed, name), getattr(published, name)
+        if mine == theirs:
+            continue
+        if name == "sessions":
+            problems.extend(_compare_sessions(theirs, mine))
+        elif name == "concurrent":
+            mine_map, theirs_map = dict(mine), dict(theirs)
+            for start in sorted(set(mine_map) | set(theirs_map)):
+                if mine_map.get(start) != theirs_map.get(start):
+                    problems.append(
+                        f"published figure concurrent at {_when(start)} is "
+                        f"{theirs_map.get(start)} but the entries give {mine_map.get(start)}"
+                    )
+        else:
+            problems.append(f"published figure {name} is {theirs!r} but the entries give {mine!r}")
+    return problems
+
+
+def _compare_sessions(
+    published: tuple[SessionFigures, ...], recomputed: tuple[SessionFigures, ...]
+) -> list[str]:
+    if [s.slug for s in published] != [s.slug for s in recomputed]:
+        return ["published figure sessions names other sessions than the header"]
+    problems = []
+    for theirs, mine in zip(published, recomputed, strict=True):
+        for field in dataclasses.fields(SessionFigures):
+            a, b = getattr(theirs, field.name), getattr(mine, field.name)
+            if a != b:
+                problems.append(
+                    f"published figure sessions[{mine.slug}].{field.name} is {a!r} "
+                    f"but the entries give {b!r}"
+                )
+    return problems
+
+
+class _Verifier:
+    """State of one streaming pass over a log."""
+
+    def __init__(self, expected_public_key: bytes | None) -> None:
+        self.expected_public_key = expected_public_key
+        self.problems: list[str] = []
+        self.header: LogHeader | None = None
+        self.header_sha256 = ""
+        self.tree = CompactTree()
+        self.tally: AttendanceTally | None = None
+        self.last_bucket: tuple[int, int] | None = None  # (bucket_start, line)
+        self.last_head: tuple[SignedTreeHead, int] | None = None
+        self.heads_checked = 0
+        self.final_head: SignedTreeHead | None = None
+        self.figures: AttendanceFigures | None = None
+        self.final_line = 0
+        self.country_members: dict[str, set[str]] = defaultdict(set)
+
+    def problem(self, lineno: int, message: str) -> None:
+        self.problems.append(f"line {lineno}: {message}" if lineno else message)
+
+    def header_line(self, lineno: int, kind: str, record: dict[str, Any]) -> bool:
+        """Check line 1; return False when nothing else can be checked."""
+        if kind != "header":
+            self.problem(lineno, "the log does not start with a header record")
+            return False
+        try:
+            self.header = LogHeader.from_record(record)
+        except ValidationError as error:
+            self.problem(lineno, error.message)
+            return False
+        self.header_sha256 = self.header.digest()
+        self.tally = AttendanceTally(self.header.sessions, self.header.rule)
+        key = self.header.public_key
+        if self.expected_public_key is not None and key != self.expected_public_key:
+            self.problem(
+                lineno,
+                f"the log's public key {_b64(key)} is not the expected key "
+                f"{_b64(self.expected_public_key)}: it was signed by someone else",
+            )
+        return True
+
+    def bucket_line(self, lineno: int, record: dict[str, Any]) -> None:
+        assert self.tally is not None
+        try:
+            bucket = parse_bucket(record)
+        except ValidationError as error:
+            self.problem(lineno, error.message)
+            return
+        start = bucket.bucket_start
+        in_order = True
+        if self.last_bucket is not None and start <= self.last_bucket[0]:
+            in_order = False
+            self.problem(
+                lineno,
+                f"bucket {start} ({_when(start)}) is out of order: it does not come after "
+                f"bucket {self.last_bucket[0]} on line {self.last_bucket[1]}",
+            )
+        else:
+            self.last_bucket = (start, lineno)
+        sha = hashlib.sha256
+        self.tree.append_hashes([sha(b"\x00" + leaf).digest() for leaf in bucket.leaves()])
+        for entry in bucket.entries:
+            self.country_members[entry.country].add(entry.pseudonym)
+        if in_order:
+            try:
+                self.tally.add(Bucket(start, {e.pseudonym: e.country for e in bucket.entries}))
+            except ValidationError as error:
+                self.problem(lineno, error.message)
+
+    def check_head(self, lineno: int, head: SignedTreeHead, what: str) -> None:
+        assert self.header is not None
+        self.heads_checked += 1
+        if head.tree_size != self.tree.size:
+            self.problem(
+                lineno,
+                f"{what} signs {head.tree_size} entries but {self.tree.size} entries precede it: "
+                "entries were added or removed after signing",
+            )
+        elif head.root_hash != self.tree.root():
+            self.problem(
+                lineno,
+                f"{what} root {head.root_hash.hex()} does not match the root recomputed from the "
+                f"entries ({self.tree.root().hex()}): entries were changed after signing",
+            )
+        if not head.signature_valid(self.header.public_key):
+            self.problem(
+                lineno,
+                f"{what} (size {head.tree_size}) has a signature that does not verify with "
+                "the log's public key",
+            )
+        if self.last_head is not None:
+            previous, previous_line = self.last_head
+            # Both roots were recomputed from one sequence of entries, so a head that
+            # matches is consistent with every earlier one; only order can still be wrong.
+            if head.tree_size < previous.tree_size or head.timestamp < previous.timestamp:
+                self.problem(
+                    lineno,
+                    f"{what} (size {head.tree_size}, {head.timestamp.isoformat()}) goes back "
+                    f"behind the head on line {previous_line}",
+                )
+        self.last_head = (head, lineno)
+
+    def head_line(self, lineno: int, record: dict[str, Any]) -> None:
+        assert self.header is not None
+        try:
+            head = SignedTreeHead.from_record(
+                record, summit=self.header.summit, header_sha256=self.header_sha256
+            )
+        except ValidationError as error:
+            self.problem(lineno, error.message)
+            return
+        self.check_head(lineno, head, "tree head")
+
+    def figures_line(self, lineno: int, record: dict[str, Any]) -> None:
+        assert self.header is not None
+        self.final_line = lineno
+        try:
+            published = figures_from_dict(record["figures"])
+            head = SignedTreeHead.from_record(
+                record["head"], summit=self.header.summit, header_sha256=self.header_sha256
+            )
+        except (ValidationError, KeyError, TypeError) as error:
+            message = error.message if isinstance(error, ValidationError) else repr(error)
+            self.problem(lineno, f"figures record is malformed: {message}")
+            return
+        self.final_head = head
+        self.check_head(lineno, head, "final tree head")
+        digest = hashlib.sha256(canonical_json(record["figures"])).hexdigest()
+        if head.figures_sha256 != digest:
+            self.problem(
+                lineno,
+                "the final tree head does not sign these figures: they were edited after signing",
+            )
+        assert self.tally is not None
+        self.figures = self.tally.figures()
+        for message in _compare_figures(published, self.figures):
+            self.problem(lineno, message)
+
+    def finish(self, last_line: int) -> None:
+        assert self.header is not None
+        k = self.header.rule.k
+        for country, members in sorted(self.country_members.items()):
+            if country != SUPPRESSED_COUNTRY and len(members) < k:
+                self.problem(
+                    0,
+                    f"country {country} is shown for {len(members)} pseudonyms, fewer than "
+                    f"k={k}: the log should have suppressed it",
+                )
+        if not self.final_line:
+            self.problem(
+                0,
+                f"the log ends at line {last_line} without its figures record: "
+                "it is truncated or unfinished",
+            )
+
+
+def _lines_with_progress(
+    source: str | Path | Iterable[str], progress: Progress | None
+) -> Iterator[str]:
+    if progress is None:
+        yield from iter_lines(source)
+        return
+    total = Path(source).stat().st_size if isinstance(source, str | Path) else None
+    done = 0
+    for line in iter_lines(source):
+        done += len(line)  # characters: the log is ASCII apart from the summit slug
+        progress(done, total)
+        yield line
+
+
+def verify_log(
+    source: str | Path | Iterable[str],
+    expected_public_key: bytes | None = None,
+    *,
+    progress: Progress | None = None,
+) -> VerificationReport:
+    """Re-check a whole log: order, Merkle roots, signatures, key and every published figure.
+
+    `progress(done, total)` is called per line with characters read (total is the
+    file size in bytes, or None for an iterable of lines).
+    """
+    verifier = _Verifier(expected_public_key)
+    lineno = 0
+    for lineno, line in enumerate(_lines_with_progress(source, progress), start=1):
+        try:
+            kind, record = parse_record(line)
+        except ValidationError as error:
+            if lineno == 1:
+                verifier.problem(1, f"{error.message}; cannot read the header")
+                break
+            verifier.problem(lineno, error.message)
+            continue
+        if lineno == 1:
+            if not verifier.header_line(lineno, kind, record):
+                break
+            continue
+        if verifier.final_line:
+            verifier.problem(lineno, "record after the final figures record")
+        if kind == "bucket":
+            verifier.bucket_line(lineno, record)
+        elif kind == "head":
+            verifier.head_line(lineno, record)
+        elif kind == "figures":
+            verifier.figures_line(lineno, record)
+        else:
+            verifier.problem(lineno, "a second header record")
+    if lineno == 0:
+        verifier.problem(0, "the log is empty")
+    elif verifier.header is not None:
+        verifier.finish(lineno)
+    problems = verifier.problems
+    if len(problems) > MAX_PROBLEMS:
+        problems = [*problems[:MAX_PROBLEMS], f"… and {len(problems) - MAX_PROBLEMS} more problems"]
+    return VerificationReport(
+        ok=not problems,
+        problems=problems,
+        figures=verifier.figures,
+        tree_size=verifier.tree.size,
+        heads_checked=verifier.heads_checked,
+        header=verifier.header,
+        final_head=verifier.final_head,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class InclusionProof:
+    """What a host needs to check that their pseudonym is in one bucket of the log."""
+
+    bucket_start: int
+    pseudonym: str
+    country: str
+    leaf_index: int
+    tree_size: int
+    path: tuple[bytes, ...]
+
+    def to_json(self) -> dict[str, Any]:
+        """Return the proof as a JSON object (hashes in hex)."""
+        return {
+            "bucket_start": self.bucket_start,
+            "pseudonym": self.pseudonym,
+            "country": self.country,
+            "leaf_index": self.leaf_index,
+            "tree_size": self.tree_size,
+            "path": [node.hex() for node in self.path],
+        }
+
+    @classmethod
+    def from_json(cls, record: dict[str, Any]) -> InclusionProof:
+        """Build a proof from `to_json` output, or raise ValidationError."""
+        try:
+            return cls(
+                bucket_start=int(record["bucket_start"]),
+                pseudonym=str(record["pseudonym"]),
+                country=str(record["country"]),
+                leaf_index=int(record["leaf_index"]),
+                tree_size=int(record["tree_size"]),
+                path=tuple(bytes.fromhex(node) for node in record["path"]),
+            )
+        except (KeyError, TypeError, ValueError) as error:
+            raise ValidationError(f"inclusion proof is malformed: {error}") from error
+
+
+def _leaf_hash_batches(log: AttendanceLog) -> Iterator[list[bytes]]:
+    sha = hashlib.sha256
+    for bucket in log.buckets:
+        yield [sha(b"\x00" + leaf).digest() for leaf in bucket.leaves()]
+
+
+def inclusion_proof_for(
+    log: AttendanceLog, pseudonym: str, bucket_start: int, head: SignedTreeHead | None = None
+) -> InclusionProof:
+    """Return the proof that `pseudonym` is in the bucket, against `head` (default: final)."""
+    head = head or log.final_head
+    index = 0
+    for bucket in log.buckets:
+        if bucket.bucket_start == bucket_start:
+            names = [e.pseudonym for e in bucket.entries]
+            position = bisect.bisect_left(names, pseudonym)
+            if position == len(names) or names[position] != pseudonym:
+                raise NotFoundError(f"pseudonym {pseudonym} is not in bucket {_when(bucket_start)}")
+            if index + position >= head.tree_size:
+                raise NotFoundError(f"the entry came after the head of size {head.tree_size}")
+            path = inclusion_proof_from_batches(
+                _leaf_hash_batches(log), index + position, head.tree_size
+            )
+            country = bucket.entries[position].country
+            return InclusionProof(
+                bucket_start, pseudonym, country, index + position, head.tree_size, tuple(path)
+            )
+        index += len(bucket.entries)
+    raise NotFoundError(f"the log has no bucket {bucket_start} ({_when(bucket_start)})")
+
+
+def verify_inclusion_proof(
+    pseudonym: str,
+    proof: InclusionProof,
+    head: SignedTreeHead,
+    public_key: bytes | None = None,
+) -> ProofCheck:
+    """Check a host's proof against a published head (and its signature, given the key)."""
+    if proof.pseudonym != pseudonym:
+        return ProofCheck(False, f"the proof is for pseudonym {proof.pseudonym}, not {pseudonym}")
+    if proof.tree_size != head.tree_size:
+        return ProofCheck(
+            False, f"the proof is for a tree of {proof.tree_size}, the head has {head.tree_size}"
+        )
+    if public_key is not None and not head.signature_valid(public_key):
+        return ProofCheck(False, "the tree head's signature does not verify with the given key")
+    leaf = leaf_bytes(proof.bucket_start, pseudonym, proof.country)
+    if not verify_inclusion(leaf, proof.leaf_index, proof.tree_size, proof.path, head.root_hash):
+        return ProofCheck(False, "the proof does not lead to the head's root: not included")
+    return ProofCheck(
+        True,
+        f"{pseudonym} ({proof.country}) is entry {proof.leaf_index} of {head.tree_size}, "
+        f"in bucket {_when(proof.bucket_start)}",
+    )
+
+
+def check_saved_head(log: AttendanceLog, saved: SignedTreeHead) -> ProofCheck:
+    """Check that a head someone kept earlier is a prefix of this log (RFC 9162 consistency)."""
+    sha = hashlib.sha256
+    hashes = [sha(b"\x00" + leaf).digest() for bucket in log.buckets for leaf in bucket.leaves()]
+    final = log.final_head
+    if saved.tree_size > final.tree_size:
+        return ProofCheck(False, f"the saved head has {saved.tree_size} entries, the log fewer")
+    proof = consistency_proof_from_hashes(hashes[: final.tree_size], saved.tree_size)
+    if not verify_consistency(
+        saved.tree_size, final.tree_size, saved.root_hash, final.root_hash, proof
+    ):
+        return ProofCheck(
+            False,
+            f"the log was rewritten: its first {saved.tree_size} entries no longer give the "
+            "saved root",
+        )
+    return ProofCheck(True, f"the log extends the saved head of {saved.tree_size} entries")
