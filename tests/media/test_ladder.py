@@ -76,10 +76,14 @@ def test_ladder_argv_default_rungs_fmp4_interpreters_as_inputs() -> None:
     inputs = [LadderInput("srt://127.0.0.1:9000?mode=listener"), LadderInput("en.wav")]
     inputs.append(LadderInput("fr.wav"))
     argv = ladder_argv("ffmpeg", inputs, spec, Path("/srv/hls"))
+    scales = [_scale(0, 1920, 1080), _scale(1, 1280, 720), _scale(2, 854, 480)]
     graph = "[0:v:0]fps=30,split=4[s0][s1][s2][s3];" + ";".join(
-        [_scale(0, 1920, 1080), _scale(1, 1280, 720), _scale(2, 854, 480), _scale(3, 640, 360)]
-        + ["[1:a:0]aresample=async=1000,asplit=2[a0][l0]"]
-        + ["[2:a:0]aresample=async=1000,asplit=2[a1][l1]"]
+        [
+            *scales,
+            _scale(3, 640, 360),
+            "[1:a:0]aresample=async=1000,asplit=2[a0][l0]",
+            "[2:a:0]aresample=async=1000,asplit=2[a1][l1]",
+        ]
     )
     assert argv == [
         *HEAD,
