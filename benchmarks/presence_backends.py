@@ -20,7 +20,7 @@ import redis.asyncio as aioredis
 from summitcast.presence.memory import MemoryPresence
 from summitcast.presence.redis import RedisPresence
 
-COUNTRIES = ["DE", "FR", "BR", "IN", "NG", "US", "JP", "--"]
+COUNTRIES = ["DE", "FR", "BR", "IN", "NG", "US", "JP", "ZZ"]
 
 
 def _rate(count: int, seconds: float) -> float:

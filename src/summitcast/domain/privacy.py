@@ -17,8 +17,9 @@ PrivacyLevel = Literal["public", "country", "hidden"]
 PRIVACY_LEVELS: tuple[PrivacyLevel, ...] = ("public", "country", "hidden")
 
 # Country key under which hidden locations are counted in presence back-ends, so
-# their real country is never stored in the shared, fast-changing counters.
-UNDISCLOSED = "--"
+# their real country is never stored in the shared, fast-changing counters. "ZZ" is
+# ISO 3166's user-assigned "unknown", the same code domain.attendance suppresses.
+UNDISCLOSED = "ZZ"
 
 # No country is at risk unless the organiser says so (Settings carries the set).
 AT_RISK_DEFAULT: frozenset[str] = frozenset()
@@ -101,6 +102,8 @@ def public_city_cells(cells: Iterable[CityCell], k: int) -> PublicMap:
             hidden += cell.count
             continue
         country_counts[cell.country] = country_counts.get(cell.country, 0) + cell.count
+        # Fail safe: any level other than 'public' (domain.attendance spells the
+        # country level 'coarse') stays at country level and never becomes a dot.
         if cell.privacy_level == "public":
             key = (cell.country, cell.city)
             city_counts[key] = city_counts.get(key, 0) + cell.count
