@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import asdict, dataclass
-from datetime import timedelta
+from datetime import UTC, timedelta
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session as DbSession
@@ -24,6 +24,8 @@ from summitcast.services.programme import SummitInput, create_summit, ensure_day
 from summitcast.storage.tables import Item, ItemSpeaker, Session, Speaker, Summit
 
 GAP_NAMESPACE = uuid.UUID("6f1d2d0e-5d43-4a8e-9f0b-5b3d0c9a1e77")
+# Breaks summitcast inserts for gaps between imported events; derived from times, never exported.
+GAP_TYPE = "gap"
 
 
 @dataclass(frozen=True, slots=True)
@@ -179,7 +181,8 @@ def _with_gaps(session_doc: ScheduleSession, summit: Summit) -> list[ScheduleIte
         gap = int((item.start - cursor).total_seconds())
         if gap > 0:
             guid = uuid.uuid5(
-                GAP_NAMESPACE, f"{summit.slug}/{session_doc.key}/{cursor.isoformat()}"
+                GAP_NAMESPACE,
+                f"{summit.slug}/{session_doc.key}/{cursor.astimezone(UTC).isoformat()}",
             )
             filled.append(
                 ScheduleItem(
@@ -188,7 +191,7 @@ def _with_gaps(session_doc: ScheduleSession, summit: Summit) -> list[ScheduleIte
                     title="Break",
                     subtitle="",
                     kind="break",
-                    type="break",
+                    type=GAP_TYPE,
                     start=cursor,
                     duration_s=gap,
                     language="",
@@ -304,6 +307,8 @@ def document_of(db: DbSession, summit: Summit) -> ScheduleDocument:
         )
         items: list[ScheduleItem] = []
         for item, timed in zip(session.items, laid, strict=True):
+            if item.event_type == GAP_TYPE:
+                continue
             for link in item.speaker_links:
                 used[link.speaker.id] = link.speaker
             items.append(
