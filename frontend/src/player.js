@@ -35,9 +35,22 @@ function fill(select, options, selected) {
   select.parentElement.hidden = options.length < 2;
 }
 
+// ffmpeg names renditions "audio_2", "subtitle_0"…: show the language instead.
+const GENERATED_NAME = /^(audio|subtitles?|subs?|text)[ _-]?\d*$/i;
+
+function languageName(lang) {
+  try {
+    const names = new Intl.DisplayNames([navigator.language || "en"], { type: "language" });
+    return names.of(lang);
+  } catch {
+    return lang;
+  }
+}
+
 function trackName(t, index) {
-  const name = t.name || t.lang || `Track ${index + 1}`;
-  return t.lang && t.name && !t.name.toLowerCase().includes(t.lang.toLowerCase()) ? `${name} (${t.lang})` : name;
+  if (t.name && !GENERATED_NAME.test(t.name)) return t.name;
+  if (t.lang) return languageName(t.lang);
+  return `Track ${index + 1}`;
 }
 
 function levelName(level) {
@@ -72,7 +85,7 @@ export function mountPlayer(videoEl, opts = {}) {
     hls: null,
     errors,
     mode: "auto", // "auto" | level index | "audio"
-    audioOnlyUrls: [], // audio-only variants from the master, which hls.js itself drops
+    audioOnly: null, // {url, group} of the master's audio-only variant, which hls.js drops
     native: false,
     destroy,
     jumpToLive,
@@ -87,9 +100,9 @@ export function mountPlayer(videoEl, opts = {}) {
   let recreateTimer = null;
   let recoverTimer = null;
   let tick = null;
-  let preferredAudio = -1; // language chosen by the viewer, kept across re-creation
+  let preferredLang = null; // audio language chosen by the viewer, kept across re-creation
   let preferredSubtitle = -1;
-  let manifestAudioTracks = [];
+  let manifestAudioTracks = []; // every audio rendition of the master, all groups
   let videoLevels = []; // [[hls level index, label]] of the master, best first
 
   function log(entry) {
@@ -107,13 +120,24 @@ export function mountPlayer(videoEl, opts = {}) {
     if (p && p.catch) p.catch((e) => log({ type: "play", details: String(e && e.name), fatal: false }));
   }
 
+  /** Audio renditions playable in audio-only mode: one per language. */
+  function audioOnlyTracks() {
+    // The audio-only variant names its own group (e.g. low-bitrate mono); with
+    // none, the renditions of the first group are audio-only playlists too.
+    const group = player.audioOnly ? player.audioOnly.group : manifestAudioTracks[0]?.groupId;
+    const seen = new Set();
+    return manifestAudioTracks.filter((t) => {
+      if (!t.url || t.groupId !== group || seen.has(t.lang)) return false;
+      seen.add(t.lang);
+      return true;
+    });
+  }
+
   function currentUrl() {
     if (player.mode !== "audio") return src;
-    // Audio only: the chosen language's rendition if the master has alternate
-    // audio with URIs (those playlists are audio-only), else the audio rung.
-    const track = manifestAudioTracks[preferredAudio >= 0 ? preferredAudio : 0];
-    if (track && track.url && (preferredAudio >= 0 || !player.audioOnlyUrls.length)) return track.url;
-    return player.audioOnlyUrls[0] || (track && track.url) || src;
+    const tracks = audioOnlyTracks();
+    const track = tracks.find((t) => t.lang === preferredLang) || tracks.find((t) => t.isDefault) || tracks[0];
+    return (track && track.url) || (player.audioOnly && player.audioOnly.url) || src;
   }
 
   function create(startPosition = -1) {
@@ -130,20 +154,29 @@ export function mountPlayer(videoEl, opts = {}) {
     player.hls = hls;
     hls.on(Hls.Events.MANIFEST_LOADED, (_e, data) => {
       if (player.mode === "audio") return; // keep what the master told us
-      player.audioOnlyUrls = (data.levels || []).filter(isAudioOnlyVariant).map((l) => l.url);
-      manifestAudioTracks = (data.audioTracks || []).map((t) => ({ name: t.name, lang: t.lang, url: t.url }));
+      const variant = (data.levels || []).find(isAudioOnlyVariant);
+      player.audioOnly = variant ? { url: variant.url, group: variant.attrs && variant.attrs.AUDIO } : null;
+      manifestAudioTracks = (data.audioTracks || []).map((t) => ({
+        name: t.name,
+        lang: t.lang,
+        url: t.url,
+        groupId: t.groupId,
+        isDefault: !!t.default,
+      }));
     });
     hls.on(Hls.Events.MANIFEST_PARSED, () => {
       if (player.mode !== "audio") {
         hls.currentLevel = player.mode === "auto" ? -1 : player.mode;
         hls.loadLevel = hls.currentLevel;
       }
-      if (preferredAudio >= 0 && preferredAudio < hls.audioTracks.length) hls.audioTrack = preferredAudio;
+      selectPreferredLanguage();
       hls.subtitleTrack = preferredSubtitle;
       hls.subtitleDisplay = preferredSubtitle >= 0;
       refreshMenus();
       play();
     });
+    // A level from another audio group brings its own track list.
+    hls.on(Hls.Events.AUDIO_TRACKS_UPDATED, selectPreferredLanguage);
     for (const ev of [
       Hls.Events.LEVEL_SWITCHED,
       Hls.Events.AUDIO_TRACKS_UPDATED,
@@ -161,6 +194,13 @@ export function mountPlayer(videoEl, opts = {}) {
     hls.on(Hls.Events.ERROR, onError);
     hls.attachMedia(videoEl);
     hls.loadSource(currentUrl());
+  }
+
+  function selectPreferredLanguage() {
+    const hls = player.hls;
+    if (!hls || preferredLang == null) return;
+    const i = hls.audioTracks.findIndex((t) => t.lang === preferredLang);
+    if (i >= 0 && i !== hls.audioTrack) hls.audioTrack = i;
   }
 
   function onError(_e, data) {
@@ -238,14 +278,24 @@ export function mountPlayer(videoEl, opts = {}) {
     refreshMenus();
   }
 
+  /** Choose an audio language by its index in the language menu. */
   function setAudioTrack(id) {
-    preferredAudio = Number(id);
+    const list = languageChoices();
+    const track = list[Number(id)];
+    if (!track) return;
+    preferredLang = track.lang;
     if (player.mode === "audio") {
       if (player.hls) player.hls.destroy();
       create();
-    } else if (player.hls) {
-      player.hls.audioTrack = preferredAudio;
+    } else {
+      selectPreferredLanguage();
     }
+  }
+
+  /** The language menu's entries: hls.js's tracks, or ours in audio-only mode. */
+  function languageChoices() {
+    if (player.mode === "audio") return audioOnlyTracks();
+    return player.hls ? player.hls.audioTracks : [];
   }
 
   function setSubtitleTrack(id) {
@@ -274,14 +324,16 @@ export function mountPlayer(videoEl, opts = {}) {
       const current = hls && hls.currentLevel >= 0 && hls.levels[hls.currentLevel];
       const auto = current && player.mode === "auto" ? `Auto (${levelName(current)})` : "Auto";
       const options = [["auto", auto], ...videoLevels];
-      const audioUrls = player.audioOnlyUrls.length || manifestAudioTracks.some((t) => t.url);
-      if (audioUrls) options.push(["audio", "Audio only (saves data)"]);
+      if (player.audioOnly || manifestAudioTracks.some((t) => t.url)) {
+        options.push(["audio", "Audio only (saves data)"]);
+      }
       fill(ui.quality.select, options, player.mode);
     }
-    const audioTracks = hls ? hls.audioTracks : [];
-    const audioSource = audioTracks.length ? audioTracks : manifestAudioTracks;
-    const selectedAudio = hls && audioTracks.length ? hls.audioTrack : preferredAudio;
-    fill(ui.language.select, audioSource.map((t, i) => [i, trackName(t, i)]), selectedAudio < 0 ? 0 : selectedAudio);
+    const languages = languageChoices();
+    let selected = languages.findIndex((t) => t.lang === preferredLang);
+    if (selected < 0 && player.mode !== "audio" && hls) selected = hls.audioTrack;
+    if (selected < 0) selected = Math.max(0, languages.findIndex((t) => t.isDefault || t.default));
+    fill(ui.language.select, languages.map((t, i) => [i, trackName(t, i)]), selected);
     const subs = hls ? hls.subtitleTracks : Array.from(videoEl.textTracks || []);
     const subOptions = [[-1, "Off"], ...subs.map((t, i) => [i, trackName(t, i)])];
     fill(ui.captions.select, subOptions, hls ? hls.subtitleTrack : preferredSubtitle);
