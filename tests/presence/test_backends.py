@@ -9,8 +9,9 @@ import pytest
 import redis
 import redis.asyncio as aioredis
 
+from summitcast.presence.base import Message
 from summitcast.presence.memory import MemoryPresence
-from summitcast.presence.redis import RedisPresence
+from summitcast.presence.redis import RedisPresence, RedisPubSub
 from tests.presence.conftest import REDIS_URL, TIMEOUT_S, Backend
 
 
@@ -101,3 +102,35 @@ def test_redis_presence_accepts_a_decoding_client(redis_backend: Backend) -> Non
 
     snapshot, gone = asyncio.run(scenario())
     assert (snapshot.total, snapshot.by_country, gone) == (1, {"DE": 1}, ["loc-a"])
+
+
+@pytest.mark.integration
+def test_redis_pubsub_survives_a_killed_connection(redis_backend: Backend) -> None:
+    name = f"{redis_backend.prefix}-sub"
+
+    async def scenario() -> Message | None:
+        listener = RedisPubSub(
+            aioredis.Redis.from_url(REDIS_URL, client_name=name), prefix=redis_backend.prefix
+        )
+        sender = RedisPubSub(aioredis.Redis.from_url(REDIS_URL), prefix=redis_backend.prefix)
+        admin = aioredis.Redis.from_url(REDIS_URL, decode_responses=True)
+        try:
+            async with listener.subscribe("summit-1") as sub:
+                # Kill only our own subscriber connection (other people share this Redis).
+                clients = await admin.client_list()
+                ids = [c["id"] for c in clients if c.get("name") == name]
+                assert len(ids) == 1
+                await admin.execute_command("CLIENT", "KILL", "ID", ids[0])
+                deadline = time.monotonic() + 10
+                while time.monotonic() < deadline:
+                    await sender.publish("summit-1", {"n": 1})
+                    message = await sub.get(timeout=0.2)
+                    if message is not None:
+                        return message
+                return None
+        finally:
+            await listener.close()
+            await sender.close()
+            await admin.aclose()
+
+    assert asyncio.run(scenario()) == {"n": 1}
