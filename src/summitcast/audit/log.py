@@ -71,7 +71,9 @@ __all__ = [
     "head_message",
     "iter_lines",
     "leaf_bytes",
+    "leaf_hashes",
     "parse_bucket",
+    "parse_bucket_columns",
     "parse_record",
     "pseudonym",
     "read_log",
@@ -82,6 +84,8 @@ LOG_FORMAT = "summitcast-attendance-log/1"
 PSEUDONYM_SCHEME = "hex(HMAC-SHA256(audit_secret, utf8(location_id))[:16])"
 PSEUDONYM_RE = re.compile(r"[0-9a-f]{32}")
 COUNTRY_RE = re.compile(r"[A-Z]{2}")
+_HEX_RUN = re.compile(r"[0-9a-f]*")
+_UPPER_RUN = re.compile(r"[A-Z]*")
 
 
 def canonical_json(value: object) -> bytes:
@@ -364,20 +368,74 @@ def parse_record(line: str) -> tuple[str, dict[str, Any]]:
     return str(record["type"]), record
 
 
-def parse_bucket(record: Mapping[str, Any]) -> BucketRecord:
-    """Return a bucket from its JSON object: entries well-formed and strictly sorted."""
+def parse_bucket_columns(record: Mapping[str, Any]) -> tuple[int, list[str], list[str]]:
+    """Return (bucket_start, pseudonyms, countries) of a bucket object, checked in bulk.
+
+    Checks whole columns with one regex each instead of entry by entry: verifying
+    a 4-day log touches ~57 million entries, so per-entry Python work dominates.
+    """
     start = record.get("bucket_start")
     raw_entries = record.get("entries")
     if not isinstance(start, int) or isinstance(start, bool):
         raise ValidationError("bucket_start must be an integer (epoch seconds)")
     if not isinstance(raw_entries, list):
         raise ValidationError("entries must be a list")
-    entries = tuple(_check_entry(raw) for raw in raw_entries)
-    for before, after in itertools.pairwise(entries):
-        if before.pseudonym >= after.pseudonym:
-            raise ValidationError(
-                f"entries not strictly sorted by pseudonym at {after.pseudonym} (bucket {start})"
-            )
+    try:
+        if any(len(raw) != 2 for raw in raw_entries):
+            raise KeyError("an entry")
+        pseudonyms = [raw["pseudonym"] for raw in raw_entries]
+        countries = [raw["country"] for raw in raw_entries]
+        joined_pseudonyms = "".join(pseudonyms)
+        joined_countries = "".join(countries)
+    except (KeyError, TypeError) as error:
+        bad = next(
+            (
+                r
+                for r in raw_entries
+                if not isinstance(r, dict) or set(r) != {"pseudonym", "country"}
+            ),
+            None,
+        )
+        raise ValidationError(
+            f"entry {bad!r} must have exactly a pseudonym and a country (bucket {start})"
+        ) from error
+    n = len(raw_entries)
+    # Fixed widths plus a character class over the joined column prove every item matches.
+    if len(joined_pseudonyms) != 32 * n or not _HEX_RUN.fullmatch(joined_pseudonyms):
+        bad_p = next(
+            p for p in pseudonyms if not isinstance(p, str) or not PSEUDONYM_RE.fullmatch(p)
+        )
+        raise ValidationError(
+            f"pseudonym {bad_p!r} is not 32 lowercase hex digits (bucket {start})"
+        )
+    if len(joined_countries) != 2 * n or not _UPPER_RUN.fullmatch(joined_countries):
+        bad_c = next(c for c in countries if not isinstance(c, str) or not COUNTRY_RE.fullmatch(c))
+        raise ValidationError(f"country {bad_c!r} is not a two-letter code (bucket {start})")
+    if pseudonyms != sorted(pseudonyms) or len(set(pseudonyms)) != n:
+        after = next(b for a, b in itertools.pairwise(pseudonyms) if a >= b)
+        raise ValidationError(
+            f"entries not strictly sorted by pseudonym at {after} (bucket {start})"
+        )
+    return start, pseudonyms, countries
+
+
+def leaf_hashes(
+    bucket_start: int, pseudonyms: Sequence[str], countries: Sequence[str]
+) -> list[bytes]:
+    """Return the Merkle leaf hashes of one bucket's entries, in log order."""
+    sha = hashlib.sha256
+    # "\x00" is the RFC 9162 leaf prefix; the rest is `leaf_bytes` inlined for speed.
+    head = f'\x00{{"bucket_start":{bucket_start},"country":"'
+    return [
+        sha(f'{head}{c}","pseudonym":"{p}"}}'.encode()).digest()
+        for p, c in zip(pseudonyms, countries, strict=True)
+    ]
+
+
+def parse_bucket(record: Mapping[str, Any]) -> BucketRecord:
+    """Return a bucket from its JSON object: entries well-formed and strictly sorted."""
+    start, pseudonyms, countries = parse_bucket_columns(record)
+    entries = tuple(LogEntry(p, c) for p, c in zip(pseudonyms, countries, strict=True))
     return BucketRecord(start, entries)
 
 
@@ -494,8 +552,9 @@ class AttendanceLogWriter:
         ordered = sorted(entries, key=lambda e: e.pseudonym)
         record = BucketRecord(bucket_start, tuple(ordered))
         self._tally.add(record.as_bucket())  # validates alignment and country consistency
-        sha = hashlib.sha256
-        self._tree.append_hashes([sha(b"\x00" + leaf).digest() for leaf in record.leaves()])
+        self._tree.append_hashes(
+            leaf_hashes(bucket_start, [e.pseudonym for e in ordered], [e.country for e in ordered])
+        )
         self._last_start = bucket_start
         self._write(
             {

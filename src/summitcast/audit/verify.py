@@ -6,7 +6,7 @@ import base64
 import bisect
 import dataclasses
 import hashlib
-from collections import defaultdict
+from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -21,7 +21,8 @@ from summitcast.audit.log import (
     figures_from_dict,
     iter_lines,
     leaf_bytes,
-    parse_bucket,
+    leaf_hashes,
+    parse_bucket_columns,
     parse_record,
 )
 from summitcast.audit.merkle import (
@@ -139,7 +140,6 @@ class _Verifier:
         self.final_head: SignedTreeHead | None = None
         self.figures: AttendanceFigures | None = None
         self.final_line = 0
-        self.country_members: dict[str, set[str]] = defaultdict(set)
 
     def problem(self, lineno: int, message: str) -> None:
         self.problems.append(f"line {lineno}: {message}" if lineno else message)
@@ -168,11 +168,10 @@ class _Verifier:
     def bucket_line(self, lineno: int, record: dict[str, Any]) -> None:
         assert self.tally is not None
         try:
-            bucket = parse_bucket(record)
+            start, pseudonyms, countries = parse_bucket_columns(record)
         except ValidationError as error:
             self.problem(lineno, error.message)
             return
-        start = bucket.bucket_start
         in_order = True
         if self.last_bucket is not None and start <= self.last_bucket[0]:
             in_order = False
@@ -183,13 +182,11 @@ class _Verifier:
             )
         else:
             self.last_bucket = (start, lineno)
-        sha = hashlib.sha256
-        self.tree.append_hashes([sha(b"\x00" + leaf).digest() for leaf in bucket.leaves()])
-        for entry in bucket.entries:
-            self.country_members[entry.country].add(entry.pseudonym)
+        # The entries are in the tree whatever their order: the roots must say so.
+        self.tree.append_hashes(leaf_hashes(start, pseudonyms, countries))
         if in_order:
             try:
-                self.tally.add(Bucket(start, {e.pseudonym: e.country for e in bucket.entries}))
+                self.tally.add(Bucket(start, dict(zip(pseudonyms, countries, strict=True))))
             except ValidationError as error:
                 self.problem(lineno, error.message)
 
@@ -264,12 +261,14 @@ class _Verifier:
 
     def finish(self, last_line: int) -> None:
         assert self.header is not None
+        assert self.tally is not None
         k = self.header.rule.k
-        for country, members in sorted(self.country_members.items()):
-            if country != SUPPRESSED_COUNTRY and len(members) < k:
+        sizes = Counter(self.tally.country_by_key().values())
+        for country, members in sorted(sizes.items()):
+            if country != SUPPRESSED_COUNTRY and members < k:
                 self.problem(
                     0,
-                    f"country {country} is shown for {len(members)} pseudonyms, fewer than "
+                    f"country {country} is shown for {members} pseudonyms, fewer than "
                     f"k={k}: the log should have suppressed it",
                 )
         if not self.final_line:
@@ -387,9 +386,12 @@ class InclusionProof:
 
 
 def _leaf_hash_batches(log: AttendanceLog) -> Iterator[list[bytes]]:
-    sha = hashlib.sha256
     for bucket in log.buckets:
-        yield [sha(b"\x00" + leaf).digest() for leaf in bucket.leaves()]
+        yield leaf_hashes(
+            bucket.bucket_start,
+            [e.pseudonym for e in bucket.entries],
+            [e.country for e in bucket.entries],
+        )
 
 
 def inclusion_proof_for(
@@ -444,8 +446,7 @@ def verify_inclusion_proof(
 
 def check_saved_head(log: AttendanceLog, saved: SignedTreeHead) -> ProofCheck:
     """Check that a head someone kept earlier is a prefix of this log (RFC 9162 consistency)."""
-    sha = hashlib.sha256
-    hashes = [sha(b"\x00" + leaf).digest() for bucket in log.buckets for leaf in bucket.leaves()]
+    hashes = [h for batch in _leaf_hash_batches(log) for h in batch]
     final = log.final_head
     if saved.tree_size > final.tree_size:
         return ProofCheck(False, f"the saved head has {saved.tree_size} entries, the log fewer")

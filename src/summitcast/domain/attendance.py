@@ -300,7 +300,8 @@ class AttendanceTally:
                 f"bucket {bucket.start} does not come after bucket {self._timeline[-1][0]}"
             )
         country_of = self._country
-        for key, country in bucket.present.items():
+        # Set operations on item views run in C: only new keys or changed countries remain.
+        for key, country in bucket.present.items() - country_of.items():
             known = country_of.setdefault(key, country)
             if known != country:
                 raise ValidationError(f"{key} is in {known} and in {country}")
@@ -314,6 +315,10 @@ class AttendanceTally:
                 # Strict ">" keeps the earliest bucket on ties, since buckets come in order.
                 if concurrent > self._session_peak[index][0]:
                     self._session_peak[index] = (concurrent, bucket.start)
+
+    def country_by_key(self) -> Mapping[str, str]:
+        """Return the country of every key seen so far."""
+        return dict(self._country)
 
     def figures(self) -> AttendanceFigures:
         """Return the figures for everything added so far."""
