@@ -66,18 +66,21 @@ export function liveCounters(url, onUpdate, opts = {}) {
     }
     handle.transport = "sse";
     const es = new EventSource(sseUrl);
+    let opened = false;
     conn = es;
     es.onopen = () => {
+      opened = true;
       attempt = 0;
       status("open", "sse");
     };
     es.onmessage = (e) => deliver(e.data);
     es.onerror = () => {
       // EventSource retries on its own with a fixed delay; we want backoff
-      // with jitter (and a later try of WebSocket), so close and schedule.
+      // with jitter, so close and schedule. SSE that worked stays in use;
+      // if SSE fails too, WebSocket gets another chance.
       if (conn !== es) return;
       es.close();
-      wsFailures = 0; // give WebSocket another chance next time
+      if (!opened) wsFailures = 0;
       retry();
     };
   }
