@@ -341,3 +341,29 @@ def test_check_saved_head_detects_rewrite(summit: Summit, log: AttendanceLog) ->
     assert check_saved_head(rewritten, saved).message == (
         f"the log was rewritten: its first {saved.tree_size} entries no longer give the saved root"
     )
+
+
+def test_verify_log_malformed_entry_is_named(summit: Summit) -> None:
+    lines = list(summit.lines)
+    index = _line_of(lines, "bucket", 0)
+    record = json.loads(lines[index])
+    record["entries"][0]["country"] = 'D"'
+    lines[index] = json.dumps(record) + "\n"
+    problems = _verify(lines)
+    assert (
+        problems[0]
+        == f"line {index + 1}: country 'D\"' is not a two-letter code (bucket 1721217600)"
+    )
+
+
+def test_verify_log_country_below_k_is_flagged(summit: Summit) -> None:
+    lines = list(summit.lines)
+    index = _line_of(lines, "bucket", 0)
+    record = json.loads(lines[index])
+    record["entries"][0]["country"] = "IS"
+    lines[index] = json.dumps(record) + "\n"
+    problems = _verify(lines)
+    assert (
+        "country IS is shown for 1 pseudonyms, fewer than k=5: the log should have suppressed it"
+        in problems
+    )
