@@ -16,6 +16,10 @@ Token format (version 1), one ASCII string with five dot-separated fields::
 Integers are capped at 2**53 so that a browser can produce them exactly with
 JavaScript numbers (WebCrypto computes the HMAC on the location screen).
 
+Replay: with several workers the last (epoch, seq) of each location lives in the
+presence back-end (``Presence.check_and_store_seq`` applies ``is_replay``
+atomically); ``verify_heartbeat`` then gets ``last_seen=None`` and checks the rest.
+
 Clocks: the skew check compares ``ts`` with the server's *wall* clock (the only
 clock a client can share); the online rule takes a ``now`` from one clock that
 never jumps (``time.monotonic()`` in one process, or one shared clock such as

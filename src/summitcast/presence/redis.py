@@ -365,6 +365,12 @@ class RedisPubSub:
                 log.warning("redis pub/sub read failed (%s); retrying", error)
                 await asyncio.sleep(min(5.0, 0.1 * 2**failures))
                 continue
+            except Exception:
+                # Anything else would silently end every subscription of this worker.
+                failures += 1
+                log.exception("redis pub/sub reader error; retrying")
+                await asyncio.sleep(min(5.0, 0.1 * 2**failures))
+                continue
             if raw is None:
                 continue
             kind = _text(raw["type"])
