@@ -165,8 +165,14 @@ function shade(svgEl, data) {
  * opts: {assetBase} — where countries-110m.json lives (default: next to this script).
  * Resolves once drawn.
  */
-export async function drawMap(svgEl, data = {}, opts = {}) {
-  const countries = await loadAtlas(opts.assetBase || assetBase);
+export function drawMap(svgEl, data = {}, opts = {}) {
+  const drawn = loadAtlas(opts.assetBase || assetBase).then((countries) => render(svgEl, countries, data));
+  // updateMap calls made while the atlas loads wait for the drawing.
+  svgEl.__summitcastMapDrawn = drawn;
+  return drawn;
+}
+
+function render(svgEl, countries, data) {
   const projection = geoNaturalEarth1().fitExtent(
     [
       [4, 4],
@@ -206,11 +212,14 @@ export async function drawMap(svgEl, data = {}, opts = {}) {
   return svgEl;
 }
 
-/** Re-shade an already drawn map with new counts; country paths are kept. */
+/** Re-shade a drawn map with new counts (country paths are kept); returns a promise. */
 export function updateMap(svgEl, data = {}) {
-  if (!svgEl.__summitcastMap) throw new Error("updateMap: call drawMap first");
-  shade(svgEl, data);
-  return svgEl;
+  if (svgEl.__summitcastMap) {
+    shade(svgEl, data);
+    return Promise.resolve(svgEl);
+  }
+  if (!svgEl.__summitcastMapDrawn) throw new Error("updateMap: call drawMap first");
+  return svgEl.__summitcastMapDrawn.then(() => shade(svgEl, data)).then(() => svgEl);
 }
 
 Object.assign(namespace, { drawMap, updateMap });
