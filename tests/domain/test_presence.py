@@ -71,6 +71,7 @@ def test_parse_heartbeat_round_trips() -> None:
         "hb1.loc 42.k3v9X2mQpL0aZ8wR.1.1752750000." + "A" * 43,  # space in id
         "hb1.loc-42.short.1.1752750000." + "A" * 43,  # epoch too short
         "hb1.loc-42.k3v9X2mQpL0aZ8wR.-1.1752750000." + "A" * 43,  # negative seq
+        "hb1.loc-42.k3v9X2mQpL0aZ8wR.01.1752750000." + "A" * 43,  # leading zero
         "hb1.loc-42.k3v9X2mQpL0aZ8wR.9007199254740992.1752750000." + "A" * 43,  # 2**53
         "hb1.loc-42.k3v9X2mQpL0aZ8wR.1.1752750000." + "A" * 42,  # short signature
         "hb1.loc-42.k3v9X2mQpL0aZ8wR.1.1752750000." + "A" * 42 + "B",  # stray low bits

@@ -42,7 +42,8 @@ _CANONICAL_PREFIX = "summitcast-heartbeat-v1"
 MAX_INT = 2**53  # JavaScript's exact integer range
 _LOCATION_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
 _EPOCH = re.compile(r"[A-Za-z0-9_-]{8,64}")
-_DIGITS = re.compile(r"[0-9]{1,16}")
+# Canonical decimals only (no leading zeros), so each heartbeat has exactly one token.
+_DIGITS = re.compile(r"0|[1-9][0-9]{0,15}")
 _SIG = re.compile(r"[A-Za-z0-9_-]{43}")
 
 
