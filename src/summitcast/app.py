@@ -23,6 +23,8 @@ from summitcast.web.security import BodyLimitMiddleware, SecurityHeadersMiddlewa
 from summitcast.web.templating import make_templates, render
 
 STATIC = Path(__file__).parent / "web" / "static"
+# Every router the app serves; tests walk these to check access on each route.
+ROUTERS = (auth.router, public.router, backstage.router, api.router)
 
 
 def _wants_json(request: Request) -> bool:
@@ -103,10 +105,8 @@ def create_app(settings: Settings, *, database: Database | None = None) -> FastA
         )
 
     app.mount("/static", StaticFiles(directory=STATIC, check_dir=False), name="static")
-    app.include_router(auth.router)
-    app.include_router(public.router)
-    app.include_router(backstage.router)
-    app.include_router(api.router)
+    for router in ROUTERS:
+        app.include_router(router)
 
     @app.get("/healthz", include_in_schema=False)
     async def healthz() -> dict[str, str]:

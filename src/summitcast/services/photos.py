@@ -60,13 +60,11 @@ def sanitise_photo(data: bytes, *, max_bytes: int) -> bytes:
                 picture = image.convert("RGB")
     except ValidationError:
         raise
-    except (
-        UnidentifiedImageError,
-        OSError,
-        SyntaxError,
-        Image.DecompressionBombError,
-        Image.DecompressionBombWarning,
-    ) as exc:
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        raise ValidationError(
+            "The photo has too many pixels; at most 40 megapixels are accepted.", field="photo"
+        ) from exc
+    except (UnidentifiedImageError, OSError, SyntaxError) as exc:
         raise ValidationError(f"The photo cannot be read ({exc}).", field="photo") from exc
     picture.thumbnail((MAX_SIDE, MAX_SIDE))
     out = io.BytesIO()
