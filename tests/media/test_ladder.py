@@ -60,7 +60,7 @@ def test_ladder_argv_single_rung_ts_window_from_pipe() -> None:
         *["-c:a", "aac", "-ar", "48000"],
         *["-b:a:0", "96k", "-ac:a:0", "2", "-b:a:1", "48k", "-ac:a:1", "1"],
         *["-f", "hls", "-hls_time", "2", "-hls_segment_type", "mpegts"],
-        *["-hls_flags", "independent_segments+program_date_time+append_list+delete_segments"],
+        *["-hls_flags", "independent_segments+program_date_time+delete_segments"],
         *["-hls_list_size", "6"],
         *["-hls_segment_filename", "/srv/hls/%v/seg_%05d.ts"],
         *["-master_pl_name", "ffmpeg_master.m3u8"],
@@ -102,7 +102,7 @@ def test_ladder_argv_default_rungs_fmp4_interpreters_as_inputs() -> None:
         *["-b:a:0", "128k", "-ac:a:0", "2", "-b:a:1", "128k", "-ac:a:1", "2"],
         *["-b:a:2", "48k", "-ac:a:2", "1", "-b:a:3", "48k", "-ac:a:3", "1"],
         *["-f", "hls", "-hls_time", "2", "-hls_segment_type", "fmp4"],
-        *["-hls_flags", "independent_segments+program_date_time+append_list"],
+        *["-hls_flags", "independent_segments+program_date_time"],
         *["-hls_list_size", "0", "-hls_playlist_type", "event"],
         *["-hls_fmp4_init_filename", "init_%v.mp4"],
         *["-hls_segment_filename", "/srv/hls/%v/seg_%05d.m4s"],
@@ -115,6 +115,15 @@ def test_ladder_argv_default_rungs_fmp4_interpreters_as_inputs() -> None:
         "a:3,agroup:aud_low,language:fr,name:audio_low_fr",
         "/srv/hls/%v/index.m3u8",
     ]
+
+
+def test_ladder_argv_resume_appends_to_playlists() -> None:
+    spec = LadderSpec()
+    first = ladder_argv("ffmpeg", [LadderInput("in.ts")], spec, Path("/srv/hls"))
+    again = ladder_argv("ffmpeg", [LadderInput("in.ts")], spec, Path("/srv/hls"), resume=True)
+    flags = first.index("-hls_flags") + 1
+    assert again[flags] == "independent_segments+program_date_time+append_list"
+    assert again[:flags] + again[flags + 1 :] == first[:flags] + first[flags + 1 :]
 
 
 def test_ladder_argv_wrong_input_count_refused() -> None:

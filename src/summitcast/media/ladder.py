@@ -211,9 +211,17 @@ def _audio_source(spec: LadderSpec, index: int) -> str:
 
 
 def ladder_argv(
-    ffmpeg: str, inputs: Sequence[LadderInput], spec: LadderSpec, out_dir: Path
+    ffmpeg: str,
+    inputs: Sequence[LadderInput],
+    spec: LadderSpec,
+    out_dir: Path,
+    *,
+    resume: bool = False,
 ) -> list[str]:
-    """Build the argv of the one ffmpeg process that encodes and packages the whole ladder."""
+    """Build the argv of the one ffmpeg process that encodes and packages the whole ladder.
+
+    resume=True is the argv of a restart: it continues the playlists already written.
+    """
     expected_inputs = 1 + len(spec.languages) if spec.languages_by_input else 1
     if len(inputs) != expected_inputs:
         raise ValidationError(f"the ladder needs {expected_inputs} input(s), got {len(inputs)}")
@@ -282,9 +290,13 @@ def ladder_argv(
         # Audio-only rung for censored and slow links: mono keeps 48 kbit/s intelligible.
         argv += [f"-b:a:{j}", f"{spec.audio_only_kbps}k", f"-ac:a:{j}", "1"]
     # Every segment starts on a keyframe; each carries its wall-clock time.
-    # append_list: a restarted encoder continues the existing playlists (and marks
-    # the seam with EXT-X-DISCONTINUITY) instead of starting them over at segment 0.
-    flags = ["independent_segments", "program_date_time", "append_list"]
+    flags = ["independent_segments", "program_date_time"]
+    if resume:
+        # A restarted encoder continues the existing playlists (and marks the seam
+        # with EXT-X-DISCONTINUITY) instead of starting them over at segment 0. Not
+        # on a first start: there ffmpeg 9 writes a needless DISCONTINUITY before
+        # segment 0 (measured).
+        flags.append("append_list")
     if spec.window_segments:
         flags.append("delete_segments")  # files leaving the window are removed
     argv += [

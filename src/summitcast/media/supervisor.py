@@ -89,8 +89,11 @@ class Supervisor:
         stop_timeout_s: float = 5.0,
         stdin_pipe: bool = False,
         restart_on_success: bool = True,
+        restart_argv: Sequence[str] | None = None,
     ) -> None:
         self.argv = list(argv)
+        # A restart may need different flags (ffmpeg's HLS append_list, say).
+        self.restart_argv = list(restart_argv) if restart_argv is not None else self.argv
         self.name = name
         self.health = EncoderHealth()
         self.first_backoff_s = first_backoff_s
@@ -196,8 +199,9 @@ class Supervisor:
 
     async def _run_once(self) -> int:
         """Run the process once, feeding its output into health; return its exit code."""
+        argv = self.restart_argv if self.health.restarts else self.argv
         self.process = await asyncio.create_subprocess_exec(
-            *self.argv,
+            *argv,
             stdin=asyncio.subprocess.PIPE if self.stdin_pipe else asyncio.subprocess.DEVNULL,
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.PIPE,

@@ -1,0 +1,356 @@
+"""Play a playout plan as ONE continuous HLS programme.
+
+Design: one long-running ladder encoder (``ladder_argv`` reading MPEG-TS on its
+stdin, kept alive by a ``Supervisor``) and, per step, a short-lived *feeder*
+ffmpeg that turns the step's source (file, live URL, slate PNG) into a uniform
+MPEG-TS: same size, frame rate, audio layout and one audio track per language,
+with ``-output_ts_offset`` set to the step's programme offset. The feeders'
+outputs are copied one after the other into the encoder's stdin, so the encoder
+sees a single stream whose timestamps never restart: the master and media
+playlists are written once and only grow. Only if the encoder itself dies does
+a seam appear; ``append_list`` then marks it with EXT-X-DISCONTINUITY.
+
+The feed is MPEG-2 video at a fixed quantiser and PCM (SMPTE 302M) audio: cheap
+to encode and decode (a fraction of the ladder's x264 cost) and nearly transparent.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import av
+
+from summitcast.domain.playout import PlayoutStep, Slate, SourceKind
+from summitcast.errors import ValidationError
+from summitcast.media.ladder import (
+    FFMPEG_MASTER_NAME,
+    MASTER_NAME,
+    MEDIA_PLAYLIST_NAME,
+    LadderInput,
+    LadderSpec,
+    codecs_from_ffmpeg_master,
+    ladder_argv,
+    master_playlist,
+    subtitle_dir,
+)
+from summitcast.media.probe import probe
+from summitcast.media.segment_store import LocalSegmentStore
+from summitcast.media.slate import render_slate
+from summitcast.media.subtitles import (
+    Cue,
+    media_playlist,
+    parse_webvtt,
+    place_cues,
+    segment_count,
+    segment_name,
+    segment_text,
+)
+from summitcast.media.supervisor import EncoderHealth, Supervisor
+
+logger = logging.getLogger(__name__)
+
+PIPE_CHUNK = 64 * 1024
+FEED_AUDIO_RATE = 48000
+FEED_BASE_S = 10.0  # programme time 0 on the feed's clock (the encoder rebases it to 0)
+TECHNICAL_SLATE = Slate("We will be back in a moment", ("Technical difficulties",))
+
+
+@dataclass(frozen=True)
+class FeedSource:
+    """What a feeder reads: its ffmpeg input and how many audio tracks it has."""
+
+    url: str
+    input_options: tuple[str, ...] = ()
+    has_video: bool = True
+    audio_tracks: int = 0
+    is_image: bool = False
+
+
+def feed_argv(
+    ffmpeg: str,
+    source: FeedSource,
+    spec: LadderSpec,
+    *,
+    offset_s: float,
+    duration_s: float,
+    realtime: bool,
+) -> list[str]:
+    """Build the argv of one feeder: any source → uniform MPEG-TS on stdout at offset_s."""
+    top = spec.rungs[0]
+    width, height, fps = top.width, top.height, spec.fps
+    argv = [
+        ffmpeg,
+        "-hide_banner",
+        "-nostdin",  # stdin is not ours to read
+        "-loglevel",
+        "error",  # errors only; they end up in the worker's log
+    ]
+    if realtime and not source.url.startswith(("rtmp:", "srt:", "udp:", "rtp:")):
+        argv.append("-re")  # read files at their own speed: the programme runs on the clock
+    if source.is_image:
+        argv += ["-loop", "1", "-framerate", str(fps)]  # a still image becomes a video stream
+    argv += [*source.input_options, "-i", source.url]
+    inputs = 1
+    video_in = "0:v:0"
+    if not source.has_video:
+        # Audio-only uploads get a black picture rather than no picture.
+        argv += ["-f", "lavfi", "-i", f"color=c=black:s={width}x{height}:r={fps}"]
+        video_in = f"{inputs}:v:0"
+        inputs += 1
+    graph = [
+        f"[{video_in}]fps={fps},"
+        f"scale={width}:{height}:force_original_aspect_ratio=decrease,"
+        f"pad={width}:{height}:(ow-iw)/2:(oh-ih)/2,setsar=1,format=yuv420p,"
+        # A file shorter than its slot holds its last frame instead of ending early.
+        "tpad=stop=-1:stop_mode=clone[v]"
+    ]
+    for k in range(len(spec.languages)):
+        if source.audio_tracks:
+            # Interpretation k if the file has it, otherwise the floor (track 0).
+            track = k if k < source.audio_tracks else 0
+            audio_in = f"0:a:{track}"
+        else:
+            argv += ["-f", "lavfi", "-i", f"anullsrc=r={FEED_AUDIO_RATE}:cl=stereo"]
+            audio_in = f"{inputs}:a:0"
+            inputs += 1
+        graph.append(
+            f"[{audio_in}]aresample={FEED_AUDIO_RATE},"
+            # s302m takes s16 stereo at 48 kHz; every language becomes exactly that.
+            "aformat=sample_fmts=s16:channel_layouts=stereo,"
+            f"apad[a{k}]"  # silence after a short soundtrack, until -t ends the step
+        )
+    argv += ["-filter_complex", ";".join(graph), "-map", "[v]"]
+    for k in range(len(spec.languages)):
+        argv += ["-map", f"[a{k}]"]
+    argv += [
+        "-t",
+        f"{duration_s:.3f}",  # exactly the planned slot, so the next offset is exact
+        "-c:v",
+        "mpeg2video",  # cheap intermediate codec; the ladder re-encodes anyway
+        "-q:v",
+        "2",  # near-transparent fixed quantiser
+        "-g",
+        str(fps),  # a keyframe a second: the encoder can resync after a restart
+        "-bf",
+        "0",  # no reordering: lower latency through the pipe
+        "-c:a",
+        # SMPTE 302M is PCM inside MPEG-TS: no encoder frames, so a step's audio ends
+        # exactly at -t (MP2 padded each step by up to 24 ms, which overlapped the next).
+        "s302m",
+        "-strict",
+        "experimental",  # ffmpeg marks its s302m encoder experimental
+        "-output_ts_offset",
+        # The step's place in the programme, so timestamps continue across feeders.
+        # FEED_BASE_S keeps the first feeder's DTS positive: mpeg2video delays DTS
+        # by one frame, and a negative DTS made the muxer shift only that feeder.
+        f"{FEED_BASE_S + offset_s:.3f}",
+        "-muxdelay",
+        "0",  # no extra mux delay: FEED_BASE_S already keeps timestamps positive
+        "-muxpreload",
+        "0",
+        "-f",
+        "mpegts",  # self-delimiting, so feeders can be concatenated on one pipe
+        "pipe:1",
+    ]
+    return argv
+
+
+class PlayoutWorker:
+    """Plays the steps of a plan back to back into one ladder encoder."""
+
+    def __init__(
+        self,
+        ffmpeg: str,
+        steps: Sequence[PlayoutStep],
+        spec: LadderSpec,
+        store: LocalSegmentStore,
+        work_dir: Path,
+        *,
+        realtime: bool = True,
+    ) -> None:
+        if not steps:
+            raise ValidationError("nothing to play: the plan is empty")
+        self.ffmpeg = ffmpeg
+        self.steps = list(steps)
+        self.spec = spec
+        self.store = store
+        self.work_dir = work_dir
+        self.realtime = realtime
+        self.cues: list[Cue] = []
+        self.fallbacks: list[int] = []  # indexes of steps replaced at run time
+        self._mpegts_base: int | None = None
+        self._codecs_known = False
+        argv = ladder_argv(ffmpeg, [LadderInput("pipe:0", ("-f", "mpegts"))], spec, store.folder)
+        # restart_on_success=False: the encoder exits 0 when the programme ends.
+        self.encoder = Supervisor(argv, name="ladder", stdin_pipe=True, restart_on_success=False)
+
+    @property
+    def health(self) -> EncoderHealth:
+        """The encoder's health, for the producer's dashboard."""
+        return self.encoder.health
+
+    async def run(self) -> None:
+        """Play every step, then let the encoder finish its last segment and stop."""
+        self.work_dir.mkdir(parents=True, exist_ok=True)
+        # Players may fetch the master before the first segment; it never changes
+        # afterwards except to take ffmpeg's exact CODECS once they are known.
+        self.store.put(MASTER_NAME, master_playlist(self.spec).encode())
+        await self.encoder.start()
+        try:
+            for step in self.steps:
+                self._collect_cues(step)
+                await self._play(step)
+                if not self._codecs_known:
+                    self._write_master()
+                self._write_subtitles(step.end_s, ended=False)
+            await self._finish_encoder()
+        finally:
+            await self.encoder.stop()
+        self._write_master()
+        self._write_subtitles(self.steps[-1].end_s, ended=True)
+
+    async def _finish_encoder(self) -> None:
+        """Close the feed and wait for the encoder to flush and write EXT-X-ENDLIST."""
+        proc = self.encoder.process
+        if proc is not None and proc.stdin is not None:
+            proc.stdin.close()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self.encoder.finished.wait(), 30)
+
+    def _source_for(self, step: PlayoutStep) -> FeedSource:
+        """Turn a step into a feeder source, rendering slates and probing files."""
+        if step.source is SourceKind.FILE and step.path is not None:
+            info = probe(Path(step.path))  # raises ValidationError for unreadable files
+            return FeedSource(
+                step.path, has_video=info.video is not None, audio_tracks=len(info.audio)
+            )
+        if step.source is SourceKind.LIVE and step.url is not None:
+            return FeedSource(step.url, audio_tracks=len(self.spec.languages))
+        return self._slate_source(step.slate or TECHNICAL_SLATE, f"slate_{step.index}")
+
+    def _slate_source(self, slate: Slate, stem: str) -> FeedSource:
+        """Render a slate at the top rung's size and feed it as a looped image."""
+        top = self.spec.rungs[0]
+        png = render_slate(slate, self.work_dir / f"{stem}.png", top.width, top.height)
+        return FeedSource(str(png), is_image=True)
+
+    async def _play(self, step: PlayoutStep) -> None:
+        """Run the feeder of one step; if it produces nothing, a slate fills the slot."""
+        try:
+            source = self._source_for(step)
+        except ValidationError as exc:
+            logger.warning("step %d cannot play (%s); slate instead", step.index, exc.message)
+            source = self._slate_source(TECHNICAL_SLATE, f"fallback_{step.index}")
+            self.fallbacks.append(step.index)
+        sent = await self._feed(source, step)
+        if sent == 0 and not source.is_image:
+            logger.warning("step %d produced no output; slate instead", step.index)
+            self.fallbacks.append(step.index)
+            await self._feed(self._slate_source(TECHNICAL_SLATE, f"fallback_{step.index}"), step)
+
+    async def _feed(self, source: FeedSource, step: PlayoutStep) -> int:
+        """Copy one feeder's MPEG-TS into the encoder; return the bytes sent."""
+        argv = feed_argv(
+            self.ffmpeg,
+            source,
+            self.spec,
+            offset_s=step.offset_s,
+            duration_s=step.duration_s,
+            realtime=self.realtime,
+        )
+        feeder = await asyncio.create_subprocess_exec(
+            *argv,
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+        )
+        assert feeder.stdout is not None
+        assert feeder.stderr is not None
+        sent = 0
+        try:
+            errors_task = asyncio.create_task(feeder.stderr.read())
+            while chunk := await feeder.stdout.read(PIPE_CHUNK):
+                await self._write_to_encoder(chunk)
+                sent += len(chunk)
+            errors = (await errors_task).decode("utf-8", "replace").strip()
+            code = await feeder.wait()
+            if code != 0:
+                logger.warning("feeder of step %d exited %d: %s", step.index, code, errors)
+        finally:
+            if feeder.returncode is None:
+                feeder.kill()
+                await feeder.wait()
+        return sent
+
+    async def _write_to_encoder(self, chunk: bytes) -> None:
+        """Write to the current encoder; after a crash, wait for its replacement."""
+        for _attempt in range(3):
+            proc = self.encoder.process
+            if proc is not None and proc.stdin is not None and proc.returncode is None:
+                try:
+                    proc.stdin.write(chunk)
+                    await proc.stdin.drain()  # back-pressure: never buffer more than the pipe
+                    return
+                except (BrokenPipeError, ConnectionResetError):
+                    logger.warning("ladder encoder went away; waiting for its restart")
+            await self.encoder.wait_started(self.encoder.health.restarts + 1, timeout_s=15)
+        logger.error("dropping %d bytes: the encoder keeps failing", len(chunk))
+
+    def _collect_cues(self, step: PlayoutStep) -> None:
+        """Add the step's subtitles, placed at its programme offset."""
+        if step.subtitle_path is None or not self.spec.subtitles:
+            return
+        try:
+            text = Path(step.subtitle_path).read_text(encoding="utf-8")
+            cues = parse_webvtt(text)
+        except (OSError, UnicodeDecodeError, ValidationError) as exc:
+            logger.warning("subtitles of step %d unreadable: %s", step.index, exc)
+            return
+        self.cues += place_cues(cues, step.offset_s, step.duration_s)
+
+    def _find_mpegts_base(self) -> int:
+        """The 90 kHz timestamp of programme time 0 in the media segments."""
+        playlist = self.store.local_path(f"{self.spec.rungs[0].name}/{MEDIA_PLAYLIST_NAME}")
+        try:
+            with av.open(str(playlist)) as container:
+                for packet in container.demux(video=0):
+                    if packet.pts is not None and packet.time_base is not None:
+                        return round(float(packet.pts * packet.time_base) * 90000)
+        except (av.error.FFmpegError, OSError):
+            pass
+        # ffmpeg's TS muxer starts at 1.4 s; fMP4 starts at 0.
+        return 126000 if self.spec.container == "ts" else 0
+
+    def _write_subtitles(self, until_s: float, *, ended: bool) -> None:
+        """Write the subtitle segments before until_s, and the subtitle playlists."""
+        if not self.spec.subtitles:
+            return
+        if not ended:
+            # Later steps' cues start at their offsets, so whole segments before
+            # until_s are final; a partial one waits for the next call.
+            until_s = (until_s // self.spec.segment_s) * self.spec.segment_s
+        count = segment_count(until_s, self.spec.segment_s)
+        if self._mpegts_base is None:
+            self._mpegts_base = self._find_mpegts_base()
+        for track in self.spec.subtitles:
+            folder = subtitle_dir(track.code)
+            # Segments are immutable once published: write each one only once.
+            for index in range(count):
+                name = f"{folder}/{segment_name(index)}"
+                if not self.store.exists(name):
+                    text = segment_text(self.cues, index, self.spec.segment_s, self._mpegts_base)
+                    self.store.put(name, text.encode())
+            playlist = media_playlist(until_s, self.spec.segment_s, ended=ended)
+            self.store.put(f"{folder}/{MEDIA_PLAYLIST_NAME}", playlist.encode())
+
+    def _write_master(self) -> None:
+        """Rewrite master.m3u8 with ffmpeg's exact CODECS strings, when known."""
+        ffmpeg_master = self.store.get(FFMPEG_MASTER_NAME)
+        codecs = codecs_from_ffmpeg_master(ffmpeg_master.decode()) if ffmpeg_master else {}
+        self._codecs_known = bool(codecs)
+        self.store.put(MASTER_NAME, master_playlist(self.spec, codecs).encode())
