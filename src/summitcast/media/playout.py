@@ -230,7 +230,9 @@ class PlayoutWorker:
                 step.path, has_video=info.video is not None, audio_tracks=len(info.audio)
             )
         if step.source is SourceKind.LIVE and step.url is not None:
-            return FeedSource(step.url, audio_tracks=len(self.spec.languages))
+            # RTMP/SRT from OBS carries one audio track: every language hears the floor
+            # until interpreters arrive as inputs of their own (not built yet).
+            return FeedSource(step.url, audio_tracks=1)
         return self._slate_source(step.slate or TECHNICAL_SLATE, f"slate_{step.index}")
 
     def _slate_source(self, slate: Slate, stem: str) -> FeedSource:
