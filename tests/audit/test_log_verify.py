@@ -35,11 +35,11 @@ from summitcast.audit.verify import (
 from summitcast.domain.attendance import (
     CountingRule,
     LocationHeartbeats,
-    PrivacyLevel,
     SessionWindow,
     bucketize,
     summarise,
 )
+from summitcast.domain.privacy import PrivacyLevel
 from summitcast.errors import ImportFormatError, NotFoundError
 
 SECRET = b"summit audit secret for tests"
@@ -72,7 +72,7 @@ def _simulate(count: int, seed: int) -> list[LocationHeartbeats]:
             join = rng.randrange(0, 20 * 60)
             leave = min(30 * 60, join + rng.randrange(2 * 60, 30 * 60))
             beats.extend(session.start + timedelta(seconds=s) for s in range(join, leave, every))
-        privacy = PrivacyLevel.HIDDEN if rng.random() < 0.03 else PrivacyLevel.PUBLIC
+        privacy: PrivacyLevel = "hidden" if rng.random() < 0.03 else "public"
         locations.append(
             LocationHeartbeats(f"loc-{i}", rng.choice(COUNTRIES), privacy, tuple(beats))
         )
@@ -158,7 +158,7 @@ def test_log_leaf_bytes_equal_canonical_json() -> None:
 def test_log_small_countries_and_hidden_hosts_are_zz(summit: Summit, log: AttendanceLog) -> None:
     shown = {e.country for bucket in log.buckets for e in bucket.entries}
     assert shown == {"DE", "FR", "BR", "IN", "US", "NG", "KE", "PH", "MX", "ID", "ZZ"}
-    hidden = next(loc for loc in summit.locations if loc.privacy == PrivacyLevel.HIDDEN)
+    hidden = next(loc for loc in summit.locations if loc.privacy == "hidden")
     mine = pseudonym(SECRET, hidden.location_id)
     assert {e.country for b in log.buckets for e in b.entries if e.pseudonym == mine} <= {"ZZ"}
 

@@ -11,7 +11,6 @@ from summitcast.domain.attendance import (
     CountingRule,
     CountryRow,
     LocationHeartbeats,
-    PrivacyLevel,
     SessionFigures,
     SessionWindow,
     bucket_start_of,
@@ -20,6 +19,7 @@ from summitcast.domain.attendance import (
     public_countries,
     summarise,
 )
+from summitcast.domain.privacy import PRIVACY_LEVELS
 from summitcast.errors import ValidationError
 
 pytestmark = pytest.mark.unit
@@ -91,14 +91,12 @@ def test_counting_rule_bad_parameters_are_refused() -> None:
 def test_bucketize_counts_only_session_buckets_with_enough_heartbeats() -> None:
     session = SessionWindow("s1", NOON, NOON + timedelta(minutes=15))
     locations = [
-        LocationHeartbeats("x", "DE", PrivacyLevel.PUBLIC, _beats(NOON, 15)),
-        LocationHeartbeats(
-            "y", "FR", PrivacyLevel.PUBLIC, _beats(NOON + timedelta(minutes=5), 1 / 3)
-        ),
+        LocationHeartbeats("x", "DE", "public", _beats(NOON, 15)),
+        LocationHeartbeats("y", "FR", "public", _beats(NOON + timedelta(minutes=5), 1 / 3)),
         LocationHeartbeats(
             "z",
             "BR",
-            PrivacyLevel.PUBLIC,
+            "public",
             _beats(NOON - timedelta(minutes=5), 5)
             + _beats(NOON + timedelta(minutes=10), 0.5)
             + _beats(NOON + timedelta(hours=1), 5),
@@ -113,7 +111,7 @@ def test_bucketize_counts_only_session_buckets_with_enough_heartbeats() -> None:
 
 def test_bucketize_duplicate_location_is_refused() -> None:
     session = SessionWindow("s1", NOON, NOON + timedelta(minutes=5))
-    twice = [LocationHeartbeats("x", "DE", PrivacyLevel.PUBLIC, ())] * 2
+    twice = [LocationHeartbeats("x", "DE", "public", ())] * 2
     with pytest.raises(ValidationError, match="appears twice"):
         bucketize(twice, [session])
 
@@ -225,3 +223,13 @@ def test_summarise_key_changing_country_is_refused() -> None:
     buckets = [Bucket(T0, {"a": "DE"}), Bucket(T0 + 300, {"a": "FR"})]
     with pytest.raises(ValidationError, match="a is in DE and in FR"):
         summarise(buckets, SESSIONS, RULE)
+
+
+def test_location_heartbeats_privacy_levels_are_those_of_domain_privacy() -> None:
+    levels = [LocationHeartbeats("x", "DE", level, ()).privacy for level in PRIVACY_LEVELS]
+    assert levels == ["public", "country", "hidden"]
+
+
+def test_location_heartbeats_old_coarse_level_is_refused() -> None:
+    with pytest.raises(ValidationError, match="privacy level 'coarse' is not one of"):
+        LocationHeartbeats("x", "DE", "coarse", ())  # type: ignore[arg-type]

@@ -48,7 +48,6 @@ from summitcast.domain.attendance import (
     CountingRule,
     CountryRow,
     LocationHeartbeats,
-    PrivacyLevel,
     SessionFigures,
     SessionWindow,
     bucketize,
@@ -623,7 +622,7 @@ def write_attendance_log(
     A head is signed every `head_every` buckets (12 = hourly at 5 minutes).
     """
     buckets = bucketize(locations, sessions, rule)
-    hidden = frozenset(loc.location_id for loc in locations if loc.privacy == PrivacyLevel.HIDDEN)
+    hidden = frozenset(loc.location_id for loc in locations if loc.privacy == "hidden")
     country = public_countries(buckets, hidden, rule.k)
     pseudonyms = {loc.location_id: pseudonym(audit_secret, loc.location_id) for loc in locations}
     writer = AttendanceLogWriter(

@@ -29,13 +29,13 @@ Integers only, so a verifier in any language recomputes the same figures.
 
 from __future__ import annotations
 
-import enum
 import math
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
+from summitcast.domain.privacy import PRIVACY_LEVELS, UNDISCLOSED, PrivacyLevel
 from summitcast.errors import ValidationError
 
 __all__ = [
@@ -59,16 +59,9 @@ __all__ = [
 ]
 
 # ISO 3166 reserves ZZ for user assignment; CLDR and others use it for "unknown region".
-SUPPRESSED_COUNTRY = "ZZ"
+# The same code as domain.privacy.UNDISCLOSED, so presence and the log agree.
+SUPPRESSED_COUNTRY = UNDISCLOSED
 OTHER_ROW = "other"
-
-
-class PrivacyLevel(enum.StrEnum):
-    """How much a location lets the public know about where it is."""
-
-    PUBLIC = "public"
-    COARSE = "coarse"  # country yes, city no: affects maps, not this rule
-    HIDDEN = "hidden"  # at-risk host: its country is never published
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,6 +119,14 @@ class LocationHeartbeats:
     country: str
     privacy: PrivacyLevel
     heartbeats: tuple[datetime, ...]
+
+    def __post_init__(self) -> None:
+        """Refuse a privacy level the database would not store (one spelling everywhere)."""
+        if self.privacy not in PRIVACY_LEVELS:
+            raise ValidationError(
+                f"privacy level {self.privacy!r} is not one of {', '.join(PRIVACY_LEVELS)}",
+                field="privacy",
+            )
 
 
 @dataclass(frozen=True, slots=True)
