@@ -10,6 +10,7 @@ from sqlalchemy import (
     Boolean,
     Date,
     DateTime,
+    Float,
     ForeignKey,
     Integer,
     MetaData,
@@ -229,3 +230,64 @@ class ItemSpeaker(Base):
 
     item: Mapped[Item] = relationship(back_populates="speaker_links")
     speaker: Mapped[Speaker] = relationship(back_populates="item_links")
+
+
+class Location(Base):
+    """A registered watch location: where it is (as coarse as its host chose) and its secret."""
+
+    __tablename__ = "locations"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    summit_id: Mapped[int] = mapped_column(ForeignKey("summits.id", ondelete="CASCADE"), index=True)
+    # Random and url-safe: the location screen's address and the id inside heartbeat tokens.
+    public_id: Mapped[str] = mapped_column(String(32), unique=True)
+    label: Mapped[str] = mapped_column(String(200))
+    country: Mapped[str] = mapped_column(String(2), index=True)
+    city: Mapped[str] = mapped_column(String(200), default="")  # "" when unknown or not kept
+    lat: Mapped[float | None] = mapped_column(Float, default=None)
+    lon: Mapped[float | None] = mapped_column(Float, default=None)
+    kind: Mapped[str] = mapped_column(String(32))
+    expected_audience: Mapped[int] = mapped_column(Integer, default=1)
+    contact: Mapped[str] = mapped_column(String(300), default="")
+    privacy_level: Mapped[str] = mapped_column(String(16))
+    status: Mapped[str] = mapped_column(String(16), default="pending", index=True)
+    # The HMAC key of the heartbeats: the server must be able to recompute signatures,
+    # so it is kept as is; it is never logged and only ever shown in the host's link.
+    secret: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    approved_at: Mapped[datetime | None] = mapped_column(default=None)
+    revoked_at: Mapped[datetime | None] = mapped_column(default=None)
+    # Written in batches by the presence task: the dashboard's arrivals and drops.
+    last_online_at: Mapped[datetime | None] = mapped_column(default=None)
+    last_offline_at: Mapped[datetime | None] = mapped_column(default=None)
+
+    summit: Mapped[Summit] = relationship()
+
+
+class LocationSettings(Base):
+    """Per-summit settings of location registration."""
+
+    __tablename__ = "location_settings"
+
+    summit_id: Mapped[int] = mapped_column(
+        ForeignKey("summits.id", ondelete="CASCADE"), primary_key=True
+    )
+    auto_approve: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
+class PresenceSample(Base):
+    """Online locations of a summit at one instant, for reports (one row per summit and tick)."""
+
+    __tablename__ = "presence_samples"
+    # Ticks are aligned to the sampling interval, so several workers write one row, not N.
+    __table_args__ = (
+        UniqueConstraint("summit_id", "sampled_at", name="uq_presence_sample_summit_at"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    summit_id: Mapped[int] = mapped_column(ForeignKey("summits.id", ondelete="CASCADE"), index=True)
+    sampled_at: Mapped[datetime]
+    online_total: Mapped[int] = mapped_column(Integer)
+    peak: Mapped[int] = mapped_column(Integer, default=0)
+    # Country code -> online locations; hidden locations are counted under "ZZ".
+    by_country: Mapped[dict[str, int]] = mapped_column(JSON, default=dict)
