@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import Field, SecretStr, model_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
+    NoDecode,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
     TomlConfigSettingsSource,
@@ -45,6 +47,18 @@ class Settings(BaseSettings):
     k_anonymity: int = Field(default=5, ge=1)
     heartbeat_interval_s: float = Field(default=10.0, gt=0)
     heartbeat_timeout_s: float = Field(default=35.0, gt=0)
+    # How far a heartbeat's client timestamp may stray from the server's wall clock.
+    heartbeat_max_skew_s: float = Field(default=300.0, gt=0)
+    # Online counts go into presence_samples every this many seconds (for reports).
+    presence_sample_interval_s: float = Field(default=60.0, gt=0)
+    # How often timed-out locations are swept; lateness only, never early (see presence).
+    presence_sweep_interval_s: float = Field(default=1.0, gt=0)
+    # Pushes of live figures to one browser: at most one per this many seconds.
+    live_push_interval_s: float = Field(default=1.0, ge=0)
+    # ISO codes whose hosts are steered to country-only privacy ("IR,BY" or a JSON list).
+    at_risk_countries: Annotated[frozenset[str], NoDecode] = frozenset()
+    # Registrations one client may send per hour (counted under a salted hash, in memory).
+    registrations_per_hour: int = Field(default=5, ge=1)
     segment_dir: Path | None = None  # empty: data_dir / "hls"
     secure_cookies: bool = False
     auto_migrate: bool = True  # upgrade the schema when the app starts
@@ -60,6 +74,16 @@ class Settings(BaseSettings):
     ) -> tuple[PydanticBaseSettingsSource, ...]:
         """Read arguments first, then the environment, then the TOML file."""
         return (init_settings, env_settings, TomlConfigSettingsSource(settings_cls))
+
+    @field_validator("at_risk_countries", mode="before")
+    @classmethod
+    def _split_countries(cls, value: object) -> object:
+        if isinstance(value, str):
+            text = value.strip()
+            value = json.loads(text) if text.startswith("[") else text.replace(",", " ").split()
+        if isinstance(value, list | tuple | set | frozenset):
+            return frozenset(str(code).strip().upper() for code in value if str(code).strip())
+        return value
 
     @model_validator(mode="after")
     def _refuse_default_secret(self) -> Settings:
