@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import os
+import signal
 import subprocess
 import time
 from datetime import UTC, datetime, timedelta
@@ -203,3 +205,39 @@ def test_playout_unreadable_file_replaced_by_slate(tmp_path: Path) -> None:
     playlist = m3u8.load(str(tmp_path / "hls" / "144p" / "index.m3u8"))
     assert worker.fallbacks == [0]
     assert ([s.duration for s in playlist.segments], playlist.is_endlist) == ([2.0, 2.0], True)
+
+
+def test_playout_encoder_killed_resumes_same_playlists(tmp_path: Path) -> None:
+    items = [PlayoutItem(i, ItemKind.SLATE, f"Slate {i}", 3.0) for i in (1, 2)]
+    steps = plan_playout(items, now=START, start=START, session_title="S", hold_s=1)
+    spec = LadderSpec(rungs=(Rung("144p", 256, 144, 150, 48),), fps=FPS, preset="ultrafast")
+    worker = PlayoutWorker(
+        FFMPEG, steps, spec, LocalSegmentStore(tmp_path / "hls"), tmp_path / "work", realtime=True
+    )
+
+    async def scenario() -> None:
+        playing = asyncio.create_task(worker.run())
+        while worker.health.frame < 15:  # 1.5 s into the programme
+            await asyncio.sleep(0.05)
+        assert worker.health.pid is not None
+        os.kill(worker.health.pid, signal.SIGKILL)
+        await playing
+
+    asyncio.run(scenario())
+    playlist_path = tmp_path / "hls" / "144p" / "index.m3u8"
+    playlist = m3u8.load(str(playlist_path))
+    assert worker.health.restarts == 1
+    assert playlist.is_endlist is True
+    # One seam, marked, in the same playlist: numbering continues, nothing restarts.
+    assert sum(s.discontinuity for s in playlist.segments) == 1
+    assert [s.uri for s in playlist.segments] == [
+        f"seg_{i:05d}.m4s" for i in range(len(playlist.segments))
+    ]
+    result = subprocess.run(
+        [FFMPEG, "-nostdin", "-v", "error", "-i", str(playlist_path), "-f", "null", "-"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert (result.returncode, result.stderr) == (0, "")

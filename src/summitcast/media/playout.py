@@ -185,9 +185,18 @@ class PlayoutWorker:
         self.fallbacks: list[int] = []  # indexes of steps replaced at run time
         self._mpegts_base: int | None = None
         self._codecs_known = False
-        argv = ladder_argv(ffmpeg, [LadderInput("pipe:0", ("-f", "mpegts"))], spec, store.folder)
+        # The feed's streams are known, so probing is cut from ffmpeg's default 5 s
+        # (which would hold the first segment back by as much) to about 1 s.
+        probe_options = ("-f", "mpegts", "-probesize", "1000000", "-analyzeduration", "1000000")
+        feed = [LadderInput("pipe:0", probe_options)]
         # restart_on_success=False: the encoder exits 0 when the programme ends.
-        self.encoder = Supervisor(argv, name="ladder", stdin_pipe=True, restart_on_success=False)
+        self.encoder = Supervisor(
+            ladder_argv(ffmpeg, feed, spec, store.folder),
+            name="ladder",
+            stdin_pipe=True,
+            restart_on_success=False,
+            restart_argv=ladder_argv(ffmpeg, feed, spec, store.folder, resume=True),
+        )
 
     @property
     def health(self) -> EncoderHealth:
