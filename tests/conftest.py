@@ -143,5 +143,8 @@ def grant(database: Database, user: User, summit: Summit, role: Role) -> None:
     """Give a user a role in a summit."""
     with database.session() as db:
         accounts.grant_role(
-            db, user=db.get(User, user.id), summit=db.get(Summit, summit.id), role=role  # type: ignore[arg-type]
+            db,
+            user=db.get(User, user.id),
+            summit=db.get(Summit, summit.id),
+            role=role,  # type: ignore[arg-type]
         )

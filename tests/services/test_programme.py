@@ -79,7 +79,7 @@ def test_add_session_outside_summit_dates_is_refused(database: Database) -> None
 def test_items_append_in_order_and_move(database: Database) -> None:
     make_summit(database)
     session_id = _session(database)
-    first, second, third = _items(database, session_id, ["A", "B", "C"])
+    _first, _second, third = _items(database, session_id, ["A", "B", "C"])
 
     with database.session() as db:
         summit = programme.get_summit(db, "test-summit")
@@ -198,8 +198,11 @@ def test_update_summit_refuses_dates_that_orphan_sessions(database: Database) ->
     with pytest.raises(ValidationError, match="outside the new dates"), database.session() as db:
         summit = programme.get_summit(db, "test-summit")
         data = programme.SummitInput(
-            slug="test-summit", title="T", time_zone="Europe/Berlin",
-            start_date=at(0, day=18).date(), end_date=at(0, day=20).date(),
+            slug="test-summit",
+            title="T",
+            time_zone="Europe/Berlin",
+            start_date=at(0, day=18).date(),
+            end_date=at(0, day=20).date(),
         )
         programme.update_summit(db, summit, data)
 

@@ -33,13 +33,20 @@ def _snapshot(database: Database) -> dict[str, object]:
                 select(Session.key, Session.title, Session.planned_start, Session.planned_end)
             ).all(),
             "items": db.execute(
-                select(Item.guid, Item.session_id, Item.position, Item.title, Item.kind,
-                       Item.planned_duration_s).order_by(Item.guid)
+                select(
+                    Item.guid,
+                    Item.session_id,
+                    Item.position,
+                    Item.title,
+                    Item.kind,
+                    Item.planned_duration_s,
+                ).order_by(Item.guid)
             ).all(),
             "speakers": db.execute(select(Speaker.guid, Speaker.name).order_by(Speaker.guid)).all(),
             "links": db.execute(
-                select(ItemSpeaker.item_id, ItemSpeaker.speaker_id, ItemSpeaker.position)
-                .order_by(ItemSpeaker.item_id, ItemSpeaker.speaker_id)
+                select(ItemSpeaker.item_id, ItemSpeaker.speaker_id, ItemSpeaker.position).order_by(
+                    ItemSpeaker.item_id, ItemSpeaker.speaker_id
+                )
             ).all(),
         }
 
@@ -81,10 +88,16 @@ def test_import_real_file_stores_exact_counts(database: Database, name: str, cou
     result = _import(database, "imported", name)
 
     assert (result.days, result.sessions, result.items, result.speakers) == (
-        expected.days, expected.sessions, expected.items, expected.people,
+        expected.days,
+        expected.sessions,
+        expected.items,
+        expected.people,
     )
     assert _stored_counts(database, "imported") == (
-        expected.days, expected.sessions, expected.items, expected.people,
+        expected.days,
+        expected.sessions,
+        expected.items,
+        expected.people,
     )
 
 
@@ -127,9 +140,7 @@ def test_export_json_validates_against_schema(database: Database) -> None:
     document = json.loads(body)
     jsonschema.Draft6Validator(load_schema()).validate(document)
     assert media_type == "application/json"
-    assert "ሰላም" in body.decode() or any(
-        "\u1200" <= ch <= "\u137f" for ch in body.decode()
-    )
+    assert "ሰላም" in body.decode() or any("\u1200" <= ch <= "\u137f" for ch in body.decode())
 
 
 def test_export_ics_of_one_session_lists_only_its_items(database: Database) -> None:

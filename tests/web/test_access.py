@@ -21,7 +21,10 @@ from tests.conftest import csrf_of, grant, log_in, make_summit, make_user
 pytestmark = pytest.mark.integration
 
 # Backstage pages a producer of the summit may open (read-only views of the run of show).
-PRODUCER_MAY = {("GET", "/backstage/s/{slug}"), ("GET", "/backstage/s/{slug}/sessions/{session_id}")}
+PRODUCER_MAY = {
+    ("GET", "/backstage/s/{slug}"),
+    ("GET", "/backstage/s/{slug}/sessions/{session_id}"),
+}
 
 
 def _protected(path: str, method: str) -> bool:

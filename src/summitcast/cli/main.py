@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated
@@ -33,10 +35,15 @@ def _settings(**overrides: object) -> Settings:
     return Settings(**{k: v for k, v in overrides.items() if v is not None})  # type: ignore[arg-type]
 
 
-def _database(settings: Settings) -> Database:
+@contextmanager
+def _database(settings: Settings) -> Iterator[Database]:
+    """The upgraded database for one command, its connections closed afterwards."""
     database = Database(settings.effective_database_url)
-    database.upgrade()
-    return database
+    try:
+        database.upgrade()
+        yield database
+    finally:
+        database.dispose()
 
 
 @db_app.command("upgrade")
@@ -45,7 +52,8 @@ def db_upgrade(
 ) -> None:
     """Create or upgrade the database schema to the newest version."""
     settings = _settings(database_url=database_url)
-    Database(settings.effective_database_url).upgrade()
+    with _database(settings):
+        pass
     console.print(f"[green]Schema is up to date[/] ({_redact(settings.effective_database_url)}).")
 
 
@@ -75,8 +83,7 @@ def user_create(
     if (role is None) != (summit is None):
         raise typer.BadParameter("--role and --summit go together.")
     secret = password or typer.prompt("Password", hide_input=True, confirmation_prompt=True)
-    database = _database(Settings())
-    with database.session() as db:
+    with _database(Settings()) as database, database.session() as db:
         user = accounts.create_user(
             db, email=email, password=secret, display_name=name, is_admin=admin
         )
@@ -102,8 +109,10 @@ def programme_import(
             f"{file} is {size / 1_048_576:.1f} MiB; at most "
             f"{settings.max_import_bytes // 1_048_576} MiB are accepted."
         )
-    database = _database(settings)
-    with Progress(SpinnerColumn(), TextColumn("{task.description}"), console=console) as bar:
+    with (
+        _database(settings) as database,
+        Progress(SpinnerColumn(), TextColumn("{task.description}"), console=console) as bar,
+    ):
         task = bar.add_task(f"Reading {file.name}", total=None)
         data = file.read_bytes()
         bar.update(task, description=f"Importing {file.name}")
@@ -132,8 +141,7 @@ def programme_export(
 
     if format not in ("json", "xml", "ics"):
         raise typer.BadParameter("--format must be json, xml or ics.")
-    database = _database(Settings())
-    with database.session() as db:
+    with _database(Settings()) as database, database.session() as db:
         body, _ = schedule.export_summit(db, programme.get_summit(db, summit), format)
     if output is None:
         sys.stdout.buffer.write(body)
@@ -151,7 +159,8 @@ def serve(
     """Serve summitcast with uvicorn (settings from SUMMITCAST_* variables)."""
     import uvicorn
 
-    _database(Settings())  # migrate once, before workers start racing to do it
+    with _database(Settings()):  # migrate once, before workers start racing to do it
+        pass
     uvicorn.run(
         "summitcast.app:app_from_environment",
         factory=True,
@@ -178,8 +187,10 @@ def demo(
 
     os.environ["SUMMITCAST_DATA_DIR"] = str(data_dir)
     settings = Settings(data_dir=data_dir)
-    database = _database(settings)
-    with Progress(SpinnerColumn(), TextColumn("{task.description}"), console=console) as bar:
+    with (
+        _database(settings) as database,
+        Progress(SpinnerColumn(), TextColumn("{task.description}"), console=console) as bar,
+    ):
         bar.add_task("Creating the demo summit", total=None)
         with database.session() as db:
             made = seed_demo(db, start=datetime.now(UTC).date())
@@ -191,7 +202,6 @@ def demo(
     console.print(f"  API (OpenAPI):     {base}/api/openapi.json")
     console.print(f"  Organiser login:   {made.organiser_email} / {made.password}")
     console.print(f"  Producer login:    {made.producer_email} / {made.password}\n")
-    database.dispose()
     if not no_serve:
         serve(host=host, port=port, workers=1)
 

@@ -1,0 +1,5 @@
+"""`python -m summitcast.cli` runs the command line."""
+
+from summitcast.cli.main import main
+
+main()

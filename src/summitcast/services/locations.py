@@ -1,0 +1,410 @@
+"""Watch locations: register, approve, revoke, list, export; what presence needs to know of one."""
+
+from __future__ import annotations
+
+import csv
+import io
+import secrets
+from collections.abc import Collection, Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import func, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session as DbSession
+
+from summitcast import geo
+from summitcast.domain.privacy import PRIVACY_LEVELS, PrivacyLevel, presence_country_key
+from summitcast.errors import NotFoundError, ValidationError
+from summitcast.presence.base import PresenceSnapshot
+from summitcast.storage.tables import Location, LocationSettings, PresenceSample, Summit, utcnow
+
+STATUSES = ("pending", "approved", "revoked")
+KINDS: dict[str, str] = {
+    "home": "Home",
+    "hall": "Hall or meeting room",
+    "school": "School or university",
+    "place_of_worship": "Place of worship",
+    "public_space": "Square or public space",
+    "other": "Other",
+}
+MAX_AUDIENCE = 1_000_000
+# Coordinates kept per privacy level: a public city's point (about 1 km), otherwise
+# whole degrees (about 100 km), so a seized database cannot place an at-risk host.
+_DECIMALS: dict[str, int] = {"public": 2, "country": 0, "hidden": 0}
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class LocationInput:
+    """What a host fills in on the registration form; privacy_level '' means the default."""
+
+    label: str
+    country: str
+    city: str = ""
+    kind: str = "other"
+    expected_audience: int = 1
+    contact: str = ""
+    privacy_level: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class PresenceIdentity:
+    """What the heartbeat path needs to know of a location, cached per worker."""
+
+    summit_key: str
+    location_id: str
+    secret: bytes
+    status: str
+    country_key: str  # the country it counts under in presence ("ZZ" when hidden)
+    cell_key: str | None  # "CC|lat|lon|city" for a public city, else None
+
+
+@dataclass(frozen=True, slots=True)
+class Transition:
+    """A location that came online or went offline at a wall-clock instant."""
+
+    location_id: str
+    at: datetime
+
+
+def _text(value: str, field: str, *, limit: int, required: bool = False) -> str:
+    cleaned = " ".join(value.split())
+    if required and not cleaned:
+        raise ValidationError(f"{field.replace('_', ' ').capitalize()} is required.", field=field)
+    if len(cleaned) > limit:
+        raise ValidationError(f"{field} may have at most {limit} characters.", field=field)
+    return cleaned
+
+
+def validate_country(code: str) -> str:
+    """An ISO 3166-1 alpha-2 code in capitals (XK for Kosovo), or a ValidationError."""
+    value = code.strip().upper()
+    if not geo.valid_country(value):
+        raise ValidationError(
+            f"{code!r} is not a country: choose one from the list.", field="country"
+        )
+    return value
+
+
+def resolve_privacy(chosen: str, country: str, at_risk: Collection[str]) -> PrivacyLevel:
+    """The host's choice, or the default for the country when none was made."""
+    if not chosen:
+        return geo.default_privacy_for(country, at_risk)
+    for level in PRIVACY_LEVELS:
+        if chosen == level:
+            return level
+    raise ValidationError(f"{chosen!r} is not a privacy level.", field="privacy_level")
+
+
+def cell_key(country: str, city: str, lat: float, lon: float) -> str:
+    """The presence key of a public city cell (the city name goes last: it may hold '|')."""
+    return f"{country}|{lat:.2f}|{lon:.2f}|{city}"
+
+
+def parse_cell_key(key: str) -> tuple[str, float, float, str] | None:
+    """(country, lat, lon, city) of a cell key, or None when it is not one."""
+    parts = key.split("|", 3)
+    if len(parts) != 4:
+        return None
+    try:
+        return parts[0], float(parts[1]), float(parts[2]), parts[3]
+    except ValueError:
+        return None
+
+
+def auto_approves(db: DbSession, summit: Summit) -> bool:
+    """True when new locations of this summit are approved at once."""
+    found = db.get(LocationSettings, summit.id)
+    return found is not None and found.auto_approve
+
+
+def set_auto_approve(db: DbSession, summit: Summit, enabled: bool) -> None:
+    """Turn auto-approval of new locations on or off for one summit."""
+    found = db.get(LocationSettings, summit.id)
+    if found is None:
+        db.add(LocationSettings(summit_id=summit.id, auto_approve=enabled))
+    else:
+        found.auto_approve = enabled
+    db.flush()
+
+
+def register_location(
+    db: DbSession, summit: Summit, data: LocationInput, *, at_risk: Collection[str]
+) -> Location:
+    """Register a watch location; pending unless the summit auto-approves."""
+    label = _text(data.label, "label", limit=200, required=True)
+    country = validate_country(data.country)
+    typed_city = _text(data.city, "city", limit=200)
+    if data.kind not in KINDS:
+        raise ValidationError(f"{data.kind!r} is not a kind of place.", field="kind")
+    if not 1 <= data.expected_audience <= MAX_AUDIENCE:
+        raise ValidationError(
+            f"Expected audience must be between 1 and {MAX_AUDIENCE:,}.", field="expected_audience"
+        )
+    contact = _text(data.contact, "contact", limit=300)
+    level = resolve_privacy(data.privacy_level, country, at_risk)
+    city = geo.lookup_city(country, typed_city) if typed_city else None
+    # An unknown city leaves the location at country level; only a public one keeps
+    # its city name, so nothing finer than the country is stored for the others.
+    decimals = _DECIMALS[level]
+    location = Location(
+        summit_id=summit.id,
+        public_id=secrets.token_urlsafe(12),
+        label=label,
+        country=country,
+        city=city.name if city is not None and level == "public" else "",
+        lat=round(city.lat, decimals) if city is not None else None,
+        lon=round(city.lon, decimals) if city is not None else None,
+        kind=data.kind,
+        expected_audience=data.expected_audience,
+        contact=contact,
+        privacy_level=level,
+        status="pending",
+        secret=secrets.token_urlsafe(32),
+    )
+    if auto_approves(db, summit):
+        location.status = "approved"
+        location.approved_at = utcnow()
+    db.add(location)
+    db.flush()
+    return location
+
+
+def get_location(db: DbSession, summit: Summit, location_id: int) -> Location:
+    """A location of this summit by its row id; one of another summit is not found."""
+    location = db.get(Location, location_id)
+    if location is None or location.summit_id != summit.id:
+        raise NotFoundError("No such location in this summit.")
+    return location
+
+
+def find_location(db: DbSession, public_id: str) -> Location:
+    """A location by its public id."""
+    location = db.scalar(select(Location).where(Location.public_id == public_id))
+    if location is None:
+        raise NotFoundError("No such location.")
+    return location
+
+
+def list_locations(
+    db: DbSession,
+    summit: Summit,
+    *,
+    status: str = "",
+    country: str = "",
+    limit: int = 500,
+    offset: int = 0,
+) -> list[Location]:
+    """A summit's locations, newest first, optionally of one status and one country."""
+    query = select(Location).where(Location.summit_id == summit.id)
+    if status:
+        if status not in STATUSES:
+            raise ValidationError(f"{status!r} is not a status.", field="status")
+        query = query.where(Location.status == status)
+    if country:
+        query = query.where(Location.country == country.strip().upper())
+    query = query.order_by(Location.created_at.desc(), Location.id.desc())
+    return list(db.scalars(query.limit(limit).offset(offset)))
+
+
+def status_counts(db: DbSession, summit: Summit) -> dict[str, int]:
+    """How many locations of the summit are pending, approved and revoked."""
+    rows = db.execute(
+        select(Location.status, func.count())
+        .where(Location.summit_id == summit.id)
+        .group_by(Location.status)
+    )
+    counts = dict.fromkeys(STATUSES, 0)
+    counts.update({status: int(n) for status, n in rows})
+    return counts
+
+
+def approved_by_country(db: DbSession, summit: Summit) -> dict[str, int]:
+    """Approved locations per country (hidden ones too: this is for organisers)."""
+    rows = db.execute(
+        select(Location.country, func.count())
+        .where(Location.summit_id == summit.id, Location.status == "approved")
+        .group_by(Location.country)
+    )
+    return {country: int(n) for country, n in sorted(rows)}
+
+
+def approve_location(db: DbSession, location: Location) -> Location:
+    """Approve a pending or revoked location so its heartbeats count."""
+    location.status = "approved"
+    location.approved_at = utcnow()
+    location.revoked_at = None
+    db.flush()
+    return location
+
+
+def approve_locations(db: DbSession, summit: Summit, ids: Iterable[int]) -> int:
+    """Approve the pending locations among ``ids`` of this summit; returns how many."""
+    wanted = list(set(ids))
+    if not wanted:
+        return 0
+    result = db.execute(
+        update(Location)
+        .where(
+            Location.summit_id == summit.id,
+            Location.id.in_(wanted),
+            Location.status == "pending",
+        )
+        .values(status="approved", approved_at=utcnow())
+        .execution_options(synchronize_session=False)
+    )
+    db.flush()
+    return int(result.rowcount)  # type: ignore[attr-defined]
+
+
+def revoke_location(db: DbSession, location: Location) -> Location:
+    """Revoke a location: its heartbeats are refused from now on."""
+    location.status = "revoked"
+    location.revoked_at = utcnow()
+    db.flush()
+    return location
+
+
+def identity_of(location: Location) -> PresenceIdentity:
+    """What the heartbeat path needs of a location."""
+    level: PrivacyLevel = "public"
+    for candidate in PRIVACY_LEVELS:
+        if location.privacy_level == candidate:
+            level = candidate
+    public_city = (
+        level == "public"
+        and location.city
+        and location.lat is not None
+        and location.lon is not None
+    )
+    return PresenceIdentity(
+        summit_key=str(location.summit_id),
+        location_id=location.public_id,
+        secret=location.secret.encode(),
+        status=location.status,
+        country_key=presence_country_key(location.country, level),
+        cell_key=(
+            cell_key(location.country, location.city, location.lat or 0.0, location.lon or 0.0)
+            if public_city
+            else None
+        ),
+    )
+
+
+def load_identity(db: DbSession, public_id: str) -> PresenceIdentity | None:
+    """The presence identity of a location by public id, or None when there is none."""
+    location = db.scalar(select(Location).where(Location.public_id == public_id))
+    return identity_of(location) if location is not None else None
+
+
+def live_summit_ids(db: DbSession) -> list[int]:
+    """Summits with at least one approved location: those whose presence is swept and sampled."""
+    rows = db.scalars(select(Location.summit_id).where(Location.status == "approved").distinct())
+    return sorted(rows)
+
+
+def record_transitions(
+    db: DbSession, arrivals: Sequence[Transition], departures: Sequence[Transition]
+) -> None:
+    """Store when locations last came online and went offline (the dashboard lists them)."""
+    for column, batch in (("last_online_at", arrivals), ("last_offline_at", departures)):
+        for transition in batch:
+            db.execute(
+                update(Location)
+                .where(Location.public_id == transition.location_id)
+                .values({column: transition.at})
+                .execution_options(synchronize_session=False)
+            )
+    db.flush()
+
+
+def newest_arrivals(
+    db: DbSession, summit: Summit, *, country: str = "", limit: int = 20
+) -> list[Location]:
+    """Locations that came online most recently."""
+    query = select(Location).where(
+        Location.summit_id == summit.id, Location.last_online_at.is_not(None)
+    )
+    if country:
+        query = query.where(Location.country == country.strip().upper())
+    return list(db.scalars(query.order_by(Location.last_online_at.desc()).limit(limit)))
+
+
+def recent_drops(
+    db: DbSession, summit: Summit, *, country: str = "", limit: int = 20
+) -> list[Location]:
+    """Locations whose presence timed out and that have not come back since."""
+    query = select(Location).where(
+        Location.summit_id == summit.id,
+        Location.last_offline_at.is_not(None),
+        (Location.last_online_at.is_(None)) | (Location.last_offline_at >= Location.last_online_at),
+    )
+    if country:
+        query = query.where(Location.country == country.strip().upper())
+    return list(db.scalars(query.order_by(Location.last_offline_at.desc()).limit(limit)))
+
+
+def record_sample(db: DbSession, summit_id: int, at: datetime, snapshot: PresenceSnapshot) -> bool:
+    """Store one presence sample; False when another worker stored this tick already."""
+    values = {
+        "summit_id": summit_id,
+        "sampled_at": at,
+        "online_total": snapshot.total,
+        "peak": snapshot.peak,
+        "by_country": dict(snapshot.by_country),
+    }
+    dialect = db.get_bind().dialect.name
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    result = db.execute(
+        insert(PresenceSample)
+        .values(values)
+        .on_conflict_do_nothing(index_elements=["summit_id", "sampled_at"])
+    )
+    return bool(result.rowcount)  # type: ignore[attr-defined]
+
+
+def samples_of(db: DbSession, summit: Summit) -> list[PresenceSample]:
+    """A summit's presence samples, oldest first."""
+    return list(
+        db.scalars(
+            select(PresenceSample)
+            .where(PresenceSample.summit_id == summit.id)
+            .order_by(PresenceSample.sampled_at)
+        )
+    )
+
+
+CSV_COLUMNS = (
+    "id",
+    "label",
+    "country",
+    "city",
+    "kind",
+    "expected_audience",
+    "privacy_level",
+    "status",
+    "contact",
+    "created_at",
+    "approved_at",
+    "last_online_at",
+    "last_offline_at",
+)
+
+
+def _cell(value: object) -> str:
+    if value is None:
+        return ""
+    text = value.isoformat() if isinstance(value, datetime) else str(value)
+    # A spreadsheet runs a cell starting with one of these as a formula (CSV injection).
+    return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
+
+
+def locations_csv(db: DbSession, summit: Summit) -> str:
+    """Every location of the summit as CSV, for organisers (no secrets, no public ids)."""
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\r\n")
+    writer.writerow(CSV_COLUMNS)
+    query = select(Location).where(Location.summit_id == summit.id).order_by(Location.id)
+    for location in db.scalars(query):
+        writer.writerow([_cell(getattr(location, column)) for column in CSV_COLUMNS])
+    return out.getvalue()
