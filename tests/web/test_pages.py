@@ -31,8 +31,12 @@ def _post(client: TestClient, url: str, token: str, **fields: object):  # type: 
 
 def test_organiser_builds_a_programme_through_forms(client: TestClient, organiser: str) -> None:
     created = _post(
-        client, "/backstage/s/test-summit/sessions", organiser, title="Opening night",
-        planned_start="2027-07-17T18:00", planned_end="2027-07-17T19:30",
+        client,
+        "/backstage/s/test-summit/sessions",
+        organiser,
+        title="Opening night",
+        planned_start="2027-07-17T18:00",
+        planned_end="2027-07-17T19:30",
     )
     assert created.status_code == 303
     session_url = created.headers["location"]
@@ -40,7 +44,11 @@ def test_organiser_builds_a_programme_through_forms(client: TestClient, organise
         added = _post(client, f"{session_url}/items", organiser, title=title, duration=minutes)
         assert added.status_code == 303
     speaker = _post(
-        client, "/backstage/s/test-summit/speakers", organiser, name="陈晓岚", country="TW",
+        client,
+        "/backstage/s/test-summit/speakers",
+        organiser,
+        name="陈晓岚",
+        country="TW",
         role_line="Network lead",
     )
     assert speaker.status_code == 303
@@ -49,8 +57,9 @@ def test_organiser_builds_a_programme_through_forms(client: TestClient, organise
     assert page.status_code == 200
     assert [m for m in re.findall(r'data-item-id="(\d+)"', page.text)]
     ids = re.findall(r'data-item-id="(\d+)"', page.text)
-    moved = _post(client, f"/backstage/s/test-summit/items/{ids[2]}/move", organiser,
-                  direction="up")
+    moved = _post(
+        client, f"/backstage/s/test-summit/items/{ids[2]}/move", organiser, direction="up"
+    )
     assert moved.status_code == 303
 
     public = client.get("/s/test-summit")
@@ -64,8 +73,12 @@ def test_drag_order_post_reorders_run_of_show(
     client: TestClient, organiser: str, database: Database
 ) -> None:
     session_url = _post(
-        client, "/backstage/s/test-summit/sessions", organiser, title="S",
-        planned_start="2027-07-17T10:00", planned_end="2027-07-17T11:00",
+        client,
+        "/backstage/s/test-summit/sessions",
+        organiser,
+        title="S",
+        planned_start="2027-07-17T10:00",
+        planned_end="2027-07-17T11:00",
     ).headers["location"]
     for title in "ABC":
         _post(client, f"{session_url}/items", organiser, title=title, duration="5")
@@ -84,8 +97,12 @@ def test_bad_form_input_gets_a_clear_422_and_stores_nothing(
     client: TestClient, organiser: str, database: Database
 ) -> None:
     response = _post(
-        client, "/backstage/s/test-summit/sessions", organiser, title="Backwards",
-        planned_start="2027-07-17T18:00", planned_end="2027-07-17T17:00",
+        client,
+        "/backstage/s/test-summit/sessions",
+        organiser,
+        title="Backwards",
+        planned_start="2027-07-17T18:00",
+        planned_end="2027-07-17T17:00",
     )
     assert response.status_code == 422
     assert "must end after it starts" in response.text
@@ -100,16 +117,20 @@ def test_public_pages_show_times_in_summit_zone(client: TestClient, database: Da
     with database.session() as db:
         summit = programme.get_summit(db, "test-summit")
         session = programme.add_session(
-            db, summit,
+            db,
+            summit,
             programme.SessionInput(
-                title="Morning", planned_start=datetime(2027, 7, 18, 8, tzinfo=UTC),
+                title="Morning",
+                planned_start=datetime(2027, 7, 18, 8, tzinfo=UTC),
                 planned_end=datetime(2027, 7, 18, 9, tzinfo=UTC),
             ),
         )
-        item = programme.add_item(db, session, programme.ItemInput(title="Talk",
-                                                                   planned_duration_s=600))
-        speaker = programme.add_speaker(db, summit, programme.SpeakerInput(name="Оксана",
-                                                                           country="UA"))
+        item = programme.add_item(
+            db, session, programme.ItemInput(title="Talk", planned_duration_s=600)
+        )
+        speaker = programme.add_speaker(
+            db, summit, programme.SpeakerInput(name="Оксана", country="UA")
+        )
         programme.set_item_speakers(db, item, [speaker.id])
         session_id, speaker_id = session.id, speaker.id
 
@@ -118,7 +139,8 @@ def test_public_pages_show_times_in_summit_zone(client: TestClient, database: Da
     assert 'datetime="2027-07-18T08:00:00+00:00"' in page.text
     assert ">10:00</time>" in page.text  # 08:00 UTC is 10:00 in Berlin in July
     speaker_page = client.get(f"/s/test-summit/speakers/{speaker_id}")
-    assert "Оксана" in speaker_page.text and "Ukraine" in speaker_page.text
+    assert "Оксана" in speaker_page.text
+    assert "Ukraine" in speaker_page.text
     assert client.get("/s/test-summit/speakers").status_code == 200
     assert client.get("/s/no-such-summit").status_code == 404
 
@@ -142,8 +164,10 @@ def test_photo_upload_is_reencoded_without_metadata(client: TestClient, organise
     Image.new("RGB", (1600, 1200), (10, 120, 200)).save(source, format="JPEG", exif=exif)
 
     response = client.post(
-        f"{url}/photo", data={"csrf_token": organiser},
-        files={"photo": ("me.png", source.getvalue(), "image/png")}, follow_redirects=False,
+        f"{url}/photo",
+        data={"csrf_token": organiser},
+        files={"photo": ("me.png", source.getvalue(), "image/png")},
+        follow_redirects=False,
     )
 
     assert response.status_code == 303
@@ -170,8 +194,10 @@ def test_bad_photo_is_refused_with_message(
 ) -> None:
     url = _speaker(client, organiser)
     response = client.post(
-        f"{url}/photo", data={"csrf_token": organiser},
-        files={"photo": ("x.jpg", payload, "image/jpeg")}, follow_redirects=False,
+        f"{url}/photo",
+        data={"csrf_token": organiser},
+        files={"photo": ("x.jpg", payload, "image/jpeg")},
+        follow_redirects=False,
     )
     assert response.status_code == 422
     assert message in response.text
@@ -182,8 +208,10 @@ def test_photo_bomb_is_refused(client: TestClient, organiser: str) -> None:
     out = io.BytesIO()
     Image.new("1", (10_000, 10_000)).save(out, format="PNG")  # 100 Mpx in a few KiB
     response = client.post(
-        f"{url}/photo", data={"csrf_token": organiser},
-        files={"photo": ("bomb.png", out.getvalue(), "image/png")}, follow_redirects=False,
+        f"{url}/photo",
+        data={"csrf_token": organiser},
+        files={"photo": ("bomb.png", out.getvalue(), "image/png")},
+        follow_redirects=False,
     )
     assert response.status_code == 422
     assert "40 megapixels" in response.text
@@ -194,7 +222,8 @@ def test_import_page_imports_and_reports_counts(client: TestClient, organiser: s
 
     data = (FIXTURES / "summit-non-latin.xml").read_bytes()
     response = client.post(
-        "/backstage/s/test-summit/import", data={"csrf_token": organiser},
+        "/backstage/s/test-summit/import",
+        data={"csrf_token": organiser},
         files={"file": ("summit.xml", data, "application/xml")},
     )
     assert response.status_code == 200
@@ -203,7 +232,8 @@ def test_import_page_imports_and_reports_counts(client: TestClient, organiser: s
 
 def test_import_of_50_mib_file_is_refused_with_413(client: TestClient, organiser: str) -> None:
     response = client.post(
-        "/backstage/s/test-summit/import", data={"csrf_token": organiser},
+        "/backstage/s/test-summit/import",
+        data={"csrf_token": organiser},
         files={"file": ("big.json", b" " * (50 * 1024 * 1024), "application/json")},
     )
     assert response.status_code == 413
@@ -230,8 +260,12 @@ def test_login_redirect_refuses_offsite_next(client: TestClient, database: Datab
     token = csrf_of(client)
     response = client.post(
         "/login",
-        data={"email": "u@example.org", "password": "correct horse battery staple",
-              "csrf_token": token, "next": "//evil.example/"},
+        data={
+            "email": "u@example.org",
+            "password": "correct horse battery staple",
+            "csrf_token": token,
+            "next": "//evil.example/",
+        },
         follow_redirects=False,
     )
     assert response.headers["location"] == "/backstage"
