@@ -1,0 +1,435 @@
+"""Live presence: verify heartbeats, keep counts, push k-anonymous figures, sample for reports.
+
+Wire protocol of a location screen (frontend/src/live.js, ``locationScreen``):
+
+- WebSocket ``/live/ws``. The server greets with
+  ``{"type": "hello", "interval_s": <jittered seconds>, "timeout_s": <seconds>}``.
+  The screen then sends ``{"type": "hb", "token": "hb1.…"}`` every interval (other
+  fields of the message are ignored: the token alone is checked, see
+  domain/presence.py). Nothing is sent back for an accepted heartbeat; a refused one
+  gets ``{"type": "error", "reason": <Refusal>}``. A pending or revoked location keeps
+  its socket (so approval takes effect at the next beat, with no reconnect storm);
+  a malformed or forged token closes it (code 1008).
+- HTTP fallback: ``POST /live/heartbeat`` with the same JSON; 200
+  ``{"ok": true, "interval_s": …}`` or 4xx ``{"ok": false, "reason": …}``.
+
+One heartbeat costs a dictionary look-up (identities are cached per worker), one
+HMAC, one replay check and one presence update in the back-end; the database is
+read only on a cache miss and written in batches by the background task.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import math
+import random
+import time
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from enum import StrEnum
+
+from summitcast.config import Settings
+from summitcast.domain.presence import next_interval, parse_heartbeat, verify_heartbeat
+from summitcast.domain.privacy import UNDISCLOSED, CityCell, public_city_cells
+from summitcast.presence.base import Message, Presence, PresenceSnapshot, PubSub
+from summitcast.presence.coalesce import Coalescer
+from summitcast.presence.messages import presence_channel
+from summitcast.services import locations
+from summitcast.services.locations import PresenceIdentity, Transition
+from summitcast.storage.database import Database
+
+log = logging.getLogger(__name__)
+
+# Other workers drop cached identities named on this channel (approve, revoke).
+CHANGES_CHANNEL = "location-changes"
+# A cached identity is re-read after this long even if no change message arrived
+# (a message lost while Redis restarts must not keep a revoked location counted).
+IDENTITY_TTL_S = 15.0
+MAX_MESSAGE_CHARS = 1024  # a heartbeat message is ~150 characters
+KEEPALIVE_S = 15.0
+
+
+class Reason(StrEnum):
+    """Why a heartbeat was refused, as sent to the client."""
+
+    MALFORMED = "malformed"
+    BAD_SIGNATURE = "bad_signature"
+    STALE = "stale"
+    FUTURE = "future"
+    REPLAY = "replay"
+    UNKNOWN = "unknown_location"
+    PENDING = "pending"
+    REVOKED = "revoked"
+    WRONG_LOCATION = "wrong_location"
+
+
+# Refusals after which a WebSocket is closed: no honest screen sends these.
+CLOSING = frozenset({Reason.MALFORMED, Reason.BAD_SIGNATURE, Reason.UNKNOWN, Reason.WRONG_LOCATION})
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """What became of one heartbeat."""
+
+    location_id: str | None
+    reason: Reason | None = None
+
+    @property
+    def ok(self) -> bool:
+        """True when the heartbeat was counted."""
+        return self.reason is None
+
+
+def cells_key(summit_key: str) -> str:
+    """The presence 'summit' under which public cities are counted, one key per city."""
+    return f"{summit_key}:cells"
+
+
+class LiveService:
+    """The presence use cases of one worker: heartbeats, sweeps, samples and pushes."""
+
+    def __init__(
+        self,
+        *,
+        settings: Settings,
+        database: Database,
+        presence: Presence,
+        pubsub: PubSub,
+        wall_clock: Callable[[], float] = time.time,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.settings = settings
+        self.database = database
+        self.presence = presence
+        self.pubsub = pubsub
+        self._wall = wall_clock
+        self._rng = rng or random.Random()  # noqa: S311 - jitter, not cryptography
+        self._identities: dict[str, tuple[float, PresenceIdentity | None]] = {}
+        self._arrivals: dict[str, datetime] = {}
+        self._departures: dict[str, datetime] = {}
+        self._dirty: set[str] = set()
+        self._summits: set[str] = set()
+        self._sampled_nonzero: set[str] = set()
+        self._tasks: list[asyncio.Task[None]] = []
+
+    # --- heartbeats -------------------------------------------------------------------
+
+    def hello(self) -> Message:
+        """The greeting of a location screen: its (jittered) heartbeat interval and the timeout."""
+        interval = next_interval(self.settings.heartbeat_interval_s, self._rng)
+        return {
+            "type": "hello",
+            "interval_s": round(interval, 2),
+            "timeout_s": self.settings.heartbeat_timeout_s,
+        }
+
+    def forget_identity(self, location_id: str) -> None:
+        """Drop a cached identity so that the next heartbeat reads the database."""
+        self._identities.pop(location_id, None)
+
+    async def _identity(self, location_id: str) -> PresenceIdentity | None:
+        now = time.monotonic()
+        cached = self._identities.get(location_id)
+        if cached is not None and now - cached[0] < IDENTITY_TTL_S:
+            return cached[1]
+        identity = await asyncio.to_thread(self._load_identity, location_id)
+        # Unknown ids are cached too, so a flood of one forged id does not reach the database.
+        if len(self._identities) > 200_000:
+            self._identities.clear()
+        self._identities[location_id] = (now, identity)
+        return identity
+
+    def _load_identity(self, location_id: str) -> PresenceIdentity | None:
+        with self.database.session() as db:
+            return locations.load_identity(db, location_id)
+
+    async def heartbeat(self, token: str, *, bound_to: str | None = None) -> Outcome:
+        """Verify a heartbeat token and count its location; refusals are never counted."""
+        parsed = parse_heartbeat(token)
+        if parsed is None:
+            return Outcome(None, Reason.MALFORMED)
+        location_id = parsed.location_id
+        if bound_to is not None and location_id != bound_to:
+            return Outcome(location_id, Reason.WRONG_LOCATION)
+        identity = await self._identity(location_id)
+        if identity is None:
+            return Outcome(location_id, Reason.UNKNOWN)
+        # Replay is checked by the back-end below (shared by all workers), hence None here.
+        verdict = verify_heartbeat(
+            parsed, identity.secret, self._wall(), None, self.settings.heartbeat_max_skew_s
+        )
+        if verdict.refusal is not None:
+            return Outcome(location_id, Reason(verdict.refusal.value))
+        # The signature is checked before the status: only the secret's holder learns it.
+        if identity.status != "approved":
+            return Outcome(
+                location_id, Reason.PENDING if identity.status == "pending" else Reason.REVOKED
+            )
+        if not await self.presence.check_and_store_seq(location_id, parsed.epoch, parsed.seq):
+            return Outcome(location_id, Reason.REPLAY)
+        summit_key = identity.summit_key
+        came_online = await self.presence.heartbeat(summit_key, location_id, identity.country_key)
+        if identity.cell_key is not None:
+            await self.presence.heartbeat(cells_key(summit_key), location_id, identity.cell_key)
+        if came_online:
+            self._arrivals[location_id] = datetime.now(UTC)
+            self._dirty.add(summit_key)
+        self._summits.add(summit_key)
+        return Outcome(location_id)
+
+    async def heartbeat_message(self, text: str, *, bound_to: str | None = None) -> Outcome:
+        """Handle one JSON message of a location screen ({"type": "hb", "token": …})."""
+        if len(text) > MAX_MESSAGE_CHARS:
+            return Outcome(None, Reason.MALFORMED)
+        try:
+            message = json.loads(text)
+        except ValueError:
+            return Outcome(None, Reason.MALFORMED)
+        token = message.get("token") if isinstance(message, dict) else None
+        if not isinstance(token, str):
+            return Outcome(None, Reason.MALFORMED)
+        return await self.heartbeat(token, bound_to=bound_to)
+
+    async def location_changed(self, summit_id: int, location_id: str, *, revoked: bool) -> None:
+        """After approve or revoke: drop cached identities everywhere; revoked goes offline."""
+        self.forget_identity(location_id)
+        await self.pubsub.publish(CHANGES_CHANNEL, {"location_id": location_id})
+        if revoked:
+            summit_key = str(summit_id)
+            gone = await self.presence.forget(summit_key, location_id)
+            await self.presence.forget(cells_key(summit_key), location_id)
+            if gone:
+                self._departures[location_id] = datetime.now(UTC)
+                self._dirty.add(summit_key)
+
+    # --- figures ----------------------------------------------------------------------
+
+    async def _cells(self, summit_key: str, snapshot: PresenceSnapshot) -> list[CityCell]:
+        """Every online location as a privacy cell: public cities, then the rest per country."""
+        cities = await self.presence.counts_by_country(cells_key(summit_key))
+        cells: list[CityCell] = []
+        in_cities: dict[str, int] = {}
+        for key, count in cities.items():
+            parsed = locations.parse_cell_key(key)
+            if parsed is None:
+                continue
+            country, lat, lon, city = parsed
+            cells.append(CityCell(country, city, lat, lon, "public", count))
+            in_cities[country] = in_cities.get(country, 0) + count
+        for country, count in snapshot.by_country.items():
+            if country == UNDISCLOSED:
+                cells.append(CityCell(country, "", 0.0, 0.0, "hidden", count))
+                continue
+            # The two reads are not one instant: never let a country go below zero.
+            rest = max(0, count - in_cities.get(country, 0))
+            if rest:
+                cells.append(CityCell(country, "", 0.0, 0.0, "country", rest))
+        return cells
+
+    async def public_figures(self, summit_id: int) -> Message:
+        """What anyone may see: totals and k-anonymous countries and city dots."""
+        summit_key = str(summit_id)
+        snapshot = await self.presence.snapshot(summit_key)
+        public = public_city_cells(
+            await self._cells(summit_key, snapshot), self.settings.k_anonymity
+        )
+        return {
+            "type": "presence",
+            "total": snapshot.total,
+            "peak": snapshot.peak,
+            "countries": public.countries,
+            "elsewhere": public.suppressed_total,
+            # How many countries (a number only; which ones stays k-anonymous).
+            "country_count": len([c for c in snapshot.by_country if c != UNDISCLOSED]),
+            "cities": [
+                {"name": c.city, "lat": c.lat, "lon": c.lon, "count": c.count}
+                for c in public.cities
+            ],
+            "k": self.settings.k_anonymity,
+        }
+
+    async def organiser_figures(self, summit_id: int) -> Message:
+        """What organisers see: exact counts per country (hidden ones as ZZ) and per city."""
+        summit_key = str(summit_id)
+        snapshot = await self.presence.snapshot(summit_key)
+        cities = [
+            {"name": c.city, "lat": c.lat, "lon": c.lon, "count": c.count, "country": c.country}
+            for c in await self._cells(summit_key, snapshot)
+            if c.privacy_level == "public"
+        ]
+        return {
+            "type": "presence",
+            "total": snapshot.total,
+            "peak": snapshot.peak,
+            "countries": snapshot.by_country,
+            "country_count": len([c for c in snapshot.by_country if c != UNDISCLOSED]),
+            "cities": cities,
+        }
+
+    async def figure_stream(
+        self, summit_id: int, *, organiser: bool = False
+    ) -> AsyncIterator[Message | None]:
+        """Current figures, then fresh ones at most once per push interval; None = keep-alive."""
+        figures = self.organiser_figures if organiser else self.public_figures
+        async with self.pubsub.subscribe(presence_channel(str(summit_id))) as subscription:
+            yield await figures(summit_id)
+            # Whole snapshots only, so the coalescer may drop all but the newest.
+            coalescer: Coalescer[Message] = Coalescer(self.settings.live_push_interval_s)
+
+            async def pump() -> None:
+                try:
+                    async for message in subscription:
+                        coalescer.put(message)
+                finally:
+                    coalescer.close()
+
+            task = asyncio.create_task(pump())
+            try:
+                while True:
+                    try:
+                        message = await asyncio.wait_for(anext(coalescer), KEEPALIVE_S)
+                    except TimeoutError:
+                        yield None
+                        continue
+                    except StopAsyncIteration:
+                        return
+                    # The published message is the public one; organisers re-read theirs.
+                    yield await figures(summit_id) if organiser else message
+            finally:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+
+    # --- background work --------------------------------------------------------------
+
+    async def publish_dirty(self) -> int:
+        """Publish fresh public figures of every summit that changed; returns how many."""
+        dirty, self._dirty = self._dirty, set()
+        for summit_key in sorted(dirty):
+            message = await self.public_figures(int(summit_key))
+            await self.pubsub.publish(presence_channel(summit_key), message)
+        return len(dirty)
+
+    async def sweep(self, now: float | None = None) -> list[str]:
+        """Expire locations whose timeout has passed (never sooner); returns their ids."""
+        gone_all: list[str] = []
+        for summit_key in sorted(self._summits):
+            gone = await self.presence.expire(summit_key, now)
+            await self.presence.expire(cells_key(summit_key), now)
+            if gone:
+                moment = datetime.now(UTC)
+                for location_id in gone:
+                    self._departures[location_id] = moment
+                self._dirty.add(summit_key)
+                gone_all.extend(gone)
+        return gone_all
+
+    async def flush_transitions(self) -> int:
+        """Write buffered arrivals and departures to the database; returns how many."""
+        if not self._arrivals and not self._departures:
+            return 0
+        arrivals = [Transition(k, v) for k, v in self._arrivals.items()]
+        departures = [Transition(k, v) for k, v in self._departures.items()]
+        self._arrivals, self._departures = {}, {}
+        await asyncio.to_thread(self._write_transitions, arrivals, departures)
+        return len(arrivals) + len(departures)
+
+    def _write_transitions(self, arrivals: list[Transition], departures: list[Transition]) -> None:
+        with self.database.session() as db:
+            locations.record_transitions(db, arrivals, departures)
+
+    async def refresh_summits(self) -> None:
+        """Learn which summits have approved locations, so that every worker sweeps them."""
+        ids = await asyncio.to_thread(self._live_summit_ids)
+        self._summits.update(str(i) for i in ids)
+
+    def _live_summit_ids(self) -> list[int]:
+        with self.database.session() as db:
+            return locations.live_summit_ids(db)
+
+    async def sample(self, wall_now: float | None = None) -> int:
+        """Store one presence sample per live summit at the current aligned tick."""
+        interval = self.settings.presence_sample_interval_s
+        moment = self._wall() if wall_now is None else wall_now
+        tick = datetime.fromtimestamp(math.floor(moment / interval) * interval, UTC)
+        snapshots: list[tuple[int, PresenceSnapshot]] = []
+        for summit_key in sorted(self._summits):
+            snapshot = await self.presence.snapshot(summit_key)
+            # Idle summits are sampled once at zero (the end of the curve), then left alone.
+            if snapshot.total == 0 and summit_key not in self._sampled_nonzero:
+                continue
+            if snapshot.total:
+                self._sampled_nonzero.add(summit_key)
+            else:
+                self._sampled_nonzero.discard(summit_key)
+            snapshots.append((int(summit_key), snapshot))
+        if snapshots:
+            await asyncio.to_thread(self._write_samples, tick, snapshots)
+        return len(snapshots)
+
+    def _write_samples(self, tick: datetime, snapshots: list[tuple[int, PresenceSnapshot]]) -> None:
+        with self.database.session() as db:
+            for summit_id, snapshot in snapshots:
+                locations.record_sample(db, summit_id, tick, snapshot)
+
+    async def _every(self, interval_s: float, step: Callable[[], object]) -> None:
+        while True:
+            await asyncio.sleep(interval_s)
+            try:
+                result = step()
+                if asyncio.iscoroutine(result):
+                    await result
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                # A database or Redis hiccup must not end the loop: the next tick retries.
+                log.exception("presence task %s failed; retrying", getattr(step, "__name__", step))
+
+    async def _follow_changes(self) -> None:
+        while True:
+            try:
+                async with self.pubsub.subscribe(CHANGES_CHANNEL) as subscription:
+                    async for message in subscription:
+                        location_id = message.get("location_id")
+                        if isinstance(location_id, str):
+                            self.forget_identity(location_id)
+                return
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("following location changes failed; retrying")
+                await asyncio.sleep(1.0)
+
+    async def start(self) -> None:
+        """Start the background tasks: sweep, publish, flush, sample, follow changes."""
+        await self.refresh_summits()
+        s = self.settings
+        steps: list[tuple[float, Callable[[], object]]] = [
+            (s.presence_sweep_interval_s, self.sweep),
+            (0.25, self.publish_dirty),
+            (1.0, self.flush_transitions),
+            (s.presence_sample_interval_s, self._refresh_and_sample),
+        ]
+        self._tasks = [asyncio.create_task(self._every(i, step)) for i, step in steps]
+        self._tasks.append(asyncio.create_task(self._follow_changes()))
+
+    async def _refresh_and_sample(self) -> None:
+        await self.refresh_summits()
+        await self.sample()
+
+    async def stop(self) -> None:
+        """Stop the background tasks, write what is buffered and close the back-ends."""
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._tasks = []
+        with contextlib.suppress(Exception):
+            await self.flush_transitions()
+        await self.pubsub.close()
+        await self.presence.close()
