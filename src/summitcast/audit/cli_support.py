@@ -33,6 +33,7 @@ __all__ = [
     "exit_code",
     "export_host_proof",
     "parse_public_key",
+    "proof_root",
     "render_report",
     "rich_progress",
     "verify_log_file",
@@ -100,6 +101,10 @@ def render_report(report: VerificationReport, console: Console) -> None:
     if figures is None:
         return
     table = Table("figure", "recomputed value")
+    if report.final_head is not None:
+        table.add_row("entries signed by the final head", str(report.final_head.tree_size))
+        table.add_row("final root hash", report.final_head.root_hash.hex())
+    table.add_row("buckets", str(figures.buckets))
     peak_at = (
         "-"
         if figures.peak_bucket_start is None
@@ -120,6 +125,14 @@ def export_host_proof(log_path: Path, pseudonym: str, bucket_start: int) -> str:
     proof = inclusion_proof_for(log, pseudonym, bucket_start)
     document = {"proof": proof.to_json(), "head": log.final_head.to_json()}
     return json.dumps(document, indent=2)
+
+
+def proof_root(document: str) -> str:
+    """Return the hex root hash of the head inside a proof document."""
+    try:
+        return str(json.loads(document)["head"]["root_hash"]).lower()
+    except (json.JSONDecodeError, KeyError, TypeError) as error:
+        raise ValidationError(f"not an inclusion proof document: {error}") from error
 
 
 def check_host_proof(document: str, pseudonym: str, public_key: str | None = None) -> ProofCheck:

@@ -77,6 +77,7 @@ __all__ = [
     "pseudonym",
     "read_log",
     "write_attendance_log",
+    "write_attendance_log_from_buckets",
 ]
 
 LOG_FORMAT = "summitcast-attendance-log/1"
@@ -621,10 +622,38 @@ def write_attendance_log(
 
     A head is signed every `head_every` buckets (12 = hourly at 5 minutes).
     """
-    buckets = bucketize(locations, sessions, rule)
     hidden = frozenset(loc.location_id for loc in locations if loc.privacy == "hidden")
+    return write_attendance_log_from_buckets(
+        out,
+        summit=summit,
+        buckets=bucketize(locations, sessions, rule),
+        hidden=hidden,
+        sessions=sessions,
+        rule=rule,
+        audit_secret=audit_secret,
+        signing_key=signing_key,
+        clock=clock,
+        head_every=head_every,
+    )
+
+
+def write_attendance_log_from_buckets(
+    out: TextIO,
+    *,
+    summit: str,
+    buckets: Sequence[Bucket],
+    hidden: frozenset[str],
+    sessions: Sequence[SessionWindow],
+    rule: CountingRule,
+    audit_secret: bytes,
+    signing_key: Ed25519PrivateKey,
+    clock: Callable[[], datetime] = _utc_now,
+    head_every: int = 12,
+    progress: Callable[[int, int], None] | None = None,
+) -> tuple[AttendanceFigures, SignedTreeHead]:
+    """Write the log of buckets keyed by location id (hidden ids are logged as "ZZ")."""
     country = public_countries(buckets, hidden, rule.k)
-    pseudonyms = {loc.location_id: pseudonym(audit_secret, loc.location_id) for loc in locations}
+    pseudonyms = {key: pseudonym(audit_secret, key) for key in country}
     writer = AttendanceLogWriter(
         out, summit=summit, rule=rule, sessions=sessions, signing_key=signing_key, clock=clock
     )
@@ -634,4 +663,6 @@ def write_attendance_log(
         )
         if index % head_every == 0:
             writer.sign_head()
+        if progress is not None:
+            progress(index, len(buckets))
     return writer.finish()

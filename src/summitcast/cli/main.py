@@ -14,6 +14,7 @@ from rich.console import Console
 from rich.progress import Progress, SpinnerColumn, TextColumn
 from rich.table import Table
 
+from summitcast.cli.audit import audit_app
 from summitcast.config import Settings
 from summitcast.domain.accounts import Role
 from summitcast.errors import SummitcastError
@@ -26,6 +27,7 @@ programme_app = typer.Typer(help="Import and export the programme.", no_args_is_
 app.add_typer(db_app, name="db")
 app.add_typer(user_app, name="user")
 app.add_typer(programme_app, name="programme")
+app.add_typer(audit_app, name="audit")
 
 console = Console()
 errors = Console(stderr=True)

@@ -1,0 +1,121 @@
+"""`summitcast audit …`: verify a public attendance log, export and check a host's proof."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from summitcast.audit.cli_support import (
+    check_host_proof,
+    exit_code,
+    export_host_proof,
+    proof_root,
+    render_report,
+    rich_progress,
+    verify_log_file,
+)
+from summitcast.errors import ValidationError
+
+audit_app = typer.Typer(
+    help="Check a published attendance log and host inclusion proofs.", no_args_is_help=True
+)
+
+PublicKey = Annotated[
+    str | None,
+    typer.Option(
+        "--public-key",
+        "--key",
+        envvar="SUMMITCAST_AUDIT_PUBLIC_KEY",
+        help="The organiser's Ed25519 public key (base64), from a source you trust.",
+    ),
+]
+
+
+def _console() -> Console:
+    # Created per call so output follows sys.stdout as it is when the command runs
+    # (Typer's test runner swaps it); soft wrap keeps long problem lines whole.
+    return Console(soft_wrap=True)
+
+
+def parse_bucket(text: str) -> int:
+    """Return a bucket start in epoch seconds from digits or an ISO 8601 time with zone."""
+    if text.lstrip("-").isdigit():
+        return int(text)
+    try:
+        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError as error:
+        raise ValidationError(
+            f"bucket {text!r} is neither epoch seconds nor an ISO 8601 time", field="bucket"
+        ) from error
+    if moment.tzinfo is None:
+        raise ValidationError(f"bucket time {text!r} needs a time zone (say Z)", field="bucket")
+    return int(moment.timestamp())
+
+
+@audit_app.command("verify")
+def verify(
+    log: Annotated[Path, typer.Argument(exists=True, dir_okay=False, readable=True)],
+    public_key: PublicKey = None,
+    no_progress: Annotated[bool, typer.Option(help="Do not draw a progress bar.")] = False,
+) -> None:
+    """Recompute every published figure from LOG and check its signed tree heads."""
+    console = _console()
+    if no_progress:
+        report = verify_log_file(log, public_key)
+    else:
+        with rich_progress(console) as progress:
+            report = verify_log_file(log, public_key, progress=progress)
+    render_report(report, console)
+    raise typer.Exit(exit_code(report))
+
+
+@audit_app.command("prove")
+def prove(
+    log: Annotated[Path, typer.Argument(exists=True, dir_okay=False, readable=True)],
+    pseudonym: Annotated[str, typer.Option(help="Your location's pseudonym (32 hex digits).")],
+    bucket: Annotated[
+        str, typer.Option(help="Bucket start: epoch seconds or ISO time, e.g. 2024-07-17T12:00Z.")
+    ],
+    output: Annotated[Path, typer.Option("--output", "-o", help="Where to write the proof.")],
+) -> None:
+    """Write the inclusion proof of one pseudonym in one bucket, with the final signed head."""
+    document = export_host_proof(log, pseudonym, parse_bucket(bucket))
+    output.write_text(document + "\n", encoding="utf-8")
+    _console().print(f"Wrote the proof for {pseudonym} to {output}.", markup=False)
+
+
+@audit_app.command("check-proof")
+def check_proof(
+    proof: Annotated[Path, typer.Argument(exists=True, dir_okay=False, readable=True)],
+    pseudonym: Annotated[str, typer.Option(help="Your location's pseudonym (32 hex digits).")],
+    root: Annotated[
+        str | None,
+        typer.Option(help="The published root hash (hex) the proof's head must carry."),
+    ] = None,
+    public_key: PublicKey = None,
+) -> None:
+    """Check an inclusion proof for your pseudonym against the published head."""
+    console = _console()
+    result = check_host_proof(proof.read_text(encoding="utf-8"), pseudonym, public_key)
+    if result.ok and root is not None:
+        published = proof_root(proof.read_text(encoding="utf-8"))
+        if published != root.strip().lower():
+            console.print(
+                f"[red]NOT INCLUDED[/red]: the proof's head has root {published}, "
+                f"not the published root {root.strip().lower()}"
+            )
+            raise typer.Exit(1)
+    if result.ok:
+        console.print(f"[green]INCLUDED[/green]: {result.message}")
+        if public_key is None:
+            console.print(
+                "[yellow]note[/yellow]: no --public-key given, so the head's signature "
+                "was not checked"
+            )
+        raise typer.Exit(0)
+    console.print(f"[red]NOT INCLUDED[/red]: {result.message}")
+    raise typer.Exit(1)

@@ -1,0 +1,168 @@
+"""`summitcast audit verify | prove | check-proof` on a small simulated summit's log."""
+
+from __future__ import annotations
+
+import base64
+import dataclasses
+import io
+import json
+from datetime import UTC, datetime
+from itertools import count
+from pathlib import Path
+
+import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+from typer.testing import CliRunner
+
+from summitcast.audit.log import SignedTreeHead, pseudonym, read_log, write_attendance_log
+from summitcast.cli.main import app
+from summitcast.domain.attendance import CountingRule
+from summitcast.reports.simulate import simulate_summit
+
+pytestmark = pytest.mark.unit
+
+SECRET = b"audit cli test secret"
+KEY = Ed25519PrivateKey.from_private_bytes(bytes(range(32)))
+PUBLIC = base64.b64encode(KEY.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)).decode()
+runner = CliRunner()
+
+
+@pytest.fixture(scope="module")
+def log_lines() -> list[str]:
+    summit = simulate_summit(400, sessions_per_day=2, session_minutes=30, seed=6)
+    ticks = count()
+    out = io.StringIO()
+    write_attendance_log(
+        out,
+        summit=summit.slug,
+        locations=summit.heartbeats(),
+        sessions=summit.sessions,
+        rule=CountingRule(),
+        audit_secret=SECRET,
+        signing_key=KEY,
+        clock=lambda: datetime.fromtimestamp(1_721_300_000 + 60 * next(ticks), UTC),
+        head_every=3,
+    )
+    return out.getvalue().splitlines(keepends=True)
+
+
+def _write(tmp_path: Path, lines: list[str]) -> Path:
+    path = tmp_path / "attendance.jsonl"
+    path.write_text("".join(lines), encoding="utf-8")
+    return path
+
+
+def _kind_index(lines: list[str], kind: str, nth: int = 0) -> int:
+    return [i for i, line in enumerate(lines) if json.loads(line)["type"] == kind][nth]
+
+
+def test_audit_verify_ok_log_exits_0_with_figures(tmp_path: Path, log_lines: list[str]) -> None:
+    path = _write(tmp_path, log_lines)
+    figures = json.loads(log_lines[-1])["figures"]
+    result = runner.invoke(app, ["audit", "verify", str(path), "--public-key", PUBLIC])
+    assert result.exit_code == 0, result.output
+    assert (
+        f"OK: {figures['entries']} entries, 5 signed tree heads and every published figure "
+        "recomputed\n"
+    ) in result.output
+    assert f"│ distinct locations               │ {figures['distinct_locations']}" in result.output
+    assert f"│ peak concurrent locations        │ {figures['peak_concurrent']} at" in result.output
+
+
+def test_audit_verify_removed_pseudonym_exits_1(tmp_path: Path, log_lines: list[str]) -> None:
+    lines = list(log_lines)
+    index = _kind_index(lines, "bucket", 1)
+    record = json.loads(lines[index])
+    record["entries"].pop(3)
+    lines[index] = json.dumps(record) + "\n"
+    result = runner.invoke(app, ["audit", "verify", str(_write(tmp_path, lines)), "--no-progress"])
+    assert result.exit_code == 1
+    assert "FAILED" in result.output
+    assert "entries were added or removed after signing" in result.output
+
+
+def test_audit_verify_reordered_bucket_exits_1(tmp_path: Path, log_lines: list[str]) -> None:
+    lines = list(log_lines)
+    first = _kind_index(lines, "bucket", 0)
+    lines[first], lines[first + 1] = lines[first + 1], lines[first]
+    result = runner.invoke(app, ["audit", "verify", str(_write(tmp_path, lines))])
+    assert result.exit_code == 1
+    second = json.loads(lines[first])["bucket_start"]
+    assert (
+        f"line {first + 2}: bucket {second - 300} (2024-07-17 10:00 UTC) is out of order: it "
+        f"does not come after bucket {second} on line {first + 1}"
+    ) in result.output
+
+
+def test_audit_verify_head_resigned_with_other_key_exits_1(
+    tmp_path: Path, log_lines: list[str]
+) -> None:
+    lines = list(log_lines)
+    index = _kind_index(lines, "head", 0)
+    record = json.loads(lines[index])
+    log = read_log(log_lines)
+    head = SignedTreeHead.from_record(
+        record, summit=log.header.summit, header_sha256=log.header.digest()
+    )
+    intruder = Ed25519PrivateKey.from_private_bytes(bytes(32))
+    resigned = dataclasses.replace(head, signature=intruder.sign(head.message()))
+    lines[index] = json.dumps({"type": "head", **resigned.to_record()}) + "\n"
+    result = runner.invoke(app, ["audit", "verify", str(_write(tmp_path, lines))])
+    assert result.exit_code == 1
+    assert (
+        f"line {index + 1}: tree head (size {head.tree_size}) has a signature that does not "
+        "verify with the log's public key"
+    ) in result.output
+
+
+def test_audit_verify_other_public_key_exits_1(tmp_path: Path, log_lines: list[str]) -> None:
+    other = base64.b64encode(bytes(32)).decode()
+    result = runner.invoke(
+        app, ["audit", "verify", str(_write(tmp_path, log_lines)), "--public-key", other]
+    )
+    assert result.exit_code == 1
+    assert "it was signed by someone else" in result.output
+
+
+def test_audit_prove_then_check_proof_includes_host(tmp_path: Path, log_lines: list[str]) -> None:
+    path = _write(tmp_path, log_lines)
+    mine = pseudonym(SECRET, "loc-000007")
+    log = read_log(path)
+    bucket = next(
+        b.bucket_start for b in log.buckets if any(e.pseudonym == mine for e in b.entries)
+    )
+    when = datetime.fromtimestamp(bucket, UTC).strftime("%Y-%m-%dT%H:%MZ")
+    proof = tmp_path / "proof.json"
+    made = runner.invoke(
+        app, ["audit", "prove", str(path), "--pseudonym", mine, "--bucket", when, "-o", str(proof)]
+    )
+    assert made.exit_code == 0, made.output
+    root = log.final_head.root_hash.hex()
+    args = ["--pseudonym", mine, "--public-key", PUBLIC, "--root", root]
+    checked = runner.invoke(app, ["audit", "check-proof", str(proof), *args])
+    assert checked.exit_code == 0, checked.output
+    assert checked.output.startswith(f"INCLUDED: {mine} (")
+
+
+def test_audit_check_proof_other_pseudonym_or_root_exits_1(
+    tmp_path: Path, log_lines: list[str]
+) -> None:
+    path = _write(tmp_path, log_lines)
+    log = read_log(path)
+    first = log.buckets[0]
+    someone = first.entries[0].pseudonym
+    proof = tmp_path / "proof.json"
+    args = ["--pseudonym", someone, "--bucket", str(first.bucket_start), "-o", str(proof)]
+    assert runner.invoke(app, ["audit", "prove", str(path), *args]).exit_code == 0
+    stranger = pseudonym(SECRET, "never-registered")
+    wrong_host = runner.invoke(app, ["audit", "check-proof", str(proof), "--pseudonym", stranger])
+    assert wrong_host.exit_code == 1
+    assert wrong_host.output == (
+        f"NOT INCLUDED: the proof is for pseudonym {someone}, not {stranger}\n"
+    )
+    wrong_root = runner.invoke(
+        app, ["audit", "check-proof", str(proof), "--pseudonym", someone, "--root", "00" * 32]
+    )
+    assert wrong_root.exit_code == 1
+    assert "not the published root " + "00" * 32 in wrong_root.output
