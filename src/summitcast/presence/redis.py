@@ -33,9 +33,8 @@ from summitcast.presence.memory import LocalHub, LocalSubscription, encode_messa
 
 log = logging.getLogger(__name__)
 
-# types-redis (still in the dev extras) describes redis 4, where Redis is generic and
-# has no aclose(); redis 8 ships its own types. The ignores below hold under both.
-Redis: TypeAlias = "aioredis.Redis[Any]"  # type: ignore[misc,unused-ignore]
+# redis 8 ships its own (non-generic) types; stale types-redis stubs must not be installed.
+Redis: TypeAlias = aioredis.Redis
 ScriptArgs = list[str | int | float]
 
 # Shared prologue: ARGV[1] is ``now`` or "" for the server clock, ARGV[2] the timeout.
@@ -388,5 +387,5 @@ class RedisPubSub:
                 await self._reader
             self._reader = None
         self._hub.close()
-        await self._pubsub.aclose()  # type: ignore[attr-defined,unused-ignore]
-        await self._client.aclose()  # type: ignore[attr-defined,unused-ignore]
+        await self._pubsub.aclose()  # type: ignore[no-untyped-call]  # untyped in redis 8.1
+        await self._client.aclose()
