@@ -16,15 +16,26 @@ from starlette.middleware.sessions import SessionMiddleware
 from summitcast import __version__
 from summitcast.config import Settings
 from summitcast.errors import AuthenticationError, RateLimitedError, SummitcastError
+from summitcast.presence import Presence, PubSub, create_backends
 from summitcast.services.accounts import RateLimiter
+from summitcast.services.live import LiveService
 from summitcast.storage.database import Database
-from summitcast.web.routes import api, auth, backstage, public
+from summitcast.web.routes import api, auth, backstage, live, locations, public
 from summitcast.web.security import BodyLimitMiddleware, SecurityHeadersMiddleware
 from summitcast.web.templating import make_templates, render
 
 STATIC = Path(__file__).parent / "web" / "static"
 # Every router the app serves; tests walk these to check access on each route.
-ROUTERS = (auth.router, public.router, backstage.router, api.router)
+ROUTERS = (
+    auth.router,
+    public.router,
+    backstage.router,
+    api.router,
+    locations.router,
+    locations.backstage_router,
+    live.router,
+    live.backstage_router,
+)
 
 
 def _wants_json(request: Request) -> bool:
@@ -33,17 +44,31 @@ def _wants_json(request: Request) -> bool:
     )
 
 
-def create_app(settings: Settings, *, database: Database | None = None) -> FastAPI:
-    """Build the summitcast ASGI app from its settings."""
+def create_app(
+    settings: Settings,
+    *,
+    database: Database | None = None,
+    presence: Presence | None = None,
+    pubsub: PubSub | None = None,
+) -> FastAPI:
+    """Build the summitcast ASGI app from its settings (tests may hand in back-ends)."""
     db = database or Database(settings.effective_database_url)
     if settings.auto_migrate:
         db.upgrade()
+    if presence is None or pubsub is None:
+        presence, pubsub = create_backends(settings)
+    live_service = LiveService(settings=settings, database=db, presence=presence, pubsub=pubsub)
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
-        yield
-        if database is None:
-            db.dispose()
+        # Sweeps timed-out locations, publishes figures, samples counts for reports.
+        await live_service.start()
+        try:
+            yield
+        finally:
+            await live_service.stop()
+            if database is None:
+                db.dispose()
 
     app = FastAPI(
         title="summitcast",
@@ -55,10 +80,15 @@ def create_app(settings: Settings, *, database: Database | None = None) -> FastA
     )
     app.state.settings = settings
     app.state.database = db
+    app.state.live = live_service
     app.state.templates = make_templates()
     secret = settings.secret_key.get_secret_value().encode()
     app.state.login_limiter = RateLimiter(
         limit=settings.login_attempts_per_15_min, window_s=15 * 60, salt=secret
+    )
+    # Its own salt: a registration key never equals a login key of the same client.
+    app.state.registration_limiter = RateLimiter(
+        limit=settings.registrations_per_hour, window_s=3600, salt=secret + b"/registration"
     )
 
     app.add_middleware(

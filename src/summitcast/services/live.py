@@ -27,7 +27,7 @@ import logging
 import math
 import random
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncGenerator, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -272,7 +272,7 @@ class LiveService:
 
     async def figure_stream(
         self, summit_id: int, *, organiser: bool = False
-    ) -> AsyncIterator[Message | None]:
+    ) -> AsyncGenerator[Message | None, None]:
         """Current figures, then fresh ones at most once per push interval; None = keep-alive."""
         figures = self.organiser_figures if organiser else self.public_figures
         async with self.pubsub.subscribe(presence_channel(str(summit_id))) as subscription:

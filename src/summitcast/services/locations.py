@@ -17,6 +17,7 @@ from summitcast import geo
 from summitcast.domain.privacy import PRIVACY_LEVELS, PrivacyLevel, presence_country_key
 from summitcast.errors import NotFoundError, ValidationError
 from summitcast.presence.base import PresenceSnapshot
+from summitcast.services.programme import timed_items
 from summitcast.storage.tables import Location, LocationSettings, PresenceSample, Summit, utcnow
 
 STATUSES = ("pending", "approved", "revoked")
@@ -238,23 +239,19 @@ def approve_location(db: DbSession, location: Location) -> Location:
     return location
 
 
-def approve_locations(db: DbSession, summit: Summit, ids: Iterable[int]) -> int:
-    """Approve the pending locations among ``ids`` of this summit; returns how many."""
-    wanted = list(set(ids))
+def approve_selected(db: DbSession, summit: Summit, ids: Iterable[int]) -> list[str]:
+    """Approve the pending or revoked locations among ``ids`` of this summit; their public ids."""
+    wanted = sorted(set(ids))
     if not wanted:
-        return 0
-    result = db.execute(
-        update(Location)
-        .where(
+        return []
+    chosen = db.scalars(
+        select(Location).where(
             Location.summit_id == summit.id,
             Location.id.in_(wanted),
-            Location.status == "pending",
+            Location.status != "approved",
         )
-        .values(status="approved", approved_at=utcnow())
-        .execution_options(synchronize_session=False)
     )
-    db.flush()
-    return int(result.rowcount)  # type: ignore[attr-defined]
+    return [approve_location(db, location).public_id for location in chosen]
 
 
 def revoke_location(db: DbSession, location: Location) -> Location:
@@ -408,3 +405,47 @@ def locations_csv(db: DbSession, summit: Summit) -> str:
     for location in db.scalars(query):
         writer.writerow([_cell(getattr(location, column)) for column in CSV_COLUMNS])
     return out.getvalue()
+
+
+@dataclass(frozen=True, slots=True)
+class OnAir:
+    """One item of the programme with its session and planned times."""
+
+    title: str
+    session: str
+    start: datetime
+    end: datetime
+
+
+def on_air(summit: Summit, now: datetime) -> tuple[OnAir | None, OnAir | None]:
+    """What is on now and what comes next, by the programme's planned times."""
+    current: OnAir | None = None
+    upcoming: OnAir | None = None
+    for session in summit.sessions:
+        for item, timed in timed_items(session):
+            if item.kind == "break" and timed.start <= now < timed.end:
+                current = OnAir("Break", session.title, timed.start, timed.end)
+                continue
+            entry = OnAir(item.title, session.title, timed.start, timed.end)
+            if timed.start <= now < timed.end:
+                current = entry
+            elif timed.start >= now and (upcoming is None or timed.start < upcoming.start):
+                upcoming = entry
+    return current, upcoming
+
+
+def on_air_json(summit: Summit, now: datetime) -> dict[str, dict[str, str] | None]:
+    """on_air() as JSON-ready dicts (times in ISO 8601)."""
+
+    def encode(entry: OnAir | None) -> dict[str, str] | None:
+        if entry is None:
+            return None
+        return {
+            "title": entry.title,
+            "session": entry.session,
+            "start": entry.start.isoformat(),
+            "end": entry.end.isoformat(),
+        }
+
+    current, upcoming = on_air(summit, now)
+    return {"now": encode(current), "next": encode(upcoming)}

@@ -1,0 +1,214 @@
+"""Real time: the location screen's presence socket and heartbeat fallback, live figure pushes.
+
+The wire protocol is described in services/live.py.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+from collections.abc import AsyncIterator
+from typing import Annotated, cast
+from urllib.parse import urlsplit
+
+from fastapi import APIRouter, Request, WebSocket, WebSocketDisconnect
+from fastapi.responses import HTMLResponse, JSONResponse, Response, StreamingResponse
+
+from summitcast.domain.accounts import Permission
+from summitcast.errors import SummitcastError
+from summitcast.presence.base import Message
+from summitcast.services import accounts, programme
+from summitcast.services.live import CLOSING, LiveService, Reason
+from summitcast.storage.database import Database
+from summitcast.storage.tables import Summit
+from summitcast.web.deps import DbDep, get_actor, summit_for
+from summitcast.web.templating import render
+
+router = APIRouter(include_in_schema=False)
+backstage_router = APIRouter(prefix="/backstage", include_in_schema=False)
+
+LocationsSummit = Annotated[Summit, summit_for(Permission.MANAGE_LOCATIONS)]
+
+# HTTP status of a refused heartbeat on the fallback path.
+_STATUS = {Reason.REPLAY: 409, Reason.MALFORMED: 400, Reason.STALE: 400, Reason.FUTURE: 400}
+_OK = b'{"ok":true,"interval_s":%s}'
+
+
+def _live(connection: Request | WebSocket) -> LiveService:
+    live: LiveService = connection.app.state.live
+    return live
+
+
+@router.websocket("/live/ws")
+async def presence_socket(websocket: WebSocket) -> None:
+    """A location screen's presence: hello, then signed heartbeats (see services/live.py)."""
+    live = _live(websocket)
+    await websocket.accept()
+    await websocket.send_text(json.dumps(live.hello()))
+    bound: str | None = None
+    try:
+        while True:
+            message = await websocket.receive()
+            if message["type"] == "websocket.disconnect":
+                return
+            text = message.get("text")
+            outcome = await live.heartbeat_message(
+                text if isinstance(text, str) else "", bound_to=bound
+            )
+            if outcome.ok:
+                # One socket speaks for one location: a second id on it is refused.
+                bound = outcome.location_id
+                continue
+            reason = outcome.reason or Reason.MALFORMED
+            await websocket.send_text(json.dumps({"type": "error", "reason": reason.value}))
+            if reason in CLOSING:
+                await websocket.close(code=1008)
+                return
+    except WebSocketDisconnect:
+        return
+
+
+@router.post("/live/heartbeat")
+async def heartbeat(request: Request) -> Response:
+    """The HTTP fallback of the presence socket: one heartbeat per request."""
+    # Read raw and answered with pre-encoded bytes: this is the hot path of a
+    # location screen without WebSocket, so no pydantic model and no session.
+    live = _live(request)
+    body = await request.body()
+    outcome = await live.heartbeat_message(body.decode("utf-8", "replace"))
+    if outcome.ok:
+        interval = live.hello()["interval_s"]
+        return Response(_OK % str(interval).encode(), media_type="application/json")
+    reason = outcome.reason or Reason.MALFORMED
+    return JSONResponse({"ok": False, "reason": reason.value}, status_code=_STATUS.get(reason, 403))
+
+
+@router.get("/s/{slug}/live", response_class=HTMLResponse)
+def live_map_page(request: Request, slug: str, db: DbDep) -> Response:
+    """The public live world map with counters."""
+    summit = programme.get_summit(db, slug)
+    return render(
+        request, "live/map.html", {"summit": summit, "k": request.app.state.settings.k_anonymity}
+    )
+
+
+@router.get("/live/s/{slug}/figures.json")
+async def public_figures(request: Request, slug: str) -> Response:
+    """The public figures of a summit right now (k-anonymous)."""
+    summit_id = await _summit_id(request.app.state.database, slug)
+    return JSONResponse(await _live(request).public_figures(summit_id))
+
+
+@router.get("/live/s/{slug}/public")
+async def public_events(request: Request, slug: str) -> Response:
+    """Public figures pushed as Server-Sent Events (the fallback of the WebSocket below)."""
+    summit_id = await _summit_id(request.app.state.database, slug)
+    return _sse(_live(request), summit_id, organiser=False)
+
+
+@router.websocket("/live/s/{slug}/public")
+async def public_socket(websocket: WebSocket, slug: str) -> None:
+    """Public figures pushed over a WebSocket, at most once per push interval."""
+    try:
+        summit_id = await _summit_id(websocket.app.state.database, slug)
+    except SummitcastError:
+        await websocket.close(code=1008)
+        return
+    await _push(websocket, _live(websocket), summit_id, organiser=False)
+
+
+@backstage_router.get("/s/{slug}/live")
+async def organiser_events(request: Request, summit: LocationsSummit) -> Response:
+    """Organiser figures (exact, per country and city) pushed as Server-Sent Events."""
+    return _sse(_live(request), summit.id, organiser=True)
+
+
+@backstage_router.websocket("/s/{slug}/live")
+async def organiser_socket(websocket: WebSocket, slug: str) -> None:
+    """Organiser figures over a WebSocket; the session cookie must grant MANAGE_LOCATIONS."""
+    summit_id = await asyncio.to_thread(_organiser_summit, websocket, slug)
+    if summit_id is None:
+        await websocket.close(code=1008)
+        return
+    await _push(websocket, _live(websocket), summit_id, organiser=True)
+
+
+def _organiser_summit(websocket: WebSocket, slug: str) -> int | None:
+    # A cross-site page may open a WebSocket with our cookie: only our own origin may.
+    origin = websocket.headers.get("origin")
+    host = websocket.headers.get("host")
+    if origin is None or urlsplit(origin).netloc != host:
+        return None
+    database: Database = websocket.app.state.database
+    with database.session() as db:
+        # get_actor reads only .session, which a WebSocket has like a Request.
+        actor = get_actor(cast(Request, websocket), db)
+        try:
+            summit = programme.get_summit(db, slug)
+            accounts.require(db, actor, summit, Permission.MANAGE_LOCATIONS)
+        except SummitcastError:
+            return None
+        return summit.id
+
+
+async def _summit_id(database: Database, slug: str) -> int:
+    def load() -> int:
+        with database.session() as db:
+            return programme.get_summit(db, slug).id
+
+    return await asyncio.to_thread(load)
+
+
+async def _push(
+    websocket: WebSocket, live: LiveService, summit_id: int, *, organiser: bool
+) -> None:
+    await websocket.accept()
+
+    async def send_all() -> None:
+        async with contextlib.aclosing(
+            live.figure_stream(summit_id, organiser=organiser)
+        ) as stream:
+            async for message in stream:
+                if message is not None:
+                    await websocket.send_text(json.dumps(message))
+
+    async def until_closed() -> None:
+        # Clients send nothing; reading is how a closed socket is noticed.
+        while (await websocket.receive())["type"] != "websocket.disconnect":
+            pass
+
+    sender = asyncio.create_task(send_all())
+    reader = asyncio.create_task(until_closed())
+    try:
+        await asyncio.wait({sender, reader}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for task in (sender, reader):
+            task.cancel()
+        for task in (sender, reader):
+            with contextlib.suppress(asyncio.CancelledError, WebSocketDisconnect, RuntimeError):
+                await task
+
+
+def _sse(live: LiveService, summit_id: int, *, organiser: bool) -> Response:
+    async def events() -> AsyncIterator[str]:
+        # Tell EventSource to wait a little before its own retry.
+        yield "retry: 3000\n\n"
+        async with contextlib.aclosing(
+            live.figure_stream(summit_id, organiser=organiser)
+        ) as stream:
+            async for message in stream:
+                yield _event(message)
+
+    return StreamingResponse(
+        events(),
+        media_type="text/event-stream",
+        # no-transform and X-Accel-Buffering keep proxies (nginx) from holding events back.
+        headers={"Cache-Control": "no-store, no-transform", "X-Accel-Buffering": "no"},
+    )
+
+
+def _event(message: Message | None) -> str:
+    if message is None:
+        return ": keep-alive\n\n"
+    return f"data: {json.dumps(message)}\n\n"
