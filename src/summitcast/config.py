@@ -87,7 +87,7 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _refuse_default_secret(self) -> Settings:
-        if self.environment == "production" and (
+        if self.environment != "development" and (
             self.secret_key.get_secret_value() == DEVELOPMENT_SECRET
             or len(self.secret_key.get_secret_value()) < 32
         ):

@@ -42,7 +42,10 @@ def require_chromium() -> None:
 
 @contextmanager
 def chromium_page(
-    viewport: tuple[int, int] = (1280, 800), *, console: list[str] | None = None
+    viewport: tuple[int, int] = (1280, 800),
+    *,
+    console: list[str] | None = None,
+    timezone_id: str | None = None,
 ) -> Iterator[Page]:
     """Yield a fresh page in headless Chromium; page console lines go to ``console`` if given."""
     require_chromium()
@@ -51,7 +54,9 @@ def chromium_page(
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
         try:
-            context = browser.new_context(viewport={"width": viewport[0], "height": viewport[1]})
+            context = browser.new_context(
+                viewport={"width": viewport[0], "height": viewport[1]}, timezone_id=timezone_id
+            )
             page = context.new_page()
             if console is not None:
                 page.on("console", lambda msg: console.append(f"{msg.type}: {msg.text}"))
