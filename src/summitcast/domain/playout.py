@@ -58,6 +58,10 @@ class PlayoutItem:
     speaker_role: str | None = None
     speaker_country: str | None = None
     subtitle_path: str | None = None
+    # Pre-recorded interpretation: (language code, audio file) pairs beside the programme file.
+    audio_paths: tuple[tuple[str, str], ...] = ()
+    # (language code, .vtt/.srt file) pairs; subtitle_path is the single-language shortcut.
+    subtitle_paths: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,7 +106,7 @@ def _speaker_slate(item: PlayoutItem, note: str | None = None) -> Slate:
 
 
 @dataclass(frozen=True, slots=True)
-class _Choice:
+class Choice:
     """The source chosen for one stretch, before it is placed in time."""
 
     source: SourceKind
@@ -113,23 +117,23 @@ class _Choice:
     subtitle_path: str | None = None
 
 
-def _choose_source(item: PlayoutItem) -> _Choice:
+def choose_source(item: PlayoutItem) -> Choice:
     """Choose the source of one item, falling back to a slate when it cannot play."""
     if item.kind is ItemKind.BREAK:
-        return _Choice(SourceKind.SLATE, StepReason.BREAK, slate=Slate(item.title or "Break"))
+        return Choice(SourceKind.SLATE, StepReason.BREAK, slate=Slate(item.title or "Break"))
     if item.kind is ItemKind.SLATE:
-        return _Choice(SourceKind.SLATE, StepReason.ITEM, slate=_speaker_slate(item))
+        return Choice(SourceKind.SLATE, StepReason.ITEM, slate=_speaker_slate(item))
     if item.kind is ItemKind.LIVE:
         if item.live_url:
-            return _Choice(SourceKind.LIVE, StepReason.ITEM, url=item.live_url)
+            return Choice(SourceKind.LIVE, StepReason.ITEM, url=item.live_url)
         slate = _speaker_slate(item, "We will be back in a moment")
-        return _Choice(SourceKind.SLATE, StepReason.FALLBACK_NO_LIVE_INPUT, slate=slate)
+        return Choice(SourceKind.SLATE, StepReason.FALLBACK_NO_LIVE_INPUT, slate=slate)
     # SPEECH and VIDEO play a prepared file; without one the speaker's slate stands in.
     if item.media_path is None or item.status is ItemStatus.MISSING:
-        return _Choice(SourceKind.SLATE, StepReason.FALLBACK_MISSING, slate=_speaker_slate(item))
+        return Choice(SourceKind.SLATE, StepReason.FALLBACK_MISSING, slate=_speaker_slate(item))
     if not item.media_ok or item.status not in PLAYABLE_STATUSES:
-        return _Choice(SourceKind.SLATE, StepReason.FALLBACK_PROBLEM, slate=_speaker_slate(item))
-    return _Choice(
+        return Choice(SourceKind.SLATE, StepReason.FALLBACK_PROBLEM, slate=_speaker_slate(item))
+    return Choice(
         SourceKind.FILE, StepReason.ITEM, path=item.media_path, subtitle_path=item.subtitle_path
     )
 
@@ -147,20 +151,20 @@ def plan_playout(
         raise ValidationError("playout times must be timezone-aware")
     if hold_s <= 0:
         raise ValidationError("the hold slate needs a positive duration")
-    placed: list[tuple[int | None, _Choice, float]] = []
+    placed: list[tuple[int | None, Choice, float]] = []
     countdown = (start - now).total_seconds()
     if countdown > 0:
         slate = Slate(heading=session_title, lines=("Starting soon",), countdown_to=start)
-        choice = _Choice(SourceKind.SLATE, StepReason.COUNTDOWN, slate=slate)
+        choice = Choice(SourceKind.SLATE, StepReason.COUNTDOWN, slate=slate)
         placed.append((None, choice, min(countdown, MAX_COUNTDOWN_S)))
     for item in items:
         if item.status is ItemStatus.SKIPPED:
             continue
         if item.duration_s <= 0:
             raise ValidationError(f"item {item.item_id} has no duration", field="duration")
-        placed.append((item.item_id, _choose_source(item), item.duration_s))
+        placed.append((item.item_id, choose_source(item), item.duration_s))
     hold = Slate(heading=session_title, lines=("Thank you for watching",))
-    placed.append((None, _Choice(SourceKind.SLATE, StepReason.HOLD, slate=hold), hold_s))
+    placed.append((None, Choice(SourceKind.SLATE, StepReason.HOLD, slate=hold), hold_s))
     steps: list[PlayoutStep] = []
     offset = 0.0
     for index, (item_id, choice, duration) in enumerate(placed):

@@ -291,3 +291,45 @@ class PresenceSample(Base):
     peak: Mapped[int] = mapped_column(Integer, default=0)
     # Country code -> online locations; hidden locations are counted under "ZZ".
     by_country: Mapped[dict[str, int]] = mapped_column(JSON, default=dict)
+
+
+class Broadcast(Base):
+    """The broadcast state of one session: what is on air, and its ingest key."""
+
+    __tablename__ = "broadcasts"
+
+    session_id: Mapped[int] = mapped_column(
+        ForeignKey("sessions.id", ondelete="CASCADE"), primary_key=True
+    )
+    summit_id: Mapped[int] = mapped_column(ForeignKey("summits.id", ondelete="CASCADE"), index=True)
+    status: Mapped[str] = mapped_column(String(16), default="idle", index=True)
+    position: Mapped[int] = mapped_column(Integer, default=0)
+    live: Mapped[bool] = mapped_column(Boolean, default=False)
+    # Bumped on every change, so a worker's report about a replaced cue changes nothing.
+    generation: Mapped[int] = mapped_column(Integer, default=0)
+    started_at: Mapped[datetime | None] = mapped_column(default=None)
+    countdown_to: Mapped[datetime | None] = mapped_column(default=None)
+    ended_at: Mapped[datetime | None] = mapped_column(default=None)
+    # The studio's RTMP stream key and SRT passphrase. Kept as is (the ingest must
+    # compare it); never logged, shown only to the summit's producers and organisers.
+    ingest_key: Mapped[str] = mapped_column(String(64))
+    ingest_key_rotated_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class ItemMedia(Base):
+    """One media file of an item: the programme file, or one language's audio or subtitles."""
+
+    __tablename__ = "item_media"
+    __table_args__ = (
+        UniqueConstraint("item_id", "kind", "language", name="uq_item_media_item_kind_language"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    item_id: Mapped[int] = mapped_column(ForeignKey("items.id", ondelete="CASCADE"), index=True)
+    kind: Mapped[str] = mapped_column(String(16))  # programme | audio | subtitles
+    language: Mapped[str] = mapped_column(String(16), default="")  # "" for the programme file
+    path: Mapped[str] = mapped_column(String(1000))
+    # What probing found (duration, streams) or the problem that made the file unusable.
+    info: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
