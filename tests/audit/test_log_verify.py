@@ -367,3 +367,30 @@ def test_verify_log_country_below_k_is_flagged(summit: Summit) -> None:
         "country IS is shown for 1 pseudonyms, fewer than k=5: the log should have suppressed it"
         in problems
     )
+
+
+def test_verify_log_two_workers_equal_in_process(summit: Summit) -> None:
+    serial = verify_log(summit.path, workers=0)
+    parallel = verify_log(summit.path, workers=2)
+    assert parallel == serial
+    assert parallel.ok
+
+
+def test_verify_log_two_workers_tampered_lines_same_problems(
+    summit: Summit, tmp_path: Path
+) -> None:
+    lines = list(summit.lines)
+    # A malformed bucket early on shifts every later worker's guessed leaf position.
+    broken = _line_of(lines, "bucket", 1)
+    lines[broken] = lines[broken].replace('"country":"', '"country":"X', 1)
+    removed = _line_of(lines, "bucket", 6)
+    record = json.loads(lines[removed])
+    record["entries"].pop(0)
+    lines[removed] = json.dumps(record, separators=(",", ":")) + "\n"
+    path = tmp_path / "tampered.jsonl"
+    path.write_text("".join(lines), encoding="utf-8")
+    serial = verify_log(path, workers=0)
+    parallel = verify_log(path, workers=2)
+    assert parallel.problems == serial.problems
+    assert parallel.problems[0].startswith(f"line {broken + 1}: country 'X")
+    assert len(parallel.problems) == 19

@@ -3,17 +3,20 @@
 from __future__ import annotations
 
 import hashlib
+import random
 
 import pytest
 
 from summitcast.audit.merkle import (
     EMPTY_ROOT,
     CompactTree,
+    compact_range,
     consistency_proof,
     inclusion_proof,
     inclusion_proof_from_batches,
     leaf_hash,
     root,
+    root_from_hashes,
     verify_consistency,
     verify_inclusion,
 )
@@ -241,3 +244,26 @@ def test_inclusion_proof_from_batches_equals_in_memory_proof() -> None:
             assert inclusion_proof_from_batches(batches, index, size) == inclusion_proof(
                 leaves[:size], index
             )
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_compact_range_appended_as_subtrees_gives_same_root(seed: int) -> None:
+    rng = random.Random(seed)
+    hashes = [leaf_hash(bytes([i % 256, i // 256])) for i in range(rng.randrange(0, 300))]
+    tree = CompactTree()
+    position = 0
+    while position < len(hashes):
+        end = min(len(hashes), position + rng.randrange(1, 70))
+        for level, node in compact_range(hashes[position:end], position):
+            tree.append_subtree(level, node)
+        position = end
+        assert tree.size == end
+        assert tree.root() == root_from_hashes(hashes[:end])
+    assert tree.root() == root_from_hashes(hashes)
+
+
+def test_compact_tree_misaligned_subtree_is_refused() -> None:
+    tree = CompactTree()
+    tree.append_hashes([leaf_hash(b"a")])
+    with pytest.raises(ValueError, match="cannot start at 1"):
+        tree.append_subtree(1, leaf_hash(b"b"))

@@ -16,6 +16,7 @@ __all__ = [
     "EMPTY_ROOT",
     "HASH_SIZE",
     "CompactTree",
+    "compact_range",
     "consistency_proof",
     "consistency_proof_from_hashes",
     "inclusion_proof",
@@ -113,6 +114,35 @@ def _subproof_ranges(m: int, lo: int, hi: int) -> list[tuple[int, int]]:
             complete = False
     ranges.reverse()
     return ranges
+
+
+def compact_range(hashes: Sequence[bytes], position: int) -> list[tuple[int, bytes]]:
+    """Return the complete subtrees (level, hash) covering leaves [position, position + n).
+
+    Left to right, each aligned to its size, so `CompactTree.append_subtree` can
+    add them in order to a tree of `position` leaves.  This lets another process
+    hash a bucket's leaves and inner nodes without the rest of the tree.
+    """
+    sha = _sha256
+    left: list[tuple[int, bytes]] = []
+    right: list[tuple[int, bytes]] = []
+    row = list(hashes)
+    level = 0
+    while row:
+        if position & 1:
+            # A right child whose left sibling lies before the range: a border node.
+            left.append((level, row[0]))
+            del row[0]
+            position += 1
+        if len(row) & 1:
+            # A left child whose right sibling lies after the range.
+            right.append((level, row.pop()))
+        it = iter(row)
+        row = [sha(b"\x01" + a + b).digest() for a, b in zip(it, it, strict=False)]
+        position >>= 1
+        level += 1
+    right.reverse()
+    return left + right
 
 
 def inclusion_proof_from_hashes(hashes: Sequence[bytes], index: int) -> list[bytes]:
@@ -292,6 +322,27 @@ class CompactTree:
             row = [sha(b"\x01" + a + b).digest() for a, b in zip(it, it, strict=False)]
             position >>= 1
             level += 1
+        self._size += added
+
+    def append_subtree(self, level: int, node: bytes) -> None:
+        """Append a complete subtree of 2**level leaves given by its root hash."""
+        if self._size & ((1 << level) - 1):
+            raise ValueError(f"a subtree of 2**{level} leaves cannot start at {self._size}")
+        nodes = self._nodes
+        added = 1 << level
+        size = self._size >> level
+        while size & 1:
+            # Like binary addition: an existing left sibling absorbs the carry.
+            left = nodes[level]
+            if left is None:  # pragma: no cover - impossible by the invariant above
+                raise AssertionError("compact tree lost a node")
+            nodes[level] = None
+            node = _sha256(b"\x01" + left + node).digest()
+            level += 1
+            size >>= 1
+        while len(nodes) <= level:
+            nodes.append(None)
+        nodes[level] = node
         self._size += added
 
     def root(self) -> bytes:

@@ -4,25 +4,33 @@ from __future__ import annotations
 
 import base64
 import bisect
+import collections
 import dataclasses
 import hashlib
+import multiprocessing
+import os
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from summitcast.audit.bucket_lines import (
+    BUCKET_PREFIX,
+    HashedBucket,
+    expected_entries,
+    hash_bucket_line,
+)
 from summitcast.audit.log import (
     AttendanceLog,
     LogHeader,
     SignedTreeHead,
     canonical_json,
     figures_from_dict,
-    iter_lines,
     leaf_bytes,
     leaf_hashes,
-    parse_bucket_columns,
     parse_record,
 )
 from summitcast.audit.merkle import (
@@ -36,7 +44,6 @@ from summitcast.domain.attendance import (
     SUPPRESSED_COUNTRY,
     AttendanceFigures,
     AttendanceTally,
-    Bucket,
     SessionFigures,
 )
 from summitcast.errors import NotFoundError, ValidationError
@@ -165,13 +172,14 @@ class _Verifier:
             )
         return True
 
-    def bucket_line(self, lineno: int, record: dict[str, Any]) -> None:
+    def bucket_hashed(self, lineno: int, hashed: HashedBucket | str) -> None:
+        """Take in one bucket line parsed and hashed by `hash_bucket_line`."""
         assert self.tally is not None
-        try:
-            start, pseudonyms, countries = parse_bucket_columns(record)
-        except ValidationError as error:
-            self.problem(lineno, error.message)
+        if isinstance(hashed, str):
+            self.problem(lineno, hashed)
             return
+        start = hashed.start
+        pseudonyms, countries = hashed.columns()
         in_order = True
         if self.last_bucket is not None and start <= self.last_bucket[0]:
             in_order = False
@@ -183,10 +191,15 @@ class _Verifier:
         else:
             self.last_bucket = (start, lineno)
         # The entries are in the tree whatever their order: the roots must say so.
-        self.tree.append_hashes(leaf_hashes(start, pseudonyms, countries))
+        if hashed.position == self.tree.size:
+            for level, node in hashed.subtrees:
+                self.tree.append_subtree(level, node)
+        else:
+            # A worker guessed the position wrong (an earlier line was malformed).
+            self.tree.append_hashes(leaf_hashes(start, pseudonyms, countries))
         if in_order:
             try:
-                self.tally.add(Bucket(start, dict(zip(pseudonyms, countries, strict=True))))
+                self.tally.add_columns(start, pseudonyms, countries)
             except ValidationError as error:
                 self.problem(lineno, error.message)
 
@@ -279,18 +292,76 @@ class _Verifier:
             )
 
 
+def _byte_lines(source: str | Path | Iterable[str]) -> Iterator[bytes]:
+    if isinstance(source, str | Path):
+        # Binary: bucket lines are hashed as bytes, and progress counts bytes.
+        with Path(source).open("rb") as handle:
+            yield from handle
+    else:
+        for line in source:
+            yield line.encode("utf-8", "surrogateescape")
+
+
 def _lines_with_progress(
     source: str | Path | Iterable[str], progress: Progress | None
-) -> Iterator[str]:
+) -> Iterator[bytes]:
     if progress is None:
-        yield from iter_lines(source)
+        yield from _byte_lines(source)
         return
     total = Path(source).stat().st_size if isinstance(source, str | Path) else None
     done = 0
-    for line in iter_lines(source):
-        done += len(line)  # characters: the log is ASCII apart from the summit slug
+    for line in _byte_lines(source):
+        done += len(line)
         progress(done, total)
         yield line
+
+
+# Logs smaller than this are verified in-process: starting workers costs more.
+PARALLEL_MIN_BYTES = 64 * 1024 * 1024
+
+
+def _default_workers(source: str | Path | Iterable[str]) -> int:
+    if not isinstance(source, str | Path) or Path(source).stat().st_size < PARALLEL_MIN_BYTES:
+        return 0
+    return min(2, len(os.sched_getaffinity(0)))
+
+
+class _Dispatcher:
+    """Hands bucket lines to worker processes and gives results back in log order."""
+
+    def __init__(self, workers: int) -> None:
+        self._pool = (
+            # spawn, not fork: the caller may run threads (a progress bar) that fork would copy.
+            ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"))
+            if workers
+            else None
+        )
+        self._window = 2 * workers + 2
+        self._pending: collections.deque[tuple[int, Any, int]] = collections.deque()
+        self.position = 0  # where the next bucket's leaves are expected to start
+
+    def submit(self, lineno: int, line: bytes) -> None:
+        expected = expected_entries(line)
+        if self._pool is None:
+            item: Any = hash_bucket_line(line, self.position)
+        else:
+            item = self._pool.submit(hash_bucket_line, line, self.position)
+        self._pending.append((lineno, item, expected))
+        self.position += expected
+
+    def ready(self, drain: bool = False) -> Iterator[tuple[int, HashedBucket | str]]:
+        """Yield finished results in order; all of them when draining, else beyond the window."""
+        while self._pending and (drain or len(self._pending) > self._window):
+            lineno, item, expected = self._pending.popleft()
+            result = item if self._pool is None else item.result()
+            actual = 0 if isinstance(result, str) else result.count
+            # Later guesses shift with this bucket's true size; in-flight ones get recomputed.
+            self.position += actual - expected
+            yield lineno, result
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(cancel_futures=True)
 
 
 def verify_log(
@@ -298,37 +369,58 @@ def verify_log(
     expected_public_key: bytes | None = None,
     *,
     progress: Progress | None = None,
+    workers: int | None = None,
 ) -> VerificationReport:
     """Re-check a whole log: order, Merkle roots, signatures, key and every published figure.
 
-    `progress(done, total)` is called per line with characters read (total is the
-    file size in bytes, or None for an iterable of lines).
+    `progress(done, total)` is called per line with bytes read (total is the file
+    size, or None for an iterable of lines).  `workers` processes parse and hash
+    bucket lines (default: 2 for a large file on a machine with 2+ cores, else 0).
     """
     verifier = _Verifier(expected_public_key)
+    dispatcher = _Dispatcher(_default_workers(source) if workers is None else workers)
     lineno = 0
-    for lineno, line in enumerate(_lines_with_progress(source, progress), start=1):
-        try:
-            kind, record = parse_record(line)
-        except ValidationError as error:
+    try:
+        for lineno, line in enumerate(_lines_with_progress(source, progress), start=1):
+            if lineno > 1 and line.startswith(BUCKET_PREFIX):
+                if verifier.final_line:
+                    verifier.problem(lineno, "record after the final figures record")
+                dispatcher.submit(lineno, line)
+                for done in dispatcher.ready():
+                    verifier.bucket_hashed(*done)
+                continue
+            # Any other record depends on every bucket before it.
+            for done in dispatcher.ready(drain=True):
+                verifier.bucket_hashed(*done)
+            try:
+                kind, record = parse_record(line.decode("utf-8", "replace"))
+            except ValidationError as error:
+                if lineno == 1:
+                    verifier.problem(1, f"{error.message}; cannot read the header")
+                    break
+                verifier.problem(lineno, error.message)
+                continue
             if lineno == 1:
-                verifier.problem(1, f"{error.message}; cannot read the header")
-                break
-            verifier.problem(lineno, error.message)
-            continue
-        if lineno == 1:
-            if not verifier.header_line(lineno, kind, record):
-                break
-            continue
-        if verifier.final_line:
-            verifier.problem(lineno, "record after the final figures record")
-        if kind == "bucket":
-            verifier.bucket_line(lineno, record)
-        elif kind == "head":
-            verifier.head_line(lineno, record)
-        elif kind == "figures":
-            verifier.figures_line(lineno, record)
-        else:
-            verifier.problem(lineno, "a second header record")
+                if not verifier.header_line(lineno, kind, record):
+                    break
+                continue
+            if verifier.final_line:
+                verifier.problem(lineno, "record after the final figures record")
+            if kind == "bucket":
+                # Same JSON, spelt differently from our writer: the general path.
+                dispatcher.submit(lineno, line)
+                for done in dispatcher.ready(drain=True):
+                    verifier.bucket_hashed(*done)
+            elif kind == "head":
+                verifier.head_line(lineno, record)
+            elif kind == "figures":
+                verifier.figures_line(lineno, record)
+            else:
+                verifier.problem(lineno, "a second header record")
+        for done in dispatcher.ready(drain=True):
+            verifier.bucket_hashed(*done)
+    finally:
+        dispatcher.close()
     if lineno == 0:
         verifier.problem(0, "the log is empty")
     elif verifier.header is not None:

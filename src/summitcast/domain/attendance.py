@@ -292,30 +292,36 @@ class AttendanceTally:
 
     def add(self, bucket: Bucket) -> None:
         """Count one bucket; buckets must come in strictly increasing time order."""
-        if bucket.start % self._rule.bucket_seconds:
+        self.add_columns(bucket.start, list(bucket.present), list(bucket.present.values()))
+
+    def add_columns(self, start: int, keys: Sequence[str], countries: Sequence[str]) -> None:
+        """Count one bucket given as distinct keys and their countries, in time order."""
+        if start % self._rule.bucket_seconds:
+            raise ValidationError(f"bucket start {start} is not aligned to the bucket length")
+        if self._timeline and start <= self._timeline[-1][0]:
             raise ValidationError(
-                f"bucket start {bucket.start} is not aligned to the bucket length"
-            )
-        if self._timeline and bucket.start <= self._timeline[-1][0]:
-            raise ValidationError(
-                f"bucket {bucket.start} does not come after bucket {self._timeline[-1][0]}"
+                f"bucket {start} does not come after bucket {self._timeline[-1][0]}"
             )
         country_of = self._country
-        # Set operations on item views run in C: only new keys or changed countries remain.
-        for key, country in bucket.present.items() - country_of.items():
-            known = country_of.setdefault(key, country)
-            if known != country:
-                raise ValidationError(f"{key} is in {known} and in {country}")
-        concurrent = len(bucket.present)
-        self._timeline.append((bucket.start, concurrent))
+        # One C-speed pass in the usual case (every key known, same country); only a
+        # bucket with new keys or a changed country walks its entries in Python.
+        known = list(map(country_of.get, keys))
+        if known != list(countries):
+            for key, country, was in zip(keys, countries, known, strict=True):
+                if was is None:
+                    country_of[key] = country
+                elif was != country:
+                    raise ValidationError(f"{key} is in {was} and in {country}")
+        concurrent = len(keys)
+        self._timeline.append((start, concurrent))
         self._entries += concurrent
-        self._present_total.update(bucket.present.keys())
+        self._present_total.update(keys)
         for index, starts in enumerate(self._session_starts):
-            if bucket.start in starts:
-                self._session_present[index].update(bucket.present.keys())
+            if start in starts:
+                self._session_present[index].update(keys)
                 # Strict ">" keeps the earliest bucket on ties, since buckets come in order.
                 if concurrent > self._session_peak[index][0]:
-                    self._session_peak[index] = (concurrent, bucket.start)
+                    self._session_peak[index] = (concurrent, start)
 
     def country_by_key(self) -> Mapping[str, str]:
         """Return the country of every key seen so far."""
