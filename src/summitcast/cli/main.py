@@ -29,7 +29,7 @@ app.add_typer(user_app, name="user")
 app.add_typer(programme_app, name="programme")
 app.add_typer(audit_app, name="audit")
 
-console = Console()
+console = Console(soft_wrap=True)  # URLs and credentials must stay on one line
 errors = Console(stderr=True)
 
 
