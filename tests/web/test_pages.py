@@ -279,3 +279,27 @@ def test_pages_carry_security_headers_and_no_third_party_assets(
     assert "default-src 'self'" in page.headers["content-security-policy"]
     assert page.headers["x-frame-options"] == "DENY"
     assert not re.search(r'(src|href)="(https?:)?//', page.text)
+
+
+def test_organiser_edits_summit_settings_and_slug(
+    client: TestClient, organiser: str, database: Database
+) -> None:
+    response = _post(
+        client,
+        "/backstage/s/test-summit",
+        organiser,
+        slug="renamed-summit",
+        title="Renamed Summit",
+        time_zone="America/Sao_Paulo",
+        start_date="2027-07-17",
+        end_date="2027-07-21",
+        languages="en, pt",
+    )
+    assert response.status_code == 303
+    with database.session() as db:
+        summit = programme.get_summit(db, "renamed-summit")
+        assert (summit.title, summit.time_zone, summit.languages) == (
+            "Renamed Summit",
+            "America/Sao_Paulo",
+            ["en", "pt"],
+        )

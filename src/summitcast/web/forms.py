@@ -1,12 +1,23 @@
-"""Form fields from the browser turned into typed values, with errors a person can act on."""
+"""Form fields from the browser turned into typed service inputs, with errors a person can act on.
+
+Each `*_form` function is a FastAPI dependency: a handler asks for `SessionForm` and gets a
+validated `SessionInput`, so the list of form fields lives here once.
+"""
 
 from __future__ import annotations
 
 from datetime import date, datetime
+from typing import Annotated
+
+from fastapi import Depends, Form
 
 from summitcast.domain import programme as rules
 from summitcast.errors import ValidationError
 from summitcast.services.programme import ItemInput, SessionInput, SpeakerInput, SummitInput
+from summitcast.web.deps import EditableSummit
+
+Text = Annotated[str, Form(max_length=20_000)]
+ShortText = Annotated[str, Form(max_length=500)]
 
 
 def parse_date(text: str, field: str) -> date:
@@ -29,19 +40,19 @@ def parse_local_datetime(text: str, zone_name: str, field: str) -> datetime:
     return naive.replace(tzinfo=zone) if naive.tzinfo is None else naive
 
 
-def summit_input(
-    *,
-    slug: str,
-    title: str,
-    time_zone: str,
-    start_date: str,
-    end_date: str,
-    languages: str,
-    description: str,
+def summit_form(
+    # Aliased: the summit's page already has a `slug` path parameter (the old slug).
+    new_slug: Annotated[str, Form(alias="slug", max_length=64)],
+    title: ShortText,
+    time_zone: ShortText,
+    start_date: ShortText,
+    end_date: ShortText,
+    languages: ShortText = "en",
+    description: Text = "",
 ) -> SummitInput:
     """A summit from its form fields (languages comma- or space-separated)."""
     return SummitInput(
-        slug=slug.strip(),
+        slug=new_slug.strip(),
         title=title,
         time_zone=time_zone.strip(),
         start_date=parse_date(start_date, "start_date"),
@@ -51,27 +62,30 @@ def summit_input(
     )
 
 
-def session_input(
-    *, title: str, planned_start: str, planned_end: str, room: str, zone: str
+def session_form(
+    summit: EditableSummit,
+    title: ShortText,
+    planned_start: ShortText,
+    planned_end: ShortText,
+    room: ShortText = "",
 ) -> SessionInput:
-    """A session from its form fields, times in the summit's zone."""
+    """A session from its form fields, times read in the summit's zone."""
     return SessionInput(
         title=title,
-        planned_start=parse_local_datetime(planned_start, zone, "planned_start"),
-        planned_end=parse_local_datetime(planned_end, zone, "planned_end"),
+        planned_start=parse_local_datetime(planned_start, summit.time_zone, "planned_start"),
+        planned_end=parse_local_datetime(planned_end, summit.time_zone, "planned_end"),
         room=room,
     )
 
 
-def item_input(
-    *,
-    title: str,
-    kind: str,
-    duration: str,
-    subtitle: str,
-    description: str,
-    language: str,
-    status: str,
+def item_form(
+    title: ShortText,
+    kind: ShortText = "speech",
+    duration: ShortText = "0",
+    subtitle: ShortText = "",
+    description: Text = "",
+    language: ShortText = "",
+    status: ShortText = "planned",
 ) -> ItemInput:
     """An item from its form fields; duration as minutes, MM:SS or HH:MM:SS."""
     try:
@@ -93,10 +107,20 @@ def item_input(
     )
 
 
-def speaker_input(
-    *, name: str, role_line: str, country: str, bio: str, language: str
+def speaker_form(
+    name: ShortText,
+    role_line: ShortText = "",
+    country: ShortText = "",
+    bio: Text = "",
+    language: ShortText = "",
 ) -> SpeakerInput:
     """A speaker from its form fields."""
     return SpeakerInput(
         name=name, role_line=role_line, country=country, bio=bio, language=language.strip()
     )
+
+
+SummitForm = Annotated[SummitInput, Depends(summit_form)]
+SessionForm = Annotated[SessionInput, Depends(session_form)]
+ItemForm = Annotated[ItemInput, Depends(item_form)]
+SpeakerForm = Annotated[SpeakerInput, Depends(speaker_form)]

@@ -20,7 +20,6 @@ router = APIRouter(
     prefix="/backstage", include_in_schema=False, dependencies=[Depends(verify_csrf)]
 )
 
-Text = Annotated[str, Form(max_length=20_000)]
 ShortText = Annotated[str, Form(max_length=500)]
 
 
@@ -42,29 +41,10 @@ def home(request: Request, db: DbDep, actor: CurrentActor) -> Response:
 
 
 @router.post("/summits")
-def create_summit(
-    db: DbDep,
-    actor: CurrentActor,
-    slug: ShortText,
-    title: ShortText,
-    time_zone: ShortText,
-    start_date: ShortText,
-    end_date: ShortText,
-    languages: ShortText = "en",
-    description: Text = "",
-) -> Response:
+def create_summit(db: DbDep, actor: CurrentActor, data: forms.SummitForm) -> Response:
     """Create a summit; the creator organises it."""
     if not accounts.can_create_summits(db, actor):
         raise PermissionDeniedError("Only organisers may create summits.")
-    data = forms.summit_input(
-        slug=slug,
-        title=title,
-        time_zone=time_zone,
-        start_date=start_date,
-        end_date=end_date,
-        languages=languages,
-        description=description,
-    )
     summit = programme.create_summit(db, data, creator=accounts.get_user(db, actor.user_id))
     return _back(f"/backstage/s/{summit.slug}")
 
@@ -90,48 +70,15 @@ def summit_page(
 
 
 @router.post("/s/{slug}")
-def update_summit(
-    db: DbDep,
-    summit: EditableSummit,
-    new_slug: Annotated[str, Form(alias="slug", max_length=64)],
-    title: ShortText,
-    time_zone: ShortText,
-    start_date: ShortText,
-    end_date: ShortText,
-    languages: ShortText = "en",
-    description: Text = "",
-) -> Response:
+def update_summit(db: DbDep, summit: EditableSummit, data: forms.SummitForm) -> Response:
     """Save a summit's settings."""
-    data = forms.summit_input(
-        slug=new_slug,
-        title=title,
-        time_zone=time_zone,
-        start_date=start_date,
-        end_date=end_date,
-        languages=languages,
-        description=description,
-    )
     programme.update_summit(db, summit, data)
     return _back(f"/backstage/s/{summit.slug}")
 
 
 @router.post("/s/{slug}/sessions")
-def add_session(
-    db: DbDep,
-    summit: EditableSummit,
-    title: ShortText,
-    planned_start: ShortText,
-    planned_end: ShortText,
-    room: ShortText = "",
-) -> Response:
+def add_session(db: DbDep, summit: EditableSummit, data: forms.SessionForm) -> Response:
     """Add a session."""
-    data = forms.session_input(
-        title=title,
-        planned_start=planned_start,
-        planned_end=planned_end,
-        room=room,
-        zone=summit.time_zone,
-    )
     session = programme.add_session(db, summit, data)
     return _back(f"/backstage/s/{summit.slug}/sessions/{session.id}")
 
@@ -162,23 +109,10 @@ def session_page(
 
 @router.post("/s/{slug}/sessions/{session_id}")
 def update_session(
-    db: DbDep,
-    summit: EditableSummit,
-    session_id: int,
-    title: ShortText,
-    planned_start: ShortText,
-    planned_end: ShortText,
-    room: ShortText = "",
+    db: DbDep, summit: EditableSummit, session_id: int, data: forms.SessionForm
 ) -> Response:
     """Save a session's title and window."""
     session = programme.get_session(db, summit, session_id)
-    data = forms.session_input(
-        title=title,
-        planned_start=planned_start,
-        planned_end=planned_end,
-        room=room,
-        zone=summit.time_zone,
-    )
     programme.update_session(db, session, data)
     return _back(f"/backstage/s/{summit.slug}/sessions/{session.id}")
 
@@ -191,28 +125,9 @@ def delete_session(db: DbDep, summit: EditableSummit, session_id: int) -> Respon
 
 
 @router.post("/s/{slug}/sessions/{session_id}/items")
-def add_item(
-    db: DbDep,
-    summit: EditableSummit,
-    session_id: int,
-    title: ShortText,
-    kind: ShortText = "speech",
-    duration: ShortText = "0",
-    subtitle: ShortText = "",
-    description: Text = "",
-    language: ShortText = "",
-) -> Response:
+def add_item(db: DbDep, summit: EditableSummit, session_id: int, data: forms.ItemForm) -> Response:
     """Append an item to the run of show."""
     session = programme.get_session(db, summit, session_id)
-    data = forms.item_input(
-        title=title,
-        kind=kind,
-        duration=duration,
-        subtitle=subtitle,
-        description=description,
-        language=language,
-        status="planned",
-    )
     programme.add_item(db, session, data)
     return _back(f"/backstage/s/{summit.slug}/sessions/{session.id}")
 
@@ -254,26 +169,11 @@ def update_item(
     db: DbDep,
     summit: EditableSummit,
     item_id: int,
-    title: ShortText,
-    kind: ShortText = "speech",
-    duration: ShortText = "0",
-    subtitle: ShortText = "",
-    description: Text = "",
-    language: ShortText = "",
-    status: ShortText = "planned",
+    data: forms.ItemForm,
     speakers: Annotated[list[int] | None, Form()] = None,
 ) -> Response:
     """Save an item and its speakers."""
     item = programme.get_item(db, summit, item_id)
-    data = forms.item_input(
-        title=title,
-        kind=kind,
-        duration=duration,
-        subtitle=subtitle,
-        description=description,
-        language=language,
-        status=status,
-    )
     programme.update_item(db, item, data)
     programme.set_item_speakers(db, item, speakers or [])
     return _back(f"/backstage/s/{summit.slug}/sessions/{item.session_id}")
@@ -311,19 +211,8 @@ def speakers_page(request: Request, summit: EditableSummit) -> Response:
 
 
 @router.post("/s/{slug}/speakers")
-def add_speaker(
-    db: DbDep,
-    summit: EditableSummit,
-    name: ShortText,
-    role_line: ShortText = "",
-    country: ShortText = "",
-    bio: Text = "",
-    language: ShortText = "",
-) -> Response:
+def add_speaker(db: DbDep, summit: EditableSummit, data: forms.SpeakerForm) -> Response:
     """Add a speaker."""
-    data = forms.speaker_input(
-        name=name, role_line=role_line, country=country, bio=bio, language=language
-    )
     speaker = programme.add_speaker(db, summit, data)
     return _back(f"/backstage/s/{summit.slug}/speakers/{speaker.id}")
 
@@ -337,20 +226,10 @@ def speaker_page(request: Request, db: DbDep, summit: EditableSummit, speaker_id
 
 @router.post("/s/{slug}/speakers/{speaker_id}")
 def update_speaker(
-    db: DbDep,
-    summit: EditableSummit,
-    speaker_id: int,
-    name: ShortText,
-    role_line: ShortText = "",
-    country: ShortText = "",
-    bio: Text = "",
-    language: ShortText = "",
+    db: DbDep, summit: EditableSummit, speaker_id: int, data: forms.SpeakerForm
 ) -> Response:
     """Save a speaker."""
     speaker = programme.get_speaker(db, summit, speaker_id)
-    data = forms.speaker_input(
-        name=name, role_line=role_line, country=country, bio=bio, language=language
-    )
     programme.update_speaker(db, speaker, data)
     return _back(f"/backstage/s/{summit.slug}/speakers/{speaker.id}")
 
