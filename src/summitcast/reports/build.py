@@ -113,8 +113,8 @@ def _timeline_figure(
     ax = figure.add_subplot()
     for index, session in enumerate(sessions):
         ax.axvspan(
-            session.start,
-            session.end,
+            mdates.date2num(session.start),
+            mdates.date2num(session.end),
             color="#f4c542" if index % 2 else "#8ecae6",
             alpha=0.25,
             label=titles.get(session.slug, session.slug) if len(sessions) <= 6 else None,
@@ -123,7 +123,7 @@ def _timeline_figure(
     ax.plot(xs, ys, color="#1d3557", linewidth=1.2, label="locations online")  # type: ignore[arg-type]
     ax.set_ylabel("locations online")
     ax.set_ylim(bottom=0)
-    ax.xaxis.set_major_formatter(mdates.DateFormatter("%d %b\n%H:%M"))
+    ax.xaxis.set_major_formatter(mdates.DateFormatter("%d %b\n%H:%M"))  # type: ignore[no-untyped-call]
     ax.set_title("Locations online over time (UTC); sessions shaded")
     ax.grid(axis="y", alpha=0.3)
     ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.16), fontsize=7, ncols=4)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 from collections.abc import Mapping
@@ -98,7 +99,7 @@ def _unwrap(ring: Ring) -> list[Ring]:
         return [ring]
     out = [ring[0]]
     shift = 0.0
-    for (x0, _), (x1, y1) in zip(ring, ring[1:], strict=False):
+    for (x0, _), (x1, y1) in itertools.pairwise(ring):
         if x1 - x0 > 180:
             shift -= 360
         elif x0 - x1 > 180:
