@@ -276,7 +276,6 @@ class LiveService:
         """Current figures, then fresh ones at most once per push interval; None = keep-alive."""
         figures = self.organiser_figures if organiser else self.public_figures
         async with self.pubsub.subscribe(presence_channel(str(summit_id))) as subscription:
-            yield await figures(summit_id)
             # Whole snapshots only, so the coalescer may drop all but the newest.
             coalescer: Coalescer[Message] = Coalescer(self.settings.live_push_interval_s)
 
@@ -289,6 +288,7 @@ class LiveService:
 
             task = asyncio.create_task(pump())
             try:
+                yield await figures(summit_id)
                 while True:
                     try:
                         message = await asyncio.wait_for(anext(coalescer), KEEPALIVE_S)

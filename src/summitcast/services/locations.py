@@ -352,12 +352,14 @@ def record_sample(db: DbSession, summit_id: int, at: datetime, snapshot: Presenc
     }
     dialect = db.get_bind().dialect.name
     insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    result = db.execute(
+    statement = (
         insert(PresenceSample)
         .values(values)
         .on_conflict_do_nothing(index_elements=["summit_id", "sampled_at"])
+        .returning(PresenceSample.id)
     )
-    return bool(result.rowcount)  # type: ignore[attr-defined]
+    # RETURNING, not rowcount: the ORM reports rowcount unreliably for this statement.
+    return db.execute(statement).first() is not None
 
 
 def samples_of(db: DbSession, summit: Summit) -> list[PresenceSample]:
