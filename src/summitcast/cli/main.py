@@ -15,6 +15,7 @@ from rich.progress import Progress, SpinnerColumn, TextColumn
 from rich.table import Table
 
 from summitcast.cli.audit import audit_app
+from summitcast.cli.report import report_app
 from summitcast.config import Settings
 from summitcast.domain.accounts import Role
 from summitcast.errors import SummitcastError
@@ -28,6 +29,7 @@ app.add_typer(db_app, name="db")
 app.add_typer(user_app, name="user")
 app.add_typer(programme_app, name="programme")
 app.add_typer(audit_app, name="audit")
+app.add_typer(report_app, name="report")
 
 console = Console(soft_wrap=True)  # URLs and credentials must stay on one line
 errors = Console(stderr=True)

@@ -62,6 +62,11 @@ def _utc(epoch: int) -> datetime:
     return datetime.fromtimestamp(epoch, UTC)
 
 
+def _num(moment: datetime) -> float:
+    """Return matplotlib's date number (days since its epoch) for an aware datetime."""
+    return float(mdates.date2num(moment))  # type: ignore[no-untyped-call]
+
+
 def _iso(epoch: int | None) -> str:
     return "" if epoch is None else _utc(epoch).strftime("%Y-%m-%dT%H:%M:%SZ")
 
@@ -113,8 +118,8 @@ def _timeline_figure(
     ax = figure.add_subplot()
     for index, session in enumerate(sessions):
         ax.axvspan(
-            mdates.date2num(session.start),
-            mdates.date2num(session.end),
+            _num(session.start),
+            _num(session.end),
             color="#f4c542" if index % 2 else "#8ecae6",
             alpha=0.25,
             label=titles.get(session.slug, session.slug) if len(sessions) <= 6 else None,
