@@ -9,6 +9,7 @@ import pytest
 
 from summitcast.errors import ImportFormatError
 from summitcast.interchange import parse_frab_json, parse_frab_xml, parse_schedule
+from summitcast.interchange.assembly import human_size
 from tests.interchange.counting import FIXTURES
 
 DEMOCON = (FIXTURES / "pretalx-democon-day1.json").read_bytes()
@@ -115,7 +116,9 @@ def test_parse_frab_json_non_utf8_names_byte_and_line() -> None:
 def test_parse_frab_json_over_max_bytes_is_refused() -> None:
     message = _message(lambda data: parse_frab_json(data, max_bytes=1000), DEMOCON)
 
-    assert message == f"schedule is {len(DEMOCON)} bytes, larger than the limit of 1000 bytes"
+    assert message == (
+        f"The schedule is {human_size(len(DEMOCON))}; schedules of at most 1000 bytes are accepted."
+    )
 
 
 @pytest.mark.unit

@@ -45,8 +45,18 @@ def check_size(data: bytes, max_bytes: int) -> None:
         raise ImportFormatError(f"schedule must be bytes, not {type(data).__name__}")
     if len(data) > max_bytes:
         raise ImportFormatError(
-            f"schedule is {len(data)} bytes, larger than the limit of {max_bytes} bytes"
+            f"The schedule is {human_size(len(data))}; "
+            f"schedules of at most {human_size(max_bytes)} are accepted."
         )
+
+
+def human_size(size: int) -> str:
+    """A byte count as people read it: '900 bytes', '12.5 KiB', '20 MiB'."""
+    if size < 1024:
+        return f"{size} bytes"
+    if size < 1_048_576:
+        return f"{size / 1024:.3g} KiB"
+    return f"{size / 1_048_576:.3g} MiB"
 
 
 def describe(value: object, limit: int = 60) -> str:

@@ -11,8 +11,8 @@ from sqlalchemy.orm import Session as DbSession
 
 from summitcast.domain import programme as rules
 from summitcast.errors import ImportFormatError, NotFoundError
-from summitcast.interchange.frab_json import export_frab_json, parse_frab_json
-from summitcast.interchange.frab_xml import export_frab_xml, parse_frab_xml
+from summitcast.interchange.frab_json import export_frab_json
+from summitcast.interchange.frab_xml import export_frab_xml
 from summitcast.interchange.ical import export_ical
 from summitcast.interchange.model import (
     ScheduleDocument,
@@ -20,6 +20,7 @@ from summitcast.interchange.model import (
     SchedulePerson,
     ScheduleSession,
 )
+from summitcast.interchange.reader import parse_schedule
 from summitcast.services.programme import SummitInput, create_summit, ensure_day, programme_of
 from summitcast.storage.tables import Item, ItemSpeaker, Session, Speaker, Summit
 
@@ -60,31 +61,18 @@ class _Tally:
             self.unchanged += 1
 
 
-def parse_bytes(data: bytes, *, filename: str = "", max_bytes: int) -> ScheduleDocument:
-    """Parse a JSON or XML schedule, choosing the format by file name or first byte."""
-    if len(data) > max_bytes:
-        raise ImportFormatError(
-            f"The file is {len(data) / 1_048_576:.1f} MiB; "
-            f"schedules of at most {max_bytes // 1_048_576} MiB are accepted."
-        )
-    head = data.lstrip(b"\xef\xbb\xbf \t\r\n")[:1]
-    if filename.lower().endswith(".xml") or head == b"<":
-        return parse_frab_xml(data, max_bytes=max_bytes)
-    return parse_frab_json(data, max_bytes=max_bytes)
-
-
 def import_bytes(
     db: DbSession, summit: Summit, data: bytes, *, filename: str = "", max_bytes: int
 ) -> ImportResult:
     """Parse and import a schedule file into the summit; nothing is stored if any part fails."""
-    return import_document(db, summit, parse_bytes(data, filename=filename, max_bytes=max_bytes))
+    return import_document(db, summit, parse_schedule(data, filename, max_bytes=max_bytes))
 
 
 def import_into_slug(
     db: DbSession, slug: str, data: bytes, *, filename: str = "", max_bytes: int
 ) -> tuple[Summit, ImportResult]:
     """Import into the summit with this slug, creating it from the file if it does not exist."""
-    doc = parse_bytes(data, filename=filename, max_bytes=max_bytes)
+    doc = parse_schedule(data, filename, max_bytes=max_bytes)
     summit = db.scalar(select(Summit).where(Summit.slug == slug))
     if summit is None:
         summit = create_summit(
