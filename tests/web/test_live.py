@@ -1,0 +1,224 @@
+"""The presence socket, the heartbeat fallback and live figure pushes, through the real app."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import pytest
+from fastapi.testclient import TestClient
+from starlette.websockets import WebSocketDisconnect
+
+from summitcast.domain.accounts import Role
+from summitcast.domain.presence import encode_heartbeat, sign_heartbeat
+from summitcast.services import locations
+from summitcast.services.locations import LocationInput
+from summitcast.storage.database import Database
+from summitcast.storage.tables import Location, Summit
+from tests.conftest import grant, log_in, make_summit, make_user
+
+pytestmark = pytest.mark.integration
+
+
+def _location(database: Database, *, approve: bool = True) -> Location:
+    with database.session() as db:
+        summit = db.query(Summit).filter_by(slug="test-summit").one_or_none()
+    if summit is None:
+        summit = make_summit(database)
+    with database.session() as db:
+        location = locations.register_location(
+            db,
+            db.get(Summit, summit.id),  # type: ignore[arg-type]
+            LocationInput(label="Hall", country="KE", city="Nairobi"),
+            at_risk=frozenset(),
+        )
+        if approve:
+            locations.approve_location(db, location)
+        return location
+
+
+def _token(location: Location, seq: int = 0, *, secret: str = "", epoch: str = "epoch-one") -> str:
+    heartbeat = sign_heartbeat(
+        (secret or location.secret).encode(), location.public_id, epoch, seq, int(time.time())
+    )
+    return encode_heartbeat(heartbeat)
+
+
+def _online(client: TestClient) -> int:
+    total: int = client.get("/live/s/test-summit/figures.json").json()["total"]
+    return total
+
+
+def test_socket_greets_with_interval_and_counts_valid_heartbeat(
+    client: TestClient, database: Database
+) -> None:
+    location = _location(database)
+
+    with client.websocket_connect("/live/ws") as ws:
+        hello = ws.receive_json()
+        ws.send_json({"type": "hb", "token": _token(location)})
+        # An unanswered heartbeat is an accepted one: ask for a refusal to sync with the server.
+        ws.send_json({"type": "hb", "token": _token(location, 0)})
+        refusal = ws.receive_json()
+        online = _online(client)
+
+    assert hello["type"] == "hello"
+    assert 8.0 <= hello["interval_s"] <= 10.0
+    assert hello["timeout_s"] == 35.0
+    assert refusal == {"type": "error", "reason": "replay"}
+    assert online == 1
+
+
+def test_socket_forged_heartbeat_is_refused_closed_and_not_counted(
+    client: TestClient, database: Database
+) -> None:
+    location = _location(database)
+
+    with client.websocket_connect("/live/ws") as ws:
+        ws.receive_json()
+        ws.send_json({"type": "hb", "token": _token(location, secret="not-the-secret")})
+        refusal = ws.receive_json()
+        with pytest.raises(WebSocketDisconnect) as closed:
+            ws.receive_json()
+
+    assert refusal == {"type": "error", "reason": "bad_signature"}
+    assert closed.value.code == 1008
+    assert _online(client) == 0
+
+
+def test_socket_pending_location_is_refused_but_kept_open(
+    client: TestClient, database: Database
+) -> None:
+    location = _location(database, approve=False)
+
+    with client.websocket_connect("/live/ws") as ws:
+        ws.receive_json()
+        ws.send_json({"type": "hb", "token": _token(location, 0)})
+        first = ws.receive_json()
+        ws.send_json({"type": "hb", "token": _token(location, 1)})
+        second = ws.receive_json()
+
+    assert first == second == {"type": "error", "reason": "pending"}
+    assert _online(client) == 0
+
+
+def test_socket_binary_or_garbage_message_is_refused(
+    client: TestClient, database: Database
+) -> None:
+    make_summit(database)
+
+    with client.websocket_connect("/live/ws") as ws:
+        ws.receive_json()
+        ws.send_bytes(b"\x00\x01")
+        refusal = ws.receive_json()
+
+    assert refusal == {"type": "error", "reason": "malformed"}
+
+
+def test_http_heartbeat_valid_replayed_and_revoked(client: TestClient, database: Database) -> None:
+    location = _location(database)
+    token = _token(location)
+
+    valid = client.post("/live/heartbeat", content=json.dumps({"type": "hb", "token": token}))
+    replayed = client.post("/live/heartbeat", content=json.dumps({"token": token}))
+    online_before = _online(client)
+    organiser = make_user(database, "org@example.org")
+    with database.session() as db:
+        grant(database, organiser, db.get(Summit, location.summit_id), Role.ORGANISER)  # type: ignore[arg-type]
+    csrf = log_in(client, "org@example.org")
+    client.post(
+        "/backstage/s/test-summit/locations/revoke", data={"id": location.id, "csrf_token": csrf}
+    )
+    revoked = client.post("/live/heartbeat", content=json.dumps({"token": _token(location, 1)}))
+
+    assert valid.status_code == 200
+    assert valid.json()["ok"] is True
+    assert (replayed.status_code, replayed.json()) == (409, {"ok": False, "reason": "replay"})
+    assert (revoked.status_code, revoked.json()) == (403, {"ok": False, "reason": "revoked"})
+    assert (online_before, _online(client)) == (1, 0)
+
+
+def test_http_heartbeat_malformed_body_is_refused(client: TestClient, database: Database) -> None:
+    make_summit(database)
+
+    response = client.post("/live/heartbeat", content=b"{not json")
+
+    assert (response.status_code, response.json()) == (400, {"ok": False, "reason": "malformed"})
+
+
+def test_public_socket_pushes_new_location_within_two_seconds(
+    client: TestClient, database: Database
+) -> None:
+    location = _location(database)
+
+    with client.websocket_connect("/live/s/test-summit/public") as ws:
+        first = ws.receive_json()
+        start = time.monotonic()
+        client.post("/live/heartbeat", content=json.dumps({"token": _token(location)}))
+        pushed = ws.receive_json()
+        elapsed = time.monotonic() - start
+
+    assert first["total"] == 0
+    # One location in Kenya is below k = 5: counted, but its country stays hidden.
+    assert (pushed["total"], pushed["countries"], pushed["elsewhere"]) == (1, {}, 1)
+    assert elapsed < 2.0
+
+
+def test_public_socket_unknown_summit_is_closed(client: TestClient, database: Database) -> None:
+    make_summit(database)
+
+    with (
+        pytest.raises(WebSocketDisconnect) as closed,
+        client.websocket_connect("/live/s/nope/public") as ws,
+    ):
+        ws.receive_json()
+
+    assert closed.value.code == 1008
+
+
+def test_organiser_socket_refuses_anonymous_and_foreign_origin(
+    client: TestClient, database: Database
+) -> None:
+    _location(database)
+    organiser = make_user(database, "org@example.org")
+    with database.session() as db:
+        summit = db.query(Summit).filter_by(slug="test-summit").one()
+    grant(database, organiser, summit, Role.ORGANISER)
+
+    url = "/backstage/s/test-summit/live"
+    # The test client's sockets go to "testserver", so the cookie is handed over by hand.
+    with (
+        pytest.raises(WebSocketDisconnect),
+        client.websocket_connect(url, headers={"origin": "http://testserver"}) as ws,
+    ):
+        ws.receive_json()
+    log_in(client, "org@example.org")
+    cookie = f"summitcast_session={client.cookies['summitcast_session']}"
+    with (
+        pytest.raises(WebSocketDisconnect),
+        client.websocket_connect(
+            url, headers={"origin": "http://evil.example", "cookie": cookie}
+        ) as ws,
+    ):
+        ws.receive_json()
+    with client.websocket_connect(
+        url, headers={"origin": "http://testserver", "cookie": cookie}
+    ) as ws:
+        figures = ws.receive_json()
+
+    assert (figures["type"], figures["total"], figures["countries"]) == ("presence", 0, {})
+
+
+def test_summit_page_shows_live_counters_and_map_link(
+    client: TestClient, database: Database
+) -> None:
+    make_summit(database)
+
+    page = client.get("/s/test-summit")
+    live = client.get("/s/test-summit/live")
+
+    assert 'id="online-now"' in page.text
+    assert 'href="/s/test-summit/live"' in page.text
+    assert 'href="/s/test-summit/register"' in page.text
+    assert live.status_code == 200
+    assert '<svg id="live-map"' in live.text

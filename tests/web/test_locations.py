@@ -1,0 +1,296 @@
+"""Location pages: public registration (validation, honeypot, flood), review, dashboard, CSV."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from fastapi.testclient import TestClient
+
+from summitcast.domain.accounts import Role
+from summitcast.services import locations
+from summitcast.storage.database import Database
+from summitcast.storage.tables import Location, Summit
+from tests.conftest import csrf_of, grant, log_in, make_summit, make_user
+
+pytestmark = pytest.mark.integration
+
+FORM = {
+    "label": "Town hall",
+    "country": "KE",
+    "city": "Nairobi",
+    "kind": "hall",
+    "expected_audience": "120",
+    "contact": "",
+    "privacy_level": "",
+}
+
+
+def _register(client: TestClient, slug: str = "test-summit", **fields: str):  # type: ignore[no-untyped-def]
+    token = csrf_of(client)
+    return client.post(
+        f"/s/{slug}/register", data={**FORM, **fields, "csrf_token": token}, follow_redirects=False
+    )
+
+
+def _rows(database: Database) -> list[Location]:
+    with database.session() as db:
+        return list(db.query(Location).order_by(Location.id))
+
+
+def _organiser(client: TestClient, database: Database, slug: str = "test-summit") -> str:
+    user = make_user(database, f"org-{slug}@example.org")
+    with database.session() as db:
+        summit = db.query(Summit).filter_by(slug=slug).one()
+    grant(database, user, summit, Role.ORGANISER)
+    return log_in(client, f"org-{slug}@example.org")
+
+
+def test_register_page_offers_countries_and_privacy_levels(
+    client: TestClient, database: Database
+) -> None:
+    make_summit(database)
+
+    page = client.get("/s/test-summit/register")
+
+    assert page.status_code == 200
+    assert '<option value="KE">Kenya</option>' in page.text
+    assert 'name="website"' in page.text  # the honeypot
+    assert page.text.count('name="privacy_level"') == 4
+
+
+def test_register_valid_location_shows_pending_and_secret_link(
+    client: TestClient, database: Database
+) -> None:
+    make_summit(database)
+
+    response = _register(client)
+
+    assert response.status_code == 201
+    [row] = _rows(database)
+    assert (row.label, row.country, row.city, row.status) == (
+        "Town hall",
+        "KE",
+        "Nairobi",
+        "pending",
+    )
+    assert "Pending approval" in response.text
+    assert f'href="/l/{row.public_id}#k={row.secret}"' in response.text
+
+
+def test_register_with_auto_approve_is_approved_at_once(
+    client: TestClient, database: Database
+) -> None:
+    summit = make_summit(database)
+    with database.session() as db:
+        locations.set_auto_approve(db, db.get(Summit, summit.id), True)  # type: ignore[arg-type]
+
+    response = _register(client)
+
+    assert response.status_code == 201
+    assert "Approved: the screen counts" in response.text
+    assert [r.status for r in _rows(database)] == ["approved"]
+
+
+def test_register_unknown_country_rerenders_form_with_error(
+    client: TestClient, database: Database
+) -> None:
+    make_summit(database)
+
+    response = _register(client, country="QQ", label="Kept label")
+
+    assert response.status_code == 422
+    assert "is not a country" in response.text
+    assert 'value="Kept label"' in response.text
+    assert _rows(database) == []
+
+
+def test_register_unknown_city_keeps_country_only(client: TestClient, database: Database) -> None:
+    make_summit(database)
+
+    response = _register(client, city="Atlantis", privacy_level="public")
+
+    assert response.status_code == 201
+    assert "We did not find “Atlantis” in Kenya" in response.text
+    [row] = _rows(database)
+    assert (row.city, row.lat, row.lon) == ("", None, None)
+
+
+def test_register_honeypot_filled_is_refused(client: TestClient, database: Database) -> None:
+    make_summit(database)
+
+    response = _register(client, website="http://spam.example")
+
+    assert response.status_code == 422
+    assert _rows(database) == []
+
+
+def test_register_without_csrf_token_is_refused(client: TestClient, database: Database) -> None:
+    make_summit(database)
+    client.get("/s/test-summit/register")
+
+    response = client.post("/s/test-summit/register", data=FORM)
+
+    assert response.status_code == 403
+    assert _rows(database) == []
+
+
+def test_register_flood_from_one_client_is_refused(client: TestClient, database: Database) -> None:
+    make_summit(database)
+    limit = client.app.state.settings.registrations_per_hour  # type: ignore[attr-defined]
+
+    statuses = [_register(client, label=f"Hall {n}").status_code for n in range(limit + 3)]
+
+    assert statuses == [201] * limit + [429] * 3
+    assert len(_rows(database)) == limit
+
+
+def test_location_screen_has_player_and_presence_client(
+    client: TestClient, database: Database
+) -> None:
+    make_summit(database)
+    _register(client)
+    [row] = _rows(database)
+
+    page = client.get(f"/l/{row.public_id}")
+
+    assert page.status_code == 200
+    assert 'id="player"' in page.text
+    assert 'data-ws-url="/live/ws"' in page.text
+    assert 'data-heartbeat-url="/live/heartbeat"' in page.text
+    assert row.secret not in page.text
+    assert client.get("/l/no-such-location").status_code == 404
+    assert client.get(f"/l/{row.public_id}/now.json").json() == {"now": None, "next": None}
+
+
+def test_review_list_filters_and_approves_one(client: TestClient, database: Database) -> None:
+    make_summit(database)
+    _register(client, label="Nairobi hall")
+    _register(client, label="Paris hall", country="FR", city="Paris")
+    token = _organiser(client, database)
+
+    kenya = client.get("/backstage/s/test-summit/locations?status=pending&country=ke")
+    nairobi = _rows(database)[0]
+    approved = client.post(
+        "/backstage/s/test-summit/locations/approve",
+        data={"ids": str(nairobi.id), "csrf_token": token},
+        follow_redirects=False,
+    )
+
+    assert kenya.status_code == 200
+    assert "Nairobi hall" in kenya.text
+    assert "Paris hall" not in kenya.text
+    assert approved.status_code == 303
+    assert [r.status for r in _rows(database)] == ["approved", "pending"]
+
+
+def test_review_bulk_approve_and_revoke(client: TestClient, database: Database) -> None:
+    make_summit(database)
+    for n in range(3):
+        _register(client, label=f"Hall {n}")
+    token = _organiser(client, database)
+    ids = [r.id for r in _rows(database)]
+
+    client.post(
+        "/backstage/s/test-summit/locations/approve",
+        data={"ids": [str(i) for i in ids[:2]], "csrf_token": token},
+    )
+    client.post(
+        "/backstage/s/test-summit/locations/revoke", data={"id": ids[0], "csrf_token": token}
+    )
+
+    assert [r.status for r in _rows(database)] == ["revoked", "approved", "pending"]
+
+
+def test_review_location_of_other_summit_is_not_found(
+    client: TestClient, database: Database
+) -> None:
+    make_summit(database, "test-summit")
+    make_summit(database, "other")
+    _register(client, slug="other")
+    theirs = _rows(database)[0]
+    token = _organiser(client, database, "test-summit")
+
+    revoke = client.post(
+        "/backstage/s/test-summit/locations/revoke", data={"id": theirs.id, "csrf_token": token}
+    )
+    approve = client.post(
+        "/backstage/s/test-summit/locations/approve",
+        data={"ids": str(theirs.id), "csrf_token": token},
+        follow_redirects=False,
+    )
+    other_list = client.get("/backstage/s/other/locations")
+
+    assert revoke.status_code == 404
+    assert approve.status_code == 303
+    assert other_list.status_code == 403
+    assert [r.status for r in _rows(database)] == ["pending"]
+
+
+def test_review_auto_approve_toggle(client: TestClient, database: Database) -> None:
+    summit = make_summit(database)
+    token = _organiser(client, database)
+
+    client.post(
+        "/backstage/s/test-summit/locations/settings",
+        data={"auto_approve": "on", "csrf_token": token},
+    )
+    with database.session() as db:
+        on = locations.auto_approves(db, db.get(Summit, summit.id))  # type: ignore[arg-type]
+    client.post("/backstage/s/test-summit/locations/settings", data={"csrf_token": token})
+    with database.session() as db:
+        off = locations.auto_approves(db, db.get(Summit, summit.id))  # type: ignore[arg-type]
+
+    assert (on, off) == (True, False)
+
+
+def test_producer_may_not_review_locations(client: TestClient, database: Database) -> None:
+    summit = make_summit(database)
+    producer = make_user(database, "producer@example.org")
+    grant(database, producer, summit, Role.PRODUCER)
+    log_in(client, "producer@example.org")
+
+    assert client.get("/backstage/s/test-summit/locations").status_code == 403
+    assert client.get("/backstage/s/test-summit/dashboard").status_code == 403
+    assert client.get("/backstage/s/test-summit/locations.csv").status_code == 403
+
+
+def test_locations_csv_export(client: TestClient, database: Database) -> None:
+    make_summit(database)
+    _register(client, contact="+254 700 000000")
+    _organiser(client, database)
+    [row] = _rows(database)
+
+    response = client.get("/backstage/s/test-summit/locations.csv")
+
+    assert response.status_code == 200
+    assert response.headers["content-type"] == "text/csv; charset=utf-8"
+    assert response.headers["content-disposition"] == (
+        'attachment; filename="test-summit-locations.csv"'
+    )
+    lines = response.text.splitlines()
+    assert lines[0] == (
+        "id,label,country,city,kind,expected_audience,privacy_level,status,contact,"
+        "created_at,approved_at,last_online_at,last_offline_at"
+    )
+    assert lines[1].startswith(
+        f"{row.id},Town hall,KE,Nairobi,hall,120,public,pending,'+254 700 000000,"
+    )
+    assert row.secret not in response.text
+
+
+def test_dashboard_shows_figures_and_table(client: TestClient, database: Database) -> None:
+    make_summit(database)
+    _register(client)
+    token = _organiser(client, database)
+    client.post(
+        "/backstage/s/test-summit/locations/approve",
+        data={"ids": str(_rows(database)[0].id), "csrf_token": token},
+    )
+
+    page = client.get("/backstage/s/test-summit/dashboard")
+
+    assert page.status_code == 200
+    assert 'id="online-now" data-figure="total">0<' in page.text
+    assert re.search(r'<tr data-country="KE">.*?<td class="online">0</td><td>1</td>', page.text)
+    assert 'data-url="/backstage/s/test-summit/live"' in page.text
