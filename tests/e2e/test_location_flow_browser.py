@@ -1,0 +1,209 @@
+"""The location flow in a real Chromium against a real uvicorn server.
+
+register → organiser approves → the location link is opened → the public counter and the
+dashboard show it online within 2 s → the page is closed → offline after the timeout.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+
+import httpx
+import pytest
+from playwright.sync_api import expect
+
+from summitcast.domain.accounts import Role
+from summitcast.services import accounts, programme
+from summitcast.storage.database import Database
+from tests.conftest import PASSWORD
+from tests.e2e.browser import chromium_page, require_chromium
+from tests.e2e.conftest import free_port
+
+pytestmark = [pytest.mark.e2e, pytest.mark.browser]
+
+INTERVAL_S = 1.0
+TIMEOUT_S = 3.0
+ORGANISER = "organiser@example.org"
+
+
+@dataclass(frozen=True)
+class Server:
+    """A running summitcast server and where it keeps its data."""
+
+    base_url: str
+    database_url: str
+    log: Path
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    """uvicorn with summitcast on a free loopback port, short heartbeat interval and timeout."""
+    require_chromium()
+    data = tmp_path_factory.mktemp("location-flow")
+    port = free_port()
+    env = {
+        **os.environ,
+        "PYTHONUNBUFFERED": "1",
+        "SUMMITCAST_ENVIRONMENT": "test",
+        "SUMMITCAST_SECRET_KEY": secrets.token_urlsafe(48),
+        "SUMMITCAST_DATA_DIR": str(data),
+        "SUMMITCAST_HEARTBEAT_INTERVAL_S": str(INTERVAL_S),
+        "SUMMITCAST_HEARTBEAT_TIMEOUT_S": str(TIMEOUT_S),
+        "SUMMITCAST_PRESENCE_SAMPLE_INTERVAL_S": "1",
+        "SUMMITCAST_PRESENCE_SWEEP_INTERVAL_S": "0.2",
+        "SUMMITCAST_BASE_URL": f"http://127.0.0.1:{port}",
+    }
+    for name in ("SUMMITCAST_DATABASE_URL", "SUMMITCAST_REDIS_URL", "SUMMITCAST_CONFIG_FILE"):
+        env.pop(name, None)
+    log = data / "server.log"
+    with log.open("w") as out:
+        proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "uvicorn",
+                "summitcast.app:app_from_environment",
+                "--factory",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+                "--no-access-log",
+            ],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            env=env,
+            cwd=data,
+        )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            assert proc.poll() is None, log.read_text()
+            try:
+                if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
+                    break
+            except httpx.TransportError:
+                time.sleep(0.2)
+        else:
+            pytest.fail(f"server did not start:\n{log.read_text()}")
+        yield Server(base, f"sqlite:///{(data / 'summitcast.db').resolve()}", log)
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=10)
+
+
+def _seed(server: Server) -> None:
+    """A summit and its organiser, written straight into the server's database."""
+    database = Database(server.database_url)
+    try:
+        with database.session() as db:
+            summit = programme.create_summit(
+                db,
+                programme.SummitInput(
+                    slug="world",
+                    title="World Summit",
+                    time_zone="UTC",
+                    start_date=date(2027, 7, 17),
+                    end_date=date(2027, 7, 20),
+                ),
+            )
+            user = accounts.create_user(db, email=ORGANISER, password=PASSWORD)
+            accounts.grant_role(db, user=user, summit=summit, role=Role.ORGANISER)
+    finally:
+        database.dispose()
+
+
+def _figure(page, element_id: str) -> str:  # type: ignore[no-untyped-def]
+    return str(page.locator(f"#{element_id}").text_content()).strip()
+
+
+def test_location_flow_register_approve_online_offline(server: Server) -> None:
+    _seed(server)
+    base = server.base_url
+    console: list[str] = []
+    with chromium_page(console=console) as host:
+        browser = host.context.browser
+        assert browser is not None
+        organiser = browser.new_context().new_page()
+        public = browser.new_context().new_page()
+        for page in (host, organiser, public):
+            page.set_default_timeout(10_000)
+
+        # A host registers a location.
+        host.goto(f"{base}/s/world/register")
+        host.fill("#label", "Nairobi community hall")
+        host.select_option("#country", "KE")
+        host.fill("#city", "nairobi")
+        host.select_option("#kind", "hall")
+        host.fill("#expected_audience", "80")
+        host.click("#register-form button[type=submit]")
+        host.wait_for_selector("#host-link")
+        assert "Pending approval" in _figure(host, "location-status")
+        link = host.locator("#host-link").get_attribute("href")
+        assert link is not None
+        assert "#k=" in link
+
+        # The organiser approves it.
+        organiser.goto(f"{base}/login")
+        organiser.fill("input[name=email]", ORGANISER)
+        organiser.fill("input[name=password]", PASSWORD)
+        organiser.click("form[action='/login'] button[type=submit]")
+        organiser.goto(f"{base}/backstage/s/world/locations?status=pending")
+        organiser.click("#locations .approve-one")
+        organiser.wait_for_url("**/locations?status=pending")
+        organiser.goto(f"{base}/backstage/s/world/locations?status=approved")
+        assert "Nairobi community hall" in str(organiser.locator("#locations").text_content())
+
+        # The public page and the dashboard are open and live.
+        public.goto(f"{base}/s/world")
+        organiser.goto(f"{base}/backstage/s/world/dashboard")
+        for page in (public, organiser):
+            page.wait_for_selector("#live-state[data-state=open]")
+            expect(page.locator("#online-now")).to_have_text("0")
+
+        # The host opens the location link: within 2 s both pages show it online.
+        host.goto(f"{base}{link}")
+        host.wait_for_selector("#presence-status[data-state=online]")
+        online_at = time.monotonic()
+        for page in (public, organiser):
+            expect(page.locator("#online-now")).to_have_text("1", timeout=2_000)
+        assert time.monotonic() - online_at < 2.0 + 0.5  # both waits together, with slack
+        assert _figure(public, "peak") == "1"
+
+        # The host closes the screen: offline after the timeout, never sooner.
+        host.context.close()
+        closed_at = time.monotonic()
+        expect(public.locator("#online-now")).to_have_text("0", timeout=15_000)
+        offline_after = time.monotonic() - closed_at
+        expect(organiser.locator("#online-now")).to_have_text("0", timeout=5_000)
+        # The last heartbeat came at most one interval before the close.
+        assert TIMEOUT_S - INTERVAL_S - 0.1 <= offline_after <= TIMEOUT_S + 5.0
+        # Drops are written to the database in batches, every second.
+        deadline = time.monotonic() + 5
+        while "Nairobi community hall" not in str(organiser.locator("#drops").text_content()):
+            assert time.monotonic() < deadline, "the drop never reached the dashboard"
+            time.sleep(0.5)
+            organiser.reload()
+        assert [line for line in console if "pageerror" in line] == []
+
+    # The SSE fallback carries the same public figures.
+    with httpx.stream("GET", f"{base}/live/s/world/public", timeout=5) as events:
+        for line in events.iter_lines():
+            if line.startswith("data: "):
+                figures = json.loads(line.removeprefix("data: "))
+                break
+    assert (figures["type"], figures["total"], figures["peak"]) == ("presence", 0, 1)
