@@ -16,11 +16,12 @@ from starlette.middleware.sessions import SessionMiddleware
 from summitcast import __version__
 from summitcast.config import Settings
 from summitcast.errors import AuthenticationError, RateLimitedError, SummitcastError
+from summitcast.media.manager import BroadcastManager
 from summitcast.presence import Presence, PubSub, create_backends
 from summitcast.services.accounts import RateLimiter
 from summitcast.services.live import LiveService
 from summitcast.storage.database import Database
-from summitcast.web.routes import api, auth, backstage, live, locations, public
+from summitcast.web.routes import api, auth, backstage, broadcast, hls, live, locations, public
 from summitcast.web.security import BodyLimitMiddleware, SecurityHeadersMiddleware
 from summitcast.web.templating import make_templates, render
 
@@ -35,6 +36,9 @@ ROUTERS = (
     locations.backstage_router,
     live.router,
     live.backstage_router,
+    broadcast.router,
+    broadcast.backstage_router,
+    hls.router,
 )
 
 
@@ -58,14 +62,18 @@ def create_app(
     if presence is None or pubsub is None:
         presence, pubsub = create_backends(settings)
     live_service = LiveService(settings=settings, database=db, presence=presence, pubsub=pubsub)
+    broadcasts = BroadcastManager(settings, db)
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         # Sweeps timed-out locations, publishes figures, samples counts for reports.
         await live_service.start()
+        # Plays every session on air; sessions left on air by a previous run resume.
+        await broadcasts.start()
         try:
             yield
         finally:
+            await broadcasts.stop()
             await live_service.stop()
             if database is None:
                 db.dispose()
@@ -80,6 +88,7 @@ def create_app(
     )
     app.state.settings = settings
     app.state.database = db
+    app.state.broadcasts = broadcasts
     app.state.live = live_service
     app.state.templates = make_templates()
     secret = settings.secret_key.get_secret_value().encode()

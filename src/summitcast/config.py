@@ -60,6 +60,49 @@ class Settings(BaseSettings):
     # Registrations one client may send per hour (counted under a salted hash, in memory).
     registrations_per_hour: int = Field(default=5, ge=1)
     segment_dir: Path | None = None  # empty: data_dir / "hls"
+    # Run playout encoders and ingest listeners in this process. With several app
+    # nodes exactly one sets this; the others only serve pages and HLS files.
+    broadcast_workers: bool = True
+    # "default": 1080p/720p/480p/360p + audio-only; "small": 360p/240p for 2-core demos.
+    broadcast_ladder: Literal["default", "small"] = "default"
+    broadcast_preset: str = "veryfast"  # x264 preset of the ladder
+    broadcast_fps: int = Field(default=30, ge=1, le=60)
+    # Below this many MiB free on the segment disk the control room raises an alarm.
+    broadcast_min_free_mb: int = Field(default=200, ge=0)
+    ingest_host: str = "127.0.0.1"  # where RTMP/SRT listen; 0.0.0.0 to accept studios
+    ingest_public_host: str = ""  # shown to producers; empty: the host of base_url
+    ingest_rtmp_port: int = 1935  # first session on air; the next ones take +1, +2…
+    ingest_srt_port: int = 9000
+    # Speaker uploads (issue 5). Partial and finished uploads live here, outside the web
+    # root, under random names; empty: data_dir / "uploads".
+    upload_dir: Path | None = None
+    # Normalised programme files and poster frames; empty: data_dir / "media".
+    media_dir: Path | None = None
+    max_upload_bytes: int = Field(default=8 * 1024**3, gt=0)
+    # Largest chunk one PATCH may carry: stays below the request body cap
+    # (max_import_bytes + 64 KiB), so uploads need no exception in BodyLimitMiddleware.
+    upload_chunk_bytes: int = Field(default=8 * 1024 * 1024, gt=0)
+    # A partial upload untouched this long is deleted by the cleanup task.
+    upload_partial_expiry_s: float = Field(default=48 * 3600.0, gt=0)
+    upload_sweep_interval_s: float = Field(default=300.0, gt=0)
+    # How long a speaker's personal link stays valid.
+    invitation_valid_days: int = Field(default=60, ge=1, le=366)
+    # Run the job queue (probe, normalise) in this process; other nodes may run it instead.
+    job_workers: bool = True
+    job_poll_interval_s: float = Field(default=1.0, gt=0)
+    # What every pre-recorded file is conformed to before playout.
+    programme_width: int = Field(default=1920, ge=16)
+    programme_height: int = Field(default=1080, ge=16)
+    programme_fps: int = Field(default=30, ge=1, le=60)
+    programme_loudness_lufs: float = Field(default=-23.0, le=-5, ge=-50)
+    normalise_preset: str = "veryfast"  # x264 preset of normalised programme files
+    # E-mail to speakers only when an SMTP server is configured; empty host: portal only.
+    smtp_host: str = ""
+    smtp_port: int = 587
+    smtp_username: str = ""
+    smtp_password: SecretStr = SecretStr("")
+    smtp_from: str = ""
+    smtp_starttls: bool = True
     secure_cookies: bool = False
     auto_migrate: bool = True  # upgrade the schema when the app starts
 
@@ -109,3 +152,13 @@ class Settings(BaseSettings):
     def effective_segment_dir(self) -> Path:
         """Where HLS segments are written by default."""
         return self.segment_dir or self.data_dir / "hls"
+
+    @property
+    def effective_upload_dir(self) -> Path:
+        """Where speaker uploads are stored (never served directly)."""
+        return self.upload_dir or self.data_dir / "uploads"
+
+    @property
+    def effective_media_dir(self) -> Path:
+        """Where normalised programme files and posters are written."""
+        return self.media_dir or self.data_dir / "media"

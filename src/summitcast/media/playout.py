@@ -69,6 +69,10 @@ class FeedSource:
     has_video: bool = True
     audio_tracks: int = 0
     is_image: bool = False
+    # Pre-recorded interpretation: one audio file (or None) per ladder language, in order.
+    language_files: tuple[str | None, ...] = ()
+    # A live stream: no padding and no end of its own (it plays until it is stopped).
+    live: bool = False
 
 
 def feed_argv(
@@ -77,10 +81,13 @@ def feed_argv(
     spec: LadderSpec,
     *,
     offset_s: float,
-    duration_s: float,
+    duration_s: float | None,
     realtime: bool,
 ) -> list[str]:
-    """Build the argv of one feeder: any source → uniform MPEG-TS on stdout at offset_s."""
+    """Build the argv of one feeder: any source → uniform MPEG-TS on stdout at offset_s.
+
+    duration_s=None plays until the source ends or the feeder is stopped (live input).
+    """
     top = spec.rungs[0]
     width, height, fps = top.width, top.height, spec.fps
     argv = [
@@ -96,6 +103,14 @@ def feed_argv(
         argv += ["-loop", "1", "-framerate", str(fps)]  # a still image becomes a video stream
     argv += [*source.input_options, "-i", source.url]
     inputs = 1
+    language_inputs: dict[int, int] = {}
+    for k, path in enumerate(source.language_files[: len(spec.languages)]):
+        if path is not None:
+            if realtime:
+                argv.append("-re")  # interpretation files run on the same clock as the picture
+            argv += ["-i", path]
+            language_inputs[k] = inputs
+            inputs += 1
     video_in = "0:v:0"
     if not source.has_video:
         # Audio-only uploads get a black picture rather than no picture.
@@ -121,15 +136,16 @@ def feed_argv(
         graph.append(
             f"[{audio_in}]aresample={FEED_AUDIO_RATE},"
             # s302m takes s16 stereo at 48 kHz; every language becomes exactly that.
-            "aformat=sample_fmts=s16:channel_layouts=stereo,"
-            f"apad[a{k}]"  # silence after a short soundtrack, until -t ends the step
+            "aformat=sample_fmts=s16:channel_layouts=stereo"
+            # Silence after a short soundtrack, until -t ends the step (not for live).
+            + (f"[a{k}]" if source.live else f",apad[a{k}]")
         )
     argv += ["-filter_complex", ";".join(graph), "-map", "[v]"]
     for k in range(len(spec.languages)):
         argv += ["-map", f"[a{k}]"]
+    if duration_s is not None:
+        argv += ["-t", f"{duration_s:.3f}"]  # exactly the planned slot, so the next offset is exact
     argv += [
-        "-t",
-        f"{duration_s:.3f}",  # exactly the planned slot, so the next offset is exact
         "-c:v",
         "mpeg2video",  # cheap intermediate codec; the ladder re-encodes anyway
         "-q:v",

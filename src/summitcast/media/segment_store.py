@@ -21,6 +21,11 @@ def _clean(path: str) -> str:
     return "/".join(parts)
 
 
+def clean_path(path: str) -> str:
+    """A store path normalised, or ValidationError if it could escape the store's folder."""
+    return _clean(path)
+
+
 @runtime_checkable
 class SegmentStore(Protocol):
     """Six operations an HLS origin needs; paths are relative, '/'-separated."""

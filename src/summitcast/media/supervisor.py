@@ -34,6 +34,7 @@ class EncoderHealth:
     drop_frames: int = 0
     dup_frames: int = 0
     out_time_s: float = 0.0
+    bitrate_kbps: float | None = None  # output bitrate; for a remuxing ingest, the input's
     restarts: int = 0
     last_exit_code: int | None = None
     last_error: str | None = None
@@ -72,6 +73,9 @@ def apply_progress(health: EncoderHealth, block: dict[str, str]) -> None:
     # out_time_us is microseconds despite out_time_ms's name (ffmpeg quirk): use _us.
     if (out_us := number("out_time_us")) is not None:
         health.out_time_s = out_us / 1_000_000
+    bitrate = block.get("bitrate", "N/A").strip().removesuffix("kbits/s")
+    with contextlib.suppress(ValueError):
+        health.bitrate_kbps = float(bitrate)
     health.updated_at = time.monotonic()
 
 

@@ -1,0 +1,291 @@
+"""BroadcastManager: runs one playout (and its ingest) per session on air, as the database says.
+
+The producer's buttons only change rows (``summitcast.services.broadcast``);
+the manager polls the rows of active sessions, starts a ``SessionPlayout`` for
+each, sends it the new cue when the row's generation changes, and stops it
+when the session ends. A restarted app therefore picks its sessions up again,
+and a button pressed on another app node reaches the node with the encoders.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import socket
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import imageio_ffmpeg
+import pycountry
+
+from summitcast.config import Settings
+from summitcast.domain.broadcast import Cue
+from summitcast.media.broadcast import SessionPlayout, health_view, segment_age_s
+from summitcast.media.ingest import IngestPorts, SessionIngest, free_port
+from summitcast.media.ladder import (
+    DEFAULT_RUNGS,
+    MEDIA_PLAYLIST_NAME,
+    AudioLanguage,
+    LadderSpec,
+    Rung,
+    SubtitleTrack,
+)
+from summitcast.media.segment_store import LocalSegmentStore
+from summitcast.services import broadcast as service
+from summitcast.storage.database import Database
+
+logger = logging.getLogger(__name__)
+
+SMALL_RUNGS = (Rung("360p", 640, 360, 800, 96), Rung("240p", 426, 240, 400, 64))
+
+
+def language_name(code: str) -> str:
+    """A readable name for a language code (its English name; the code if unknown)."""
+    found = pycountry.languages.get(alpha_2=code) if len(code) == 2 else None
+    found = found or pycountry.languages.get(alpha_3=code)
+    return str(getattr(found, "name", code))
+
+
+def ladder_for(settings: Settings, plan: service.BroadcastPlan) -> LadderSpec:
+    """The ladder of one session: the configured rungs, the summit's languages, its subtitles."""
+    codes = list(dict.fromkeys(plan.languages)) or ["en"]
+    return LadderSpec(
+        rungs=DEFAULT_RUNGS if settings.broadcast_ladder == "default" else SMALL_RUNGS,
+        fps=settings.broadcast_fps,
+        preset=settings.broadcast_preset,
+        languages=tuple(
+            AudioLanguage(code, language_name(code), default=i == 0) for i, code in enumerate(codes)
+        ),
+        subtitles=tuple(
+            SubtitleTrack(code, language_name(code)) for code in plan.subtitle_languages
+        ),
+    )
+
+
+def session_folder(settings: Settings, summit_slug: str, session_id: int) -> Path:
+    """Where one session's HLS output lives (and the HLS route serves from)."""
+    return settings.effective_segment_dir / summit_slug / str(session_id)
+
+
+@dataclass
+class SessionRuntime:
+    """One session's running playout and ingest."""
+
+    plan: service.BroadcastPlan
+    spec: LadderSpec
+    store: LocalSegmentStore
+    playout: SessionPlayout
+    ingest: SessionIngest | None
+    slot: int
+    generation: int
+
+
+class BroadcastManager:
+    """Keeps a playout running for every session whose broadcast is active."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        database: Database,
+        *,
+        ffmpeg: str | None = None,
+        poll_s: float = 0.5,
+    ) -> None:
+        self.settings = settings
+        self.database = database
+        self.ffmpeg = ffmpeg or imageio_ffmpeg.get_ffmpeg_exe()
+        self.poll_s = poll_s
+        self.runtimes: dict[int, SessionRuntime] = {}
+        self.last_error: str | None = None
+        self._kick = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self._stopping = False
+
+    async def start(self) -> None:
+        """Start polling (nothing happens unless this node runs broadcast workers)."""
+        if self.settings.broadcast_workers:
+            self._task = asyncio.create_task(self._loop(), name="broadcast-manager")
+
+    async def stop(self) -> None:
+        """Stop every playout and ingest this node runs."""
+        self._stopping = True
+        self._kick.set()
+        if self._task is not None:
+            await self._task
+        await asyncio.gather(*(self._stop_runtime(sid) for sid in list(self.runtimes)))
+
+    def kick(self) -> None:
+        """Look at the database now (a producer just pressed a button)."""
+        self._kick.set()
+
+    async def _loop(self) -> None:
+        while not self._stopping:
+            try:
+                await self.sync()
+                self.last_error = None
+            except Exception as exc:  # a database hiccup must not end the broadcast
+                self.last_error = f"{type(exc).__name__}: {exc}"
+                logger.exception("broadcast manager could not sync")
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._kick.wait(), self.poll_s)
+            self._kick.clear()
+
+    def _read_plans(self) -> list[service.BroadcastPlan]:
+        with self.database.session() as db:
+            return service.active_plans(db)
+
+    async def sync(self) -> None:
+        """Bring the running playouts in line with the database."""
+        plans = {p.session_id: p for p in await asyncio.to_thread(self._read_plans)}
+        for session_id in [sid for sid in self.runtimes if sid not in plans]:
+            await self._stop_runtime(session_id)
+        for session_id, plan in plans.items():
+            runtime = self.runtimes.get(session_id)
+            if runtime is None:
+                runtime = await self._start_runtime(plan)
+            elif runtime.ingest is not None and plan.ingest_key != runtime.ingest.key:
+                await self._restart_ingest(runtime, plan.ingest_key)
+            runtime.plan = plan
+            if plan.state.generation != runtime.generation and plan.cue is not None:
+                runtime.generation = plan.state.generation
+                runtime.playout.cue(plan.cue)
+
+    def _free_slot(self) -> int:
+        used = {r.slot for r in self.runtimes.values()}
+        return next(i for i in range(len(used) + 1) if i not in used)
+
+    def _ports(self, slot: int) -> IngestPorts:
+        return IngestPorts(
+            rtmp=self.settings.ingest_rtmp_port + slot,
+            srt=self.settings.ingest_srt_port + slot,
+            rtmp_upstream=free_port(),
+            rtmp_relay=free_port(socket.SOCK_DGRAM),
+            srt_relay=free_port(socket.SOCK_DGRAM),
+        )
+
+    async def _start_runtime(self, plan: service.BroadcastPlan) -> SessionRuntime:
+        spec = ladder_for(self.settings, plan)
+        folder = session_folder(self.settings, plan.summit_slug, plan.session_id)
+        top = folder / spec.rungs[0].name / MEDIA_PLAYLIST_NAME
+        if top.is_file() and "#EXT-X-ENDLIST" in top.read_text(encoding="utf-8", errors="replace"):
+            # A session started again after it ended: keep the finished recording aside.
+            folder.rename(folder.with_name(f"{folder.name}.ended-{int(time.time())}"))
+        store = LocalSegmentStore(folder) if _can_create(folder) else _UnwritableStore(folder)
+        slot = self._free_slot()
+        opened = SessionIngest(
+            self.ffmpeg, self.settings.ingest_host, self._ports(slot), plan.ingest_key
+        )
+        ingest: SessionIngest | None = opened
+        try:
+            await opened.start()
+        except OSError as exc:
+            logger.error("ingest of session %d cannot listen: %s", plan.session_id, exc.strerror)
+            await opened.stop()
+            ingest = None
+        session_id = plan.session_id
+        playout = SessionPlayout(
+            self.ffmpeg,
+            spec,
+            store,
+            self.settings.data_dir / "playout" / plan.summit_slug / str(session_id),
+            on_cue_finished=lambda cue: self._cue_finished(session_id, cue),
+            live_source=ingest.live_source if ingest is not None else (lambda: None),
+            subtitle_languages=spec_subtitles(spec),
+            min_free_bytes=self.settings.broadcast_min_free_mb * 1024 * 1024,
+        )
+        runtime = SessionRuntime(plan, spec, store, playout, ingest, slot, generation=-1)
+        self.runtimes[session_id] = runtime
+        await playout.start()
+        logger.info("session %d on air (slot %d)", session_id, slot)
+        return runtime
+
+    async def _restart_ingest(self, runtime: SessionRuntime, key: str) -> None:
+        """A rotated key: the old listeners (and any studio on them) go, new ones open."""
+        if runtime.ingest is not None:
+            await runtime.ingest.stop()
+        ports = runtime.ingest.ports if runtime.ingest else self._ports(runtime.slot)
+        ingest = SessionIngest(self.ffmpeg, self.settings.ingest_host, ports, key)
+        await ingest.start()
+        runtime.ingest = ingest
+        runtime.playout.live_source = ingest.live_source
+
+    async def _stop_runtime(self, session_id: int) -> None:
+        runtime = self.runtimes.pop(session_id, None)
+        if runtime is None:
+            return
+        await runtime.playout.stop()
+        if runtime.ingest is not None:
+            await runtime.ingest.stop()
+        logger.info("session %d off air", session_id)
+
+    def _report_finished(self, session_id: int, generation: int) -> service.BroadcastPlan | None:
+        with self.database.session() as db:
+            return service.item_finished(db, session_id, generation)
+
+    async def _cue_finished(self, session_id: int, cue: Cue) -> None:
+        """An item ended by itself: record it and put what follows on air at once."""
+        plan = await asyncio.to_thread(self._report_finished, session_id, cue.generation)
+        runtime = self.runtimes.get(session_id)
+        if plan is None or runtime is None or plan.cue is None:
+            return
+        if plan.state.generation != runtime.generation:
+            runtime.generation = plan.state.generation
+            runtime.plan = plan
+            runtime.playout.cue(plan.cue)
+
+    def health(self, session_id: int) -> dict[str, Any] | None:
+        """The control room's view of one session's playout, or None if not running here."""
+        runtime = self.runtimes.get(session_id)
+        if runtime is None:
+            return None
+        view = health_view(runtime.playout.health, segment_age_s(runtime.store, runtime.spec))
+        ingest = runtime.ingest
+        view["input"] = {
+            "listening": ingest is not None,
+            "receiving": ingest.receiving() if ingest else None,
+            "bitrate_kbps": ingest.bitrate_kbps() if ingest else None,
+            "refused": ingest.gate.refused if ingest else 0,
+        }
+        return view
+
+    def ingest_urls(self, session_id: int, key: str) -> dict[str, str]:
+        """The URLs a studio sends to (key included: for the producer's eyes only)."""
+        runtime = self.runtimes.get(session_id)
+        slot = runtime.slot if runtime is not None else 0
+        host = (
+            self.settings.ingest_public_host
+            or urlsplit(self.settings.base_url).hostname
+            or "127.0.0.1"
+        )
+        rtmp_port = self.settings.ingest_rtmp_port + slot
+        srt_port = self.settings.ingest_srt_port + slot
+        return {
+            "rtmp_server": f"rtmp://{host}:{rtmp_port}/live",
+            "rtmp_url": f"rtmp://{host}:{rtmp_port}/live/{key}",
+            "srt_url": f"srt://{host}:{srt_port}?passphrase={key}&pbkeylen=16",
+        }
+
+
+def spec_subtitles(spec: LadderSpec) -> tuple[str, ...]:
+    """The subtitle language codes of a ladder."""
+    return tuple(track.code for track in spec.subtitles)
+
+
+def _can_create(folder: Path) -> bool:
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError:
+        return False
+    return True
+
+
+class _UnwritableStore(LocalSegmentStore):
+    """A store whose folder could not even be created; playout waits on its alarm."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = Path(folder)
+        self._base_url = ""

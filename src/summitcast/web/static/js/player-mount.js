@@ -1,0 +1,18 @@
+// Mount the summitcast player on every [data-player] block of the page.
+(function () {
+  "use strict";
+  function mountAll() {
+    const ns = window.summitcast;
+    if (!ns || !ns.mountPlayer) return;
+    for (const block of document.querySelectorAll("[data-player]")) {
+      if (block.dataset.mounted) continue;
+      block.dataset.mounted = "1";
+      ns.mountPlayer(block.querySelector("video"), {
+        src: block.dataset.src,
+        controlsEl: block.querySelector(".player-controls"),
+      });
+    }
+  }
+  if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", mountAll);
+  else mountAll();
+})();

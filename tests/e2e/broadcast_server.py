@@ -1,0 +1,225 @@
+"""A real summitcast server on a loopback port with a three-clip session (broadcast e2e)."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+import imageio_ffmpeg
+import uvicorn
+
+from summitcast.app import create_app
+from summitcast.config import Settings
+from summitcast.domain.accounts import Role
+from summitcast.domain.programme import ItemKind, ItemStatus
+from summitcast.media.testclips import Tone, make_clip, write_webvtt
+from summitcast.services import accounts, programme
+from summitcast.services.broadcast import MediaKind, attach_media
+from summitcast.storage.database import Database
+
+FFMPEG = imageio_ffmpeg.get_ffmpeg_exe()
+PASSWORD = "correct horse battery staple"
+PRODUCER = "producer@example.org"
+
+
+def free_port(kind: int = socket.SOCK_STREAM) -> int:
+    """A free loopback port."""
+    with socket.socket(socket.AF_INET, kind) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@dataclass
+class Broadcast:
+    """A running server and the session it can broadcast."""
+
+    base: str
+    slug: str
+    session_id: int
+    settings: Settings
+    client: httpx.Client
+    csrf: str
+    app: Any
+
+    @property
+    def control(self) -> str:
+        """The control room URL of the session."""
+        return f"{self.base}/backstage/s/{self.slug}/sessions/{self.session_id}/control"
+
+    @property
+    def master(self) -> str:
+        """The master playlist URL."""
+        return f"{self.base}/hls/{self.slug}/{self.session_id}/master.m3u8"
+
+    def press(self, action: str) -> None:
+        """Press a control room button."""
+        response = self.client.post(
+            f"{self.control}/{action}", data={"csrf_token": self.csrf}, follow_redirects=False
+        )
+        assert response.status_code == 303, response.text
+
+    def on_air(self) -> dict[str, object]:
+        """The public on-air view."""
+        url = f"{self.base}/s/{self.slug}/sessions/{self.session_id}/on-air.json"
+        body: dict[str, object] = httpx.get(url, timeout=5).json()
+        return body
+
+    def health(self) -> dict[str, object]:
+        """The control room's health view."""
+        body: dict[str, object] = self.client.get(f"{self.control}/health.json").json()
+        return body
+
+    def wait_for(self, check: object, timeout_s: float, what: str) -> None:
+        """Poll check() until it is true."""
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if check():  # type: ignore[operator]
+                return
+            time.sleep(0.2)
+        raise AssertionError(f"timed out waiting for {what}; health={self.health()}")
+
+
+def make_media(folder: Path) -> dict[str, Path]:
+    """Three short clips (one bilingual with subtitles) at a tiny size."""
+    folder.mkdir(parents=True, exist_ok=True)
+    return {
+        "one": make_clip(FFMPEG, folder / "one.mp4", width=320, height=180, fps=10, text="One"),
+        "one_en": make_clip(
+            FFMPEG, folder / "one.en.m4a", tones=(Tone(440, "eng"),), width=64, height=36, fps=10
+        ),
+        "one_fr": make_clip(
+            FFMPEG, folder / "one.fr.m4a", tones=(Tone(880, "fra"),), width=64, height=36, fps=10
+        ),
+        "one_vtt": write_webvtt(folder / "one.en.vtt", [(0.2, 1.2, "Hello"), (1.2, 2.0, "World")]),
+        "two": make_clip(FFMPEG, folder / "two.mp4", width=320, height=240, fps=15, text="Two"),
+        "three": make_clip(FFMPEG, folder / "three.ts", width=320, height=180, fps=10, tones=()),
+    }
+
+
+def seed(database: Database, media: dict[str, Path], *, item_s: int = 2) -> tuple[str, int]:
+    """A summit in en+fr, a producer, one session of three clips; returns (slug, session id)."""
+    with database.session() as db:
+        summit = programme.create_summit(
+            db,
+            programme.SummitInput(
+                slug="bcast",
+                title="Broadcast test",
+                time_zone="Europe/Berlin",
+                start_date=datetime.now(UTC).date(),
+                end_date=datetime.now(UTC).date(),
+                languages=("en", "fr"),
+            ),
+        )
+        user = accounts.create_user(db, email=PRODUCER, password=PASSWORD)
+        accounts.grant_role(db, user=user, summit=summit, role=Role.PRODUCER)
+        now = datetime.now(UTC)
+        session = programme.add_session(
+            db,
+            summit,
+            programme.SessionInput(
+                title="Opening",
+                planned_start=now - timedelta(minutes=1),
+                planned_end=now + timedelta(hours=1),
+            ),
+        )
+        items = [
+            programme.add_item(
+                db,
+                session,
+                programme.ItemInput(
+                    title=title,
+                    kind=ItemKind.SPEECH,
+                    planned_duration_s=item_s,
+                    status=ItemStatus.READY,
+                ),
+            )
+            for title in ("Speech one", "Speech two", "Speech three")
+        ]
+        attach_media(db, items[0], MediaKind.PROGRAMME, str(media["one"]))
+        attach_media(db, items[0], MediaKind.AUDIO, str(media["one_en"]), language="en")
+        attach_media(db, items[0], MediaKind.AUDIO, str(media["one_fr"]), language="fr")
+        attach_media(db, items[0], MediaKind.SUBTITLES, str(media["one_vtt"]), language="en")
+        attach_media(db, items[1], MediaKind.PROGRAMME, str(media["two"]))
+        attach_media(db, items[2], MediaKind.PROGRAMME, str(media["three"]))
+        return summit.slug, session.id
+
+
+def test_settings(tmp_path: Path, **overrides: object) -> Settings:
+    """Settings of a tiny, fast ladder on free ports."""
+    values: dict[str, object] = {
+        "environment": "test",
+        "secret_key": "test-secret-" + "x" * 32,
+        "data_dir": tmp_path / "data",
+        "database_url": f"sqlite:///{tmp_path / 'summitcast.db'}",
+        "broadcast_ladder": "small",
+        "broadcast_fps": 10,
+        "broadcast_preset": "ultrafast",
+        "broadcast_min_free_mb": 0,
+        "ingest_rtmp_port": free_port(),
+        "ingest_srt_port": free_port(socket.SOCK_DGRAM),
+    }
+    values.update(overrides)
+    return Settings(**values)  # type: ignore[arg-type]
+
+
+def ffmpeg_children() -> list[int]:
+    """PIDs of live ffmpeg processes whose parent is this test process (read from /proc)."""
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+            cmd = (stat.parent / "cmdline").read_bytes().split(b"\0")[0].decode()
+        except (OSError, IndexError):
+            continue
+        # fields[0] is the state (Z: already exited, a zombie), fields[1] the parent PID.
+        if "ffmpeg" in cmd and fields[0] != "Z" and int(fields[1]) == os.getpid():
+            found.append(int(stat.parent.name))
+    return found
+
+
+@contextmanager
+def running_server(tmp_path: Path, **overrides: object) -> Iterator[Broadcast]:
+    """Serve a seeded app with uvicorn in a thread; stop it (and every ffmpeg) afterwards."""
+    settings = test_settings(tmp_path, **overrides)
+    database = Database(settings.effective_database_url)
+    database.upgrade()
+    slug, session_id = seed(database, make_media(tmp_path / "media"))
+    app = create_app(settings, database=database)
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=lambda: asyncio.run(server.serve()), daemon=True)
+    thread.start()
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 15
+    while not server.started and time.monotonic() < deadline:
+        time.sleep(0.05)
+    client = httpx.Client(base_url=base, timeout=10)
+    try:
+        page = client.get("/login")
+        token = re.search(r'name="csrf-token" content="([^"]+)"', page.text)
+        assert token
+        client.post(
+            "/login",
+            data={"email": PRODUCER, "password": PASSWORD, "csrf_token": token.group(1)},
+        )
+        page = client.get(f"/backstage/s/{slug}/sessions/{session_id}/control")
+        assert page.status_code == 200, page.text
+        token = re.search(r'name="csrf-token" content="([^"]+)"', page.text)
+        assert token
+        yield Broadcast(base, slug, session_id, settings, client, token.group(1), app)
+    finally:
+        client.close()
+        server.should_exit = True
+        thread.join(timeout=30)
+        database.dispose()
