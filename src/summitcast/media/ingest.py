@@ -31,7 +31,8 @@ logger = logging.getLogger(__name__)
 
 HANDSHAKE_BYTES = 1 + 1536 + 1536  # C0 + C1 + C2 from the client, before any chunk
 MAX_COMMAND_BYTES = 64 * 1024  # a publish command is tiny; anything bigger is hostile
-LIVE_FRESH_S = 2.0  # an ingest counts as receiving if it reported progress this recently
+LIVE_FRESH_S = 2.0
+UPSTREAM_WAIT_S = 12.0  # longer than the listener's longest restart backoff (5 s)  # an ingest counts as receiving if it reported progress this recently
 
 
 class RtmpRefusedError(Exception):
@@ -182,18 +183,31 @@ class RtmpGate:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(self._server.wait_closed(), 2)
 
+    async def _connect_upstream(
+        self,
+    ) -> tuple[asyncio.StreamReader, asyncio.StreamWriter] | None:
+        """Reach ffmpeg's listener, which may be restarting after the last publisher left."""
+        deadline = time.monotonic() + UPSTREAM_WAIT_S
+        while True:
+            try:
+                return await asyncio.open_connection("127.0.0.1", self.upstream_port)
+            except OSError:
+                if time.monotonic() > deadline:
+                    return None
+                await asyncio.sleep(0.1)
+
     async def _client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         if self.busy:  # one studio at a time; a second would tear down the first
             writer.close()
             return
         self.busy = True
         sniffer = RtmpSniffer(self.check_key)
-        try:
-            up_reader, up_writer = await asyncio.open_connection("127.0.0.1", self.upstream_port)
-        except OSError:
+        upstream = await self._connect_upstream()
+        if upstream is None:
             self.busy = False
             writer.close()
             return
+        up_reader, up_writer = upstream
 
         async def downstream() -> None:
             while data := await up_reader.read(65536):
