@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
@@ -177,6 +177,30 @@ def serve(
     )
 
 
+def _demo_clip_maker() -> Callable[[Path, str | None, int | None], Path]:
+    """Make (or reuse) the demo's clips with the bundled ffmpeg, 640x360 at 15 fps."""
+    import imageio_ffmpeg
+
+    from summitcast.media.testclips import Tone, make_clip
+    from summitcast.services.demo import DEMO_CLIP_S
+
+    ffmpeg = imageio_ffmpeg.get_ffmpeg_exe()
+
+    def make(path: Path, text: str | None, hz: int | None) -> Path:
+        if path.exists():
+            return path
+        tones = (Tone(hz or 440),)
+        partial = path.with_name(f".partial-{path.name}")
+        make_clip(
+            ffmpeg, partial, duration_s=DEMO_CLIP_S, width=640, height=360, fps=15,
+            tones=tones, text=text,
+        )  # fmt: skip
+        partial.rename(path)  # only whole clips are cached
+        return path
+
+    return make
+
+
 @app.command()
 def demo(
     host: Annotated[str, typer.Option(envvar="SUMMITCAST_HOST")] = "127.0.0.1",
@@ -187,9 +211,11 @@ def demo(
     """Create a fictional demo summit on the embedded defaults and serve it."""
     import os
 
-    from summitcast.services.demo import seed_demo
+    from summitcast.services.demo import prepare_demo_broadcast, seed_demo
 
     os.environ["SUMMITCAST_DATA_DIR"] = str(data_dir)
+    # Two rungs keep the demo's live encode light on a laptop or a 2-core machine.
+    os.environ.setdefault("SUMMITCAST_BROADCAST_LADDER", "small")
     settings = Settings(data_dir=data_dir)
     with (
         _database(settings) as database,
@@ -199,8 +225,16 @@ def demo(
         with database.session() as db:
             made = seed_demo(db, start=datetime.now(UTC).date())
             slug = made.summit.slug
+        bar.add_task("Preparing the first session's clips (cached after the first run)", total=None)
+        with database.session() as db:
+            made = seed_demo(db, start=datetime.now(UTC).date())
+            session_id = prepare_demo_broadcast(
+                db, made, data_dir / "demo-media", _demo_clip_maker()
+            )
     base = f"http://{host}:{port}"
     console.print(f"\n[bold]summitcast demo[/] — data in {data_dir.resolve()}")
+    console.print(f"  Watch (on air):    {base}/s/{slug}/watch")
+    console.print(f"  Control room:      {base}/backstage/s/{slug}/sessions/{session_id}/control")
     console.print(f"  Public programme:  {base}/s/{slug}")
     console.print(f"  Backstage:         {base}/backstage")
     console.print(f"  API (OpenAPI):     {base}/api/openapi.json")

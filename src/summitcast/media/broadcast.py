@@ -503,7 +503,7 @@ class SessionPlayout:
             else b""
         )
         try:
-            with av.open(io.BytesIO(init + first)) as container:
+            with av.open(io.BytesIO(init + first), mode="r") as container:
                 for packet in container.demux(video=0):
                     if packet.pts is not None and packet.time_base is not None:
                         return round(float(packet.pts * packet.time_base) * 90000)

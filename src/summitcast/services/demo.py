@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, datetime, time
+from pathlib import Path
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
@@ -13,6 +15,9 @@ from summitcast.domain.accounts import Role
 from summitcast.domain.programme import ItemKind, ItemStatus
 from summitcast.services import accounts, programme
 from summitcast.storage.tables import Summit, User
+
+# (path, burnt-in text or None, tone Hz or None for the floor) -> the clip, made if missing.
+ClipMaker = Callable[[Path, str | None, int | None], Path]
 
 DEMO_SLUG = "demo-summit"
 DEMO_ORGANISER = "organiser@demo.summitcast.invalid"
@@ -155,3 +160,57 @@ def seed_demo(db: DbSession, *, start: date) -> DemoSummit:
         producer_email=DEMO_PRODUCER,
         password=DEMO_PASSWORD,
     )
+
+
+DEMO_CLIP_S = 20  # short enough to generate in seconds on 2 cores, long enough to watch
+
+
+def prepare_demo_broadcast(
+    db: DbSession, made: DemoSummit, media_dir: Path, make_clip: ClipMaker
+) -> int:
+    """Give the first session's items generated clips and put it on air; returns its id.
+
+    Clips are cached in media_dir, so a second run is instant. The first session's
+    speeches are shortened to the clips' length, so the demo shows item changes
+    within a minute instead of ten.
+    """
+    from summitcast.services import broadcast
+
+    summit = made.summit
+    session = programme.programme_of(db, summit)[0]
+    media_dir.mkdir(parents=True, exist_ok=True)
+    for number, item in enumerate(session.items):
+        if item.kind not in (ItemKind.SPEECH, ItemKind.VIDEO):
+            item.planned_duration_s = 6
+            continue
+        clip = make_clip(media_dir / f"item{number}.mp4", f"{item.title}", None)
+        broadcast.attach_media(db, item, broadcast.MediaKind.PROGRAMME, str(clip))
+        if number == 1:
+            # The welcome speech carries interpretation and English captions.
+            for language, hz in (("fr", 660), ("es", 880)):
+                audio = make_clip(media_dir / f"item{number}.{language}.mp4", None, hz)
+                broadcast.attach_media(
+                    db, item, broadcast.MediaKind.AUDIO, str(audio), language=language
+                )
+            vtt = media_dir / f"item{number}.en.vtt"
+            if not vtt.exists():
+                cues = [
+                    f"{_vtt(t)} --> {_vtt(t + 3)}\nWelcome to the summit ({t // 4 + 1})\n"
+                    for t in range(0, DEMO_CLIP_S, 4)
+                ]
+                vtt.write_text("WEBVTT\n\n" + "\n".join(cues), encoding="utf-8")
+            broadcast.attach_media(db, item, broadcast.MediaKind.SUBTITLES, str(vtt), language="en")
+        item.planned_duration_s = DEMO_CLIP_S
+        item.status = ItemStatus.READY.value
+    db.flush()
+    organiser = db.scalar(select(User).where(User.email == DEMO_ORGANISER))
+    assert organiser is not None
+    actor = accounts.Actor(user_id=organiser.id, is_admin=organiser.is_admin)
+    plan = broadcast.plan_of(db, summit, session.id)
+    if not plan.state.active:
+        broadcast.start_session(db, actor, summit, session.id, countdown=False)
+    return session.id
+
+
+def _vtt(seconds: int) -> str:
+    return f"00:{seconds // 60:02d}:{seconds % 60:02d}.000"
