@@ -7,6 +7,7 @@ from typing import Any, ClassVar
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
     Boolean,
     Date,
     DateTime,
@@ -333,3 +334,104 @@ class ItemMedia(Base):
     # What probing found (duration, streams) or the problem that made the file unusable.
     info: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class SpeakerInvitation(Base):
+    """A speaker's personal link to one item: signed, expiring, revocable."""
+
+    __tablename__ = "speaker_invitations"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    summit_id: Mapped[int] = mapped_column(ForeignKey("summits.id", ondelete="CASCADE"), index=True)
+    item_id: Mapped[int] = mapped_column(ForeignKey("items.id", ondelete="CASCADE"), index=True)
+    speaker_id: Mapped[int] = mapped_column(
+        ForeignKey("speakers.id", ondelete="CASCADE"), index=True
+    )
+    # Random, url-safe: the first part of the link's token; the rest is its signature.
+    public_id: Mapped[str] = mapped_column(String(32), unique=True)
+    email: Mapped[str] = mapped_column(String(254), default="")  # "" when not e-mailed
+    created_by: Mapped[int | None] = mapped_column(
+        ForeignKey("users.id", ondelete="SET NULL"), default=None
+    )
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    expires_at: Mapped[datetime]
+    revoked_at: Mapped[datetime | None] = mapped_column(default=None)
+    last_used_at: Mapped[datetime | None] = mapped_column(default=None)
+
+    item: Mapped[Item] = relationship()
+    speaker: Mapped[Speaker] = relationship()
+
+
+class Upload(Base):
+    """One file a speaker sends in chunks, from the first byte to its verdict."""
+
+    __tablename__ = "uploads"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    # The upload's address in the protocol; random so ids cannot be walked.
+    public_id: Mapped[str] = mapped_column(String(32), unique=True)
+    invitation_id: Mapped[int] = mapped_column(
+        ForeignKey("speaker_invitations.id", ondelete="CASCADE"), index=True
+    )
+    item_id: Mapped[int] = mapped_column(ForeignKey("items.id", ondelete="CASCADE"), index=True)
+    kind: Mapped[str] = mapped_column(String(16))  # programme | audio | subtitles
+    language: Mapped[str] = mapped_column(String(16), default="")
+    filename: Mapped[str] = mapped_column(String(255), default="")  # shown only, never used
+    size: Mapped[int] = mapped_column(BigInteger)
+    received: Mapped[int] = mapped_column(BigInteger, default=0)
+    expected_sha256: Mapped[str] = mapped_column(String(64), default="")
+    sha256: Mapped[str] = mapped_column(String(64), default="")
+    sniffed: Mapped[str] = mapped_column(String(32), default="")
+    # Random file name inside settings.upload_dir; the speaker's file name is never used.
+    stored_name: Mapped[str] = mapped_column(String(64))
+    state: Mapped[str] = mapped_column(String(16), default="receiving", index=True)
+    # Check findings ({"level", "message"} dicts) and probe facts, for speaker and organiser.
+    findings: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
+    facts: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    problem: Mapped[str] = mapped_column(Text, default="")
+    output_path: Mapped[str] = mapped_column(String(1000), default="")
+    poster_path: Mapped[str] = mapped_column(String(1000), default="")
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+    expires_at: Mapped[datetime]
+
+
+class Job(Base):
+    """A unit of background work (probe, normalise), claimable by any worker on any node."""
+
+    __tablename__ = "jobs"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    kind: Mapped[str] = mapped_column(String(32))
+    upload_id: Mapped[int | None] = mapped_column(
+        ForeignKey("uploads.id", ondelete="CASCADE"), default=None, index=True
+    )
+    payload: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    state: Mapped[str] = mapped_column(String(16), default="queued", index=True)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    max_attempts: Mapped[int] = mapped_column(Integer, default=3)
+    progress: Mapped[float] = mapped_column(Float, default=0.0)  # 0..1
+    message: Mapped[str] = mapped_column(Text, default="")  # the visible failure reason
+    run_after: Mapped[datetime] = mapped_column(default=utcnow)
+    claimed_by: Mapped[str] = mapped_column(String(100), default="")
+    heartbeat_at: Mapped[datetime | None] = mapped_column(default=None)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    finished_at: Mapped[datetime | None] = mapped_column(default=None)
+
+
+class Notice(Base):
+    """A message to a speaker, shown in their portal (and e-mailed when SMTP is set up)."""
+
+    __tablename__ = "notices"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    speaker_id: Mapped[int] = mapped_column(
+        ForeignKey("speakers.id", ondelete="CASCADE"), index=True
+    )
+    item_id: Mapped[int | None] = mapped_column(
+        ForeignKey("items.id", ondelete="CASCADE"), default=None
+    )
+    level: Mapped[str] = mapped_column(String(16), default="info")  # info | problem | done
+    message: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    emailed_at: Mapped[datetime | None] = mapped_column(default=None)

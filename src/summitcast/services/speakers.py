@@ -1,0 +1,263 @@
+"""Speaker invitations (signed, expiring, revocable links), the portal's view, and approval.
+
+A link's token is ``<public id>.<expiry>.<signature>``: the HMAC over the first two
+parts is checked before the database is asked anything, so forged tokens cost
+nothing; the row then says whether the organisers revoked it.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import secrets
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session as DbSession
+
+from summitcast.domain.programme import ItemKind, ItemStatus, TimedItem
+from summitcast.domain.uploads import FINAL_STATES, UploadState
+from summitcast.errors import ConflictError, NotFoundError, PermissionDeniedError, ValidationError
+from summitcast.services import notifications
+from summitcast.services.programme import timed_items
+from summitcast.storage.tables import (
+    Item,
+    ItemSpeaker,
+    Notice,
+    Speaker,
+    SpeakerInvitation,
+    Summit,
+    Upload,
+    utcnow,
+)
+
+TOKEN_CONTEXT = b"summitcast/speaker-invitation/v1"
+INVALID_LINK = "This link is not valid. Check that you copied all of it, or ask the organisers."
+# Statuses in which the speaker may still send a new file; after approval the organisers decide.
+UPLOAD_OPEN = frozenset(
+    {
+        ItemStatus.PLANNED,
+        ItemStatus.MISSING,
+        ItemStatus.UPLOADING,
+        ItemStatus.PROCESSING,
+        ItemStatus.READY,
+        ItemStatus.PROBLEM,
+    }
+)
+
+
+def _signature(secret: bytes, public_id: str, expires: int) -> str:
+    mac = hmac.new(secret, TOKEN_CONTEXT + f":{public_id}:{expires}".encode(), hashlib.sha256)
+    return base64.urlsafe_b64encode(mac.digest()[:24]).decode().rstrip("=")
+
+
+def invitation_token(invitation: SpeakerInvitation, secret: bytes) -> str:
+    """The token of an invitation's link (recomputed from the row and the secret)."""
+    expires = int(invitation.expires_at.timestamp())
+    return f"{invitation.public_id}.{expires}.{_signature(secret, invitation.public_id, expires)}"
+
+
+def invite_speaker(
+    db: DbSession,
+    summit: Summit,
+    item: Item,
+    speaker_id: int,
+    *,
+    valid_days: int,
+    email: str = "",
+    created_by: int | None = None,
+    now: datetime | None = None,
+) -> SpeakerInvitation:
+    """Invite a speaker of the summit to an item; they are added to the item if not yet on it."""
+    speaker = db.get(Speaker, speaker_id)
+    if speaker is None or speaker.summit_id != summit.id:
+        raise NotFoundError("No such speaker in this summit.")
+    if item.summit_id != summit.id:
+        raise NotFoundError("No such item in this summit.")
+    if item.kind not in (ItemKind.SPEECH, ItemKind.VIDEO, ItemKind.LIVE):
+        raise ValidationError(f"A {item.kind} item has no speaker to invite.", field="item")
+    email = email.strip()
+    if email and ("@" not in email or len(email) > 254 or any(c.isspace() for c in email)):
+        raise ValidationError(f"{email!r} is not an e-mail address.", field="email")
+    if not 1 <= valid_days <= 366:
+        raise ValidationError("A link is valid for 1 to 366 days.", field="valid_days")
+    if speaker.id not in {link.speaker_id for link in item.speaker_links}:
+        item.speaker_links.append(
+            ItemSpeaker(speaker_id=speaker.id, position=len(item.speaker_links))
+        )
+    moment = now or utcnow()
+    invitation = SpeakerInvitation(
+        summit_id=summit.id,
+        item_id=item.id,
+        speaker_id=speaker.id,
+        public_id=secrets.token_urlsafe(12),
+        email=email,
+        created_by=created_by,
+        # Whole seconds: the token carries the expiry as an integer timestamp.
+        expires_at=(moment + timedelta(days=valid_days)).replace(microsecond=0),
+    )
+    db.add(invitation)
+    if item.status == ItemStatus.PLANNED and item.kind != ItemKind.LIVE:
+        item.status = ItemStatus.MISSING.value
+    db.flush()
+    return invitation
+
+
+def open_invitation(
+    db: DbSession, token: str, secret: bytes, *, now: datetime | None = None
+) -> SpeakerInvitation:
+    """The invitation a link's token opens; refuse a forged, expired or revoked one."""
+    parts = token.split(".")
+    if len(parts) != 3 or not parts[1].isdigit() or len(token) > 200:
+        raise NotFoundError(INVALID_LINK)
+    public_id, expires_text, signature = parts
+    expected = _signature(secret, public_id, int(expires_text))
+    if not hmac.compare_digest(expected.encode(), signature.encode()):
+        raise NotFoundError(INVALID_LINK)
+    moment = now or utcnow()
+    if int(expires_text) <= moment.timestamp():
+        raise PermissionDeniedError(
+            "This link has expired. Ask the organisers to send you a new one."
+        )
+    invitation = db.scalar(
+        select(SpeakerInvitation).where(SpeakerInvitation.public_id == public_id)
+    )
+    if invitation is None or int(invitation.expires_at.timestamp()) != int(expires_text):
+        raise NotFoundError(INVALID_LINK)
+    if invitation.revoked_at is not None:
+        raise PermissionDeniedError(
+            "This link was withdrawn by the organisers. Ask them for a new one if you need it."
+        )
+    invitation.last_used_at = moment
+    return invitation
+
+
+def get_invitation(db: DbSession, summit: Summit, invitation_id: int) -> SpeakerInvitation:
+    """One invitation of the summit, or 404."""
+    invitation = db.get(SpeakerInvitation, invitation_id)
+    if invitation is None or invitation.summit_id != summit.id:
+        raise NotFoundError("No such invitation.")
+    return invitation
+
+
+def revoke_invitation(
+    db: DbSession, invitation: SpeakerInvitation, *, now: datetime | None = None
+) -> None:
+    """Withdraw a link; the portal refuses it from now on."""
+    if invitation.revoked_at is None:
+        invitation.revoked_at = now or utcnow()
+
+
+def invitations_of_item(db: DbSession, item: Item) -> list[SpeakerInvitation]:
+    """Every invitation to an item, newest first."""
+    return list(
+        db.scalars(
+            select(SpeakerInvitation)
+            .where(SpeakerInvitation.item_id == item.id)
+            .order_by(SpeakerInvitation.created_at.desc(), SpeakerInvitation.id.desc())
+        )
+    )
+
+
+def uploads_of_item(db: DbSession, item_id: int) -> list[Upload]:
+    """Every upload to an item, newest first."""
+    return list(
+        db.scalars(
+            select(Upload)
+            .where(Upload.item_id == item_id)
+            .order_by(Upload.created_at.desc(), Upload.id.desc())
+        )
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class Portal:
+    """What a speaker's portal shows."""
+
+    invitation: SpeakerInvitation
+    speaker: Speaker
+    item: Item
+    summit: Summit
+    slot: TimedItem | None
+    duration_limit_s: int
+    uploads: tuple[Upload, ...]
+    notices: tuple[Notice, ...]
+    can_upload: bool
+    # The newest upload that is not final: the page offers to resume it.
+    pending: Upload | None
+    ready: Upload | None
+
+
+def portal(db: DbSession, invitation: SpeakerInvitation) -> Portal:
+    """Everything the speaker's portal shows, read in one go."""
+    item = invitation.item
+    slot = next((t for i, t in timed_items(item.session) if i.id == item.id), None)
+    uploads = uploads_of_item(db, item.id)
+    pending = next(
+        (
+            u
+            for u in uploads
+            if UploadState(u.state) not in FINAL_STATES and u.state != UploadState.REPLACED
+        ),
+        None,
+    )
+    ready = next(
+        (u for u in uploads if u.state == UploadState.READY and u.kind == "programme"), None
+    )
+    return Portal(
+        invitation=invitation,
+        speaker=invitation.speaker,
+        item=item,
+        summit=item.session.summit,
+        slot=slot,
+        duration_limit_s=item.planned_duration_s,
+        uploads=tuple(uploads),
+        notices=tuple(notifications.notices_for(db, invitation.speaker_id, item.id)),
+        can_upload=ItemStatus(item.status) in UPLOAD_OPEN,
+        pending=pending,
+        ready=ready,
+    )
+
+
+def approve_item(db: DbSession, item: Item, *, email: bool = False) -> None:
+    """Approve a ready item for air; the speaker is told."""
+    if item.status != ItemStatus.READY:
+        raise ConflictError(
+            f"Only a ready item can be approved; this one is {item.status}.", field="status"
+        )
+    item.status = ItemStatus.APPROVED.value
+    for link in item.speaker_links:
+        notifications.notify(
+            db,
+            speaker_id=link.speaker_id,
+            item_id=item.id,
+            level=notifications.NoticeLevel.DONE,
+            message="The organisers approved your video. Thank you: nothing more to do.",
+            email=email,
+        )
+
+
+def ask_new_take(db: DbSession, item: Item, reason: str, *, email: bool = False) -> None:
+    """Send the item back to 'missing' and tell the speaker why a new recording is needed."""
+    reason = reason.strip()
+    if not reason:
+        raise ValidationError("Tell the speaker what to change.", field="reason")
+    if len(reason) > 2000:
+        raise ValidationError("Keep the reason under 2,000 characters.", field="reason")
+    if item.status in (ItemStatus.ON_AIR, ItemStatus.DONE):
+        raise ConflictError("This item has already been on air.", field="status")
+    item.status = ItemStatus.MISSING.value
+    for upload in uploads_of_item(db, item.id):
+        if upload.state == UploadState.READY and upload.kind == "programme":
+            upload.state = UploadState.REPLACED.value
+    for link in item.speaker_links:
+        notifications.notify(
+            db,
+            speaker_id=link.speaker_id,
+            item_id=item.id,
+            level=notifications.NoticeLevel.PROBLEM,
+            message=f"The organisers ask you for a new recording: {reason}",
+            email=email,
+        )

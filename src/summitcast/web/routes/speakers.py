@@ -1,0 +1,319 @@
+"""The speaker portal (/speak/{token}…), its resumable upload protocol, and the organiser's side.
+
+Portal routes are authenticated by the signed link token in their path, not by a
+session cookie, so they carry no CSRF check: a forged cross-site request would need
+the token itself. The upload protocol is described in ``summitcast.domain.uploads``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Form, Request
+from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, RedirectResponse, Response
+from pydantic import BaseModel, Field
+from starlette.concurrency import run_in_threadpool
+
+from summitcast.domain import uploads as upload_rules
+from summitcast.domain.media_checks import minutes
+from summitcast.domain.uploads import UploadState
+from summitcast.errors import NotFoundError
+from summitcast.services import jobs, notifications, programme, speakers, uploads
+from summitcast.storage.tables import SpeakerInvitation, Upload
+from summitcast.web.deps import CurrentActor, DbDep, EditableSummit, SettingsDep
+from summitcast.web.security import verify_csrf
+from summitcast.web.templating import render
+
+router = APIRouter(include_in_schema=False)
+backstage_router = APIRouter(
+    prefix="/backstage", include_in_schema=False, dependencies=[Depends(verify_csrf)]
+)
+OFFSET_HEADER = "Upload-Offset"
+# No shared cache may keep a portal answer: the token is in the URL.
+PRIVATE = {"Cache-Control": "no-store", "Referrer-Policy": "no-referrer"}
+
+
+def _secret(request: Request) -> bytes:
+    settings = request.app.state.settings
+    return bytes(settings.secret_key.get_secret_value().encode())
+
+
+def open_link(token: str, request: Request, db: DbDep) -> SpeakerInvitation:
+    """The invitation of the link in the path; 404 forged, 403 expired or revoked."""
+    return speakers.open_invitation(db, token, _secret(request))
+
+
+Invitation = Annotated[SpeakerInvitation, Depends(open_link)]
+
+
+def _store(request: Request) -> uploads.ChunkStore:
+    store: uploads.ChunkStore = request.app.state.upload_store
+    return store
+
+
+def _kick(request: Request) -> None:
+    worker: jobs.JobWorker | None = request.app.state.job_worker
+    if worker is not None:
+        worker.kick()
+
+
+class NewUpload(BaseModel):
+    """What a client declares to start an upload."""
+
+    size: int = Field(ge=0)
+    kind: str = Field(default="programme", max_length=16)
+    language: str = Field(default="", max_length=16)
+    sha256: str = Field(default="", max_length=64)
+    filename: str = Field(default="", max_length=255)
+
+
+@router.get("/speak/{token}", response_class=HTMLResponse)
+def portal_page(
+    request: Request, token: str, db: DbDep, invitation: Invitation, settings: SettingsDep
+) -> Response:
+    """The speaker's portal: slot, limits, instructions, uploads, notices."""
+    view = speakers.portal(db, invitation)
+    store = _store(request)
+    response = render(
+        request,
+        "speaker/portal.html",
+        {
+            "p": view,
+            "token": token,
+            "minutes": minutes,
+            "chunk_size": store.limits.chunk_bytes,
+            "max_size": upload_rules.human_bytes(store.limits.max_bytes),
+            "settings": settings,
+        },
+    )
+    response.headers.update(PRIVATE)
+    return response
+
+
+@router.post("/speak/{token}/uploads", status_code=201)
+def create_upload(
+    request: Request, token: str, db: DbDep, invitation: Invitation, body: NewUpload
+) -> Response:
+    """Start a resumable upload; answers its id, offset 0 and the chunk size."""
+    store = _store(request)
+    upload = uploads.create_upload(
+        db,
+        store,
+        invitation,
+        size=body.size,
+        kind=body.kind,
+        language=body.language,
+        sha256=body.sha256,
+        filename=body.filename,
+    )
+    status = uploads.status_of(upload, store.limits.chunk_bytes)
+    status["url"] = f"/speak/{token}/uploads/{upload.public_id}"
+    return JSONResponse(
+        status,
+        status_code=201,
+        headers={**PRIVATE, "Location": status["url"], OFFSET_HEADER: "0"},
+    )
+
+
+@router.get("/speak/{token}/uploads/{upload_id}")
+def upload_status(request: Request, db: DbDep, invitation: Invitation, upload_id: str) -> Response:
+    """Where an upload stands (offset to resume from, checks, state)."""
+    upload = uploads.get_upload(db, invitation, upload_id)
+    return JSONResponse(
+        uploads.status_of(upload, _store(request).limits.chunk_bytes),
+        headers={**PRIVATE, OFFSET_HEADER: str(upload.received)},
+    )
+
+
+@router.head("/speak/{token}/uploads/{upload_id}")
+def upload_head(db: DbDep, invitation: Invitation, upload_id: str) -> Response:
+    """Where an upload stands, in headers only (tus style)."""
+    upload = uploads.get_upload(db, invitation, upload_id)
+    return Response(
+        status_code=204,
+        headers={
+            **PRIVATE,
+            OFFSET_HEADER: str(upload.received),
+            "Upload-Length": str(upload.size),
+            "Upload-State": upload.state,
+        },
+    )
+
+
+@router.patch("/speak/{token}/uploads/{upload_id}")
+async def upload_chunk(
+    request: Request, db: DbDep, invitation: Invitation, upload_id: str
+) -> Response:
+    """Append one chunk at Upload-Offset; 409 with the current offset when it does not fit."""
+    offset = upload_rules.parse_offset(request.headers.get(OFFSET_HEADER))
+    checksum = upload_rules.parse_checksum(request.headers.get("Upload-Checksum"))
+    store = _store(request)
+    upload = uploads.get_upload(db, invitation, upload_id)
+    data = await request.body()
+    try:
+        # Disk writes and hashing of an 8 MiB chunk: off the event loop.
+        upload = await run_in_threadpool(
+            uploads.write_chunk, db, store, upload, offset=offset, data=data, checksum=checksum
+        )
+    except upload_rules.OffsetMismatchError as exc:
+        return JSONResponse(
+            {"detail": exc.message, "offset": exc.offset},
+            status_code=409,
+            headers={**PRIVATE, OFFSET_HEADER: str(exc.offset)},
+        )
+    if upload.state == UploadState.REJECTED:
+        findings = upload.findings or []
+        return JSONResponse(
+            {
+                "detail": " ".join(f["message"] for f in findings if f["level"] == "problem"),
+                "state": upload.state,
+                "findings": findings,
+            },
+            status_code=422,
+            headers=PRIVATE,
+        )
+    if upload.state != UploadState.RECEIVING:
+        db.commit()  # the check job must see the finished upload when the worker wakes
+        _kick(request)
+    return Response(
+        status_code=204,
+        headers={**PRIVATE, OFFSET_HEADER: str(upload.received), "Upload-State": upload.state},
+    )
+
+
+def _media_file(upload: Upload, which: str) -> Path:
+    path = upload.poster_path if which == "poster" else upload.output_path
+    if upload.state not in (UploadState.READY, UploadState.REPLACED) or not path:
+        raise NotFoundError("This file is not ready yet.")
+    return Path(path)
+
+
+@router.get("/speak/{token}/uploads/{upload_id}/poster.jpg")
+def portal_poster(db: DbDep, invitation: Invitation, upload_id: str) -> Response:
+    """The poster frame of a normalised upload."""
+    upload = uploads.get_upload(db, invitation, upload_id)
+    return FileResponse(_media_file(upload, "poster"), media_type="image/jpeg", headers=PRIVATE)
+
+
+@router.get("/speak/{token}/uploads/{upload_id}/preview.mp4")
+def portal_preview(db: DbDep, invitation: Invitation, upload_id: str) -> Response:
+    """The normalised file, as it will go on air (range requests work for seeking)."""
+    upload = uploads.get_upload(db, invitation, upload_id)
+    path = _media_file(upload, "preview")
+    media_type = {".mp4": "video/mp4", ".m4a": "audio/mp4", ".vtt": "text/vtt"}.get(
+        path.suffix, "application/octet-stream"
+    )
+    return FileResponse(path, media_type=media_type, headers=PRIVATE)
+
+
+# Organiser side ---------------------------------------------------------------------------
+
+
+def _back(url: str) -> Response:
+    return RedirectResponse(url, status_code=303)
+
+
+def _item_page_url(slug: str, item_id: int) -> str:
+    return f"/backstage/s/{slug}/items/{item_id}/speaker"
+
+
+@backstage_router.get("/s/{slug}/items/{item_id}/speaker", response_class=HTMLResponse)
+def readiness_page(
+    request: Request, db: DbDep, summit: EditableSummit, item_id: int, settings: SettingsDep
+) -> Response:
+    """Invitations, uploads, check results, preview and approval of one item."""
+    item = programme.get_item(db, summit, item_id)
+    secret = _secret(request)
+    invitations = [
+        (inv, f"{settings.base_url.rstrip('/')}/speak/{speakers.invitation_token(inv, secret)}")
+        for inv in speakers.invitations_of_item(db, item)
+    ]
+    item_uploads = speakers.uploads_of_item(db, item.id)
+    return render(
+        request,
+        "backstage/speaker_invite.html",
+        {
+            "summit": summit,
+            "item": item,
+            "invitations": invitations,
+            "uploads": item_uploads,
+            "jobs": {u.id: jobs.jobs_of_upload(db, u.id) for u in item_uploads},
+            "speakers": summit.speakers,
+            "valid_days": settings.invitation_valid_days,
+        },
+    )
+
+
+@backstage_router.post("/s/{slug}/items/{item_id}/invitations")
+def invite(
+    db: DbDep,
+    actor: CurrentActor,
+    summit: EditableSummit,
+    item_id: int,
+    speaker_id: Annotated[int, Form()],
+    email: Annotated[str, Form(max_length=254)] = "",
+    valid_days: Annotated[int, Form()] = 60,
+) -> Response:
+    """Create a speaker's personal link to this item."""
+    item = programme.get_item(db, summit, item_id)
+    speakers.invite_speaker(
+        db,
+        summit,
+        item,
+        speaker_id,
+        valid_days=valid_days,
+        email=email,
+        created_by=actor.user_id,
+    )
+    return _back(_item_page_url(summit.slug, item.id))
+
+
+@backstage_router.post("/s/{slug}/invitations/{invitation_id}/revoke")
+def revoke(db: DbDep, summit: EditableSummit, invitation_id: int) -> Response:
+    """Withdraw a speaker's link."""
+    invitation = speakers.get_invitation(db, summit, invitation_id)
+    speakers.revoke_invitation(db, invitation)
+    return _back(_item_page_url(summit.slug, invitation.item_id))
+
+
+@backstage_router.post("/s/{slug}/items/{item_id}/approve")
+def approve(db: DbDep, summit: EditableSummit, item_id: int, settings: SettingsDep) -> Response:
+    """Approve the ready file for air."""
+    item = programme.get_item(db, summit, item_id)
+    speakers.approve_item(db, item, email=notifications.email_configured(settings))
+    return _back(_item_page_url(summit.slug, item.id))
+
+
+@backstage_router.post("/s/{slug}/items/{item_id}/retake")
+def retake(
+    db: DbDep,
+    summit: EditableSummit,
+    item_id: int,
+    settings: SettingsDep,
+    reason: Annotated[str, Form(max_length=2000)],
+) -> Response:
+    """Ask the speaker for a new recording, with the reason."""
+    item = programme.get_item(db, summit, item_id)
+    speakers.ask_new_take(db, item, reason, email=notifications.email_configured(settings))
+    return _back(_item_page_url(summit.slug, item.id))
+
+
+def _summit_upload(db: DbDep, summit: EditableSummit, upload_id: str) -> Upload:
+    upload = uploads.upload_by_public_id(db, upload_id)
+    programme.get_item(db, summit, upload.item_id)  # 404 unless the item is this summit's
+    return upload
+
+
+@backstage_router.get("/s/{slug}/uploads/{upload_id}/poster.jpg")
+def backstage_poster(db: DbDep, summit: EditableSummit, upload_id: str) -> Response:
+    """The poster frame of an upload, for the organiser."""
+    upload = _summit_upload(db, summit, upload_id)
+    return FileResponse(_media_file(upload, "poster"), media_type="image/jpeg")
+
+
+@backstage_router.get("/s/{slug}/uploads/{upload_id}/preview.mp4")
+def backstage_preview(db: DbDep, summit: EditableSummit, upload_id: str) -> Response:
+    """The normalised file, for the organiser to watch before approving."""
+    upload = _summit_upload(db, summit, upload_id)
+    return FileResponse(_media_file(upload, "preview"), media_type="video/mp4")
