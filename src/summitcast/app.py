@@ -17,11 +17,23 @@ from summitcast import __version__
 from summitcast.config import Settings
 from summitcast.errors import AuthenticationError, RateLimitedError, SummitcastError
 from summitcast.media.manager import BroadcastManager
+from summitcast.media.upload_worker import UploadJobs, chunk_store
 from summitcast.presence import Presence, PubSub, create_backends
 from summitcast.services.accounts import RateLimiter
+from summitcast.services.jobs import JobWorker
 from summitcast.services.live import LiveService
 from summitcast.storage.database import Database
-from summitcast.web.routes import api, auth, backstage, broadcast, hls, live, locations, public
+from summitcast.web.routes import (
+    api,
+    auth,
+    backstage,
+    broadcast,
+    hls,
+    live,
+    locations,
+    public,
+    speakers,
+)
 from summitcast.web.security import BodyLimitMiddleware, SecurityHeadersMiddleware
 from summitcast.web.templating import make_templates, render
 
@@ -39,13 +51,17 @@ ROUTERS = (
     broadcast.router,
     broadcast.backstage_router,
     hls.router,
+    speakers.router,
+    speakers.backstage_router,
 )
 
 
 def _wants_json(request: Request) -> bool:
-    return request.url.path.startswith("/api/") or "application/json" in request.headers.get(
-        "accept", ""
-    )
+    path = request.url.path
+    # The speaker upload protocol is an API too, whatever the client's Accept header says.
+    if path.startswith("/speak/") and "/uploads" in path:
+        return True
+    return path.startswith("/api/") or "application/json" in request.headers.get("accept", "")
 
 
 def create_app(
@@ -63,6 +79,20 @@ def create_app(
         presence, pubsub = create_backends(settings)
     live_service = LiveService(settings=settings, database=db, presence=presence, pubsub=pubsub)
     broadcasts = BroadcastManager(settings, db)
+    upload_store = chunk_store(settings)
+    upload_jobs = UploadJobs(settings, db, upload_store)
+    # Probes and normalises uploads; durable in the database, so another node may do it.
+    job_worker = (
+        JobWorker(
+            db,
+            upload_jobs.handlers(),
+            poll_interval_s=settings.job_poll_interval_s,
+            periodic=upload_jobs.periodic(),
+            on_failure=upload_jobs.failure_hooks(),
+        )
+        if settings.job_workers
+        else None
+    )
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
@@ -70,9 +100,13 @@ def create_app(
         await live_service.start()
         # Plays every session on air; sessions left on air by a previous run resume.
         await broadcasts.start()
+        if job_worker is not None:
+            await job_worker.start()
         try:
             yield
         finally:
+            if job_worker is not None:
+                await job_worker.stop()
             await broadcasts.stop()
             await live_service.stop()
             if database is None:
@@ -90,6 +124,9 @@ def create_app(
     app.state.database = db
     app.state.broadcasts = broadcasts
     app.state.live = live_service
+    app.state.upload_store = upload_store
+    app.state.upload_jobs = upload_jobs
+    app.state.job_worker = job_worker
     app.state.templates = make_templates()
     secret = settings.secret_key.get_secret_value().encode()
     app.state.login_limiter = RateLimiter(
