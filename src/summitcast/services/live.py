@@ -47,8 +47,9 @@ log = logging.getLogger(__name__)
 # Other workers drop cached identities named on this channel (approve, revoke).
 CHANGES_CHANNEL = "location-changes"
 # A cached identity is re-read after this long even if no change message arrived
-# (a message lost while Redis restarts must not keep a revoked location counted).
-IDENTITY_TTL_S = 15.0
+# (a message lost while Redis restarts must not keep a revoked location counted);
+# every sampling tick also reloads all identities of live summits in one query.
+IDENTITY_TTL_S = 120.0
 MAX_MESSAGE_CHARS = 1024  # a heartbeat message is ~150 characters
 KEEPALIVE_S = 15.0
 
@@ -115,6 +116,7 @@ class LiveService:
         self._summits: set[str] = set()
         self._sampled_nonzero: set[str] = set()
         self._tasks: list[asyncio.Task[None]] = []
+        self._forgotten_during_refresh: set[str] | None = None
 
     # --- heartbeats -------------------------------------------------------------------
 
@@ -130,6 +132,8 @@ class LiveService:
     def forget_identity(self, location_id: str) -> None:
         """Drop a cached identity so that the next heartbeat reads the database."""
         self._identities.pop(location_id, None)
+        if self._forgotten_during_refresh is not None:
+            self._forgotten_during_refresh.add(location_id)
 
     async def _identity(self, location_id: str) -> PresenceIdentity | None:
         now = time.monotonic()
@@ -343,13 +347,23 @@ class LiveService:
             locations.record_transitions(db, arrivals, departures)
 
     async def refresh_summits(self) -> None:
-        """Learn which summits have approved locations, so that every worker sweeps them."""
-        ids = await asyncio.to_thread(self._live_summit_ids)
-        self._summits.update(str(i) for i in ids)
+        """Learn the live summits (every worker sweeps them) and cache their identities."""
+        # One query for all, so a herd of screens does not each read the database.
+        self._forgotten_during_refresh = set()
+        identities = await asyncio.to_thread(self._live_identities)
+        # An approve or revoke that landed while the query ran may be newer than its rows.
+        skip, self._forgotten_during_refresh = self._forgotten_during_refresh, None
+        now = time.monotonic()
+        for identity in identities:
+            if identity.location_id in skip:
+                continue
+            self._identities[identity.location_id] = (now, identity)
+            if identity.status == "approved":
+                self._summits.add(identity.summit_key)
 
-    def _live_summit_ids(self) -> list[int]:
+    def _live_identities(self) -> list[PresenceIdentity]:
         with self.database.session() as db:
-            return locations.live_summit_ids(db)
+            return locations.identities_of_live_summits(db)
 
     async def sample(self, wall_now: float | None = None) -> int:
         """Store one presence sample per live summit at the current aligned tick."""

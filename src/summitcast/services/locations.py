@@ -294,6 +294,13 @@ def load_identity(db: DbSession, public_id: str) -> PresenceIdentity | None:
     return identity_of(location) if location is not None else None
 
 
+def identities_of_live_summits(db: DbSession) -> list[PresenceIdentity]:
+    """Identities of every location in summits with approved locations, in one query."""
+    live = select(Location.summit_id).where(Location.status == "approved").distinct()
+    rows = db.scalars(select(Location).where(Location.summit_id.in_(live)))
+    return [identity_of(location) for location in rows]
+
+
 def live_summit_ids(db: DbSession) -> list[int]:
     """Summits with at least one approved location: those whose presence is swept and sampled."""
     rows = db.scalars(select(Location.summit_id).where(Location.status == "approved").distinct())
