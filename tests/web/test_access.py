@@ -14,7 +14,7 @@ from fastapi.testclient import TestClient
 
 from summitcast.app import ROUTERS
 from summitcast.domain.accounts import Role
-from summitcast.services import programme
+from summitcast.services import programme, speakers
 from summitcast.storage.database import Database
 from tests.conftest import csrf_of, grant, log_in, make_summit, make_user
 
@@ -32,8 +32,23 @@ PRODUCER_MAY = {
 PRODUCER_RUNS = "/backstage/s/{slug}/sessions/{session_id}/control/"
 
 
+# Speaker-portal routes are authenticated by the signed link token in their path, not by
+# a session: tests/web/test_speaker_access.py checks that each refuses a missing, forged,
+# expired or revoked token.
+PORTAL_PREFIX = "/speak/{token}"
+
+
 def _protected(path: str, method: str) -> bool:
     return path.startswith("/backstage") or (path.startswith("/api/") and method != "GET")
+
+
+def portal_routes() -> list[tuple[str, str]]:
+    """Every (method, path) of the token-authenticated speaker portal."""
+    found: list[tuple[str, str]] = []
+    for route in [r for router in ROUTERS for r in router.routes]:
+        if isinstance(route, APIRoute) and route.path.startswith(PORTAL_PREFIX):
+            found += [(method, route.path) for method in sorted(route.methods)]
+    return sorted(set(found))
 
 
 def _routes(app) -> list[tuple[str, str]]:  # type: ignore[no-untyped-def]
@@ -62,11 +77,14 @@ def _target(database: Database) -> dict[str, str]:
         )
         item = programme.add_item(db, session, programme.ItemInput(title="I"))
         speaker = programme.add_speaker(db, summit, programme.SpeakerInput(name="P"))
+        invitation = speakers.invite_speaker(db, summit, item, speaker.id, valid_days=1)
         return {
             "slug": "target",
             "session_id": str(session.id),
             "item_id": str(item.id),
             "speaker_id": str(speaker.id),
+            "invitation_id": str(invitation.id),
+            "upload_id": "no-such-upload",
         }
 
 
@@ -85,6 +103,20 @@ def test_route_table_has_protected_routes(app) -> None:  # type: ignore[no-untyp
     assert ("POST", "/api/summits") in routes
     assert ("POST", "/backstage/s/{slug}/import") in routes
     assert len(routes) >= 30
+
+
+def test_token_routes_are_all_speaker_portal_routes(app) -> None:  # type: ignore[no-untyped-def]
+    token_routes = {
+        (method, route.path)
+        for route in [r for router in ROUTERS for r in router.routes] + list(app.routes)
+        if isinstance(route, APIRoute) and "{token}" in route.path
+        for method in route.methods
+    }
+    portal = set(portal_routes())
+
+    assert token_routes == portal
+    assert ("PATCH", "/speak/{token}/uploads/{upload_id}") in portal
+    assert not any(_protected(path, method) for method, path in portal)
 
 
 def test_anonymous_is_refused_everywhere(client: TestClient, app, database: Database) -> None:  # type: ignore[no-untyped-def]
