@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import json
 import time
+import uuid
 
 import pytest
+import redis
 from fastapi.testclient import TestClient
 from starlette.websockets import WebSocketDisconnect
 
+from summitcast.app import create_app
+from summitcast.config import Settings
 from summitcast.domain.accounts import Role
 from summitcast.domain.presence import encode_heartbeat, sign_heartbeat
 from summitcast.services import locations
@@ -16,6 +20,7 @@ from summitcast.services.locations import LocationInput
 from summitcast.storage.database import Database
 from summitcast.storage.tables import Location, Summit
 from tests.conftest import grant, log_in, make_summit, make_user
+from tests.presence.conftest import REDIS_URL, redis_or_skip
 
 pytestmark = pytest.mark.integration
 
@@ -222,3 +227,30 @@ def test_summit_page_shows_live_counters_and_map_link(
     assert 'href="/s/test-summit/register"' in page.text
     assert live.status_code == 200
     assert '<svg id="live-map"' in live.text
+
+
+def test_redis_backend_from_settings_counts_and_pushes(
+    settings: Settings, database: Database
+) -> None:
+    redis_or_skip()
+    prefix = f"summitcast-test-{uuid.uuid4().hex}"
+    app = create_app(
+        settings.model_copy(update={"redis_url": REDIS_URL, "redis_prefix": prefix}),
+        database=database,
+    )
+    location = _location(database)
+    try:
+        with TestClient(app, base_url="http://127.0.0.1") as client:
+            assert type(app.state.live.presence).__name__ == "RedisPresence"
+            with client.websocket_connect("/live/s/test-summit/public") as ws:
+                first = ws.receive_json()
+                client.post("/live/heartbeat", content=json.dumps({"token": _token(location)}))
+                pushed = ws.receive_json()
+    finally:
+        keys = redis.Redis.from_url(REDIS_URL)
+        stale = list(keys.scan_iter(match=f"{prefix}:*"))
+        if stale:
+            keys.delete(*stale)
+        keys.close()
+
+    assert (first["total"], pushed["total"]) == (0, 1)
