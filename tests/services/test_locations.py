@@ -170,7 +170,8 @@ def test_identity_of_hidden_location_counts_under_zz_without_cell(database: Data
         hidden_identity = locations.load_identity(db, hidden.public_id)
         public_identity = locations.load_identity(db, public.public_id)
 
-    assert hidden_identity is not None and public_identity is not None
+    assert hidden_identity is not None
+    assert public_identity is not None
     assert (hidden_identity.country_key, hidden_identity.cell_key) == ("ZZ", None)
     assert (public_identity.country_key, public_identity.cell_key) == ("FR", "FR|48.85|2.35|Paris")
 
@@ -261,7 +262,8 @@ def test_on_air_finds_current_and_next_item(database: Database) -> None:
         current, upcoming = locations.on_air(s, datetime(2027, 7, 17, 10, 5, tzinfo=UTC))
         before = locations.on_air_json(s, datetime(2027, 7, 1, tzinfo=UTC))
 
-    assert current is not None and upcoming is not None
+    assert current is not None
+    assert upcoming is not None
     assert (current.title, upcoming.title) == ("Welcome", "Keynote")
     assert upcoming.start == datetime(2027, 7, 17, 10, 10, tzinfo=UTC)
     assert before["now"] is None
