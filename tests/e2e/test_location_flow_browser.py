@@ -24,6 +24,7 @@ from playwright.sync_api import expect
 from summitcast.domain.accounts import Role
 from summitcast.services import accounts, programme
 from summitcast.storage.database import Database
+from summitcast.storage.tables import PresenceSample
 from tests.conftest import PASSWORD
 from tests.e2e.browser import chromium_page, require_chromium
 from tests.e2e.conftest import free_port
@@ -207,3 +208,13 @@ def test_location_flow_register_approve_online_offline(server: Server) -> None:
                 figures = json.loads(line.removeprefix("data: "))
                 break
     assert (figures["type"], figures["total"], figures["peak"]) == ("presence", 0, 1)
+    # The background task sampled the count every second for reports.
+    database = Database(server.database_url)
+    try:
+        with database.session() as db:
+            samples = db.query(PresenceSample).order_by(PresenceSample.sampled_at)
+            totals = [row.online_total for row in samples]
+    finally:
+        database.dispose()
+    assert 1 in totals
+    assert totals[-1] == 0
