@@ -82,6 +82,8 @@ def settings(tmp_path: Path, database: Database) -> Settings:
         data_dir=tmp_path / "data",
         database_url=database.url,
         auto_migrate=False,
+        # In-process app tests press "start" on sessions: no real encoders for those.
+        broadcast_workers=False,
     )
 
 
