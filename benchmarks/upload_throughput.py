@@ -1,0 +1,140 @@
+"""Upload throughput through summitcast's chunk protocol vs a plain file copy of the same bytes.
+
+Runs the real app under uvicorn on loopback, creates an upload and PATCHes 8 MiB chunks
+with per-chunk SHA-256 headers (as upload.js does), then copies the same bytes with
+shutil.copyfile. Prints both rates and their ratio (target ≥ 0.70).
+
+    .venv/bin/python benchmarks/upload_throughput.py [--mib 1024] [--chunk-mib 8]
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import hashlib
+import os
+import shutil
+import socket
+import tempfile
+import threading
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+import httpx
+import uvicorn
+
+from summitcast.app import create_app
+from summitcast.config import Settings
+from summitcast.services import programme, speakers
+from summitcast.storage.database import Database
+
+
+def _port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _token(database: Database, settings: Settings) -> str:
+    with database.session() as db:
+        summit = programme.create_summit(
+            db,
+            programme.SummitInput(
+                slug="bench",
+                title="Bench",
+                time_zone="UTC",
+                start_date=datetime(2027, 7, 17).date(),
+                end_date=datetime(2027, 7, 18).date(),
+            ),
+        )
+        session = programme.add_session(
+            db,
+            summit,
+            programme.SessionInput(
+                title="S",
+                planned_start=datetime(2027, 7, 17, 10, tzinfo=UTC),
+                planned_end=datetime(2027, 7, 17, 11, tzinfo=UTC),
+            ),
+        )
+        item = programme.add_item(db, session, programme.ItemInput(title="T"))
+        speaker = programme.add_speaker(db, summit, programme.SpeakerInput(name="S"))
+        invitation = speakers.invite_speaker(db, summit, item, speaker.id, valid_days=1)
+        return speakers.invitation_token(
+            invitation, settings.secret_key.get_secret_value().encode()
+        )
+
+
+def main() -> None:
+    """Measure and print."""
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--mib", type=int, default=1024)
+    parser.add_argument("--chunk-mib", type=int, default=8)
+    args = parser.parse_args()
+    size, chunk = args.mib * 1024 * 1024, args.chunk_mib * 1024 * 1024
+    with tempfile.TemporaryDirectory(dir="/tmp") as tmp:
+        folder = Path(tmp)
+        source = folder / "source.mp4"
+        with source.open("wb") as handle:
+            handle.write(b"\x00\x00\x00\x18ftypmp42")  # sniffed as MP4; the rest is random
+            block = os.urandom(chunk)
+            while handle.tell() < size:
+                handle.write(block[: size - handle.tell()])
+        port = _port()
+        settings = Settings(
+            environment="test",
+            secret_key="bench-secret-" + "x" * 32,
+            data_dir=folder / "data",
+            upload_chunk_bytes=chunk,
+            job_workers=False,  # measure the upload path, not the probe that follows
+            broadcast_workers=False,
+        )
+        database = Database(settings.effective_database_url)
+        database.upgrade()
+        token = _token(database, settings)
+        server = uvicorn.Server(
+            uvicorn.Config(
+                create_app(settings, database=database),
+                host="127.0.0.1",
+                port=port,
+                log_level="warning",
+            )
+        )
+        thread = threading.Thread(target=server.run, daemon=True)
+        thread.start()
+        while not server.started:
+            time.sleep(0.05)
+        base = f"http://127.0.0.1:{port}"
+        with httpx.Client(base_url=base, timeout=120) as client, source.open("rb") as handle:
+            began = time.perf_counter()
+            created = client.post(
+                f"/speak/{token}/uploads", json={"size": size, "kind": "programme"}
+            ).json()
+            offset = 0
+            while offset < size:
+                data = handle.read(chunk)
+                digest = base64.b64encode(hashlib.sha256(data).digest()).decode()
+                response = client.patch(
+                    created["url"],
+                    content=data,
+                    headers={"Upload-Offset": str(offset), "Upload-Checksum": f"sha256 {digest}"},
+                )
+                response.raise_for_status()
+                offset = int(response.headers["upload-offset"])
+            upload_s = time.perf_counter() - began
+            state = client.get(created["url"]).json()["state"]
+        server.should_exit = True
+        thread.join(timeout=30)
+        database.dispose()
+        began = time.perf_counter()
+        shutil.copyfile(source, folder / "copy.mp4")
+        copy_s = time.perf_counter() - began
+    mib = size / 1024 / 1024
+    print(f"size {mib:.0f} MiB in {chunk // 1024 // 1024} MiB chunks; final state {state}")
+    print(f"summitcast upload: {mib / upload_s:7.1f} MiB/s ({upload_s:.2f} s)")
+    print(f"plain file copy:   {mib / copy_s:7.1f} MiB/s ({copy_s:.2f} s)")
+    print(f"ratio: {copy_s / upload_s:.2f} (target >= 0.70)")
+
+
+if __name__ == "__main__":
+    main()
