@@ -192,7 +192,8 @@ def test_cue_for_countdown_capped_and_never_zero() -> None:
     )
     far_cue = rules.cue_for(far, [], session_title="S", now=NOW)
     past_cue = rules.cue_for(past, [], session_title="S", now=NOW)
-    assert far_cue is not None and past_cue is not None
+    assert far_cue is not None
+    assert past_cue is not None
     assert (far_cue.duration_s, past_cue.duration_s) == (15 * 60.0, 0.5)
 
 
@@ -234,7 +235,8 @@ def test_cue_for_file_item_carries_languages_and_subtitles() -> None:
 def test_cue_for_single_subtitle_file_goes_to_first_language() -> None:
     item = _item(7, subtitle_path="/m/7.vtt")
     cue = rules.cue_for(_on_air(), [item], session_title="S", now=NOW)
-    assert cue is not None and cue.subtitle_paths == (("", "/m/7.vtt"),)
+    assert cue is not None
+    assert cue.subtitle_paths == (("", "/m/7.vtt"),)
 
 
 def test_cue_for_problem_file_is_speaker_slate_without_languages() -> None:
@@ -266,7 +268,8 @@ def test_cue_for_position_skips_skipped_items_and_ends_on_closing_slate() -> Non
     items = [_item(1), _item(2, status=ItemStatus.SKIPPED), _item(3)]
     second = rules.cue_for(_on_air(position=1), items, session_title="S", now=NOW)
     closing = rules.cue_for(_on_air(position=2), items, session_title="S", now=NOW)
-    assert second is not None and second.item_id == 3
+    assert second is not None
+    assert second.item_id == 3
     assert closing == Cue(
         1, SourceKind.SLATE, StepReason.HOLD, slate=Slate("S", (rules.CLOSING_LINE,))
     )

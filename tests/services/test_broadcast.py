@@ -76,7 +76,8 @@ def test_start_session_before_planned_start_counts_down(database: Database) -> N
     with database.session() as db:
         plan = service.start_session(db, producer, _summit(db), session_id, now=now)
     assert (plan.state.status, plan.state.countdown_to) == (BroadcastStatus.COUNTDOWN, START)
-    assert plan.cue is not None and plan.cue.reason is StepReason.COUNTDOWN
+    assert plan.cue is not None
+    assert plan.cue.reason is StepReason.COUNTDOWN
     assert (plan.session_title, plan.languages) == ("Opening", ("en", "fr"))
 
 
@@ -94,7 +95,9 @@ def test_buttons_walk_the_state_machine_and_persist(database: Database) -> None:
         plan = service.end_session(db, producer, _summit(db), session_id)
         seen.append((plan.state.status, plan.state.position, plan.cue))
         row = db.get(Broadcast, session_id)
-        assert row is not None and row.ended_at is not None and row.generation == 6
+        assert row is not None
+        assert row.ended_at is not None
+        assert row.generation == 6
     assert seen == [
         (BroadcastStatus.ON_AIR, 0, item_ids[0]),
         (BroadcastStatus.HOLD, 0, None),
@@ -172,7 +175,8 @@ def test_ingest_key_created_once_rotated_and_kept_out_of_repr(database: Database
         stored = service.ingest_key_of(db, producer, _summit(db), session_id)
     assert first == again == plan.ingest_key
     assert rotated == stored != first
-    assert len(first) == 32 and len(rotated) == 32  # within SRT's 10–79 passphrase limits
+    assert len(first) == 32
+    assert len(rotated) == 32
     assert first not in repr(plan)
 
 
@@ -239,7 +243,8 @@ def test_item_finished_advances_once_and_ignores_stale_reports(database: Databas
         after = service.item_finished(db, session_id, generation)
     with database.session() as db:
         stale = service.item_finished(db, session_id, generation)  # the same report twice
-    assert after is not None and stale is not None
+    assert after is not None
+    assert stale is not None
     assert (after.state.position, after.cue and after.cue.item_id) == (1, item_ids[2])
     assert stale.state == after.state
     with database.session() as db:
