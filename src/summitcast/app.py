@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import gc
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -20,8 +24,10 @@ from summitcast.media.manager import BroadcastManager
 from summitcast.media.upload_worker import UploadJobs, chunk_store
 from summitcast.presence import Presence, PubSub, create_backends
 from summitcast.services.accounts import RateLimiter
+from summitcast.services.attendance import AttendanceRecorder
 from summitcast.services.jobs import JobWorker
 from summitcast.services.live import LiveService
+from summitcast.services.reports import ReportCache
 from summitcast.storage.database import Database
 from summitcast.web.routes import (
     api,
@@ -32,6 +38,7 @@ from summitcast.web.routes import (
     live,
     locations,
     public,
+    reports,
     speakers,
 )
 from summitcast.web.security import BodyLimitMiddleware, SecurityHeadersMiddleware
@@ -53,6 +60,8 @@ ROUTERS = (
     hls.router,
     speakers.router,
     speakers.backstage_router,
+    reports.router,
+    reports.backstage_router,
 )
 
 
@@ -78,6 +87,9 @@ def create_app(
     if presence is None or pubsub is None:
         presence, pubsub = create_backends(settings)
     live_service = LiveService(settings=settings, database=db, presence=presence, pubsub=pubsub)
+    # Counts every accepted heartbeat into its bucket in memory; flushed below.
+    attendance = AttendanceRecorder(settings.attendance_bucket_s)
+    live_service.on_accepted = attendance.count
     broadcasts = BroadcastManager(settings, db)
     upload_store = chunk_store(settings)
     upload_jobs = UploadJobs(settings, db, upload_store)
@@ -98,17 +110,32 @@ def create_app(
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         # Sweeps timed-out locations, publishes figures, samples counts for reports.
         await live_service.start()
+        # Moves closed attendance buckets into the database (adding to other workers').
+        attendance_task = asyncio.create_task(
+            attendance.run(db, settings.attendance_flush_interval_s), name="attendance-flush"
+        )
         # Plays every session on air; sessions left on air by a previous run resume.
         await broadcasts.start()
         if job_worker is not None:
             await job_worker.start()
+        freezer = _start_gc_freezer(settings)
         try:
             yield
         finally:
+            if freezer is not None:
+                freezer.cancel()
             if job_worker is not None:
                 await job_worker.stop()
             await broadcasts.stop()
             await live_service.stop()
+            attendance_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await attendance_task
+            # The open bucket too: the next worker's counts add to it, none are lost.
+            try:
+                await attendance.flush(db, everything=True)
+            except Exception:
+                logging.getLogger(__name__).exception("attendance counts lost at shutdown")
             if database is None:
                 db.dispose()
 
@@ -124,6 +151,8 @@ def create_app(
     app.state.database = db
     app.state.broadcasts = broadcasts
     app.state.live = live_service
+    app.state.attendance = attendance
+    app.state.reports = ReportCache(settings, db)
     app.state.upload_store = upload_store
     app.state.upload_jobs = upload_jobs
     app.state.job_worker = job_worker
@@ -189,6 +218,25 @@ def create_app(
         return {"status": "ok", "version": __version__}
 
     return app
+
+
+def _start_gc_freezer(settings: Settings) -> asyncio.Task[None] | None:
+    """Freeze the objects of start-up (and, with an interval, newer ones) out of GC scans."""
+    if not settings.gc_freeze:
+        return None
+    gc.collect()  # garbage of start-up goes now: frozen garbage would never be freed
+    gc.freeze()
+    if not settings.gc_freeze_interval_s:
+        return None
+
+    async def refreeze() -> None:
+        while True:
+            await asyncio.sleep(settings.gc_freeze_interval_s)
+            # No collect first: that full pass is the pause this avoids. The cost is
+            # that cyclic garbage created since the last freeze is kept, not freed.
+            gc.freeze()
+
+    return asyncio.create_task(refreeze(), name="gc-freeze")
 
 
 def app_from_environment() -> FastAPI:

@@ -55,6 +55,14 @@ class Settings(BaseSettings):
     presence_sweep_interval_s: float = Field(default=1.0, gt=0)
     # Pushes of live figures to one browser: at most one per this many seconds.
     live_push_interval_s: float = Field(default=1.0, ge=0)
+    # Move everything alive after start-up out of the garbage collector's sight: full
+    # collections over 10k sockets paused a worker 0.6-0.8 s, ~0.2 s with it (VERIFIED.md).
+    # Off by default so test processes that build many apps keep freeing their garbage;
+    # `summitcast serve` turns it on.
+    gc_freeze: bool = False
+    # Freeze again this often (0: only after start-up), so sockets that connected
+    # since are not rescanned by every full collection either.
+    gc_freeze_interval_s: float = Field(default=0.0, ge=0)
     # ISO codes whose hosts are steered to country-only privacy ("IR,BY" or a JSON list).
     at_risk_countries: Annotated[frozenset[str], NoDecode] = frozenset()
     # Registrations one client may send per hour (counted under a salted hash, in memory).
@@ -103,6 +111,14 @@ class Settings(BaseSettings):
     smtp_password: SecretStr = SecretStr("")
     smtp_from: str = ""
     smtp_starttls: bool = True
+    # Attendance counting rule (docs/counting.md); written into every published log.
+    attendance_bucket_s: int = Field(default=300, ge=1)
+    attendance_min_heartbeats: int = Field(default=3, ge=1)
+    attendance_session_min_percent: int = Field(default=10, ge=0, le=100)
+    # Closed buckets go from each worker's memory to attendance_buckets this often.
+    attendance_flush_interval_s: float = Field(default=30.0, gt=0)
+    # A built attendance report is served from cache for this long (a build takes seconds).
+    report_cache_s: float = Field(default=120.0, ge=0)
     secure_cookies: bool = False
     auto_migrate: bool = True  # upgrade the schema when the app starts
 
@@ -157,6 +173,11 @@ class Settings(BaseSettings):
     def effective_upload_dir(self) -> Path:
         """Where speaker uploads are stored (never served directly)."""
         return self.upload_dir or self.data_dir / "uploads"
+
+    @property
+    def attendance_dir(self) -> Path:
+        """Published attendance logs and each summit's signing key and audit secret."""
+        return self.data_dir / "attendance"
 
     @property
     def effective_media_dir(self) -> Path:

@@ -15,6 +15,8 @@ from rich.progress import Progress, SpinnerColumn, TextColumn
 from rich.table import Table
 
 from summitcast.cli.audit import audit_app
+from summitcast.cli.loadtest import loadtest_app
+from summitcast.cli.locations import locations_app
 from summitcast.cli.report import report_app
 from summitcast.config import Settings
 from summitcast.domain.accounts import Role
@@ -30,6 +32,8 @@ app.add_typer(user_app, name="user")
 app.add_typer(programme_app, name="programme")
 app.add_typer(audit_app, name="audit")
 app.add_typer(report_app, name="report")
+app.add_typer(locations_app, name="locations")
+app.add_typer(loadtest_app, name="loadtest")
 
 console = Console(soft_wrap=True)  # URLs and credentials must stay on one line
 errors = Console(stderr=True)
@@ -159,11 +163,26 @@ def serve(
     host: Annotated[str, typer.Option(envvar="SUMMITCAST_HOST")] = "127.0.0.1",
     port: Annotated[int, typer.Option(envvar="SUMMITCAST_PORT")] = 8000,
     workers: Annotated[int, typer.Option(envvar="SUMMITCAST_WORKERS", min=1)] = 1,
+    backlog: Annotated[int, typer.Option(envvar="SUMMITCAST_BACKLOG", min=64)] = 8192,
+    gc_freeze: Annotated[
+        bool, typer.Option(envvar="SUMMITCAST_GC_FREEZE", help="gc.freeze() after start-up.")
+    ] = True,
 ) -> None:
     """Serve summitcast with uvicorn (settings from SUMMITCAST_* variables)."""
+    import os
+
     import uvicorn
 
-    with _database(Settings()):  # migrate once, before workers start racing to do it
+    # Workers read their Settings from the environment, so the choice travels there.
+    os.environ["SUMMITCAST_GC_FREEZE"] = "true" if gc_freeze else "false"
+    settings = Settings()
+    if workers > 1 and not settings.redis_url:
+        # In-process presence is per worker: each would count only its own sockets.
+        errors.print(
+            "[yellow]warning:[/] --workers > 1 without SUMMITCAST_REDIS_URL: "
+            "each worker counts only its own locations."
+        )
+    with _database(settings):  # migrate once, before workers start racing to do it
         pass
     uvicorn.run(
         "summitcast.app:app_from_environment",
@@ -174,6 +193,11 @@ def serve(
         proxy_headers=False,
         log_level="info",
         access_log=False,  # access logs would hold client addresses; we keep none
+        # Deflate costs ~35 KiB per socket (59 vs 24 KiB, VERIFIED.md) for ~150-byte
+        # heartbeats that barely compress: 30,000 screens would pay ~1 GiB for nothing.
+        ws_per_message_deflate=False,
+        # A thundering herd of screens reconnecting at once overflows the default 2048.
+        backlog=backlog,
     )
 
 

@@ -7,7 +7,9 @@ Wire protocol of a location screen (frontend/src/live.js, ``locationScreen``):
   The screen then sends ``{"type": "hb", "token": "hb1.…"}`` every interval (other
   fields of the message are ignored: the token alone is checked, see
   domain/presence.py). Nothing is sent back for an accepted heartbeat; a refused one
-  gets ``{"type": "error", "reason": <Refusal>}``. A pending or revoked location keeps
+  gets ``{"type": "error", "reason": <Refusal>}``. A client that adds ``"ack": true``
+  to a heartbeat (the load tool, to measure latency) gets ``{"type": "ack", "seq": n}``
+  once it is counted. A pending or revoked location keeps
   its socket (so approval takes effect at the next beat, with no reconnect storm);
   a malformed or forged token closes it (code 1008).
 - HTTP fallback: ``POST /live/heartbeat`` with the same JSON; 200
@@ -78,6 +80,8 @@ class Outcome:
 
     location_id: str | None
     reason: Reason | None = None
+    # The seq to acknowledge: set only for an accepted heartbeat that asked for an ack.
+    ack_seq: int | None = None
 
     @property
     def ok(self) -> bool:
@@ -117,6 +121,8 @@ class LiveService:
         self._sampled_nonzero: set[str] = set()
         self._tasks: list[asyncio.Task[None]] = []
         self._forgotten_during_refresh: set[str] | None = None
+        # Called once per accepted heartbeat (services.attendance counts buckets); O(1), no I/O.
+        self.on_accepted: Callable[[str], None] | None = None
 
     # --- heartbeats -------------------------------------------------------------------
 
@@ -183,6 +189,8 @@ class LiveService:
             self._arrivals[location_id] = datetime.now(UTC)
             self._dirty.add(summit_key)
         self._summits.add(summit_key)
+        if self.on_accepted is not None:
+            self.on_accepted(location_id)
         return Outcome(location_id)
 
     async def heartbeat_message(self, text: str, *, bound_to: str | None = None) -> Outcome:
@@ -196,7 +204,11 @@ class LiveService:
         token = message.get("token") if isinstance(message, dict) else None
         if not isinstance(token, str):
             return Outcome(None, Reason.MALFORMED)
-        return await self.heartbeat(token, bound_to=bound_to)
+        outcome = await self.heartbeat(token, bound_to=bound_to)
+        # Load tools ask for an ack to measure latency; screens do not and get none.
+        if outcome.ok and message.get("ack") is True:
+            return Outcome(outcome.location_id, ack_seq=int(token.split(".")[3]))
+        return outcome
 
     async def location_changed(self, summit_id: int, location_id: str, *, revoked: bool) -> None:
         """After approve or revoke: drop cached identities everywhere; revoked goes offline."""

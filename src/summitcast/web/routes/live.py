@@ -59,6 +59,8 @@ async def presence_socket(websocket: WebSocket) -> None:
             if outcome.ok:
                 # One socket speaks for one location: a second id on it is refused.
                 bound = outcome.location_id
+                if outcome.ack_seq is not None:
+                    await websocket.send_text(f'{{"type":"ack","seq":{outcome.ack_seq}}}')
                 continue
             reason = outcome.reason or Reason.MALFORMED
             await websocket.send_text(json.dumps({"type": "error", "reason": reason.value}))

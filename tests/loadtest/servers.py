@@ -1,0 +1,168 @@
+"""Real servers for presence load tests: `summitcast serve` and a private redis-server."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+import httpx
+import pytest
+import redis
+
+from summitcast.loadtest.client import SimulatedLocation
+from summitcast.services import locations
+from summitcast.services.demo import seed_demo
+from summitcast.storage.database import Database
+from tests.e2e.conftest import free_port
+
+SLUG = "demo-summit"
+
+
+def seed(database_url: str, count: int) -> list[SimulatedLocation]:
+    """The demo summit and ``count`` approved locations in it (migrated first)."""
+    database = Database(database_url)
+    try:
+        database.upgrade()
+        with database.session() as db:
+            summit = seed_demo(db, start=datetime.now(UTC).date()).summit
+            inputs = [
+                locations.LocationInput(label=f"L{i}", country=("DE", "KE", "BR")[i % 3])
+                for i in range(count)
+            ]
+            made = locations.register_locations_bulk(db, summit, inputs)
+    finally:
+        database.dispose()
+    return [SimulatedLocation(m.location_id, m.secret) for m in made]
+
+
+@dataclass
+class Server:
+    """A running `summitcast serve` process."""
+
+    process: subprocess.Popen[bytes]
+    base_url: str
+    log: Path
+
+    def worker_pids(self) -> list[int]:
+        """The uvicorn worker processes (children of the supervisor), or [] with one worker."""
+        children = Path(f"/proc/{self.process.pid}/task/{self.process.pid}/children")
+        try:
+            return [int(p) for p in children.read_text().split()]
+        except OSError:
+            return []
+
+    def figures_total(self) -> int:
+        """The online total on /live/s/demo-summit/figures.json, on a fresh connection."""
+        response = httpx.get(f"{self.base_url}/live/s/{SLUG}/figures.json", timeout=5)
+        response.raise_for_status()
+        return int(response.json()["total"])
+
+
+def socket_count(pid: int) -> int:
+    """How many sockets a process holds."""
+    fds = Path(f"/proc/{pid}/fd")
+    count = 0
+    for fd in fds.iterdir():
+        try:
+            count += os.readlink(fd).startswith("socket:")
+        except OSError:
+            continue
+    return count
+
+
+@contextmanager
+def serve(env: dict[str, str], tmp: Path, *, workers: int = 1) -> Iterator[Server]:
+    """Run `summitcast serve` with ``env`` on a free port until the block ends."""
+    port = free_port()
+    log = tmp / f"serve-{port}.log"
+    full_env = {**os.environ, "PYTHONUNBUFFERED": "1", "SUMMITCAST_JOB_WORKERS": "false"}
+    full_env |= {"SUMMITCAST_BROADCAST_WORKERS": "false", **env}
+    argv = [sys.executable, "-m", "summitcast.cli", "serve", "--port", str(port)]
+    argv += ["--workers", str(workers)]
+    with log.open("wb") as out:
+        process = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, env=full_env)
+    server = Server(process, f"http://127.0.0.1:{port}", log)
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            if process.poll() is not None:
+                raise AssertionError(log.read_text())
+            try:
+                if httpx.get(f"{server.base_url}/healthz", timeout=2).status_code == 200:
+                    break
+            except httpx.TransportError:
+                time.sleep(0.2)
+        # With several workers each must be up before load arrives.
+        while workers > 1 and len(server.worker_pids()) < workers and time.monotonic() < deadline:
+            time.sleep(0.2)
+        yield server
+    finally:
+        process.send_signal(signal.SIGINT)
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+@dataclass
+class RedisServer:
+    """A redis-server of the test's own (never the machine's shared one)."""
+
+    port: int
+    process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        """Its URL."""
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self) -> None:
+        """Start it (no persistence: a restart loses everything, the harshest case)."""
+        exe = shutil.which("redis-server")
+        assert exe is not None
+        argv = [exe, "--port", str(self.port), "--bind", "127.0.0.1", "--save", ""]
+        argv += ["--appendonly", "no"]
+        self.process = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        client = redis.Redis(port=self.port)
+        deadline = time.monotonic() + 10
+        try:
+            while True:
+                try:
+                    client.ping()
+                    return
+                except redis.ConnectionError:
+                    if time.monotonic() > deadline:
+                        raise
+                    time.sleep(0.05)
+        finally:
+            client.close()
+
+    def stop(self) -> None:
+        """Stop it at once (SIGKILL: the way a crash looks to its clients)."""
+        if self.process is not None:
+            self.process.kill()
+            self.process.wait()
+            self.process = None
+
+
+@contextmanager
+def private_redis() -> Iterator[RedisServer]:
+    """A fresh redis-server on a free port, stopped afterwards."""
+    if shutil.which("redis-server") is None:
+        pytest.skip("redis-server is not installed")
+    server = RedisServer(free_port())
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
