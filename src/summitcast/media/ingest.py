@@ -31,8 +31,8 @@ logger = logging.getLogger(__name__)
 
 HANDSHAKE_BYTES = 1 + 1536 + 1536  # C0 + C1 + C2 from the client, before any chunk
 MAX_COMMAND_BYTES = 64 * 1024  # a publish command is tiny; anything bigger is hostile
-LIVE_FRESH_S = 2.0
-UPSTREAM_WAIT_S = 12.0  # longer than the listener's longest restart backoff (5 s)  # an ingest counts as receiving if it reported progress this recently
+LIVE_FRESH_S = 2.0  # an ingest counts as receiving if it reported progress this recently
+UPSTREAM_WAIT_S = 12.0  # longer than the listener's longest restart backoff (5 s)
 
 
 class RtmpRefusedError(Exception):
@@ -46,6 +46,7 @@ class RtmpSniffer:
         self.check_key = check_key
         self.accepted = False
         self._buffer = bytearray()
+        self._seen = 0  # client bytes after the handshake, accepted or not
         self._handshake_left = HANDSHAKE_BYTES
         self._chunk_size = 128  # RTMP's initial chunk size
         # Per chunk stream: [timestamp field, length, type id, bytes so far, extended ts?]
@@ -60,11 +61,14 @@ class RtmpSniffer:
             take = min(self._handshake_left, len(data))
             self._handshake_left -= take
             data = data[take:]
+        # Count every byte, not just the unparsed ones: a client can keep the buffer
+        # empty with endless empty messages, or grow one message per chunk stream.
+        self._seen += len(data)
+        if self._seen > MAX_COMMAND_BYTES:
+            raise RtmpRefusedError("too much data before publish")
         self._buffer += data
         while not self.accepted and self._chunk():
             pass
-        if len(self._buffer) > MAX_COMMAND_BYTES:
-            raise RtmpRefusedError("too much data before publish")
 
     def _chunk(self) -> bool:
         """Parse one chunk from the buffer; False when it is not complete yet."""
