@@ -235,7 +235,11 @@ def demo(
     """Create a fictional demo summit on the embedded defaults and serve it."""
     import os
 
-    from summitcast.services.demo import prepare_demo_broadcast, seed_demo
+    from summitcast.services.demo import (
+        prepare_demo_broadcast,
+        seed_demo,
+        seed_demo_attendance,
+    )
 
     os.environ["SUMMITCAST_DATA_DIR"] = str(data_dir)
     # Two rungs keep the demo's live encode light on a laptop or a 2-core machine.
@@ -255,11 +259,16 @@ def demo(
             session_id = prepare_demo_broadcast(
                 db, made, data_dir / "demo-media", _demo_clip_maker()
             )
+        bar.add_task("Simulating and publishing the demo's attendance", total=None)
+        with database.session() as db:
+            seed_demo_attendance(db, seed_demo(db, start=datetime.now(UTC).date()), settings)
     base = f"http://{host}:{port}"
     console.print(f"\n[bold]summitcast demo[/] — data in {data_dir.resolve()}")
     console.print(f"  Watch (on air):    {base}/s/{slug}/watch")
     console.print(f"  Control room:      {base}/backstage/s/{slug}/sessions/{session_id}/control")
     console.print(f"  Public programme:  {base}/s/{slug}")
+    console.print(f"  Attendance report: {base}/backstage/s/{slug}/report")
+    console.print(f"  Attendance (public): {base}/s/{slug}/attendance")
     console.print(f"  Backstage:         {base}/backstage")
     console.print(f"  API (OpenAPI):     {base}/api/openapi.json")
     console.print(f"  Organiser login:   {made.organiser_email} / {made.password}")

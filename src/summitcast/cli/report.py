@@ -89,12 +89,23 @@ def _summary(console: Console, files: ReportFiles) -> None:
 
 @report_app.command("build")
 def build(
-    log: Annotated[Path, typer.Option(exists=True, dir_okay=False, help="Published log.")],
     output: Annotated[Path, typer.Option("--output", "-o", help="Directory for the report.")],
+    summit: Annotated[
+        str | None, typer.Option(help="Slug of a summit in the database (its recorded counts).")
+    ] = None,
+    log: Annotated[
+        Path | None, typer.Option(exists=True, dir_okay=False, help="A published log instead.")
+    ] = None,
     title: Annotated[str | None, typer.Option(help="Summit title; default its slug.")] = None,
 ) -> None:
-    """Build the report from the figures published in LOG (run `audit verify` to check them)."""
+    """Build the report of a summit (--summit) or of the figures published in a log (--log)."""
     console = Console(soft_wrap=True)
+    if (summit is None) == (log is None):
+        raise typer.BadParameter("give either --summit or --log")
+    if summit is not None:
+        _build_summit(console, summit, output)
+        return
+    assert log is not None
     try:
         kind, header_record = parse_record(_first_line(log))
         header = LogHeader.from_record(header_record)
@@ -106,6 +117,37 @@ def build(
         raise ImportFormatError(f"{log}: {error.message}") from error
     files = _build(console, figures, header.sessions, {}, title or header.summit, output)
     _summary(console, files)
+
+
+def _build_summit(console: Console, slug: str, output: Path) -> None:
+    """Build a summit's report from the database with the service the web page uses."""
+    from summitcast.config import Settings
+    from summitcast.services import programme
+    from summitcast.services.reports import EXACT_CSV, build_attendance_report
+    from summitcast.storage.database import Database
+
+    settings = Settings()
+    database = Database(settings.effective_database_url)
+    try:
+        database.upgrade()
+        with (
+            database.session() as db,
+            Progress(
+                TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), console=console
+            ) as bar,
+        ):
+            task = bar.add_task("counting attendance", total=6)
+
+            def update(step: str, done: int, total: int) -> None:
+                bar.update(task, completed=done, total=total, description=f"drawn: {step}")
+
+            built = build_attendance_report(
+                db, programme.get_summit(db, slug), settings, output, progress=update
+            )
+    finally:
+        database.dispose()
+    _summary(console, built.files)
+    console.print(f"  {EXACT_CSV} (exact per-country counts: organisers only)", markup=False)
 
 
 @report_app.command("demo")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -19,6 +20,7 @@ __all__ = [
     "HEARTBEAT_SECONDS",
     "SimulatedLocation",
     "SimulatedSummit",
+    "simulate_attendance",
     "simulate_summit",
 ]
 
@@ -69,20 +71,16 @@ class SimulatedSummit:
         """Return every location's heartbeats (fine for thousands of locations, not 50,000)."""
         return [location.heartbeats() for location in self.locations]
 
-    def buckets(self, rule: CountingRule = DEFAULT_RULE) -> list[Bucket]:
-        """Return the same buckets as `bucketize(self.heartbeats(), …)`, without the heartbeats.
+    def heartbeat_counts(self, bucket_seconds: int) -> dict[tuple[str, int], int]:
+        """Return how many heartbeats each location sent in each bucket it was online in.
 
         Counts each location's beats per bucket arithmetically, so a summit of
         50,000 locations over four days takes seconds, not minutes.
         """
-        size = rule.bucket_seconds
-        starts: set[int] = set()
-        for session in self.sessions:
-            starts.update(session.bucket_starts(size))
-        present: dict[int, dict[str, str]] = {start: {} for start in sorted(starts)}
+        size = bucket_seconds
         step = HEARTBEAT_SECONDS
+        counts: dict[tuple[str, int], int] = {}
         for location in self.locations:
-            beats_in: dict[int, int] = {}
             for join, leave in location.online:
                 first_bucket = join - join % size
                 for start in range(first_bucket, leave, size):
@@ -90,11 +88,26 @@ class SimulatedSummit:
                     # Beats fall at join + step*i: count those in [lo, hi).
                     first = join + -(-(lo - join) // step) * step
                     if first < hi:
-                        beats_in[start] = beats_in.get(start, 0) + (hi - first - 1) // step + 1
-            for start, count in beats_in.items():
-                if count >= rule.min_heartbeats and start in present:
-                    present[start][location.location_id] = location.country
-        return [Bucket(start, members) for start, members in present.items()]
+                        key = (location.location_id, start)
+                        counts[key] = counts.get(key, 0) + (hi - first - 1) // step + 1
+        return counts
+
+    def buckets(self, rule: CountingRule = DEFAULT_RULE) -> list[Bucket]:
+        """Return the same buckets as `bucketize(self.heartbeats(), …)`, without the heartbeats."""
+        starts: set[int] = set()
+        for session in self.sessions:
+            starts.update(session.bucket_starts(rule.bucket_seconds))
+        present: dict[int, dict[str, str]] = {start: {} for start in sorted(starts)}
+        country = {location.location_id: location.country for location in self.locations}
+        for (location_id, start), count in self.heartbeat_counts(rule.bucket_seconds).items():
+            if count >= rule.min_heartbeats and start in present:
+                present[start][location_id] = country[location_id]
+        # Insertion order of each bucket follows the locations, as bucketize gives it.
+        order = {location.location_id: i for i, location in enumerate(self.locations)}
+        return [
+            Bucket(start, dict(sorted(members.items(), key=lambda kv: order[kv[0]])))
+            for start, members in present.items()
+        ]
 
     def online_timeline(self, sample_seconds: int = 60) -> list[tuple[int, int]]:
         """Return (sample start, locations online at any time in it) over the whole summit."""
@@ -145,8 +158,24 @@ def simulate_summit(
     slug: str = "world-summit-sim",
 ) -> SimulatedSummit:
     """Return a summit whose locations join and leave each session at random, reproducibly."""
-    rng = random.Random(seed)  # noqa: S311 - reproducible simulation, not secrets
     sessions, titles = _sessions(start, days, sessions_per_day, session_minutes)
+    return simulate_attendance(
+        sessions, locations, seed=seed, title=title, slug=slug, session_titles=titles
+    )
+
+
+def simulate_attendance(
+    sessions: Sequence[SessionWindow],
+    locations: int,
+    *,
+    seed: int = 20240717,
+    title: str = "World Summit (simulated)",
+    slug: str = "world-summit-sim",
+    session_titles: Mapping[str, str] | None = None,
+    id_prefix: str = "loc-",
+) -> SimulatedSummit:
+    """Return locations joining and leaving the given sessions at random, reproducibly."""
+    rng = random.Random(seed)  # noqa: S311 - reproducible simulation, not secrets
     names = [c for c, _ in _COUNTRIES]
     weights = [w for _, w in _COUNTRIES]
     made = []
@@ -163,5 +192,6 @@ def simulate_summit(
             join = int(session.start.timestamp()) + int(length * rng.random() ** 2 * 0.6)
             stay = int(length * (0.05 + rng.random() * 0.95))
             online.append((join, min(join + stay, int(session.end.timestamp()))))
-        made.append(SimulatedLocation(f"loc-{i:06d}", country, privacy, tuple(online)))
+        made.append(SimulatedLocation(f"{id_prefix}{i:06d}", country, privacy, tuple(online)))
+    titles = dict(session_titles or {s.slug: s.slug for s in sessions})
     return SimulatedSummit(slug, title, tuple(sessions), titles, tuple(made))

@@ -4,17 +4,18 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import date, datetime, time
+from datetime import UTC, date, datetime, time
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session as DbSession
 
+from summitcast.config import Settings
 from summitcast.domain.accounts import Role
 from summitcast.domain.programme import ItemKind, ItemStatus
 from summitcast.services import accounts, programme
-from summitcast.storage.tables import Summit, User
+from summitcast.storage.tables import AttendanceBucket, Location, PresenceSample, Summit, User
 
 # (path, burnt-in text or None, tone Hz or None for the floor) -> the clip, made if missing.
 ClipMaker = Callable[[Path, str | None, int | None], Path]
@@ -214,3 +215,97 @@ def prepare_demo_broadcast(
 
 def _vtt(seconds: int) -> str:
     return f"00:{seconds // 60:02d}:{seconds % 60:02d}.000"
+
+
+DEMO_LOCATIONS = 3000
+DEMO_ATTENDANCE_SEED = 20240717
+_DEMO_PREFIX = "demo-loc-"
+
+
+def seed_demo_attendance(
+    db: DbSession, made: DemoSummit, settings: Settings, *, locations: int = DEMO_LOCATIONS
+) -> bool:
+    """Give the demo summit simulated locations, counts and samples, then publish; once only.
+
+    Deterministic (fixed seed): the same programme gives the same figures. Returns
+    False when the demo already has its attendance.
+    """
+    from sqlalchemy import func, insert
+
+    from summitcast.reports.simulate import simulate_attendance
+    from summitcast.services.attendance import (
+        latest_publication,
+        publish_attendance,
+        session_windows,
+    )
+
+    summit = made.summit
+    exists = db.scalar(
+        select(func.count())
+        .select_from(Location)
+        .where(Location.summit_id == summit.id, Location.public_id.like(f"{_DEMO_PREFIX}%"))
+    )
+    if exists:
+        return False
+    # The planned windows: the first session may be on air already (started now).
+    windows, titles = session_windows(db, summit, planned_only=True)
+    simulated = simulate_attendance(
+        windows, locations, seed=DEMO_ATTENDANCE_SEED, session_titles=titles, id_prefix=_DEMO_PREFIX
+    )
+    rows = [
+        {
+            "summit_id": summit.id,
+            "public_id": loc.location_id,
+            "label": f"Demo location {n + 1}",
+            "country": loc.country,
+            "city": "",
+            "kind": "other",
+            "expected_audience": 10,
+            "contact": "",
+            "privacy_level": loc.privacy,
+            "status": "approved",
+            # Fictional locations that never send heartbeats: no usable secret needed.
+            "secret": f"demo-not-a-secret-{n}",
+        }
+        for n, loc in enumerate(simulated.locations)
+    ]
+    db.execute(insert(Location), rows)
+    ids: dict[str, int] = {
+        public_id: location_id
+        for public_id, location_id in db.execute(
+            select(Location.public_id, Location.id).where(
+                Location.summit_id == summit.id, Location.public_id.like(f"{_DEMO_PREFIX}%")
+            )
+        )
+    }
+    counts = simulated.heartbeat_counts(settings.attendance_bucket_s)
+    db.execute(
+        insert(AttendanceBucket),
+        [
+            {
+                "location_id": ids[public_id],
+                "bucket_start": start,
+                "summit_id": summit.id,
+                "heartbeats": n,
+            }
+            for (public_id, start), n in sorted(counts.items())
+        ],
+    )
+    sample_s = int(settings.presence_sample_interval_s)
+    db.execute(
+        insert(PresenceSample),
+        [
+            {
+                "summit_id": summit.id,
+                "sampled_at": datetime.fromtimestamp(at, UTC),
+                "online_total": online,
+                "peak": online,
+                "by_country": {},
+            }
+            for at, online in simulated.online_timeline(sample_s)
+        ],
+    )
+    db.flush()
+    if latest_publication(db, summit) is None:
+        publish_attendance(db, summit, settings)
+    return True

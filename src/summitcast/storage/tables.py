@@ -435,3 +435,36 @@ class Notice(Base):
     message: Mapped[str] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     emailed_at: Mapped[datetime | None] = mapped_column(default=None)
+
+
+class AttendanceBucket(Base):
+    """Accepted heartbeats of one location in one counting bucket (added up by every worker)."""
+
+    __tablename__ = "attendance_buckets"
+
+    # One row per location and bucket: workers add their counts with an upsert, so
+    # the key must be exactly what they conflict on.
+    location_id: Mapped[int] = mapped_column(
+        ForeignKey("locations.id", ondelete="CASCADE"), primary_key=True
+    )
+    bucket_start: Mapped[int] = mapped_column(BigInteger, primary_key=True)  # epoch seconds, UTC
+    summit_id: Mapped[int] = mapped_column(ForeignKey("summits.id", ondelete="CASCADE"), index=True)
+    heartbeats: Mapped[int] = mapped_column(Integer)
+
+
+class AttendancePublication(Base):
+    """One publication of a summit's signed attendance log: the file and its final head."""
+
+    __tablename__ = "attendance_publications"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    summit_id: Mapped[int] = mapped_column(ForeignKey("summits.id", ondelete="CASCADE"), index=True)
+    published_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # File name inside data_dir/attendance/<slug>/; never a path chosen by a request.
+    log_file: Mapped[str] = mapped_column(String(200))
+    log_sha256: Mapped[str] = mapped_column(String(64))
+    tree_size: Mapped[int] = mapped_column(BigInteger)
+    root_hash: Mapped[str] = mapped_column(String(64))
+    public_key: Mapped[str] = mapped_column(String(64))  # raw Ed25519, base64
+    # The published (k-suppressed) figures, as written in the log's figures record.
+    figures: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)

@@ -1,0 +1,256 @@
+"""Attendance: the organisers' report, publishing, the public figures and a host's own check."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from datetime import UTC, datetime
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Form, Request
+from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Response
+
+from summitcast.domain.accounts import Permission
+from summitcast.errors import NotFoundError
+from summitcast.services import attendance, programme
+from summitcast.services.reports import DOWNLOADS, EXACT_CSV, ReportCache, public_csv, public_map
+from summitcast.storage.tables import AttendancePublication, Summit
+from summitcast.web.deps import DbDep, SettingsDep, summit_for
+from summitcast.web.security import verify_csrf
+from summitcast.web.templating import render
+
+router = APIRouter(include_in_schema=False, dependencies=[Depends(verify_csrf)])
+backstage_router = APIRouter(
+    prefix="/backstage", include_in_schema=False, dependencies=[Depends(verify_csrf)]
+)
+
+# Viewing and publishing are both organiser acts: only organisers hold VIEW_REPORTS.
+ReportSummit = Annotated[Summit, summit_for(Permission.VIEW_REPORTS)]
+Secret = Annotated[str, Form(max_length=200)]
+# Host pages carry the location's secret: never cache them anywhere.
+NO_STORE = {"Cache-Control": "no-store"}
+
+
+def _cache(request: Request) -> ReportCache:
+    cache: ReportCache = request.app.state.reports
+    return cache
+
+
+def _no_store(response: Response) -> Response:
+    response.headers.update(NO_STORE)
+    return response
+
+
+def _when(epoch: int | None) -> str:
+    if epoch is None:
+        return "-"
+    return datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%d %H:%M UTC")
+
+
+# --- organisers --------------------------------------------------------------------------
+
+
+@backstage_router.get("/s/{slug}/report", response_class=HTMLResponse)
+async def report_page(
+    request: Request, db: DbDep, settings: SettingsDep, summit: ReportSummit
+) -> Response:
+    """The attendance report: figures, charts, map, tables, downloads and publishing."""
+    built = await asyncio.to_thread(_cache(request).get, summit)
+    publication = attendance.latest_publication(db, summit)
+    public_rows = {row.country: row.locations for row in built.data.public.countries}
+    return render(
+        request,
+        "backstage/report.html",
+        {
+            "summit": summit,
+            "report": built.files.html,
+            "figures": built.data.public,
+            "exact": built.data.exact,
+            "public_rows": public_rows,
+            "titles": built.data.titles,
+            "k": settings.k_anonymity,
+            "publication": publication,
+            "when": _when,
+            "exact_csv": EXACT_CSV,
+        },
+    )
+
+
+@backstage_router.get("/s/{slug}/report/files/{name}")
+async def report_file(request: Request, summit: ReportSummit, name: str) -> Response:
+    """One file of the built report (PDF, CSV, PNG), by its fixed name."""
+    media_type = DOWNLOADS.get(name)
+    if media_type is None:
+        raise NotFoundError("No such report file.")
+    built = await asyncio.to_thread(_cache(request).get, summit)
+    path = built.files.out_dir / name
+    if not path.is_file():
+        raise NotFoundError("No such report file.")
+    inline = name.endswith(".png")
+    return FileResponse(
+        path,
+        media_type=media_type,
+        filename=None if inline else f"{summit.slug}-{name}",
+        headers={"Cache-Control": "private, no-store"},
+    )
+
+
+@backstage_router.post("/s/{slug}/attendance/publish")
+async def publish(
+    request: Request, db: DbDep, settings: SettingsDep, summit: ReportSummit
+) -> Response:
+    """Publish the signed attendance log and its figures (replacing the public ones)."""
+    await request.app.state.attendance.flush(request.app.state.database)
+    attendance.publish_attendance(db, summit, settings)
+    _cache(request).forget(summit.id)
+    return RedirectResponse(f"/backstage/s/{summit.slug}/report#publication", status_code=303)
+
+
+# --- public ------------------------------------------------------------------------------
+
+
+def _published(db: DbDep, slug: str) -> tuple[Summit, AttendancePublication]:
+    summit = programme.get_summit(db, slug)
+    publication = attendance.latest_publication(db, summit)
+    if publication is None:
+        raise NotFoundError("The organisers have not published attendance figures yet.")
+    return summit, publication
+
+
+@router.get("/s/{slug}/attendance", response_class=HTMLResponse)
+def public_page(request: Request, db: DbDep, settings: SettingsDep, slug: str) -> Response:
+    """Published attendance figures (k-suppressed), the log, the key and how to verify."""
+    summit = programme.get_summit(db, slug)
+    publication = attendance.latest_publication(db, summit)
+    _, titles = attendance.session_windows(db, summit)
+    return render(
+        request,
+        "attendance.html",
+        {
+            "summit": summit,
+            "publication": publication,
+            "figures": publication.figures if publication else None,
+            "titles": titles,
+            "when": _when,
+            "base_url": str(request.base_url).rstrip("/"),
+        },
+    )
+
+
+@router.get("/s/{slug}/attendance/log.jsonl")
+def public_log(db: DbDep, settings: SettingsDep, slug: str) -> Response:
+    """The published attendance log (JSON Lines)."""
+    summit, publication = _published(db, slug)
+    return FileResponse(
+        attendance.published_log_path(settings, summit, publication),
+        media_type="application/jsonl",
+        filename=f"{summit.slug}-attendance-log.jsonl",
+    )
+
+
+@router.get("/s/{slug}/attendance/public-key.txt")
+def public_key(db: DbDep, slug: str) -> Response:
+    """The summit's Ed25519 public key (base64), as `audit verify --public-key` takes it."""
+    _, publication = _published(db, slug)
+    return Response(publication.public_key + "\n", media_type="text/plain; charset=utf-8")
+
+
+@router.get("/s/{slug}/attendance/{name}.csv")
+def public_csv_file(db: DbDep, slug: str, name: str) -> Response:
+    """Published figures as CSV: countries (k-suppressed), sessions or the bucket timeline."""
+    summit, publication = _published(db, slug)
+    body = public_csv(publication.figures, name)
+    return Response(
+        body,
+        media_type="text/csv; charset=utf-8",
+        headers={"Content-Disposition": f'attachment; filename="{summit.slug}-{name}.csv"'},
+    )
+
+
+@router.get("/s/{slug}/attendance/map.png")
+async def public_map_png(db: DbDep, settings: SettingsDep, slug: str) -> Response:
+    """The world map of the published (k-suppressed) per-country figures."""
+    summit, publication = _published(db, slug)
+    path = await asyncio.to_thread(public_map, settings, summit, publication)
+    if path is None:
+        raise NotFoundError("No world map: the world-atlas file is missing.")
+    return FileResponse(path, media_type="image/png")
+
+
+# --- hosts -------------------------------------------------------------------------------
+
+
+@router.get("/l/{public_id}/counted", response_class=HTMLResponse)
+def counted_form(request: Request, db: DbDep, public_id: str) -> Response:
+    """Ask for the location's secret (filled in from the link's #k=…) before showing anything."""
+    location = attendance.find_for_host(db, public_id)
+    return _no_store(
+        render(
+            request,
+            "locations/counted.html",
+            {"summit": location.summit, "public_id": public_id, "result": None},
+        )
+    )
+
+
+@router.post("/l/{public_id}/counted", response_class=HTMLResponse)
+def counted(
+    request: Request,
+    db: DbDep,
+    settings: SettingsDep,
+    public_id: str,
+    secret: Secret = "",
+) -> Response:
+    """Whether and in which published buckets this location was counted, with a proof."""
+    location = attendance.find_for_host(db, public_id)
+    result = attendance.host_inclusion(db, settings, location, secret.strip())
+    return _no_store(
+        render(
+            request,
+            "locations/counted.html",
+            {
+                "summit": location.summit,
+                "public_id": public_id,
+                "result": result,
+                "secret": secret.strip(),
+                "when": _when,
+                "proof_json": json.dumps(result.proof, indent=2) if result.proof else "",
+            },
+        )
+    )
+
+
+@router.post("/l/{public_id}/counted/proof")
+def counted_proof(
+    db: DbDep,
+    settings: SettingsDep,
+    public_id: str,
+    secret: Secret = "",
+    bucket: Annotated[int | None, Form()] = None,
+) -> Response:
+    """The inclusion proof of one bucket as a file for `summitcast audit check-proof`."""
+    location = attendance.find_for_host(db, public_id)
+    result = attendance.host_inclusion(db, settings, location, secret.strip(), bucket_start=bucket)
+    if result.proof is None:
+        raise NotFoundError(result.message)
+    return Response(
+        json.dumps(result.proof, indent=2) + "\n",
+        media_type="application/json",
+        headers={
+            "Content-Disposition": 'attachment; filename="inclusion-proof.json"',
+            **NO_STORE,
+        },
+    )
+
+
+@router.post("/l/{public_id}/forget", response_class=HTMLResponse)
+def forget(request: Request, db: DbDep, public_id: str, secret: Secret = "") -> Response:
+    """Delete the location's label and contact; what was counted and published stays."""
+    location = attendance.forget_host_data(db, attendance.find_for_host(db, public_id), secret)
+    return _no_store(
+        render(
+            request,
+            "locations/forgotten.html",
+            {"summit": location.summit, "public_id": public_id},
+        )
+    )
