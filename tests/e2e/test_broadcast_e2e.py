@@ -13,11 +13,26 @@ from pathlib import Path
 import av
 import httpx
 import m3u8
+import numpy
 import pytest
 
 from tests.e2e.broadcast_server import FFMPEG, ffmpeg_children, running_server
 
 pytestmark = pytest.mark.e2e
+
+
+def _dominant_hz(url: str, until_s: float) -> float:
+    """The loudest frequency of the first until_s seconds of an audio rendition."""
+    with av.open(url) as container:
+        chunks = []
+        for frame in container.decode(audio=0):
+            if frame.time is not None and frame.time > until_s:
+                break
+            chunks.append(frame.to_ndarray()[0])
+        rate = container.streams.audio[0].rate
+    samples = numpy.concatenate(chunks)
+    spectrum = numpy.abs(numpy.fft.rfft(samples))
+    return float(numpy.fft.rfftfreq(len(samples), 1 / rate)[spectrum.argmax()])
 
 
 def _decode(url: str, *output: str) -> subprocess.CompletedProcess[str]:
@@ -61,6 +76,9 @@ def test_broadcast_session_plays_out_and_every_rendition_decodes_over_http(
         for rendition in ("360p", "240p", "audio_en", "audio_fr", "audio_low_en", "audio_low_fr"):
             result = _decode(f"{base}/{rendition}/index.m3u8", "-f", "null")
             assert (rendition, result.returncode, result.stderr) == (rendition, 0, "")
+        # Item one: floor and English at 440 Hz, the French interpreter at 880 Hz.
+        assert round(_dominant_hz(f"{base}/audio_en/index.m3u8", 1.5), -1) == 440
+        assert round(_dominant_hz(f"{base}/audio_fr/index.m3u8", 1.5), -1) == 880
         subs = _decode(f"{base}/subs_en/index.m3u8", "-map", "0:s", "-f", "webvtt")
         assert (subs.returncode, subs.stderr) == (0, "")
         assert "Hello" in subs.stdout

@@ -84,3 +84,49 @@ def test_feed_argv_live_audio_only_gets_black_picture_and_no_re() -> None:
         AUDIO.format(src="0:a:0", k=0),
         AUDIO.format(src="0:a:1", k=1),
     ]
+
+
+def test_feed_argv_interpretation_files_become_their_languages() -> None:
+    argv = feed_argv(
+        "ffmpeg",
+        FeedSource("/m/a.mp4", audio_tracks=1, language_files=(None, "/m/a.fr.m4a")),
+        SPEC,
+        offset_s=6.0,
+        duration_s=2,
+        realtime=True,
+    )
+    # English has no file of its own: the floor (track 0); French plays its file (input 1).
+    graph = ";".join(
+        [VIDEO.format(src="0:v:0"), AUDIO.format(src="0:a:0", k=0), AUDIO.format(src="1:a:0", k=1)]
+    )
+    assert argv == [
+        *["ffmpeg", "-hide_banner", "-nostdin", "-loglevel", "error", "-re", "-i", "/m/a.mp4"],
+        *["-re", "-i", "/m/a.fr.m4a"],
+        *["-filter_complex", graph, *TAIL, "2.000", *ENCODE],
+        *["-output_ts_offset", "16.000", *MUX],
+    ]
+
+
+def test_feed_argv_live_relay_has_no_padding_and_no_end() -> None:
+    url = "udp://127.0.0.1:50000?timeout=2000000&fifo_size=1000000&overrun_nonfatal=1"
+    argv = feed_argv(
+        "ffmpeg",
+        FeedSource(
+            url,
+            input_options=("-probesize", "500000", "-analyzeduration", "1000000"),
+            audio_tracks=1,
+            live=True,
+        ),
+        SPEC,
+        offset_s=8.5,
+        duration_s=None,
+        realtime=True,
+    )
+    live_audio = "[0:a:0]aresample=48000,aformat=sample_fmts=s16:channel_layouts=stereo[a{k}]"
+    graph = ";".join([VIDEO.format(src="0:v:0"), live_audio.format(k=0), live_audio.format(k=1)])
+    assert argv == [
+        *["ffmpeg", "-hide_banner", "-nostdin", "-loglevel", "error"],
+        *["-probesize", "500000", "-analyzeduration", "1000000", "-i", url],
+        *["-filter_complex", graph, "-map", "[v]", "-map", "[a0]", "-map", "[a1]", *ENCODE],
+        *["-output_ts_offset", "18.500", *MUX],
+    ]

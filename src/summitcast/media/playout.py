@@ -125,7 +125,10 @@ def feed_argv(
         "tpad=stop=-1:stop_mode=clone[v]"
     ]
     for k in range(len(spec.languages)):
-        if source.audio_tracks:
+        if k in language_inputs:
+            # A pre-recorded interpretation file of its own for this language.
+            audio_in = f"{language_inputs[k]}:a:0"
+        elif source.audio_tracks:
             # Interpretation k if the file has it, otherwise the floor (track 0).
             track = k if k < source.audio_tracks else 0
             audio_in = f"0:a:{track}"
