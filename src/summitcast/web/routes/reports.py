@@ -76,9 +76,10 @@ async def report_page(
     )
 
 
-@backstage_router.get("/s/{slug}/report/files/{name}")
-async def report_file(request: Request, summit: ReportSummit, name: str) -> Response:
+@backstage_router.get("/s/{slug}/report/download")
+async def report_file(request: Request, summit: ReportSummit, file: str = "") -> Response:
     """One file of the built report (PDF, CSV, PNG), by its fixed name."""
+    name = file
     media_type = DOWNLOADS.get(name)
     if media_type is None:
         raise NotFoundError("No such report file.")
