@@ -180,6 +180,7 @@ class SessionPlayout:
         self._stopping = False
         self._task: asyncio.Task[None] | None = None
         self._subtitle_task: asyncio.Task[None] | None = None
+        self._disk_task: asyncio.Task[None] | None = None
         self._codecs_known = False
         self._mpegts_base: int | None = None
         probe_options = ("-f", "mpegts", "-probesize", "1000000", "-analyzeduration", "1000000")
@@ -220,10 +221,11 @@ class SessionPlayout:
         self._changed.set()
         if self._task is not None:
             await self._task
-        if self._subtitle_task is not None:
-            self._subtitle_task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._subtitle_task
+        for task in (self._subtitle_task, self._disk_task):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
 
     async def _run(self) -> None:
         """Wait for a writable folder, start the encoder, then feed cue after cue."""
@@ -244,11 +246,9 @@ class SessionPlayout:
             self.store.put(MASTER_NAME, master_playlist(self.spec).encode())
             await self.encoder.start()
             self._subtitle_task = asyncio.create_task(self._subtitle_loop())
-            last_disk_check = time.monotonic()
+            # Its own task: a hold slate or a live input may stay on air for hours.
+            self._disk_task = asyncio.create_task(self._disk_loop())
             while not self._stopping:
-                if time.monotonic() - last_disk_check > DISK_CHECK_INTERVAL_S:
-                    self.alarm = disk_problem(self.store.folder, min_free_bytes=self.min_free_bytes)
-                    last_disk_check = time.monotonic()
                 cue = self.wanted
                 if cue is None:
                     await self._changed.wait()
@@ -456,6 +456,20 @@ class SessionPlayout:
                     else c
                 )
             self.cues[language] = kept
+
+    async def _disk_loop(self) -> None:
+        """Check the segment folder every few seconds, so a full disk shows in the control room."""
+        while True:
+            await asyncio.sleep(DISK_CHECK_INTERVAL_S)
+            problem = await asyncio.to_thread(
+                disk_problem, self.store.folder, min_free_bytes=self.min_free_bytes
+            )
+            if problem != self.alarm:
+                if problem is not None:
+                    logger.error("playout alarm: %s", problem)
+                else:
+                    logger.info("playout alarm cleared")
+            self.alarm = problem
 
     async def _subtitle_loop(self) -> None:
         """Write subtitle segments as the encoder's output passes them."""
