@@ -44,6 +44,7 @@ from summitcast.web.routes import (
 from summitcast.web.security import BodyLimitMiddleware, SecurityHeadersMiddleware
 from summitcast.web.templating import make_templates, render
 
+log = logging.getLogger(__name__)
 STATIC = Path(__file__).parent / "web" / "static"
 # Every router the app serves; tests walk these to check access on each route.
 ROUTERS = (
@@ -194,6 +195,9 @@ def create_app(
             status_code=exc.status_code,
         )
 
+    if settings.redis_url:
+        _answer_503_while_redis_is_away(app)
+
     @app.exception_handler(RequestValidationError)
     async def validation_error(request: Request, exc: RequestValidationError) -> Response:
         problems = [
@@ -218,6 +222,25 @@ def create_app(
         return {"status": "ok", "version": __version__}
 
     return app
+
+
+def _answer_503_while_redis_is_away(app: FastAPI) -> None:
+    """Answer 503 with Retry-After, not 500, while the Redis back-end is unreachable."""
+    # Imported here: the embedded default never loads the Redis client.
+    from redis.exceptions import ConnectionError as RedisConnectionError
+    from redis.exceptions import TimeoutError as RedisTimeoutError
+
+    async def unavailable(request: Request, exc: Exception) -> Response:
+        # One line, no traceback: a restart of Redis is an operations event, not a bug.
+        log.warning("presence back-end unavailable (%s): 503 for %s", exc, request.url.path)
+        return JSONResponse(
+            {"detail": "Live presence is briefly unavailable; try again."},
+            status_code=503,
+            headers={"Retry-After": "2"},
+        )
+
+    app.add_exception_handler(RedisConnectionError, unavailable)
+    app.add_exception_handler(RedisTimeoutError, unavailable)
 
 
 def _start_gc_freezer(settings: Settings) -> asyncio.Task[None] | None:

@@ -56,15 +56,24 @@ class Server:
         """The uvicorn worker processes (children of the supervisor), or [] with one worker."""
         children = Path(f"/proc/{self.process.pid}/task/{self.process.pid}/children")
         try:
-            return [int(p) for p in children.read_text().split()]
+            pids = [int(p) for p in children.read_text().split()]
         except OSError:
             return []
+        # uvicorn's workers are multiprocessing spawns; the resource tracker is not one.
+        return [pid for pid in pids if b"spawn_main" in _cmdline(pid)]
 
     def figures_total(self) -> int:
         """The online total on /live/s/demo-summit/figures.json, on a fresh connection."""
         response = httpx.get(f"{self.base_url}/live/s/{SLUG}/figures.json", timeout=5)
         response.raise_for_status()
         return int(response.json()["total"])
+
+
+def _cmdline(pid: int) -> bytes:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return b""
 
 
 def socket_count(pid: int) -> int:
@@ -166,3 +175,39 @@ def private_redis() -> Iterator[RedisServer]:
         yield server
     finally:
         server.stop()
+
+
+@contextmanager
+def own_postgres() -> Iterator[str]:
+    """A PostgreSQL database of this test's own (several workers need a real server)."""
+    import secrets
+
+    import psycopg
+
+    from tests.conftest import POSTGRES_ADMIN_URL, service_missing
+
+    name = f"summitcast_load_{secrets.token_hex(6)}"
+    try:
+        admin = psycopg.connect(POSTGRES_ADMIN_URL, autocommit=True, connect_timeout=5)
+    except psycopg.OperationalError as exc:
+        service_missing("PostgreSQL", str(exc).strip().splitlines()[0])
+        raise AssertionError("unreachable") from exc
+    with admin:
+        admin.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield POSTGRES_ADMIN_URL.rsplit("/", 1)[0] + f"/{name}"
+    finally:
+        with psycopg.connect(POSTGRES_ADMIN_URL, autocommit=True) as admin:
+            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def presence_env(database_url: str, redis_url: str, *, interval_s: float) -> dict[str, str]:
+    """Settings of a short-interval, Redis-backed server for reliability tests."""
+    return {
+        "SUMMITCAST_DATABASE_URL": database_url,
+        "SUMMITCAST_REDIS_URL": redis_url,
+        "SUMMITCAST_HEARTBEAT_INTERVAL_S": str(interval_s),
+        # Long enough for a beat plus its latency on a loaded 2-core machine.
+        "SUMMITCAST_HEARTBEAT_TIMEOUT_S": str(interval_s * 3),
+        "SUMMITCAST_PRESENCE_SAMPLE_INTERVAL_S": "5",
+    }

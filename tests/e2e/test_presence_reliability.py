@@ -1,0 +1,102 @@
+"""Presence under load survives a Redis restart and a killed worker (bounded, < 60 s each)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from summitcast.loadtest.run import LoadPlan, LoadResult, LoadTest
+from summitcast.services import locations
+from summitcast.storage.database import Database
+from tests.loadtest.servers import SLUG, own_postgres, presence_env, private_redis, seed, serve
+
+pytestmark = [pytest.mark.e2e, pytest.mark.postgres]
+
+LOCATIONS = 300
+INTERVAL_S = 1.0
+EVENT_AT_S = 7.0  # seconds into the run when the fault happens
+
+
+def _start(base_url: str, located: list, duration_s: float) -> tuple[threading.Thread, list]:  # type: ignore[type-arg]
+    plan = LoadPlan(
+        base_url=base_url,
+        summit=SLUG,
+        locations=tuple(located),
+        duration_s=duration_s,
+        ramp_s=1,
+        sample_every_s=0.5,
+        timeout_s=INTERVAL_S * 3,
+    )
+    results: list[LoadResult] = []
+    runner = threading.Thread(target=lambda: results.append(LoadTest(plan, None).run()))
+    runner.start()
+    return runner, results
+
+
+def _after(result: LoadResult, at_s: float) -> list[tuple[float, int | None, int]]:
+    return [(s.at_s, s.server, s.expected) for s in result.samples if s.at_s >= at_s]
+
+
+def test_presence_recovers_after_redis_restart(tmp_path: Path) -> None:
+    with own_postgres() as database_url, private_redis() as redis_server:
+        located = seed(database_url, LOCATIONS)
+        env = presence_env(database_url, redis_server.url, interval_s=INTERVAL_S)
+        with serve(env, tmp_path, workers=2) as server:
+            started = time.monotonic()
+            runner, results = _start(server.base_url, located, duration_s=18)
+            try:
+                time.sleep(EVENT_AT_S + 2.5 - (time.monotonic() - started))
+                restarted_at = time.monotonic() - started - 2.5  # run time starts ~2.5 s late
+                redis_server.stop()  # SIGKILL, and no persistence: every key is gone
+                time.sleep(1.0)
+                redis_server.start()
+            finally:
+                runner.join(timeout=60)
+            log = server.log.read_text(errors="replace")
+        database = Database(database_url)
+        try:
+            with database.session() as db:
+                from summitcast.services.programme import get_summit
+
+                approved = locations.status_counts(db, get_summit(db, SLUG))["approved"]
+        finally:
+            database.dispose()
+    result = results[0]
+    errors = [s for s in result.samples if s.error]
+    # Down for 1 s, then two intervals (and one tick of the clients' counters) to recover.
+    recovered = _after(result, restarted_at + 1.0 + 2 * INTERVAL_S + 1.0)
+    assert all(s.error != "HTTP 500" for s in errors), errors
+    assert " 500 " not in log
+    assert approved == LOCATIONS  # no registration lost
+    assert recovered, result.samples
+    assert all(server == LOCATIONS for _, server, _ in recovered), recovered
+    assert result.summary()["never_online"] == 0
+
+
+def test_presence_exact_again_after_a_worker_is_killed(tmp_path: Path) -> None:
+    with own_postgres() as database_url, private_redis() as redis_server:
+        located = seed(database_url, LOCATIONS)
+        env = presence_env(database_url, redis_server.url, interval_s=INTERVAL_S)
+        with serve(env, tmp_path, workers=2) as server:
+            started = time.monotonic()
+            runner, results = _start(server.base_url, located, duration_s=16)
+            try:
+                time.sleep(EVENT_AT_S + 2.5 - (time.monotonic() - started))
+                victim = server.worker_pids()[0]
+                killed_at = time.monotonic() - started - 2.5
+                os.kill(victim, signal.SIGKILL)
+            finally:
+                runner.join(timeout=60)
+    result = results[0]
+    summary = result.summary()
+    settled = _after(result, killed_at + 2 * INTERVAL_S + 1.0)
+    assert isinstance(summary["reconnects"], int)
+    assert summary["reconnects"] > 0  # the killed worker's screens came back
+    assert settled, result.samples
+    assert all(server == expected == LOCATIONS for _, server, expected in settled), settled
+    assert [s for s in result.samples if s.error] == []
