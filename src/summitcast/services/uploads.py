@@ -251,6 +251,9 @@ def _finish(db: DbSession, store: ChunkStore, upload: Upload) -> None:
             ],
         )
         return
+    # A finished upload is one the speaker may close the tab on: make it durable first.
+    with store.path_of(upload).open("rb") as handle:
+        os.fsync(handle.fileno())
     upload.state = UploadState.CHECKING.value
     _set_item_status(db, upload, ItemStatus.PROCESSING)
     jobs.enqueue(db, JOB_CHECK, upload_id=upload.id, max_attempts=2)
