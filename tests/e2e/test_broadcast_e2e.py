@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 import logging
 import os
+import re
 import signal
 import subprocess
 import time
@@ -91,6 +92,24 @@ def test_broadcast_session_plays_out_and_every_rendition_decodes_over_http(
         gaps = {round(b2 - a, 3) for a, b2 in itertools.pairwise(times)}
         assert gaps == {0.1}  # 10 fps, no hole and no overlap across the items
         assert times[-1] - times[0] > 6.0  # three 2 s items and the slates around them
+        # The recording: one MP4 per language, listed on the watch page once written.
+        watch = f"{b.base}/s/{b.slug}/watch?session={b.session_id}"
+        b.wait_for(lambda: httpx.get(watch).text.count("data-recording=") == 2, 20, "the MP4s")
+        links = re.findall(r'href="([^"]+)" download hreflang="(\w+)"', httpx.get(watch).text)
+        assert [code for _url, code in links] == ["en", "fr"]
+        for url, code in links:
+            response = httpx.get(f"{b.base}{url}")
+            assert response.headers["content-type"] == "video/mp4"
+            mp4 = tmp_path / f"recording-{code}.mp4"
+            mp4.write_bytes(response.content)
+            with av.open(str(mp4)) as container:
+                video, audio = container.streams.video[0], container.streams.audio[0]
+                assert (video.width, audio.language) == (640, {"en": "eng", "fr": "fra"}[code])
+                assert container.duration is not None
+                assert abs(container.duration / 1e6 - (times[-1] - times[0])) < 1.0
+            assert _decode(str(mp4), "-f", "null").stderr == ""
+            expected_hz = {"en": 440, "fr": 880}[code]
+            assert round(_dominant_hz(str(mp4), 1.5), -1) == expected_hz
         segment = m3u8.loads(httpx.get(top).text).segments[0].uri
         seg_response = httpx.get(f"{base}/360p/{segment}")
         assert "immutable" in seg_response.headers["cache-control"]

@@ -34,12 +34,14 @@ from summitcast.media.ladder import (
     Rung,
     SubtitleTrack,
 )
+from summitcast.media.recording import write_recordings
 from summitcast.media.segment_store import LocalSegmentStore
 from summitcast.services import broadcast as service
 from summitcast.storage.database import Database
 
 logger = logging.getLogger(__name__)
 
+RECORDING_WAIT_S = 60.0  # at shutdown, let remuxes of just-ended sessions finish this long
 SMALL_RUNGS = (Rung("360p", 640, 360, 800, 96), Rung("240p", 426, 240, 400, 64))
 
 
@@ -104,6 +106,7 @@ class BroadcastManager:
         self._kick = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._stopping = False
+        self.recordings: set[asyncio.Task[None]] = set()  # MP4 remuxes of ended sessions
 
     async def start(self) -> None:
         """Start polling (nothing happens unless this node runs broadcast workers)."""
@@ -116,7 +119,13 @@ class BroadcastManager:
         self._kick.set()
         if self._task is not None:
             await self._task
+        # Sessions still on air are resumed by the next start, so they get no recording now.
         await asyncio.gather(*(self._stop_runtime(sid) for sid in list(self.runtimes)))
+        if self.recordings:
+            _done, pending = await asyncio.wait(self.recordings, timeout=RECORDING_WAIT_S)
+            for task in pending:
+                task.cancel()
+            await asyncio.gather(*pending, return_exceptions=True)
 
     def kick(self) -> None:
         """Look at the database now (a producer just pressed a button)."""
@@ -142,7 +151,7 @@ class BroadcastManager:
         """Bring the running playouts in line with the database."""
         plans = {p.session_id: p for p in await asyncio.to_thread(self._read_plans)}
         for session_id in [sid for sid in self.runtimes if sid not in plans]:
-            await self._stop_runtime(session_id)
+            await self._stop_runtime(session_id, ended=True)
         for session_id, plan in plans.items():
             runtime = self.runtimes.get(session_id)
             if runtime is None:
@@ -213,7 +222,7 @@ class BroadcastManager:
         runtime.ingest = ingest
         runtime.playout.live_source = ingest.live_source
 
-    async def _stop_runtime(self, session_id: int) -> None:
+    async def _stop_runtime(self, session_id: int, *, ended: bool = False) -> None:
         runtime = self.runtimes.pop(session_id, None)
         if runtime is None:
             return
@@ -221,6 +230,21 @@ class BroadcastManager:
         if runtime.ingest is not None:
             await runtime.ingest.stop()
         logger.info("session %d off air", session_id)
+        if ended:
+            task = asyncio.create_task(self._record(runtime), name=f"recording-{session_id}")
+            self.recordings.add(task)
+            task.add_done_callback(self.recordings.discard)
+
+    async def _record(self, runtime: SessionRuntime) -> None:
+        """Write the downloadable MP4s of an ended session (in the background: it is only I/O)."""
+        try:
+            made = await write_recordings(self.ffmpeg, runtime.store.folder, runtime.spec)
+        except OSError as exc:
+            logger.error("recordings of session %d failed: %s", runtime.plan.session_id, exc)
+            return
+        logger.info(
+            "session %d recorded: %s", runtime.plan.session_id, ", ".join(r.path for r in made)
+        )
 
     def _report_finished(self, session_id: int, generation: int) -> service.BroadcastPlan | None:
         with self.database.session() as db:

@@ -10,11 +10,12 @@ from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Resp
 from summitcast.domain.accounts import Permission
 from summitcast.domain.broadcast import BroadcastStatus
 from summitcast.domain.playout import PlayoutItem
-from summitcast.media.manager import BroadcastManager
+from summitcast.media.manager import BroadcastManager, language_name, session_folder
+from summitcast.media.recording import list_recordings
 from summitcast.services import broadcast as service
 from summitcast.services import programme
 from summitcast.storage.tables import Summit
-from summitcast.web.deps import CurrentActor, DbDep, summit_for
+from summitcast.web.deps import CurrentActor, DbDep, SettingsDep, summit_for
 from summitcast.web.routes.hls import master_url
 from summitcast.web.security import verify_csrf
 from summitcast.web.templating import render
@@ -62,8 +63,10 @@ def on_air_view(plan: service.BroadcastPlan, run: list[PlayoutItem]) -> dict[str
 
 
 @router.get("/s/{slug}/watch", response_class=HTMLResponse)
-def watch_page(request: Request, slug: str, db: DbDep, session: int | None = None) -> Response:
-    """The public player for the session on air (or the next one)."""
+def watch_page(
+    request: Request, slug: str, db: DbDep, settings: SettingsDep, session: int | None = None
+) -> Response:
+    """The public player for the session on air (or the next one), and its recordings after."""
     summit = programme.get_summit(db, slug)
     chosen = (
         programme.get_session(db, summit, session)
@@ -72,10 +75,23 @@ def watch_page(request: Request, slug: str, db: DbDep, session: int | None = Non
     )
     plan = service.public_plan(db, summit, chosen.id)
     view = on_air_view(plan, service.run_of_show(db, chosen))
+    recordings = []
+    if plan.state.status is BroadcastStatus.ENDED:
+        base = master_url(summit.slug, chosen.id).rsplit("/", 1)[0]
+        recordings = [
+            {
+                "language": language_name(rec.language),
+                "code": rec.language,
+                "url": f"{base}/{rec.path}",
+                "size_mb": round(rec.size_bytes / 1_000_000, 1),
+            }
+            for rec in list_recordings(session_folder(settings, summit.slug, chosen.id))
+        ]
     return render(
         request,
         "watch.html",
         {
+            "recordings": recordings,
             "summit": summit,
             "session": chosen,
             "view": view,
