@@ -1,73 +1,135 @@
-"""Speed of summitcast's default ladder run through the Supervisor vs the same argv run bare.
+"""Speed of summitcast's ladder through its playout and supervisor vs the same ffmpeg commands bare.
 
-Prints both speeds (× real time) and their ratio; the ratio should be ~1.0: the
-supervisor only reads progress lines and must not slow the encoder down.
+The programme is a generated 1080p30 clip with two language tracks. "summitcast"
+is ``PlayoutWorker`` (probe, feeder subprocess, Python copying the feed into the
+``Supervisor``-run ladder encoder); "bare" is the very same two argvs joined by an
+OS pipe with no Python in between. Both run free (no -re), alternately, several
+times; the ratio of the median speeds should be ≥ 0.95.
 
-    .venv/bin/python benchmarks/ladder_speed.py [--seconds 30] [--preset veryfast]
+    .venv/bin/python benchmarks/ladder_speed.py [--seconds 30] [--repeat 2] [--preset veryfast]
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import os
+import statistics
 import subprocess
 import tempfile
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 
 import imageio_ffmpeg
 
-from summitcast.media.ladder import LadderInput, LadderSpec, ladder_argv
-from summitcast.media.supervisor import Supervisor
+from summitcast.domain.playout import PlayoutItem, plan_playout
+from summitcast.domain.programme import ItemKind
+from summitcast.media.ladder import AudioLanguage, LadderInput, LadderSpec, ladder_argv
+from summitcast.media.playout import FeedSource, PlayoutWorker, feed_argv
+from summitcast.media.segment_store import LocalSegmentStore
+from summitcast.media.testclips import Tone, make_clip
+
+SPEC = LadderSpec(
+    languages=(AudioLanguage("en", "English", True), AudioLanguage("fr", "Français")),
+)
+PROBE_OPTIONS = ("-f", "mpegts", "-probesize", "1000000", "-analyzeduration", "1000000")
+CACHE = Path(tempfile.gettempdir()) / "summitcast-bench"
 
 
-def _argv(ffmpeg: str, seconds: int, preset: str, out_dir: Path) -> list[str]:
-    """The default ladder fed by a 1080p30 test picture and a tone."""
-    spec = LadderSpec(preset=preset, languages_by_input=True)
-    video = LadderInput(f"testsrc2=size=1920x1080:rate=30:duration={seconds}", ("-f", "lavfi"))
-    audio = LadderInput(f"sine=frequency=440:duration={seconds}", ("-f", "lavfi"))
-    return ladder_argv(ffmpeg, [video, audio], spec, out_dir)
+def source_clip(ffmpeg: str, seconds: int) -> Path:
+    """A 1080p30 clip with an English and a French tone (cached between runs)."""
+    CACHE.mkdir(exist_ok=True)
+    path = CACHE / f"source_1080p30_{seconds}s.mp4"
+    if not path.exists():
+        make_clip(
+            ffmpeg,
+            path,
+            duration_s=seconds,
+            width=1920,
+            height=1080,
+            fps=30,
+            tones=(Tone(440, "eng"), Tone(880, "fra")),
+        )
+    return path
 
 
-def run_bare(argv: list[str]) -> float:
-    """Run the argv with subprocess; return wall seconds."""
+def run_bare(ffmpeg: str, clip: Path, seconds: int, spec: LadderSpec, out: Path) -> float:
+    """Feeder | ladder through an OS pipe, the same argvs playout uses; return wall seconds."""
+    feed = feed_argv(
+        ffmpeg,
+        FeedSource(str(clip), audio_tracks=2),
+        spec,
+        offset_s=0.0,
+        duration_s=float(seconds),
+        realtime=False,
+    )
+    ladder = ladder_argv(ffmpeg, [LadderInput("pipe:0", PROBE_OPTIONS)], spec, out)
     began = time.perf_counter()
-    subprocess.run(argv, check=True, capture_output=True)
+    feeder = subprocess.Popen(feed, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+    encoder = subprocess.Popen(
+        ladder, stdin=feeder.stdout, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    assert feeder.stdout is not None
+    feeder.stdout.close()  # the encoder holds the read end now
+    if encoder.wait() != 0 or feeder.wait() != 0:
+        raise SystemExit("bare run failed")
     return time.perf_counter() - began
 
 
-async def run_supervised(argv: list[str]) -> tuple[float, float | None]:
-    """Run the argv under the Supervisor; return wall seconds and its last reported speed."""
-    supervisor = Supervisor(argv, name="bench", restart_on_success=False)
+def run_summitcast(ffmpeg: str, clip: Path, seconds: int, spec: LadderSpec, out: Path) -> float:
+    """The same programme through PlayoutWorker and its Supervisor; return wall seconds."""
+    start = datetime.now(UTC)
+    item = PlayoutItem(1, ItemKind.SPEECH, "Bench", float(seconds), media_path=str(clip))
+    # The plan ends on a hold slate; keep it to one frame's worth of programme.
+    steps = plan_playout([item], now=start, start=start, session_title="Bench", hold_s=0.001)
+    worker = PlayoutWorker(
+        ffmpeg, steps[:1], spec, LocalSegmentStore(out), out / "work", realtime=False
+    )
     began = time.perf_counter()
-    await supervisor.start()
-    await supervisor.finished.wait()
+    asyncio.run(worker.run())
     took = time.perf_counter() - began
-    await supervisor.stop()
-    if supervisor.health.last_exit_code != 0:
-        raise SystemExit(f"supervised run failed: {supervisor.health.last_error}")
-    return took, supervisor.health.speed
+    if worker.fallbacks or worker.health.restarts or worker.health.last_exit_code != 0:
+        raise SystemExit(f"summitcast run failed: {worker.health.last_error}")
+    return took
 
 
 def main() -> None:
-    """Run both, bare first, and print the figures."""
+    """Alternate bare and summitcast runs and print the median speeds and their ratio."""
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--seconds", type=int, default=30, help="length of the test programme")
+    parser.add_argument("--repeat", type=int, default=2, help="runs of each, alternating")
     parser.add_argument("--preset", default="veryfast", help="x264 preset of the ladder")
     args = parser.parse_args()
     ffmpeg = imageio_ffmpeg.get_ffmpeg_exe()
-    with tempfile.TemporaryDirectory() as bare_dir, tempfile.TemporaryDirectory() as sup_dir:
-        bare_s = run_bare(_argv(ffmpeg, args.seconds, args.preset, Path(bare_dir)))
-        sup_s, reported = asyncio.run(
-            run_supervised(_argv(ffmpeg, args.seconds, args.preset, Path(sup_dir)))
-        )
-    bare_speed, sup_speed = args.seconds / bare_s, args.seconds / sup_s
-    print(f"programme: {args.seconds} s of 1080p30 → 1080/720/480/360 + audio-only, {args.preset}")
-    print(f"bare ffmpeg:  {bare_s:6.1f} s wall = {bare_speed:.2f}× real time")
+    spec = LadderSpec(rungs=SPEC.rungs, languages=SPEC.languages, preset=args.preset)
+    clip = source_clip(ffmpeg, args.seconds)
+    bare: list[float] = []
+    ours: list[float] = []
+    print(f"load average before: {os.getloadavg()[0]:.2f}")
+    for run in range(args.repeat):
+        # Alternate the order too, so a load spike does not always hit the same side.
+        order = ("bare", "summitcast") if run % 2 == 0 else ("summitcast", "bare")
+        for which in order:
+            with tempfile.TemporaryDirectory() as out:
+                if which == "bare":
+                    bare.append(
+                        args.seconds / run_bare(ffmpeg, clip, args.seconds, spec, Path(out))
+                    )
+                else:
+                    ours.append(
+                        args.seconds / run_summitcast(ffmpeg, clip, args.seconds, spec, Path(out))
+                    )
+            print(f"  run {run + 1} {which:10s} {(bare if which == 'bare' else ours)[-1]:.2f}×")
+    print(f"load average after: {os.getloadavg()[0]:.2f}")
+    rungs = "/".join(r.name for r in spec.rungs)
     print(
-        f"supervised:   {sup_s:6.1f} s wall = {sup_speed:.2f}× real time (ffmpeg said {reported}×)"
+        f"programme: {args.seconds} s of 1080p30 → {rungs} + audio-only, "
+        f"{len(spec.languages)} languages, {args.preset}"
     )
-    print(f"ratio supervised/bare speed: {sup_speed / bare_speed:.3f}")
+    print(f"bare feeder|ladder: median {statistics.median(bare):.2f}× real time {bare}")
+    print(f"summitcast playout: median {statistics.median(ours):.2f}× real time {ours}")
+    print(f"ratio summitcast/bare speed: {statistics.median(ours) / statistics.median(bare):.3f}")
 
 
 if __name__ == "__main__":

@@ -1,0 +1,128 @@
+"""Does the default ladder keep up in real time on this machine? Five minutes of 1080p30 playout.
+
+The run of show is ten 30 s items of a generated 1080p30 clip with two language
+tracks, played by ``PlayoutWorker`` in real time (feeders read with -re, as on
+air) into the default ladder: 1080p/720p/480p/360p + audio-only, x264 veryfast,
+2 s segments, English and French renditions. Every second it samples the
+encoder's output time against the wall clock. Keeping up means the lag (wall
+time − programme time written) stays bounded instead of growing, the speed over
+every 10 s window stays ≥ ~1.0×, and every segment of the programme is listed.
+Reference in the same run: the wall clock itself (speed 1.0×).
+
+    .venv/bin/python benchmarks/ladder_realtime.py [--items 10] [--preset veryfast]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import tempfile
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+import imageio_ffmpeg
+import m3u8
+
+from summitcast.domain.playout import PlayoutItem, plan_playout
+from summitcast.domain.programme import ItemKind
+from summitcast.media.ladder import AudioLanguage, LadderSpec
+from summitcast.media.playout import PlayoutWorker
+from summitcast.media.segment_store import LocalSegmentStore
+from summitcast.media.testclips import Tone, make_clip
+
+CACHE = Path(tempfile.gettempdir()) / "summitcast-bench"
+ITEM_S = 30
+
+
+def source_clip(ffmpeg: str) -> Path:
+    """The 30 s 1080p30 clip with an English and a French tone (shared with ladder_speed.py)."""
+    CACHE.mkdir(exist_ok=True)
+    path = CACHE / f"source_1080p30_{ITEM_S}s.mp4"
+    if not path.exists():
+        tones = (Tone(440, "eng"), Tone(880, "fra"))
+        make_clip(ffmpeg, path, duration_s=ITEM_S, width=1920, height=1080, fps=30, tones=tones)
+    return path
+
+
+async def play(worker: PlayoutWorker) -> list[tuple[float, float, float]]:
+    """Run the worker; sample (wall s, programme s written, load) once a second."""
+    samples: list[tuple[float, float, float]] = []
+    task = asyncio.create_task(worker.run())
+    began = time.monotonic()
+    while not task.done():
+        await asyncio.sleep(1)
+        health = worker.health
+        if health.running:
+            samples.append((time.monotonic() - began, health.out_time_s, os.getloadavg()[0]))
+    await task
+    return samples
+
+
+def main() -> None:
+    """Play the run of show in real time and print lag, window speeds and segments."""
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--items", type=int, default=10, help="30 s items (10 = 5 minutes)")
+    parser.add_argument("--preset", default="veryfast", help="x264 preset of the ladder")
+    args = parser.parse_args()
+    ffmpeg = imageio_ffmpeg.get_ffmpeg_exe()
+    clip = source_clip(ffmpeg)
+    spec = LadderSpec(
+        preset=args.preset,
+        languages=(AudioLanguage("en", "English", True), AudioLanguage("fr", "Français")),
+    )
+    start = datetime.now(UTC)
+    items = [
+        PlayoutItem(i, ItemKind.SPEECH, f"Item {i}", float(ITEM_S), media_path=str(clip))
+        for i in range(1, args.items + 1)
+    ]
+    steps = plan_playout(items, now=start, start=start, session_title="Bench", hold_s=0.001)[:-1]
+    programme_s = ITEM_S * args.items
+    with tempfile.TemporaryDirectory() as out:
+        worker = PlayoutWorker(
+            ffmpeg, steps, spec, LocalSegmentStore(Path(out)), Path(out) / "work", realtime=True
+        )
+        print(f"load average before: {os.getloadavg()[0]:.2f}")
+        began = time.monotonic()
+        samples = asyncio.run(play(worker))
+        wall = time.monotonic() - began
+        playlists = {r.name: m3u8.load(str(Path(out) / r.name / "index.m3u8")) for r in spec.rungs}
+        for lang in spec.languages:
+            for folder in (f"audio_{lang.code}", f"audio_low_{lang.code}"):
+                playlists[folder] = m3u8.load(str(Path(out) / folder / "index.m3u8"))
+    health = worker.health
+    lags = [w - t for w, t, _ in samples if t > 0]
+    windows = [
+        (b[1] - a[1]) / (b[0] - a[0])
+        for a, b in zip(samples, samples[10:], strict=False)
+        if a[1] > 0
+    ]
+    loads = [load for _, _, load in samples]
+    expected = programme_s // spec.segment_s
+    print(
+        f"programme: {programme_s} s of 1080p30 in {args.items} items → "
+        f"{'/'.join(r.name for r in spec.rungs)} + audio-only, 2 languages, {args.preset}"
+    )
+    print(f"wall time {wall:.1f} s for {programme_s} s of programme")
+    print(
+        f"lag (wall − programme written): first {lags[0]:.1f} s, "
+        f"last {lags[-1]:.1f} s, max {max(lags):.1f} s, growth {lags[-1] - lags[0]:+.1f} s"
+    )
+    print(
+        f"speed over 10 s windows: min {min(windows):.3f}×, "
+        f"median {sorted(windows)[len(windows) // 2]:.3f}×"
+    )
+    print(f"ffmpeg: dropped frames {health.drop_frames}, duplicated {health.dup_frames}")
+    print(f"encoder restarts {health.restarts}, slates instead of items {len(worker.fallbacks)}")
+    for name, playlist in playlists.items():
+        durations = [s.duration for s in playlist.segments]
+        print(
+            f"  {name:14s} {len(durations)} segments (expected {expected}), "
+            f"{sum(durations):.1f} s, longest {max(durations):.2f} s"
+        )
+    print(f"load average during: min {min(loads):.2f}, max {max(loads):.2f}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,146 @@
+"""Glass-to-glass latency: a clock burnt into a studio's picture, read back in Chromium.
+
+Method. A "studio" ffmpeg sends 640x360 30 fps H.264 over SRT (with the session's
+key) to a real summitcast server whose session is cut to live, in real time (-re).
+Its picture carries the source time as a barcode: 17 boxes along the top edge,
+box k white when bit k of floor(t × 100) is set (t = seconds since the studio's
+first frame; drawbox ``enable`` expressions, so nothing needs OCR). The studio's
+first frame leaves at wall time t0 (taken just before the process starts, so the
+figure errs high by its start-up, ~0.1–0.2 s). The summitcast player in headless
+Chromium plays the watch page; twice a second the page draws the current video
+frame onto a canvas, reads the boxes, and the latency is
+``Date.now() − (t0 + t)``. Everything runs on this machine, one clock.
+
+The path measured is the whole live chain: SRT listener → UDP relay → live feeder
+(re-encode to the programme format) → ladder encoder (small ladder here:
+360p/240p, veryfast, 2 s segments) → HLS on the app's origin → hls.js → picture.
+The player is measured as shipped (``liveSyncDurationCount`` 3) and with
+``liveSyncDurationCount`` 1 (a second player on the same page); the reference in
+the same run is the segment length (2 s).
+
+    .venv/bin/python benchmarks/latency_glass.py [--seconds 25]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+# The server and browser harness of the e2e tests is reused as is.
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from tests.e2e.broadcast_server import FFMPEG, Broadcast, running_server
+from tests.e2e.browser import chromium_page
+
+BITS = 17  # floor(t × 100) up to 1310 s
+BOX = 32  # pixels per box at 640x360
+
+READ_CLOCK = """
+(video) => {
+  if (!video || video.readyState < 2 || !video.videoWidth) return null;
+  const canvas = document.createElement("canvas");
+  canvas.width = video.videoWidth; canvas.height = video.videoHeight;
+  const ctx = canvas.getContext("2d", { willReadFrequently: true });
+  ctx.drawImage(video, 0, 0);
+  const scale = video.videoWidth / 640;
+  let value = 0;
+  for (let k = 0; k < BITS; k++) {
+    const x = Math.round((k * BOX + BOX / 2) * scale), y = Math.round(BOX / 2 * scale);
+    const px = ctx.getImageData(x, y, 1, 1).data;
+    if (px[0] + px[1] + px[2] > 3 * 128) value += 2 ** k;
+  }
+  return { t: value / 100, now: Date.now() / 1000, height: video.videoHeight };
+}
+""".replace("BITS", str(BITS)).replace("BOX", str(BOX))
+
+
+def studio_argv(url: str, seconds: int) -> list[str]:
+    """A studio sending a clock barcode and a tone in real time."""
+    boxes = ",".join(
+        f"drawbox=x={k * BOX}:y=0:w={BOX}:h={BOX}:color=white:t=fill:"
+        f"enable='mod(floor(t*100/{2**k}),2)'"
+        for k in range(BITS)
+    )
+    return [
+        *[FFMPEG, "-hide_banner", "-nostdin", "-loglevel", "error", "-re"],
+        *["-f", "lavfi", "-i", f"testsrc2=size=640x360:rate=30:duration={seconds}"],
+        *["-f", "lavfi", "-i", f"sine=frequency=440:duration={seconds}"],
+        # Black band under the boxes, then the boxes themselves.
+        *["-vf", f"drawbox=x=0:y=0:w=640:h={BOX}:color=black:t=fill,{boxes}"],
+        *["-c:v", "libx264", "-preset", "ultrafast", "-tune", "zerolatency", "-g", "30"],
+        *["-c:a", "aac", "-f", "mpegts", url],
+    ]
+
+
+def measure(b: Broadcast, seconds: int) -> dict[str, list[float]]:
+    """Run the studio and sample both players; return latencies per player."""
+    key = b.client.get(b.control).text.split('id="ingest-key">')[1].split("<")[0]
+    url = f"srt://127.0.0.1:{b.settings.ingest_srt_port}?passphrase={key}&pbkeylen=16"
+    b.press("start-now")
+    b.press("live")
+    b.wait_for(lambda: b.health()["health"] is not None, 15, "the ingest")
+    t0 = time.time()
+    studio = subprocess.Popen(studio_argv(url, seconds), stderr=subprocess.DEVNULL)
+    found: dict[str, list[float]] = {"shipped": [], "sync1": []}
+    try:
+        with chromium_page() as page:
+            page.goto(f"{b.base}/s/{b.slug}/watch?session={b.session_id}")
+            page.wait_for_function("() => window.summitcast && window.summitcastPlayer")
+            # A second player on the same page, tuned to sit one segment from the live edge.
+            page.evaluate(
+                """(src) => {
+                  const v = document.createElement('video');
+                  v.muted = true; v.autoplay = true; v.id = 'sync1';
+                  document.body.appendChild(v);
+                  window.summitcast.mountPlayer(v, {src, hlsConfig: {liveSyncDurationCount: 1}});
+                }""",
+                f"/hls/{b.slug}/{b.session_id}/master.m3u8",
+            )
+            while studio.poll() is None:
+                for name, selector in (("shipped", "video.player-video"), ("sync1", "#sync1")):
+                    reading = page.evaluate(
+                        f"() => ({READ_CLOCK})(document.querySelector('{selector}'))"
+                    )
+                    elapsed = time.time() - t0
+                    # Slates carry no barcode (all boxes dark): keep plausible clock readings.
+                    if reading and 0.5 < reading["t"] < elapsed:
+                        found[name].append(reading["now"] - (t0 + reading["t"]))
+                time.sleep(0.5)
+    finally:
+        studio.kill()
+        studio.wait()
+        b.press("end")
+    return found
+
+
+def main() -> None:
+    """Measure and print glass-to-glass latency for both player settings."""
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--seconds", type=int, default=25, help="how long the studio sends")
+    args = parser.parse_args()
+    print(f"load average before: {os.getloadavg()[0]:.2f}")
+    with (
+        tempfile.TemporaryDirectory() as tmp,
+        running_server(Path(tmp), broadcast_fps=30, broadcast_preset="veryfast") as b,
+    ):
+        found = measure(b, args.seconds)
+    print(f"load average after: {os.getloadavg()[0]:.2f}")
+    for name, values in found.items():
+        if not values:
+            print(f"{name}: no clock read back")
+            continue
+        # The first seconds are the player settling on the live edge: report the steady part.
+        steady = values[len(values) // 3 :]
+        print(
+            f"{name}: {len(values)} readings; steady median {statistics.median(steady):.2f} s, "
+            f"min {min(steady):.2f} s, max {max(steady):.2f} s (reference: 2 s segments)"
+        )
+
+
+if __name__ == "__main__":
+    main()
