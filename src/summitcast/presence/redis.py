@@ -172,6 +172,16 @@ return 1
 """
 
 
+def _pooled_client(url: str, max_connections: int = 64) -> Redis:
+    """A client whose pool waits for a free connection instead of failing."""
+    # redis-py's default pool raises MaxConnectionsError past 100 connections: a burst of
+    # a few thousand heartbeats in one worker hit that (loadtest, 2,000 screens).
+    pool = aioredis.BlockingConnectionPool.from_url(
+        url, max_connections=max_connections, timeout=10
+    )
+    return aioredis.Redis(connection_pool=pool)
+
+
 def _text(value: Any) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
 
@@ -211,7 +221,7 @@ class RedisPresence:
     @classmethod
     def from_url(cls, url: str, *, timeout_s: float, prefix: str = "summitcast") -> RedisPresence:
         """Connect lazily to the Redis at ``url``."""
-        return cls(aioredis.Redis.from_url(url), timeout_s=timeout_s, prefix=prefix)
+        return cls(_pooled_client(url), timeout_s=timeout_s, prefix=prefix)
 
     def _keys(self, summit_id: str) -> list[str]:
         base = f"{self.prefix}:presence:{{{summit_id}}}"
@@ -306,7 +316,7 @@ class RedisPubSub:
     @classmethod
     def from_url(cls, url: str, *, prefix: str = "summitcast") -> RedisPubSub:
         """Connect lazily to the Redis at ``url``."""
-        return cls(aioredis.Redis.from_url(url), prefix=prefix)
+        return cls(_pooled_client(url), prefix=prefix)
 
     async def publish(self, channel: str, message: Message) -> None:
         """Send a JSON-serialisable dict to every subscriber of ``channel`` in every worker."""

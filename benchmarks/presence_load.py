@@ -1,0 +1,230 @@
+"""Presence at scale: N simulated location screens against `summitcast serve`, end to end.
+
+Sets up everything of its own (a PostgreSQL database, a private redis-server on a free
+port, N approved locations), runs `summitcast serve --workers W`, drives it with the
+load tool (client processes on 127.0.0.2, .3, …), samples the server's RSS, and prints
+the load tool's figures plus RSS against the targets of issue 3. Bounded: it stops by
+itself after --duration seconds and cleans up.
+
+    .venv/bin/python benchmarks/presence_load.py --locations 30000 --workers 2 --duration 120
+    .venv/bin/python benchmarks/presence_load.py --locations 30000 --workers 2 --herd --duration 90
+    .venv/bin/python benchmarks/presence_load.py --locations 15000 --workers 1 --memory
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import secrets
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+import httpx
+import psycopg
+
+from summitcast.loadtest.client import SimulatedLocation
+from summitcast.loadtest.run import LoadPlan, LoadTest
+from summitcast.services import locations
+from summitcast.services.demo import DEMO_SLUG, seed_demo
+from summitcast.storage.database import Database
+
+POSTGRES_ADMIN_URL = os.environ.get(
+    "SUMMITCAST_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/postgres"
+)
+COUNTRIES = ("DE", "KE", "BR", "IN", "NG", "US", "FR", "JP", "MX", "ZA", "GB", "ID")
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _rss_kib(pid: int) -> int:
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
+def _tree(pid: int) -> list[int]:
+    try:
+        children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    except OSError:
+        return [pid]
+    return [pid] + [p for c in children for p in _tree(int(c))]
+
+
+def _seed(database_url: str, count: int) -> list[SimulatedLocation]:
+    database = Database(database_url)
+    try:
+        database.upgrade()
+        with database.session() as db:
+            summit = seed_demo(db, start=datetime.now(UTC).date()).summit
+            inputs = [
+                # A third public with a city, as a real crowd: each public one costs a
+                # second presence update (its map cell) on every heartbeat.
+                locations.LocationInput(
+                    label=f"Bench {i}",
+                    country=COUNTRIES[i % len(COUNTRIES)],
+                    city="Berlin" if COUNTRIES[i % len(COUNTRIES)] == "DE" else "",
+                    privacy_level="public" if i % 3 == 0 else "country",
+                )
+                for i in range(count)
+            ]
+            made = locations.register_locations_bulk(db, summit, inputs)
+    finally:
+        database.dispose()
+    return [SimulatedLocation(m.location_id, m.secret) for m in made]
+
+
+def main() -> None:
+    """Run one presence load benchmark and print its figures as JSON."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--locations", type=int, default=30_000)
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--memory", action="store_true", help="in-process presence (1 worker)")
+    parser.add_argument("--interval", type=float, default=10.0)
+    parser.add_argument("--timeout", type=float, default=35.0)
+    parser.add_argument("--duration", type=float, default=120.0)
+    parser.add_argument("--ramp", type=float, default=10.0)
+    parser.add_argument("--herd", action="store_true")
+    parser.add_argument("--dashboards", type=int, default=0)
+    parser.add_argument("--probes", type=int, default=0)
+    parser.add_argument("--no-gc-freeze", action="store_true")
+    parser.add_argument("--json", type=Path, default=None)
+    args = parser.parse_args()
+    if args.memory and args.workers != 1:
+        parser.error("--memory counts per process: use --workers 1")
+
+    tmp = Path(tempfile.mkdtemp(prefix="summitcast-bench-"))
+    name = f"summitcast_bench_{secrets.token_hex(4)}"
+    with psycopg.connect(POSTGRES_ADMIN_URL, autocommit=True) as admin:
+        admin.execute(f'CREATE DATABASE "{name}"')
+    database_url = POSTGRES_ADMIN_URL.rsplit("/", 1)[0] + f"/{name}"
+    redis_proc: subprocess.Popen[bytes] | None = None
+    server: subprocess.Popen[bytes] | None = None
+    try:
+        started = time.monotonic()
+        located = _seed(database_url, args.locations + args.probes)
+        print(
+            f"seeded {len(located):,} locations in {time.monotonic() - started:.1f} s", flush=True
+        )
+        env = {
+            **os.environ,
+            "SUMMITCAST_DATABASE_URL": database_url,
+            "SUMMITCAST_DATA_DIR": str(tmp),
+            "SUMMITCAST_HEARTBEAT_INTERVAL_S": str(args.interval),
+            "SUMMITCAST_HEARTBEAT_TIMEOUT_S": str(args.timeout),
+            "SUMMITCAST_BROADCAST_WORKERS": "false",
+            "SUMMITCAST_JOB_WORKERS": "false",
+        }
+        env.pop("SUMMITCAST_REDIS_URL", None)
+        if not args.memory:
+            redis_port = _free_port()
+            redis_exe = shutil.which("redis-server") or "redis-server"
+            redis_proc = subprocess.Popen(
+                [redis_exe, "--port", str(redis_port), "--bind", "127.0.0.1", "--save", ""],
+                stdout=subprocess.DEVNULL,
+            )
+            env["SUMMITCAST_REDIS_URL"] = f"redis://127.0.0.1:{redis_port}/0"
+        port = _free_port()
+        argv = [sys.executable, "-m", "summitcast.cli", "serve", "--port", str(port)]
+        argv += ["--workers", str(args.workers)]
+        if args.no_gc_freeze:
+            argv.append("--no-gc-freeze")
+        log = (tmp / "serve.log").open("wb")
+        server = subprocess.Popen(argv, env=env, stdout=log, stderr=subprocess.STDOUT)
+        base = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            try:
+                if httpx.get(f"{base}/healthz", timeout=2).status_code == 200:
+                    break
+            except httpx.TransportError:
+                time.sleep(0.3)
+        time.sleep(2)  # every worker up
+        rss_peak = [0]
+        stop = threading.Event()
+
+        def watch_rss() -> None:
+            while not stop.is_set():
+                pids = _tree(server.pid) if server is not None else []
+                # The multiprocessing resource tracker is tiny; workers dominate.
+                rss_peak[0] = max(rss_peak[0], sum(_rss_kib(p) for p in pids))
+                stop.wait(1.0)
+
+        watcher = threading.Thread(target=watch_rss, daemon=True)
+        watcher.start()
+        load_before = os.getloadavg()
+        plan = LoadPlan(
+            base_url=base,
+            summit=DEMO_SLUG,
+            locations=tuple(located),
+            duration_s=args.duration,
+            ramp_s=0.0 if args.herd else args.ramp,
+            sample_every_s=2.0,
+            dashboards=args.dashboards,
+            probes=args.probes,
+            timeout_s=args.timeout,
+        )
+
+        def progress(row: dict[str, object]) -> None:
+            print(
+                f"t={row['at_s']:>6}s server {row['server']} clients online {row.get('online')} "
+                f"sent {row.get('sent')} acked {row.get('acked')} lost {row.get('lost')} "
+                f"reconnects {row.get('reconnects')} connect errors {row.get('connect_errors')} "
+                f"rss {rss_peak[0] / 1024:.0f} MiB load {os.getloadavg()[0]:.1f}",
+                flush=True,
+            )
+
+        result = LoadTest(plan, progress).run()
+        stop.set()
+        watcher.join()
+        summary = result.summary() | {
+            "workers": args.workers,
+            "backend": "memory" if args.memory else "redis",
+            "herd": args.herd,
+            "interval_s": args.interval,
+            "server_rss_peak_mib": round(rss_peak[0] / 1024),
+            "loadavg_before": [round(x, 2) for x in load_before],
+            "loadavg_after": [round(x, 2) for x in os.getloadavg()],
+            "gc_freeze": not args.no_gc_freeze,
+        }
+        print(json.dumps(summary, indent=2, default=str))
+        if args.json is not None:
+            args.json.write_text(json.dumps(summary, indent=2, default=str) + "\n")
+        text = (tmp / "serve.log").read_text(errors="replace")
+        print(f"server log: {text.count('Traceback')} tracebacks, {text.count(' 500 ')} 500s")
+        if "Traceback" in text:
+            first = text.index("Traceback")
+            print(text[max(0, first - 200) : first + 3000])
+    finally:
+        for proc in (server, redis_proc):
+            if proc is not None and proc.poll() is None:
+                proc.send_signal(signal.SIGINT)
+                try:
+                    proc.wait(timeout=30)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+                    proc.wait()
+        with psycopg.connect(POSTGRES_ADMIN_URL, autocommit=True) as admin:
+            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
