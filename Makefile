@@ -26,9 +26,11 @@ assets: $(ASSETS)
 
 # Debian's Chromium for the browser tests; Playwright never downloads a browser here.
 browser:
-	@if [ ! -x /usr/bin/chromium ]; then \
-	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq chromium >/dev/null; \
-	  else sudo apt-get update -qq && sudo apt-get install -y -qq chromium >/dev/null; fi; \
+	@if [ ! -x /usr/bin/chromium ] || [ ! -f /usr/share/fonts/truetype/wqy/wqy-microhei.ttc ] \
+	  || [ ! -f /usr/share/fonts/truetype/lohit-devanagari/Lohit-Devanagari.ttf ] \
+	  || [ ! -f /usr/share/fonts/truetype/abyssinica/AbyssinicaSIL-Regular.ttf ]; then \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq chromium fonts-lohit-deva fonts-sil-abyssinica fonts-wqy-microhei >/dev/null; \
+	  else sudo apt-get update -qq && sudo apt-get install -y -qq chromium fonts-lohit-deva fonts-sil-abyssinica fonts-wqy-microhei >/dev/null; fi; \
 	fi
 
 demo: install assets

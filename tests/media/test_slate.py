@@ -4,10 +4,18 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 from PIL import Image
 
 from summitcast.domain.playout import Slate
-from summitcast.media.slate import covers, font_for, render_slate
+from summitcast.media.slate import (
+    FONT_CANDIDATES,
+    available_fonts,
+    covers,
+    font_for,
+    render_slate,
+)
+from tests.conftest import service_missing
 
 DEJAVU = Path("/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf")
 
@@ -49,3 +57,45 @@ def test_font_for_picks_first_covering_font() -> None:
 def test_font_for_uncovered_text_falls_back_to_first_font() -> None:
     liberation = Path("/usr/share/fonts/truetype/liberation/LiberationSans-Regular.ttf")
     assert font_for("李娜", 20, [liberation, DEJAVU]).path == str(liberation)
+
+
+NAMES = {
+    "Latin": "Zoë Łukasz Ñandú",
+    "Cyrillic": "Ольга Петрова",
+    "Greek": "Ελένη Παπαδοπούλου",
+    "Arabic": "محمد عبد الله",
+    "Hebrew": "דוד כהן",
+    "Devanagari": "प्रिया शर्मा",
+    "Ethiopic": "አበበ ቢቂላ",
+    "Chinese": "王小明",
+    "Japanese": "山田 はなこ",
+    "Korean": "김민준",
+}
+
+
+def _fonts_or_skip() -> list[Path]:
+    fonts = available_fonts()
+    # The fonts `make browser` installs (Noto candidates are the operator's choice).
+    required = [p for p in FONT_CANDIDATES if "noto" not in p.parts and "liberation" not in p.parts]
+    missing = [p.name for p in required if not p.exists()]
+    if missing:
+        service_missing("slate fonts", f"missing {missing}; run `make browser`")
+    return fonts
+
+
+@pytest.mark.parametrize("script", list(NAMES))
+def test_available_fonts_cover_every_script_of_speaker_names(script: str) -> None:
+    fonts = _fonts_or_skip()
+    assert [p.name for p in fonts if covers(p, NAMES[script])] != []
+
+
+@pytest.mark.parametrize("script", ["Devanagari", "Ethiopic", "Chinese", "Korean"])
+def test_render_slate_draws_real_glyphs_not_boxes(tmp_path: Path, script: str) -> None:
+    _fonts_or_skip()
+    text = NAMES[script]
+    # Missing glyphs all draw as the same box: two different names would look alike.
+    first = render_slate(Slate(text), tmp_path / "a.png", 426, 240)
+    other = render_slate(Slate(text[::-1]), tmp_path / "b.png", 426, 240)
+    with Image.open(first) as a, Image.open(other) as b:
+        assert a.tobytes() != b.tobytes()
+    assert covers(Path(font_for(text, 20).path), text)

@@ -11,13 +11,21 @@ from PIL import Image, ImageDraw, ImageFont
 
 from summitcast.domain.playout import Slate
 
-# DejaVu covers Latin, Greek, Cyrillic, Arabic, Hebrew, Armenian, Georgian and more;
-# Noto (if an operator installs fonts-noto) adds CJK, Devanagari, Ethiopic…
-# Names are drawn with the first font that has every glyph of the text.
+# Names are drawn with the first font that has every glyph of the text, so the
+# order matters: DejaVu (fonts-dejavu-core) covers Latin, Greek, Cyrillic, Arabic
+# and Hebrew; the smallest Debian packages that add the rest (`make browser`
+# installs them, ~7 MB): Lohit Devanagari (fonts-lohit-deva), Abyssinica SIL for
+# Ethiopic (fonts-sil-abyssinica), WenQuanYi Micro Hei for Chinese, Japanese and
+# Korean (fonts-wqy-microhei). Noto, if an operator installs it, is used too.
 FONT_CANDIDATES: tuple[Path, ...] = (
-    Path("/usr/share/fonts/opentype/noto/NotoSansCJK-Regular.ttc"),
-    Path("/usr/share/fonts/truetype/noto/NotoSans-Regular.ttf"),
     Path("/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf"),
+    Path("/usr/share/fonts/truetype/noto/NotoSans-Regular.ttf"),
+    Path("/usr/share/fonts/truetype/noto/NotoSansDevanagari-Regular.ttf"),
+    Path("/usr/share/fonts/truetype/lohit-devanagari/Lohit-Devanagari.ttf"),
+    Path("/usr/share/fonts/truetype/noto/NotoSansEthiopic-Regular.ttf"),
+    Path("/usr/share/fonts/truetype/abyssinica/AbyssinicaSIL-Regular.ttf"),
+    Path("/usr/share/fonts/opentype/noto/NotoSansCJK-Regular.ttc"),
+    Path("/usr/share/fonts/truetype/wqy/wqy-microhei.ttc"),
     Path("/usr/share/fonts/truetype/liberation/LiberationSans-Regular.ttf"),
 )
 BACKGROUND = (16, 32, 64)
