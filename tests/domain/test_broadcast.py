@@ -183,7 +183,7 @@ def test_cue_for_countdown_slate_lasts_until_start() -> None:
     assert cue == Cue(1, SourceKind.SLATE, StepReason.COUNTDOWN, duration_s=90.0, slate=slate)
 
 
-def test_cue_for_countdown_capped_and_never_zero() -> None:
+def test_cue_for_countdown_runs_to_start_however_far_and_never_zero() -> None:
     far = BroadcastState(
         BroadcastStatus.COUNTDOWN, generation=1, countdown_to=NOW + timedelta(hours=3)
     )
@@ -194,7 +194,7 @@ def test_cue_for_countdown_capped_and_never_zero() -> None:
     past_cue = rules.cue_for(past, [], session_title="S", now=NOW)
     assert far_cue is not None
     assert past_cue is not None
-    assert (far_cue.duration_s, past_cue.duration_s) == (15 * 60.0, 0.5)
+    assert (far_cue.duration_s, past_cue.duration_s) == (3 * 3600.0, 0.5)
 
 
 def test_cue_for_hold_is_endless_hold_slate() -> None:

@@ -2,8 +2,17 @@
 
 from __future__ import annotations
 
+import subprocess
+from pathlib import Path
+
+import av
+import imageio_ffmpeg
+from PIL import Image
+
 from summitcast.media.ladder import AudioLanguage, LadderSpec, Rung
-from summitcast.media.playout import FeedSource, feed_argv
+from summitcast.media.playout import CLOCK_FONT, FeedSource, countdown_text, feed_argv
+
+FFMPEG = imageio_ffmpeg.get_ffmpeg_exe()
 
 SPEC = LadderSpec(
     rungs=(Rung("240p", 426, 240, 400, 64),),
@@ -130,3 +139,42 @@ def test_feed_argv_live_relay_has_no_padding_and_no_end() -> None:
         *["-filter_complex", graph, "-map", "[v]", "-map", "[a0]", "-map", "[a1]", *ENCODE],
         *["-output_ts_offset", "18.500", *MUX],
     ]
+
+
+def test_countdown_text_counts_down_minutes_and_seconds() -> None:
+    assert countdown_text(90.5) == (
+        "%{eif:floor(max(0,90.500-t)/60):d:2}:%{eif:mod(floor(max(0,90.500-t)),60):d:2}"
+    )
+
+
+def test_feed_argv_countdown_slate_ticks_a_clock() -> None:
+    argv = feed_argv(
+        "ffmpeg",
+        FeedSource("/w/s.png", is_image=True, clock_file="/w/clock.txt"),
+        SPEC,
+        offset_s=0,
+        duration_s=2,
+        realtime=False,
+    )
+    video = argv[argv.index("-filter_complex") + 1].split(";")[0]
+    assert video == VIDEO.format(src="0:v:0").removesuffix("[v]") + (
+        f",drawtext=fontfile={CLOCK_FONT}:textfile=/w/clock.txt:expansion=normal:"
+        "fontsize=34:fontcolor=white:x=(w-tw)/2:y=h*0.72[v]"
+    )
+
+
+def test_countdown_clock_really_ticks_in_ffmpeg(tmp_path: Path) -> None:
+    png = tmp_path / "slate.png"
+    Image.new("RGB", (426, 240), (16, 32, 64)).save(png)
+    clock = tmp_path / "clock.txt"
+    clock.write_text(countdown_text(65.0), encoding="utf-8")
+    source = FeedSource(str(png), is_image=True, clock_file=str(clock))
+    argv = feed_argv(FFMPEG, source, SPEC, offset_s=0, duration_s=2.2, realtime=False)
+    out = tmp_path / "feed.ts"
+    subprocess.run([*argv[:-1], str(out)], check=True, capture_output=True, timeout=60)
+    with av.open(str(out)) as container:
+        frames = [f.to_image() for f in container.decode(video=0)]
+    # 01:05 at the start, 01:03 two seconds later: the lower third changed, the rest did not.
+    first, last = frames[0], frames[-1]
+    assert first.crop((0, 0, 426, 160)).tobytes() == last.crop((0, 0, 426, 160)).tobytes()
+    assert first.crop((0, 160, 426, 240)).tobytes() != last.crop((0, 160, 426, 240)).tobytes()

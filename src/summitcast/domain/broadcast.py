@@ -15,7 +15,6 @@ from datetime import datetime
 from enum import StrEnum
 
 from summitcast.domain.playout import (
-    MAX_COUNTDOWN_S,
     PlayoutItem,
     Slate,
     SourceKind,
@@ -175,7 +174,8 @@ def cue_for(
             state.generation,
             SourceKind.SLATE,
             StepReason.COUNTDOWN,
-            duration_s=max(0.5, min(remaining, MAX_COUNTDOWN_S)),
+            # Exactly until the planned start (no cap: when this cue ends, item 1 starts).
+            duration_s=max(0.5, remaining),
             slate=slate,
         )
     if state.status is BroadcastStatus.HOLD:

@@ -22,7 +22,8 @@ import shutil
 import signal
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -42,7 +43,14 @@ from summitcast.media.ladder import (
     master_playlist,
     subtitle_dir,
 )
-from summitcast.media.playout import FEED_BASE_S, PIPE_CHUNK, TECHNICAL_SLATE, FeedSource, feed_argv
+from summitcast.media.playout import (
+    FEED_BASE_S,
+    PIPE_CHUNK,
+    TECHNICAL_SLATE,
+    FeedSource,
+    countdown_text,
+    feed_argv,
+)
 from summitcast.media.probe import probe
 from summitcast.media.segment_store import LocalSegmentStore
 from summitcast.media.slate import render_slate
@@ -325,8 +333,15 @@ class SessionPlayout:
                     "Technical slate (bad file)",
                 )
         slate = cue.slate or TECHNICAL_SLATE
+        source = self._slate_source(slate, f"slate_{cue.generation}")
+        if slate.countdown_to is not None:
+            # The clock ticks in the feeder (drawtext), counting from what is left right now.
+            remaining = (slate.countdown_to - datetime.now(UTC)).total_seconds()
+            clock = self.work_dir / f"clock_{cue.generation}.txt"
+            clock.write_text(countdown_text(remaining), encoding="utf-8")
+            source = replace(source, clock_file=str(clock))
         return (
-            self._slate_source(slate, f"slate_{cue.generation}"),
+            source,
             cue.duration_s,
             "slate",
             slate.heading,

@@ -73,6 +73,27 @@ class FeedSource:
     language_files: tuple[str | None, ...] = ()
     # A live stream: no padding and no end of its own (it plays until it is stopped).
     live: bool = False
+    # A ticking clock drawn over the picture (countdown slates): a drawtext text file.
+    clock_file: str | None = None
+
+
+CLOCK_FONT = "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf"
+
+
+def countdown_text(remaining_s: float) -> str:
+    """drawtext text (expansion=normal) showing mm:ss left from remaining_s at the feeder's t=0."""
+    left = f"max(0,{remaining_s:.3f}-t)"
+    # eif's third argument pads with zeros; ":" between the fields is literal text.
+    return f"%{{eif:floor({left}/60):d:2}}:%{{eif:mod(floor({left}),60):d:2}}"
+
+
+def _clock_filter(text_file: str, height: int) -> str:
+    """The drawtext that ticks a countdown in the lower third (its text read from a file)."""
+    # A text file needs no filtergraph escaping of the expressions' commas.
+    return (
+        f",drawtext=fontfile={CLOCK_FONT}:textfile={text_file}:expansion=normal:"
+        f"fontsize={height // 7}:fontcolor=white:x=(w-tw)/2:y=h*0.72"
+    )
 
 
 def feed_argv(
@@ -122,7 +143,9 @@ def feed_argv(
         f"scale={width}:{height}:force_original_aspect_ratio=decrease,"
         f"pad={width}:{height}:(ow-iw)/2:(oh-ih)/2,setsar=1,format=yuv420p,"
         # A file shorter than its slot holds its last frame instead of ending early.
-        "tpad=stop=-1:stop_mode=clone[v]"
+        "tpad=stop=-1:stop_mode=clone"
+        + (_clock_filter(source.clock_file, height) if source.clock_file else "")
+        + "[v]"
     ]
     for k in range(len(spec.languages)):
         if k in language_inputs:
