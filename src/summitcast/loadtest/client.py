@@ -169,7 +169,9 @@ class ClientProcess:
             except TimeoutError:
                 if ws is None and not self._stopping():
                     self.stats.connect_errors += 1
-            except (OSError, InvalidHandshake, WebSocketException, ValueError):
+                    self.stats.error_kinds["connect timeout"] += 1
+            except (OSError, InvalidHandshake, WebSocketException, ValueError) as error:
+                self.stats.error_kinds[type(error).__name__] += 1
                 if ws is None:
                     self.stats.connect_errors += 1
             finally:

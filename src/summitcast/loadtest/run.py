@@ -83,6 +83,7 @@ class LoadResult:
             "lost": self.totals.get("lost", 0),
             "refused": self.totals.get("refused", {}),
             "connect_errors": self.totals.get("connect_errors", 0),
+            "error_kinds": self.totals.get("error_kinds", {}),
             "reconnects": self.totals.get("reconnects", 0),
             "never_online": self.plan_locations - _int(self.totals.get("ever_online")),
             "clients_all_online_s": self.totals.get("all_online_at"),

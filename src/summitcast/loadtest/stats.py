@@ -23,6 +23,7 @@ class ClientStats:
     lost: int = 0
     refused: Counter[str] = field(default_factory=Counter)
     connect_errors: int = 0
+    error_kinds: Counter[str] = field(default_factory=Counter)  # exception names, all phases
     reconnects: int = 0
     all_online_at: float | None = None  # seconds after the start when ever_online == locations
     latencies_ms: list[float] = field(default_factory=list)
@@ -38,6 +39,7 @@ class ClientStats:
             "acked": self.acked,
             "lost": self.lost,
             "refused": dict(self.refused),
+            "error_kinds": dict(self.error_kinds),
             "connect_errors": self.connect_errors,
             "reconnects": self.reconnects,
             "all_online_at": self.all_online_at,
@@ -56,17 +58,21 @@ def add_ticks(ticks: Iterable[dict[str, object]]) -> dict[str, object]:
     """Sum the counters of every process; all_online_at is the latest (None if any is None)."""
     total: dict[str, object] = {}
     refused: Counter[str] = Counter()
+    kinds: Counter[str] = Counter()
     moments: list[float | None] = []
     for tick in ticks:
         for key, value in tick.items():
-            if key == "refused" and isinstance(value, dict):
-                refused.update(value)
+            if key in ("refused", "error_kinds") and isinstance(value, dict):
+                bucket = refused if key == "refused" else kinds
+                bucket.update(value)
             elif key == "all_online_at":
                 moments.append(value if isinstance(value, float | int) else None)
             elif isinstance(value, int):
                 previous = total.get(key, 0)
                 total[key] = (previous if isinstance(previous, int) else 0) + value
     total["refused"] = dict(refused)
+    if kinds:
+        total["error_kinds"] = dict(kinds)
     known = [m for m in moments if m is not None]
     total["all_online_at"] = max(known) if moments and len(known) == len(moments) else None
     return total
