@@ -191,7 +191,7 @@ def _map_figure(figures: AttendanceFigures) -> tuple[Figure | None, str]:
     other = next((r.locations for r in figures.countries if r.country == OTHER_ROW), 0)
     note = (
         f"Countries with fewer than {figures.k} locations and hidden hosts are not shown "
-        f"({other:,} locations, {figures.suppressed_cells} countries)."
+        f"({other:,} locations)."
     )
     figure = Figure(figsize=(11, 5.6), layout="constrained")
     ax = figure.add_subplot()

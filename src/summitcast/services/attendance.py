@@ -49,6 +49,7 @@ from summitcast.audit.log import (
 from summitcast.audit.verify import inclusion_proof_for, verify_inclusion_proof
 from summitcast.config import Settings
 from summitcast.domain.attendance import (
+    OTHER_ROW,
     SUPPRESSED_COUNTRY,
     AttendanceFigures,
     AttendanceTally,
@@ -359,7 +360,11 @@ def attendance_data(db: DbSession, summit: Summit, settings: Settings) -> Attend
         windows=windows,
         titles=titles,
         public=public,
-        exact={row.country: row.locations for row in exact.countries},
+        # With k = 1 only the hidden hosts are left in "other": name them as such.
+        exact={
+            SUPPRESSED_COUNTRY if row.country == OTHER_ROW else row.country: row.locations
+            for row in exact.countries
+        },
         timeline=[(int(at.timestamp()), int(n)) for at, n in samples],
     )
 

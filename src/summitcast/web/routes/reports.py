@@ -67,6 +67,10 @@ async def report_page(
             "figures": built.data.public,
             "exact": built.data.exact,
             "public_rows": public_rows,
+            # Countries that exist in the exact table but not on their own in public.
+            "merged": sum(
+                1 for code in built.data.exact if code not in public_rows and code != "ZZ"
+            ),
             "titles": built.data.titles,
             "k": settings.k_anonymity,
             "publication": publication,
