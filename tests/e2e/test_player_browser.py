@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import signal
 from pathlib import Path
 
 import pytest
@@ -34,4 +36,50 @@ def test_player_plays_ten_seconds_switches_language_and_quality(tmp_path: Path) 
             fatal = page.evaluate("() => window.summitcastPlayer.errors.filter(e => e.fatal)")
         b.press("end")
     assert (audio, level, fatal) == (1, 1, []), console
+    assert ffmpeg_children() == []
+
+
+def test_player_keeps_playing_through_an_encoder_restart(tmp_path: Path) -> None:
+    console: list[str] = []
+    with running_server(tmp_path) as b:
+        b.press("start-now")
+        b.press("hold")  # an endless slate: the kill lands mid-programme
+        with chromium_page(console=console) as page:
+            page.goto(f"{b.base}/s/{b.slug}/watch?session={b.session_id}")
+            page.wait_for_function(
+                "() => window.summitcastPlayer && document.querySelector('video').currentTime > 2",
+                timeout=30_000,
+            )
+            # Every wait for data, with how long the picture stood still.
+            page.evaluate(
+                """() => {
+                  const v = document.querySelector('video');
+                  window.waits = [];
+                  let since = null;
+                  v.addEventListener('waiting', () => { since = performance.now(); });
+                  v.addEventListener('playing', () => {
+                    if (since !== null) window.waits.push((performance.now() - since) / 1000);
+                    since = null;
+                  });
+                }"""
+            )
+            before = page.evaluate("() => document.querySelector('video').currentTime")
+            runtime = b.app.state.broadcasts.runtimes[b.session_id]
+            os.kill(runtime.playout.encoder.health.pid, signal.SIGKILL)
+            # Ten more seconds of picture after the kill, whatever the player had buffered.
+            page.wait_for_function(
+                f"() => document.querySelector('video').currentTime > {before + 10}",
+                timeout=40_000,
+            )
+            waits = page.evaluate("() => window.waits")
+            paused = page.evaluate("() => document.querySelector('video').paused")
+            fatal = page.evaluate("() => window.summitcastPlayer.errors.filter(e => e.fatal)")
+            restarts = runtime.playout.encoder.health.restarts
+        b.press("end")
+    assert (restarts, paused, fatal) == (1, False, []), console
+    # One real stall (the buffer runs dry while the new encoder starts). After the
+    # restart Chromium also fires 'waiting' for ~10 ms at some segment boundaries;
+    # nobody can see those, so only waits of 0.1 s or more count as stalls.
+    stalls = [w for w in waits if w >= 0.1]
+    assert len(stalls) <= 1, (waits, console)
     assert ffmpeg_children() == []

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+import time
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -289,3 +291,20 @@ def test_current_session_prefers_the_one_on_air(database: Database) -> None:
         service.start_session(db, producer, _summit(db), later, countdown=False)
     with database.session() as db:
         assert service.current_session(db, _summit(db)).id == later
+
+
+def test_two_requests_creating_the_row_at_once_share_one_key(database: Database) -> None:
+    producer, _speaker, session_id, _ = _setup(database)
+    keys: list[str] = []
+
+    def second() -> None:
+        with database.session() as db:
+            keys.append(service.ingest_key_of(db, producer, _summit(db), session_id))
+
+    with database.session() as db:
+        first = service.ingest_key_of(db, producer, _summit(db), session_id)  # not committed yet
+        other = threading.Thread(target=second)
+        other.start()
+        time.sleep(0.5)  # the second request reaches its insert and waits on the first
+    other.join(timeout=30)
+    assert keys == [first]

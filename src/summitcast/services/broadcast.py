@@ -16,6 +16,7 @@ from enum import StrEnum
 from typing import Any
 
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session as DbSession
 from sqlalchemy.orm import selectinload
 
@@ -75,19 +76,28 @@ def ingest_key_matches(expected: str, offered: str) -> bool:
 def _row(db: DbSession, session: Session) -> Broadcast:
     """The session's broadcast row, created idle with a new ingest key on first use."""
     row = db.get(Broadcast, session.id)
-    if row is None:
-        row = Broadcast(
-            session_id=session.id,
-            summit_id=session.summit_id,
-            status=rules.BroadcastStatus.IDLE.value,
-            position=0,
-            live=False,
-            generation=0,
-            ingest_key=new_ingest_key(),
-            ingest_key_rotated_at=utcnow(),
-        )
-        db.add(row)
-        db.flush()
+    if row is not None:
+        return row
+    row = Broadcast(
+        session_id=session.id,
+        summit_id=session.summit_id,
+        status=rules.BroadcastStatus.IDLE.value,
+        position=0,
+        live=False,
+        generation=0,
+        ingest_key=new_ingest_key(),
+        ingest_key_rotated_at=utcnow(),
+    )
+    try:
+        # A savepoint: two requests (or app nodes) may create the row at once; the
+        # loser's insert fails alone and it reads the winner's row instead.
+        with db.begin_nested():
+            db.add(row)
+    except IntegrityError:
+        winner = db.get(Broadcast, session.id, populate_existing=True)
+        if winner is None:
+            raise
+        return winner
     return row
 
 
