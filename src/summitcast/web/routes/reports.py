@@ -106,7 +106,8 @@ async def publish(
 ) -> Response:
     """Publish the signed attendance log and its figures (replacing the public ones)."""
     await request.app.state.attendance.flush(request.app.state.database)
-    attendance.publish_attendance(db, summit, settings)
+    # Seconds of counting, hashing and signing at 50,000 locations: off the event loop.
+    await asyncio.to_thread(attendance.publish_attendance, db, summit, settings)
     _cache(request).forget(summit.id)
     return RedirectResponse(f"/backstage/s/{summit.slug}/report#publication", status_code=303)
 
