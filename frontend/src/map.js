@@ -111,6 +111,7 @@ function drawLegend(g, edges, max) {
   const swatches = [{ fill: EMPTY_FILL, label: "none" }];
   edges.forEach((lo, k) => {
     const hi = k + 1 < edges.length ? edges[k + 1] - 1 : max;
+    if (lo > max) return; // no country reaches this class: a "2–1" swatch would be nonsense
     swatches.push({
       fill: RAMP[classOf(lo, edges)],
       label: lo === hi ? fmt(lo) : `${fmt(lo)}–${fmt(hi)}`,
