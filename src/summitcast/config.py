@@ -81,6 +81,14 @@ class Settings(BaseSettings):
     ingest_public_host: str = ""  # shown to producers; empty: the host of base_url
     ingest_rtmp_port: int = 1935  # first session on air; the next ones take +1, +2…
     ingest_srt_port: int = 9000
+    # Live interpreters send audio only, one RTMP/SRT input per language, on
+    # base + 16 × session slot + language index (the session's key, same rules as studios).
+    ingest_interpreter_rtmp_port: int = 2935
+    ingest_interpreter_srt_port: int = 9100
+    # Live speakers' own ingest (the green room): feed n listens on base + n.
+    greenroom_rtmp_port: int = 3935
+    greenroom_srt_port: int = 9200
+    greenroom_preview_fps: float = Field(default=2.0, gt=0, le=10)  # thumbnails a second
     # Speaker uploads (issue 5). Partial and finished uploads live here, outside the web
     # root, under random names; empty: data_dir / "uploads".
     upload_dir: Path | None = None

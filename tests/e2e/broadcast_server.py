@@ -168,6 +168,9 @@ def test_settings(tmp_path: Path, **overrides: object) -> Settings:
         "broadcast_min_free_mb": 0,
         "ingest_rtmp_port": free_port(),
         "ingest_srt_port": free_port(socket.SOCK_DGRAM),
+        # Interpreters listen on base + language index (en, fr): free now, +1 very likely too.
+        "ingest_interpreter_rtmp_port": free_port(),
+        "ingest_interpreter_srt_port": free_port(socket.SOCK_DGRAM),
     }
     values.update(overrides)
     return Settings(**values)  # type: ignore[arg-type]

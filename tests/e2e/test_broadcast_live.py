@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import subprocess
+import time
 from pathlib import Path
 
+import av
+import httpx
+import numpy
 import pytest
 
 from tests.e2e.broadcast_server import FFMPEG, Broadcast, ffmpeg_children, running_server
@@ -101,4 +105,64 @@ def test_live_srt_with_key_goes_on_air_and_wrong_passphrase_is_refused(tmp_path:
         finally:
             _stop(studio)
         b.press("end")
+    assert ffmpeg_children() == []
+
+
+def _interpreter(url: str, hz: int, seconds: int = 14) -> subprocess.Popen[bytes]:
+    """An interpreter: sound only, sent in real time."""
+    return subprocess.Popen(
+        [
+            FFMPEG, "-hide_banner", "-nostdin", "-loglevel", "error", "-re",
+            "-f", "lavfi", "-i", f"sine=frequency={hz}:duration={seconds}",
+            "-c:a", "aac", "-f", "mpegts", url,
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )  # fmt: skip
+
+
+def _window_hz(url: str) -> list[int]:
+    """The loudest frequency (rounded to 10 Hz) of each whole second of an audio rendition."""
+    with av.open(url) as container:
+        rate = container.streams.audio[0].rate
+        samples = numpy.concatenate([f.to_ndarray()[0] for f in container.decode(audio=0)])
+    found = []
+    for at in range(0, len(samples) - rate, rate):
+        window = samples[at : at + rate]
+        spectrum = numpy.abs(numpy.fft.rfft(window))
+        found.append(round(float(numpy.fft.rfftfreq(rate, 1 / rate)[spectrum.argmax()]), -1))
+    return found
+
+
+def test_live_interpreter_over_srt_becomes_the_french_rendition(tmp_path: Path) -> None:
+    with running_server(tmp_path) as b:
+        b.press("start-now")
+        b.press("live")
+        b.wait_for(lambda: b.health()["health"] is not None, 15, "the ingest to listen")
+        key = _key(b)
+        french = b.settings.ingest_interpreter_srt_port + 1  # en is language 0, fr 1
+        studio = _push(f"srt://127.0.0.1:{b.settings.ingest_srt_port}?passphrase={key}&pbkeylen=16",
+                       "mpegts", seconds=16)  # fmt: skip
+        interpreter = _interpreter(f"srt://127.0.0.1:{french}?passphrase={key}&pbkeylen=16", 880)
+        try:
+            b.wait_for(
+                lambda: "interpreters fr" in str(_health(b)["on_air"]["label"]),  # type: ignore[index]
+                25,
+                "the French interpreter on air",
+            )
+            assert _health(b)["interpreters"] == {"en": None, "fr": "srt"}
+            time.sleep(5)  # five seconds of interpreted programme
+        finally:
+            _stop(interpreter)
+            _stop(studio)
+        b.press("end")
+        base = f"{b.base}/hls/{b.slug}/{b.session_id}"
+        b.wait_for(
+            lambda: "#EXT-X-ENDLIST" in httpx.get(f"{base}/audio_fr/index.m3u8").text, 20, "end"
+        )
+        english = _window_hz(f"{base}/audio_en/index.m3u8")
+        french_hz = _window_hz(f"{base}/audio_fr/index.m3u8")
+    # Somewhere in the live stretch, the same seconds: the floor in English, 880 Hz in French.
+    both = list(zip(english, french_hz, strict=False))
+    assert (440, 880) in both, both
     assert ffmpeg_children() == []

@@ -167,6 +167,7 @@ class SessionPlayout:
         *,
         on_cue_finished: Callable[[Cue], Awaitable[None]],
         live_source: Callable[[], FeedSource | None] = lambda: None,
+        interpreters: Callable[[], tuple[str | None, ...]] = tuple,
         subtitle_languages: tuple[str, ...] = (),
         min_free_bytes: int = MIN_FREE_BYTES,
     ) -> None:
@@ -176,6 +177,10 @@ class SessionPlayout:
         self.work_dir = work_dir
         self.on_cue_finished = on_cue_finished
         self.live_source = live_source
+        # Per ladder language: the relay URL of a live interpreter sending now, or None.
+        self.interpreters = interpreters
+        self._live_interpreters: tuple[str | None, ...] = ()
+        self._interpreter_task: asyncio.Task[None] | None = None
         self.min_free_bytes = min_free_bytes
         self.subtitle_languages = subtitle_languages
         self.wanted: Cue | None = None
@@ -229,7 +234,7 @@ class SessionPlayout:
         self._changed.set()
         if self._task is not None:
             await self._task
-        for task in (self._subtitle_task, self._disk_task):
+        for task in (self._subtitle_task, self._disk_task, self._interpreter_task):
             if task is not None:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
@@ -256,6 +261,7 @@ class SessionPlayout:
             self._subtitle_task = asyncio.create_task(self._subtitle_loop())
             # Its own task: a hold slate or a live input may stay on air for hours.
             self._disk_task = asyncio.create_task(self._disk_loop())
+            self._interpreter_task = asyncio.create_task(self._interpreter_loop())
             while not self._stopping:
                 cue = self.wanted
                 if cue is None:
@@ -302,6 +308,14 @@ class SessionPlayout:
         if cue.source is SourceKind.LIVE:
             live = self.live_source()
             if live is not None:
+                files = self.interpreters()
+                self._live_interpreters = files
+                if any(files):
+                    live = replace(live, language_files=files)
+                    codes = [
+                        lang.code for lang, f in zip(self.spec.languages, files, strict=False) if f
+                    ]
+                    return live, None, "live", f"Live input + interpreters {', '.join(codes)}"
                 return live, None, "live", "Live input"
             slate = Slate(HOLD_HEADING, ("Waiting for the live input",))
             return (
@@ -471,6 +485,16 @@ class SessionPlayout:
                     else c
                 )
             self.cues[language] = kept
+
+    async def _interpreter_loop(self) -> None:
+        """Restart the live feeder when an interpreter joins or leaves, so their sound follows."""
+        while True:
+            await asyncio.sleep(1.0)
+            if self.on_air.source == "live" and self.interpreters() != self._live_interpreters:
+                # The same cue plays again (the wanted cue is unchanged) with the new inputs;
+                # timestamps continue, so the programme stays one stream.
+                logger.info("interpreters changed: live feeder restarts")
+                self._changed.set()
 
     async def _disk_loop(self) -> None:
         """Check the segment folder every few seconds, so a full disk shows in the control room."""

@@ -370,16 +370,23 @@ class SessionIngest:
             return "srt"
         return None
 
-    def live_source(self) -> FeedSource | None:
-        """A feeder source reading the relay of the studio that is sending, if any."""
+    def relay_url(self) -> str | None:
+        """The loopback relay of the protocol that is receiving right now, if any."""
         protocol = self.receiving()
         if protocol is None:
             return None
         port = self.ports.rtmp_relay if protocol == "rtmp" else self.ports.srt_relay
+        # timeout (µs): the reader ends 2 s after the sender stops;
+        # fifo_size/overrun_nonfatal: a slow moment drops packets instead of failing.
+        return f"udp://127.0.0.1:{port}?timeout=2000000&fifo_size=1000000&overrun_nonfatal=1"
+
+    def live_source(self) -> FeedSource | None:
+        """A feeder source reading the relay of the studio that is sending, if any."""
+        url = self.relay_url()
+        if url is None:
+            return None
         return FeedSource(
-            # timeout (µs): the feeder ends 2 s after the studio stops, and the slate returns;
-            # fifo_size/overrun_nonfatal: a slow moment drops packets instead of failing.
-            f"udp://127.0.0.1:{port}?timeout=2000000&fifo_size=1000000&overrun_nonfatal=1",
+            url,  # when the studio stops, the feeder ends 2 s later and the slate returns
             input_options=("-probesize", "500000", "-analyzeduration", "1000000"),
             audio_tracks=1,
             live=True,

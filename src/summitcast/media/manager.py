@@ -84,6 +84,8 @@ class SessionRuntime:
     ingest: SessionIngest | None
     slot: int
     generation: int
+    # One audio-only ingest per ladder language (None where its ports could not open).
+    interpreters: list[SessionIngest | None]
 
 
 class BroadcastManager:
@@ -195,6 +197,7 @@ class BroadcastManager:
             logger.error("ingest of session %d cannot listen: %s", plan.session_id, exc.strerror)
             await opened.stop()
             ingest = None
+        interpreters = await self._open_interpreters(spec, slot, plan.ingest_key)
         session_id = plan.session_id
         playout = SessionPlayout(
             self.ffmpeg,
@@ -203,17 +206,60 @@ class BroadcastManager:
             self.settings.data_dir / "playout" / plan.summit_slug / str(session_id),
             on_cue_finished=lambda cue: self._cue_finished(session_id, cue),
             live_source=ingest.live_source if ingest is not None else (lambda: None),
+            interpreters=lambda: self._interpreter_urls(session_id),
             subtitle_languages=spec_subtitles(spec),
             min_free_bytes=self.settings.broadcast_min_free_mb * 1024 * 1024,
         )
-        runtime = SessionRuntime(plan, spec, store, playout, ingest, slot, generation=-1)
+        runtime = SessionRuntime(
+            plan, spec, store, playout, ingest, slot, generation=-1, interpreters=interpreters
+        )
         self.runtimes[session_id] = runtime
         await playout.start()
         logger.info("session %d on air (slot %d)", session_id, slot)
         return runtime
 
+    def _interpreter_ports(self, slot: int, index: int) -> IngestPorts:
+        offset = 16 * slot + index  # up to 16 languages per session
+        return IngestPorts(
+            rtmp=self.settings.ingest_interpreter_rtmp_port + offset,
+            srt=self.settings.ingest_interpreter_srt_port + offset,
+            rtmp_upstream=free_port(),
+            rtmp_relay=free_port(socket.SOCK_DGRAM),
+            srt_relay=free_port(socket.SOCK_DGRAM),
+        )
+
+    async def _open_interpreters(
+        self, spec: LadderSpec, slot: int, key: str
+    ) -> list[SessionIngest | None]:
+        """Audio-only listeners, one per language, accepting the session's key."""
+        opened: list[SessionIngest | None] = []
+        for index, language in enumerate(spec.languages[:16]):
+            ingest = SessionIngest(
+                self.ffmpeg, self.settings.ingest_host, self._interpreter_ports(slot, index), key
+            )
+            try:
+                await ingest.start()
+            except OSError as exc:
+                logger.error("interpreter ingest %s cannot listen: %s", language.code, exc.strerror)
+                await ingest.stop()
+                opened.append(None)
+                continue
+            opened.append(ingest)
+        return opened
+
+    def _interpreter_urls(self, session_id: int) -> tuple[str | None, ...]:
+        """Per language, the relay of the interpreter sending right now, or None."""
+        runtime = self.runtimes.get(session_id)
+        if runtime is None:
+            return ()
+        return tuple(i.relay_url() if i is not None else None for i in runtime.interpreters)
+
     async def _restart_ingest(self, runtime: SessionRuntime, key: str) -> None:
         """A rotated key: the old listeners (and any studio on them) go, new ones open."""
+        for interpreter in runtime.interpreters:
+            if interpreter is not None:
+                await interpreter.stop()
+        runtime.interpreters = await self._open_interpreters(runtime.spec, runtime.slot, key)
         if runtime.ingest is not None:
             await runtime.ingest.stop()
         ports = runtime.ingest.ports if runtime.ingest else self._ports(runtime.slot)
@@ -227,8 +273,9 @@ class BroadcastManager:
         if runtime is None:
             return
         await runtime.playout.stop()
-        if runtime.ingest is not None:
-            await runtime.ingest.stop()
+        for ingest in (runtime.ingest, *runtime.interpreters):
+            if ingest is not None:
+                await ingest.stop()
         logger.info("session %d off air", session_id)
         if ended:
             task = asyncio.create_task(self._record(runtime), name=f"recording-{session_id}")
@@ -274,6 +321,12 @@ class BroadcastManager:
             "bitrate_kbps": ingest.bitrate_kbps() if ingest else None,
             "refused": ingest.gate.refused if ingest else 0,
         }
+        view["interpreters"] = {
+            language.code: interpreter.receiving() if interpreter is not None else None
+            for language, interpreter in zip(
+                runtime.spec.languages, runtime.interpreters, strict=False
+            )
+        }
         return view
 
     def ingest_urls(self, session_id: int, key: str) -> dict[str, str]:
@@ -287,11 +340,21 @@ class BroadcastManager:
         )
         rtmp_port = self.settings.ingest_rtmp_port + slot
         srt_port = self.settings.ingest_srt_port + slot
-        return {
+        urls = {
             "rtmp_server": f"rtmp://{host}:{rtmp_port}/live",
             "rtmp_url": f"rtmp://{host}:{rtmp_port}/live/{key}",
             "srt_url": f"srt://{host}:{srt_port}?passphrase={key}&pbkeylen=16",
         }
+        languages = runtime.spec.languages if runtime is not None else ()
+        for index, language in enumerate(languages[:16]):
+            offset = 16 * slot + index
+            i_rtmp = self.settings.ingest_interpreter_rtmp_port + offset
+            i_srt = self.settings.ingest_interpreter_srt_port + offset
+            urls[f"interpreter_{language.code}_rtmp_url"] = f"rtmp://{host}:{i_rtmp}/live/{key}"
+            urls[f"interpreter_{language.code}_srt_url"] = (
+                f"srt://{host}:{i_srt}?passphrase={key}&pbkeylen=16"
+            )
+        return urls
 
 
 def spec_subtitles(spec: LadderSpec) -> tuple[str, ...]:

@@ -87,6 +87,11 @@ def countdown_text(remaining_s: float) -> str:
     return f"%{{eif:floor({left}/60):d:2}}:%{{eif:mod(floor({left}),60):d:2}}"
 
 
+def _is_stream(url: str) -> bool:
+    """Whether an input is a live network stream (read as it comes, never with -re)."""
+    return url.startswith(("rtmp:", "srt:", "udp:", "rtp:"))
+
+
 def _clock_filter(text_file: str, height: int) -> str:
     """The drawtext that ticks a countdown in the lower third (its text read from a file)."""
     # A text file needs no filtergraph escaping of the expressions' commas.
@@ -118,7 +123,7 @@ def feed_argv(
         "-loglevel",
         "error",  # errors only; they end up in the worker's log
     ]
-    if realtime and not source.url.startswith(("rtmp:", "srt:", "udp:", "rtp:")):
+    if realtime and not _is_stream(source.url):
         argv.append("-re")  # read files at their own speed: the programme runs on the clock
     if source.is_image:
         argv += ["-loop", "1", "-framerate", str(fps)]  # a still image becomes a video stream
@@ -127,7 +132,11 @@ def feed_argv(
     language_inputs: dict[int, int] = {}
     for k, path in enumerate(source.language_files[: len(spec.languages)]):
         if path is not None:
-            if realtime:
+            if _is_stream(path):
+                # A live interpreter's relay: it arrives in real time by itself; probe
+                # briefly, it is one AAC/Opus track.
+                argv += ["-probesize", "200000", "-analyzeduration", "500000"]
+            elif realtime:
                 argv.append("-re")  # interpretation files run on the same clock as the picture
             argv += ["-i", path]
             language_inputs[k] = inputs
@@ -163,8 +172,10 @@ def feed_argv(
             f"[{audio_in}]aresample={FEED_AUDIO_RATE},"
             # s302m takes s16 stereo at 48 kHz; every language becomes exactly that.
             "aformat=sample_fmts=s16:channel_layouts=stereo"
-            # Silence after a short soundtrack, until -t ends the step (not for live).
-            + (f"[a{k}]" if source.live else f",apad[a{k}]")
+            # Silence after a short soundtrack, until -t ends the step; not for a live
+            # floor (it ends the feeder when the studio leaves), but for an interpreter
+            # who drops out while the studio goes on.
+            + (f"[a{k}]" if source.live and k not in language_inputs else f",apad[a{k}]")
         )
     argv += ["-filter_complex", ";".join(graph), "-map", "[v]"]
     for k in range(len(spec.languages)):
