@@ -20,6 +20,7 @@ from starlette.middleware.sessions import SessionMiddleware
 from summitcast import __version__
 from summitcast.config import Settings
 from summitcast.errors import AuthenticationError, RateLimitedError, SummitcastError
+from summitcast.media.greenroom import GreenRoomManager
 from summitcast.media.manager import BroadcastManager
 from summitcast.media.upload_worker import UploadJobs, chunk_store
 from summitcast.presence import Presence, PubSub, create_backends
@@ -34,6 +35,7 @@ from summitcast.web.routes import (
     auth,
     backstage,
     broadcast,
+    greenroom,
     hls,
     live,
     locations,
@@ -58,6 +60,7 @@ ROUTERS = (
     live.backstage_router,
     broadcast.router,
     broadcast.backstage_router,
+    greenroom.backstage_router,
     hls.router,
     speakers.router,
     speakers.backstage_router,
@@ -92,6 +95,8 @@ def create_app(
     attendance = AttendanceRecorder(settings.attendance_bucket_s)
     live_service.on_accepted = attendance.count
     broadcasts = BroadcastManager(settings, db)
+    # Live speakers' own feeds, previewed before the producer takes one on air.
+    green_room = GreenRoomManager(settings, db, broadcasts)
     upload_store = chunk_store(settings)
     upload_jobs = UploadJobs(settings, db, upload_store)
     # Probes and normalises uploads; durable in the database, so another node may do it.
@@ -117,6 +122,7 @@ def create_app(
         )
         # Plays every session on air; sessions left on air by a previous run resume.
         await broadcasts.start()
+        await green_room.start()
         if job_worker is not None:
             await job_worker.start()
         freezer = _start_gc_freezer(settings)
@@ -127,6 +133,7 @@ def create_app(
                 freezer.cancel()
             if job_worker is not None:
                 await job_worker.stop()
+            await green_room.stop()
             await broadcasts.stop()
             await live_service.stop()
             attendance_task.cancel()
@@ -151,6 +158,7 @@ def create_app(
     app.state.settings = settings
     app.state.database = db
     app.state.broadcasts = broadcasts
+    app.state.greenroom = green_room
     app.state.live = live_service
     app.state.attendance = attendance
     app.state.reports = ReportCache(settings, db)

@@ -26,6 +26,10 @@ PRODUCER_MAY = {
     ("GET", "/backstage/s/{slug}/sessions/{session_id}"),
     ("GET", "/backstage/s/{slug}/sessions/{session_id}/control"),
     ("GET", "/backstage/s/{slug}/sessions/{session_id}/control/health.json"),
+    # The green room: live speakers' previews (its buttons are under PRODUCER_RUNS).
+    ("GET", "/backstage/s/{slug}/sessions/{session_id}/control/greenroom"),
+    ("GET", "/backstage/s/{slug}/sessions/{session_id}/control/greenroom.json"),
+    ("GET", "/backstage/s/{slug}/sessions/{session_id}/control/greenroom/{speaker_id}/preview.jpg"),
 }
 # The control room's buttons: producers run the broadcast (303 back to the room, or 409
 # when the button does not apply in the current state, e.g. "hold" before "start").

@@ -468,3 +468,29 @@ class AttendancePublication(Base):
     public_key: Mapped[str] = mapped_column(String(64))  # raw Ed25519, base64
     # The published (k-suppressed) figures, as written in the log's figures record.
     figures: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+
+
+class GreenRoomFeed(Base):
+    """A live speaker's own ingest into a session's green room (issue 5)."""
+
+    __tablename__ = "greenroom_feeds"
+    __table_args__ = (
+        UniqueConstraint("session_id", "speaker_id", name="uq_greenroom_feeds_session_speaker"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    summit_id: Mapped[int] = mapped_column(ForeignKey("summits.id", ondelete="CASCADE"), index=True)
+    session_id: Mapped[int] = mapped_column(
+        ForeignKey("sessions.id", ondelete="CASCADE"), index=True
+    )
+    speaker_id: Mapped[int] = mapped_column(
+        ForeignKey("speakers.id", ondelete="CASCADE"), index=True
+    )
+    # The speaker's RTMP stream key and SRT passphrase; like the studio key, never logged.
+    ingest_key: Mapped[str] = mapped_column(String(64))
+    # Port offset of this feed's listeners (green-room base port + slot), fixed while open,
+    # so the URL given to the speaker stays valid whichever node renders it.
+    slot: Mapped[int] = mapped_column(Integer)
+    # True while this feed is the broadcast's live input (the producer "took" it).
+    taken: Mapped[bool] = mapped_column(Boolean, default=False)
+    opened_at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -1,0 +1,381 @@
+"""The green room's listeners: one RTMP (gated) and one SRT listener per live speaker.
+
+Each listener is one ffmpeg with two outputs: the same loopback MPEG-TS relay as
+the studio ingest (``summitcast.media.ingest``), which a feeder reads only once
+the producer takes the feed, and a small JPEG preview rewritten a few times a
+second, which the control room polls. A speaker sending therefore costs one
+small decode, and nothing reaches the programme until the feed is taken.
+
+``GreenRoomManager`` polls the open feeds (``summitcast.services.greenroom``),
+runs their listeners, and points each session's playout at the taken feed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import shutil
+import socket
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from summitcast.config import Settings
+from summitcast.domain.playout import SourceKind
+from summitcast.media.ingest import LIVE_FRESH_S, RtmpGate, free_port
+from summitcast.media.manager import BroadcastManager
+from summitcast.media.playout import FeedSource
+from summitcast.media.supervisor import Supervisor
+from summitcast.services import greenroom as service
+from summitcast.services.broadcast import ingest_key_matches
+from summitcast.storage.database import Database
+
+logger = logging.getLogger(__name__)
+
+PREVIEW_WIDTH = 320  # enough to recognise the speaker and check framing, cheap to encode
+PREVIEW_NAME = "preview.jpg"
+
+
+def listener_output_argv(relay_port: int, preview: Path, preview_fps: float) -> list[str]:
+    """The two outputs of a green-room listener: the TS relay and the JPEG preview."""
+    return [
+        "-map",
+        "0:v:0?",  # the speaker's picture
+        "-map",
+        "0:a:0?",  # and their sound
+        "-c",
+        "copy",  # no re-encode: the ladder encodes once, if the feed is taken
+        "-f",
+        "mpegts",
+        # 7 TS packets per datagram; nobody listening until the feed is taken (unconnected UDP).
+        f"udp://127.0.0.1:{relay_port}?pkt_size=1316",
+        "-map",
+        "0:v:0?",  # the preview is the picture only
+        "-vf",
+        # A few small frames a second; -2 keeps the aspect ratio with an even height.
+        f"fps={preview_fps:g},scale={PREVIEW_WIDTH}:-2",
+        "-q:v",
+        "5",  # mid JPEG quality: a few KB a frame
+        "-update",
+        "1",  # overwrite one file rather than numbering frames
+        "-atomic_writing",
+        "1",  # write to a temporary file and rename: a poll never reads half a JPEG
+        "-f",
+        "image2",
+        str(preview),
+    ]
+
+
+def rtmp_listener_argv(
+    ffmpeg: str, port: int, relay_port: int, preview: Path, preview_fps: float
+) -> list[str]:
+    """ffmpeg accepting one RTMP publisher on loopback (behind the gate): relay and preview."""
+    return [
+        ffmpeg,
+        "-hide_banner",
+        "-nostdin",  # stdin is not ours
+        "-loglevel",
+        "error",  # errors only: at info ffmpeg would log the stream URL
+        "-progress",
+        "pipe:1",  # bitrate and timing: "receiving" in the green room
+        "-stats_period",
+        "1",
+        "-listen",
+        "1",  # be the RTMP server; the gate in front checks the speaker's key
+        "-i",
+        f"rtmp://127.0.0.1:{port}/live/stream",  # the gate forwards here; the key is not in it
+        *listener_output_argv(relay_port, preview, preview_fps),
+    ]
+
+
+def srt_listener_argv(
+    ffmpeg: str,
+    host: str,
+    port: int,
+    key: str,
+    relay_port: int,
+    preview: Path,
+    preview_fps: float,
+) -> list[str]:
+    """ffmpeg accepting one SRT caller whose passphrase is the speaker's key."""
+    return [
+        ffmpeg,
+        "-hide_banner",
+        "-nostdin",
+        "-loglevel",
+        "error",  # at info ffmpeg prints the input URL, passphrase included
+        "-progress",
+        "pipe:1",
+        "-stats_period",
+        "1",
+        # Faster start: without these the first frame is ~5 s late (VERIFIED.md).
+        "-probesize",
+        "200000",
+        "-analyzeduration",
+        "500000",
+        "-i",
+        # Listener mode; the passphrase refuses callers without it; latency in µs (120 ms).
+        f"srt://{host}:{port}?mode=listener&latency=120000&passphrase={key}&pbkeylen=16",
+        *listener_output_argv(relay_port, preview, preview_fps),
+    ]
+
+
+@dataclass
+class FeedPorts:
+    """Where one speaker's feed listens (public) and relays (loopback)."""
+
+    rtmp: int
+    srt: int
+    rtmp_upstream: int
+    rtmp_relay: int
+    srt_relay: int
+
+
+class SpeakerFeed:
+    """The running listeners of one speaker's feed."""
+
+    def __init__(
+        self,
+        ffmpeg: str,
+        host: str,
+        ports: FeedPorts,
+        key: str,
+        folder: Path,
+        preview_fps: float,
+    ) -> None:
+        self.ports = ports
+        self.folder = folder
+        self._key = key
+        self.gate = RtmpGate(
+            host, ports.rtmp, ports.rtmp_upstream, lambda k: ingest_key_matches(self._key, k)
+        )
+        folder.mkdir(parents=True, exist_ok=True)
+        self.rtmp = Supervisor(
+            rtmp_listener_argv(
+                ffmpeg, ports.rtmp_upstream, ports.rtmp_relay, folder / "rtmp.jpg", preview_fps
+            ),
+            name="greenroom-rtmp",
+            max_backoff_s=5.0,
+        )
+        self.srt = Supervisor(
+            srt_listener_argv(
+                ffmpeg, host, ports.srt, key, ports.srt_relay, folder / "srt.jpg", preview_fps
+            ),
+            name="greenroom-srt",
+            max_backoff_s=5.0,
+        )
+
+    @property
+    def key(self) -> str:
+        """The key this feed accepts."""
+        return self._key
+
+    async def start(self) -> None:
+        """Open both listeners."""
+        await self.rtmp.start()
+        await self.srt.start()
+        await self.gate.start()
+
+    async def stop(self) -> None:
+        """Close both listeners and forget the preview."""
+        await self.gate.stop()
+        await self.rtmp.stop()
+        await self.srt.stop()
+        shutil.rmtree(self.folder, ignore_errors=True)
+
+    def receiving(self) -> str | None:
+        """ "rtmp" or "srt" while the speaker is sending, else None."""
+        for name, supervisor in (("rtmp", self.rtmp), ("srt", self.srt)):
+            health = supervisor.health
+            fresh = time.monotonic() - health.updated_at < LIVE_FRESH_S
+            if health.running and fresh and health.out_time_s > 0:
+                return name
+        return None
+
+    def preview_path(self) -> Path | None:
+        """The JPEG of whichever listener is receiving (the last one seen, if none is)."""
+        protocol = self.receiving()
+        candidates = [protocol] if protocol else ["rtmp", "srt"]
+        found = [self.folder / f"{p}.jpg" for p in candidates]
+        found = [path for path in found if path.is_file()]
+        return max(found, key=lambda p: p.stat().st_mtime) if found else None
+
+    def live_source(self) -> FeedSource | None:
+        """A feeder source reading this speaker's relay, while they are sending."""
+        protocol = self.receiving()
+        if protocol is None:
+            return None
+        port = self.ports.rtmp_relay if protocol == "rtmp" else self.ports.srt_relay
+        return FeedSource(
+            # Same reading as the studio relay: end 2 s after the speaker stops (timeout µs),
+            # drop packets rather than fail on a slow moment.
+            f"udp://127.0.0.1:{port}?timeout=2000000&fifo_size=1000000&overrun_nonfatal=1",
+            input_options=("-probesize", "500000", "-analyzeduration", "1000000"),
+            audio_tracks=1,
+            live=True,
+        )
+
+    def status(self) -> dict[str, Any]:
+        """The green room's view of this feed."""
+        protocol = self.receiving()
+        preview = self.preview_path()
+        age = None if preview is None else max(0.0, time.time() - preview.stat().st_mtime)
+        health = (self.srt if protocol == "srt" else self.rtmp).health
+        return {
+            "listening": True,
+            "receiving": protocol,
+            "bitrate_kbps": health.bitrate_kbps if protocol else None,
+            "refused": self.gate.refused,
+            "preview_age_s": None if age is None else round(age, 1),
+        }
+
+
+class GreenRoomManager:
+    """Keeps listeners open for every open feed and the taken feed wired to its session."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        database: Database,
+        broadcasts: BroadcastManager,
+        *,
+        poll_s: float = 0.5,
+    ) -> None:
+        self.settings = settings
+        self.database = database
+        self.broadcasts = broadcasts
+        self.poll_s = poll_s
+        self.feeds: dict[int, SpeakerFeed] = {}
+        self.plans: dict[int, service.FeedPlan] = {}
+        self.last_error: str | None = None
+        self._kick = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self._stopping = False
+
+    async def start(self) -> None:
+        """Start polling (only on the node that runs the broadcast workers)."""
+        if self.settings.broadcast_workers:
+            self._task = asyncio.create_task(self._loop(), name="greenroom-manager")
+
+    async def stop(self) -> None:
+        """Close every listener this node runs."""
+        self._stopping = True
+        self._kick.set()
+        if self._task is not None:
+            await self._task
+        await asyncio.gather(*(feed.stop() for feed in self.feeds.values()))
+        self.feeds.clear()
+
+    def kick(self) -> None:
+        """Look at the database now (a producer just pressed a button)."""
+        self._kick.set()
+
+    async def _loop(self) -> None:
+        while not self._stopping:
+            try:
+                await self.sync()
+                self.last_error = None
+            except Exception as exc:  # a database hiccup must not close the green room
+                self.last_error = f"{type(exc).__name__}: {exc}"
+                logger.exception("green room could not sync")
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._kick.wait(), self.poll_s)
+            self._kick.clear()
+
+    def _read(self) -> list[service.FeedPlan]:
+        with self.database.session() as db:
+            return service.open_feeds(db)
+
+    def _ports(self, slot: int) -> FeedPorts:
+        return FeedPorts(
+            rtmp=self.settings.greenroom_rtmp_port + slot,
+            srt=self.settings.greenroom_srt_port + slot,
+            rtmp_upstream=free_port(),
+            rtmp_relay=free_port(socket.SOCK_DGRAM),
+            srt_relay=free_port(socket.SOCK_DGRAM),
+        )
+
+    async def sync(self) -> None:
+        """Bring the listeners and the live inputs in line with the database."""
+        plans = {p.feed_id: p for p in await asyncio.to_thread(self._read)}
+        for feed_id in [f for f in self.feeds if f not in plans]:
+            await self.feeds.pop(feed_id).stop()
+            self.plans.pop(feed_id, None)
+        for feed_id, plan in plans.items():
+            running = self.feeds.get(feed_id)
+            old = self.plans.get(feed_id)
+            if (
+                running is not None
+                and old is not None
+                and (old.ingest_key, old.slot)
+                != (
+                    plan.ingest_key,
+                    plan.slot,
+                )
+            ):
+                await self.feeds.pop(feed_id).stop()
+                running = None
+            if running is None:
+                feed = SpeakerFeed(
+                    self.broadcasts.ffmpeg,
+                    self.settings.ingest_host,
+                    self._ports(plan.slot),
+                    plan.ingest_key,
+                    self.settings.data_dir / "greenroom" / str(feed_id),
+                    self.settings.greenroom_preview_fps,
+                )
+                try:
+                    await feed.start()
+                except OSError as exc:
+                    logger.error("green room feed %d cannot listen: %s", feed_id, exc.strerror)
+                    await feed.stop()
+                    continue
+                self.feeds[feed_id] = feed
+            self.plans[feed_id] = plan
+        self._wire_live_inputs()
+
+    def _wire_live_inputs(self) -> None:
+        """Point each session's playout at its taken feed, or back at the studio ingest."""
+        taken = {p.session_id: p.feed_id for p in self.plans.values() if p.taken}
+        for session_id, runtime in self.broadcasts.runtimes.items():
+            feed = self.feeds.get(taken.get(session_id, -1))
+            wanted: Callable[[], FeedSource | None]
+            if feed is not None:
+                wanted = feed.live_source
+            elif runtime.ingest is not None:
+                wanted = runtime.ingest.live_source
+            else:
+                continue
+            playout = runtime.playout
+            if playout.live_source == wanted:
+                continue
+            playout.live_source = wanted
+            cue = playout.wanted
+            if cue is not None and cue.source is SourceKind.LIVE:
+                # The live cue already resolved its input: play it again from the new one.
+                playout.cue(cue)
+
+    def status(self, feed_id: int) -> dict[str, Any] | None:
+        """The green room's view of one feed, or None if its listeners do not run here."""
+        feed = self.feeds.get(feed_id)
+        return None if feed is None else feed.status()
+
+    def preview(self, feed_id: int) -> Path | None:
+        """The latest preview JPEG of one feed, if any frame arrived yet."""
+        feed = self.feeds.get(feed_id)
+        return None if feed is None else feed.preview_path()
+
+    def urls(self, plan: service.FeedPlan) -> dict[str, str]:
+        """The URLs the speaker sends to (key included: for them and producers only)."""
+        host = self.broadcasts.ingest_urls(plan.session_id, plan.ingest_key)["rtmp_server"]
+        host = host.split("://", 1)[1].rsplit(":", 1)[0]
+        rtmp_port = self.settings.greenroom_rtmp_port + plan.slot
+        srt_port = self.settings.greenroom_srt_port + plan.slot
+        return {
+            "rtmp_server": f"rtmp://{host}:{rtmp_port}/live",
+            "rtmp_url": f"rtmp://{host}:{rtmp_port}/live/{plan.ingest_key}",
+            "srt_url": f"srt://{host}:{srt_port}?passphrase={plan.ingest_key}&pbkeylen=16",
+        }

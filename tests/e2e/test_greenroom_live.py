@@ -1,0 +1,148 @@
+"""Must show: a live speaker's RTMP push shows in the green room before it goes on air."""
+
+from __future__ import annotations
+
+import io
+import socket
+import subprocess
+import time
+from pathlib import Path
+from typing import Any
+
+import av
+import pytest
+
+from summitcast.services import programme, speakers
+from summitcast.storage.database import Database
+from summitcast.storage.tables import Item
+from tests.e2e.broadcast_server import (
+    FFMPEG,
+    Broadcast,
+    ffmpeg_children,
+    free_port,
+    running_server,
+)
+
+pytestmark = pytest.mark.e2e
+
+
+def _push(url: str, seconds: int) -> subprocess.Popen[bytes]:
+    """A speaker's OBS: a tiny moving test picture and a tone over RTMP, in real time."""
+    return subprocess.Popen(
+        [
+            FFMPEG, "-hide_banner", "-nostdin", "-loglevel", "error", "-re",
+            "-f", "lavfi", "-i", f"testsrc2=size=320x180:rate=10:duration={seconds}",
+            "-f", "lavfi", "-i", f"sine=frequency=660:duration={seconds}",
+            "-c:v", "libx264", "-preset", "ultrafast", "-g", "10", "-c:a", "aac",
+            "-f", "flv", url,
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+
+
+def _stop(proc: subprocess.Popen[bytes]) -> None:
+    proc.kill()
+    proc.wait(timeout=10)
+
+
+def _add_speaker(database: Database, slug: str) -> int:
+    """A live speaker on the session's first item; returns their id."""
+    with database.session() as db:
+        summit = programme.get_summit(db, slug)
+        speaker = programme.add_speaker(db, summit, programme.SpeakerInput(name="Ana Live"))
+        item = db.query(Item).filter(Item.summit_id == summit.id).order_by(Item.id).first()
+        assert item is not None
+        speakers.invite_speaker(db, summit, item, speaker.id, valid_days=1)
+        return speaker.id
+
+
+def _room(b: Broadcast) -> str:
+    return f"{b.control}/greenroom"
+
+
+def _feed(b: Broadcast) -> dict[str, Any]:
+    feeds = b.client.get(f"{_room(b)}.json").json()["feeds"]
+    assert len(feeds) == 1
+    feed: dict[str, Any] = feeds[0]
+    return feed
+
+
+def _status(b: Broadcast) -> dict[str, Any]:
+    return _feed(b)["status"] or {}
+
+
+def _post(b: Broadcast, path: str) -> None:
+    response = b.client.post(
+        f"{_room(b)}/{path}", data={"csrf_token": b.csrf}, follow_redirects=False
+    )
+    assert response.status_code == 303, response.text
+
+
+def _on_air_source(b: Broadcast) -> object:
+    health = b.health()["health"]
+    assert isinstance(health, dict)
+    return health["on_air"]["source"]
+
+
+def _preview(b: Broadcast, speaker_id: int) -> tuple[str, bytes]:
+    response = b.client.get(f"{_room(b)}/{speaker_id}/preview.jpg")
+    assert response.status_code == 200
+    return response.headers["content-type"], response.content
+
+
+def _decoded_size(jpeg: bytes) -> tuple[int, int]:
+    """Decode a preview frame for real (a JPEG header alone proves nothing)."""
+    with av.open(io.BytesIO(jpeg), format="image2pipe") as container:
+        frame = next(container.decode(video=0))
+        return frame.width, frame.height
+
+
+def test_live_speaker_rtmp_shows_in_green_room_before_it_is_taken_on_air(tmp_path: Path) -> None:
+    with running_server(
+        tmp_path,
+        greenroom_rtmp_port=free_port(),
+        greenroom_srt_port=free_port(socket.SOCK_DGRAM),
+    ) as b:
+        speaker_id = _add_speaker(b.app.state.database, b.slug)
+        b.press("start-now")  # the run of show is on air; the speaker waits in the green room
+        _post(b, f"{speaker_id}/open")
+        page = b.client.get(_room(b)).text
+        key = page.split('class="feed-key">')[1].split("<")[0]
+        port = b.settings.greenroom_rtmp_port
+        b.wait_for(lambda: _feed(b)["status"] is not None, 15, "the green room to listen")
+
+        wrong = _push(f"rtmp://127.0.0.1:{port}/live/not-the-speakers-key", 3)
+        try:
+            b.wait_for(lambda: _status(b)["refused"] >= 1, 15, "the wrong key to be refused")
+            assert _status(b)["receiving"] is None
+            assert _preview(b, speaker_id)[0].startswith("image/svg")  # "no signal"
+        finally:
+            _stop(wrong)
+
+        speaker = _push(f"rtmp://127.0.0.1:{port}/live/{key}", 40)
+        try:
+            b.wait_for(lambda: _status(b)["receiving"] == "rtmp", 20, "the speaker's feed")
+            b.wait_for(lambda: _preview(b, speaker_id)[0] == "image/jpeg", 10, "a preview frame")
+            first = _preview(b, speaker_id)[1]
+            assert _decoded_size(first) == (320, 180)
+            time.sleep(1.5)  # previews refresh: the moving test picture gives new bytes
+            assert _preview(b, speaker_id)[1] != first
+
+            # Seen in the green room, yet not on air: the programme plays on.
+            assert _on_air_source(b) in ("file", "slate")
+            assert b.on_air()["live"] is False
+            assert _feed(b)["taken"] is False
+
+            _post(b, f"{speaker_id}/take")
+            b.wait_for(lambda: _on_air_source(b) == "live", 20, "the speaker on air")
+            assert b.on_air()["live"] is True
+            assert _feed(b)["taken"] is True
+            # The studio ingest has no publisher: the live input on air is the speaker's.
+            health = b.health()["health"]
+            assert isinstance(health, dict)
+            assert health["input"]["receiving"] is None
+        finally:
+            _stop(speaker)
+        b.press("end")
+    assert ffmpeg_children() == []
