@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import av
+import httpx
 import pytest
 
 from summitcast.services import programme, speakers
@@ -46,15 +47,15 @@ def _stop(proc: subprocess.Popen[bytes]) -> None:
     proc.wait(timeout=10)
 
 
-def _add_speaker(database: Database, slug: str) -> int:
-    """A live speaker on the session's first item; returns their id."""
+def _add_speaker(database: Database, slug: str, secret: bytes) -> tuple[int, str]:
+    """A live speaker on the session's first item; returns their id and portal token."""
     with database.session() as db:
         summit = programme.get_summit(db, slug)
         speaker = programme.add_speaker(db, summit, programme.SpeakerInput(name="Ana Live"))
         item = db.query(Item).filter(Item.summit_id == summit.id).order_by(Item.id).first()
         assert item is not None
-        speakers.invite_speaker(db, summit, item, speaker.id, valid_days=1)
-        return speaker.id
+        invitation = speakers.invite_speaker(db, summit, item, speaker.id, valid_days=1)
+        return speaker.id, speakers.invitation_token(invitation, secret)
 
 
 def _room(b: Broadcast) -> str:
@@ -104,11 +105,16 @@ def test_live_speaker_rtmp_shows_in_green_room_before_it_is_taken_on_air(tmp_pat
         greenroom_rtmp_port=free_port(),
         greenroom_srt_port=free_port(socket.SOCK_DGRAM),
     ) as b:
-        speaker_id = _add_speaker(b.app.state.database, b.slug)
+        secret = b.settings.secret_key.get_secret_value().encode()
+        speaker_id, token = _add_speaker(b.app.state.database, b.slug, secret)
         b.press("start-now")  # the run of show is on air; the speaker waits in the green room
         _post(b, f"{speaker_id}/open")
         page = b.client.get(_room(b)).text
         key = page.split('class="feed-key">')[1].split("<")[0]
+        # The speaker sees the same key (and only their own) in their portal.
+        portal = httpx.get(f"{b.base}/speak/{token}", timeout=10).text
+        assert portal.split('id="live-key">')[1].split("<")[0] == key
+        assert b.client.get(b.control).text.split('id="ingest-key">')[1].split("<")[0] != key
         port = b.settings.greenroom_rtmp_port
         b.wait_for(lambda: _feed(b)["status"] is not None, 15, "the green room to listen")
 

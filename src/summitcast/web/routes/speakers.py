@@ -19,7 +19,7 @@ from summitcast.domain import uploads as upload_rules
 from summitcast.domain.media_checks import minutes
 from summitcast.domain.uploads import UploadState
 from summitcast.errors import NotFoundError
-from summitcast.services import jobs, notifications, programme, speakers, uploads
+from summitcast.services import greenroom, jobs, notifications, programme, speakers, uploads
 from summitcast.storage.tables import SpeakerInvitation, Upload
 from summitcast.web.deps import CurrentActor, DbDep, EditableSummit, SettingsDep
 from summitcast.web.security import verify_csrf
@@ -75,11 +75,14 @@ def portal_page(
     """The speaker's portal: slot, limits, instructions, uploads, notices."""
     view = speakers.portal(db, invitation)
     store = _store(request)
+    feed = greenroom.feed_of_invitation(db, invitation)
     response = render(
         request,
         "speaker/portal.html",
         {
             "p": view,
+            # A live speaker's own ingest, once the producer opened their green-room feed.
+            "live": request.app.state.greenroom.urls(feed) if feed is not None else None,
             "token": token,
             "minutes": minutes,
             "chunk_size": store.limits.chunk_bytes,
