@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import resource
 import statistics
 import subprocess
 import tempfile
@@ -65,6 +66,7 @@ def run_bare(ffmpeg: str, clip: Path, seconds: int, spec: LadderSpec, out: Path)
         realtime=False,
     )
     ladder = ladder_argv(ffmpeg, [LadderInput("pipe:0", PROBE_OPTIONS)], spec, out)
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     began = time.perf_counter()
     feeder = subprocess.Popen(feed, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
     encoder = subprocess.Popen(
@@ -74,7 +76,12 @@ def run_bare(ffmpeg: str, clip: Path, seconds: int, spec: LadderSpec, out: Path)
     feeder.stdout.close()  # the encoder holds the read end now
     if encoder.wait() != 0 or feeder.wait() != 0:
         raise SystemExit("bare run failed")
-    return time.perf_counter() - began
+    took = time.perf_counter() - began
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    # CPU per programme second barely depends on other load: < 2.0 fits 2 cores.
+    print(f"    bare: {cpu / seconds:.2f} CPU-seconds per programme second (feeder + ladder)")
+    return took
 
 
 def run_summitcast(ffmpeg: str, clip: Path, seconds: int, spec: LadderSpec, out: Path) -> float:

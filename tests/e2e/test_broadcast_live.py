@@ -141,6 +141,7 @@ def test_live_interpreter_over_srt_becomes_the_french_rendition(tmp_path: Path) 
         b.wait_for(lambda: b.health()["health"] is not None, 15, "the ingest to listen")
         key = _key(b)
         french = b.settings.ingest_interpreter_srt_port + 1  # en is language 0, fr 1
+        assert f"srt://127.0.0.1:{french}?passphrase={key}" in b.client.get(b.control).text
         studio = _push(f"srt://127.0.0.1:{b.settings.ingest_srt_port}?passphrase={key}&pbkeylen=16",
                        "mpegts", seconds=16)  # fmt: skip
         interpreter = _interpreter(f"srt://127.0.0.1:{french}?passphrase={key}&pbkeylen=16", 880)
