@@ -97,7 +97,7 @@ def _wrk(base: str, bodies: Path, script: Path, seconds: float, connections: int
     """2xx answers per second."""
     out = subprocess.run(
         [
-            *("wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "-s", str(script)),
+            *("wrk", "-t1", f"-c{connections}", f"-d{round(seconds)}s", "-s", str(script)),
             *(f"{base}/live/heartbeat", "--", str(bodies)),
         ],
         capture_output=True,

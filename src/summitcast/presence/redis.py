@@ -179,7 +179,7 @@ def _pooled_client(url: str, max_connections: int = 64) -> Redis:
     pool = aioredis.BlockingConnectionPool.from_url(
         url, max_connections=max_connections, timeout=10
     )
-    return aioredis.Redis(connection_pool=pool)
+    return aioredis.Redis.from_pool(pool)  # owns the pool: aclose() closes it
 
 
 def _text(value: Any) -> str:
