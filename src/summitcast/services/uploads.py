@@ -12,6 +12,7 @@ import hmac
 import os
 import secrets
 import threading
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -33,6 +34,25 @@ from summitcast.storage.tables import Item, SpeakerInvitation, Upload, utcnow
 JOB_CHECK = "check_upload"
 JOB_NORMALISE = "normalise_upload"
 HASH_BLOCK = 1024 * 1024
+# hashlib releases the GIL on buffers over 2 KiB, so a chunk's own checksum runs beside
+# its disk write, and the running whole-file hash follows behind the requests instead of
+# inside them (one process-wide pool, like the event loop's default executor).
+_HASHERS = ThreadPoolExecutor(max_workers=2, thread_name_prefix="upload-hash")
+# Chunks of one upload whose whole-file hashing may lag behind (each holds its bytes).
+HASH_BACKLOG = 2
+
+
+def _sha256(data: bytes | memoryview) -> bytes:
+    """The SHA-256 digest of data (run in the hashing pool)."""
+    return hashlib.sha256(data).digest()
+
+
+def _update(before: Future[None] | None, digest: Any, data: memoryview) -> None:
+    """Feed data to a running hash after the previous chunk's update (run in the pool)."""
+    # Safe to block: the pool starts tasks in submission order, so `before` is running.
+    if before is not None:
+        before.result()
+    digest.update(data)
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,8 +68,14 @@ class UploadLimits:
 class _Hashing:
     """The running SHA-256 of an upload and how many bytes it has seen."""
 
-    offset: int
+    offset: int  # bytes fed to the digest, including updates still in flight
     digest: Any  # hashlib's sha256 object; typeshed names it only privately
+    in_flight: list[Future[None]]  # updates not known to be done, oldest first
+
+    def settle(self, backlog: int = 0) -> None:
+        """Wait until at most `backlog` updates are still in flight."""
+        while len(self.in_flight) > backlog or (self.in_flight and self.in_flight[0].done()):
+            self.in_flight.pop(0).result()
 
 
 class ChunkStore:
@@ -71,10 +97,12 @@ class ChunkStore:
         with self._guard:
             return self._locks.setdefault(upload_id, threading.Lock())
 
-    def running_hash(self, upload: Upload, stored: int) -> Any:
-        """The SHA-256 state after `stored` bytes, re-read from disk if this process lost it."""
+    def _state(self, upload: Upload, stored: int) -> _Hashing:
+        """The running hash after `stored` bytes, re-read from disk if this process lost it."""
         state = self._hashing.get(upload.id)
         if state is None or state.offset != stored:
+            if state is not None:
+                state.settle()  # its stale updates must not run on after it is dropped
             # Another node took the earlier chunks, or this process restarted: hash the prefix.
             digest = hashlib.sha256()
             with self.path_of(upload).open("rb") as handle:
@@ -85,17 +113,29 @@ class ChunkStore:
                         break
                     digest.update(block)
                     remaining -= len(block)
-            state = _Hashing(offset=stored, digest=digest)
+            state = _Hashing(offset=stored, digest=digest, in_flight=[])
             self._hashing[upload.id] = state
+        return state
+
+    def running_hash(self, upload: Upload, stored: int) -> Any:
+        """The finished SHA-256 state after `stored` bytes (waits for updates in flight)."""
+        state = self._state(upload, stored)
+        state.settle()
         return state.digest
 
-    def advance(self, upload: Upload, offset: int, digest: Any) -> None:
-        """Remember the running hash after a chunk was appended."""
-        self._hashing[upload.id] = _Hashing(offset=offset, digest=digest)
+    def append(self, upload: Upload, stored: int, data: memoryview) -> None:
+        """Queue a checked chunk appended at `stored` for the running hash, in order."""
+        state = self._state(upload, stored)
+        state.settle(HASH_BACKLOG - 1)  # back-pressure: a slow hasher slows the uploader
+        before = state.in_flight[-1] if state.in_flight else None
+        state.in_flight.append(_HASHERS.submit(_update, before, state.digest, data))
+        state.offset = stored + len(data)
 
     def forget(self, upload_id: int) -> None:
         """Drop the running hash of a finished or abandoned upload."""
-        self._hashing.pop(upload_id, None)
+        state = self._hashing.pop(upload_id, None)
+        if state is not None:
+            state.settle()
 
 
 def create_upload(
@@ -181,11 +221,38 @@ def write_chunk(
         if upload.state != UploadState.EXPIRED and offset + len(data) <= upload.received:
             return upload  # a late retry of a chunk of a finished upload: nothing to do
         raise ConflictError(f"This upload is {upload.state}; start a new one.")
-    if checksum is not None and not hmac.compare_digest(hashlib.sha256(data).digest(), checksum):
-        raise ValidationError(
-            "This chunk arrived damaged (its checksum does not match); send it again.",
-            field="chunk",
-        )
+    # Checked before anything is committed below; computed meanwhile.
+    check: Future[bytes] | None = _HASHERS.submit(_sha256, data) if checksum is not None else None
+    try:
+        return _write_checked(db, store, upload, offset, data, checksum, check, now)
+    finally:
+        if check is not None:
+            check.cancel()
+
+
+def _damaged(check: Future[bytes] | None, checksum: bytes | None) -> bool:
+    """Whether the chunk's SHA-256 differs from the one its client sent."""
+    return (
+        check is not None
+        and checksum is not None
+        and not hmac.compare_digest(check.result(), checksum)
+    )
+
+
+DAMAGED = "This chunk arrived damaged (its checksum does not match); send it again."
+
+
+def _write_checked(
+    db: DbSession,
+    store: ChunkStore,
+    upload: Upload,
+    offset: int,
+    data: bytes,
+    checksum: bytes | None,
+    check: Future[bytes] | None,
+    now: datetime | None,
+) -> Upload:
+    """write_chunk's body, with the chunk's checksum being computed in the pool."""
     path = store.path_of(upload)
     with store.lock(upload.id):
         # The file is the truth after a crash: a row may count bytes the disk never got.
@@ -198,6 +265,8 @@ def write_chunk(
             max_chunk=store.limits.chunk_bytes,
         )
         if stored == 0 and plan.append and offset == 0:
+            if _damaged(check, checksum):  # a damaged first chunk must not decide the type
+                raise ValidationError(DAMAGED, field="chunk")
             try:
                 upload.sniffed = rules.accept_sniffed(
                     UploadKind(upload.kind), data[: rules.SNIFF_BYTES]
@@ -209,6 +278,8 @@ def write_chunk(
                 return upload
         with path.open("r+b") as handle:
             if plan.overlap:
+                if _damaged(check, checksum):
+                    raise ValidationError(DAMAGED, field="chunk")
                 handle.seek(offset)
                 if handle.read(plan.overlap) != data[: plan.overlap]:
                     raise ConflictError(
@@ -216,13 +287,19 @@ def write_chunk(
                         "before: is this the same file? Start a new upload for another file."
                     )
             if plan.append:
-                digest = store.running_hash(upload, stored)
+                tail = memoryview(data)[plan.overlap :]
                 handle.seek(stored)
                 handle.truncate()
-                tail = data[plan.overlap :]
-                handle.write(tail)
-                digest.update(tail)
-                store.advance(upload, plan.new_offset, digest)
+                handle.write(tail)  # while the pool checks the chunk (writes release the GIL)
+                if _damaged(check, checksum):
+                    # Bytes past `stored` count for nothing (received is not advanced), and
+                    # the next append truncates them anyway; drop them now all the same.
+                    handle.truncate(stored)
+                    raise ValidationError(DAMAGED, field="chunk")
+                # Only checked bytes reach the whole-file hash, which _finish waits for.
+                store.append(upload, stored, tail)
+            elif _damaged(check, checksum):
+                raise ValidationError(DAMAGED, field="chunk")
         moment = now or utcnow()
         upload.received = plan.new_offset
         upload.expires_at = rules.expires_at(moment, store.limits.partial_expiry_s)
