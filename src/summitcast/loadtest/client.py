@@ -30,6 +30,10 @@ from summitcast.domain.presence import (
 from summitcast.loadtest.stats import ClientStats
 
 TICK_S = 1.0  # how often counters go to the orchestrator
+# Handshakes one process runs at once. Without a cap, 15,000 screens starting within
+# seconds each start a handshake, the process's one core serves them all a little,
+# every one of them hits its open timeout and retries: nobody ever gets online.
+MAX_CONNECTING = 200
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,6 +80,7 @@ class ClientProcess:
         self.rng = random.Random(plan.seed)  # noqa: S311 - jitter, not cryptography
         self.stop_at = plan.start_at + plan.duration_s
         self._mono_offset = time.monotonic() - time.time()
+        self._connecting = asyncio.Semaphore(MAX_CONNECTING)
 
     def _mono(self, wall: float) -> float:
         return wall + self._mono_offset
@@ -148,15 +153,16 @@ class ClientProcess:
             ws: ClientConnection | None = None
             try:
                 async with asyncio.timeout(max(0.1, self.stop_at - time.time())):
-                    ws = await connect(
-                        self.plan.ws_url,
-                        compression=None,  # as the server: no per-message deflate
-                        ping_interval=None,  # the server pings; pongs are automatic
-                        open_timeout=30,
-                        close_timeout=2,
-                        max_size=64 * 1024,
-                        local_addr=local_addr,
-                    )
+                    async with self._connecting:
+                        ws = await connect(
+                            self.plan.ws_url,
+                            compression=None,  # as the server: no per-message deflate
+                            ping_interval=None,  # the server pings; pongs are automatic
+                            open_timeout=30,
+                            close_timeout=2,
+                            max_size=64 * 1024,
+                            local_addr=local_addr,
+                        )
                     if connected_before:
                         self.stats.reconnects += 1
                     connected_before = True
