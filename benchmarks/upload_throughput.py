@@ -22,8 +22,10 @@ import subprocess
 import sys
 import tempfile
 import time
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import BinaryIO
 
 import httpx
 
@@ -161,19 +163,27 @@ def main() -> None:
     print(f"ratio: {copy_s / upload_s:.2f} (target >= 0.70)")
 
 
+def _prepare(handle: BinaryIO, chunk: int) -> tuple[bytes, str]:
+    """Read the next chunk and its base64 SHA-256, as upload.js does before sending it."""
+    data = handle.read(chunk)
+    return data, base64.b64encode(hashlib.sha256(data).digest()).decode()
+
+
 def _upload(
     client: httpx.Client, token: str, source: Path, size: int, chunk: int
 ) -> tuple[float, str]:
     """Send the file as upload.js does: chunk by chunk, each with its SHA-256; (seconds, state)."""
-    with source.open("rb") as handle:
+    with source.open("rb") as handle, ThreadPoolExecutor(max_workers=1) as reader:
         began = time.perf_counter()
         created = client.post(
             f"/speak/{token}/uploads", json={"size": size, "kind": "programme"}
         ).json()
         offset = 0
+        ahead = reader.submit(_prepare, handle, chunk)
         while offset < size:
-            data = handle.read(chunk)
-            digest = base64.b64encode(hashlib.sha256(data).digest()).decode()
+            data, digest = ahead.result()
+            # Like upload.js: the next chunk is read and hashed while this one travels.
+            ahead = reader.submit(_prepare, handle, chunk)
             response = client.patch(
                 created["url"],
                 content=data,

@@ -69,17 +69,29 @@
     return found;
   }
 
+  function prepare(file, offset) {
+    // Read and hash one chunk; a failure shows up when the chunk is needed, not before.
+    var end = Math.min(offset + chunkSize, file.size);
+    var ready = file.slice(offset, end).arrayBuffer().then(async function (buffer) {
+      return { buffer: buffer, digest: await sha256Base64(buffer) };
+    });
+    ready.catch(function () {});  // awaited later; no "unhandled rejection" meanwhile
+    return { offset: offset, end: end, ready: ready };
+  }
+
   async function send(file, url, offset) {
     var failures = 0;
+    var next = null;
     while (offset < file.size) {
-      var end = Math.min(offset + chunkSize, file.size);
       var response;
       try {
-        var buffer = await file.slice(offset, end).arrayBuffer();
+        var chunk = next && next.offset === offset ? next : prepare(file, offset);
+        // Read and hash the following chunk while this one travels: the two overlap.
+        next = chunk.end < file.size ? prepare(file, chunk.end) : null;
+        var prepared = await chunk.ready;
         var headers = { "Upload-Offset": String(offset), "Content-Type": "application/offset+octet-stream" };
-        var digest = await sha256Base64(buffer);
-        if (digest) headers["Upload-Checksum"] = "sha256 " + digest;
-        response = await fetch(url, { method: "PATCH", headers: headers, body: buffer });
+        if (prepared.digest) headers["Upload-Checksum"] = "sha256 " + prepared.digest;
+        response = await fetch(url, { method: "PATCH", headers: headers, body: prepared.buffer });
       } catch (err) {
         // The connection dropped: wait (longer each time), ask where we are, go on.
         failures += 1;
