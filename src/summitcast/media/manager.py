@@ -197,7 +197,6 @@ class BroadcastManager:
             logger.error("ingest of session %d cannot listen: %s", plan.session_id, exc.strerror)
             await opened.stop()
             ingest = None
-        interpreters = await self._open_interpreters(spec, slot, plan.ingest_key)
         session_id = plan.session_id
         playout = SessionPlayout(
             self.ffmpeg,
@@ -211,10 +210,12 @@ class BroadcastManager:
             min_free_bytes=self.settings.broadcast_min_free_mb * 1024 * 1024,
         )
         runtime = SessionRuntime(
-            plan, spec, store, playout, ingest, slot, generation=-1, interpreters=interpreters
+            plan, spec, store, playout, ingest, slot, generation=-1, interpreters=[]
         )
         self.runtimes[session_id] = runtime
         await playout.start()
+        # After the playout: the first segments should not wait for listeners needed only live.
+        runtime.interpreters = await self._open_interpreters(spec, slot, plan.ingest_key)
         logger.info("session %d on air (slot %d)", session_id, slot)
         return runtime
 
