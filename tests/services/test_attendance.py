@@ -1,4 +1,4 @@
-"""Attendance recording (memory → attendance_buckets), publishing, a host's check and deletion."""
+"""Attendance recording (memory → attendance_counts), publishing, a host's check and deletion."""
 
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ from summitcast.services import attendance, locations, programme
 from summitcast.services.attendance import AttendanceRecorder
 from summitcast.services.locations import LocationInput
 from summitcast.storage.database import Database
-from summitcast.storage.tables import AttendanceBucket, Location, Summit
+from summitcast.storage.tables import Location, Summit
 from tests.conftest import make_summit
 
 pytestmark = pytest.mark.integration
@@ -99,16 +99,12 @@ def count_beats(
 
 
 def rows(database: Database) -> list[tuple[int, int, int]]:
-    """Every attendance_buckets row as (location id, bucket start, heartbeats)."""
+    """Every stored count, writers added up, as (location id, bucket start, heartbeats)."""
     with database.session() as db:
-        return [
-            (r.location_id, r.bucket_start, r.heartbeats)
-            for r in db.scalars(
-                select(AttendanceBucket).order_by(
-                    AttendanceBucket.location_id, AttendanceBucket.bucket_start
-                )
-            )
-        ]
+        counts: dict[tuple[int, int], int] = {}
+        for summit in db.scalars(select(Summit)):
+            counts.update(attendance.stored_counts(db, summit))
+    return sorted((location_id, start, n) for (location_id, start), n in counts.items())
 
 
 def test_recorder_take_returns_closed_buckets_only() -> None:

@@ -650,9 +650,12 @@ def write_attendance_log_from_buckets(
     clock: Callable[[], datetime] = _utc_now,
     head_every: int = 12,
     progress: Callable[[int, int], None] | None = None,
+    country: Mapping[str, str] | None = None,
 ) -> tuple[AttendanceFigures, SignedTreeHead]:
     """Write the log of buckets keyed by location id (hidden ids are logged as "ZZ")."""
-    country = public_countries(buckets, hidden, rule.k)
+    # A caller that already knows the publishable countries spares a pass over the buckets.
+    if country is None:
+        country = public_countries(buckets, hidden, rule.k)
     pseudonyms = {key: pseudonym(audit_secret, key) for key in country}
     writer = AttendanceLogWriter(
         out, summit=summit, rule=rule, sessions=sessions, signing_key=signing_key, clock=clock

@@ -2,9 +2,11 @@
 
 The path of one heartbeat: LiveService accepts it and calls `AttendanceRecorder.count`
 (a dictionary increment in this worker's memory); a background task moves closed
-buckets into `attendance_buckets` with an upsert that *adds*, so every worker's
-share of a bucket ends up in one row.  `publish_attendance` turns those rows into
-the public attendance log (summitcast.audit.log) and keeps its final signed head.
+buckets into `attendance_counts`: one row per (summit, bucket, writer) holding packed
+arrays of location ids and heartbeat counts.  Every worker writes only its own rows,
+and readers add the writers' counts up, so nothing contends for a row.
+`publish_attendance` turns those rows into the public attendance log
+(summitcast.audit.log) and keeps its final signed head.
 
 Keys (decision): each summit's Ed25519 signing key and its audit secret (the HMAC
 key of the pseudonyms) are files in ``data_dir/attendance/<slug>/``, created with
@@ -24,19 +26,23 @@ import hmac
 import logging
 import os
 import re
+import secrets
+import sys
+import threading
 import time
+from array import array
 from collections import Counter
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from itertools import compress
 from pathlib import Path
-from typing import Any
+from typing import Any, overload
 
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
-from sqlalchemy import Table, select
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import select
 from sqlalchemy.orm import Session as DbSession
 
 from summitcast.audit.log import (
@@ -61,7 +67,7 @@ from summitcast.domain.attendance import (
 from summitcast.errors import NotFoundError, PermissionDeniedError, ValidationError
 from summitcast.storage.database import Database
 from summitcast.storage.tables import (
-    AttendanceBucket,
+    AttendanceCounts,
     AttendancePublication,
     Broadcast,
     Location,
@@ -86,12 +92,14 @@ __all__ = [
     "publish_attendance",
     "published_log_path",
     "session_windows",
+    "store_bucket_counts",
+    "stored_counts",
     "summit_keys",
 ]
 
 _SAFE_SLUG = re.compile(r"[a-z0-9][a-z0-9-]{0,63}")
-_ROWS_PER_STATEMENT = 1000  # 4 parameters each: far below SQLite's 32,766 variables
 _IDS_PER_QUERY = 500
+_LITTLE_ENDIAN = sys.byteorder == "little"
 
 
 def counting_rule(settings: Settings) -> CountingRule:
@@ -111,10 +119,16 @@ class AttendanceRecorder:
     """Per-worker heartbeat counts per (location, bucket), flushed to the database in batches."""
 
     def __init__(self, bucket_seconds: int, clock: Callable[[], float] = time.time) -> None:
-        """Start with no counts."""
+        """Start with no counts, under a writer id of its own."""
         self.bucket_seconds = bucket_seconds
+        # Random, not the pid: pids repeat across hosts and restarts, and a row written
+        # by an earlier process must never be read back and rewritten by another.
+        self.writer = secrets.token_hex(8)
         self._clock = clock
         self._counts: Counter[tuple[str, int]] = Counter()
+        # The periodic flush (in a thread) and the shutdown flush may overlap; this
+        # writer's read-add-write of its own rows must not interleave with itself.
+        self._writing = threading.Lock()
 
     def count(self, location_id: str) -> None:
         """Count one accepted heartbeat of a location in the current bucket (O(1), no I/O)."""
@@ -143,13 +157,13 @@ class AttendanceRecorder:
         self._counts.update(counts)
 
     async def flush(self, database: Database, *, everything: bool = False) -> int:
-        """Write closed buckets (or all) to the database; returns how many rows were added to."""
+        """Write closed buckets (or all) to the database; returns how many counts were added."""
         # Taken in the event loop thread, where `count` runs: no lock is needed.
         counts = self.take(everything=everything)
         if not counts:
             return 0
         try:
-            return await asyncio.to_thread(_write_counts, database, counts)
+            return await asyncio.to_thread(self._write, database, counts)
         except Exception:
             self.give_back(counts)
             raise
@@ -160,7 +174,7 @@ class AttendanceRecorder:
         if not counts:
             return 0
         try:
-            return _write_counts(database, counts)
+            return self._write(database, counts)
         except Exception:
             self.give_back(counts)
             raise
@@ -176,14 +190,33 @@ class AttendanceRecorder:
             except Exception:
                 log.exception("writing attendance buckets failed; retrying")
 
+    def _write(self, database: Database, counts: Mapping[tuple[str, int], int]) -> int:
+        with self._writing, database.session() as db:
+            return add_bucket_counts(db, counts, writer=self.writer)
 
-def _write_counts(database: Database, counts: Mapping[tuple[str, int], int]) -> int:
-    with database.session() as db:
-        return add_bucket_counts(db, counts)
+
+def _pack(typecode: str, values: Iterable[int]) -> bytes:
+    packed = array(typecode, values)
+    if not _LITTLE_ENDIAN:
+        packed.byteswap()
+    return packed.tobytes()
 
 
-def add_bucket_counts(db: DbSession, counts: Mapping[tuple[str, int], int]) -> int:
-    """Add heartbeat counts keyed by (location public id, bucket start) to attendance_buckets."""
+def _unpack(typecode: str, data: bytes) -> array[int]:
+    values = array(typecode)
+    values.frombytes(data)
+    if not _LITTLE_ENDIAN:
+        values.byteswap()
+    return values
+
+
+def add_bucket_counts(
+    db: DbSession, counts: Mapping[tuple[str, int], int], *, writer: str | None = None
+) -> int:
+    """Add heartbeat counts keyed by (location public id, bucket start); returns how many.
+
+    Without a writer the counts go into rows of a fresh writer id of their own.
+    """
     public_ids = sorted({public_id for public_id, _ in counts})
     rows_of: dict[str, tuple[int, int]] = {}
     for i in range(0, len(public_ids), _IDS_PER_QUERY):
@@ -192,31 +225,96 @@ def add_bucket_counts(db: DbSession, counts: Mapping[tuple[str, int], int]) -> i
             Location.public_id.in_(chunk)
         )
         rows_of.update({p: (lid, sid) for p, lid, sid in db.execute(query)})
-    rows = [
-        {
-            "location_id": rows_of[public_id][0],
-            "bucket_start": start,
-            "summit_id": rows_of[public_id][1],
-            "heartbeats": n,
-        }
-        for (public_id, start), n in counts.items()
-        if public_id in rows_of  # a location deleted meanwhile has nothing left to count
-    ]
-    # One order for every worker, so two PostgreSQL transactions updating the same
-    # rows take their row locks in the same order and cannot deadlock.
-    rows.sort(key=lambda r: (r["location_id"], r["bucket_start"]))
-    table = AttendanceBucket.__table__
-    assert isinstance(table, Table)
-    insert = postgresql.insert if db.get_bind().dialect.name == "postgresql" else sqlite.insert
-    statement = insert(table)
-    statement = statement.on_conflict_do_update(
-        index_elements=["location_id", "bucket_start"],
-        set_={"heartbeats": table.c.heartbeats + statement.excluded.heartbeats},
-    )
-    for i in range(0, len(rows), _ROWS_PER_STATEMENT):
-        db.execute(statement, rows[i : i + _ROWS_PER_STATEMENT])
+    grouped: dict[tuple[int, int], dict[int, int]] = {}
+    added = 0
+    for (public_id, start), n in counts.items():
+        found = rows_of.get(public_id)
+        if found is None:
+            continue  # a location deleted meanwhile has nothing left to count
+        location_id, summit_id = found
+        grouped.setdefault((summit_id, start), {})[location_id] = n
+        added += 1
+    who = writer or secrets.token_hex(8)
+    for (summit_id, start), bucket in sorted(grouped.items()):
+        store_bucket_counts(db, summit_id, start, who, bucket)
     db.flush()
-    return len(rows)
+    return added
+
+
+def store_bucket_counts(
+    db: DbSession, summit_id: int, bucket_start: int, writer: str, counts: Mapping[int, int]
+) -> None:
+    """Add counts (location id → heartbeats) to this writer's row of one bucket."""
+    row = db.get(AttendanceCounts, (summit_id, bucket_start, writer))
+    merged = dict(counts)
+    if row is not None:
+        # Only this writer touches its row, so reading and rewriting it cannot race
+        # with another worker (the recorder serialises its own flushes).
+        old = zip(_unpack("i", row.location_ids), _unpack("I", row.heartbeats), strict=True)
+        for location_id, n in old:
+            merged[location_id] = merged.get(location_id, 0) + n
+    ids = sorted(merged)
+    packed_ids, packed_beats = _pack("i", ids), _pack("I", map(merged.__getitem__, ids))
+    if row is None:
+        db.add(
+            AttendanceCounts(
+                summit_id=summit_id,
+                bucket_start=bucket_start,
+                writer=writer,
+                location_ids=packed_ids,
+                heartbeats=packed_beats,
+            )
+        )
+    else:
+        row.location_ids, row.heartbeats = packed_ids, packed_beats
+
+
+def _bucket_totals(rows: Sequence[tuple[bytes, bytes]]) -> tuple[array[int], array[int]]:
+    """Add up the writers' rows of one bucket: (location ids, heartbeats), ids ascending."""
+    if len(rows) == 1:
+        return _unpack("i", rows[0][0]), _unpack("I", rows[0][1])
+    total: Counter[int] = Counter()
+    for ids, beats in rows:
+        for location_id, n in zip(_unpack("i", ids), _unpack("I", beats), strict=True):
+            total[location_id] += n
+    ordered = sorted(total)
+    return array("i", ordered), array("I", map(total.__getitem__, ordered))
+
+
+def _bucket_rows(
+    db: DbSession, summit_id: int, first: int | None = None, last: int | None = None
+) -> Iterator[tuple[int, array[int], array[int]]]:
+    """Yield (bucket start, location ids, heartbeats) per bucket in time order, writers added."""
+    query = select(
+        AttendanceCounts.bucket_start, AttendanceCounts.location_ids, AttendanceCounts.heartbeats
+    ).where(AttendanceCounts.summit_id == summit_id)
+    if first is not None:
+        query = query.where(AttendanceCounts.bucket_start >= first)
+    if last is not None:
+        query = query.where(AttendanceCounts.bucket_start <= last)
+    # A few rows at a time: each holds up to ~400 kB of arrays at 50,000 locations.
+    query = query.order_by(AttendanceCounts.bucket_start).execution_options(yield_per=16)
+    current: int | None = None
+    pending: list[tuple[bytes, bytes]] = []
+    for start, ids, beats in db.execute(query):
+        if start != current and pending:
+            assert current is not None
+            yield (current, *_bucket_totals(pending))
+            pending = []
+        current = int(start)
+        pending.append((bytes(ids), bytes(beats)))
+    if pending:
+        assert current is not None
+        yield (current, *_bucket_totals(pending))
+
+
+def stored_counts(db: DbSession, summit: Summit) -> dict[tuple[int, int], int]:
+    """Return every stored count of a summit as (location id, bucket start) → heartbeats."""
+    return {
+        (location_id, start): n
+        for start, ids, beats in _bucket_rows(db, summit.id)
+        for location_id, n in zip(ids, beats, strict=True)
+    }
 
 
 # --- figures -----------------------------------------------------------------------------
@@ -260,12 +358,74 @@ def session_windows(
     return windows, titles
 
 
+class _Buckets(Sequence[Bucket]):
+    """Counted buckets, each made into a `Bucket` (public id → country) only when asked for."""
+
+    def __init__(
+        self,
+        present: list[tuple[int, array[int]]],
+        public_id: Mapping[int, str],
+        country: Mapping[int, str],
+    ) -> None:
+        """Keep the compact form: per bucket an array of present location ids."""
+        self._present = present
+        self._public_id = public_id
+        self._country = country
+
+    def __len__(self) -> int:
+        """Return how many buckets there are."""
+        return len(self._present)
+
+    @overload
+    def __getitem__(self, index: int) -> Bucket: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> Sequence[Bucket]: ...
+
+    def __getitem__(self, index: int | slice) -> Bucket | Sequence[Bucket]:
+        """Return one bucket (or a slice of them) with its present locations."""
+        if isinstance(index, slice):
+            return _Buckets(self._present[index], self._public_id, self._country)
+        start, ids = self._present[index]
+        keys = map(self._public_id.__getitem__, ids)
+        return Bucket(start, dict(zip(keys, map(self._country.__getitem__, ids), strict=True)))
+
+
 @dataclass(frozen=True, slots=True)
 class _Counted:
-    """Buckets keyed by location public id, with real countries, and who is hidden."""
+    """Per bucket the present location ids, what they are called, and who is hidden.
 
-    buckets: list[Bucket]
-    hidden: frozenset[str]
+    Kept as int32 arrays (4 bytes a presence) instead of a dict per bucket: 50,000
+    locations in ~430 session buckets would take gigabytes as dictionaries.
+    """
+
+    present: list[tuple[int, array[int]]]
+    public_id: dict[int, str]
+    country: dict[int, str]
+    hidden: frozenset[str]  # public ids
+
+    @property
+    def buckets(self) -> _Buckets:
+        """Return the buckets keyed by public id, built one at a time."""
+        return _Buckets(self.present, self.public_id, self.country)
+
+    def seen(self) -> Bucket:
+        """Return one pseudo-bucket of every location present at least once."""
+        seen: set[int] = set()
+        for _, ids in self.present:
+            seen.update(ids)
+        return Bucket(0, {self.public_id[i]: self.country[i] for i in sorted(seen)})
+
+    def tally(
+        self, country: Mapping[str, str], windows: Sequence[SessionWindow], rule: CountingRule
+    ) -> AttendanceFigures:
+        """Return the figures with each public id shown under `country`."""
+        by_id = {i: country[key] for i, key in self.public_id.items() if key in country}
+        tally = AttendanceTally(windows, rule)
+        for start, ids in self.present:
+            keys = list(map(self.public_id.__getitem__, ids))
+            tally.add_columns(start, keys, list(map(by_id.__getitem__, ids)))
+        return tally.figures()
 
 
 def _present_buckets(
@@ -275,45 +435,30 @@ def _present_buckets(
     starts: set[int] = set()
     for window in windows:
         starts.update(window.bucket_starts(rule.bucket_seconds))
-    present: dict[int, dict[str, str]] = {start: {} for start in sorted(starts)}
+    present: dict[int, array[int]] = {start: array("i") for start in sorted(starts)}
+    public_id: dict[int, str] = {}
+    country: dict[int, str] = {}
     hidden: set[str] = set()
-    query = (
-        select(
-            AttendanceBucket.bucket_start,
-            Location.public_id,
-            Location.country,
-            Location.privacy_level,
+    for location_id, key, where, level in db.execute(
+        select(Location.id, Location.public_id, Location.country, Location.privacy_level).where(
+            Location.summit_id == summit.id
         )
-        .join(Location, Location.id == AttendanceBucket.location_id)
-        .where(
-            AttendanceBucket.summit_id == summit.id,
-            AttendanceBucket.heartbeats >= rule.min_heartbeats,
-        )
-        .execution_options(yield_per=20_000)
-    )
-    for start, public_id, country, level in db.execute(query):
-        members = present.get(int(start))
-        if members is None:
-            continue  # outside every session: not part of the published figures
-        members[public_id] = country
+    ):
+        public_id[location_id] = key
+        country[location_id] = where
         if level == "hidden":
-            hidden.add(public_id)
-    return _Counted(
-        [Bucket(start, members) for start, members in present.items()], frozenset(hidden)
-    )
-
-
-def _tally(
-    buckets: Sequence[Bucket],
-    country: Mapping[str, str],
-    windows: Sequence[SessionWindow],
-    rule: CountingRule,
-) -> AttendanceFigures:
-    tally = AttendanceTally(windows, rule)
-    for bucket in buckets:
-        keys = list(bucket.present)
-        tally.add_columns(bucket.start, keys, [country[key] for key in keys])
-    return tally.figures()
+            hidden.add(key)
+    floor = rule.min_heartbeats
+    if present:
+        for start, ids, beats in _bucket_rows(db, summit.id, min(present), max(present)):
+            members = present.get(start)
+            if members is None:
+                continue  # outside every session: not part of the published figures
+            # C-speed filter: the ids whose heartbeats reach the rule's minimum.
+            enough = compress(ids, map(floor.__le__, beats))
+            # A deleted location's id may linger in a packed row: it has nothing to count.
+            members.extend(i for i in enough if i in public_id)
+    return _Counted(list(present.items()), public_id, country, frozenset(hidden))
 
 
 @dataclass(frozen=True, slots=True)
@@ -336,19 +481,17 @@ def attendance_data(db: DbSession, summit: Summit, settings: Settings) -> Attend
     if not windows:
         raise ValidationError("This summit has no sessions, so there is nothing to count.")
     counted = _present_buckets(db, summit, windows, rule)
-    public = _tally(
-        counted.buckets, public_countries(counted.buckets, counted.hidden, rule.k), windows, rule
-    )
+    seen = counted.seen()
+    public = counted.tally(public_countries([seen], counted.hidden, rule.k), windows, rule)
     # Exact figures: every country under its own name (k = 1), hidden hosts still as ZZ.
     exact_country = {
         key: SUPPRESSED_COUNTRY if key in counted.hidden else country
-        for bucket in counted.buckets
-        for key, country in bucket.present.items()
+        for key, country in seen.present.items()
     }
     exact_rule = CountingRule(
         rule.bucket_seconds, rule.min_heartbeats, rule.session_min_percent, k=1
     )
-    exact = _tally(counted.buckets, exact_country, windows, exact_rule)
+    exact = counted.tally(exact_country, windows, exact_rule)
     samples = db.execute(
         select(PresenceSample.sampled_at, PresenceSample.online_total)
         .where(PresenceSample.summit_id == summit.id)
@@ -461,6 +604,7 @@ def publish_attendance(
             summit=summit.slug,
             buckets=counted.buckets,
             hidden=counted.hidden,
+            country=public_countries([counted.seen()], counted.hidden, rule.k),
             sessions=windows,
             rule=rule,
             audit_secret=secret,

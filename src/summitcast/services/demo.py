@@ -15,7 +15,8 @@ from summitcast.config import Settings
 from summitcast.domain.accounts import Role
 from summitcast.domain.programme import ItemKind, ItemStatus
 from summitcast.services import accounts, programme
-from summitcast.storage.tables import AttendanceBucket, Location, PresenceSample, Summit, User
+from summitcast.services.attendance import store_bucket_counts
+from summitcast.storage.tables import Location, PresenceSample, Summit, User
 
 # (path, burnt-in text or None, tone Hz or None for the floor) -> the clip, made if missing.
 ClipMaker = Callable[[Path, str | None, int | None], Path]
@@ -279,18 +280,11 @@ def seed_demo_attendance(
         )
     }
     counts = simulated.heartbeat_counts(settings.attendance_bucket_s)
-    db.execute(
-        insert(AttendanceBucket),
-        [
-            {
-                "location_id": ids[public_id],
-                "bucket_start": start,
-                "summit_id": summit.id,
-                "heartbeats": n,
-            }
-            for (public_id, start), n in sorted(counts.items())
-        ],
-    )
+    per_bucket: dict[int, dict[int, int]] = {}
+    for (public_id, start), n in counts.items():
+        per_bucket.setdefault(start, {})[ids[public_id]] = n
+    for start, bucket in sorted(per_bucket.items()):
+        store_bucket_counts(db, summit.id, start, "demo", bucket)
     sample_s = int(settings.presence_sample_interval_s)
     db.execute(
         insert(PresenceSample),
