@@ -4,21 +4,221 @@ Target: ≤ 30 s and ≤ 2 GiB peak RSS on 2 cores, from the presence data to th
 PDF, charts, map and CSV files.  Printed with its ratio to a reference measured
 in the same run: reading the input once (summing every location's online time).
 The input is simulated (`summitcast.reports.simulate`), not timed.
+
+`--from-database` measures what the product runs instead: the simulated summit is
+seeded (not timed) into a real SQLite file and into a temporary PostgreSQL database
+(created and dropped here), as two workers' packed `attendance_counts` rows, 1-minute
+presence samples and 50,000 locations; then a fresh child process per database runs
+`build_attendance_report` and prints its time and peak RSS, against a reference in the
+same child: reading every stored count once.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import resource
+import secrets
+import subprocess
+import sys
 import tempfile
 import time
+from array import array
 from datetime import UTC, datetime
 from pathlib import Path
 
+from sqlalchemy import create_engine, func, insert, select, text
+
+from summitcast.config import Settings
 from summitcast.domain.attendance import CountingRule, summarise
 from summitcast.reports.build import build_report
-from summitcast.reports.simulate import simulate_summit
+from summitcast.reports.simulate import HEARTBEAT_SECONDS, SimulatedSummit, simulate_summit
+from summitcast.services import programme
+from summitcast.services.attendance import store_bucket_counts
+from summitcast.services.reports import build_attendance_report
+from summitcast.storage.database import Database, make_engine
+from summitcast.storage.tables import AttendanceCounts, Location, PresenceSample, Summit
+
+POSTGRES_ADMIN_URL = os.environ.get(
+    "SUMMITCAST_BENCH_POSTGRES", "postgresql://postgres@127.0.0.1:5432/postgres"
+)
+BUCKET_SECONDS = 300
+WRITERS = 2  # two uvicorn workers, each holding its own locations' connections
+
+
+def per_bucket_counts(
+    summit: SimulatedSummit, ids: list[int]
+) -> dict[int, list[tuple[array[int], array[int]]]]:
+    """Return bucket start → per writer (location ids, heartbeats), as the recorders flush them."""
+    size, step = BUCKET_SECONDS, HEARTBEAT_SECONDS
+    buckets: dict[int, list[tuple[array[int], array[int]]]] = {}
+    for index, location in enumerate(summit.locations):
+        writer = index % WRITERS
+        location_id = ids[index]
+        for join, leave in location.online:
+            for start in range(join - join % size, leave, size):
+                lo, hi = max(start, join), min(start + size, leave)
+                first = join + -(-(lo - join) // step) * step  # first beat at or after lo
+                if first < hi:
+                    pairs = buckets.get(start)
+                    if pairs is None:
+                        pairs = buckets[start] = [(array("i"), array("I")) for _ in range(WRITERS)]
+                    pairs[writer][0].append(location_id)
+                    pairs[writer][1].append((hi - first - 1) // step + 1)
+    return buckets
+
+
+def seed(url: str, summit: SimulatedSummit) -> int:
+    """Write the simulated summit into a migrated database; returns the stored bytes of counts."""
+    database = Database(url)
+    database.upgrade()
+    first = min(s.start for s in summit.sessions)
+    last = max(s.end for s in summit.sessions)
+    with database.session() as db:
+        made = programme.create_summit(
+            db,
+            programme.SummitInput(
+                slug=summit.slug, title=summit.title, time_zone="UTC",
+                start_date=first.date(), end_date=last.date(),
+            ),
+        )  # fmt: skip
+        for window in summit.sessions:
+            programme.add_session(
+                db,
+                made,
+                programme.SessionInput(
+                    title=summit.session_titles[window.slug],
+                    planned_start=window.start,
+                    planned_end=window.end,
+                ),
+            )
+        rows = [
+            {
+                "summit_id": made.id, "public_id": loc.location_id, "label": f"Location {n}",
+                "country": loc.country, "city": "", "kind": "other", "expected_audience": 10,
+                "contact": "", "privacy_level": loc.privacy, "status": "approved",
+                "secret": f"bench-not-a-secret-{n}",
+            }
+            for n, loc in enumerate(summit.locations)
+        ]  # fmt: skip
+        for i in range(0, len(rows), 5000):
+            db.execute(insert(Location), rows[i : i + 5000])
+        query = select(Location.public_id, Location.id).where(Location.summit_id == made.id)
+        id_of = {public_id: location_id for public_id, location_id in db.execute(query)}
+        ids = [id_of[loc.location_id] for loc in summit.locations]
+        summit_id = made.id
+        samples = [
+            {
+                "summit_id": summit_id, "sampled_at": datetime.fromtimestamp(at, UTC),
+                "online_total": online, "peak": online, "by_country": {},
+            }
+            for at, online in summit.online_timeline(60)
+        ]  # fmt: skip
+        db.execute(insert(PresenceSample), samples)
+    buckets = per_bucket_counts(summit, ids)
+    for start in sorted(buckets):
+        with database.session() as db:
+            for writer, (location_ids, beats) in enumerate(buckets.pop(start)):
+                counts = dict(zip(location_ids, beats, strict=True))
+                store_bucket_counts(db, summit_id, start, f"bench-{writer}", counts)
+    with database.session() as db:
+        size = db.scalar(
+            select(func.sum(func.length(AttendanceCounts.location_ids) * 2)).where(
+                AttendanceCounts.summit_id == summit_id
+            )
+        )
+    database.dispose()
+    return int(size or 0)
+
+
+def measure(url: str) -> None:
+    """In this (fresh) process: time the reference and the report; print JSON."""
+    database = Database(url)
+    with database.session() as db:
+        summit = db.scalar(select(Summit))
+        assert summit is not None
+        began = time.perf_counter()
+        stored = 0
+        query = select(AttendanceCounts.location_ids, AttendanceCounts.heartbeats).where(
+            AttendanceCounts.summit_id == summit.id
+        )
+        for ids, beats in db.execute(query.execution_options(yield_per=16)):
+            stored += len(ids) + len(beats)
+        reference = time.perf_counter() - began
+        with tempfile.TemporaryDirectory() as tmp:
+            settings = Settings(
+                environment="test",
+                secret_key="bench-secret-" + "x" * 32,
+                data_dir=Path(tmp) / "data",
+                database_url=url,
+                auto_migrate=False,
+                attendance_bucket_s=BUCKET_SECONDS,
+                presence_sample_interval_s=60,
+            )
+            began = time.perf_counter()
+            built = build_attendance_report(db, summit, settings, Path(tmp))
+            whole = time.perf_counter() - began
+            assert built.files.pdf.stat().st_size > 0
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    figures = built.data.public
+    print(
+        json.dumps(
+            {
+                "reference_s": reference, "stored_bytes": stored, "report_s": whole,
+                "peak_mib": peak, "distinct": figures.distinct_locations,
+                "entries": figures.entries, "peak_concurrent": figures.peak_concurrent,
+            }
+        )
+    )  # fmt: skip
+
+
+def run_child(url: str, name: str) -> dict[str, float]:
+    """Measure one database in a child process, so its peak RSS is the report's alone."""
+    out = subprocess.run(
+        [sys.executable, __file__, "--measure", url], check=True, capture_output=True, text=True
+    )
+    result: dict[str, float] = json.loads(out.stdout.strip().splitlines()[-1])
+    print(
+        f"{name}: reference (read {result['stored_bytes'] / 2**20:.0f} MiB of counts once) "
+        f"{result['reference_s']:.2f} s; report {result['report_s']:.1f} s (target 30 s), "
+        f"{result['report_s'] / result['reference_s']:.0f}x reference; peak RSS "
+        f"{result['peak_mib']:.0f} MiB (target 2048 MiB); {result['distinct']:.0f} locations, "
+        f"{result['entries']:.0f} presences, peak {result['peak_concurrent']:.0f}"
+    )
+    return result
+
+
+def from_database(locations: int, days: int) -> None:
+    """Seed SQLite and a temporary PostgreSQL database, then measure the report on each."""
+    summit = simulate_summit(locations, days=days)
+    print(
+        f"{datetime.now(UTC):%Y-%m-%d %H:%M} UTC, {os.cpu_count()} CPUs, load average "
+        f"{os.getloadavg()[0]:.1f}, {locations} locations × {days} days, from the database"
+    )
+    with tempfile.TemporaryDirectory() as tmp:
+        url = f"sqlite:///{tmp}/bench.db"
+        began = time.perf_counter()
+        stored = seed(url, summit)
+        print(
+            f"SQLite seeded in {time.perf_counter() - began:.0f} s ({stored / 2**20:.0f} MiB "
+            f"of counts, file {Path(tmp, 'bench.db').stat().st_size / 2**20:.0f} MiB)"
+        )
+        run_child(url, f"SQLite (load {os.getloadavg()[0]:.1f})")
+    name = f"summitcast_bench_{secrets.token_hex(4)}"
+    admin = create_engine(make_engine(POSTGRES_ADMIN_URL).url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        connection.execute(text(f'CREATE DATABASE "{name}"'))
+    try:
+        url = POSTGRES_ADMIN_URL.rsplit("/", 1)[0] + "/" + name
+        began = time.perf_counter()
+        seed(url, summit)
+        print(f"PostgreSQL seeded in {time.perf_counter() - began:.0f} s")
+        run_child(url, f"PostgreSQL (load {os.getloadavg()[0]:.1f})")
+    finally:
+        with admin.connect() as connection:
+            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
 
 
 def main() -> None:
@@ -26,7 +226,15 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--locations", type=int, default=50_000)
     parser.add_argument("--days", type=int, default=4)
+    parser.add_argument("--from-database", action="store_true", help="seed SQLite and PostgreSQL")
+    parser.add_argument("--measure", metavar="URL", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.measure:
+        measure(args.measure)
+        return
+    if args.from_database:
+        from_database(args.locations, args.days)
+        return
     summit = simulate_summit(args.locations, days=args.days)
     print(
         f"{datetime.now(UTC):%Y-%m-%d %H:%M} UTC, {os.cpu_count()} CPUs, "
