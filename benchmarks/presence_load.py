@@ -209,6 +209,10 @@ def main() -> None:
             args.json.write_text(json.dumps(summary, indent=2, default=str) + "\n")
         text = (tmp / "serve.log").read_text(errors="replace")
         print(f"server log: {text.count('Traceback')} tracebacks, {text.count(' 500 ')} 500s")
+        for line in text.splitlines():
+            # The supervisor's view of its workers: restarts and kills show here.
+            if any(w in line for w in ("hung", "died", "Child process", "Terminated", "Killed")):
+                print("server:", line)
         if "Traceback" in text:
             first = text.index("Traceback")
             print(text[max(0, first - 200) : first + 3000])

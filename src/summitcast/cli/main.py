@@ -198,6 +198,9 @@ def serve(
         ws_per_message_deflate=False,
         # A thundering herd of screens reconnecting at once overflows the default 2048.
         backlog=backlog,
+        # The supervisor kills a worker that misses a 5 s health ping; a worker busy with
+        # 15,000 sockets on a loaded 2-core machine missed it, and its screens all dropped.
+        timeout_worker_healthcheck=30,
     )
 
 
