@@ -179,8 +179,6 @@ def create_app(
         limit=settings.registrations_per_hour, window_s=3600, salt=secret + b"/registration"
     )
 
-    # Innermost: heartbeats skip FastAPI's routing and dependencies, not security headers.
-    app.add_middleware(HeartbeatFastPath)
     app.add_middleware(
         SessionMiddleware,
         secret_key=settings.secret_key.get_secret_value(),
@@ -189,6 +187,9 @@ def create_app(
         same_site="lax",
         https_only=settings.secure_cookies,
     )
+    # Heartbeats skip the session (they carry none), FastAPI's routing and dependencies,
+    # but not the body limit and security headers (added after: they wrap it).
+    app.add_middleware(HeartbeatFastPath)
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_import_bytes + 64 * 1024)
     app.add_middleware(SecurityHeadersMiddleware)
 
