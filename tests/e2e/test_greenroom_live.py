@@ -148,6 +148,12 @@ def test_live_speaker_rtmp_shows_in_green_room_before_it_is_taken_on_air(tmp_pat
             health = b.health()["health"]
             assert isinstance(health, dict)
             assert health["input"]["receiving"] is None
+
+            _post(b, f"{speaker_id}/release")  # off air: the run of show plays on
+            b.wait_for(lambda: _on_air_source(b) in ("file", "slate"), 20, "the programme back")
+            assert b.on_air()["live"] is False
+            assert _feed(b)["taken"] is False
+            assert _status(b)["receiving"] == "rtmp"  # still in the green room
         finally:
             _stop(speaker)
         b.press("end")

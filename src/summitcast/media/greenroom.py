@@ -251,6 +251,8 @@ class GreenRoomManager:
         self.feeds: dict[int, SpeakerFeed] = {}
         self.plans: dict[int, service.FeedPlan] = {}
         self.last_error: str | None = None
+        # Sessions whose playout reads a speaker's feed because of us (session → feed id).
+        self.wired: dict[int, int] = {}
         self._kick = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._stopping = False
@@ -340,13 +342,18 @@ class GreenRoomManager:
     def _wire_live_inputs(self) -> None:
         """Point each session's playout at its taken feed, or back at the studio ingest."""
         taken = {p.session_id: p.feed_id for p in self.plans.values() if p.taken}
+        for session_id in [s for s in self.wired if s not in self.broadcasts.runtimes]:
+            del self.wired[session_id]
         for session_id, runtime in self.broadcasts.runtimes.items():
             feed = self.feeds.get(taken.get(session_id, -1))
             wanted: Callable[[], FeedSource | None]
             if feed is not None:
                 wanted = feed.live_source
-            elif runtime.ingest is not None:
+                self.wired[session_id] = taken[session_id]
+            elif session_id in self.wired and runtime.ingest is not None:
+                # Sessions we never touched keep whatever the broadcast manager set.
                 wanted = runtime.ingest.live_source
+                del self.wired[session_id]
             else:
                 continue
             playout = runtime.playout
