@@ -5,7 +5,7 @@ Wire protocol of a location screen (frontend/src/live.js, ``locationScreen``):
 - WebSocket ``/live/ws``. The server greets with
   ``{"type": "hello", "interval_s": <jittered seconds>, "timeout_s": <seconds>}``.
   The screen then sends ``{"type": "hb", "token": "hb1.…"}`` every interval (other
-  fields of the message are ignored: the token alone is checked, see
+  fields of the message are ignored but ``ack``: the token alone is checked, see
   domain/presence.py). Nothing is sent back for an accepted heartbeat; a refused one
   gets ``{"type": "error", "reason": <Refusal>}``. A client that adds ``"ack": true``
   to a heartbeat (the load tool, to measure latency) gets ``{"type": "ack", "seq": n}``
