@@ -27,15 +27,15 @@ from tests.e2e.broadcast_server import (
 pytestmark = pytest.mark.e2e
 
 
-def _push(url: str, seconds: int) -> subprocess.Popen[bytes]:
-    """A speaker's OBS: a tiny moving test picture and a tone over RTMP, in real time."""
+def _push(url: str, seconds: int, fmt: str = "flv") -> subprocess.Popen[bytes]:
+    """A speaker's OBS: a tiny moving test picture and a tone, sent in real time."""
     return subprocess.Popen(
         [
             FFMPEG, "-hide_banner", "-nostdin", "-loglevel", "error", "-re",
             "-f", "lavfi", "-i", f"testsrc2=size=320x180:rate=10:duration={seconds}",
             "-f", "lavfi", "-i", f"sine=frequency=660:duration={seconds}",
             "-c:v", "libx264", "-preset", "ultrafast", "-g", "10", "-c:a", "aac",
-            "-f", "flv", url,
+            "-f", fmt, url,
         ],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
@@ -157,4 +157,38 @@ def test_live_speaker_rtmp_shows_in_green_room_before_it_is_taken_on_air(tmp_pat
         finally:
             _stop(speaker)
         b.press("end")
+    assert ffmpeg_children() == []
+
+
+def test_live_speaker_srt_shows_in_green_room_and_wrong_passphrase_is_refused(
+    tmp_path: Path,
+) -> None:
+    with running_server(
+        tmp_path,
+        greenroom_rtmp_port=free_port(),
+        greenroom_srt_port=free_port(socket.SOCK_DGRAM),
+    ) as b:
+        secret = b.settings.secret_key.get_secret_value().encode()
+        speaker_id, _token = _add_speaker(b.app.state.database, b.slug, secret)
+        _post(b, f"{speaker_id}/open")  # before the session starts: the green room is open
+        key = b.client.get(_room(b)).text.split('class="feed-key">')[1].split("<")[0]
+        port = b.settings.greenroom_srt_port
+        b.wait_for(lambda: _feed(b)["status"] is not None, 15, "the green room to listen")
+
+        wrong = _push(
+            f"srt://127.0.0.1:{port}?passphrase=wrong-passphrase-123&pbkeylen=16", 3, "mpegts"
+        )
+        assert wrong.wait(timeout=20) != 0  # the handshake is rejected: the caller gives up
+        assert _status(b)["receiving"] is None
+
+        speaker = _push(f"srt://127.0.0.1:{port}?passphrase={key}&pbkeylen=16", 20, "mpegts")
+        try:
+            b.wait_for(lambda: _status(b)["receiving"] == "srt", 20, "the speaker's feed")
+            b.wait_for(lambda: _preview(b, speaker_id)[0] == "image/jpeg", 10, "a preview frame")
+            assert _decoded_size(_preview(b, speaker_id)[1]) == (320, 180)
+            assert b.on_air()["status"] == "idle"  # seen backstage only
+        finally:
+            _stop(speaker)
+        _post(b, f"{speaker_id}/close")
+        b.wait_for(lambda: _feed(b)["status"] is None, 15, "the listeners to close")
     assert ffmpeg_children() == []
