@@ -25,7 +25,9 @@ from contextlib import asynccontextmanager
 from typing import Any, TypeAlias
 
 import redis.asyncio as aioredis
+from redis.commands.core import AsyncScript
 from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import NoScriptError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from summitcast.presence.base import Message, PresenceSnapshot
@@ -191,6 +193,83 @@ def _now_arg(now: float | None) -> str:
     return "" if now is None else repr(float(now))
 
 
+class _ScriptBatcher:
+    """Sends the script calls made in one turn of the event loop as one pipeline."""
+
+    # Each redis-py call costs ~50-80 µs of the worker's CPU (pool checkout, encoding,
+    # a coroutine per reply): 170 µs per heartbeat against 13 µs in memory. Thousands
+    # of screens beat concurrently, so calls of the same loop turn share one round trip.
+
+    def __init__(self, client: Redis, max_batch: int = 512) -> None:
+        self._client = client
+        self._max_batch = max_batch
+        self._pending: list[tuple[AsyncScript, list[str], ScriptArgs, asyncio.Future[Any]]] = []
+        self._scheduled = False
+        self._sending: set[asyncio.Task[None]] = set()
+
+    def call(self, script: AsyncScript, keys: list[str], args: ScriptArgs) -> asyncio.Future[Any]:
+        """Queue one EVALSHA; the future resolves with its reply."""
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[Any] = loop.create_future()
+        self._pending.append((script, keys, args, future))
+        if len(self._pending) >= self._max_batch:
+            self._flush()
+        elif not self._scheduled:
+            self._scheduled = True
+            loop.call_soon(self._flush)
+        return future
+
+    def _flush(self) -> None:
+        self._scheduled = False
+        batch, self._pending = self._pending, []
+        if batch:
+            task = asyncio.create_task(self._send(batch))
+            self._sending.add(task)
+            task.add_done_callback(self._sending.discard)
+
+    async def _send(
+        self, batch: list[tuple[AsyncScript, list[str], ScriptArgs, asyncio.Future[Any]]]
+    ) -> None:
+        try:
+            results = await self._pipeline(batch)
+            missing = [i for i, r in enumerate(results) if isinstance(r, NoScriptError)]
+            if missing:
+                # Redis restarted and lost its scripts: load them again, retry those calls.
+                for script in {id(batch[i][0]): batch[i][0] for i in missing}.values():
+                    script.sha = await self._client.script_load(script.script)
+                retried = await self._pipeline([batch[i] for i in missing])
+                for i, result in zip(missing, retried, strict=True):
+                    results[i] = result
+        except Exception as error:
+            for *_, future in batch:
+                if not future.done():
+                    future.set_exception(error)
+            return
+        for (*_, future), result in zip(batch, results, strict=True):
+            if future.done():  # its caller was cancelled
+                continue
+            if isinstance(result, Exception):
+                future.set_exception(result)
+            else:
+                future.set_result(result)
+
+    async def _pipeline(
+        self, batch: list[tuple[AsyncScript, list[str], ScriptArgs, asyncio.Future[Any]]]
+    ) -> list[Any]:
+        # Plain EVALSHA, not Script calls: those make the pipeline run SCRIPT EXISTS first,
+        # a second round trip per batch.
+        async with self._client.pipeline(transaction=False) as pipe:
+            for script, keys, args, _ in batch:
+                pipe.execute_command("EVALSHA", script.sha, len(keys), *keys, *args)
+            results: list[Any] = await pipe.execute(raise_on_error=False)
+            return results
+
+    async def close(self) -> None:
+        """Wait for batches in flight (their callers are waiting for them)."""
+        if self._sending:
+            await asyncio.gather(*self._sending, return_exceptions=True)
+
+
 class RedisPresence:
     """Presence shared by several workers through one Redis."""
 
@@ -217,6 +296,8 @@ class RedisPresence:
         self._is_online = client.register_script(_IS_ONLINE)
         self._forget = client.register_script(_FORGET)
         self._replay = client.register_script(_REPLAY)
+        # The two scripts of every heartbeat go out batched: see _ScriptBatcher.
+        self._batch = _ScriptBatcher(client)
 
     @classmethod
     def from_url(cls, url: str, *, timeout_s: float, prefix: str = "summitcast") -> RedisPresence:
@@ -232,7 +313,7 @@ class RedisPresence:
     ) -> bool:
         """Record a valid heartbeat; True when the location just came online."""
         args: ScriptArgs = [_now_arg(now), self.timeout_s, location_id, country]
-        return bool(await self._heartbeat(keys=self._keys(summit_id), args=args))
+        return bool(await self._batch.call(self._heartbeat, self._keys(summit_id), args))
 
     async def expire(self, summit_id: str, now: float | None = None) -> list[str]:
         """Drop locations whose timeout has passed; return them (each reported once)."""
@@ -285,10 +366,11 @@ class RedisPresence:
     async def check_and_store_seq(self, location_id: str, epoch: str, seq: int) -> bool:
         """Atomically refuse a replayed (epoch, seq) and otherwise remember it; True if fresh."""
         key = f"{self.prefix}:replay:{location_id}"
-        return bool(await self._replay(keys=[key], args=[epoch, seq, self._replay_ttl_s]))
+        return bool(await self._batch.call(self._replay, [key], [epoch, seq, self._replay_ttl_s]))
 
     async def close(self) -> None:
         """Close the connection pool."""
+        await self._batch.close()
         await self._client.aclose()  # type: ignore[attr-defined,unused-ignore]
 
 
