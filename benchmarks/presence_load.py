@@ -14,6 +14,7 @@ itself after --duration seconds and cleans up.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import secrets
@@ -217,6 +218,8 @@ def main() -> None:
             first = text.index("Traceback")
             print(text[max(0, first - 200) : first + 3000])
     finally:
+        # Workers of a supervisor that has to be killed would outlive it: note them first.
+        workers = _tree(server.pid)[1:] if server is not None else []
         for proc in (server, redis_proc):
             if proc is not None and proc.poll() is None:
                 proc.send_signal(signal.SIGINT)
@@ -225,6 +228,9 @@ def main() -> None:
                 except subprocess.TimeoutExpired:
                     proc.kill()
                     proc.wait()
+        for pid in workers:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
         with psycopg.connect(POSTGRES_ADMIN_URL, autocommit=True) as admin:
             admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         shutil.rmtree(tmp, ignore_errors=True)

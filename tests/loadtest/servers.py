@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
@@ -115,12 +116,17 @@ def serve(env: dict[str, str], tmp: Path, *, workers: int = 1) -> Iterator[Serve
             time.sleep(0.2)
         yield server
     finally:
+        workers = server.worker_pids()
         process.send_signal(signal.SIGINT)
         try:
             process.wait(timeout=20)
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
+        # A killed supervisor leaves its workers behind: nothing may outlive the test.
+        for pid in workers:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
 
 
 @dataclass
