@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from summitcast.domain.attendance import (
+    AttendanceTally,
     Bucket,
     CountingRule,
     CountryRow,
@@ -223,6 +224,26 @@ def test_summarise_key_changing_country_is_refused() -> None:
     buckets = [Bucket(T0, {"a": "DE"}), Bucket(T0 + 300, {"a": "FR"})]
     with pytest.raises(ValidationError, match="a is in DE and in FR"):
         summarise(buckets, SESSIONS, RULE)
+
+
+def test_tally_merged_from_interleaved_shares_equals_one_tally() -> None:
+    shares = [AttendanceTally(SESSIONS, RULE) for _ in range(3)]
+    for n, bucket in enumerate(_scenario()):
+        shares[n % 3].add(bucket)
+
+    merged = shares[0]
+    conflicts = [merged.merge(share) for share in shares[1:]]
+
+    assert conflicts == [[], []]
+    assert merged.figures() == summarise(_scenario(), SESSIONS, RULE)
+
+
+def test_tally_merge_names_a_key_in_two_countries() -> None:
+    first, second = AttendanceTally(SESSIONS, RULE), AttendanceTally(SESSIONS, RULE)
+    first.add(Bucket(T0, {"a": "DE"}))
+    second.add(Bucket(T0 + 300, {"a": "FR"}))
+
+    assert first.merge(second) == ["a is in DE and in FR"]
 
 
 def test_location_heartbeats_privacy_levels_are_those_of_domain_privacy() -> None:

@@ -15,11 +15,13 @@ from dataclasses import dataclass
 
 from summitcast.audit.log import leaf_hashes, parse_bucket_columns, parse_record
 from summitcast.audit.merkle import compact_range
+from summitcast.domain.attendance import AttendanceTally
 from summitcast.errors import ValidationError
 
 __all__ = [
     "BUCKET_PREFIX",
     "HashedBucket",
+    "bucket_start_of",
     "expected_entries",
     "hash_bucket_line",
     "parse_bucket_line",
@@ -75,6 +77,8 @@ class HashedBucket:
     countries: str  # count × 2 letters
     position: int
     subtrees: list[tuple[int, bytes]]
+    tallied: bool = False  # counted into the tally of the process that parsed it
+    tally_problem: str = ""  # why the tally refused it ("" when it did not)
 
     def columns(self) -> tuple[list[str], list[str]]:
         """Return the pseudonyms and countries as lists, in log order."""
@@ -83,6 +87,12 @@ class HashedBucket:
             [p[i : i + 32] for i in range(0, 32 * self.count, 32)],
             [c[i : i + 2] for i in range(0, 2 * self.count, 2)],
         )
+
+
+def bucket_start_of(line: bytes) -> int | None:
+    """Return the bucket start of a line spelt as our writer spells it (None otherwise)."""
+    head = _HEAD.match(line)
+    return int(head.group(1)) if head else None
 
 
 def expected_entries(line: bytes) -> int:
@@ -113,15 +123,25 @@ def parse_bucket_line(line: bytes) -> tuple[int, list[str], list[str]]:
     return parse_bucket_columns(record)
 
 
-def hash_bucket_line(line: bytes, position: int) -> HashedBucket | str:
+def hash_bucket_line(
+    line: bytes, position: int, tally: AttendanceTally | None = None
+) -> HashedBucket | str:
     """Parse a bucket line and hash its entries as the leaves from `position` on; or say why not.
 
+    With a tally, the bucket is also counted into it (here, the columns are still
+    lists: splitting them again elsewhere is what made the main process the bottleneck).
     Runs in worker processes: returns the problem as a string instead of raising.
     """
     try:
         start, pseudonyms, countries = parse_bucket_line(line)
     except ValidationError as error:
         return error.message
+    problem = ""
+    if tally is not None:
+        try:
+            tally.add_columns(start, pseudonyms, countries)
+        except ValidationError as error:
+            problem = error.message
     hashes = leaf_hashes(start, pseudonyms, countries)
     return HashedBucket(
         start,
@@ -130,4 +150,6 @@ def hash_bucket_line(line: bytes, position: int) -> HashedBucket | str:
         "".join(countries),
         position,
         compact_range(hashes, position),
+        tallied=tally is not None,
+        tally_problem=problem,
     )

@@ -323,6 +323,34 @@ class AttendanceTally:
                 if concurrent > self._session_peak[index][0]:
                     self._session_peak[index] = (concurrent, start)
 
+    def merge(self, other: AttendanceTally) -> list[str]:
+        """Add another tally of other buckets (same sessions and rule); returns key conflicts.
+
+        Lets worker processes each tally a share of the buckets.  Every bucket must
+        have gone into exactly one of the tallies.
+        """
+        conflicts = []
+        country_of = self._country
+        for key, country in other._country.items():
+            was = country_of.setdefault(key, country)
+            if was != country:
+                conflicts.append(f"{key} is in {was} and in {country}")
+        self._timeline = sorted(self._timeline + other._timeline)
+        self._entries += other._entries
+        self._present_total.update(other._present_total)
+        for index, present in enumerate(other._session_present):
+            self._session_present[index].update(present)
+            mine, theirs = self._session_peak[index], other._session_peak[index]
+            # The higher peak; on a tie the earlier bucket, as adding in time order gives.
+            if theirs[0] > mine[0] or (
+                theirs[0] == mine[0] > 0
+                and theirs[1] is not None
+                and mine[1] is not None
+                and theirs[1] < mine[1]
+            ):
+                self._session_peak[index] = theirs
+        return conflicts
+
     def country_by_key(self) -> Mapping[str, str]:
         """Return the country of every key seen so far."""
         return dict(self._country)
