@@ -123,10 +123,10 @@ def serve(env: dict[str, str], tmp: Path, *, workers: int = 1) -> Iterator[Serve
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
-        # A killed supervisor leaves its workers behind: nothing may outlive the test.
-        for pid in workers:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGKILL)
+            # A killed supervisor leaves its workers behind: nothing may outlive the test.
+            for pid in workers:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
 
 
 @dataclass
