@@ -132,6 +132,9 @@ def test_live_speaker_rtmp_shows_in_green_room_before_it_is_taken_on_air(tmp_pat
             b.wait_for(lambda: _preview(b, speaker_id)[0] == "image/jpeg", 10, "a preview frame")
             first = _preview(b, speaker_id)[1]
             assert _decoded_size(first) == (320, 180)
+            # The speaker's tone (a full-scale-ish sine, about -21 dBFS RMS) shows as a level.
+            b.wait_for(lambda: _status(b)["audio_level_db"] is not None, 10, "a sound level")
+            assert -40 < _status(b)["audio_level_db"] < 0
             time.sleep(1.5)  # previews refresh: the moving test picture gives new bytes
             assert _preview(b, speaker_id)[1] != first
 

@@ -1,21 +1,27 @@
-"""Golden argv of the green room's listeners."""
+"""Golden argv of the green room's listeners, and reading their audio level."""
 
 from __future__ import annotations
 
+import os
+import time
 from pathlib import Path
 
-from summitcast.media.greenroom import rtmp_listener_argv, srt_listener_argv
+from summitcast.media.greenroom import last_level, rtmp_listener_argv, srt_listener_argv
 
 OUTPUTS = [
     "-map", "0:v:0?", "-map", "0:a:0?", "-c", "copy",
     "-f", "mpegts", "udp://127.0.0.1:5002?pkt_size=1316",
     "-map", "0:v:0?", "-vf", "fps=2,scale=320:-2", "-q:v", "5",
     "-update", "1", "-atomic_writing", "1", "-f", "image2", "/g/rtmp.jpg",
+    "-map", "0:a:0?", "-af",
+    "asetnsamples=n=24000,astats=metadata=1:reset=1,"
+    "ametadata=mode=print:key=lavfi.astats.Overall.RMS_level:direct=1:file=/g/rtmp.level",
+    "-f", "null", "-",
 ]  # fmt: skip
 
 
 def test_rtmp_listener_argv_relays_and_previews_without_the_key() -> None:
-    argv = rtmp_listener_argv("ffmpeg", 4001, 5002, Path("/g/rtmp.jpg"), 2.0)
+    argv = rtmp_listener_argv("ffmpeg", 4001, 5002, Path("/g/rtmp.jpg"), 2.0, Path("/g/rtmp.level"))
 
     assert argv == [
         "ffmpeg", "-hide_banner", "-nostdin", "-loglevel", "error",
@@ -26,7 +32,9 @@ def test_rtmp_listener_argv_relays_and_previews_without_the_key() -> None:
 
 
 def test_srt_listener_argv_uses_the_key_as_passphrase() -> None:
-    argv = srt_listener_argv("ffmpeg", "0.0.0.0", 9200, "k" * 32, 5002, Path("/g/rtmp.jpg"), 2)
+    argv = srt_listener_argv(
+        "ffmpeg", "0.0.0.0", 9200, "k" * 32, 5002, Path("/g/rtmp.jpg"), 2, Path("/g/rtmp.level")
+    )
 
     assert argv == [
         "ffmpeg", "-hide_banner", "-nostdin", "-loglevel", "error",
@@ -35,3 +43,18 @@ def test_srt_listener_argv_uses_the_key_as_passphrase() -> None:
         "-i", f"srt://0.0.0.0:9200?mode=listener&latency=120000&passphrase={'k' * 32}&pbkeylen=16",
         *OUTPUTS,
     ]  # fmt: skip
+
+
+def test_last_level_reads_the_newest_line_and_treats_silence_and_staleness(tmp_path: Path) -> None:
+    level = tmp_path / "rtmp.level"
+    level.write_text(
+        "frame:0    pts:0       pts_time:0\nlavfi.astats.Overall.RMS_level=-30.25\n"
+        "frame:1    pts:24000   pts_time:0.5\nlavfi.astats.Overall.RMS_level=-21.04\n"
+    )
+    assert last_level(level) == -21.0
+    level.write_text("frame:2    pts:48000   pts_time:1\nlavfi.astats.Overall.RMS_level=-inf\n")
+    assert last_level(level) == -99.0
+    stale = time.time() - 10
+    os.utime(level, (stale, stale))
+    assert last_level(level) is None
+    assert last_level(tmp_path / "missing.level") is None

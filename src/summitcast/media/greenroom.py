@@ -39,8 +39,10 @@ PREVIEW_WIDTH = 320  # enough to recognise the speaker and check framing, cheap 
 PREVIEW_NAME = "preview.jpg"
 
 
-def listener_output_argv(relay_port: int, preview: Path, preview_fps: float) -> list[str]:
-    """The two outputs of a green-room listener: the TS relay and the JPEG preview."""
+def listener_output_argv(
+    relay_port: int, preview: Path, preview_fps: float, level: Path
+) -> list[str]:
+    """The outputs of a green-room listener: the TS relay, the JPEG preview, the audio level."""
     return [
         "-map",
         "0:v:0?",  # the speaker's picture
@@ -66,11 +68,28 @@ def listener_output_argv(relay_port: int, preview: Path, preview_fps: float) -> 
         "-f",
         "image2",
         str(preview),
+        "-map",
+        "0:a:0?",  # the sound, measured only (a speaker without one simply has no level)
+        "-af",
+        # RMS level of each half second (24,000 samples at 48 kHz; reset: per block, not
+        # since the start), printed as "lavfi.astats.Overall.RMS_level=-21.1" lines; about
+        # 90 bytes a block, and the file starts afresh with each connection. direct=1:
+        # unbuffered, or the lines would wait for 32 KiB (minutes) before reaching the file.
+        "asetnsamples=n=24000,astats=metadata=1:reset=1,"
+        f"ametadata=mode=print:key=lavfi.astats.Overall.RMS_level:direct=1:file={_filter_path(level)}",
+        "-f",
+        "null",  # nothing to keep but the level lines
+        "-",
     ]
 
 
+def _filter_path(path: Path) -> str:
+    """A path as a filter option value: ':' and '\\' escaped for the filtergraph parser."""
+    return str(path).replace("\\", "\\\\").replace(":", "\\:").replace(",", "\\,")
+
+
 def rtmp_listener_argv(
-    ffmpeg: str, port: int, relay_port: int, preview: Path, preview_fps: float
+    ffmpeg: str, port: int, relay_port: int, preview: Path, preview_fps: float, level: Path
 ) -> list[str]:
     """ffmpeg accepting one RTMP publisher on loopback (behind the gate): relay and preview."""
     return [
@@ -87,7 +106,7 @@ def rtmp_listener_argv(
         "1",  # be the RTMP server; the gate in front checks the speaker's key
         "-i",
         f"rtmp://127.0.0.1:{port}/live/stream",  # the gate forwards here; the key is not in it
-        *listener_output_argv(relay_port, preview, preview_fps),
+        *listener_output_argv(relay_port, preview, preview_fps, level),
     ]
 
 
@@ -99,6 +118,7 @@ def srt_listener_argv(
     relay_port: int,
     preview: Path,
     preview_fps: float,
+    level: Path,
 ) -> list[str]:
     """ffmpeg accepting one SRT caller whose passphrase is the speaker's key."""
     return [
@@ -119,7 +139,7 @@ def srt_listener_argv(
         "-i",
         # Listener mode; the passphrase refuses callers without it; latency in µs (120 ms).
         f"srt://{host}:{port}?mode=listener&latency=120000&passphrase={key}&pbkeylen=16",
-        *listener_output_argv(relay_port, preview, preview_fps),
+        *listener_output_argv(relay_port, preview, preview_fps, level),
     ]
 
 
@@ -155,14 +175,26 @@ class SpeakerFeed:
         folder.mkdir(parents=True, exist_ok=True)
         self.rtmp = Supervisor(
             rtmp_listener_argv(
-                ffmpeg, ports.rtmp_upstream, ports.rtmp_relay, folder / "rtmp.jpg", preview_fps
+                ffmpeg,
+                ports.rtmp_upstream,
+                ports.rtmp_relay,
+                folder / "rtmp.jpg",
+                preview_fps,
+                folder / "rtmp.level",
             ),
             name="greenroom-rtmp",
             max_backoff_s=5.0,
         )
         self.srt = Supervisor(
             srt_listener_argv(
-                ffmpeg, host, ports.srt, key, ports.srt_relay, folder / "srt.jpg", preview_fps
+                ffmpeg,
+                host,
+                ports.srt,
+                key,
+                ports.srt_relay,
+                folder / "srt.jpg",
+                preview_fps,
+                folder / "srt.level",
             ),
             name="greenroom-srt",
             max_backoff_s=5.0,
@@ -203,6 +235,13 @@ class SpeakerFeed:
         found = [path for path in found if path.is_file()]
         return max(found, key=lambda p: p.stat().st_mtime) if found else None
 
+    def audio_level_db(self) -> float | None:
+        """The speaker's sound level (RMS dBFS of the last half second), while they send."""
+        protocol = self.receiving()
+        if protocol is None:
+            return None
+        return last_level(self.folder / f"{protocol}.level")
+
     def live_source(self) -> FeedSource | None:
         """A feeder source reading this speaker's relay, while they are sending."""
         protocol = self.receiving()
@@ -230,7 +269,33 @@ class SpeakerFeed:
             "bitrate_kbps": health.bitrate_kbps if protocol else None,
             "refused": self.gate.refused,
             "preview_age_s": None if age is None else round(age, 1),
+            "audio_level_db": self.audio_level_db(),
         }
+
+
+LEVEL_TAIL_BYTES = 256  # the last two blocks' lines, whatever the file's length
+LEVEL_FRESH_S = 2.0  # an older level means the sound stopped (or the speaker has none)
+SILENCE_DB = -99.0  # astats prints "-inf" for digital silence
+
+
+def last_level(path: Path) -> float | None:
+    """The last RMS level ffmpeg printed to path, if it is recent."""
+    try:
+        if time.time() - path.stat().st_mtime > LEVEL_FRESH_S:
+            return None
+        with path.open("rb") as handle:
+            handle.seek(max(0, path.stat().st_size - LEVEL_TAIL_BYTES))
+            tail = handle.read().decode("ascii", "replace")
+    except OSError:
+        return None
+    for line in reversed(tail.splitlines()):
+        _key, sep, value = line.partition("RMS_level=")
+        if sep:
+            try:
+                return max(SILENCE_DB, round(float(value), 1))
+            except ValueError:
+                return None
+    return None
 
 
 class GreenRoomManager:

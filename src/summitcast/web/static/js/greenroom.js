@@ -19,6 +19,7 @@
         };
         set("receiving", s.receiving || "nothing received");
         set("bitrate", s.bitrate_kbps);
+        set("level", s.audio_level_db);
         set("refused", s.refused || 0);
         const img = card.querySelector("img.preview");
         // A changing query string: the frame is served no-store, but some caches ignore that.
