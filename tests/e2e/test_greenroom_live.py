@@ -117,6 +117,7 @@ def test_live_speaker_rtmp_shows_in_green_room_before_it_is_taken_on_air(tmp_pat
         assert b.client.get(b.control).text.split('id="ingest-key">')[1].split("<")[0] != key
         port = b.settings.greenroom_rtmp_port
         b.wait_for(lambda: _feed(b)["status"] is not None, 15, "the green room to listen")
+        assert key not in b.client.get(f"{_room(b)}.json").text  # polled often: no key in it
 
         wrong = _push(f"rtmp://127.0.0.1:{port}/live/not-the-speakers-key", 3)
         try:

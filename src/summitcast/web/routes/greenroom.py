@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request
-from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, RedirectResponse, Response
+from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 
 from summitcast.domain.accounts import Permission
 from summitcast.media.greenroom import GreenRoomManager
@@ -107,10 +107,15 @@ def green_room_preview(
     feeds = service.green_room(db, actor, summit, programme.get_session(db, summit, session_id).id)
     feed = next((v.feed for v in feeds if v.speaker_id == speaker_id), None)
     path = _manager(request).preview(feed.feed_id) if feed is not None else None
-    if path is None:
+    try:
+        # Read whole, not streamed: the listener renames a new frame over this one about
+        # twice a second, and a streamed file could change size under its Content-Length.
+        frame = path.read_bytes() if path is not None else None
+    except OSError:  # the feed closed meanwhile
+        frame = None
+    if frame is None:
         return Response(NO_SIGNAL_SVG, media_type="image/svg+xml", headers=NO_STORE)
-    # The listener renames a finished frame over the old one, so the file is always whole.
-    return FileResponse(path, media_type="image/jpeg", headers=NO_STORE)
+    return Response(frame, media_type="image/jpeg", headers=NO_STORE)
 
 
 def _act(request: Request, db: DbDep, summit: Summit, session_id: int) -> Response:
