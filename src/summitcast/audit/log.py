@@ -30,7 +30,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any, Protocol, TextIO
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import (
@@ -509,6 +509,21 @@ def _utc_now() -> datetime:
     return datetime.now(UTC)
 
 
+class BucketObserver(Protocol):
+    """Told about every bucket line as it is written (the log index listens)."""
+
+    def bucket(
+        self,
+        start: int,
+        offset: int,
+        position: int,
+        pseudonyms: Sequence[str],
+        countries: Sequence[str],
+        hashes: Sequence[bytes],
+    ) -> None:
+        """Take one bucket: its byte offset, first leaf index, columns and leaf hashes."""
+
+
 class AttendanceLogWriter:
     """Writes a log line by line: header now, then buckets, signed heads and the figures."""
 
@@ -521,9 +536,12 @@ class AttendanceLogWriter:
         sessions: Sequence[SessionWindow],
         signing_key: Ed25519PrivateKey,
         clock: Callable[[], datetime] = _utc_now,
+        observer: BucketObserver | None = None,
     ) -> None:
         """Write the header line."""
         self._out = out
+        self._observer = observer
+        self._offset = 0  # bytes written so far: where the next line starts
         self._key = signing_key
         self._clock = clock
         public_key = signing_key.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
@@ -541,7 +559,10 @@ class AttendanceLogWriter:
         return self._tree.size
 
     def _write(self, record: Mapping[str, Any]) -> None:
-        self._out.write(json.dumps(record, ensure_ascii=False, separators=(",", ":")) + "\n")
+        line = json.dumps(record, ensure_ascii=False, separators=(",", ":")) + "\n"
+        self._out.write(line)
+        if self._observer is not None:
+            self._offset += len(line.encode("utf-8"))
 
     def append_bucket(self, bucket_start: int, entries: Iterable[LogEntry]) -> int:
         """Append one bucket (entries in any order) and return the new tree size."""
@@ -552,9 +573,14 @@ class AttendanceLogWriter:
         ordered = sorted(entries, key=lambda e: e.pseudonym)
         record = BucketRecord(bucket_start, tuple(ordered))
         self._tally.add(record.as_bucket())  # validates alignment and country consistency
-        self._tree.append_hashes(
-            leaf_hashes(bucket_start, [e.pseudonym for e in ordered], [e.country for e in ordered])
-        )
+        pseudonyms = [e.pseudonym for e in ordered]
+        countries = [e.country for e in ordered]
+        hashes = leaf_hashes(bucket_start, pseudonyms, countries)
+        if self._observer is not None:
+            self._observer.bucket(
+                bucket_start, self._offset, self._tree.size, pseudonyms, countries, hashes
+            )
+        self._tree.append_hashes(hashes)
         self._last_start = bucket_start
         self._write(
             {
@@ -651,6 +677,7 @@ def write_attendance_log_from_buckets(
     head_every: int = 12,
     progress: Callable[[int, int], None] | None = None,
     country: Mapping[str, str] | None = None,
+    observer: BucketObserver | None = None,
 ) -> tuple[AttendanceFigures, SignedTreeHead]:
     """Write the log of buckets keyed by location id (hidden ids are logged as "ZZ")."""
     # A caller that already knows the publishable countries spares a pass over the buckets.
@@ -658,7 +685,13 @@ def write_attendance_log_from_buckets(
         country = public_countries(buckets, hidden, rule.k)
     pseudonyms = {key: pseudonym(audit_secret, key) for key in country}
     writer = AttendanceLogWriter(
-        out, summit=summit, rule=rule, sessions=sessions, signing_key=signing_key, clock=clock
+        out,
+        summit=summit,
+        rule=rule,
+        sessions=sessions,
+        signing_key=signing_key,
+        clock=clock,
+        observer=observer,
     )
     for index, bucket in enumerate(buckets, start=1):
         writer.append_bucket(

@@ -47,12 +47,14 @@ from sqlalchemy.orm import Session as DbSession
 
 from summitcast.audit.log import (
     AttendanceLog,
+    SignedTreeHead,
     figures_to_dict,
     pseudonym,
     read_log,
     write_attendance_log_from_buckets,
 )
-from summitcast.audit.verify import inclusion_proof_for, verify_inclusion_proof
+from summitcast.audit.log_index import LogIndex, LogIndexBuilder
+from summitcast.audit.verify import InclusionProof, inclusion_proof_for, verify_inclusion_proof
 from summitcast.config import Settings
 from summitcast.domain.attendance import (
     OTHER_ROW,
@@ -605,6 +607,7 @@ def publish_attendance(
     now = clock()
     name = f"attendance-log-{now.strftime('%Y%m%dT%H%M%S%fZ')}.jsonl"
     partial = folder / f".partial-{name}"
+    index = LogIndexBuilder()
     with partial.open("w", encoding="utf-8") as out:
         figures, head = write_attendance_log_from_buckets(
             out,
@@ -612,14 +615,18 @@ def publish_attendance(
             buckets=counted.buckets,
             hidden=counted.hidden,
             country=public_countries([counted.seen()], counted.hidden, rule.k),
+            observer=index,
             sessions=windows,
             rule=rule,
             audit_secret=secret,
             signing_key=key,
             clock=clock,
         )
-    # Renamed only when whole: a reader never sees half a log.
+    # Renamed only when whole: a reader never sees half a log (nor half an index).
+    partial_index = folder / f".partial-{name}.index"
+    index.write(partial_index, head)
     path = folder / name
+    partial_index.rename(_index_path(path))
     partial.rename(path)
     digest = hashlib.sha256(path.read_bytes()).hexdigest()
     publication = AttendancePublication(
@@ -661,6 +668,10 @@ class HostInclusion:
     public_key: str
 
 
+def _index_path(log_path: Path) -> Path:
+    return log_path.with_name(log_path.name + ".index")
+
+
 def _buckets_of(log_file: AttendanceLog, name: str) -> Iterator[tuple[int, str]]:
     for bucket in log_file.buckets:
         names = [e.pseudonym for e in bucket.entries]
@@ -685,9 +696,15 @@ def host_inclusion(
         return HostInclusion(False, "", "", [], None, False, "Nothing is published yet.", "", "")
     _, audit_secret = summit_keys(settings, summit)
     name = pseudonym(audit_secret, location.public_id)
-    published = read_log(published_log_path(settings, summit, publication))
-    found = list(_buckets_of(published, name))
-    if not found:
+    path = published_log_path(settings, summit, publication)
+    index_path = _index_path(path)
+    if index_path.exists():
+        # The index answers with a B-tree lookup and a few bucket lines: a 4-day
+        # log is gigabytes, too much to read on every visit of the page.
+        proof_of = _indexed_proof(LogIndex(index_path, path), name, publication, bucket_start)
+    else:
+        proof_of = _proof_from_whole_log(read_log(path), name, bucket_start)
+    if proof_of is None:
         return HostInclusion(
             True,
             name,
@@ -700,17 +717,14 @@ def host_inclusion(
             publication.root_hash,
             publication.public_key,
         )
-    starts = [start for start, _ in found]
-    chosen = bucket_start if bucket_start in starts else starts[0]
-    proof = inclusion_proof_for(published, name, chosen)
-    head = published.final_head
+    starts, country, proof, head = proof_of
     # Checked against the head stored at publication, not only the file's own head.
     check = verify_inclusion_proof(name, proof, head, base64.b64decode(publication.public_key))
     ok = check.ok and head.root_hash.hex() == publication.root_hash
     return HostInclusion(
         True,
         name,
-        found[0][1],
+        country,
         starts,
         {"proof": proof.to_json(), "head": head.to_json()},
         ok,
@@ -718,6 +732,37 @@ def host_inclusion(
         publication.root_hash,
         publication.public_key,
     )
+
+
+_Found = tuple[list[int], str, InclusionProof, SignedTreeHead]
+
+
+def _proof_from_whole_log(
+    published: AttendanceLog, name: str, bucket_start: int | None
+) -> _Found | None:
+    """Find a pseudonym by reading the whole log (publications made before the index)."""
+    found = list(_buckets_of(published, name))
+    if not found:
+        return None
+    starts = [start for start, _ in found]
+    chosen = bucket_start if bucket_start in starts else starts[0]
+    proof = inclusion_proof_for(published, name, chosen)
+    return starts, found[0][1], proof, published.final_head
+
+
+def _indexed_proof(
+    index: LogIndex, name: str, publication: AttendancePublication, bucket_start: int | None
+) -> _Found | None:
+    """Find a pseudonym and prove one of its buckets through the log's index."""
+    host = index.host(name)
+    if host is None:
+        return None
+    at = host.starts.index(bucket_start) if bucket_start in host.starts else 0
+    head = index.final_head()
+    leaf = host.leaves[at]
+    path = index.inclusion_path(leaf, head.tree_size)
+    proof = InclusionProof(host.starts[at], name, host.country, leaf, head.tree_size, tuple(path))
+    return host.starts, host.country, proof, head
 
 
 def forget_host_data(db: DbSession, location: Location, secret: str) -> Location:
