@@ -73,8 +73,8 @@ class HashedBucket:
 
     start: int
     count: int
-    pseudonyms: str  # count × 32 hex digits
-    countries: str  # count × 2 letters
+    pseudonyms: str  # count × 32 hex digits ("" when tallied where it was parsed)
+    countries: str  # count × 2 letters ("" when tallied where it was parsed)
     position: int
     subtrees: list[tuple[int, bytes]]
     tallied: bool = False  # counted into the tally of the process that parsed it
@@ -143,11 +143,13 @@ def hash_bucket_line(
         except ValidationError as error:
             problem = error.message
     hashes = leaf_hashes(start, pseudonyms, countries)
+    # A tallied bucket's columns stay here: shipping 1.7 MB back per bucket costs the
+    # main process more than re-reading the rare line whose position was guessed wrong.
     return HashedBucket(
         start,
         len(pseudonyms),
-        "".join(pseudonyms),
-        "".join(countries),
+        "" if tally is not None else "".join(pseudonyms),
+        "" if tally is not None else "".join(countries),
         position,
         compact_range(hashes, position),
         tallied=tally is not None,

@@ -9,6 +9,7 @@ import dataclasses
 import hashlib
 import multiprocessing
 import os
+import queue
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
@@ -22,6 +23,7 @@ from summitcast.audit.bucket_lines import (
     bucket_start_of,
     expected_entries,
     hash_bucket_line,
+    parse_bucket_line,
 )
 from summitcast.audit.log import (
     AttendanceLog,
@@ -189,7 +191,9 @@ class _Verifier:
         self.last_bucket = (start, lineno)
         return ""
 
-    def bucket_hashed(self, lineno: int, hashed: HashedBucket | str, order: str | None) -> None:
+    def bucket_hashed(
+        self, lineno: int, hashed: HashedBucket | str, order: str | None, line: bytes
+    ) -> None:
         """Take in one bucket line parsed (and maybe tallied) by `hash_bucket_line`.
 
         `order` is the verdict of `bucket_order` given when the line was sent, or None
@@ -210,7 +214,8 @@ class _Verifier:
                 self.tree.append_subtree(level, node)
         else:
             # A worker guessed the position wrong (an earlier line was malformed).
-            self.tree.append_hashes(leaf_hashes(start, *hashed.columns()))
+            _, pseudonyms, countries = parse_bucket_line(line)
+            self.tree.append_hashes(leaf_hashes(start, pseudonyms, countries))
         if hashed.tallied:
             if hashed.tally_problem:
                 self.problem(lineno, hashed.tally_problem)
@@ -398,7 +403,7 @@ class _Dispatcher:
         self._local: AttendanceTally | None = None  # the in-process share (no workers)
         self._turn = 0
         self._window = 2 * workers + 2
-        self._pending: collections.deque[tuple[int, Any, int, Any]] = collections.deque()
+        self._pending: collections.deque[tuple[int, Any, int, Any, bytes]] = collections.deque()
         self.position = 0  # where the next bucket's leaves are expected to start
 
     def submit(self, lineno: int, line: bytes, spec: TallySpec | None, note: Any = None) -> None:
@@ -412,18 +417,31 @@ class _Dispatcher:
             item = self._turn
             self._queues[item][0].put(("bucket", line, self.position, spec))
             self._turn = (self._turn + 1) % len(self._processes)
-        self._pending.append((lineno, item, expected, note))
+        self._pending.append((lineno, item, expected, note, line))
         self.position += expected
 
-    def ready(self, drain: bool = False) -> Iterator[tuple[int, HashedBucket | str, Any]]:
+    def ready(self, drain: bool = False) -> Iterator[tuple[int, HashedBucket | str, Any, bytes]]:
         """Yield finished results in order; all of them when draining, else beyond the window."""
         while self._pending and (drain or len(self._pending) > self._window):
-            lineno, item, expected, note = self._pending.popleft()
-            result = item if not self._processes else self._queues[item][1].get()
+            lineno, item, expected, note, line = self._pending.popleft()
+            result = item if not self._processes else self._answer(item)
             actual = 0 if isinstance(result, str) else result.count
             # Later guesses shift with this bucket's true size; in-flight ones get recomputed.
             self.position += actual - expected
-            yield lineno, result, note
+            yield lineno, result, note, line
+
+    def _answer(self, worker: int) -> Any:
+        """Return the worker's next answer; raise if it died (it would never answer)."""
+        outbox = self._queues[worker][1]
+        while True:
+            try:
+                return outbox.get(timeout=1)
+            except queue.Empty:
+                if not self._processes[worker].is_alive():
+                    raise RuntimeError(
+                        f"verification worker {worker} stopped "
+                        f"(exit code {self._processes[worker].exitcode})"
+                    ) from None
 
     def collect(self) -> list[AttendanceTally]:
         """Return (and forget) the partial tallies of every bucket tallied so far."""
@@ -432,8 +450,8 @@ class _Dispatcher:
         self._local = None
         for inbox, _ in self._queues:
             inbox.put(("collect",))
-        for _, outbox in self._queues:
-            tally = outbox.get()
+        for worker in range(len(self._queues)):
+            tally = self._answer(worker)
             if tally is not None:
                 partial.append(tally)
         return partial
