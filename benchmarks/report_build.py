@@ -35,7 +35,7 @@ from summitcast.domain.attendance import CountingRule, summarise
 from summitcast.reports.build import build_report
 from summitcast.reports.simulate import HEARTBEAT_SECONDS, SimulatedSummit, simulate_summit
 from summitcast.services import programme
-from summitcast.services.attendance import store_bucket_counts
+from summitcast.services.attendance import publish_attendance, store_bucket_counts
 from summitcast.services.reports import build_attendance_report
 from summitcast.storage.database import Database, make_engine
 from summitcast.storage.tables import AttendanceCounts, Location, PresenceSample, Summit
@@ -132,7 +132,7 @@ def seed(url: str, summit: SimulatedSummit) -> int:
     return int(size or 0)
 
 
-def measure(url: str) -> None:
+def measure(url: str, publish: bool) -> None:
     """In this (fresh) process: time the reference and the report; print JSON."""
     database = Database(url)
     with database.session() as db:
@@ -160,6 +160,14 @@ def measure(url: str) -> None:
             built = build_attendance_report(db, summit, settings, Path(tmp))
             whole = time.perf_counter() - began
             assert built.files.pdf.stat().st_size > 0
+            publish_s = per_bucket_s = 0.0
+            if publish:
+                # The publish path: counts → pseudonyms → log lines, signed heads, index.
+                began = time.perf_counter()
+                publication = publish_attendance(db, summit, settings)
+                publish_s = time.perf_counter() - began
+                per_bucket_s = publish_s / max(1, built.data.public.buckets)
+                assert publication.tree_size == built.data.public.entries
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     figures = built.data.public
     print(
@@ -168,16 +176,16 @@ def measure(url: str) -> None:
                 "reference_s": reference, "stored_bytes": stored, "report_s": whole,
                 "peak_mib": peak, "distinct": figures.distinct_locations,
                 "entries": figures.entries, "peak_concurrent": figures.peak_concurrent,
+                "publish_s": publish_s, "publish_per_bucket_s": per_bucket_s,
             }
         )
     )  # fmt: skip
 
 
-def run_child(url: str, name: str) -> dict[str, float]:
+def run_child(url: str, name: str, *, publish: bool = False) -> dict[str, float]:
     """Measure one database in a child process, so its peak RSS is the report's alone."""
-    out = subprocess.run(
-        [sys.executable, __file__, "--measure", url], check=True, capture_output=True, text=True
-    )
+    argv = [sys.executable, __file__, "--measure", url, *(["--publish"] if publish else [])]
+    out = subprocess.run(argv, check=True, capture_output=True, text=True)
     result: dict[str, float] = json.loads(out.stdout.strip().splitlines()[-1])
     print(
         f"{name}: reference (read {result['stored_bytes'] / 2**20:.0f} MiB of counts once) "
@@ -186,6 +194,12 @@ def run_child(url: str, name: str) -> dict[str, float]:
         f"{result['peak_mib']:.0f} MiB (target 2048 MiB); {result['distinct']:.0f} locations, "
         f"{result['entries']:.0f} presences, peak {result['peak_concurrent']:.0f}"
     )
+    if publish:
+        print(
+            f"  publish (after the report, same child): {result['publish_s']:.1f} s, "
+            f"{result['publish_per_bucket_s']:.3f} s per bucket on average (target 2 s per "
+            "bucket of 50,000; RSS above includes it)"
+        )
     return result
 
 
@@ -204,7 +218,7 @@ def from_database(locations: int, days: int) -> None:
             f"SQLite seeded in {time.perf_counter() - began:.0f} s ({stored / 2**20:.0f} MiB "
             f"of counts, file {Path(tmp, 'bench.db').stat().st_size / 2**20:.0f} MiB)"
         )
-        run_child(url, f"SQLite (load {os.getloadavg()[0]:.1f})")
+        run_child(url, f"SQLite (load {os.getloadavg()[0]:.1f})", publish=True)
     name = f"summitcast_bench_{secrets.token_hex(4)}"
     admin = create_engine(make_engine(POSTGRES_ADMIN_URL).url, isolation_level="AUTOCOMMIT")
     with admin.connect() as connection:
@@ -228,9 +242,10 @@ def main() -> None:
     parser.add_argument("--days", type=int, default=4)
     parser.add_argument("--from-database", action="store_true", help="seed SQLite and PostgreSQL")
     parser.add_argument("--measure", metavar="URL", help=argparse.SUPPRESS)
+    parser.add_argument("--publish", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.measure:
-        measure(args.measure)
+        measure(args.measure, args.publish)
         return
     if args.from_database:
         from_database(args.locations, args.days)
