@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 ASSETS := src/summitcast/web/static/build/.built
 APT_STAMP := /var/tmp/summitcast-apt-chromium
 
-.PHONY: demo test lint fmt typecheck assets install browser clean bench serve check lock
+.PHONY: demo test lint fmt typecheck assets install browser fonts clean bench serve check lock
 
 $(STAMP): pyproject.toml requirements.lock
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -24,16 +24,24 @@ $(ASSETS): package.json package-lock.json $(shell find frontend -type f 2>/dev/n
 
 assets: $(ASSETS)
 
+# Fonts so that slates can draw speaker names in every script (Latin, Cyrillic, Greek,
+# Arabic and Hebrew come with DejaVu; these add Devanagari, Ethiopic and CJK, ~7 MB).
+FONT_FILES := /usr/share/fonts/truetype/wqy/wqy-microhei.ttc \
+  /usr/share/fonts/truetype/lohit-devanagari/Lohit-Devanagari.ttf \
+  /usr/share/fonts/truetype/abyssinica/AbyssinicaSIL-Regular.ttf
+APT_GET := $(if $(filter 0,$(shell id -u)),apt-get,sudo apt-get)
+
+fonts:
+	@for f in $(FONT_FILES); do [ -f $$f ] || missing=1; done; \
+	if [ -n "$$missing" ]; then $(APT_GET) update -qq && \
+	  $(APT_GET) install -y -qq fonts-lohit-deva fonts-sil-abyssinica fonts-wqy-microhei >/dev/null; fi
+
 # Debian's Chromium for the browser tests; Playwright never downloads a browser here.
-browser:
-	@if [ ! -x /usr/bin/chromium ] || [ ! -f /usr/share/fonts/truetype/wqy/wqy-microhei.ttc ] \
-	  || [ ! -f /usr/share/fonts/truetype/lohit-devanagari/Lohit-Devanagari.ttf ] \
-	  || [ ! -f /usr/share/fonts/truetype/abyssinica/AbyssinicaSIL-Regular.ttf ]; then \
-	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq chromium fonts-lohit-deva fonts-sil-abyssinica fonts-wqy-microhei >/dev/null; \
-	  else sudo apt-get update -qq && sudo apt-get install -y -qq chromium fonts-lohit-deva fonts-sil-abyssinica fonts-wqy-microhei >/dev/null; fi; \
-	fi
+browser: fonts
+	@[ -x /usr/bin/chromium ] || { $(APT_GET) update -qq && $(APT_GET) install -y -qq chromium >/dev/null; }
 
 demo: install assets
+	@$(MAKE) --no-print-directory fonts || echo 'warning: slate fonts for non-Latin scripts could not be installed'
 	$(BIN)/summitcast demo
 
 serve: install assets
