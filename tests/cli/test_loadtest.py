@@ -1,4 +1,4 @@
-"""`summitcast locations bulk-create` and `summitcast loadtest presence` against `make demo`'s server."""
+"""`summitcast locations bulk-create` and `summitcast loadtest presence` against the demo server."""
 
 from __future__ import annotations
 
