@@ -63,9 +63,7 @@ def upgrade() -> None:
             ondelete="CASCADE",
         ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_item_media")),
-        sa.UniqueConstraint(
-            "item_id", "kind", "language", name="uq_item_media_item_kind_language"
-        ),
+        sa.UniqueConstraint("item_id", "kind", "language", name="uq_item_media_item_kind_language"),
     )
     op.create_index(op.f("ix_item_media_item_id"), "item_media", ["item_id"], unique=False)
 
