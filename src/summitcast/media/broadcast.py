@@ -422,7 +422,7 @@ class SessionPlayout:
         try:
             while chunk := await feeder.stdout.read(PIPE_CHUNK):
                 clock.feed(chunk)
-                await self._write_to_encoder(chunk)
+                await self.encoder.write_stdin(chunk)
                 sent += len(chunk)
             code = await feeder.wait()
             errors = (await errors_task).decode("utf-8", "replace").strip()
@@ -440,21 +440,6 @@ class SessionPlayout:
         if clock.end_s is not None:
             self.programme_s = max(self.programme_s, clock.end_s - FEED_BASE_S)
         return sent, replaced
-
-    async def _write_to_encoder(self, chunk: bytes) -> None:
-        """Write to the current encoder; after a crash, wait for its replacement."""
-        for _attempt in range(3):
-            proc = self.encoder.process
-            if proc is not None and proc.stdin is not None and proc.returncode is None:
-                try:
-                    proc.stdin.write(chunk)
-                    await proc.stdin.drain()  # back-pressure: never buffer more than the pipe
-                    return
-                except (BrokenPipeError, ConnectionResetError):
-                    logger.warning("ladder encoder went away; waiting for its restart")
-            with contextlib.suppress(TimeoutError):
-                await self.encoder.wait_started(self.encoder.health.restarts + 1, timeout_s=15)
-        logger.error("dropping %d bytes: the encoder keeps failing", len(chunk))
 
     def _collect_cues(self, cue: Cue, start_s: float) -> None:
         """Place the item's subtitles (per language) at its programme time."""

@@ -339,7 +339,7 @@ class PlayoutWorker:
         try:
             errors_task = asyncio.create_task(feeder.stderr.read())
             while chunk := await feeder.stdout.read(PIPE_CHUNK):
-                await self._write_to_encoder(chunk)
+                await self.encoder.write_stdin(chunk)
                 sent += len(chunk)
             errors = (await errors_task).decode("utf-8", "replace").strip()
             code = await feeder.wait()
@@ -350,20 +350,6 @@ class PlayoutWorker:
                 feeder.kill()
                 await feeder.wait()
         return sent
-
-    async def _write_to_encoder(self, chunk: bytes) -> None:
-        """Write to the current encoder; after a crash, wait for its replacement."""
-        for _attempt in range(3):
-            proc = self.encoder.process
-            if proc is not None and proc.stdin is not None and proc.returncode is None:
-                try:
-                    proc.stdin.write(chunk)
-                    await proc.stdin.drain()  # back-pressure: never buffer more than the pipe
-                    return
-                except (BrokenPipeError, ConnectionResetError):
-                    logger.warning("ladder encoder went away; waiting for its restart")
-            await self.encoder.wait_started(self.encoder.health.restarts + 1, timeout_s=15)
-        logger.error("dropping %d bytes: the encoder keeps failing", len(chunk))
 
     def _collect_cues(self, step: PlayoutStep) -> None:
         """Add the step's subtitles, placed at its programme offset."""

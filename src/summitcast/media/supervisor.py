@@ -130,6 +130,25 @@ class Supervisor:
                 raise TimeoutError(f"{self.name} did not (re)start within {timeout_s} s")
             await asyncio.sleep(0.02)
 
+    async def write_stdin(self, chunk: bytes, *, attempts: int = 3) -> bool:
+        """Write to the running process's stdin; after a crash, wait for its replacement.
+
+        Returns False (and drops the chunk) when the process keeps failing.
+        """
+        for _attempt in range(attempts):
+            proc = self.process
+            if proc is not None and proc.stdin is not None and proc.returncode is None:
+                try:
+                    proc.stdin.write(chunk)
+                    await proc.stdin.drain()  # back-pressure: never buffer more than the pipe
+                    return True
+                except (BrokenPipeError, ConnectionResetError):
+                    logger.warning("%s went away; waiting for its restart", self.name)
+            with contextlib.suppress(TimeoutError):
+                await self.wait_started(self.health.restarts + 1, timeout_s=15)
+        logger.error("%s: dropping %d bytes, the process keeps failing", self.name, len(chunk))
+        return False
+
     async def stop(self) -> None:
         """Stop the process (stdin EOF, SIGTERM, then SIGKILL) and the restart loop."""
         self._stopping = True
