@@ -75,6 +75,9 @@ class FeedSource:
     live: bool = False
     # A ticking clock drawn over the picture (countdown slates): a drawtext text file.
     clock_file: str | None = None
+    # Start this far into the file and its interpretation files (an item resumed when a
+    # live interpreter joins or leaves mid-item); live streams and images ignore it.
+    seek_s: float = 0.0
 
 
 CLOCK_FONT = "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf"
@@ -90,6 +93,11 @@ def countdown_text(remaining_s: float) -> str:
 def _is_stream(url: str) -> bool:
     """Whether an input is a live network stream (read as it comes, never with -re)."""
     return url.startswith(("rtmp:", "srt:", "udp:", "rtp:"))
+
+
+def _seek(seconds: float) -> list[str]:
+    """Input seeking to seconds (accurate: the feeder decodes and re-encodes), if any."""
+    return ["-ss", f"{seconds:.3f}"] if seconds > 0 else []
 
 
 def _clock_filter(text_file: str, height: int) -> str:
@@ -127,6 +135,9 @@ def feed_argv(
         argv.append("-re")  # read files at their own speed: the programme runs on the clock
     if source.is_image:
         argv += ["-loop", "1", "-framerate", str(fps)]  # a still image becomes a video stream
+    seek = _seek(source.seek_s)
+    if not source.is_image and not _is_stream(source.url):
+        argv += seek  # resume where the item was when its feeder was restarted
     argv += [*source.input_options, "-i", source.url]
     inputs = 1
     language_inputs: dict[int, int] = {}
@@ -136,8 +147,10 @@ def feed_argv(
                 # A live interpreter's relay: it arrives in real time by itself; probe
                 # briefly, it is one AAC/Opus track.
                 argv += ["-probesize", "200000", "-analyzeduration", "500000"]
-            elif realtime:
-                argv.append("-re")  # interpretation files run on the same clock as the picture
+            else:
+                if realtime:
+                    argv.append("-re")  # interpretation files run on the clock of the picture
+                argv += seek  # and resume at the same point of the item
             argv += ["-i", path]
             language_inputs[k] = inputs
             inputs += 1
