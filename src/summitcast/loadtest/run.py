@@ -61,7 +61,8 @@ class LoadResult:
     processes: int
     duration_s: float
     totals: dict[str, object] = field(default_factory=dict)
-    latencies_ms: list[float] = field(default_factory=list)
+    # (seconds after the start when the ack came, latency in ms) of every acked heartbeat
+    latencies: list[tuple[float, float]] = field(default_factory=list)
     samples: list[Sample] = field(default_factory=list)
     server_all_online_at: float | None = None
     dashboard_delays_ms: list[float] = field(default_factory=list)
@@ -69,7 +70,11 @@ class LoadResult:
 
     def summary(self) -> dict[str, object]:
         """The figures a report prints, as JSON-ready values."""
-        lat = sorted(self.latencies_ms)
+        lat = sorted(ms for _, ms in self.latencies)
+        steady_from = self.steady_from()
+        steady = sorted(
+            ms for at, ms in self.latencies if steady_from is not None and at >= steady_from
+        )
         dash = sorted(self.dashboard_delays_ms)
         sent = self.totals.get("sent", 0)
         sent_n = sent if isinstance(sent, int) else 0
@@ -88,10 +93,12 @@ class LoadResult:
             "never_online": self.plan_locations - _int(self.totals.get("ever_online")),
             "clients_all_online_s": self.totals.get("all_online_at"),
             "server_all_online_s": self.server_all_online_at,
-            "latency_ms": {
-                name: _round(percentile(lat, q))
-                for name, q in (("p50", 0.5), ("p90", 0.9), ("p99", 0.99), ("max", 1.0))
-            },
+            "latency_ms": _percentiles(lat),
+            # Once every location is online (the ramp's handshakes are over): the steady
+            # state that the 30,000-location target is about. None if never reached.
+            "steady_from_s": steady_from,
+            "steady_s": None if steady_from is None else round(self.duration_s - steady_from, 1),
+            "steady_latency_ms": _percentiles(steady),
             "count_samples": len(self.samples),
             "count_exact_after_all_online": self.exact_share(),
             "count_max_diff_after_all_online": self.max_diff(),
@@ -102,12 +109,18 @@ class LoadResult:
             "failures": self.failures,
         }
 
-    def _settled(self) -> list[Sample]:
+    def steady_from(self) -> float | None:
+        """Seconds after the start from which every location was online on both sides."""
         clients = self.totals.get("all_online_at")
         if self.server_all_online_at is None or not isinstance(clients, float | int):
-            return []
+            return None
         # Client counters reach the orchestrator once a second: skip the first tick after.
-        start = max(self.server_all_online_at, clients + 2 * TICK_S)
+        return round(max(self.server_all_online_at, clients + 2 * TICK_S), 1)
+
+    def _settled(self) -> list[Sample]:
+        start = self.steady_from()
+        if start is None:
+            return []
         return [s for s in self.samples if s.at_s >= start and s.server is not None]
 
     def exact_share(self) -> float | None:
@@ -129,6 +142,12 @@ def _int(value: object) -> int:
 
 def _round(value: float | None) -> float | None:
     return None if value is None else round(value, 1)
+
+
+def _percentiles(values: list[float]) -> dict[str, float | int | None]:
+    """p50/p90/p99/max of sorted values, and how many there were."""
+    quantiles = (("p50", 0.5), ("p90", 0.9), ("p99", 0.99), ("max", 1.0))
+    return {name: _round(percentile(values, q)) for name, q in quantiles} | {"n": len(values)}
 
 
 def read_secrets(path: Path, limit: int | None = None) -> tuple[SimulatedLocation, ...]:
@@ -172,7 +191,8 @@ class LoadTest:
             raise ValueError(f"{self.processes} processes need as many --sources")
         self.sources = sources
         self.ticks: dict[int, dict[str, object]] = {}
-        self.latencies: list[float] = []
+        self.latencies: list[tuple[float, float]] = []
+        self.start_at = 0.0
         self.failures: list[str] = []
         self.done: set[int] = set()
         self.probe_acked_at: list[float] = []  # monotonic instants probes were last acked
@@ -189,6 +209,7 @@ class LoadTest:
         context = multiprocessing.get_context("spawn")  # no inherited event loop or sockets
         report = context.Queue()
         start_at = time.time() + 1.5 + 0.3 * self.processes  # time for the processes to boot
+        self.start_at = start_at
         ws_url = _ws_base(self.plan.base_url) + "/live/ws"
         workers = [
             context.Process(
@@ -225,7 +246,7 @@ class LoadTest:
             report.close()
             report.join_thread()
         self.result.totals = add_ticks(self.ticks.values())
-        self.result.latencies_ms = self.latencies
+        self.result.latencies = self.latencies
         self.result.failures = self.failures
         return self.result
 
@@ -238,7 +259,7 @@ class LoadTest:
             if kind == "tick":
                 self.ticks[index] = payload
             elif kind == "done":
-                self.latencies.extend(payload)
+                self.latencies.extend((at - self.start_at, ms) for at, ms in payload)
                 self.done.add(index)
             elif kind == "failed":
                 self.failures.append(f"client {index}: {payload}")

@@ -27,6 +27,16 @@ class ClientStats:
     reconnects: int = 0
     all_online_at: float | None = None  # seconds after the start when ever_online == locations
     latencies_ms: list[float] = field(default_factory=list)
+    acked_at: list[float] = field(default_factory=list)  # wall-clock instant of each ack
+
+    def record_latency(self, at: float, ms: float) -> None:
+        """Remember one acknowledged heartbeat: when its ack came, and after how long."""
+        self.acked_at.append(at)
+        self.latencies_ms.append(ms)
+
+    def latency_samples(self) -> list[tuple[float, float]]:
+        """Every (ack instant, latency in ms) pair, for the orchestrator to split by phase."""
+        return list(zip(self.acked_at, self.latencies_ms, strict=True))
 
     def tick(self) -> dict[str, object]:
         """The counters as a picklable dict, without the latency samples."""
