@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import time
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
@@ -18,12 +19,13 @@ from summitcast.presence.base import Presence, PubSub
 from summitcast.presence.memory import MemoryPresence, MemoryPubSub
 from summitcast.presence.messages import presence_channel
 from summitcast.services import locations
-from summitcast.services.live import LiveService, Reason
+from summitcast.services.live import LiveService, OutageLog, Outcome, Reason
 from summitcast.services.locations import LocationInput
 from summitcast.storage.database import Database
 from summitcast.storage.tables import Location, PresenceSample, Summit
 from tests.conftest import make_summit
 from tests.presence.conftest import _redis_backend
+from tests.services.backends import Flaky
 
 pytestmark = pytest.mark.integration
 
@@ -209,7 +211,7 @@ def test_revoking_online_location_takes_it_offline_and_refuses_it(env: Env) -> N
         before = await env.online()
         with env.database.session() as db:
             locations.revoke_location(db, db.get(Location, location.id))  # type: ignore[arg-type]
-        await env.live.location_changed(env.summit.id, location.public_id, revoked=True)
+        await env.live.location_changed(env.summit.id, location.public_id, offline=True)
         after = await env.live.heartbeat(env.token(location))
         return before, after, await env.online()
 
@@ -225,7 +227,7 @@ def test_approval_reaches_a_cached_pending_location_at_once(env: Env) -> None:
         pending = await env.live.heartbeat(env.token(location))
         with env.database.session() as db:
             locations.approve_location(db, db.get(Location, location.id))  # type: ignore[arg-type]
-        await env.live.location_changed(env.summit.id, location.public_id, revoked=False)
+        await env.live.location_changed(env.summit.id, location.public_id, offline=False)
         return pending, await env.live.heartbeat(env.token(location))
 
     pending, approved = run(scenario)
@@ -432,3 +434,99 @@ def test_publish_dirty_pushes_public_figures_to_subscribers(env: Env) -> None:
 
     assert message is not None
     assert (message["total"], message["countries"], message["elsewhere"]) == (1, {}, 1)
+
+
+def _flaky_env(database: Database, tmp_path: Path) -> tuple[Env, Flaky, Flaky]:
+    presence, pubsub = Flaky(MemoryPresence(TIMEOUT, clock=FakeClock())), Flaky(MemoryPubSub())
+    return _env(database, tmp_path, presence=presence, pubsub=pubsub), presence, pubsub
+
+
+def test_figure_stream_stays_open_through_an_outage_and_resumes(
+    database: Database, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    env, presence, pubsub = _flaky_env(database, tmp_path)
+    location = env.register()
+
+    async def scenario() -> tuple[Any, Any]:
+        presence.down = pubsub.down = True
+        stream = env.live.figure_stream(env.summit.id)
+        async with contextlib.aclosing(stream):
+            during = await anext(stream)
+            presence.down = pubsub.down = False
+            await env.live.heartbeat(env.token(location))
+            after = await asyncio.wait_for(anext(stream), 5)
+        return during, after
+
+    during, after = run(scenario)
+
+    assert during is None  # a keep-alive, not an error
+    assert after["total"] == 1
+    assert [r.exc_info for r in caplog.records if r.exc_info] == []
+    assert [r.levelname for r in caplog.records if "unavailable" in r.getMessage()] == ["WARNING"]
+
+
+def test_location_changed_during_an_outage_still_forgets_the_cached_identity(
+    database: Database, tmp_path: Path
+) -> None:
+    env, presence, pubsub = _flaky_env(database, tmp_path)
+    location = env.register()
+
+    async def scenario() -> Outcome:
+        await env.live.heartbeat(env.token(location))
+        with env.database.session() as db:
+            row = db.get(Location, location.id)
+            assert row is not None
+            locations.revoke_location(db, row)
+        presence.down = pubsub.down = True
+        await env.live.location_changed(env.summit.id, location.public_id, offline=True)
+        presence.down = pubsub.down = False
+        return await env.live.heartbeat(env.token(location))
+
+    assert run(scenario).reason == Reason.REVOKED
+    assert env.live.outages.active
+
+
+def test_outage_log_says_start_tally_and_end_once_each(caplog: pytest.LogCaptureFixture) -> None:
+    clock = FakeClock()
+    outages = OutageLog(logging.getLogger("test.outage"), every_s=10.0, clock=clock)
+
+    with caplog.at_level(logging.WARNING, logger="test.outage"):
+        for _ in range(1000):
+            outages.failed("heartbeat", ConnectionRefusedError(111, "Connection refused"))
+        clock.now += 10.0
+        outages.failed("heartbeat", ConnectionRefusedError(111, "Connection refused"))
+        outages.recovered()
+        outages.recovered()
+
+    lines = [r.getMessage() for r in caplog.records]
+    assert len(lines) == 3
+    assert lines[0].startswith("presence back-end unavailable (heartbeat: ")
+    assert "still unavailable after 10 s (1000 failures since the last line" in lines[1]
+    assert lines[2] == "presence back-end back after 10.0 s (1001 failures)"
+    assert not outages.active
+
+
+def test_dashboard_lists_show_arrivals_and_drops_after_they_are_stored(env: Env) -> None:
+    arriving = env.register(label="Arriving hall")
+    leaving = env.register(label="Leaving hall", country="KE", city="")
+
+    async def scenario() -> tuple[dict[str, Any] | None, dict[str, Any]]:
+        channel = "location-transitions:" + str(env.summit.id)
+        async with env.live.pubsub.subscribe(channel) as sub:
+            await env.live.heartbeat(env.token(leaving))
+            await env.live.flush_transitions()
+            env.clock.now += TIMEOUT + 1
+            await env.live.sweep()
+            await env.live.heartbeat(env.token(arriving))
+            await env.live.flush_transitions()
+            announced = await sub.get(timeout=2)
+        return announced, await env.live.dashboard_lists(env.summit.id)
+
+    announced, lists = run(scenario)
+
+    assert announced == {"type": "transitions"}
+    assert [(a["label"], a["country"]) for a in lists["arrivals"]] == [
+        ("Arriving hall", "FR"),
+        ("Leaving hall", "KE"),
+    ]
+    assert [(d["label"], d["country"]) for d in lists["drops"]] == [("Leaving hall", "KE")]

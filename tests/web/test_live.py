@@ -15,12 +15,14 @@ from summitcast.app import create_app
 from summitcast.config import Settings
 from summitcast.domain.accounts import Role
 from summitcast.domain.presence import encode_heartbeat, sign_heartbeat
+from summitcast.presence.memory import MemoryPresence, MemoryPubSub
 from summitcast.services import locations
 from summitcast.services.locations import LocationInput
 from summitcast.storage.database import Database
 from summitcast.storage.tables import Location, Summit
 from tests.conftest import grant, log_in, make_summit, make_user
 from tests.presence.conftest import REDIS_URL, redis_or_skip
+from tests.services.backends import Flaky
 
 pytestmark = pytest.mark.integration
 
@@ -254,3 +256,47 @@ def test_redis_backend_from_settings_counts_and_pushes(
         keys.close()
 
     assert (first["total"], pushed["total"]) == (0, 1)
+
+
+def test_socket_outlives_a_backend_outage_and_counts_again_after_it(
+    settings: Settings, database: Database, caplog: pytest.LogCaptureFixture
+) -> None:
+    presence, pubsub = Flaky(MemoryPresence(settings.heartbeat_timeout_s)), Flaky(MemoryPubSub())
+    app = create_app(settings, database=database, presence=presence, pubsub=pubsub)
+    location = _location(database)
+
+    with (
+        TestClient(app, base_url="http://127.0.0.1") as client,
+        client.websocket_connect("/live/ws") as ws,
+    ):
+        ws.receive_json()  # hello
+        presence.down = pubsub.down = True
+        ws.send_json({"type": "hb", "token": _token(location, 0), "ack": True})
+        during = ws.receive_json()
+        presence.down = pubsub.down = False
+        ws.send_json({"type": "hb", "token": _token(location, 1), "ack": True})
+        after = ws.receive_json()
+        online = _online(client)
+
+    assert during == {"type": "error", "reason": "unavailable"}
+    assert after == {"type": "ack", "seq": 1}  # the same socket, counted again
+    assert online == 1
+    assert [r.getMessage() for r in caplog.records if r.exc_info] == []
+
+
+def test_fallback_heartbeat_during_an_outage_is_503_with_retry_after(
+    settings: Settings, database: Database
+) -> None:
+    presence = Flaky(MemoryPresence(settings.heartbeat_timeout_s))
+    app = create_app(settings, database=database, presence=presence, pubsub=MemoryPubSub())
+    location = _location(database)
+
+    with TestClient(app, base_url="http://127.0.0.1") as client:
+        presence.down = True
+        refused = client.post("/live/heartbeat", content=json.dumps({"token": _token(location)}))
+        presence.down = False
+        counted = client.post("/live/heartbeat", content=json.dumps({"token": _token(location, 1)}))
+
+    assert (refused.status_code, refused.headers["retry-after"]) == (503, "2")
+    assert refused.json() == {"ok": False, "reason": "unavailable"}
+    assert counted.status_code == 200

@@ -12,8 +12,12 @@ Wire protocol of a location screen (frontend/src/live.js, ``locationScreen``):
   once it is counted. A pending or revoked location keeps
   its socket (so approval takes effect at the next beat, with no reconnect storm);
   a malformed or forged token closes it (code 1008).
+- While a back-end (Redis, the database) is unreachable a heartbeat gets
+  ``{"type": "error", "reason": "unavailable"}`` and the socket stays open: the
+  screen's next heartbeats count again as soon as the back-end is back.
 - HTTP fallback: ``POST /live/heartbeat`` with the same JSON; 200
-  ``{"ok": true, "interval_s": …}`` or 4xx ``{"ok": false, "reason": …}``.
+  ``{"ok": true, "interval_s": …}``, 4xx ``{"ok": false, "reason": …}``, or 503
+  with Retry-After and reason ``unavailable`` during a back-end outage.
 
 One heartbeat costs a dictionary look-up (identities are cached per worker), one
 HMAC, one replay check and one presence update in the back-end; the database is
@@ -28,21 +32,31 @@ import json
 import logging
 import math
 import random
+import sys
 import time
 from collections.abc import AsyncGenerator, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
 
+from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeoutError
+
 from summitcast.config import Settings
-from summitcast.domain.presence import next_interval, parse_heartbeat, verify_heartbeat
+from summitcast.domain.presence import (
+    backoff_delay,
+    next_interval,
+    parse_heartbeat,
+    verify_heartbeat,
+)
 from summitcast.domain.privacy import UNDISCLOSED, CityCell, public_city_cells
-from summitcast.presence.base import Message, Presence, PresenceSnapshot, PubSub
+from summitcast.presence.base import Message, Presence, PresenceSnapshot, PubSub, Subscription
 from summitcast.presence.coalesce import Coalescer
 from summitcast.presence.messages import presence_channel
 from summitcast.services import locations
 from summitcast.services.locations import PresenceIdentity, Transition
 from summitcast.storage.database import Database
+from summitcast.storage.tables import Location, Summit
 
 log = logging.getLogger(__name__)
 
@@ -52,8 +66,11 @@ CHANGES_CHANNEL = "location-changes"
 # (a message lost while Redis restarts must not keep a revoked location counted);
 # every sampling tick also reloads all identities of live summits in one query.
 IDENTITY_TTL_S = 120.0
+# Organiser dashboards re-read arrivals and drops when this channel names their summit.
+TRANSITIONS_CHANNEL = "location-transitions"
 MAX_MESSAGE_CHARS = 1024  # a heartbeat message is ~150 characters
 KEEPALIVE_S = 15.0
+DASHBOARD_LIST_LENGTH = 20
 
 
 class Reason(StrEnum):
@@ -68,6 +85,7 @@ class Reason(StrEnum):
     PENDING = "pending"
     REVOKED = "revoked"
     WRONG_LOCATION = "wrong_location"
+    UNAVAILABLE = "unavailable"
 
 
 # Refusals after which a WebSocket is closed: no honest screen sends these.
@@ -87,6 +105,81 @@ class Outcome:
     def ok(self) -> bool:
         """True when the heartbeat was counted."""
         return self.reason is None
+
+
+def outage_errors() -> tuple[type[BaseException], ...]:
+    """Exceptions that mean a back-end is unreachable for now (an operations event, not a bug)."""
+    # OSError covers refused and reset connections and the built-in TimeoutError.
+    errors: list[type[BaseException]] = [OSError, OperationalError, PoolTimeoutError]
+    # Only a loaded Redis client can raise its errors, and the embedded default never
+    # loads it; the Redis back-ends are built before LiveService, so it is loaded by now.
+    redis_errors = sys.modules.get("redis.exceptions")
+    if redis_errors is not None:
+        # BusyLoadingError (Redis restarting) and MaxConnectionsError are ConnectionErrors.
+        errors += [redis_errors.ConnectionError, redis_errors.TimeoutError]
+    return tuple(errors)
+
+
+class OutageLog:
+    """Logs a back-end outage as one warning when it starts, a tally while it lasts, one at its end.
+
+    A Redis restart under 30,000 screens fails thousands of heartbeats a second: a
+    traceback (or even a line) per failure would bury the log and slow the worker.
+    """
+
+    def __init__(
+        self,
+        logger: logging.Logger,
+        every_s: float = 10.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._log = logger
+        self._every_s = every_s
+        self._clock = clock
+        self._since: float | None = None
+        self._last_line = 0.0
+        self._unreported = 0
+        self.failures = 0  # since the start of the current outage
+
+    @property
+    def active(self) -> bool:
+        """True between the first failure and the next success."""
+        return self._since is not None
+
+    def failed(self, where: str, error: BaseException) -> None:
+        """Note one failure; logs at most one line per ``every_s``."""
+        now = self._clock()
+        self.failures += 1
+        self._unreported += 1
+        if self._since is None:
+            self._since, self._last_line, self._unreported = now, now, 0
+            self._log.warning("presence back-end unavailable (%s: %s); degrading", where, error)
+        elif now - self._last_line >= self._every_s:
+            self._log.warning(
+                "presence back-end still unavailable after %.0f s (%d failures since the last line;"
+                " last: %s: %s)",
+                now - self._since,
+                self._unreported,
+                where,
+                error,
+            )
+            self._last_line, self._unreported = now, 0
+
+    def recovered(self) -> None:
+        """Note a success; logs once when an outage ends."""
+        if self._since is None:
+            return
+        self._log.warning(
+            "presence back-end back after %.1f s (%d failures)",
+            self._clock() - self._since,
+            self.failures,
+        )
+        self._since, self.failures, self._unreported = None, 0, 0
+
+
+def transitions_channel(summit_key: str) -> str:
+    """The channel on which a summit's arrivals and drops are announced (after they are stored)."""
+    return f"{TRANSITIONS_CHANNEL}:{summit_key}"
 
 
 def cells_key(summit_key: str) -> str:
@@ -121,6 +214,8 @@ class LiveService:
         self._sampled_nonzero: set[str] = set()
         self._tasks: list[asyncio.Task[None]] = []
         self._forgotten_during_refresh: set[str] | None = None
+        self.outage_errors = outage_errors()
+        self.outages = OutageLog(log)
         # Called once per accepted heartbeat (services.attendance counts buckets); O(1), no I/O.
         self.on_accepted: Callable[[str], None] | None = None
 
@@ -210,17 +305,26 @@ class LiveService:
             return Outcome(outcome.location_id, ack_seq=int(token.split(".")[3]))
         return outcome
 
-    async def location_changed(self, summit_id: int, location_id: str, *, revoked: bool) -> None:
-        """After approve or revoke: drop cached identities everywhere; revoked goes offline."""
+    async def location_changed(self, summit_id: int, location_id: str, *, offline: bool) -> None:
+        """After approve, revoke or a new secret: drop cached identities everywhere.
+
+        ``offline`` takes the location out of presence at once (revoked, or its old
+        secret no longer counts).
+        """
         self.forget_identity(location_id)
-        await self.pubsub.publish(CHANGES_CHANNEL, {"location_id": location_id})
-        if revoked:
-            summit_key = str(summit_id)
-            gone = await self.presence.forget(summit_key, location_id)
-            await self.presence.forget(cells_key(summit_key), location_id)
-            if gone:
-                self._departures[location_id] = datetime.now(UTC)
-                self._dirty.add(summit_key)
+        summit_key = str(summit_id)
+        try:
+            await self.pubsub.publish(CHANGES_CHANNEL, {"location_id": location_id})
+            if offline:
+                gone = await self.presence.forget(summit_key, location_id)
+                await self.presence.forget(cells_key(summit_key), location_id)
+                if gone:
+                    self._departures[location_id] = datetime.now(UTC)
+                    self._dirty.add(summit_key)
+        except self.outage_errors as error:
+            # The change is committed: other workers re-read identities within
+            # IDENTITY_TTL_S, and a location whose beats are refused times out.
+            self.outages.failed("location change", error)
 
     # --- figures ----------------------------------------------------------------------
 
@@ -286,39 +390,110 @@ class LiveService:
             "cities": cities,
         }
 
+    async def dashboard_lists(self, summit_id: int, country: str = "") -> Message:
+        """The organiser dashboard's newest arrivals and recent drops, newest first."""
+
+        def load() -> Message:
+            with self.database.session() as db:
+                summit = db.get(Summit, summit_id)
+                if summit is None:  # deleted while its dashboard was open
+                    return {"arrivals": [], "drops": []}
+                arrived = locations.newest_arrivals(
+                    db, summit, country=country, limit=DASHBOARD_LIST_LENGTH
+                )
+                dropped = locations.recent_drops(
+                    db, summit, country=country, limit=DASHBOARD_LIST_LENGTH
+                )
+                return {
+                    "arrivals": [_listed(loc, loc.last_online_at) for loc in arrived],
+                    "drops": [_listed(loc, loc.last_offline_at) for loc in dropped],
+                }
+
+        return await asyncio.to_thread(load)
+
+    async def _organiser_update(self, summit_id: int, country: str) -> Message:
+        return {
+            **await self.organiser_figures(summit_id),
+            **await self.dashboard_lists(summit_id, country),
+        }
+
     async def figure_stream(
-        self, summit_id: int, *, organiser: bool = False
+        self, summit_id: int, *, organiser: bool = False, country: str = ""
     ) -> AsyncGenerator[Message | None, None]:
-        """Current figures, then fresh ones at most once per push interval; None = keep-alive."""
-        figures = self.organiser_figures if organiser else self.public_figures
-        async with self.pubsub.subscribe(presence_channel(str(summit_id))) as subscription:
-            # Whole snapshots only, so the coalescer may drop all but the newest.
-            coalescer: Coalescer[Message] = Coalescer(self.settings.live_push_interval_s)
+        """Current figures, then fresh ones at most once per push interval; None = keep-alive.
 
-            async def pump() -> None:
-                try:
-                    async for message in subscription:
-                        coalescer.put(message)
-                finally:
-                    coalescer.close()
-
-            task = asyncio.create_task(pump())
+        Organisers also get the dashboard's arrivals and drops (of ``country`` when
+        given). While a back-end is unreachable the stream stays open with keep-alives
+        and subscribes again with backoff; fresh figures follow as soon as it is back.
+        """
+        summit_key = str(summit_id)
+        channels = [presence_channel(summit_key)]
+        if organiser:
+            channels.append(transitions_channel(summit_key))
+        attempt = 0
+        while True:
             try:
-                yield await figures(summit_id)
-                while True:
-                    try:
-                        message = await asyncio.wait_for(anext(coalescer), KEEPALIVE_S)
-                    except TimeoutError:
-                        yield None
-                        continue
-                    except StopAsyncIteration:
-                        return
-                    # The published message is the public one; organisers re-read theirs.
-                    yield await figures(summit_id) if organiser else message
+                async with contextlib.AsyncExitStack() as stack:
+                    subscriptions = [
+                        await stack.enter_async_context(self.pubsub.subscribe(channel))
+                        for channel in channels
+                    ]
+                    async for message in self._coalesced(
+                        stack, subscriptions, summit_id, organiser=organiser, country=country
+                    ):
+                        attempt = 0
+                        yield message
+                    return
+            except self.outage_errors as error:
+                self.outages.failed("live figures", error)
+            yield None  # a keep-alive: the client keeps its connection through the outage
+            await asyncio.sleep(backoff_delay(attempt, self._rng, base=0.5, cap=10.0))
+            attempt += 1
+
+    async def _coalesced(
+        self,
+        stack: contextlib.AsyncExitStack,
+        subscriptions: list[Subscription],
+        summit_id: int,
+        *,
+        organiser: bool,
+        country: str,
+    ) -> AsyncGenerator[Message | None, None]:
+        # Whole snapshots only, so the coalescer may drop all but the newest.
+        coalescer: Coalescer[Message] = Coalescer(self.settings.live_push_interval_s)
+
+        async def pump(subscription: Subscription) -> None:
+            try:
+                async for message in subscription:
+                    coalescer.put(message)
             finally:
+                coalescer.close()
+
+        tasks = [asyncio.create_task(pump(sub)) for sub in subscriptions]
+
+        async def stop_pumps() -> None:
+            for task in tasks:
                 task.cancel()
+            for task in tasks:
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
+
+        stack.push_async_callback(stop_pumps)
+        if organiser:
+            yield await self._organiser_update(summit_id, country)
+        else:
+            yield await self.public_figures(summit_id)
+        while True:
+            try:
+                message = await asyncio.wait_for(anext(coalescer), KEEPALIVE_S)
+            except TimeoutError:
+                yield None
+                continue
+            except StopAsyncIteration:
+                return
+            # The published message is the public one (sent as is, so thousands of
+            # viewers cost no reads); organisers re-read theirs, lists included.
+            yield await self._organiser_update(summit_id, country) if organiser else message
 
     # --- background work --------------------------------------------------------------
 
@@ -351,12 +526,17 @@ class LiveService:
         arrivals = [Transition(k, v) for k, v in self._arrivals.items()]
         departures = [Transition(k, v) for k, v in self._departures.items()]
         self._arrivals, self._departures = {}, {}
-        await asyncio.to_thread(self._write_transitions, arrivals, departures)
+        summit_ids = await asyncio.to_thread(self._write_transitions, arrivals, departures)
+        # Announced only once stored, so a dashboard that re-reads its lists finds them.
+        for summit_id in sorted(summit_ids):
+            await self.pubsub.publish(transitions_channel(str(summit_id)), {"type": "transitions"})
         return len(arrivals) + len(departures)
 
-    def _write_transitions(self, arrivals: list[Transition], departures: list[Transition]) -> None:
+    def _write_transitions(
+        self, arrivals: list[Transition], departures: list[Transition]
+    ) -> set[int]:
         with self.database.session() as db:
-            locations.record_transitions(db, arrivals, departures)
+            return locations.record_transitions(db, arrivals, departures)
 
     async def refresh_summits(self) -> None:
         """Learn the live summits (every worker sweeps them) and cache their identities."""
@@ -409,8 +589,12 @@ class LiveService:
                 result = step()
                 if asyncio.iscoroutine(result):
                     await result
+                self.outages.recovered()
             except asyncio.CancelledError:
                 raise
+            except self.outage_errors as error:
+                # Expected while Redis or the database restarts: one line, no traceback.
+                self.outages.failed(getattr(step, "__name__", "presence task"), error)
             except Exception:
                 # A database or Redis hiccup must not end the loop: the next tick retries.
                 log.exception("presence task %s failed; retrying", getattr(step, "__name__", step))
@@ -426,6 +610,9 @@ class LiveService:
                 return
             except asyncio.CancelledError:
                 raise
+            except self.outage_errors as error:
+                self.outages.failed("location changes", error)
+                await asyncio.sleep(1.0)
             except Exception:
                 log.exception("following location changes failed; retrying")
                 await asyncio.sleep(1.0)
@@ -459,3 +646,12 @@ class LiveService:
             await self.flush_transitions()
         await self.pubsub.close()
         await self.presence.close()
+
+
+def _listed(location: Location, at: datetime | None) -> Message:
+    """One line of the dashboard's arrivals or drops (organisers only: the label is shown)."""
+    return {
+        "label": location.label,
+        "country": location.country,
+        "at": at.isoformat() if at is not None else None,
+    }

@@ -386,17 +386,23 @@ def live_summit_ids(db: DbSession) -> list[int]:
 
 def record_transitions(
     db: DbSession, arrivals: Sequence[Transition], departures: Sequence[Transition]
-) -> None:
-    """Store when locations last came online and went offline (the dashboard lists them)."""
+) -> set[int]:
+    """Store when locations last came online and went offline; returns the summits touched."""
+    summit_ids: set[int] = set()
     for column, batch in (("last_online_at", arrivals), ("last_offline_at", departures)):
         for transition in batch:
-            db.execute(
-                update(Location)
-                .where(Location.public_id == transition.location_id)
-                .values({column: transition.at})
-                .execution_options(synchronize_session=False)
+            # RETURNING names the summit without a second query (SQLite 3.35+, PostgreSQL).
+            summit_ids.update(
+                db.scalars(
+                    update(Location)
+                    .where(Location.public_id == transition.location_id)
+                    .values({column: transition.at})
+                    .returning(Location.summit_id)
+                    .execution_options(synchronize_session=False)
+                )
             )
     db.flush()
+    return summit_ids
 
 
 def newest_arrivals(

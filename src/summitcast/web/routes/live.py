@@ -33,6 +33,9 @@ LocationsSummit = Annotated[Summit, summit_for(Permission.MANAGE_LOCATIONS)]
 # HTTP status of a refused heartbeat on the fallback path.
 _STATUS = {Reason.REPLAY: 409, Reason.MALFORMED: 400, Reason.STALE: 400, Reason.FUTURE: 400}
 _OK = b'{"ok":true,"interval_s":%s}'
+_UNAVAILABLE_WS = json.dumps({"type": "error", "reason": Reason.UNAVAILABLE.value})
+# Seconds a fallback client waits before its next try while a back-end is away.
+_RETRY_AFTER_S = "2"
 
 
 def _live(connection: Request | WebSocket) -> LiveService:
@@ -53,9 +56,16 @@ async def presence_socket(websocket: WebSocket) -> None:
             if message["type"] == "websocket.disconnect":
                 return
             text = message.get("text")
-            outcome = await live.heartbeat_message(
-                text if isinstance(text, str) else "", bound_to=bound
-            )
+            try:
+                outcome = await live.heartbeat_message(
+                    text if isinstance(text, str) else "", bound_to=bound
+                )
+            except live.outage_errors as error:
+                # Redis or the database is away: keep the socket (a reconnect storm of
+                # every screen would follow otherwise); the next beats count once it is back.
+                live.outages.failed("heartbeat", error)
+                await websocket.send_text(_UNAVAILABLE_WS)
+                continue
             if outcome.ok:
                 # One socket speaks for one location: a second id on it is refused.
                 bound = outcome.location_id
@@ -78,7 +88,15 @@ async def heartbeat(request: Request) -> Response:
     # location screen without WebSocket, so no pydantic model and no session.
     live = _live(request)
     body = await request.body()
-    outcome = await live.heartbeat_message(body.decode("utf-8", "replace"))
+    try:
+        outcome = await live.heartbeat_message(body.decode("utf-8", "replace"))
+    except live.outage_errors as error:
+        live.outages.failed("heartbeat", error)
+        return JSONResponse(
+            {"ok": False, "reason": Reason.UNAVAILABLE.value},
+            status_code=503,
+            headers={"Retry-After": _RETRY_AFTER_S},
+        )
     if outcome.ok:
         interval = live.hello()["interval_s"]
         return Response(_OK % str(interval).encode(), media_type="application/json")
@@ -121,9 +139,11 @@ async def public_socket(websocket: WebSocket, slug: str) -> None:
 
 
 @backstage_router.get("/s/{slug}/live")
-async def organiser_events(request: Request, summit: LocationsSummit) -> Response:
-    """Organiser figures (exact, per country and city) pushed as Server-Sent Events."""
-    return _sse(_live(request), summit.id, organiser=True)
+async def organiser_events(
+    request: Request, summit: LocationsSummit, country: str = ""
+) -> Response:
+    """Organiser figures (exact, per country and city; arrivals, drops) as Server-Sent Events."""
+    return _sse(_live(request), summit.id, organiser=True, country=_country(country))
 
 
 @backstage_router.websocket("/s/{slug}/live")
@@ -133,7 +153,14 @@ async def organiser_socket(websocket: WebSocket, slug: str) -> None:
     if summit_id is None:
         await websocket.close(code=1008)
         return
-    await _push(websocket, _live(websocket), summit_id, organiser=True)
+    country = _country(websocket.query_params.get("country", ""))
+    await _push(websocket, _live(websocket), summit_id, organiser=True, country=country)
+
+
+def _country(code: str) -> str:
+    # The dashboard's filter; anything but a two-letter code filters nothing (as the page).
+    value = code.strip().upper()
+    return value if len(value) == 2 and value.isascii() and value.isalpha() else ""
 
 
 def _organiser_summit(websocket: WebSocket, slug: str) -> int | None:
@@ -163,13 +190,13 @@ async def _summit_id(database: Database, slug: str) -> int:
 
 
 async def _push(
-    websocket: WebSocket, live: LiveService, summit_id: int, *, organiser: bool
+    websocket: WebSocket, live: LiveService, summit_id: int, *, organiser: bool, country: str = ""
 ) -> None:
     await websocket.accept()
 
     async def send_all() -> None:
         async with contextlib.aclosing(
-            live.figure_stream(summit_id, organiser=organiser)
+            live.figure_stream(summit_id, organiser=organiser, country=country)
         ) as stream:
             async for message in stream:
                 if message is not None:
@@ -192,12 +219,12 @@ async def _push(
                 await task
 
 
-def _sse(live: LiveService, summit_id: int, *, organiser: bool) -> Response:
+def _sse(live: LiveService, summit_id: int, *, organiser: bool, country: str = "") -> Response:
     async def events() -> AsyncIterator[str]:
         # Tell EventSource to wait a little before its own retry.
         yield "retry: 3000\n\n"
         async with contextlib.aclosing(
-            live.figure_stream(summit_id, organiser=organiser)
+            live.figure_stream(summit_id, organiser=organiser, country=country)
         ) as stream:
             async for message in stream:
                 yield _event(message)

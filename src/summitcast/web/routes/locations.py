@@ -197,7 +197,7 @@ async def approve(
     approved = locations.approve_selected(db, summit, ids or [])
     db.commit()  # before other workers are told to re-read these locations
     for public_id in approved:
-        await _live(request).location_changed(summit.id, public_id, revoked=False)
+        await _live(request).location_changed(summit.id, public_id, offline=False)
     return _back(f"/backstage/s/{summit.slug}/locations?status=pending")
 
 
@@ -208,7 +208,7 @@ async def revoke(
     """Revoke a location: it is taken offline now and its heartbeats are refused."""
     location = locations.revoke_location(db, locations.get_location(db, summit, id))
     db.commit()
-    await _live(request).location_changed(summit.id, location.public_id, revoked=True)
+    await _live(request).location_changed(summit.id, location.public_id, offline=True)
     return _back(f"/backstage/s/{summit.slug}/locations")
 
 

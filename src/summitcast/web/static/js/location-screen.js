@@ -15,6 +15,8 @@
     unknown_location: "This link is not valid.",
     stale: "This screen's clock is wrong: set the date and time, then reload.",
     future: "This screen's clock is wrong: set the date and time, then reload.",
+    // The server keeps the connection; the next heartbeats count once it is back.
+    unavailable: "The server is briefly unavailable: this screen keeps trying by itself.",
   };
   var refusedUntil = 0;
 
