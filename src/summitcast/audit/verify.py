@@ -7,6 +7,7 @@ import bisect
 import collections
 import dataclasses
 import hashlib
+import mmap
 import multiprocessing
 import os
 import queue
@@ -21,6 +22,7 @@ from summitcast.audit.bucket_lines import (
     BUCKET_PREFIX,
     HashedBucket,
     bucket_start_of,
+    entries_by_length,
     expected_entries,
     hash_bucket_line,
     parse_bucket_line,
@@ -192,7 +194,7 @@ class _Verifier:
         return ""
 
     def bucket_hashed(
-        self, lineno: int, hashed: HashedBucket | str, order: str | None, line: bytes
+        self, lineno: int, hashed: HashedBucket | str, order: str | None, line: _Line
     ) -> None:
         """Take in one bucket line parsed (and maybe tallied) by `hash_bucket_line`.
 
@@ -214,7 +216,7 @@ class _Verifier:
                 self.tree.append_subtree(level, node)
         else:
             # A worker guessed the position wrong (an earlier line was malformed).
-            _, pseudonyms, countries = parse_bucket_line(line)
+            _, pseudonyms, countries = parse_bucket_line(line.whole())
             self.tree.append_hashes(leaf_hashes(start, pseudonyms, countries))
         if hashed.tallied:
             if hashed.tally_problem:
@@ -321,28 +323,79 @@ class _Verifier:
             )
 
 
-def _byte_lines(source: str | Path | Iterable[str]) -> Iterator[bytes]:
+# Enough of a line to read a bucket's start, and of its end to see how it closes.
+_LINE_HEAD = 128
+_LINE_TAIL = 4
+
+
+@dataclass(frozen=True, slots=True)
+class _Line:
+    """One line of the log: where it lies in the file, and its first bytes.
+
+    Bucket lines of a file are not read by the main process at all: workers read
+    their byte range themselves, so a 3.7 GB log is not copied through pipes.
+    """
+
+    head: bytes  # the whole line when `mapped` is None, else its first bytes
+    tail: bytes
+    offset: int
+    length: int
+    mapped: mmap.mmap | None = None
+
+    def whole(self) -> bytes:
+        """Return all the bytes of the line."""
+        if self.mapped is None:
+            return self.head
+        return self.mapped[self.offset : self.offset + self.length]
+
+
+def _file_lines(path: Path) -> Iterator[_Line]:
+    with path.open("rb") as handle:
+        size = os.fstat(handle.fileno()).st_size
+        if size == 0:
+            return  # mmap refuses an empty file
+        with mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ) as mapped:
+            offset = 0
+            while offset < size:
+                end = mapped.find(b"\n", offset)  # memchr: the only pass over every byte
+                end = size if end < 0 else end + 1
+                head = mapped[offset : min(end, offset + _LINE_HEAD)]
+                tail = mapped[max(offset, end - _LINE_TAIL) : end]
+                yield _Line(head, tail, offset, end - offset, mapped)
+                offset = end
+
+
+def _lines(source: str | Path | Iterable[str], progress: Progress | None) -> Iterator[_Line]:
+    """Yield the lines of a file (progress in bytes) or of an iterable of strings."""
     if isinstance(source, str | Path):
-        # Binary: bucket lines are hashed as bytes, and progress counts bytes.
-        with Path(source).open("rb") as handle:
-            yield from handle
-    else:
-        for line in source:
-            yield line.encode("utf-8", "surrogateescape")
-
-
-def _lines_with_progress(
-    source: str | Path | Iterable[str], progress: Progress | None
-) -> Iterator[bytes]:
-    if progress is None:
-        yield from _byte_lines(source)
+        path = Path(source)
+        total = path.stat().st_size
+        for line in _file_lines(path):
+            if progress is not None:
+                progress(line.offset + line.length, total)
+            yield line
         return
-    total = Path(source).stat().st_size if isinstance(source, str | Path) else None
     done = 0
-    for line in _byte_lines(source):
-        done += len(line)
-        progress(done, total)
-        yield line
+    for text in source:
+        data = text.encode("utf-8", "surrogateescape")
+        done += len(data)
+        if progress is not None:
+            progress(done, None)
+        yield _Line(data, data[-_LINE_TAIL:], 0, len(data))
+
+
+def _read_range(fd: int, offset: int, length: int) -> bytes:
+    """Return `length` bytes of the file at `offset` (fewer only at its end)."""
+    parts = []
+    while length > 0:
+        # Linux returns at most ~2 GiB per call: loop until done or at the end.
+        part = os.pread(fd, length, offset)
+        if not part:
+            break
+        parts.append(part)
+        offset += len(part)
+        length -= len(part)
+    return parts[0] if len(parts) == 1 else b"".join(parts)
 
 
 # Logs smaller than this are verified in-process: starting workers costs more.
@@ -358,24 +411,36 @@ def _default_workers(source: str | Path | Iterable[str]) -> int:
 TallySpec = tuple[tuple[SessionWindow, ...], CountingRule]
 
 
-def _worker_main(inbox: Any, outbox: Any) -> None:
-    """Parse, hash and tally the bucket lines sent to this worker, in order; hand its tally over."""
+def _worker_main(inbox: Any, outbox: Any, path: str | None) -> None:
+    """Parse, hash and tally the bucket lines sent to this worker, in order; hand its tally over.
+
+    A line comes either as its bytes or as a byte range of the log at `path`,
+    which the worker reads itself.
+    """
     tally: AttendanceTally | None = None
-    while True:
-        message = inbox.get()
-        if message is None:
-            return
-        if message[0] == "collect":
-            outbox.put(tally)
-            tally = None
-            continue
-        _, line, position, spec = message
-        try:
-            if spec is not None and tally is None:
-                tally = AttendanceTally(*spec)
-            outbox.put(hash_bucket_line(line, position, tally if spec is not None else None))
-        except Exception as error:  # the main process must not wait forever for an answer
-            outbox.put(f"internal error while checking this bucket: {error!r}")
+    fd = os.open(path, os.O_RDONLY) if path is not None else None
+    try:
+        while True:
+            message = inbox.get()
+            if message is None:
+                return
+            if message[0] == "collect":
+                outbox.put(tally)
+                tally = None
+                continue
+            kind, line, position, spec = message
+            try:
+                if kind == "range":
+                    assert fd is not None
+                    line = _read_range(fd, *line)
+                if spec is not None and tally is None:
+                    tally = AttendanceTally(*spec)
+                outbox.put(hash_bucket_line(line, position, tally if spec is not None else None))
+            except Exception as error:  # the main process must not wait forever for an answer
+                outbox.put(f"internal error while checking this bucket: {error!r}")
+    finally:
+        if fd is not None:
+            os.close(fd)
 
 
 class _Dispatcher:
@@ -388,14 +453,18 @@ class _Dispatcher:
     `collect` reaches every worker exactly once.
     """
 
-    def __init__(self, workers: int) -> None:
+    def __init__(self, workers: int, path: str | Path | None = None) -> None:
         # spawn, not fork: the caller may run threads (a progress bar) that fork would copy.
         context = multiprocessing.get_context("spawn")
         # Queues with feeder threads: a blocking put of a 3 MB line into a worker that is
         # itself blocked putting its result (the main is not reading yet) would deadlock.
         self._queues = [(context.Queue(), context.Queue()) for _ in range(workers)]
         self._processes = [
-            context.Process(target=_worker_main, args=queues, daemon=True)
+            context.Process(
+                target=_worker_main,
+                args=(*queues, None if path is None else os.fspath(path)),
+                daemon=True,
+            )
             for queues in self._queues
         ]
         for process in self._processes:
@@ -403,24 +472,35 @@ class _Dispatcher:
         self._local: AttendanceTally | None = None  # the in-process share (no workers)
         self._turn = 0
         self._window = 2 * workers + 2
-        self._pending: collections.deque[tuple[int, Any, int, Any, bytes]] = collections.deque()
+        self._pending: collections.deque[tuple[int, Any, int, Any, _Line]] = collections.deque()
         self.position = 0  # where the next bucket's leaves are expected to start
 
-    def submit(self, lineno: int, line: bytes, spec: TallySpec | None, note: Any = None) -> None:
+    def submit(self, lineno: int, line: _Line, spec: TallySpec | None, note: Any = None) -> None:
         """Queue a bucket line; with a spec its share of the figures is tallied where parsed."""
-        expected = expected_entries(line)
         if not self._processes:
+            data = line.whole()
+            expected = expected_entries(data)
             if spec is not None and self._local is None:
                 self._local = AttendanceTally(*spec)
-            item: Any = hash_bucket_line(line, self.position, self._local if spec else None)
+            item: Any = hash_bucket_line(data, self.position, self._local if spec else None)
         else:
+            guess = None
+            if line.mapped is not None:
+                guess = entries_by_length(line.head, line.tail, line.length)
+            if guess is None:
+                data = line.whole()
+                expected = expected_entries(data)
+                message: tuple[Any, ...] = ("bucket", data, self.position, spec)
+            else:
+                expected = guess
+                message = ("range", (line.offset, line.length), self.position, spec)
             item = self._turn
-            self._queues[item][0].put(("bucket", line, self.position, spec))
+            self._queues[item][0].put(message)
             self._turn = (self._turn + 1) % len(self._processes)
         self._pending.append((lineno, item, expected, note, line))
         self.position += expected
 
-    def ready(self, drain: bool = False) -> Iterator[tuple[int, HashedBucket | str, Any, bytes]]:
+    def ready(self, drain: bool = False) -> Iterator[tuple[int, HashedBucket | str, Any, _Line]]:
         """Yield finished results in order; all of them when draining, else beyond the window."""
         while self._pending and (drain or len(self._pending) > self._window):
             lineno, item, expected, note, line = self._pending.popleft()
@@ -479,14 +559,15 @@ def verify_log(
     bucket lines (default: 2 for a large file on a machine with 2+ cores, else 0).
     """
     verifier = _Verifier(expected_public_key)
-    dispatcher = _Dispatcher(_default_workers(source) if workers is None else workers)
+    path = source if isinstance(source, str | Path) else None
+    dispatcher = _Dispatcher(_default_workers(source) if workers is None else workers, path)
     lineno = 0
     try:
-        for lineno, line in enumerate(_lines_with_progress(source, progress), start=1):
-            if lineno > 1 and line.startswith(BUCKET_PREFIX) and verifier.header is not None:
+        for lineno, line in enumerate(_lines(source, progress), start=1):
+            if lineno > 1 and line.head.startswith(BUCKET_PREFIX) and verifier.header is not None:
                 if verifier.final_line:
                     verifier.problem(lineno, "record after the final figures record")
-                start = bucket_start_of(line)
+                start = bucket_start_of(line.head)
                 # Order is decided here, so the worker that parses an in-order line can
                 # also count it; a line whose start cannot be read yet is decided later.
                 order = None if start is None else verifier.bucket_order(lineno, start)
@@ -499,7 +580,7 @@ def verify_log(
             for done in dispatcher.ready(drain=True):
                 verifier.bucket_hashed(*done)
             try:
-                kind, record = parse_record(line.decode("utf-8", "replace"))
+                kind, record = parse_record(line.whole().decode("utf-8", "replace"))
             except ValidationError as error:
                 if lineno == 1:
                     verifier.problem(1, f"{error.message}; cannot read the header")
