@@ -2,17 +2,23 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import threading
 import time
 from pathlib import Path
 
+import httpx
 import pytest
+from websockets.sync.client import ClientConnection, connect
 
+from summitcast.domain.presence import encode_heartbeat, sign_heartbeat
+from summitcast.loadtest.client import SimulatedLocation
 from summitcast.loadtest.run import LoadPlan, LoadResult, LoadTest
 from summitcast.services import locations
 from summitcast.storage.database import Database
+from tests.conftest import make_summit
 from tests.loadtest.servers import SLUG, own_postgres, presence_env, private_redis, seed, serve
 
 pytestmark = [pytest.mark.e2e, pytest.mark.postgres]
@@ -38,6 +44,38 @@ def _start(base_url: str, located: list, duration_s: float) -> tuple[threading.T
     return runner, results
 
 
+def _probe_location(database_url: str) -> SimulatedLocation:
+    """An approved location of another summit, so its beats leave the load's counts alone."""
+    database = Database(database_url)
+    try:
+        summit = make_summit(database, slug="probe-summit")
+        with database.session() as db:
+            made = locations.register_locations_bulk(
+                db, db.merge(summit), [locations.LocationInput(label="Probe", country="FR")]
+            )
+    finally:
+        database.dispose()
+    return SimulatedLocation(made[0].location_id, made[0].secret)
+
+
+def _beat(ws: ClientConnection, probe: SimulatedLocation, seq: int) -> dict[str, object]:
+    """Send one acknowledged heartbeat on the socket and return the server's answer."""
+    heartbeat = sign_heartbeat(
+        probe.secret.encode(), probe.location_id, "probe-epoch", seq, int(time.time())
+    )
+    ws.send(json.dumps({"type": "hb", "token": encode_heartbeat(heartbeat), "ack": True}))
+    answer: dict[str, object] = json.loads(ws.recv(timeout=10))
+    return answer
+
+
+def _post(base_url: str, probe: SimulatedLocation, seq: int) -> httpx.Response:
+    heartbeat = sign_heartbeat(
+        probe.secret.encode(), probe.location_id, "probe-http", seq, int(time.time())
+    )
+    body = json.dumps({"token": encode_heartbeat(heartbeat)})
+    return httpx.post(f"{base_url}/live/heartbeat", content=body, timeout=10)
+
+
 def _after(result: LoadResult, at_s: float) -> list[tuple[float, int | None, int]]:
     return [(s.at_s, s.server, s.expected) for s in result.samples if s.at_s >= at_s]
 
@@ -45,16 +83,28 @@ def _after(result: LoadResult, at_s: float) -> list[tuple[float, int | None, int
 def test_presence_recovers_after_redis_restart(tmp_path: Path) -> None:
     with own_postgres() as database_url, private_redis() as redis_server:
         located = seed(database_url, LOCATIONS)
+        probe = _probe_location(database_url)
         env = presence_env(database_url, redis_server.url, interval_s=INTERVAL_S)
         with serve(env, tmp_path, workers=2) as server:
             started = time.monotonic()
             runner, results = _start(server.base_url, located, duration_s=18)
+            ws_url = server.base_url.replace("http://", "ws://") + "/live/ws"
             try:
-                time.sleep(EVENT_AT_S + 2.5 - (time.monotonic() - started))
-                restarted_at = time.monotonic() - started - 2.5  # run time starts ~2.5 s late
-                redis_server.stop()  # SIGKILL, and no persistence: every key is gone
-                time.sleep(1.0)
-                redis_server.start()
+                with connect(ws_url, open_timeout=10) as ws:
+                    json.loads(ws.recv(timeout=10))  # hello
+                    before = _beat(ws, probe, 0)
+                    time.sleep(EVENT_AT_S + 2.5 - (time.monotonic() - started))
+                    restarted_at = time.monotonic() - started - 2.5  # run time starts ~2.5 s late
+                    redis_server.stop()  # SIGKILL, and no persistence: every key is gone
+                    down_at = time.monotonic()
+                    during = _beat(ws, probe, 1)
+                    fallback_during = _post(server.base_url, probe, 0)
+                    time.sleep(max(0.0, 1.0 - (time.monotonic() - down_at)))
+                    redis_server.start()
+                    # The same socket, never closed: its next beat (one interval on) counts.
+                    time.sleep(INTERVAL_S)
+                    after = _beat(ws, probe, 2)
+                fallback_after = _post(server.base_url, probe, 1)
             finally:
                 runner.join(timeout=60)
             log = server.log.read_text(errors="replace")
@@ -70,8 +120,22 @@ def test_presence_recovers_after_redis_restart(tmp_path: Path) -> None:
     errors = [s for s in result.samples if s.error]
     # Down for 1 s, then two intervals (and one tick of the clients' counters) to recover.
     recovered = _after(result, restarted_at + 1.0 + 2 * INTERVAL_S + 1.0)
+    assert (before, during, after) == (
+        {"type": "ack", "seq": 0},
+        {"type": "error", "reason": "unavailable"},
+        {"type": "ack", "seq": 2},
+    )
+    assert fallback_during.status_code == 503, fallback_during.text
+    assert fallback_during.headers["retry-after"] == "2"
+    assert fallback_after.status_code == 200, fallback_after.text
     assert all(s.error != "HTTP 500" for s in errors), errors
     assert " 500 " not in log
+    # The outage is logged as a few warnings, never as a traceback or an ASGI error.
+    assert "Traceback" not in log, log[
+        log.index("Traceback") - 2000 : log.index("Traceback") + 3000
+    ]
+    assert "Exception in ASGI application" not in log
+    assert "presence back-end unavailable" in log
     assert approved == LOCATIONS  # no registration lost
     assert recovered, result.samples
     assert all(server == LOCATIONS for _, server, _ in recovered), recovered

@@ -488,21 +488,27 @@ def test_location_changed_during_an_outage_still_forgets_the_cached_identity(
 
 def test_outage_log_says_start_tally_and_end_once_each(caplog: pytest.LogCaptureFixture) -> None:
     clock = FakeClock()
-    outages = OutageLog(logging.getLogger("test.outage"), every_s=10.0, clock=clock)
+    outages = OutageLog(logging.getLogger("test.outage"), every_s=10.0, quiet_s=5.0, clock=clock)
+    refused = ConnectionRefusedError(111, "Connection refused")
 
     with caplog.at_level(logging.WARNING, logger="test.outage"):
         for _ in range(1000):
-            outages.failed("heartbeat", ConnectionRefusedError(111, "Connection refused"))
+            outages.failed("heartbeat", refused)
         clock.now += 10.0
-        outages.failed("heartbeat", ConnectionRefusedError(111, "Connection refused"))
-        outages.recovered()
-        outages.recovered()
+        outages.failed("heartbeat", refused)
+        clock.now += 4.9
+        outages.settle()  # not quiet long enough yet
+        still_active = outages.active
+        clock.now += 0.1
+        outages.settle()
+        outages.settle()
 
     lines = [r.getMessage() for r in caplog.records]
+    assert still_active
     assert len(lines) == 3
     assert lines[0].startswith("presence back-end unavailable (heartbeat: ")
     assert "still unavailable after 10 s (1000 failures since the last line" in lines[1]
-    assert lines[2] == "presence back-end back after 10.0 s (1001 failures)"
+    assert lines[2] == "presence back-end back: unavailable for 10.0 s (1001 failures)"
     assert not outages.active
 
 

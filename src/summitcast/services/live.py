@@ -125,25 +125,30 @@ class OutageLog:
 
     A Redis restart under 30,000 screens fails thousands of heartbeats a second: a
     traceback (or even a line) per failure would bury the log and slow the worker.
+    The end is declared after ``quiet_s`` without a failure (checked by ``settle``
+    from a background tick), so the hot path never has to report its successes.
     """
 
     def __init__(
         self,
         logger: logging.Logger,
         every_s: float = 10.0,
+        quiet_s: float = 5.0,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._log = logger
         self._every_s = every_s
+        self._quiet_s = quiet_s
         self._clock = clock
         self._since: float | None = None
         self._last_line = 0.0
+        self._last_failure = 0.0
         self._unreported = 0
         self.failures = 0  # since the start of the current outage
 
     @property
     def active(self) -> bool:
-        """True between the first failure and the next success."""
+        """True from the first failure until ``settle`` declares the outage over."""
         return self._since is not None
 
     def failed(self, where: str, error: BaseException) -> None:
@@ -151,13 +156,14 @@ class OutageLog:
         now = self._clock()
         self.failures += 1
         self._unreported += 1
+        self._last_failure = now
         if self._since is None:
             self._since, self._last_line, self._unreported = now, now, 0
             self._log.warning("presence back-end unavailable (%s: %s); degrading", where, error)
         elif now - self._last_line >= self._every_s:
             self._log.warning(
-                "presence back-end still unavailable after %.0f s (%d failures since the last line;"
-                " last: %s: %s)",
+                "presence back-end still unavailable after %.0f s (%d failures since the last"
+                " line; last: %s: %s)",
                 now - self._since,
                 self._unreported,
                 where,
@@ -165,13 +171,13 @@ class OutageLog:
             )
             self._last_line, self._unreported = now, 0
 
-    def recovered(self) -> None:
-        """Note a success; logs once when an outage ends."""
-        if self._since is None:
+    def settle(self) -> None:
+        """Log the end of an outage once no failure was seen for ``quiet_s``."""
+        if self._since is None or self._clock() - self._last_failure < self._quiet_s:
             return
         self._log.warning(
-            "presence back-end back after %.1f s (%d failures)",
-            self._clock() - self._since,
+            "presence back-end back: unavailable for %.1f s (%d failures)",
+            self._last_failure - self._since,
             self.failures,
         )
         self._since, self.failures, self._unreported = None, 0, 0
@@ -589,7 +595,6 @@ class LiveService:
                 result = step()
                 if asyncio.iscoroutine(result):
                     await result
-                self.outages.recovered()
             except asyncio.CancelledError:
                 raise
             except self.outage_errors as error:
@@ -598,6 +603,7 @@ class LiveService:
             except Exception:
                 # A database or Redis hiccup must not end the loop: the next tick retries.
                 log.exception("presence task %s failed; retrying", getattr(step, "__name__", step))
+            self.outages.settle()
 
     async def _follow_changes(self) -> None:
         while True:
