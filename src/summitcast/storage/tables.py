@@ -513,3 +513,20 @@ class GreenRoomFeed(Base):
     # True while this feed is the broadcast's live input (the producer "took" it).
     taken: Mapped[bool] = mapped_column(Boolean, default=False)
     opened_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class AuditEvent(Base):
+    """An organiser's security-relevant action: who did what to which object, and when."""
+
+    __tablename__ = "audit_events"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    summit_id: Mapped[int] = mapped_column(ForeignKey("summits.id", ondelete="CASCADE"), index=True)
+    # Kept when the user is deleted (the event stays, its author becomes unknown).
+    user_id: Mapped[int | None] = mapped_column(
+        ForeignKey("users.id", ondelete="SET NULL"), default=None
+    )
+    action: Mapped[str] = mapped_column(String(64))  # e.g. "location.link_reissued"
+    # The object acted on, as "<kind>:<row id>"; never a secret and never an address.
+    subject: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
