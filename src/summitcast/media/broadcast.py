@@ -181,6 +181,10 @@ class SessionPlayout:
         self.interpreters = interpreters
         self._live_interpreters: tuple[str | None, ...] = ()
         self._interpreter_task: asyncio.Task[None] | None = None
+        # Set when the feeder stops only because interpreters came or went: the same cue
+        # then resumes where it was (``_resume``: the cue and its programme start).
+        self._interpreters_changed = False
+        self._resume: tuple[Cue, float] | None = None
         self.min_free_bytes = min_free_bytes
         self.subtitle_languages = subtitle_languages
         self.wanted: Cue | None = None
@@ -304,18 +308,32 @@ class SessionPlayout:
         return FeedSource(str(png), is_image=True)
 
     def _resolve(self, cue: Cue) -> tuple[FeedSource, float | None, str, str]:
-        """The feeder source of a cue, its duration, the kind shown on air and a label."""
+        """The feeder source of a cue (with live interpreters), its duration, kind and label."""
+        source, duration, kind, label = self._resolve_programme(cue)
+        source, label = self._with_interpreters(source, label)
+        return source, duration, kind, label
+
+    def _with_interpreters(self, source: FeedSource, label: str) -> tuple[FeedSource, str]:
+        """Give each connected live interpreter their language, whatever is on air."""
+        live = self.interpreters()
+        self._live_interpreters = live
+        if not any(live):
+            return source, label
+        recorded = source.language_files
+        # A live interpreter wins over the item's recorded interpretation; a language
+        # with neither keeps the floor (or the silence of a slate).
+        files = tuple(
+            (live[k] if k < len(live) else None) or (recorded[k] if k < len(recorded) else None)
+            for k in range(len(self.spec.languages))
+        )
+        codes = [lang.code for lang, url in zip(self.spec.languages, live, strict=False) if url]
+        return replace(source, language_files=files), f"{label} + interpreters {', '.join(codes)}"
+
+    def _resolve_programme(self, cue: Cue) -> tuple[FeedSource, float | None, str, str]:
+        """The feeder source of a cue before interpreters, its duration, kind and label."""
         if cue.source is SourceKind.LIVE:
             live = self.live_source()
             if live is not None:
-                files = self.interpreters()
-                self._live_interpreters = files
-                if any(files):
-                    live = replace(live, language_files=files)
-                    codes = [
-                        lang.code for lang, f in zip(self.spec.languages, files, strict=False) if f
-                    ]
-                    return live, None, "live", f"Live input + interpreters {', '.join(codes)}"
                 return live, None, "live", "Live input"
             slate = Slate(HOLD_HEADING, ("Waiting for the live input",))
             return (
@@ -363,12 +381,32 @@ class SessionPlayout:
 
     async def _play(self, cue: Cue) -> bool:
         """Feed one cue until it ends or is replaced; True when it ended by itself."""
+        resume_s = 0.0
+        if self._resume is not None and self._resume[0] is cue:
+            resume_s = self.programme_s - self._resume[1]
+        self._resume = None
+        start_s = self.programme_s - resume_s
         source, duration, kind, label = self._resolve(cue)
-        self.on_air = OnAir(cue, kind, label, time.monotonic())
-        start_s = self.programme_s
-        if kind == "file":
+        if resume_s > 0 and cue.source is not SourceKind.LIVE:
+            if duration is not None:
+                if duration - resume_s < 1 / self.spec.fps:
+                    return True  # it ended just as the interpreters changed
+                duration -= resume_s
+            source = replace(source, seek_s=self._seek_within(source, resume_s))
+        since = self.on_air.since if resume_s > 0 else time.monotonic()
+        self.on_air = OnAir(cue, kind, label, since)
+        if kind == "file" and resume_s == 0:
             self._collect_cues(cue, start_s)
         sent, replaced = await self._feed(source, duration)
+        only_interpreters = (
+            replaced and self._interpreters_changed and self.wanted is cue and not self._stopping
+        )
+        self._interpreters_changed = False
+        if only_interpreters:
+            # Play the same cue on from here (its subtitles stay placed), so the
+            # programme goes on without a jump.
+            self._resume = (cue, start_s)
+            return False
         if sent == 0 and kind == "file" and not replaced and not self._stopping:
             logger.warning("item %s produced no output; slate instead", cue.item_id)
             if cue.item_id is not None:
@@ -471,14 +509,26 @@ class SessionPlayout:
                 )
             self.cues[language] = kept
 
+    def _seek_within(self, source: FeedSource, resume_s: float) -> float:
+        """Where to resume a file: resume_s, or just before its end if it is shorter."""
+        if source.is_image or source.live:
+            return 0.0
+        try:
+            length = probe(Path(source.url)).duration_s
+        except ValidationError:
+            return resume_s
+        # Past its end a file gives no frame at all; just before it, tpad and apad fill the slot.
+        return min(resume_s, max(0.0, length - 0.5)) if length else resume_s
+
     async def _interpreter_loop(self) -> None:
-        """Restart the live feeder when an interpreter joins or leaves, so their sound follows."""
+        """Restart the feeder when an interpreter joins or leaves, so their sound follows."""
         while True:
             await asyncio.sleep(1.0)
-            if self.on_air.source == "live" and self.interpreters() != self._live_interpreters:
-                # The same cue plays again (the wanted cue is unchanged) with the new inputs;
+            if self.on_air.cue is not None and self.interpreters() != self._live_interpreters:
+                # The same cue plays on (the wanted cue is unchanged) with the new inputs;
                 # timestamps continue, so the programme stays one stream.
-                logger.info("interpreters changed: live feeder restarts")
+                logger.info("interpreters changed: the feeder restarts with them")
+                self._interpreters_changed = True
                 self._changed.set()
 
     async def _disk_loop(self) -> None:

@@ -236,7 +236,11 @@ class BroadcastManager:
         opened: list[SessionIngest | None] = []
         for index, language in enumerate(spec.languages[:16]):
             ingest = SessionIngest(
-                self.ffmpeg, self.settings.ingest_host, self._interpreter_ports(slot, index), key
+                self.ffmpeg,
+                self.settings.ingest_host,
+                self._interpreter_ports(slot, index),
+                key,
+                audio_only=True,
             )
             try:
                 await ingest.start()
