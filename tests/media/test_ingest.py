@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import stat
 import struct
+from pathlib import Path
 
 import pytest
 
@@ -10,8 +12,10 @@ from summitcast.media.ingest import (
     HANDSHAKE_BYTES,
     RtmpRefusedError,
     RtmpSniffer,
+    SecretScript,
     rtmp_listener_argv,
     srt_listener_argv,
+    srt_listener_script,
 )
 
 pytestmark = pytest.mark.unit
@@ -149,16 +153,52 @@ def test_rtmp_listener_argv_is_golden() -> None:
     ]
 
 
-def test_srt_listener_argv_is_golden_and_keeps_key_out_of_logs() -> None:
-    argv = srt_listener_argv("ffmpeg", "0.0.0.0", 9000, KEY, 50001)
+def test_rtmp_listener_argv_for_an_interpreter_probes_briefly() -> None:
+    assert rtmp_listener_argv("ffmpeg", 41935, 50000, audio_only=True) == [
+        *["ffmpeg", "-hide_banner", "-nostdin", "-loglevel", "error"],
+        *["-progress", "pipe:1", "-stats_period", "1"],
+        *["-probesize", "32768", "-analyzeduration", "500000"],
+        *["-listen", "1", "-i", "rtmp://127.0.0.1:41935/live/stream"],
+        *["-map", "0:v:0?", "-map", "0:a:0?", "-c", "copy"],
+        *["-f", "mpegts", "udp://127.0.0.1:50000?pkt_size=1316"],
+    ]
+
+
+def test_srt_listener_argv_is_golden_and_holds_no_key() -> None:
+    argv = srt_listener_argv("ffmpeg", Path("/run/secret/srt.ffconcat"), 50001)
     assert argv == [
         *["ffmpeg", "-hide_banner", "-nostdin", "-loglevel", "error"],
         *["-progress", "pipe:1", "-stats_period", "1"],
         *["-probesize", "200000", "-analyzeduration", "500000"],
-        "-i",
-        f"srt://0.0.0.0:9000?mode=listener&latency=120000&passphrase={KEY}&pbkeylen=16",
+        *["-f", "concat", "-safe", "0", "-protocol_whitelist", "file,srt"],
+        *["-i", "/run/secret/srt.ffconcat"],
         *["-map", "0:v:0?", "-map", "0:a:0?", "-c", "copy"],
         *["-f", "mpegts", "udp://127.0.0.1:50001?pkt_size=1316"],
     ]
-    # At "info" ffmpeg prints input URLs, the passphrase with them: errors only.
-    assert argv[argv.index("-loglevel") + 1] == "error"
+
+
+def test_srt_listener_script_is_golden() -> None:
+    assert srt_listener_script("0.0.0.0", 9000, KEY) == (
+        "ffconcat version 1.0\n"
+        "file 'srt://0.0.0.0:9000?mode=listener&latency=120000'\n"
+        f"option passphrase '{KEY}'\n"
+        "option pbkeylen 16\n"
+        "option probesize 200000\n"
+        "option analyzeduration 500000\n"
+    )
+
+
+def test_srt_listener_script_quotes_a_key_with_a_quote() -> None:
+    script = srt_listener_script("127.0.0.1", 9000, "it's-a-key-0123")
+    assert "option passphrase 'it'\\''s-a-key-0123'\n" in script
+
+
+def test_secret_script_is_private_and_gone_after_close() -> None:
+    secret = SecretScript("srt.ffconcat", "hello")
+    try:
+        assert secret.path.read_text() == "hello"
+        assert stat.S_IMODE(secret.path.stat().st_mode) == 0o600
+        assert stat.S_IMODE(secret.folder.stat().st_mode) == 0o700
+    finally:
+        secret.close()
+    assert not secret.folder.exists()

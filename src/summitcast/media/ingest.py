@@ -6,6 +6,14 @@ that reads the client's RTMP chunk stream as it passes, and closes the
 connection before any media flows unless the ``publish`` command names the
 session's key. SRT checks its passphrase in the handshake itself (libsrt).
 
+Keys never appear in a child's argv: ``/proc/<pid>/cmdline`` is readable by every
+user of the machine, and ffmpeg repeats its input URL in error messages. The RTMP
+listener sits behind the gate, so its URL carries no key. The SRT listener reads
+its URL and passphrase from a private ffconcat script (``SecretScript``): this
+ffmpeg's ``-/option file`` syntax covers only ffmpeg's own options, not the
+protocol's ``passphrase`` (measured: "Unrecognized option '/passphrase'"), while
+the concat demuxer's ``option`` lines are handed to the protocol as it opens.
+
 Each listener remuxes what it receives (no re-encode) to MPEG-TS over UDP on
 loopback; the playout's live feeder reads that relay only while the session
 is cut to live, so an idle relay costs nothing and a dropped studio simply
@@ -17,11 +25,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
+import shutil
 import socket
 import struct
+import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 from summitcast.media.playout import FeedSource
 from summitcast.media.supervisor import Supervisor
@@ -239,9 +251,14 @@ class RtmpGate:
             self.busy = False
 
 
-def rtmp_listener_argv(ffmpeg: str, port: int, relay_port: int) -> list[str]:
-    """ffmpeg accepting one RTMP publisher on loopback (behind the gate) and relaying it as TS."""
-    return [
+def rtmp_listener_argv(
+    ffmpeg: str, port: int, relay_port: int, *, audio_only: bool = False
+) -> list[str]:
+    """ffmpeg accepting one RTMP publisher on loopback (behind the gate) and relaying it as TS.
+
+    audio_only: an interpreter, whose sound should be on air within a second.
+    """
+    argv = [
         ffmpeg,
         "-hide_banner",
         "-nostdin",  # stdin is not ours
@@ -251,6 +268,13 @@ def rtmp_listener_argv(ffmpeg: str, port: int, relay_port: int) -> list[str]:
         "pipe:1",  # bitrate and timing for the control room
         "-stats_period",
         "1",
+    ]
+    if audio_only:
+        # One AAC track needs little probing; the default waited 5.4 s before relaying
+        # anything (measured), 0.9 s with these.
+        argv += ["-probesize", "32768", "-analyzeduration", "500000"]
+    return [
+        *argv,
         "-listen",
         "1",  # be the RTMP server; the gate in front checks the key
         "-i",
@@ -259,29 +283,72 @@ def rtmp_listener_argv(ffmpeg: str, port: int, relay_port: int) -> list[str]:
     ]
 
 
-def srt_listener_argv(ffmpeg: str, host: str, port: int, key: str, relay_port: int) -> list[str]:
-    """ffmpeg accepting one SRT caller whose passphrase is the key, relaying it as TS."""
+def _ffconcat_quote(value: str) -> str:
+    """Quote a value for an ffconcat line (av_get_token rules: single quotes, \\' inside)."""
+    return "'" + value.replace("'", "'\\''") + "'"
+
+
+def srt_listener_script(host: str, port: int, key: str) -> str:
+    """The ffconcat script of an SRT listener: its URL and, as protocol options, its passphrase."""
+    # listener mode; latency is in microseconds (120 ms).
+    url = f"srt://{host}:{port}?mode=listener&latency=120000"
+    return "".join(
+        [
+            "ffconcat version 1.0\n",
+            f"file {_ffconcat_quote(url)}\n",
+            # The passphrase encrypts the stream and refuses callers without it.
+            f"option passphrase {_ffconcat_quote(key)}\n",
+            "option pbkeylen 16\n",  # AES-128, what the URLs shown to studios ask for
+            # Faster start: without these the first segment is ~5 s late (VERIFIED.md).
+            "option probesize 200000\n",
+            "option analyzeduration 500000\n",
+        ]
+    )
+
+
+def srt_listener_argv(ffmpeg: str, script: Path, relay_port: int) -> list[str]:
+    """ffmpeg accepting one SRT caller as the script says (key inside it), relaying it as TS."""
     return [
         ffmpeg,
         "-hide_banner",
         "-nostdin",
         "-loglevel",
-        "error",  # at info ffmpeg prints the input URL, passphrase included
+        "error",  # errors only: nothing about the input is worth a line per second
         "-progress",
         "pipe:1",
         "-stats_period",
         "1",
-        # Faster start: without these the first segment is ~5 s late (VERIFIED.md).
+        # The concat demuxer probes too, on top of the SRT input it opens: keep it as short.
         "-probesize",
         "200000",
         "-analyzeduration",
         "500000",
+        "-f",
+        "concat",  # read the input's URL and options from the script, not from argv
+        "-safe",
+        "0",  # the script names a URL, which concat's "safe" mode refuses
+        "-protocol_whitelist",
+        "file,srt",  # the script itself, and the one protocol it may open
         "-i",
-        # listener mode; the passphrase encrypts the stream and refuses callers without it;
-        # latency is in microseconds (120 ms).
-        f"srt://{host}:{port}?mode=listener&latency=120000&passphrase={key}&pbkeylen=16",
+        str(script),
         *_relay_output(relay_port),
     ]
+
+
+class SecretScript:
+    """A file only this user can read, holding a secret for a child process; gone after close()."""
+
+    def __init__(self, name: str, text: str) -> None:
+        # mkdtemp makes a 0700 folder; the file inside is created 0600 and never replaced.
+        self.folder = Path(tempfile.mkdtemp(prefix="summitcast-secret-"))
+        self.path = self.folder / name
+        fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+
+    def close(self) -> None:
+        """Remove the file and its folder."""
+        shutil.rmtree(self.folder, ignore_errors=True)
 
 
 def _relay_output(relay_port: int) -> list[str]:
@@ -321,7 +388,9 @@ class IngestPorts:
 class SessionIngest:
     """RTMP (gated) and SRT listeners for one session, each relaying to its own UDP port."""
 
-    def __init__(self, ffmpeg: str, host: str, ports: IngestPorts, key: str) -> None:
+    def __init__(
+        self, ffmpeg: str, host: str, ports: IngestPorts, key: str, *, audio_only: bool = False
+    ) -> None:
         self.ffmpeg = ffmpeg
         self.host = host
         self.ports = ports
@@ -330,12 +399,16 @@ class SessionIngest:
             host, ports.rtmp, ports.rtmp_upstream, lambda k: ingest_key_matches(self._key, k)
         )
         self.rtmp = Supervisor(
-            rtmp_listener_argv(ffmpeg, ports.rtmp_upstream, ports.rtmp_relay),
+            rtmp_listener_argv(
+                ffmpeg, ports.rtmp_upstream, ports.rtmp_relay, audio_only=audio_only
+            ),
             name="ingest-rtmp",
             max_backoff_s=5.0,
         )
+        # Kept until stop(): the supervisor's restarts read it again.
+        self._srt_script = SecretScript("srt.ffconcat", srt_listener_script(host, ports.srt, key))
         self.srt = Supervisor(
-            srt_listener_argv(ffmpeg, host, ports.srt, key, ports.srt_relay),
+            srt_listener_argv(ffmpeg, self._srt_script.path, ports.srt_relay),
             name="ingest-srt",
             max_backoff_s=5.0,
         )
@@ -356,6 +429,7 @@ class SessionIngest:
         await self.gate.stop()
         await self.rtmp.stop()
         await self.srt.stop()
+        self._srt_script.close()
 
     def _receiving(self, supervisor: Supervisor) -> bool:
         health = supervisor.health
