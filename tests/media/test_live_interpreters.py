@@ -35,7 +35,7 @@ SPEC = LadderSpec(
 ITEM_S = 24
 
 
-def dominant_hz(path: str, stream: int = 0) -> list[int]:
+def dominant_hz(path: str, stream: int = 0) -> list[float]:
     """The loudest frequency (rounded to 10 Hz) of each whole second of an audio stream."""
     with av.open(path) as container:
         audio = container.streams.audio[stream]
