@@ -10,11 +10,12 @@ import pytest
 
 from summitcast.errors import NotFoundError, ValidationError
 from summitcast.presence.base import PresenceSnapshot
-from summitcast.services import locations
+from summitcast.services import audit_trail, locations
+from summitcast.services.accounts import Actor
 from summitcast.services.locations import LocationInput
 from summitcast.storage.database import Database
 from summitcast.storage.tables import Location, PresenceSample, Summit
-from tests.conftest import make_summit
+from tests.conftest import make_summit, make_user
 
 pytestmark = pytest.mark.integration
 
@@ -273,3 +274,24 @@ def test_on_air_finds_current_and_next_item(database: Database) -> None:
         "start": "2027-07-17T10:00:00+00:00",
         "end": "2027-07-17T10:10:00+00:00",
     }
+
+
+def test_reissue_link_changes_secret_keeps_public_id_and_is_audited(database: Database) -> None:
+    summit = make_summit(database)
+    location = _register(database, summit)
+    organiser = make_user(database, "org@example.org")
+
+    with database.session() as db:
+        loaded = locations.get_location(db, db.get(Summit, summit.id), location.id)  # type: ignore[arg-type]
+        actor = Actor(user_id=organiser.id, is_admin=False)
+        locations.reissue_link(db, loaded, actor)
+        identity = locations.load_identity(db, location.public_id)
+        events = [
+            (e.user_id, e.action, e.subject)
+            for e in audit_trail.events_of(db, db.get(Summit, summit.id))  # type: ignore[arg-type]
+        ]
+
+    assert identity is not None
+    assert identity.secret not in (b"", location.secret.encode())
+    assert identity.location_id == location.public_id
+    assert events == [(organiser.id, "location.link_reissued", f"location:{location.id}")]

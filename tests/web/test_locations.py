@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import json
 import re
+import time
 
 import pytest
 from fastapi.testclient import TestClient
 
 from summitcast.domain.accounts import Role
+from summitcast.domain.presence import encode_heartbeat, sign_heartbeat
 from summitcast.services import locations
 from summitcast.storage.database import Database
-from summitcast.storage.tables import Location, Summit
+from summitcast.storage.tables import AuditEvent, Location, Summit
 from tests.conftest import csrf_of, grant, log_in, make_summit, make_user
 
 pytestmark = pytest.mark.integration
@@ -294,3 +297,88 @@ def test_dashboard_shows_figures_and_table(client: TestClient, database: Databas
     assert 'id="online-now" data-figure="total">0<' in page.text
     assert re.search(r'<tr data-country="KE">.*?<td class="online">0</td><td>1</td>', page.text)
     assert 'data-url="/backstage/s/test-summit/live"' in page.text
+
+
+def _beat(client: TestClient, location: Location, secret: str, seq: int):  # type: ignore[no-untyped-def]
+    heartbeat = sign_heartbeat(
+        secret.encode(), location.public_id, "epoch-" + secret[:6], seq, int(time.time())
+    )
+    return client.post(
+        "/live/heartbeat", content=json.dumps({"token": encode_heartbeat(heartbeat)})
+    )
+
+
+def _online(client: TestClient) -> int:
+    total: int = client.get("/live/s/test-summit/figures.json").json()["total"]
+    return total
+
+
+def test_reissue_link_shows_new_secret_and_old_one_stops_counting_at_once(
+    client: TestClient, database: Database
+) -> None:
+    make_summit(database)
+    _register(client, label="Lost link hall")
+    token = _organiser(client, database)
+    old = _rows(database)[0]
+    client.post(
+        "/backstage/s/test-summit/locations/approve", data={"ids": str(old.id), "csrf_token": token}
+    )
+    counted_before = _beat(client, old, old.secret, 0).status_code
+    online_before = _online(client)
+
+    page = client.post(
+        "/backstage/s/test-summit/locations/reissue",
+        data={"id": str(old.id), "csrf_token": token},
+        follow_redirects=False,
+    )
+    online_after = _online(client)
+    new = _rows(database)[0]
+    old_beat = _beat(client, old, old.secret, 1)
+    new_beat = _beat(client, new, new.secret, 0)
+    with database.session() as db:
+        events = [(e.action, e.subject) for e in db.query(AuditEvent)]
+
+    assert (counted_before, online_before) == (200, 1)
+    assert page.status_code == 200
+    assert page.headers["cache-control"] == "no-store"
+    assert f'href="/l/{old.public_id}#k={new.secret}"' in page.text
+    assert old.secret not in page.text
+    assert new.secret != old.secret
+    assert new.public_id == old.public_id
+    assert online_after == 0  # the old link stopped counting at once, not after the timeout
+    assert (old_beat.status_code, old_beat.json()["reason"]) == (403, "bad_signature")
+    assert new_beat.status_code == 200
+    assert events == [("location.link_reissued", f"location:{old.id}")]
+
+
+def test_reissue_link_needs_csrf_the_role_and_a_location_of_this_summit(
+    client: TestClient, database: Database
+) -> None:
+    make_summit(database)
+    make_summit(database, "other-summit")
+    _register(client, label="Ours")
+    _register(client, slug="other-summit", label="Theirs")
+    ours, theirs = _rows(database)
+    token = _organiser(client, database)
+
+    no_csrf = client.post("/backstage/s/test-summit/locations/reissue", data={"id": str(ours.id)})
+    other_summits = client.post(
+        "/backstage/s/test-summit/locations/reissue",
+        data={"id": str(theirs.id), "csrf_token": token},
+    )
+    not_theirs = client.post(
+        "/backstage/s/other-summit/locations/reissue",
+        data={"id": str(ours.id), "csrf_token": token},
+    )
+    bad_id = client.post(
+        "/backstage/s/test-summit/locations/reissue",
+        data={"id": "first", "csrf_token": token},
+        headers={"Accept": "application/json"},
+    )
+
+    assert no_csrf.status_code == 403
+    assert other_summits.status_code == 404
+    assert not_theirs.status_code == 403
+    assert bad_id.status_code == 422
+    assert "id" in bad_id.text
+    assert [r.secret for r in _rows(database)] == [ours.secret, theirs.secret]

@@ -17,6 +17,8 @@ from summitcast import geo
 from summitcast.domain.privacy import PRIVACY_LEVELS, PrivacyLevel, presence_country_key
 from summitcast.errors import NotFoundError, ValidationError
 from summitcast.presence.base import PresenceSnapshot
+from summitcast.services.accounts import Actor
+from summitcast.services.audit_trail import record_event
 from summitcast.services.programme import timed_items
 from summitcast.storage.tables import Location, LocationSettings, PresenceSample, Summit, utcnow
 
@@ -331,10 +333,21 @@ def approve_selected(db: DbSession, summit: Summit, ids: Iterable[int]) -> list[
     return [approve_location(db, location).public_id for location in chosen]
 
 
-def revoke_location(db: DbSession, location: Location) -> Location:
-    """Revoke a location: its heartbeats are refused from now on."""
+def revoke_location(db: DbSession, location: Location, actor: Actor | None = None) -> Location:
+    """Revoke a location: its heartbeats are refused from now on (audit-logged)."""
     location.status = "revoked"
     location.revoked_at = utcnow()
+    record_event(db, location.summit, actor, "location.revoked", f"location:{location.id}")
+    db.flush()
+    return location
+
+
+def reissue_link(db: DbSession, location: Location, actor: Actor | None) -> Location:
+    """Give a location a new secret: its old link and every token signed with it stop counting."""
+    # The public id stays: it names the location in the published attendance log,
+    # which must keep following the same location across the new link.
+    location.secret = secrets.token_urlsafe(32)
+    record_event(db, location.summit, actor, "location.link_reissued", f"location:{location.id}")
     db.flush()
     return location
 

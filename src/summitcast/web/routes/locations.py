@@ -15,7 +15,7 @@ from summitcast.errors import ValidationError
 from summitcast.services import locations, programme
 from summitcast.services.live import LiveService
 from summitcast.storage.tables import Summit
-from summitcast.web.deps import DbDep, SettingsDep, summit_for
+from summitcast.web.deps import CurrentActor, DbDep, SettingsDep, summit_for
 from summitcast.web.security import verify_csrf
 from summitcast.web.templating import render
 
@@ -203,13 +203,39 @@ async def approve(
 
 @backstage_router.post("/s/{slug}/locations/revoke")
 async def revoke(
-    request: Request, db: DbDep, summit: LocationsSummit, id: Annotated[int, Form()]
+    request: Request,
+    db: DbDep,
+    summit: LocationsSummit,
+    actor: CurrentActor,
+    id: Annotated[int, Form()],
 ) -> Response:
     """Revoke a location: it is taken offline now and its heartbeats are refused."""
-    location = locations.revoke_location(db, locations.get_location(db, summit, id))
+    location = locations.revoke_location(db, locations.get_location(db, summit, id), actor)
     db.commit()
     await _live(request).location_changed(summit.id, location.public_id, offline=True)
     return _back(f"/backstage/s/{summit.slug}/locations")
+
+
+@backstage_router.post("/s/{slug}/locations/reissue", response_class=HTMLResponse)
+async def reissue(
+    request: Request,
+    db: DbDep,
+    summit: LocationsSummit,
+    actor: CurrentActor,
+    id: Annotated[int, Form()],
+) -> Response:
+    """Give a location a new secret link; the old link stops counting at once."""
+    location = locations.reissue_link(db, locations.get_location(db, summit, id), actor)
+    db.commit()  # before other workers are told to re-read the location
+    # Offline now: whoever holds the old link must not keep it counted until the timeout.
+    await _live(request).location_changed(summit.id, location.public_id, offline=True)
+    # Rendered, never redirected to: the new secret must not appear in any URL the
+    # server sees; no-store keeps it out of the browser's cache too.
+    response = render(
+        request, "backstage/location_link.html", {"summit": summit, "location": location}
+    )
+    response.headers["Cache-Control"] = "no-store"
+    return response
 
 
 @backstage_router.post("/s/{slug}/locations/settings")
