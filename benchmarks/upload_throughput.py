@@ -1,7 +1,8 @@
 """Upload throughput through summitcast's chunk protocol vs a plain file copy of the same bytes.
 
 Runs the real app under uvicorn on loopback, creates an upload and PATCHes 8 MiB chunks
-with per-chunk SHA-256 headers (as upload.js does), then copies the same bytes with
+with per-chunk SHA-256 headers and checks the file checksum at the end (as upload.js
+does; the client's hashing runs on the same two cores), then copies the same bytes with
 shutil.copyfile + fsync (a finished upload is fsynced too). Prints both rates and their
 ratio (target ≥ 0.70). The server runs in its own process. On a shared machine the
 two are measured in alternating rounds and each figure is the median of its rounds.
@@ -163,10 +164,10 @@ def main() -> None:
     print(f"ratio: {copy_s / upload_s:.2f} (target >= 0.70)")
 
 
-def _prepare(handle: BinaryIO, chunk: int) -> tuple[bytes, str]:
-    """Read the next chunk and its base64 SHA-256, as upload.js does before sending it."""
+def _prepare(handle: BinaryIO, chunk: int) -> tuple[bytes, bytes]:
+    """Read the next chunk and its SHA-256, as upload.js does before sending it."""
     data = handle.read(chunk)
-    return data, base64.b64encode(hashlib.sha256(data).digest()).decode()
+    return data, hashlib.sha256(data).digest()
 
 
 def _upload(
@@ -179,21 +180,27 @@ def _upload(
             f"/speak/{token}/uploads", json={"size": size, "kind": "programme"}
         ).json()
         offset = 0
+        digests: list[bytes] = []
         ahead = reader.submit(_prepare, handle, chunk)
         while offset < size:
             data, digest = ahead.result()
             # Like upload.js: the next chunk is read and hashed while this one travels.
             ahead = reader.submit(_prepare, handle, chunk)
+            checksum = base64.b64encode(digest).decode()
             response = client.patch(
                 created["url"],
                 content=data,
-                headers={"Upload-Offset": str(offset), "Upload-Checksum": f"sha256 {digest}"},
+                headers={"Upload-Offset": str(offset), "Upload-Checksum": f"sha256 {checksum}"},
             )
             response.raise_for_status()
+            digests.append(digest)
             offset = int(response.headers["upload-offset"])
+        status = client.get(created["url"]).json()
         upload_s = time.perf_counter() - began
-    state: str = client.get(created["url"]).json()["state"]
-    return upload_s, state
+    # Like upload.js: the file checksum from the chunk digests must equal the server's.
+    if status["checksum"] != hashlib.sha256(b"".join(digests)).hexdigest():
+        raise SystemExit("the server's checksum differs from the client's")
+    return upload_s, str(status["state"])
 
 
 def _copy(source: Path, target: Path) -> float:

@@ -13,37 +13,57 @@ from summitcast.errors import ValidationError
 pytestmark = pytest.mark.unit
 
 
-def test_plan_chunk_appends_at_the_end() -> None:
-    assert rules.plan_chunk(stored=10, offset=10, length=5, size=20, max_chunk=8) == (
-        rules.ChunkPlan(overlap=0, append=5, new_offset=15)
+def test_plan_chunk_appends_at_the_stored_end() -> None:
+    assert rules.plan_chunk(stored=16, offset=16, length=8, size=30, chunk_size=8) == (
+        rules.ChunkPlan(index=2, append=True)
     )
 
 
-def test_plan_chunk_resent_at_same_offset_appends_nothing() -> None:
-    assert rules.plan_chunk(stored=15, offset=10, length=5, size=20, max_chunk=8) == (
-        rules.ChunkPlan(overlap=5, append=0, new_offset=15)
+def test_plan_chunk_resent_below_the_stored_end_is_compared_not_appended() -> None:
+    assert rules.plan_chunk(stored=16, offset=8, length=8, size=30, chunk_size=8) == (
+        rules.ChunkPlan(index=1, append=False)
     )
 
 
-def test_plan_chunk_overlapping_the_end_appends_the_rest() -> None:
-    assert rules.plan_chunk(stored=12, offset=10, length=5, size=20, max_chunk=8) == (
-        rules.ChunkPlan(overlap=2, append=3, new_offset=15)
+def test_plan_chunk_last_chunk_carries_what_is_left() -> None:
+    assert rules.plan_chunk(stored=24, offset=24, length=6, size=30, chunk_size=8) == (
+        rules.ChunkPlan(index=3, append=True)
     )
 
 
 def test_plan_chunk_past_the_end_names_the_offset_to_resume_from() -> None:
     with pytest.raises(rules.OffsetMismatchError) as caught:
-        rules.plan_chunk(stored=10, offset=16, length=4, size=20, max_chunk=8)
+        rules.plan_chunk(stored=8, offset=16, length=8, size=30, chunk_size=8)
 
-    assert caught.value.offset == 10
+    assert caught.value.offset == 8
     assert caught.value.status_code == 409
 
 
-def test_plan_chunk_refuses_oversize_and_overrun() -> None:
+def test_plan_chunk_refuses_oversize_misaligned_and_short_chunks() -> None:
     with pytest.raises(ValidationError, match="at most 8 bytes"):
-        rules.plan_chunk(stored=0, offset=0, length=9, size=20, max_chunk=8)
-    with pytest.raises(ValidationError, match="past the declared size of 20 bytes"):
-        rules.plan_chunk(stored=16, offset=16, length=8, size=20, max_chunk=8)
+        rules.plan_chunk(stored=0, offset=0, length=9, size=30, chunk_size=8)
+    with pytest.raises(
+        ValidationError, match="start at multiples of 8 bytes; this one starts at 4"
+    ):
+        rules.plan_chunk(stored=8, offset=4, length=8, size=30, chunk_size=8)
+    with pytest.raises(ValidationError, match="must carry 8 bytes .* this one has 5"):
+        rules.plan_chunk(stored=8, offset=8, length=5, size=30, chunk_size=8)
+    with pytest.raises(ValidationError, match="must carry 6 bytes .* this one has 8"):
+        rules.plan_chunk(stored=24, offset=24, length=8, size=30, chunk_size=8)
+
+
+def test_file_checksum_is_the_hash_of_the_chunk_digests_in_order() -> None:
+    data = bytes(range(20))
+    digests = b"".join(hashlib.sha256(data[at : at + 8]).digest() for at in (0, 8, 16))
+
+    assert rules.file_checksum(data, 8) == hashlib.sha256(digests).hexdigest()
+    assert rules.file_checksum(data, 8) != rules.file_checksum(data, 4)
+
+
+def test_parse_length_requires_a_content_length() -> None:
+    assert rules.parse_length(" 42 ") == 42
+    with pytest.raises(ValidationError, match="Content-Length"):
+        rules.parse_length(None)
 
 
 def test_parse_checksum_reads_tus_style_header() -> None:
@@ -73,9 +93,9 @@ def test_accept_sniffed_refuses_audio_container_kind_mismatch() -> None:
 
 def test_declaration_needs_a_language_for_interpretation() -> None:
     with pytest.raises(ValidationError, match="need the language"):
-        rules.validate_declaration(size=1, max_bytes=2, kind="audio", language="", sha256="")
+        rules.validate_declaration(size=1, max_bytes=2, kind="audio", language="", checksum="")
     assert rules.validate_declaration(
-        size=1, max_bytes=2, kind="programme", language="fr", sha256="AB" * 32
+        size=1, max_bytes=2, kind="programme", language="fr", checksum="AB" * 32
     ) == (rules.UploadKind.PROGRAMME, "", "ab" * 32)
 
 

@@ -1,20 +1,23 @@
-"""Upload chunks on SQLite and PostgreSQL: checksums, the running hash, resumption, expiry."""
+"""Upload chunks on SQLite and PostgreSQL: checksums, the hash list, claims, resumption, expiry."""
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import os
 import time
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import httpx
 import pytest
 from fastapi.testclient import TestClient
 
 from summitcast.app import create_app
 from summitcast.config import Settings
 from summitcast.domain.programme import ItemStatus
-from summitcast.domain.uploads import UploadState
+from summitcast.domain.uploads import UploadState, file_checksum
 from summitcast.errors import ConflictError, ValidationError
 from summitcast.media.upload_worker import chunk_store
 from summitcast.services import programme, speakers, uploads
@@ -104,11 +107,11 @@ def test_damaged_chunk_is_refused_and_leaves_no_trace_in_file_or_hash(
     assert after_damage == ((UploadState.RECEIVING, CHUNK, ""), CHUNK)
     state, received, sha = _row(database, public_id)
     assert (state, received) == (UploadState.CHECKING, len(data))
-    assert sha == hashlib.sha256(data).hexdigest()
+    assert sha == file_checksum(data, CHUNK)
     assert _file(store, database, public_id).read_bytes() == data
 
 
-def test_upload_resumed_by_another_process_hashes_the_whole_file(
+def test_upload_resumed_by_another_node_gets_the_checksum_of_the_whole_file(
     small: Settings, database: Database
 ) -> None:
     data = MP4_HEAD + os.urandom(5 * CHUNK)
@@ -117,14 +120,133 @@ def test_upload_resumed_by_another_process_hashes_the_whole_file(
     _send(database, first, public_id, 0, data[:CHUNK])
     _send(database, first, public_id, CHUNK, data[CHUNK : 2 * CHUNK])
 
-    # Another node (or a restarted app): no running hash in memory, the prefix is re-read.
+    # Another node (or a restarted app) with nothing in memory; it is sent the last stored
+    # chunk again first, as a resuming browser does to prove it holds the same file.
     other = chunk_store(small)
-    half = CHUNK + CHUNK // 2  # overlaps what was received: a retry after a lost answer
-    _send(database, other, public_id, half, data[half : half + CHUNK])
-    for offset in range(half + CHUNK, len(data), CHUNK):
+    for offset in range(CHUNK, len(data), CHUNK):
         _send(database, other, public_id, offset, data[offset : offset + CHUNK])
 
-    assert _row(database, public_id)[2] == hashlib.sha256(data).hexdigest()
+    state, received, sha = _row(database, public_id)
+    assert (state, received) == (UploadState.CHECKING, len(data))
+    assert sha == file_checksum(data, CHUNK)
+    assert _file(first, database, public_id).read_bytes() == data
+
+
+def test_misaligned_chunk_is_refused_with_the_rule(small: Settings, database: Database) -> None:
+    store = chunk_store(small)
+    data = MP4_HEAD + os.urandom(3 * CHUNK)
+    public_id = _create(database, store, _invitation(database), len(data))
+    _send(database, store, public_id, 0, data[:CHUNK])
+
+    with pytest.raises(ValidationError, match=f"must carry {CHUNK} bytes"):
+        _send(database, store, public_id, CHUNK, data[CHUNK : CHUNK + 100])
+
+    assert _row(database, public_id)[1] == CHUNK
+
+
+def test_second_node_cannot_claim_a_chunk_being_written_until_the_claim_expires(
+    small: Settings, database: Database
+) -> None:
+    store = chunk_store(small)
+    data = MP4_HEAD + os.urandom(2 * CHUNK - len(MP4_HEAD))
+    public_id = _create(database, store, _invitation(database), len(data))
+    with database.session() as db:  # node A claims chunk 0 and commits the claim
+        ticket = uploads.begin_chunk(
+            db, store, uploads.upload_by_public_id(db, public_id), offset=0, length=CHUNK
+        )
+
+    with database.session() as db, pytest.raises(uploads.ChunkBusyError) as busy:
+        uploads.begin_chunk(
+            db, store, uploads.upload_by_public_id(db, public_id), offset=0, length=CHUNK
+        )
+    later = datetime.now(UTC) + timedelta(seconds=uploads.CLAIM_S + 1)
+    with database.session() as db:  # A crashed: after expiry node B takes the chunk over
+        taken = uploads.begin_chunk(
+            db,
+            store,
+            uploads.upload_by_public_id(db, public_id),
+            offset=0,
+            length=CHUNK,
+            now=later,
+        )
+    digest = hashlib.sha256(data[:CHUNK]).digest()
+    with database.session() as db, pytest.raises(ConflictError, match="took it over"):
+        uploads.end_chunk(db, store, ticket, digest=digest, checksum=None, head=data[:4096])
+
+    assert busy.value.status_code == 409
+    assert 1 <= busy.value.retry_after_s <= uploads.CLAIM_S + 1
+    assert taken.claim not in ("", ticket.claim)
+    assert _row(database, public_id)[1] == 0
+
+
+def test_two_app_instances_racing_for_one_chunk_store_only_the_winners_bytes(
+    small: Settings, database: Database
+) -> None:
+    invitation_id = _invitation(database)
+    with database.session() as db:
+        token = speakers.invitation_token(
+            db.get(SpeakerInvitation, invitation_id),  # type: ignore[arg-type]
+            small.secret_key.get_secret_value().encode(),
+        )
+    # Two nodes: their own app, engine and store, over one database and one upload folder.
+    databases = [Database(database.url) for _ in range(2)]
+    apps = [create_app(small, database=d) for d in databases]
+    first = MP4_HEAD + os.urandom(CHUNK - len(MP4_HEAD))
+    other = MP4_HEAD + os.urandom(CHUNK - len(MP4_HEAD))  # another file, same size
+    data = first + os.urandom(CHUNK)
+
+    async def race() -> tuple[httpx.Response, httpx.Response, httpx.Response, httpx.Response]:
+        clients = [
+            httpx.AsyncClient(transport=httpx.ASGITransport(app=a), base_url="http://127.0.0.1")
+            for a in apps
+        ]
+        created = (
+            await clients[0].post(f"/speak/{token}/uploads", json={"size": len(data)})
+        ).json()
+        halfway = asyncio.Event()
+        go_on = asyncio.Event()
+
+        async def slow_body() -> AsyncIterator[bytes]:
+            yield first[: CHUNK // 2]
+            halfway.set()
+            await go_on.wait()
+            yield first[CHUNK // 2 :]
+
+        headers = {"Upload-Offset": "0", "Content-Length": str(CHUNK)}
+        winner = asyncio.create_task(
+            clients[0].patch(created["url"], content=slow_body(), headers=headers)
+        )
+        await halfway.wait()
+        await asyncio.sleep(0.2)  # node A holds the claim and has written half the chunk
+        loser = await clients[1].patch(created["url"], content=other, headers=headers)
+        go_on.set()
+        won = await winner
+        retried = await clients[1].patch(created["url"], content=other, headers=headers)
+        resumed = await clients[1].patch(
+            created["url"],
+            content=data[CHUNK:],
+            headers={"Upload-Offset": str(CHUNK)},
+        )
+        for client in clients:
+            await client.aclose()
+        return won, loser, retried, resumed
+
+    try:
+        won, loser, retried, resumed = asyncio.run(race())
+    finally:
+        for d in databases:
+            d.dispose()
+
+    assert (won.status_code, loser.status_code) == (204, 409)
+    assert loser.json()["offset"] == 0
+    assert int(loser.headers["retry-after"]) >= 1
+    assert retried.status_code == 409
+    assert "differ from what was received" in retried.json()["detail"]
+    assert resumed.status_code == 204
+    with database.session() as db:
+        upload = db.query(Upload).one()
+        assert (upload.state, upload.sha256) == (UploadState.CHECKING, file_checksum(data, CHUNK))
+        assert (small.effective_upload_dir / upload.stored_name).read_bytes() == data
 
 
 def test_chunk_that_differs_from_bytes_received_before_is_refused(

@@ -13,6 +13,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from summitcast.domain.accounts import Role
+from summitcast.domain.uploads import file_checksum
 from summitcast.media.testclips import make_clip
 from summitcast.services import programme, speakers
 from summitcast.storage.database import Database
@@ -110,7 +111,7 @@ def test_upload_resumes_checks_normalises_and_item_turns_ready(
             "size": len(data),
             "kind": "programme",
             "filename": "talk.mp4",
-            "sha256": hashlib.sha256(data).hexdigest(),
+            "checksum": file_checksum(data, 64 * 1024),
         },
     )
     url = created.json()["url"]
@@ -133,7 +134,7 @@ def test_upload_resumes_checks_normalises_and_item_turns_ready(
     assert gap.headers["upload-offset"] == str(half)
     assert head.headers["upload-offset"] == str(half)
     status = client.get(url).json()
-    assert (status["state"], status["sha256"]) == ("checking", hashlib.sha256(data).hexdigest())
+    assert (status["state"], status["checksum"]) == ("checking", file_checksum(data, 64 * 1024))
     with database.session() as db:
         assert db.get(Item, item_id).status == "processing"
 

@@ -3,26 +3,33 @@
 The protocol (served by ``summitcast.web.routes.speakers``) is a small, documented
 relative of tus 1.0 (https://tus.io/protocols/resumable-upload):
 
-* ``POST /speak/{token}/uploads`` with JSON ``{"size", "kind", "language", "sha256",
-  "filename"}`` creates an upload and answers its id, ``offset`` 0 and the largest
-  chunk the server takes.
+* ``POST /speak/{token}/uploads`` with JSON ``{"size", "kind", "language", "checksum",
+  "filename"}`` creates an upload and answers its id, ``offset`` 0 and ``chunk_size``.
 * ``PATCH /speak/{token}/uploads/{id}`` with headers ``Upload-Offset`` (where the body
-  starts) and optionally ``Upload-Checksum: sha256 <base64>`` (of this body) appends
-  a chunk and answers ``204`` with the new ``Upload-Offset``. A chunk sent again at an
-  offset already stored is accepted when its bytes equal what is stored (a retry after
-  a lost answer); an offset past the stored end answers ``409`` with the current
-  ``Upload-Offset``.
+  starts), ``Content-Length`` and optionally ``Upload-Checksum: sha256 <base64>`` (of
+  this body) stores one chunk and answers ``204`` with the new ``Upload-Offset``.
+  Chunks are fixed blocks: each starts at a multiple of ``chunk_size`` and carries
+  exactly ``chunk_size`` bytes, the last one what is left. A chunk sent again at an
+  offset already stored is accepted when its SHA-256 equals the stored one (a retry
+  after a lost answer, or a resuming browser proving it holds the same file); an offset
+  past the stored end answers ``409`` with the current ``Upload-Offset``, and so does a
+  chunk another connection is writing at that moment (then with ``Retry-After``).
 * ``HEAD`` (headers only) or ``GET`` (JSON) on the same address tells any browser
   session where to resume.
 
-The whole file's SHA-256 is computed as chunks arrive and compared with the one
-declared up front, if any, when the last byte lands.
+The file's checksum is a hash list, as S3 multipart checksums are: the SHA-256 of the
+chunks' SHA-256 digests in order (``file_checksum``). The server hashes every byte
+once, as it arrives, and that one digest both checks the chunk against its
+``Upload-Checksum`` and extends the list; a browser computes the same value from the
+per-chunk digests it sends. A ``checksum`` declared up front is compared with it when
+the last byte lands.
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
 import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -113,33 +120,73 @@ _SRT_START = re.compile(rb"^\s*\d+\s*\r?\n\s*\d{1,2}:\d{2}:\d{2}[,.]\d{3}\s*-->"
 
 @dataclass(frozen=True, slots=True)
 class ChunkPlan:
-    """How to store one chunk: bytes already stored to compare, then bytes to append."""
+    """Where one chunk goes in the hash list, and whether it extends the file."""
 
-    overlap: int  # the chunk's first bytes that are already stored (a retry)
-    append: int  # the bytes after them that extend the file
-    new_offset: int
+    index: int  # its place in the list of chunk digests
+    append: bool  # False: a chunk already stored, sent again; compared, never written
 
 
-def plan_chunk(*, stored: int, offset: int, length: int, size: int, max_chunk: int) -> ChunkPlan:
-    """Check one chunk against the upload's state; refuse a gap, an overrun or an oversize."""
+def plan_chunk(*, stored: int, offset: int, length: int, size: int, chunk_size: int) -> ChunkPlan:
+    """Check one chunk against the upload's state; refuse a gap, a misfit or an oversize."""
     if offset < 0 or length < 0:
         raise ValidationError("Upload-Offset and the chunk length must not be negative.")
-    if length > max_chunk:
+    if length > chunk_size:
         raise ValidationError(
-            f"A chunk may carry at most {max_chunk} bytes; this one has {length}.",
+            f"A chunk may carry at most {chunk_size} bytes; this one has {length}.",
+            field="chunk",
+        )
+    if offset % chunk_size:
+        raise ValidationError(
+            f"Chunks start at multiples of {chunk_size} bytes; this one starts at {offset}.",
             field="chunk",
         )
     if offset > stored:
         # The client lost track (say a chunk answer was lost in another tab): tell it where.
         raise OffsetMismatchError(stored)
-    if offset + length > size:
+    if offset >= size:
         raise ValidationError(
-            f"The chunk ends at byte {offset + length}, past the declared size of {size} bytes.",
+            f"The chunk starts at byte {offset}, past the declared size of {size} bytes.",
             field="chunk",
         )
-    overlap = min(length, stored - offset)
-    append = length - overlap
-    return ChunkPlan(overlap=overlap, append=append, new_offset=stored + append)
+    expected = min(chunk_size, size - offset)
+    if length != expected:
+        raise ValidationError(
+            f"The chunk at byte {offset} must carry {expected} bytes (every chunk is "
+            f"{chunk_size} bytes, the last one what is left); this one has {length}.",
+            field="chunk",
+        )
+    return ChunkPlan(index=offset // chunk_size, append=offset == stored)
+
+
+def chunk_count(size: int, chunk_size: int) -> int:
+    """How many chunks a file of `size` bytes is sent in."""
+    return -(-size // chunk_size)
+
+
+def checksum_of_digests(digests: bytes) -> str:
+    """The file checksum (hex) from its chunks' 32-byte SHA-256 digests, concatenated in order."""
+    return hashlib.sha256(digests).hexdigest()
+
+
+def file_checksum(data: bytes, chunk_size: int) -> str:
+    """The checksum of a whole file, as the server records it (for clients and tests)."""
+    view = memoryview(data)
+    return checksum_of_digests(
+        b"".join(
+            hashlib.sha256(view[at : at + chunk_size]).digest()
+            for at in range(0, len(data), chunk_size)
+        )
+    )
+
+
+def parse_length(header: str | None) -> int:
+    """Read a chunk's Content-Length: required, so a chunk's end is known before it starts."""
+    if header is None or not header.strip().isdigit():
+        raise ValidationError(
+            "Send each chunk with a Content-Length header (a whole chunk, not a stream).",
+            field="chunk",
+        )
+    return int(header.strip())
 
 
 class OffsetMismatchError(ConflictError):
@@ -176,9 +223,9 @@ def parse_checksum(header: str | None) -> bytes | None:
 
 
 def validate_declaration(
-    *, size: int, max_bytes: int, kind: str, language: str, sha256: str
+    *, size: int, max_bytes: int, kind: str, language: str, checksum: str
 ) -> tuple[UploadKind, str, str]:
-    """Check what a client declares when it creates an upload; return kind, language, sha256."""
+    """Check what a client declares when it creates an upload; return kind, language, checksum."""
     if size <= 0:
         raise ValidationError("The file is empty (0 bytes): choose your recording again.")
     if size > max_bytes:
@@ -197,10 +244,10 @@ def validate_declaration(
         )
     if upload_kind is UploadKind.PROGRAMME:
         language = ""
-    sha256 = sha256.strip().lower()
-    if sha256 and not SHA256_RE.match(sha256):
-        raise ValidationError("sha256 must be 64 hexadecimal digits.", field="sha256")
-    return upload_kind, language, sha256
+    checksum = checksum.strip().lower()
+    if checksum and not SHA256_RE.match(checksum):
+        raise ValidationError("checksum must be 64 hexadecimal digits.", field="checksum")
+    return upload_kind, language, checksum
 
 
 class FileTooLargeError(ValidationError):

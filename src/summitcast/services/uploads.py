@@ -7,18 +7,19 @@ speaker's file name is kept only to be shown back. The protocol is described in
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import hmac
 import os
 import secrets
-import threading
-from concurrent.futures import Future, ThreadPoolExecutor
+import time
+from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import CursorResult, or_, select, update
 from sqlalchemy.orm import Session as DbSession
 
 from summitcast.domain import uploads as rules
@@ -33,26 +34,15 @@ from summitcast.storage.tables import Item, SpeakerInvitation, Upload, utcnow
 
 JOB_CHECK = "check_upload"
 JOB_NORMALISE = "normalise_upload"
-HASH_BLOCK = 1024 * 1024
-# hashlib releases the GIL on buffers over 2 KiB, so a chunk's own checksum runs beside
-# its disk write, and the running whole-file hash follows behind the requests instead of
-# inside them (one process-wide pool, like the event loop's default executor).
-_HASHERS = ThreadPoolExecutor(max_workers=2, thread_name_prefix="upload-hash")
-# Chunks of one upload whose whole-file hashing may lag behind (each holds its bytes).
-HASH_BACKLOG = 2
-
-
-def _sha256(data: bytes | memoryview) -> bytes:
-    """The SHA-256 digest of data (run in the hashing pool)."""
-    return hashlib.sha256(data).digest()
-
-
-def _update(before: Future[None] | None, digest: Any, data: memoryview) -> None:
-    """Feed data to a running hash after the previous chunk's update (run in the pool)."""
-    # Safe to block: the pool starts tasks in submission order, so `before` is running.
-    if before is not None:
-        before.result()
-    digest.update(data)
+DIGEST_BYTES = 32
+# A chunk's writer holds a claim on the upload row for this long, renewed every
+# CLAIM_RENEW_S while bytes keep coming; a writer that crashed frees it by expiry.
+CLAIM_S = 60.0
+CLAIM_RENEW_S = 15.0
+# A writer stops writing this long before its claim runs out by its own clock, so a
+# node whose clock is up to this much behind another's never writes after losing it.
+CLAIM_MARGIN_S = 20.0
+DAMAGED = "This chunk arrived damaged (its checksum does not match); send it again."
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,78 +54,111 @@ class UploadLimits:
     partial_expiry_s: float
 
 
-@dataclass
-class _Hashing:
-    """The running SHA-256 of an upload and how many bytes it has seen."""
-
-    offset: int  # bytes fed to the digest, including updates still in flight
-    digest: Any  # hashlib's sha256 object; typeshed names it only privately
-    in_flight: list[Future[None]]  # updates not known to be done, oldest first
-
-    def settle(self, backlog: int = 0) -> None:
-        """Wait until at most `backlog` updates are still in flight."""
-        while len(self.in_flight) > backlog or (self.in_flight and self.in_flight[0].done()):
-            self.in_flight.pop(0).result()
-
-
 class ChunkStore:
-    """The folder of uploads, with the running checksums and per-upload locks of this process."""
+    """The folder of uploads (shared by every node that serves the upload protocol)."""
 
     def __init__(self, folder: Path, limits: UploadLimits) -> None:
         self.folder = folder
         self.limits = limits
-        self._hashing: dict[int, _Hashing] = {}
-        self._locks: dict[int, threading.Lock] = {}
-        self._guard = threading.Lock()
 
     def path_of(self, upload: Upload) -> Path:
         """Where an upload's bytes live."""
         return self.folder / upload.stored_name
 
-    def lock(self, upload_id: int) -> threading.Lock:
-        """A lock serialising chunks of one upload inside this process (two tabs, say)."""
-        with self._guard:
-            return self._locks.setdefault(upload_id, threading.Lock())
 
-    def _state(self, upload: Upload, stored: int) -> _Hashing:
-        """The running hash after `stored` bytes, re-read from disk if this process lost it."""
-        state = self._hashing.get(upload.id)
-        if state is None or state.offset != stored:
-            if state is not None:
-                state.settle()  # its stale updates must not run on after it is dropped
-            # Another node took the earlier chunks, or this process restarted: hash the prefix.
-            digest = hashlib.sha256()
-            with self.path_of(upload).open("rb") as handle:
-                remaining = stored
-                while remaining:
-                    block = handle.read(min(HASH_BLOCK, remaining))
-                    if not block:
-                        break
-                    digest.update(block)
-                    remaining -= len(block)
-            state = _Hashing(offset=stored, digest=digest, in_flight=[])
-            self._hashing[upload.id] = state
-        return state
+class ChunkBusyError(ConflictError):
+    """Another connection is writing this chunk right now; try again shortly."""
 
-    def running_hash(self, upload: Upload, stored: int) -> Any:
-        """The finished SHA-256 state after `stored` bytes (waits for updates in flight)."""
-        state = self._state(upload, stored)
-        state.settle()
-        return state.digest
+    def __init__(self, offset: int, retry_after_s: int) -> None:
+        super().__init__(
+            "Another connection is sending this part of the file right now (an older tab?); "
+            f"trying again in {retry_after_s} s."
+        )
+        self.offset = offset
+        self.retry_after_s = retry_after_s
 
-    def append(self, upload: Upload, stored: int, data: memoryview) -> None:
-        """Queue a checked chunk appended at `stored` for the running hash, in order."""
-        state = self._state(upload, stored)
-        state.settle(HASH_BACKLOG - 1)  # back-pressure: a slow hasher slows the uploader
-        before = state.in_flight[-1] if state.in_flight else None
-        state.in_flight.append(_HASHERS.submit(_update, before, state.digest, data))
-        state.offset = stored + len(data)
 
-    def forget(self, upload_id: int) -> None:
-        """Drop the running hash of a finished or abandoned upload."""
-        state = self._hashing.pop(upload_id, None)
-        if state is not None:
-            state.settle()
+@dataclass(frozen=True, slots=True)
+class ChunkTicket:
+    """A chunk the caller may now receive: where its bytes go and what they must match."""
+
+    upload_id: int
+    path: Path
+    offset: int
+    length: int
+    index: int
+    claim: str  # "" when the chunk is stored already: it is compared, never written
+    stored_digest: bytes  # the stored chunk's SHA-256 when claim is ""
+    kind: UploadKind
+    sniff: bool  # the first chunk: its head decides (once checked) what the file is
+
+
+class ChunkSink:
+    """Receives one chunk's bytes: writes them in place (when claimed) and hashes them once.
+
+    Meant for a worker thread: hashlib and os.pwritev release the GIL on large
+    buffers, so the event loop goes on receiving while a thread writes and hashes.
+    """
+
+    def __init__(self, ticket: ChunkTicket) -> None:
+        self.ticket = ticket
+        self.received = 0
+        self.head = b""
+        self._digest = hashlib.sha256()
+        self._fd = os.open(ticket.path, os.O_WRONLY) if ticket.claim else None
+        self._write_until = time.monotonic() + CLAIM_S - CLAIM_MARGIN_S
+
+    def claim_renewed(self, at: float) -> None:
+        """The claim was renewed at monotonic time `at`: writing may go on."""
+        self._write_until = at + CLAIM_S - CLAIM_MARGIN_S
+
+    def write(self, pieces: Sequence[bytes]) -> None:
+        """Store and hash the next pieces of the chunk."""
+        count = sum(len(piece) for piece in pieces)
+        if self.received + count > self.ticket.length:
+            raise ValidationError(
+                f"The chunk carries more than the {self.ticket.length} bytes its "
+                "Content-Length announced.",
+                field="chunk",
+            )
+        if self.ticket.sniff and len(self.head) < rules.SNIFF_BYTES:
+            self.head = (self.head + b"".join(pieces))[: rules.SNIFF_BYTES]
+        if self._fd is not None:
+            if time.monotonic() > self._write_until:
+                raise ConflictError(
+                    "This chunk took so long that another connection may take it over; "
+                    "send it again."
+                )
+            self._write_at(self.ticket.offset + self.received, pieces, count)
+        for piece in pieces:
+            self._digest.update(piece)
+        self.received += count
+
+    def _write_at(self, position: int, pieces: Sequence[bytes], count: int) -> None:
+        assert self._fd is not None
+        written = os.pwritev(self._fd, pieces, position)
+        if written < count:  # a short write (a signal, a full disk): the rest one by one
+            rest = memoryview(b"".join(pieces))[written:]
+            while rest:
+                done = os.pwrite(self._fd, rest, position + written)
+                written += done
+                rest = rest[done:]
+
+    def digest(self) -> bytes:
+        """The chunk's SHA-256, once all its announced bytes arrived."""
+        if self.received != self.ticket.length:
+            raise ValidationError(
+                f"The chunk ended after {self.received} of its {self.ticket.length} bytes; "
+                "send it again.",
+                field="chunk",
+            )
+        return self._digest.digest()
+
+    def close(self) -> None:
+        """Close the file."""
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
 
 
 def create_upload(
@@ -146,13 +169,17 @@ def create_upload(
     size: int,
     kind: str,
     language: str = "",
-    sha256: str = "",
+    checksum: str = "",
     filename: str = "",
     now: datetime | None = None,
 ) -> Upload:
     """Start an upload for the invitation's item; refuse an empty or oversized file up front."""
-    upload_kind, language, sha256 = rules.validate_declaration(
-        size=size, max_bytes=store.limits.max_bytes, kind=kind, language=language, sha256=sha256
+    upload_kind, language, checksum = rules.validate_declaration(
+        size=size,
+        max_bytes=store.limits.max_bytes,
+        kind=kind,
+        language=language,
+        checksum=checksum,
     )
     item = invitation.item
     if ItemStatus(item.status) not in UPLOAD_OPEN:
@@ -170,7 +197,10 @@ def create_upload(
         filename=filename.strip()[:255],
         size=size,
         received=0,
-        expected_sha256=sha256,
+        expected_sha256=checksum,
+        chunk_size=store.limits.chunk_bytes,
+        chunk_digests=b"",
+        claim="",
         stored_name=secrets.token_hex(16),  # random: never the speaker's file name
         state=UploadState.RECEIVING.value,
         expires_at=rules.expires_at(moment, store.limits.partial_expiry_s),
@@ -202,6 +232,174 @@ def upload_by_public_id(db: DbSession, public_id: str) -> Upload:
     return upload
 
 
+def _stored_digest(upload: Upload, index: int) -> bytes:
+    return bytes(upload.chunk_digests[index * DIGEST_BYTES : (index + 1) * DIGEST_BYTES])
+
+
+def _rows(result: Any) -> int:
+    """Rows matched by a conditional UPDATE."""
+    assert isinstance(result, CursorResult)
+    return int(result.rowcount)
+
+
+def begin_chunk(
+    db: DbSession,
+    store: ChunkStore,
+    upload: Upload,
+    *,
+    offset: int,
+    length: int,
+    now: datetime | None = None,
+) -> ChunkTicket:
+    """Check a chunk before its bytes arrive and, if it extends the file, claim the upload.
+
+    The claim is a conditional UPDATE (the offset must still be the stored end and no
+    live claim held), so of two processes or nodes only one may write the chunk; the
+    caller commits it before receiving the bytes.
+    """
+    if upload.state != UploadState.RECEIVING:
+        late_retry = (
+            upload.state != UploadState.EXPIRED
+            and upload.chunk_size
+            and offset + length <= len(upload.chunk_digests) // DIGEST_BYTES * upload.chunk_size
+        )
+        if not late_retry:
+            raise ConflictError(f"This upload is {upload.state}; start a new one.")
+    if not upload.chunk_size:
+        raise ConflictError(
+            "This upload was started before an update of summitcast; please start it again."
+        )
+    plan = rules.plan_chunk(
+        stored=upload.received,
+        offset=offset,
+        length=length,
+        size=upload.size,
+        chunk_size=upload.chunk_size,
+    )
+    ticket = ChunkTicket(
+        upload_id=upload.id,
+        path=store.path_of(upload),
+        offset=offset,
+        length=length,
+        index=plan.index,
+        claim="",
+        stored_digest=b"",
+        kind=UploadKind(upload.kind),
+        sniff=plan.index == 0,
+    )
+    if not plan.append:
+        return _replace(ticket, stored_digest=_stored_digest(upload, plan.index), sniff=False)
+    moment = now or utcnow()
+    claim = secrets.token_hex(16)
+    claimed = db.execute(
+        update(Upload)
+        .where(
+            Upload.id == upload.id,
+            Upload.state == UploadState.RECEIVING.value,
+            Upload.received == offset,
+            or_(Upload.claim == "", Upload.claimed_until <= moment),
+        )
+        .values(claim=claim, claimed_until=moment + timedelta(seconds=CLAIM_S))
+        .execution_options(synchronize_session=False)
+    )
+    if _rows(claimed) != 1:
+        db.refresh(upload)
+        if upload.received != offset:
+            raise rules.OffsetMismatchError(upload.received)
+        if upload.state != UploadState.RECEIVING:
+            raise ConflictError(f"This upload is {upload.state}; start a new one.")
+        until = upload.claimed_until or moment
+        raise ChunkBusyError(offset, max(1, int((until - moment).total_seconds()) + 1))
+    return _replace(ticket, claim=claim)
+
+
+def _replace(ticket: ChunkTicket, **changes: Any) -> ChunkTicket:
+    fields = {name: getattr(ticket, name) for name in ChunkTicket.__slots__}
+    return ChunkTicket(**{**fields, **changes})
+
+
+def renew_claim(db: DbSession, ticket: ChunkTicket, *, now: datetime | None = None) -> bool:
+    """Extend a chunk writer's claim; False if it was lost (expired and taken by another)."""
+    moment = now or utcnow()
+    renewed = db.execute(
+        update(Upload)
+        .where(Upload.id == ticket.upload_id, Upload.claim == ticket.claim)
+        .values(claimed_until=moment + timedelta(seconds=CLAIM_S))
+        .execution_options(synchronize_session=False)
+    )
+    return _rows(renewed) == 1
+
+
+def abandon_chunk(db: DbSession, ticket: ChunkTicket) -> None:
+    """Give up a claimed chunk (the client went away, or it was refused): drop its bytes."""
+    if not ticket.claim:
+        return
+    released = db.execute(
+        update(Upload)
+        .where(Upload.id == ticket.upload_id, Upload.claim == ticket.claim)
+        .values(claim="", claimed_until=None)
+        .execution_options(synchronize_session=False)
+    )
+    if _rows(released) == 1:
+        # Still ours: the UPDATE holds the row until commit, so no one writes meanwhile.
+        with contextlib.suppress(FileNotFoundError):
+            os.truncate(ticket.path, ticket.offset)
+
+
+def end_chunk(
+    db: DbSession,
+    store: ChunkStore,
+    ticket: ChunkTicket,
+    *,
+    digest: bytes,
+    checksum: bytes | None,
+    head: bytes = b"",
+    now: datetime | None = None,
+) -> Upload:
+    """Record a received chunk (checked against its checksum), and finish on the last one.
+
+    A first chunk that is not media of the upload's kind rejects the upload: the
+    returned upload's state is then REJECTED and its findings say why.
+    """
+    if checksum is not None and not hmac.compare_digest(digest, checksum):
+        abandon_chunk(db, ticket)  # rolled back with the error; the caller abandons again
+        raise ValidationError(DAMAGED, field="chunk")
+    upload = db.get(Upload, ticket.upload_id, populate_existing=True)
+    if upload is None:
+        raise NotFoundError("No such upload.")
+    if not ticket.claim:
+        if not hmac.compare_digest(digest, ticket.stored_digest):
+            raise ConflictError(
+                f"Bytes {ticket.offset}–{ticket.offset + ticket.length} differ from what was "
+                "received before: is this the same file? Start a new upload for another file."
+            )
+        return upload
+    if upload.state != UploadState.RECEIVING:
+        raise ConflictError(f"This upload is {upload.state}; start a new one.")
+    if upload.claim != ticket.claim:
+        raise ConflictError(
+            "This chunk took so long that another connection took it over; send it again."
+        )
+    if ticket.sniff:
+        try:
+            upload.sniffed = rules.accept_sniffed(ticket.kind, head).value
+        except ValidationError as exc:
+            # Not raised: the refusal must be stored, and an error would roll it back.
+            _reject(db, store, upload, [Finding(Level.PROBLEM, exc.message)])
+            upload.claim, upload.claimed_until = "", None
+            db.flush()
+            return upload
+    moment = now or utcnow()
+    upload.chunk_digests = bytes(upload.chunk_digests) + digest
+    upload.received = ticket.offset + ticket.length
+    upload.claim, upload.claimed_until = "", None
+    upload.expires_at = rules.expires_at(moment, store.limits.partial_expiry_s)
+    if upload.received == upload.size:
+        _finish(db, store, upload)
+    db.flush()
+    return upload
+
+
 def write_chunk(
     db: DbSession,
     store: ChunkStore,
@@ -212,109 +410,21 @@ def write_chunk(
     checksum: bytes | None = None,
     now: datetime | None = None,
 ) -> Upload:
-    """Store one chunk at offset (idempotently), and finish the upload on its last byte.
-
-    A first chunk that is not media of the upload's kind rejects the upload: the
-    returned upload's state is then REJECTED and its findings say why.
-    """
-    if upload.state != UploadState.RECEIVING:
-        if upload.state != UploadState.EXPIRED and offset + len(data) <= upload.received:
-            return upload  # a late retry of a chunk of a finished upload: nothing to do
-        raise ConflictError(f"This upload is {upload.state}; start a new one.")
-    # Checked before anything is committed below; computed meanwhile.
-    check: Future[bytes] | None = _HASHERS.submit(_sha256, data) if checksum is not None else None
+    """Store one whole chunk at offset in one transaction (scripts and tests; the web streams)."""
+    ticket = begin_chunk(db, store, upload, offset=offset, length=len(data), now=now)
+    sink = ChunkSink(ticket)
     try:
-        return _write_checked(db, store, upload, offset, data, checksum, check, now)
+        sink.write([data])
+        digest = sink.digest()
     finally:
-        if check is not None:
-            check.cancel()
-
-
-def _damaged(check: Future[bytes] | None, checksum: bytes | None) -> bool:
-    """Whether the chunk's SHA-256 differs from the one its client sent."""
-    return (
-        check is not None
-        and checksum is not None
-        and not hmac.compare_digest(check.result(), checksum)
-    )
-
-
-DAMAGED = "This chunk arrived damaged (its checksum does not match); send it again."
-
-
-def _write_checked(
-    db: DbSession,
-    store: ChunkStore,
-    upload: Upload,
-    offset: int,
-    data: bytes,
-    checksum: bytes | None,
-    check: Future[bytes] | None,
-    now: datetime | None,
-) -> Upload:
-    """write_chunk's body, with the chunk's checksum being computed in the pool."""
-    path = store.path_of(upload)
-    with store.lock(upload.id):
-        # The file is the truth after a crash: a row may count bytes the disk never got.
-        stored = min(upload.received, path.stat().st_size)
-        plan = rules.plan_chunk(
-            stored=stored,
-            offset=offset,
-            length=len(data),
-            size=upload.size,
-            max_chunk=store.limits.chunk_bytes,
-        )
-        if stored == 0 and plan.append and offset == 0:
-            if _damaged(check, checksum):  # a damaged first chunk must not decide the type
-                raise ValidationError(DAMAGED, field="chunk")
-            try:
-                upload.sniffed = rules.accept_sniffed(
-                    UploadKind(upload.kind), data[: rules.SNIFF_BYTES]
-                ).value
-            except ValidationError as exc:
-                # Not raised: the refusal must be stored, and an error would roll it back.
-                _reject(db, store, upload, [Finding(Level.PROBLEM, exc.message)])
-                db.flush()
-                return upload
-        with path.open("r+b") as handle:
-            if plan.overlap:
-                if _damaged(check, checksum):
-                    raise ValidationError(DAMAGED, field="chunk")
-                handle.seek(offset)
-                if handle.read(plan.overlap) != data[: plan.overlap]:
-                    raise ConflictError(
-                        f"Bytes {offset}–{offset + plan.overlap} differ from what was received "
-                        "before: is this the same file? Start a new upload for another file."
-                    )
-            if plan.append:
-                tail = memoryview(data)[plan.overlap :]
-                handle.seek(stored)
-                handle.truncate()
-                handle.write(tail)  # while the pool checks the chunk (writes release the GIL)
-                if _damaged(check, checksum):
-                    # Bytes past `stored` count for nothing (received is not advanced), and
-                    # the next append truncates them anyway; drop them now all the same.
-                    handle.truncate(stored)
-                    raise ValidationError(DAMAGED, field="chunk")
-                # Only checked bytes reach the whole-file hash, which _finish waits for.
-                store.append(upload, stored, tail)
-            elif _damaged(check, checksum):
-                raise ValidationError(DAMAGED, field="chunk")
-        moment = now or utcnow()
-        upload.received = plan.new_offset
-        upload.expires_at = rules.expires_at(moment, store.limits.partial_expiry_s)
-        if upload.received == upload.size:
-            _finish(db, store, upload)
-    db.flush()
-    return upload
+        sink.close()
+    return end_chunk(db, store, ticket, digest=digest, checksum=checksum, head=sink.head, now=now)
 
 
 def _finish(db: DbSession, store: ChunkStore, upload: Upload) -> None:
-    """All bytes are here: compare the whole-file checksum, then queue the checks."""
-    digest = store.running_hash(upload, upload.received).hexdigest()
-    store.forget(upload.id)
-    upload.sha256 = digest
-    if upload.expected_sha256 and not hmac.compare_digest(digest, upload.expected_sha256):
+    """All bytes are here: compare the file checksum, then queue the checks."""
+    upload.sha256 = rules.checksum_of_digests(bytes(upload.chunk_digests))
+    if upload.expected_sha256 and not hmac.compare_digest(upload.sha256, upload.expected_sha256):
         _reject(
             db,
             store,
@@ -362,7 +472,6 @@ def _reject(db: DbSession, store: ChunkStore, upload: Upload, findings: list[Fin
     """Refuse an upload for good: keep the findings, delete the bytes, flag the item."""
     upload.state = UploadState.REJECTED.value
     upload.findings = [f.as_dict() for f in findings]
-    store.forget(upload.id)
     store.path_of(upload).unlink(missing_ok=True)
     _set_item_status(db, upload, ItemStatus.PROBLEM)
     problems = " ".join(f.message for f in findings if f.level is Level.PROBLEM)
@@ -454,7 +563,6 @@ def expire_partials(db: DbSession, store: ChunkStore, *, now: datetime) -> int:
     )
     for upload in stale:
         upload.state = UploadState.EXPIRED.value
-        store.forget(upload.id)
         store.path_of(upload).unlink(missing_ok=True)
         item = db.get(Item, upload.item_id)
         if (
@@ -475,9 +583,9 @@ def status_of(upload: Upload, chunk_bytes: int) -> dict[str, Any]:
         "filename": upload.filename,
         "size": upload.size,
         "offset": upload.received,
-        "chunk_size": chunk_bytes,
         "state": upload.state,
-        "sha256": upload.sha256 or None,
+        "chunk_size": upload.chunk_size or chunk_bytes,
+        "checksum": upload.sha256 or None,
         "findings": list(upload.findings or []),
         "problem": upload.problem or None,
         "expires_at": upload.expires_at.isoformat(),

@@ -7,19 +7,25 @@ the token itself. The upload protocol is described in ``summitcast.domain.upload
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import time
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, RedirectResponse, Response
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import Headers
+from starlette.requests import ClientDisconnect
 
 from summitcast.domain import uploads as upload_rules
 from summitcast.domain.media_checks import minutes
 from summitcast.domain.uploads import UploadState
-from summitcast.errors import NotFoundError
+from summitcast.errors import ConflictError, NotFoundError
 from summitcast.services import greenroom, jobs, notifications, programme, speakers, uploads
+from summitcast.storage.database import Database
 from summitcast.storage.tables import SpeakerInvitation, Upload
 from summitcast.web.deps import CurrentActor, DbDep, EditableSummit, SettingsDep
 from summitcast.web.security import verify_csrf
@@ -30,6 +36,10 @@ backstage_router = APIRouter(
     prefix="/backstage", include_in_schema=False, dependencies=[Depends(verify_csrf)]
 )
 OFFSET_HEADER = "Upload-Offset"
+# Received pieces (64-256 KiB each from the server) go to the writing thread in batches
+# of about this size: large enough that a thread hop costs little, small enough that
+# writing and hashing follow the network closely.
+WRITE_BATCH = 1024 * 1024
 # No shared cache may keep a portal answer: the token is in the URL.
 PRIVATE = {"Cache-Control": "no-store", "Referrer-Policy": "no-referrer"}
 
@@ -61,10 +71,14 @@ def _kick(request: Request) -> None:
 class NewUpload(BaseModel):
     """What a client declares to start an upload."""
 
+    # A misspelt or retired field (such as "sha256") is refused, never silently ignored.
+    model_config = ConfigDict(extra="forbid")
+
     size: int = Field(ge=0)
     kind: str = Field(default="programme", max_length=16)
     language: str = Field(default="", max_length=16)
-    sha256: str = Field(default="", max_length=64)
+    # The file checksum (domain.uploads.file_checksum), hex; checked when the last byte lands.
+    checksum: str = Field(default="", max_length=64)
     filename: str = Field(default="", max_length=255)
 
 
@@ -107,7 +121,7 @@ def create_upload(
         size=body.size,
         kind=body.kind,
         language=body.language,
-        sha256=body.sha256,
+        checksum=body.checksum,
         filename=body.filename,
     )
     status = uploads.status_of(upload, store.limits.chunk_bytes)
@@ -145,44 +159,139 @@ def upload_head(db: DbDep, invitation: Invitation, upload_id: str) -> Response:
 
 
 @router.patch("/speak/{token}/uploads/{upload_id}")
-async def upload_chunk(
-    request: Request, db: DbDep, invitation: Invitation, upload_id: str
-) -> Response:
-    """Append one chunk at Upload-Offset; 409 with the current offset when it does not fit."""
-    offset = upload_rules.parse_offset(request.headers.get(OFFSET_HEADER))
-    checksum = upload_rules.parse_checksum(request.headers.get("Upload-Checksum"))
+async def upload_chunk(request: Request, token: str, upload_id: str) -> Response:
+    """Store one chunk at Upload-Offset, written and hashed as it arrives; 409 when it does not fit.
+
+    No DbDep: the request must not hold a database transaction while the body trickles
+    in over a slow link; it uses one short transaction before the body and one after.
+    """
+    database: Database = request.app.state.database
     store = _store(request)
-    upload = uploads.get_upload(db, invitation, upload_id)
-    data = await request.body()
     try:
-        # Disk writes and hashing of an 8 MiB chunk: off the event loop.
-        upload = await run_in_threadpool(
-            uploads.write_chunk, db, store, upload, offset=offset, data=data, checksum=checksum
+        ticket, checksum = await run_in_threadpool(
+            _begin_chunk, database, store, _secret(request), token, upload_id, request.headers
         )
     except upload_rules.OffsetMismatchError as exc:
-        return JSONResponse(
-            {"detail": exc.message, "offset": exc.offset},
-            status_code=409,
-            headers={**PRIVATE, OFFSET_HEADER: str(exc.offset)},
+        return _resume_from(exc.message, exc.offset)
+    except uploads.ChunkBusyError as exc:
+        return _resume_from(exc.message, exc.offset, retry_after_s=exc.retry_after_s)
+    sink = uploads.ChunkSink(ticket)
+    try:
+        await _receive(request, database, sink)
+        answer = await run_in_threadpool(
+            _end_chunk, database, store, ticket, sink.digest(), checksum, sink.head
         )
-    if upload.state == UploadState.REJECTED:
-        findings = upload.findings or []
+    except ClientDisconnect:
+        await run_in_threadpool(_abandon_chunk, database, ticket)
+        return Response(status_code=400)  # nobody is listening any more
+    except BaseException:
+        await run_in_threadpool(_abandon_chunk, database, ticket)
+        raise
+    finally:
+        sink.close()
+    state, received, findings = answer
+    if state == UploadState.REJECTED:
         return JSONResponse(
             {
                 "detail": " ".join(f["message"] for f in findings if f["level"] == "problem"),
-                "state": upload.state,
+                "state": state,
                 "findings": findings,
             },
             status_code=422,
             headers=PRIVATE,
         )
-    if upload.state != UploadState.RECEIVING:
-        db.commit()  # the check job must see the finished upload when the worker wakes
-        _kick(request)
+    if state != UploadState.RECEIVING:
+        _kick(request)  # the check job was committed with the last chunk
     return Response(
-        status_code=204,
-        headers={**PRIVATE, OFFSET_HEADER: str(upload.received), "Upload-State": upload.state},
+        status_code=204, headers={**PRIVATE, OFFSET_HEADER: str(received), "Upload-State": state}
     )
+
+
+async def _receive(request: Request, database: Database, sink: uploads.ChunkSink) -> None:
+    """Feed the body to the sink in a thread while the next pieces arrive; renew the claim."""
+    batch: list[bytes] = []
+    batched = 0
+    writing: asyncio.Future[None] | None = None  # awaited before the next batch: in order
+    renew_at = time.monotonic() + uploads.CLAIM_RENEW_S
+    try:
+        async for piece in request.stream():
+            batch.append(piece)
+            batched += len(piece)
+            if batched < WRITE_BATCH:
+                continue
+            if writing is not None:
+                await writing
+            writing = asyncio.ensure_future(run_in_threadpool(sink.write, batch))
+            batch, batched = [], 0
+            if sink.ticket.claim and time.monotonic() > renew_at:
+                # A slow link: keep the claim alive so no other node takes the chunk over.
+                renewed_at = time.monotonic()
+                if not await run_in_threadpool(_renew_claim, database, sink.ticket):
+                    raise ConflictError(
+                        "This chunk took so long that another connection took it over; "
+                        "send it again."
+                    )
+                sink.claim_renewed(renewed_at)
+                renew_at = renewed_at + uploads.CLAIM_RENEW_S
+        if writing is not None:
+            await writing
+        if batch:
+            await run_in_threadpool(sink.write, batch)
+    finally:
+        if writing is not None and not writing.done():
+            # The sink's file is closed after this returns: never under a running write.
+            with contextlib.suppress(BaseException):
+                await asyncio.shield(writing)
+
+
+def _resume_from(message: str, offset: int, *, retry_after_s: int | None = None) -> Response:
+    headers = {**PRIVATE, OFFSET_HEADER: str(offset)}
+    body: dict[str, Any] = {"detail": message, "offset": offset}
+    if retry_after_s is not None:
+        headers["Retry-After"] = str(retry_after_s)
+        body["retry_after_s"] = retry_after_s
+    return JSONResponse(body, status_code=409, headers=headers)
+
+
+def _begin_chunk(
+    database: Database,
+    store: uploads.ChunkStore,
+    secret: bytes,
+    token: str,
+    upload_id: str,
+    headers: Headers,
+) -> tuple[uploads.ChunkTicket, bytes | None]:
+    with database.session() as db:
+        # The link first: a forged or withdrawn one is refused whatever the headers say.
+        invitation = speakers.open_invitation(db, token, secret)
+        upload = uploads.get_upload(db, invitation, upload_id)
+        offset = upload_rules.parse_offset(headers.get(OFFSET_HEADER))
+        length = upload_rules.parse_length(headers.get("content-length"))
+        checksum = upload_rules.parse_checksum(headers.get("Upload-Checksum"))
+        return uploads.begin_chunk(db, store, upload, offset=offset, length=length), checksum
+
+
+def _end_chunk(
+    database: Database,
+    store: uploads.ChunkStore,
+    ticket: uploads.ChunkTicket,
+    digest: bytes,
+    checksum: bytes | None,
+    head: bytes,
+) -> tuple[str, int, list[dict[str, Any]]]:
+    with database.session() as db:
+        upload = uploads.end_chunk(db, store, ticket, digest=digest, checksum=checksum, head=head)
+        return upload.state, upload.received, list(upload.findings or [])
+
+
+def _renew_claim(database: Database, ticket: uploads.ChunkTicket) -> bool:
+    with database.session() as db:
+        return uploads.renew_claim(db, ticket)
+
+
+def _abandon_chunk(database: Database, ticket: uploads.ChunkTicket) -> None:
+    with database.session() as db:
+        uploads.abandon_chunk(db, ticket)
 
 
 def _media_file(upload: Upload, which: str) -> Path:

@@ -1,7 +1,9 @@
 // Resumable upload of a speaker's recording: chunks with offsets, a progress bar, and
 // resumption after a dropped connection or a closed tab (the upload id is kept in
 // localStorage; the server's own record of an unfinished upload works in any browser).
-// Protocol: see summitcast/domain/uploads.py.
+// Protocol: see summitcast/domain/uploads.py. Chunks are fixed blocks of the upload's
+// chunk_size; each is sent with its SHA-256, and the file's checksum is the SHA-256 of
+// those digests in order, which the server computes too (one hash pass on each side).
 (function () {
   "use strict";
   var form = document.getElementById("upload-form");
@@ -27,14 +29,30 @@
         " of " + (size / 1e6).toFixed(1) + " MB)");
   }
 
-  async function sha256Base64(buffer) {
-    // crypto.subtle exists only on https:// and localhost; without it the server still
-    // checks the whole file's SHA-256 at the end.
-    if (!(window.crypto && window.crypto.subtle)) return null;
-    var digest = new Uint8Array(await crypto.subtle.digest("SHA-256", buffer));
+  function hasCrypto() { return !!(window.crypto && window.crypto.subtle); }
+  function base64(bytes) {
     var text = "";
-    for (var i = 0; i < digest.length; i++) text += String.fromCharCode(digest[i]);
+    for (var i = 0; i < bytes.length; i++) text += String.fromCharCode(bytes[i]);
     return btoa(text);
+  }
+  function hex(bytes) {
+    var text = "";
+    for (var i = 0; i < bytes.length; i++) text += (bytes[i] < 16 ? "0" : "") + bytes[i].toString(16);
+    return text;
+  }
+  async function sha256(buffer) {
+    // crypto.subtle exists only on https:// and localhost; without it chunks go unchecked.
+    if (!hasCrypto()) return null;
+    return new Uint8Array(await crypto.subtle.digest("SHA-256", buffer));
+  }
+  async function fileChecksum(digests, count) {
+    // The server's checksum: SHA-256 over every chunk's digest in order (a hash list).
+    var all = new Uint8Array(32 * count);
+    for (var i = 0; i < count; i++) {
+      if (!digests[i]) return null;  // chunks sent by another browser: not known here
+      all.set(digests[i], 32 * i);
+    }
+    return hex(await sha256(all));
   }
 
   async function statusOf(url) {
@@ -69,28 +87,31 @@
     return found;
   }
 
-  function prepare(file, offset) {
+  function prepare(file, offset, size) {
     // Read and hash one chunk; a failure shows up when the chunk is needed, not before.
-    var end = Math.min(offset + chunkSize, file.size);
+    var end = Math.min(offset + size, file.size);
     var ready = file.slice(offset, end).arrayBuffer().then(async function (buffer) {
-      return { buffer: buffer, digest: await sha256Base64(buffer) };
+      return { buffer: buffer, digest: await sha256(buffer) };
     });
     ready.catch(function () {});  // awaited later; no "unhandled rejection" meanwhile
     return { offset: offset, end: end, ready: ready };
   }
 
-  async function send(file, url, offset) {
+  async function send(file, url, offset, size, digests) {
     var failures = 0;
     var next = null;
     while (offset < file.size) {
       var response;
       try {
-        var chunk = next && next.offset === offset ? next : prepare(file, offset);
+        var chunk = next && next.offset === offset ? next : prepare(file, offset, size);
         // Read and hash the following chunk while this one travels: the two overlap.
-        next = chunk.end < file.size ? prepare(file, chunk.end) : null;
+        next = chunk.end < file.size ? prepare(file, chunk.end, size) : null;
         var prepared = await chunk.ready;
         var headers = { "Upload-Offset": String(offset), "Content-Type": "application/offset+octet-stream" };
-        if (prepared.digest) headers["Upload-Checksum"] = "sha256 " + prepared.digest;
+        if (prepared.digest) {
+          headers["Upload-Checksum"] = "sha256 " + base64(prepared.digest);
+          digests[offset / size] = prepared.digest;
+        }
         response = await fetch(url, { method: "PATCH", headers: headers, body: prepared.buffer });
       } catch (err) {
         // The connection dropped: wait (longer each time), ask where we are, go on.
@@ -107,6 +128,11 @@
         showProgress(offset, file.size);
       } else if (response.status === 409) {
         var body = await response.json();
+        if (typeof body.offset !== "number") throw new Error(body.detail);  // not the same file
+        if (body.retry_after_s) {
+          say(body.detail);  // another tab is sending this chunk right now
+          await sleep(1000 * body.retry_after_s);
+        }
         offset = body.offset;  // another tab or a lost answer moved it: follow the server
       } else {
         var problem = await response.json().catch(function () { return {}; });
@@ -137,14 +163,26 @@
     button.disabled = true;
     try {
       var upload = await findResumable(file, kind, language, key);
+      var size = (upload && upload.chunk_size) || chunkSize;
+      var start = 0;
       if (upload) {
         say("Continuing your earlier upload from " + Math.floor(100 * upload.offset / file.size) + "%…");
+        // Send the last stored chunk again: the server compares it with what it has, so
+        // a different file chosen by mistake is refused instead of being spliced on.
+        start = Math.max(0, upload.offset - size);
       } else {
         upload = await create(file, kind, language);
+        size = upload.chunk_size || chunkSize;
         localStorage.setItem(key, upload.url);
       }
       showProgress(upload.offset, file.size);
-      await send(file, upload.url, upload.offset);
+      var digests = [];
+      await send(file, upload.url, start, size, digests);
+      var sent = await statusOf(upload.url);
+      var ours = hasCrypto() ? await fileChecksum(digests, Math.ceil(file.size / size)) : null;
+      if (sent && sent.checksum && ours && ours !== sent.checksum) {
+        throw new Error("The file that arrived differs from the one you chose. Please upload it again.");
+      }
       var done = await waitForChecks(upload.url);
       localStorage.removeItem(key);
       if (done && done.state === "ready") {
