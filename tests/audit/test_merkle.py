@@ -12,6 +12,8 @@ from summitcast.audit.merkle import (
     CompactTree,
     compact_range,
     consistency_proof,
+    consistency_proof_from_compact,
+    consistency_proof_from_hashes,
     inclusion_proof,
     inclusion_proof_from_batches,
     leaf_hash,
@@ -267,3 +269,28 @@ def test_compact_tree_misaligned_subtree_is_refused() -> None:
     tree.append_hashes([leaf_hash(b"a")])
     with pytest.raises(ValueError, match="cannot start at 1"):
         tree.append_subtree(1, leaf_hash(b"b"))
+
+
+@pytest.mark.parametrize("new_size", [1, 2, 3, 5, 8, 13, 16, 17, 31, 64, 100])
+def test_consistency_proof_from_compact_equals_the_full_proof(new_size: int) -> None:
+    hashes = [leaf_hash(f"leaf {i}".encode()) for i in range(new_size)]
+    for old_size in range(new_size + 1):
+        old = CompactTree()
+        old.append_hashes(hashes[:old_size])
+        proof = consistency_proof_from_compact(old, hashes[old_size:])
+        assert proof == consistency_proof_from_hashes(hashes, old_size)
+        assert (
+            verify_consistency(old_size, new_size, old.root(), root_from_hashes(hashes), proof)
+            or old_size == 0
+        )
+
+
+def test_compact_tree_from_nodes_gives_the_same_root_and_appends_on() -> None:
+    hashes = [leaf_hash(bytes([i])) for i in range(45)]
+    tree = CompactTree()
+    tree.append_hashes(hashes[:29])
+    rebuilt = CompactTree.from_nodes(29, tree.nodes())
+    rebuilt.append_hashes(hashes[29:])
+    assert rebuilt.root() == root_from_hashes(hashes)
+    with pytest.raises(ValueError, match="give 29 leaves, not 30"):
+        CompactTree.from_nodes(30, tree.nodes())

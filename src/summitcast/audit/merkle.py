@@ -18,6 +18,7 @@ __all__ = [
     "CompactTree",
     "compact_range",
     "consistency_proof",
+    "consistency_proof_from_compact",
     "consistency_proof_from_hashes",
     "inclusion_proof",
     "inclusion_proof_from_batches",
@@ -195,6 +196,28 @@ def consistency_proof_from_hashes(hashes: Sequence[bytes], old_size: int) -> lis
     return [root_from_hashes(hashes[lo:hi]) for lo, hi in _subproof_ranges(old_size, 0, new_size)]
 
 
+def consistency_proof_from_compact(old: CompactTree, new_hashes: Sequence[bytes]) -> list[bytes]:
+    """Return the consistency proof from the tree `old` to it extended by `new_hashes`.
+
+    Needs no leaf before `old.size`: every node of the proof that lies in the old
+    tree is one of its compact nodes (the greedy power-of-two blocks from the
+    left), and every other node lies wholly among the new leaves.  That is what
+    lets a live log prove each head from the previous one without re-reading it.
+    """
+    old_size = old.size
+    new_size = old_size + len(new_hashes)
+    if old_size in (0, new_size):
+        return []
+    blocks = dict(old.blocks())
+    proof = []
+    for lo, hi in _subproof_ranges(old_size, 0, new_size):
+        if hi <= old_size:
+            proof.append(blocks[(lo, hi)])
+        else:
+            proof.append(root_from_hashes(new_hashes[lo - old_size : hi - old_size]))
+    return proof
+
+
 def consistency_proof(leaves: Sequence[bytes], old_size: int) -> list[bytes]:
     """Return the consistency proof (RFC 9162 §2.1.4.1) from the first old_size leaves to all."""
     return consistency_proof_from_hashes([leaf_hash(leaf) for leaf in leaves], old_size)
@@ -292,6 +315,33 @@ class CompactTree:
     def size(self) -> int:
         """Number of leaves appended so far."""
         return self._size
+
+    @classmethod
+    def from_nodes(cls, size: int, nodes: Iterable[tuple[int, bytes]]) -> CompactTree:
+        """Rebuild a tree of `size` leaves from its `nodes()`, or raise ValueError."""
+        tree = cls()
+        for level, node in nodes:
+            tree.append_subtree(level, node)
+        if tree.size != size:
+            raise ValueError(f"compact nodes give {tree.size} leaves, not {size}")
+        return tree
+
+    def nodes(self) -> list[tuple[int, bytes]]:
+        """Return the complete subtrees (level, hash) that make up the tree, left to right."""
+        return [
+            (level, node)
+            for level, node in reversed(list(enumerate(self._nodes)))
+            if node is not None
+        ]
+
+    def blocks(self) -> list[tuple[tuple[int, int], bytes]]:
+        """Return each compact node with the leaf range [lo, hi) it covers, left to right."""
+        result = []
+        lo = 0
+        for level, node in self.nodes():
+            result.append(((lo, lo + (1 << level)), node))
+            lo += 1 << level
+        return result
 
     def append(self, leaves: Iterable[bytes]) -> None:
         """Append leaves given as data."""

@@ -38,6 +38,7 @@ from summitcast.audit.log import (
     parse_record,
 )
 from summitcast.audit.merkle import (
+    EMPTY_ROOT,
     CompactTree,
     consistency_proof_from_hashes,
     inclusion_proof_from_batches,
@@ -234,9 +235,43 @@ class _Verifier:
             for message in self.tally.merge(tally):
                 self.problem(lineno, message)
 
-    def check_head(self, lineno: int, head: SignedTreeHead, what: str) -> None:
+    def check_consistency(
+        self, lineno: int, head: SignedTreeHead, what: str, proof: object
+    ) -> None:
+        """Check the RFC 9162 consistency proof a live log's head carries from the head before."""
+        if proof is None:
+            return  # logs written whole carry none: their heads are checked by their roots
+        try:
+            if not isinstance(proof, list):
+                raise TypeError("not a list")
+            path = [bytes.fromhex(node) for node in proof]
+        except (TypeError, ValueError) as error:
+            self.problem(
+                lineno,
+                f"{what} (size {head.tree_size}) has a malformed consistency proof ({error})",
+            )
+            return
+        if self.last_head is None:
+            old_size, old_root, since = 0, EMPTY_ROOT, "the empty tree"
+        else:
+            previous, previous_line = self.last_head
+            old_size, old_root = previous.tree_size, previous.root_hash
+            since = f"the head on line {previous_line} (size {old_size})"
+        if old_size > head.tree_size or not verify_consistency(
+            old_size, head.tree_size, old_root, head.root_hash, path
+        ):
+            self.problem(
+                lineno,
+                f"{what} (size {head.tree_size}): its consistency proof from {since} does not "
+                "verify: the log was rewritten between the two heads",
+            )
+
+    def check_head(
+        self, lineno: int, head: SignedTreeHead, what: str, proof: object = None
+    ) -> None:
         assert self.header is not None
         self.heads_checked += 1
+        self.check_consistency(lineno, head, what, proof)
         if head.tree_size != self.tree.size:
             self.problem(
                 lineno,
@@ -276,7 +311,7 @@ class _Verifier:
         except ValidationError as error:
             self.problem(lineno, error.message)
             return
-        self.check_head(lineno, head, "tree head")
+        self.check_head(lineno, head, "tree head", record.get("consistency"))
 
     def figures_line(self, lineno: int, record: dict[str, Any]) -> None:
         assert self.header is not None
@@ -291,7 +326,7 @@ class _Verifier:
             self.problem(lineno, f"figures record is malformed: {message}")
             return
         self.final_head = head
-        self.check_head(lineno, head, "final tree head")
+        self.check_head(lineno, head, "final tree head", record["head"].get("consistency"))
         digest = hashlib.sha256(canonical_json(record["figures"])).hexdigest()
         if head.figures_sha256 != digest:
             self.problem(
