@@ -125,6 +125,8 @@ class Settings(BaseSettings):
     attendance_session_min_percent: int = Field(default=10, ge=0, le=100)
     # Closed buckets go from each worker's memory to attendance_buckets this often.
     attendance_flush_interval_s: float = Field(default=30.0, gt=0)
+    # A live attendance log gets its closed buckets and a new signed head this often.
+    attendance_head_interval_s: float = Field(default=300.0, gt=0)
     # A built attendance report is served from cache for this long (a build takes seconds).
     report_cache_s: float = Field(default=120.0, ge=0)
     secure_cookies: bool = False
