@@ -17,6 +17,7 @@ import argparse
 import contextlib
 import json
 import os
+import resource
 import secrets
 import shutil
 import signal
@@ -32,7 +33,7 @@ import httpx
 import psycopg
 
 from summitcast.loadtest.client import SimulatedLocation
-from summitcast.loadtest.run import LoadPlan, LoadTest
+from summitcast.loadtest.run import LoadPlan, LoadResult, LoadTest
 from summitcast.services import locations
 from summitcast.services.demo import DEMO_SLUG, seed_demo
 from summitcast.storage.database import Database
@@ -59,6 +60,15 @@ def _rss_kib(pid: int) -> int:
     except OSError:
         pass
     return 0
+
+
+def _cpu_s(pid: int) -> float:
+    """User + system CPU seconds a live process has used so far (0 when gone)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def _tree(pid: int) -> list[int]:
@@ -90,6 +100,27 @@ def _seed(database_url: str, count: int) -> list[SimulatedLocation]:
     finally:
         database.dispose()
     return [SimulatedLocation(m.location_id, m.secret) for m in made]
+
+
+def _steady_cost(
+    series: list[tuple[float, int, float, float, float]], steady_from: float | None
+) -> dict[str, float] | None:
+    """CPU µs per heartbeat of server, Redis and load tool once everyone is online."""
+    steady = [row for row in series if steady_from is not None and row[0] >= steady_from]
+    if len(steady) < 2 or steady[-1][1] <= steady[0][1]:
+        return None
+    first, last = steady[0], steady[-1]
+    beats = last[1] - first[1]
+    names = ("server", "redis", "load_tool_clients")
+    return {n: round((last[i] - first[i]) / beats * 1e6, 1) for i, n in enumerate(names, 2)} | {
+        "window_s": round(last[0] - first[0], 1),
+        "cores_busy_server": round((last[2] - first[2]) / max(0.1, last[0] - first[0]), 2),
+    }
+
+
+def _sent(summary_of: LoadResult) -> int:
+    sent = summary_of.totals.get("sent", 0)
+    return sent if isinstance(sent, int) else 0
 
 
 def main() -> None:
@@ -159,13 +190,19 @@ def main() -> None:
                 time.sleep(0.3)
         time.sleep(2)  # every worker up
         rss_peak = [0]
+        server_cpu: dict[int, float] = {}  # pid → last CPU seconds seen (workers live on)
         stop = threading.Event()
+        redis_cpu_before = _cpu_s(redis_proc.pid) if redis_proc is not None else 0.0
+        server_cpu_before = sum(_cpu_s(p) for p in _tree(server.pid))
+        clients_before = resource.getrusage(resource.RUSAGE_CHILDREN)
 
         def watch_rss() -> None:
             while not stop.is_set():
                 pids = _tree(server.pid) if server is not None else []
                 # The multiprocessing resource tracker is tiny; workers dominate.
                 rss_peak[0] = max(rss_peak[0], sum(_rss_kib(p) for p in pids))
+                for p in pids:
+                    server_cpu[p] = max(server_cpu.get(p, 0.0), _cpu_s(p))
                 stop.wait(1.0)
 
         watcher = threading.Thread(target=watch_rss, daemon=True)
@@ -183,7 +220,23 @@ def main() -> None:
             timeout_s=args.timeout,
         )
 
+        own = {server.pid, redis_proc.pid if redis_proc is not None else -1}
+        series: list[tuple[float, int, float, float, float]] = []
+
         def progress(row: dict[str, object]) -> None:
+            # CPU of each party at this instant, to cost the steady state apart from the ramp.
+            clients = [p for p in _tree(os.getpid())[1:] if p not in own]
+            clients = [c for c in clients if c not in _tree(server.pid)]
+            sent = row.get("sent")
+            series.append(
+                (
+                    float(str(row["at_s"])),
+                    sent if isinstance(sent, int) else 0,
+                    sum(_cpu_s(p) for p in _tree(server.pid)),
+                    _cpu_s(redis_proc.pid) if redis_proc is not None else 0.0,
+                    sum(_cpu_s(c) for c in clients),
+                )
+            )
             print(
                 f"t={row['at_s']:>6}s server {row['server']} clients online {row.get('online')} "
                 f"sent {row.get('sent')} acked {row.get('acked')} lost {row.get('lost')} "
@@ -195,6 +248,15 @@ def main() -> None:
         result = LoadTest(plan, progress).run()
         stop.set()
         watcher.join()
+        # Who used the 2 cores: the server's processes, Redis, and the load tool's
+        # client processes (joined by now, so counted in RUSAGE_CHILDREN).
+        clients_after = resource.getrusage(resource.RUSAGE_CHILDREN)
+        cpu = {
+            "server": sum(server_cpu.values()) - server_cpu_before,
+            "redis": (_cpu_s(redis_proc.pid) if redis_proc is not None else 0.0) - redis_cpu_before,
+            "load_tool_clients": (clients_after.ru_utime + clients_after.ru_stime)
+            - (clients_before.ru_utime + clients_before.ru_stime),
+        }
         summary = result.summary() | {
             "workers": args.workers,
             "backend": "memory" if args.memory else "redis",
@@ -204,6 +266,11 @@ def main() -> None:
             "loadavg_before": [round(x, 2) for x in load_before],
             "loadavg_after": [round(x, 2) for x in os.getloadavg()],
             "gc_freeze": not args.no_gc_freeze,
+            "cpu_s": {k: round(v, 1) for k, v in cpu.items()},
+            "server_cpu_us_per_heartbeat": round(
+                cpu["server"] / max(1, _sent(summary_of=result)) * 1e6, 1
+            ),
+            "steady_cpu_us_per_heartbeat": _steady_cost(series, result.steady_from()),
         }
         print(json.dumps(summary, indent=2, default=str))
         if args.json is not None:

@@ -239,3 +239,58 @@ def test_concurrent_claims_of_one_seq_accept_exactly_one(backend: Backend) -> No
         return list(await asyncio.gather(*claims))
 
     assert backend.run(scenario).count(True) == 1
+
+
+def test_accept_refuses_replay_across_workers_and_records_nothing(backend: Backend) -> None:
+    async def scenario(b: Backend) -> list[object]:
+        worker1, worker2 = b.presence(), b.presence()
+        return [
+            await worker1.accept(S, "loc-a", "DE", "epoch-one", 5),
+            await worker2.accept(S, "loc-a", "FR", "epoch-one", 5),  # replay: not recorded
+            await worker2.counts_by_country(S),
+            await worker2.accept(S, "loc-a", "DE", "epoch-one", 6),
+            await worker1.accept(S, "loc-a", "DE", "epoch-two", 0),
+            await worker1.check_and_store_seq("loc-a", "epoch-two", 0),  # one replay state
+        ]
+
+    assert backend.run(scenario) == [True, None, {"DE": 1}, False, False, False]
+
+
+def test_accept_counts_the_map_cell_with_the_country(backend: Backend) -> None:
+    cells = f"{S}:cells"
+
+    async def scenario(b: Backend) -> list[object]:
+        p = b.presence()
+        return [
+            await p.accept(S, "loc-a", "DE", "e", 0, (cells, "DE|52.5|13.4|Berlin")),
+            await p.accept(S, "loc-b", "DE", "e", 0),
+            await p.accept(S, "loc-a", "DE", "e", 1, (cells, "DE|52.5|13.4|Berlin")),
+            await p.counts_by_country(S),
+            await p.counts_by_country(cells),
+            await p.accept(S, "loc-a", "DE", "e", 1, (cells, "DE|52.5|13.4|Berlin")),
+            await p.counts_by_country(cells),
+        ]
+
+    assert backend.run(scenario) == [
+        True,
+        True,
+        False,
+        {"DE": 2},
+        {"DE|52.5|13.4|Berlin": 1},
+        None,
+        {"DE|52.5|13.4|Berlin": 1},
+    ]
+
+
+def test_accept_and_heartbeat_agree_on_coming_online_and_peak(backend: Backend) -> None:
+    async def scenario(b: Backend) -> list[object]:
+        p = b.presence()
+        return [
+            await p.accept(S, "loc-a", "DE", "e", 0),
+            await p.accept(S, "loc-b", "KE", "e", 0),
+            await p.heartbeat(S, "loc-b", "KE"),
+            (await p.snapshot(S)).total,
+            (await p.peak(S))[0],
+        ]
+
+    assert backend.run(scenario) == [True, True, False, 2, 2]

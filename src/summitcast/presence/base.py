@@ -1,7 +1,8 @@
 """The presence and pub/sub seams: what a web handler may ask of either back-end.
 
 A heartbeat handler does: parse and verify the token (domain.presence) →
-``check_and_store_seq`` (replay refusal shared by all workers) → ``heartbeat``
+``accept`` (the replay refusal shared by all workers, the heartbeat and its map
+cell as one step; the same as ``check_and_store_seq`` then ``heartbeat`` twice)
 → publish a snapshot when the location just came online. A periodic task calls
 ``expire`` and publishes when anything went offline.
 
@@ -72,6 +73,22 @@ class Presence(Protocol):
 
     async def check_and_store_seq(self, location_id: str, epoch: str, seq: int) -> bool:
         """Atomically refuse a replayed (epoch, seq) and otherwise remember it; True if fresh."""
+        ...
+
+    async def accept(
+        self,
+        summit_id: str,
+        location_id: str,
+        country: str,
+        epoch: str,
+        seq: int,
+        cell: tuple[str, str] | None = None,
+    ) -> bool | None:
+        """Replay check, heartbeat and (``cell``: its summit id and key) map cell in one step.
+
+        None when (epoch, seq) is a replay (nothing recorded); otherwise whether the
+        location just came online. Uses the back-end's own clock.
+        """
         ...
 
     async def close(self) -> None:

@@ -165,6 +165,23 @@ class MemoryPresence:
         self._replay[location_id] = ReplayState(epoch, seq)
         return True
 
+    async def accept(
+        self,
+        summit_id: str,
+        location_id: str,
+        country: str,
+        epoch: str,
+        seq: int,
+        cell: tuple[str, str] | None = None,
+    ) -> bool | None:
+        """Replay check, heartbeat and map cell in one step; None for a replay."""
+        if not await self.check_and_store_seq(location_id, epoch, seq):
+            return None
+        came_online = await self.heartbeat(summit_id, location_id, country)
+        if cell is not None:
+            await self.heartbeat(cell[0], location_id, cell[1])
+        return came_online
+
     async def close(self) -> None:
         """Nothing to release."""
 

@@ -10,7 +10,9 @@ Keys (``{summit}`` is a Redis Cluster hash tag, so one summit's keys share a slo
     <prefix>:pubsub:<channel>             pub/sub channel
 
 Every change runs as one Lua script, so ``counts`` always equals the ZSET grouped
-by country, whatever the number of workers. ``counts`` covers tracked locations;
+by country, whatever the number of workers. ``accept`` touches a location's replay
+key and two summits' keys in one script: fine on one Redis (or Sentinel); on Redis
+Cluster those keys would first have to share a hash tag. ``counts`` covers tracked locations;
 reads subtract those whose timeout passed but that expire() has not dropped yet
 (a ZRANGEBYSCORE over a short range), so reads are exact at any ``now``.
 """
@@ -55,38 +57,60 @@ local function add_count(country, delta)
 end
 """
 
+# One heartbeat of one location into one summit's keys; returns 1 when it came online.
+_BEAT = """
+local function beat(k_online, k_country, k_counts, k_peak, loc, country)
+  local function count(c, delta)
+    if redis.call('HINCRBY', k_counts, c, delta) <= 0 then redis.call('HDEL', k_counts, c) end
+  end
+  local old = redis.call('ZSCORE', k_online, loc)
+  local came = 0
+  if not old then
+    redis.call('ZADD', k_online, now, loc)
+    redis.call('HSET', k_country, loc, country)
+    count(country, 1)
+    came = 1
+  else
+    old = tonumber(old)
+    -- past its timeout but not yet expired: offline by the rule, so back online now
+    if old <= cutoff then came = 1 end
+    local previous = redis.call('HGET', k_country, loc)
+    if previous ~= country then
+      if previous then count(previous, -1) end
+      redis.call('HSET', k_country, loc, country)
+      count(country, 1)
+    end
+    -- GT: a worker whose clock lags never moves a heartbeat backwards
+    redis.call('ZADD', k_online, 'GT', now, loc)
+  end
+  if came == 1 then
+    local total = redis.call('ZCARD', k_online) - redis.call('ZCOUNT', k_online, '-inf', cutoff)
+    local peak = tonumber(redis.call('HGET', k_peak, 'peak') or '0')
+    if total > peak then
+      redis.call('HSET', k_peak, 'peak', total, 'at', now)
+    end
+  end
+  return came
+end
+"""
+
 # KEYS: online, country, counts, peak; ARGV: now, timeout, location, country.
-_HEARTBEAT = (
+_HEARTBEAT = _CLOCK + _BEAT + "return beat(KEYS[1], KEYS[2], KEYS[3], KEYS[4], ARGV[3], ARGV[4])"
+
+# The whole of an accepted heartbeat in one script (one round trip, one reply):
+# KEYS: replay, online, country, counts, peak [, the cell summit's online, country,
+# counts, peak]; ARGV: now, timeout, location, country, epoch, seq, replay ttl [, cell].
+# Returns -1 for a replay (nothing recorded), else 1 when the location came online.
+_ACCEPT = (
     _CLOCK
+    + _BEAT
     + """
-local loc, country = ARGV[3], ARGV[4]
-local old = redis.call('ZSCORE', KEYS[1], loc)
-local came = 0
-if not old then
-  redis.call('ZADD', KEYS[1], now, loc)
-  redis.call('HSET', KEYS[2], loc, country)
-  add_count(country, 1)
-  came = 1
-else
-  old = tonumber(old)
-  -- past its timeout but not yet expired: offline by the rule, so back online now
-  if old <= cutoff then came = 1 end
-  local previous = redis.call('HGET', KEYS[2], loc)
-  if previous ~= country then
-    if previous then add_count(previous, -1) end
-    redis.call('HSET', KEYS[2], loc, country)
-    add_count(country, 1)
-  end
-  -- GT: a worker whose clock lags never moves a heartbeat backwards
-  redis.call('ZADD', KEYS[1], 'GT', now, loc)
-end
-if came == 1 then
-  local total = redis.call('ZCARD', KEYS[1]) - redis.call('ZCOUNT', KEYS[1], '-inf', cutoff)
-  local peak = tonumber(redis.call('HGET', KEYS[4], 'peak') or '0')
-  if total > peak then
-    redis.call('HSET', KEYS[4], 'peak', total, 'at', now)
-  end
-end
+local current = redis.call('HMGET', KEYS[1], 'epoch', 'seq')
+if current[1] == ARGV[5] and tonumber(ARGV[6]) <= tonumber(current[2]) then return -1 end
+redis.call('HSET', KEYS[1], 'epoch', ARGV[5], 'seq', ARGV[6])
+redis.call('EXPIRE', KEYS[1], tonumber(ARGV[7]))
+local came = beat(KEYS[2], KEYS[3], KEYS[4], KEYS[5], ARGV[3], ARGV[4])
+if #KEYS == 9 then beat(KEYS[6], KEYS[7], KEYS[8], KEYS[9], ARGV[3], ARGV[8]) end
 return came
 """
 )
@@ -296,6 +320,7 @@ class RedisPresence:
         self._is_online = client.register_script(_IS_ONLINE)
         self._forget = client.register_script(_FORGET)
         self._replay = client.register_script(_REPLAY)
+        self._accept = client.register_script(_ACCEPT)
         # The two scripts of every heartbeat go out batched: see _ScriptBatcher.
         self._batch = _ScriptBatcher(client)
 
@@ -367,6 +392,28 @@ class RedisPresence:
         """Atomically refuse a replayed (epoch, seq) and otherwise remember it; True if fresh."""
         key = f"{self.prefix}:replay:{location_id}"
         return bool(await self._batch.call(self._replay, [key], [epoch, seq, self._replay_ttl_s]))
+
+    async def accept(
+        self,
+        summit_id: str,
+        location_id: str,
+        country: str,
+        epoch: str,
+        seq: int,
+        cell: tuple[str, str] | None = None,
+    ) -> bool | None:
+        """Replay check, heartbeat and map cell as one script; None for a replay."""
+        # One EVALSHA instead of three awaited one after the other: a third of the
+        # round trips, replies and futures per heartbeat (benchmarks/presence_load.py).
+        replay = f"{self.prefix}:replay:{location_id}"
+        keys = [replay, *self._keys(summit_id)]
+        args: ScriptArgs = ["", self.timeout_s, location_id, country, epoch, seq]
+        args.append(self._replay_ttl_s)
+        if cell is not None:
+            keys += self._keys(cell[0])
+            args.append(cell[1])
+        result = int(await self._batch.call(self._accept, keys, args))
+        return None if result < 0 else bool(result)
 
     async def close(self) -> None:
         """Close the connection pool."""

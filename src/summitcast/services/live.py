@@ -280,12 +280,14 @@ class LiveService:
             return Outcome(
                 location_id, Reason.PENDING if identity.status == "pending" else Reason.REVOKED
             )
-        if not await self.presence.check_and_store_seq(location_id, parsed.epoch, parsed.seq):
-            return Outcome(location_id, Reason.REPLAY)
         summit_key = identity.summit_key
-        came_online = await self.presence.heartbeat(summit_key, location_id, identity.country_key)
-        if identity.cell_key is not None:
-            await self.presence.heartbeat(cells_key(summit_key), location_id, identity.cell_key)
+        cell = None if identity.cell_key is None else (cells_key(summit_key), identity.cell_key)
+        # Replay refusal (shared by all workers), presence and map cell as one step.
+        came_online = await self.presence.accept(
+            summit_key, location_id, identity.country_key, parsed.epoch, parsed.seq, cell
+        )
+        if came_online is None:
+            return Outcome(location_id, Reason.REPLAY)
         if came_online:
             self._arrivals[location_id] = datetime.now(UTC)
             self._dirty.add(summit_key)
