@@ -24,10 +24,11 @@ from summitcast.media.ladder import (
 EN_FR = (AudioLanguage("en", "English", True), AudioLanguage("fr", "Français"))
 
 
-def _scale(i: int, w: int, h: int) -> str:
+def _fit(w: int, h: int, flags: str = "") -> str:
+    """Fit inside w x h (scale down, pad), square pixels, 4:2:0."""
     return (
-        f"[s{i}]scale={w}:{h}:force_original_aspect_ratio=decrease,"
-        f"pad={w}:{h}:(ow-iw)/2:(oh-ih)/2,setsar=1,format=yuv420p[v{i}]"
+        f"scale={w}:{h}:force_original_aspect_ratio=decrease{flags},"
+        f"pad={w}:{h}:(ow-iw)/2:(oh-ih)/2,setsar=1,format=yuv420p"
     )
 
 
@@ -42,20 +43,18 @@ def test_ladder_argv_single_rung_ts_window_from_pipe() -> None:
         preset="ultrafast",
         container="ts",
         window_segments=6,
-        tune="zerolatency",
+        tune=None,
     )
     argv = ladder_argv("ffmpeg", [LadderInput("pipe:0", ("-f", "mpegts"))], spec, Path("/srv/hls"))
     assert argv == [
         *HEAD,
         *["-f", "mpegts", "-i", "pipe:0"],
         "-filter_complex",
-        "[0:v:0]fps=25,split=1[s0];"
-        + _scale(0, 640, 360)
-        + ";[0:a:0]aresample=async=1000,asplit=2[a0][l0]",
+        f"[0:v:0]fps=25,{_fit(640, 360)}[v0];[0:a:0]aresample=async=1000,asplit=2[a0][l0]",
         *["-map", "[v0]", "-map", "[a0]", "-map", "[l0]"],
         *["-c:v", "libx264", "-preset", "ultrafast", "-profile:v", "main", "-level:v", "4.0"],
         *["-pix_fmt", "yuv420p", "-g", "50", "-keyint_min", "50", "-sc_threshold", "0"],
-        *["-force_key_frames", "expr:gte(t,n_forced*2)", "-tune", "zerolatency"],
+        *["-force_key_frames", "expr:gte(t,n_forced*2)"],
         *["-b:v:0", "800k", "-maxrate:v:0", "856k", "-bufsize:v:0", "1200k"],
         *["-c:a", "aac", "-ar", "48000"],
         *["-b:a:0", "96k", "-ac:a:0", "2", "-b:a:1", "48k", "-ac:a:1", "1"],
@@ -76,11 +75,14 @@ def test_ladder_argv_default_rungs_fmp4_interpreters_as_inputs() -> None:
     inputs = [LadderInput("srt://127.0.0.1:9000?mode=listener"), LadderInput("en.wav")]
     inputs.append(LadderInput("fr.wav"))
     argv = ladder_argv("ffmpeg", inputs, spec, Path("/srv/hls"))
-    scales = [_scale(0, 1920, 1080), _scale(1, 1280, 720), _scale(2, 854, 480)]
-    graph = "[0:v:0]fps=30,split=4[s0][s1][s2][s3];" + ";".join(
+    bilinear = ":flags=bilinear"
+    # A cascade: 1080p from the source, each smaller rung from the one above it.
+    graph = ";".join(
         [
-            *scales,
-            _scale(3, 640, 360),
+            f"[0:v:0]fps=30,{_fit(1920, 1080)},split=2[v0][c0]",
+            f"[c0]{_fit(1280, 720, bilinear)},split=2[v1][c1]",
+            f"[c1]{_fit(854, 480, bilinear)},split=2[v2][c2]",
+            f"[c2]{_fit(640, 360, bilinear)}[v3]",
             "[1:a:0]aresample=async=1000,asplit=2[a0][l0]",
             "[2:a:0]aresample=async=1000,asplit=2[a1][l1]",
         ]
@@ -93,7 +95,7 @@ def test_ladder_argv_default_rungs_fmp4_interpreters_as_inputs() -> None:
         *["-map", "[a0]", "-map", "[a1]", "-map", "[l0]", "-map", "[l1]"],
         *["-c:v", "libx264", "-preset", "veryfast", "-profile:v", "main", "-level:v", "4.0"],
         *["-pix_fmt", "yuv420p", "-g", "60", "-keyint_min", "60", "-sc_threshold", "0"],
-        *["-force_key_frames", "expr:gte(t,n_forced*2)"],
+        *["-force_key_frames", "expr:gte(t,n_forced*2)", "-tune", "zerolatency"],
         *["-b:v:0", "5000k", "-maxrate:v:0", "5350k", "-bufsize:v:0", "7500k"],
         *["-b:v:1", "2800k", "-maxrate:v:1", "2996k", "-bufsize:v:1", "4200k"],
         *["-b:v:2", "1400k", "-maxrate:v:2", "1498k", "-bufsize:v:2", "2100k"],
@@ -114,6 +116,18 @@ def test_ladder_argv_default_rungs_fmp4_interpreters_as_inputs() -> None:
         "a:2,agroup:aud_low,language:en,name:audio_low_en,default:yes "
         "a:3,agroup:aud_low,language:fr,name:audio_low_fr",
         "/srv/hls/%v/index.m3u8",
+    ]
+
+
+def test_ladder_argv_cascade_runs_largest_first_whatever_the_rung_order() -> None:
+    small, large = Rung("240p", 426, 240, 400, 64), Rung("360p", 640, 360, 800, 96)
+    argv = ladder_argv(
+        "ffmpeg", [LadderInput("in.ts")], LadderSpec(rungs=(small, large)), Path("/o")
+    )
+    graph = argv[argv.index("-filter_complex") + 1].split(";")
+    assert graph[:2] == [
+        f"[0:v:0]fps=30,{_fit(640, 360)},split=2[v1][c1]",
+        f"[c1]{_fit(426, 240, ':flags=bilinear')}[v0]",
     ]
 
 

@@ -118,7 +118,12 @@ class LadderSpec:
     # 0 keeps every segment (an EVENT playlist a late viewer can rewind); N keeps
     # a sliding window of N segments and deletes older files.
     window_segments: int = 0
-    tune: str | None = None
+    # zerolatency: no B-frames, no lookahead, no macroblock tree, sliced threads. It
+    # costs some quality per bit (no B-frames, no mbtree) but the default ladder's
+    # x264 work drops by about a quarter (1.43 → 1.08 CPU-s per programme second,
+    # measured 2026-11-28), which is what lets it keep up on two cores, and each frame
+    # leaves the encoder at once instead of ~0.5 s later (glass-to-glass latency).
+    tune: str | None = "zerolatency"
     languages_by_input: bool = False
 
     def __post_init__(self) -> None:
@@ -184,17 +189,37 @@ def _var_stream_map(spec: LadderSpec) -> str:
     return " ".join(entries)
 
 
+def _fit(rung: Rung, scale_flags: str = "") -> str:
+    """Filters that fit a picture inside a rung, letterboxed, with square pixels."""
+    # Speakers upload any aspect ratio: fit inside the rung, pad the rest black.
+    return (
+        f"scale={rung.width}:{rung.height}:force_original_aspect_ratio=decrease{scale_flags},"
+        f"pad={rung.width}:{rung.height}:(ow-iw)/2:(oh-ih)/2,setsar=1,format=yuv420p"
+    )
+
+
 def _filter_graph(spec: LadderSpec) -> str:
-    """Decode once, split, and scale each copy into its rung (letterboxed, square pixels)."""
-    n = len(spec.rungs)
+    """Decode once, then scale in a cascade: each rung from the next larger one's picture."""
+    # Largest first; each smaller rung is scaled from the one above it rather than from
+    # the source, so every scaler reads a smaller picture (the default ladder's
+    # decoding and scaling cost 0.21 instead of 0.29 CPU-seconds per second, measured).
+    order = sorted(
+        range(len(spec.rungs)), key=lambda i: -spec.rungs[i].width * spec.rungs[i].height
+    )
     # fps= makes every rung constant-frame-rate, which -g and segment lengths rely on.
-    parts = [f"[0:v:0]fps={spec.fps},split={n}" + "".join(f"[s{i}]" for i in range(n))]
-    for i, r in enumerate(spec.rungs):
-        # Speakers upload any aspect ratio: fit inside the rung, pad the rest black.
-        parts.append(
-            f"[s{i}]scale={r.width}:{r.height}:force_original_aspect_ratio=decrease,"
-            f"pad={r.width}:{r.height}:(ow-iw)/2:(oh-ih)/2,setsar=1,format=yuv420p[v{i}]"
-        )
+    source = f"[0:v:0]fps={spec.fps}"
+    parts = []
+    for step, i in enumerate(order):
+        # The top rung is fitted from the source with the default (bicubic) scaler, a
+        # no-op when the playout feed already has its size; later steps shrink by small
+        # ratios (1.5x or less in the default ladder), where bilinear is cheaper and
+        # does not alias.
+        flags = ":flags=bilinear" if step else ""
+        last = step == len(order) - 1
+        chain = f"{source}{',' if step == 0 else ''}{_fit(spec.rungs[i], flags)}"
+        # Every rung but the smallest also feeds the next step of the cascade.
+        parts.append(chain + (f"[v{i}]" if last else f",split=2[v{i}][c{i}]"))
+        source = f"[c{i}]"
     for k in range(len(spec.languages)):
         # async=1000 stretches or pads audio by up to 1000 samples/s, so the small
         # overlaps and gaps where playout items meet never reach the AAC encoder;
@@ -267,7 +292,7 @@ def ladder_argv(
         f"expr:gte(t,n_forced*{spec.segment_s})",  # a keyframe exactly at each segment start
     ]
     if spec.tune:
-        argv += ["-tune", spec.tune]  # e.g. zerolatency for live ingest
+        argv += ["-tune", spec.tune]  # zerolatency by default (LadderSpec.tune says why)
     for i, r in enumerate(spec.rungs):
         argv += [
             f"-b:v:{i}",
