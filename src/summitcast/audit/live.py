@@ -33,6 +33,7 @@ from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 from summitcast.audit.bucket_lines import BUCKET_PREFIX, parse_bucket_line
 from summitcast.audit.log import (
+    BucketObserver,
     LogHeader,
     SignedTreeHead,
     canonical_json,
@@ -45,12 +46,13 @@ from summitcast.audit.merkle import CompactTree, consistency_proof_from_compact
 from summitcast.domain.attendance import (
     SUPPRESSED_COUNTRY,
     AttendanceFigures,
+    AttendanceTally,
     CountingRule,
     SessionWindow,
 )
 from summitcast.errors import ConflictError, ValidationError
 
-__all__ = ["LiveLog", "LiveLogBusyError", "PublishedHead", "read_heads"]
+__all__ = ["LiveLog", "LiveLogBusyError", "PublishedHead", "read_heads", "snapshot_of"]
 
 STATE_SUFFIX = ".state"
 HEADS_SUFFIX = ".heads"
@@ -97,6 +99,12 @@ def read_heads(log_path: Path) -> list[PublishedHead]:
     except FileNotFoundError:
         return []
     return [PublishedHead.from_json(record) for record in records]
+
+
+def snapshot_of(log_path: Path) -> tuple[int, bool]:
+    """Return (bytes covered by the last head, finished) of a live log, without the lock."""
+    state = json.loads(log_path.with_name(log_path.name + STATE_SUFFIX).read_bytes())
+    return int(state["length"]), bool(state["finished"])
 
 
 def _line(record: Mapping[str, Any]) -> bytes:
@@ -197,7 +205,10 @@ class LiveLog:
 
     @classmethod
     def open(cls, path: Path) -> LiveLog:
-        """Open a live log where its file ends, reading back what its snapshot lacks."""
+        """Open a live log where its file ends, reading back what its snapshot lacks.
+
+        Only under `locked`: reading back may cut off a line that a crash left half-written.
+        """
         with path.open("rb") as handle:
             kind, record = parse_record(handle.readline().decode("utf-8"))
         if kind != "header":
@@ -410,6 +421,24 @@ class LiveLog:
         self.heads.append(PublishedHead(head, self.snapshot.size, tuple(proof)))
         self._snap(finished=True)
         return head
+
+    def replay(self, observer: BucketObserver | None = None) -> AttendanceFigures:
+        """Read every bucket back: return the figures of the log, and show each to `observer`."""
+        tally = AttendanceTally(self.header.sessions, self.rule)
+        offset = position = 0
+        with self.path.open("rb") as handle:
+            for line in handle:
+                if offset >= self.length:
+                    break
+                if line.startswith(BUCKET_PREFIX):
+                    start, names, countries = parse_bucket_line(line)
+                    tally.add_columns(start, names, countries)
+                    if observer is not None:
+                        hashes = leaf_hashes(start, names, countries)
+                        observer.bucket(start, offset, position, names, countries, hashes)
+                    position += len(names)
+                offset += len(line)
+        return tally.figures()
 
     def _sync(self) -> None:
         # A head is public once written: the entries it signs must be on disk first.

@@ -23,6 +23,7 @@ import base64
 import bisect
 import hashlib
 import hmac
+import json
 import logging
 import os
 import re
@@ -45,6 +46,13 @@ from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from sqlalchemy import select
 from sqlalchemy.orm import Session as DbSession
 
+from summitcast.audit.live import (
+    LiveLog,
+    LiveLogBusyError,
+    PublishedHead,
+    read_heads,
+    snapshot_of,
+)
 from summitcast.audit.log import (
     AttendanceLog,
     SignedTreeHead,
@@ -66,7 +74,12 @@ from summitcast.domain.attendance import (
     SessionWindow,
     public_countries,
 )
-from summitcast.errors import NotFoundError, PermissionDeniedError, ValidationError
+from summitcast.errors import (
+    ConflictError,
+    NotFoundError,
+    PermissionDeniedError,
+    ValidationError,
+)
 from summitcast.storage.database import Database
 from summitcast.storage.tables import (
     AttendanceCounts,
@@ -84,16 +97,22 @@ __all__ = [
     "AttendanceData",
     "AttendanceRecorder",
     "HostInclusion",
+    "LivePublisher",
     "add_bucket_counts",
+    "advance_live_log",
     "attendance_data",
     "check_location_secret",
     "counting_rule",
     "forget_host_data",
     "host_inclusion",
     "latest_publication",
+    "live_heads",
+    "live_log_length",
+    "live_log_path",
     "publish_attendance",
     "published_log_path",
     "session_windows",
+    "start_live_publishing",
     "store_bucket_counts",
     "stored_counts",
     "summit_keys",
@@ -596,7 +615,15 @@ def publish_attendance(
     *,
     clock: Callable[[], datetime] = _utc_now,
 ) -> AttendancePublication:
-    """Write the signed public log of the summit's counted buckets and store its final head."""
+    """Write the signed public log of the summit's counted buckets and store its final head.
+
+    When the summit's log is live, it is finished instead: the remaining buckets
+    are appended and the figures record signs them, so every head published during
+    the event stays a prefix of the published log.
+    """
+    live = live_log_path(settings, summit)
+    if live is not None and not _live_finished(live):
+        return _finish_live_log(db, summit, settings, live, clock)
     rule = counting_rule(settings)
     windows, _ = session_windows(db, summit)
     if not windows:
@@ -642,6 +669,230 @@ def publish_attendance(
     db.add(publication)
     db.flush()
     return publication
+
+
+# --- live publication --------------------------------------------------------------------
+
+_LIVE_POINTER = "live.json"  # in the summit's folder: which log is the live one
+
+
+def live_log_path(settings: Settings, summit: Summit) -> Path | None:
+    """Return the summit's live log, or None when live publishing was never started."""
+    pointer = settings.attendance_dir / summit.slug / _LIVE_POINTER
+    try:
+        name = json.loads(pointer.read_bytes())["log_file"]
+    except FileNotFoundError:
+        return None
+    return pointer.with_name(name)
+
+
+def _live_finished(path: Path) -> bool:
+    return snapshot_of(path)[1]
+
+
+def live_heads(settings: Settings, summit: Summit) -> list[PublishedHead]:
+    """Return every head the summit's live log has signed so far (oldest first)."""
+    path = live_log_path(settings, summit)
+    return [] if path is None else read_heads(path)
+
+
+def live_log_length(path: Path) -> int:
+    """Return how many bytes of a live log its last head covers (what may be served)."""
+    return snapshot_of(path)[0]
+
+
+def start_live_publishing(
+    db: DbSession,
+    summit: Summit,
+    settings: Settings,
+    *,
+    clock: Callable[[], datetime] = _utc_now,
+) -> PublishedHead:
+    """Start the summit's live log: its closed buckets so far and a first signed head.
+
+    From then on `advance_live_log` (a background task of the app) appends each
+    closed bucket and signs a new head every `attendance_head_interval_s`.
+    """
+    windows, _ = session_windows(db, summit)
+    if not windows:
+        raise ValidationError("This summit has no sessions, so there is nothing to publish.")
+    current = live_log_path(settings, summit)
+    if current is not None and not _live_finished(current):
+        raise ConflictError("Live publishing is already on for this summit.")
+    key, _ = summit_keys(settings, summit)
+    folder = _summit_dir(settings, summit)
+    now = clock()
+    path = folder / f"attendance-live-{now.strftime('%Y%m%dT%H%M%S%fZ')}.jsonl"
+    LiveLog.create(
+        path,
+        summit=summit.slug,
+        rule=counting_rule(settings),
+        sessions=windows,
+        signing_key=key,
+        created=now,
+    )
+    pointer = folder / _LIVE_POINTER
+    partial = folder / f".{_LIVE_POINTER}.partial"
+    partial.write_text(json.dumps({"log_file": path.name}), encoding="utf-8")
+    partial.replace(pointer)
+    head = advance_live_log(db, summit, settings, clock=clock)
+    assert head is not None  # just created, so not finished
+    return head
+
+
+def advance_live_log(
+    db: DbSession,
+    summit: Summit,
+    settings: Settings,
+    *,
+    clock: Callable[[], datetime] = _utc_now,
+) -> PublishedHead | None:
+    """Append the live log's newly closed buckets and sign a head (None when not live).
+
+    Raises LiveLogBusyError when another worker is doing it right now.
+    """
+    path = live_log_path(settings, summit)
+    if path is None:
+        return None
+    key, secret = summit_keys(settings, summit)
+    with LiveLog.locked(path):
+        live = LiveLog.open(path)
+        if live.finished:
+            return None
+        _append_closed_buckets(db, summit, settings, live, secret, clock(), everything=False)
+        return live.sign_head(key, clock)
+
+
+def _append_closed_buckets(
+    db: DbSession,
+    summit: Summit,
+    settings: Settings,
+    live: LiveLog,
+    secret: bytes,
+    now: datetime,
+    *,
+    everything: bool,
+) -> None:
+    """Append every bucket of the log's sessions after its last one that has closed (or all)."""
+    rule = live.rule
+    starts: set[int] = set()
+    for window in live.header.sessions:
+        starts.update(window.bucket_starts(rule.bucket_seconds))
+    # Other workers flush a closed bucket within one flush interval: wait two.
+    grace = 2 * settings.attendance_flush_interval_s
+    closed_before = now.timestamp() - grace
+    wanted = sorted(
+        start
+        for start in starts
+        if (live.last_start is None or start > live.last_start)
+        and (everything or start + rule.bucket_seconds <= closed_before)
+    )
+    if not wanted:
+        return
+    present: dict[int, list[int]] = {start: [] for start in wanted}
+    for start, ids, beats in _bucket_rows(db, summit.id, wanted[0], wanted[-1]):
+        if start in present:
+            present[start] = list(compress(ids, map(rule.min_heartbeats.__le__, beats)))
+    name: dict[int, str] = {}
+    country: dict[str, str] = {}
+    for location_id, public_id, where, level in db.execute(
+        select(Location.id, Location.public_id, Location.country, Location.privacy_level).where(
+            Location.summit_id == summit.id
+        )
+    ):
+        alias = pseudonym(secret, public_id)
+        name[location_id] = alias
+        country[alias] = SUPPRESSED_COUNTRY if level == "hidden" else where
+    # Decided once for everything this round appends: newcomers of a country arriving
+    # together may show it (k of them), and each keeps what it was first logged as.
+    arriving = {name[i]: country[name[i]] for ids in present.values() for i in ids if i in name}
+    logged = live.decide_countries(arriving)
+    for start in wanted:
+        aliases = [name[i] for i in present[start] if i in name]
+        live.append_bucket(start, {alias: logged[alias] for alias in aliases})
+
+
+def _finish_live_log(
+    db: DbSession,
+    summit: Summit,
+    settings: Settings,
+    path: Path,
+    clock: Callable[[], datetime],
+) -> AttendancePublication:
+    """Append the remaining buckets of a live log, sign its figures, index it, record it."""
+    key, secret = summit_keys(settings, summit)
+    now = clock()
+    with LiveLog.locked(path):
+        live = LiveLog.open(path)
+        _append_closed_buckets(db, summit, settings, live, secret, now, everything=True)
+        # Read back from the file: the figures are those of the entries as logged.
+        index = LogIndexBuilder()
+        figures = live.replay(index)
+        head = live.finish(figures, key, clock)
+    partial_index = path.with_name(f".partial-{path.name}.index")
+    index.write(partial_index, head)
+    partial_index.rename(_index_path(path))
+    digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    publication = AttendancePublication(
+        summit_id=summit.id,
+        published_at=now,
+        log_file=path.name,
+        log_sha256=digest,
+        tree_size=head.tree_size,
+        root_hash=head.root_hash.hex(),
+        public_key=public_key_b64(key),
+        figures=figures_to_dict(figures),
+    )
+    db.add(publication)
+    db.flush()
+    return publication
+
+
+class LivePublisher:
+    """The app's background task: advances every live log at the head interval."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        database: Database,
+        clock: Callable[[], datetime] = _utc_now,
+    ) -> None:
+        """Advance the live logs of this data folder against this database."""
+        self._settings = settings
+        self._database = database
+        self._clock = clock
+
+    def live_slugs(self) -> list[str]:
+        """Return the slugs of summits whose live log is not finished."""
+        slugs = []
+        for pointer in sorted(self._settings.attendance_dir.glob(f"*/{_LIVE_POINTER}")):
+            path = pointer.with_name(json.loads(pointer.read_bytes())["log_file"])
+            if path.exists() and not _live_finished(path):
+                slugs.append(pointer.parent.name)
+        return slugs
+
+    def tick(self) -> int:
+        """Advance every live log once; returns how many got a new head."""
+        signed = 0
+        for slug in self.live_slugs():
+            try:
+                with self._database.session() as db:
+                    summit = db.scalar(select(Summit).where(Summit.slug == slug))
+                    if summit is None:
+                        continue  # the summit was deleted; its files stay for the record
+                    if advance_live_log(db, summit, self._settings, clock=self._clock):
+                        signed += 1
+            except LiveLogBusyError:
+                continue  # another worker is on it this round
+            except Exception:
+                log.exception("advancing a live attendance log failed; retrying next round")
+        return signed
+
+    async def run(self, interval_s: float) -> None:
+        """Advance the live logs every interval until cancelled."""
+        while True:
+            await asyncio.sleep(interval_s)
+            await asyncio.to_thread(self.tick)
 
 
 # --- hosts -------------------------------------------------------------------------------
