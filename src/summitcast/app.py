@@ -27,7 +27,7 @@ from summitcast.media.manager import BroadcastManager
 from summitcast.media.upload_worker import UploadJobs, chunk_store
 from summitcast.presence import Presence, PubSub, create_backends
 from summitcast.services.accounts import RateLimiter
-from summitcast.services.attendance import AttendanceRecorder
+from summitcast.services.attendance import AttendanceRecorder, LivePublisher
 from summitcast.services.jobs import JobWorker
 from summitcast.services.live import LiveService
 from summitcast.services.reports import ReportCache
@@ -98,6 +98,8 @@ def create_app(
     # Counts every accepted heartbeat into its bucket in memory; flushed below.
     attendance = AttendanceRecorder(settings.attendance_bucket_s)
     live_service.on_accepted = attendance.count
+    # Appends closed buckets to live attendance logs and signs a new head each interval.
+    live_logs = LivePublisher(settings, db)
     broadcasts = BroadcastManager(settings, db)
     # Live speakers' own feeds, previewed before the producer takes one on air.
     green_room = GreenRoomManager(settings, db, broadcasts)
@@ -124,6 +126,9 @@ def create_app(
         attendance_task = asyncio.create_task(
             attendance.run(db, settings.attendance_flush_interval_s), name="attendance-flush"
         )
+        heads_task = asyncio.create_task(
+            live_logs.run(settings.attendance_head_interval_s), name="attendance-heads"
+        )
         # Plays every session on air; sessions left on air by a previous run resume.
         await broadcasts.start()
         await green_room.start()
@@ -140,7 +145,10 @@ def create_app(
             await green_room.stop()
             await broadcasts.stop()
             await live_service.stop()
+            heads_task.cancel()
             attendance_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await heads_task
             with contextlib.suppress(asyncio.CancelledError):
                 await attendance_task
             # The open bucket too: the next worker's counts add to it, none are lost.
