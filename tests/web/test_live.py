@@ -300,3 +300,69 @@ def test_fallback_heartbeat_during_an_outage_is_503_with_retry_after(
     assert (refused.status_code, refused.headers["retry-after"]) == (503, "2")
     assert refused.json() == {"ok": False, "reason": "unavailable"}
     assert counted.status_code == 200
+
+
+def test_organiser_socket_pushes_an_arrival_and_a_drop_without_reloading(
+    settings: Settings, database: Database
+) -> None:
+    fast = settings.model_copy(
+        update={
+            "heartbeat_timeout_s": 1.0,
+            "presence_sweep_interval_s": 0.2,
+            "live_push_interval_s": 0.2,
+        }
+    )
+    app = create_app(fast, database=database)
+    location = _location(database)
+    organiser = make_user(database, "org@example.org")
+    with database.session() as db:
+        summit = db.query(Summit).filter_by(slug="test-summit").one()
+    grant(database, organiser, summit, Role.ORGANISER)
+
+    with TestClient(app, base_url="http://127.0.0.1") as client:
+        log_in(client, "org@example.org")
+        cookie = f"summitcast_session={client.cookies['summitcast_session']}"
+        with client.websocket_connect(
+            "/backstage/s/test-summit/live?country=ke",
+            headers={"origin": "http://testserver", "cookie": cookie},
+        ) as ws:
+            first = ws.receive_json()
+            client.post("/live/heartbeat", content=json.dumps({"token": _token(location)}))
+            # Pushes come at most every 0.2 s; read until the arrival, then until the drop.
+            arrived = ws.receive_json()
+            while not arrived["arrivals"]:
+                arrived = ws.receive_json()
+            dropped = ws.receive_json()
+            while not dropped["drops"]:
+                dropped = ws.receive_json()
+
+    assert (first["arrivals"], first["drops"]) == ([], [])
+    assert [(a["label"], a["country"]) for a in arrived["arrivals"]] == [("Hall", "KE")]
+    assert arrived["total"] == 1
+    assert [(d["label"], d["country"]) for d in dropped["drops"]] == [("Hall", "KE")]
+    assert dropped["total"] == 0
+
+
+def test_organiser_stream_filtered_by_another_country_lists_nothing(
+    client: TestClient, database: Database
+) -> None:
+    location = _location(database)
+    organiser = make_user(database, "org@example.org")
+    with database.session() as db:
+        summit = db.query(Summit).filter_by(slug="test-summit").one()
+    grant(database, organiser, summit, Role.ORGANISER)
+    client.post("/live/heartbeat", content=json.dumps({"token": _token(location)}))
+    client.portal.call(client.app.state.live.flush_transitions)  # type: ignore[union-attr,attr-defined]
+    log_in(client, "org@example.org")
+    cookie = f"summitcast_session={client.cookies['summitcast_session']}"
+
+    lists = {}
+    for code in ("ke", "FR"):
+        with client.websocket_connect(
+            f"/backstage/s/test-summit/live?country={code}",
+            headers={"origin": "http://testserver", "cookie": cookie},
+        ) as ws:
+            lists[code] = ws.receive_json()["arrivals"]
+
+    assert [a["label"] for a in lists["ke"]] == ["Hall"]
+    assert lists["FR"] == []

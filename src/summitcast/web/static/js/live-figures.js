@@ -16,8 +16,34 @@
       " locations online, or not disclosed.";
   }
 
+  function flag(code) {
+    // Regional indicator symbols, as the server's |flag filter draws them.
+    if (!/^[A-Z]{2}$/.test(code || "")) return "";
+    return String.fromCodePoint(0x1f1e6 + code.charCodeAt(0) - 65, 0x1f1e6 + code.charCodeAt(1) - 65);
+  }
+
+  // The organiser dashboard's arrivals and drops; textContent only (labels are host input).
+  function list(id, entries, prefix, empty) {
+    var ol = document.getElementById(id);
+    if (!ol || !Array.isArray(entries)) return;
+    var items = entries.map(function (e) {
+      var li = document.createElement("li");
+      var at = typeof e.at === "string" ? e.at.slice(11, 19) + " UTC" : "";
+      li.textContent = e.label + " · " + flag(e.country) + " " + e.country + " · " + prefix + at;
+      return li;
+    });
+    if (!items.length) {
+      var none = document.createElement("li");
+      none.textContent = empty;
+      items.push(none);
+    }
+    ol.replaceChildren.apply(ol, items);
+  }
+
   function apply(data) {
     if (!data || data.type !== "presence") return;
+    list("arrivals", data.arrivals, "", "None yet.");
+    list("drops", data.drops, "since ", "None.");
     box.querySelectorAll("[data-figure]").forEach(function (el) {
       var value = data[el.dataset.figure];
       if (value !== undefined) el.textContent = fmt(value);
