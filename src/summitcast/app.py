@@ -100,7 +100,8 @@ def create_app(
     live_service.on_accepted = attendance.count
     # Appends closed buckets to live attendance logs and signs a new head each interval.
     live_logs = LivePublisher(settings, db)
-    broadcasts = BroadcastManager(settings, db)
+    # Its stream health reaches control rooms on every worker through the pub/sub.
+    broadcasts = BroadcastManager(settings, db, pubsub=pubsub)
     # Live speakers' own feeds, previewed before the producer takes one on air.
     green_room = GreenRoomManager(settings, db, broadcasts)
     upload_store = chunk_store(settings)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+import os
 import subprocess
 import time
 from pathlib import Path
@@ -39,6 +41,20 @@ def _health(b: Broadcast) -> dict[str, object]:
     health = b.health()["health"]
     assert isinstance(health, dict)
     return health
+
+
+def _cmdlines_holding(secret: str, *, besides: tuple[int, ...]) -> list[str]:
+    """Command lines of this process's children (other than besides) that contain secret."""
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            parent = int(stat.read_text().rsplit(")", 1)[1].split()[1])
+            cmdline = (stat.parent / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+        except (OSError, IndexError, ValueError):
+            continue
+        if parent == os.getpid() and int(stat.parent.name) not in besides and secret in cmdline:
+            found.append(cmdline)
+    return found
 
 
 def _stop(proc: subprocess.Popen[bytes]) -> str:
@@ -102,19 +118,23 @@ def test_live_srt_with_key_goes_on_air_and_wrong_passphrase_is_refused(tmp_path:
                 "the live input on air",
             )
             assert _health(b)["input"]["receiving"] == "srt"  # type: ignore[index]
+            # Every listener and feeder is running: none shows the passphrase in /proc.
+            assert _cmdlines_holding(_key(b), besides=(studio.pid,)) == []
         finally:
             _stop(studio)
         b.press("end")
     assert ffmpeg_children() == []
 
 
-def _interpreter(url: str, hz: int, seconds: int = 14) -> subprocess.Popen[bytes]:
+def _interpreter(
+    url: str, hz: int, seconds: int = 14, fmt: str = "mpegts"
+) -> subprocess.Popen[bytes]:
     """An interpreter: sound only, sent in real time."""
     return subprocess.Popen(
         [
             FFMPEG, "-hide_banner", "-nostdin", "-loglevel", "error", "-re",
             "-f", "lavfi", "-i", f"sine=frequency={hz}:duration={seconds}",
-            "-c:a", "aac", "-f", "mpegts", url,
+            "-c:a", "aac", "-f", fmt, url,
         ],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
@@ -166,4 +186,60 @@ def test_live_interpreter_over_srt_becomes_the_french_rendition(tmp_path: Path) 
     # Somewhere in the live stretch, the same seconds: the floor in English, 880 Hz in French.
     both = list(zip(english, french_hz, strict=False))
     assert (440, 880) in both, both
+    assert ffmpeg_children() == []
+
+
+def test_live_interpreter_over_rtmp_speaks_over_the_hold_slate_and_wrong_key_is_refused(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    with running_server(tmp_path) as b:
+        b.press("start-now")
+        b.press("hold")  # a slate on air: no floor at all, and no live cut
+        b.wait_for(
+            lambda: _health(b)["interpreters"] == {"en": None, "fr": None}, 20, "interpreters"
+        )
+        key = _key(b)
+        french = b.settings.ingest_interpreter_rtmp_port + 1  # en is language 0, fr 1
+        assert f"rtmp://127.0.0.1:{french}/live/{key}" in b.client.get(b.control).text
+        wrong = _interpreter(f"rtmp://127.0.0.1:{french}/live/not-the-key", 1320, 3, "flv")
+        try:
+            b.wait_for(
+                lambda: _health(b)["interpreters_refused"] == {"en": 0, "fr": 1}, 15, "refusal"
+            )
+            assert _health(b)["interpreters"] == {"en": None, "fr": None}
+        finally:
+            _stop(wrong)
+        interpreter = _interpreter(f"rtmp://127.0.0.1:{french}/live/{key}", 1320, 12, "flv")
+        try:
+            b.wait_for(
+                lambda: "interpreters fr" in str(_health(b)["on_air"]["label"]),  # type: ignore[index]
+                20,
+                "the French interpreter on air",
+            )
+            assert _health(b)["interpreters"] == {"en": None, "fr": "rtmp"}
+            assert _cmdlines_holding(key, besides=(interpreter.pid,)) == []
+            time.sleep(4)  # four seconds of interpreted slate
+        finally:
+            _stop(interpreter)
+        # The interpreter left: the slate goes on, silent in French again, without a seam.
+        b.wait_for(
+            lambda: "interpreters" not in str(_health(b)["on_air"]["label"]),  # type: ignore[index]
+            15,
+            "the interpreter off air",
+        )
+        health_text = b.client.get(f"{b.control}/health.json").text
+        b.press("end")
+        base = f"{b.base}/hls/{b.slug}/{b.session_id}"
+        b.wait_for(
+            lambda: "#EXT-X-ENDLIST" in httpx.get(f"{base}/audio_fr/index.m3u8").text, 20, "end"
+        )
+        english = _window_hz(f"{base}/audio_en/index.m3u8")
+        french_hz = _window_hz(f"{base}/audio_fr/index.m3u8")
+        video = httpx.get(f"{base}/360p/index.m3u8").text
+    assert french_hz.count(1320) >= 3, french_hz
+    assert 1320 not in english, english
+    assert "#EXT-X-DISCONTINUITY" not in video  # one continuous programme throughout
+    assert key not in health_text
+    assert key not in caplog.text  # no log line of the app, at any level, holds the key
     assert ffmpeg_children() == []

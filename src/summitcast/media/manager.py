@@ -25,6 +25,7 @@ import pycountry
 from summitcast.config import Settings
 from summitcast.domain.broadcast import Cue
 from summitcast.media.broadcast import SessionPlayout, health_view, segment_age_s
+from summitcast.media.health_board import PUBLISH_INTERVAL_S, HealthBoard
 from summitcast.media.ingest import IngestPorts, SessionIngest, free_port
 from summitcast.media.ladder import (
     DEFAULT_RUNGS,
@@ -36,6 +37,7 @@ from summitcast.media.ladder import (
 )
 from summitcast.media.recording import write_recordings
 from summitcast.media.segment_store import LocalSegmentStore
+from summitcast.presence import MemoryPubSub, PubSub
 from summitcast.services import broadcast as service
 from summitcast.storage.database import Database
 
@@ -98,8 +100,12 @@ class BroadcastManager:
         *,
         ffmpeg: str | None = None,
         poll_s: float = 0.5,
+        pubsub: PubSub | None = None,
     ) -> None:
         self.settings = settings
+        # Health of sessions on air, published by the node with the encoders, read by all.
+        self.board = HealthBoard(pubsub or MemoryPubSub())
+        self._health_task: asyncio.Task[None] | None = None
         self.database = database
         self.ffmpeg = ffmpeg or imageio_ffmpeg.get_ffmpeg_exe()
         self.poll_s = poll_s
@@ -111,9 +117,11 @@ class BroadcastManager:
         self.recordings: set[asyncio.Task[None]] = set()  # MP4 remuxes of ended sessions
 
     async def start(self) -> None:
-        """Start polling (nothing happens unless this node runs broadcast workers)."""
+        """Listen for stream health; poll and publish health only if this node runs encoders."""
+        await self.board.start()
         if self.settings.broadcast_workers:
             self._task = asyncio.create_task(self._loop(), name="broadcast-manager")
+            self._health_task = asyncio.create_task(self._publish_health(), name="health-publish")
 
     async def stop(self) -> None:
         """Stop every playout and ingest this node runs."""
@@ -121,6 +129,11 @@ class BroadcastManager:
         self._kick.set()
         if self._task is not None:
             await self._task
+        if self._health_task is not None:
+            self._health_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._health_task
+        await self.board.stop()
         # Sessions still on air are resumed by the next start, so they get no recording now.
         await asyncio.gather(*(self._stop_runtime(sid) for sid in list(self.runtimes)))
         if self.recordings:
@@ -313,12 +326,26 @@ class BroadcastManager:
             runtime.plan = plan
             runtime.playout.cue(plan.cue)
 
+    async def _publish_health(self) -> None:
+        """Publish the health of every session this node runs, once a second."""
+        while True:
+            await asyncio.sleep(PUBLISH_INTERVAL_S)
+            views = {sid: view for sid in list(self.runtimes) if (view := self.local_health(sid))}
+            if views:
+                await self.board.publish(views)
+
     def health(self, session_id: int) -> dict[str, Any] | None:
-        """The control room's view of one session's playout, or None if not running here."""
+        """The control room's view of one session: from this node, else as another published it."""
+        return self.local_health(session_id) or self.board.get(session_id)
+
+    def local_health(self, session_id: int) -> dict[str, Any] | None:
+        """The health view of a session whose playout runs on this node, else None."""
         runtime = self.runtimes.get(session_id)
         if runtime is None:
             return None
         view = health_view(runtime.playout.health, segment_age_s(runtime.store, runtime.spec))
+        view["node"] = self.board.node
+        view["slot"] = runtime.slot  # another node derives the ingest ports from it
         ingest = runtime.ingest
         view["input"] = {
             "listening": ingest is not None,
@@ -326,18 +353,24 @@ class BroadcastManager:
             "bitrate_kbps": ingest.bitrate_kbps() if ingest else None,
             "refused": ingest.gate.refused if ingest else 0,
         }
+        pairs = list(zip(runtime.spec.languages, runtime.interpreters, strict=False))
         view["interpreters"] = {
             language.code: interpreter.receiving() if interpreter is not None else None
-            for language, interpreter in zip(
-                runtime.spec.languages, runtime.interpreters, strict=False
-            )
+            for language, interpreter in pairs
+        }
+        # Publishers the key gate turned away, per language (a wrong or old key).
+        view["interpreters_refused"] = {
+            language.code: interpreter.gate.refused if interpreter is not None else 0
+            for language, interpreter in pairs
         }
         return view
 
     def ingest_urls(self, session_id: int, key: str) -> dict[str, str]:
         """The URLs a studio sends to (key included: for the producer's eyes only)."""
         runtime = self.runtimes.get(session_id)
-        slot = runtime.slot if runtime is not None else 0
+        # On a node without the encoders, the slot and languages come from published health.
+        remote = self.board.get(session_id) if runtime is None else None
+        slot = runtime.slot if runtime is not None else int((remote or {}).get("slot", 0))
         host = (
             self.settings.ingest_public_host
             or urlsplit(self.settings.base_url).hostname
@@ -350,13 +383,16 @@ class BroadcastManager:
             "rtmp_url": f"rtmp://{host}:{rtmp_port}/live/{key}",
             "srt_url": f"srt://{host}:{srt_port}?passphrase={key}&pbkeylen=16",
         }
-        languages = runtime.spec.languages if runtime is not None else ()
-        for index, language in enumerate(languages[:16]):
+        if runtime is not None:
+            codes = [language.code for language in runtime.spec.languages]
+        else:
+            codes = [str(code) for code in (remote or {}).get("interpreters", {})]
+        for index, code in enumerate(codes[:16]):
             offset = 16 * slot + index
             i_rtmp = self.settings.ingest_interpreter_rtmp_port + offset
             i_srt = self.settings.ingest_interpreter_srt_port + offset
-            urls[f"interpreter_{language.code}_rtmp_url"] = f"rtmp://{host}:{i_rtmp}/live/{key}"
-            urls[f"interpreter_{language.code}_srt_url"] = (
+            urls[f"interpreter_{code}_rtmp_url"] = f"rtmp://{host}:{i_rtmp}/live/{key}"
+            urls[f"interpreter_{code}_srt_url"] = (
                 f"srt://{host}:{i_srt}?passphrase={key}&pbkeylen=16"
             )
         return urls
