@@ -26,7 +26,7 @@ from summitcast.media.greenroom import GreenRoomManager
 from summitcast.media.manager import BroadcastManager
 from summitcast.media.upload_worker import UploadJobs, chunk_store
 from summitcast.presence import Presence, PubSub, create_backends
-from summitcast.services.accounts import RateLimiter
+from summitcast.services.accounts import rate_limiter
 from summitcast.services.attendance import AttendanceRecorder, LivePublisher
 from summitcast.services.jobs import JobWorker
 from summitcast.services.live import LiveService
@@ -180,12 +180,22 @@ def create_app(
     app.state.job_worker = job_worker
     app.state.templates = make_templates()
     secret = settings.secret_key.get_secret_value().encode()
-    app.state.login_limiter = RateLimiter(
-        limit=settings.login_attempts_per_15_min, window_s=15 * 60, salt=secret
+    # Shared by every worker through Redis when it is configured (else per process).
+    shared = {"redis_url": settings.redis_url, "redis_prefix": settings.redis_prefix}
+    app.state.login_limiter = rate_limiter(
+        name="login",
+        limit=settings.login_attempts_per_15_min,
+        window_s=15 * 60,
+        salt=secret,
+        **shared,
     )
     # Its own salt: a registration key never equals a login key of the same client.
-    app.state.registration_limiter = RateLimiter(
-        limit=settings.registrations_per_hour, window_s=3600, salt=secret + b"/registration"
+    app.state.registration_limiter = rate_limiter(
+        name="registration",
+        limit=settings.registrations_per_hour,
+        window_s=3600,
+        salt=secret + b"/registration",
+        **shared,
     )
 
     app.add_middleware(

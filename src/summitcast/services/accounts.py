@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import logging
+import math
+import secrets
 import time
 from collections import deque
 from dataclasses import dataclass
+from typing import Any, Protocol
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
@@ -24,6 +28,7 @@ from summitcast.errors import (
 )
 from summitcast.storage.tables import Membership, Summit, User
 
+log = logging.getLogger(__name__)
 _hasher = PasswordHasher()
 # Verifying against this keeps the time of a login for an unknown e-mail like that of a known one.
 _DUMMY_HASH = _hasher.hash("summitcast-dummy-password")
@@ -153,36 +158,151 @@ def get_user(db: DbSession, user_id: int) -> User:
     return user
 
 
+def hashed_key(salt: bytes, raw: str) -> str:
+    """The HMAC of a client key (an address, say): what rate limiters keep instead of it."""
+    return hmac.new(salt, raw.encode(), hashlib.sha256).hexdigest()[:32]
+
+
+def _refuse(retry_s: float) -> RateLimitedError:
+    # Rounded up past the instant the oldest attempt leaves the window.
+    retry = int(max(0.0, retry_s)) + 1
+    return RateLimitedError(f"Too many attempts; try again in {retry} seconds.", retry_after=retry)
+
+
+class Limiter(Protocol):
+    """A per-client limit of attempts in a sliding window."""
+
+    def hit(self, raw_key: str) -> None:
+        """Count one attempt, raising RateLimitedError when the window is full."""
+        ...
+
+
 class RateLimiter:
-    """Sliding-window limit per client key; keys are hashed so no address is kept in memory."""
+    """Sliding-window limit per client key in this process; keys are hashed, idle ones forgotten."""
 
     def __init__(self, *, limit: int, window_s: float, salt: bytes) -> None:
         self.limit = limit
         self.window_s = window_s
         self._salt = salt
         self._hits: dict[str, deque[float]] = {}
-
-    def _key(self, raw: str) -> str:
-        return hmac.new(self._salt, raw.encode(), hashlib.sha256).hexdigest()[:32]
+        self._next_prune = 0.0
 
     def hit(self, raw_key: str, *, now: float | None = None) -> None:
         """Count one attempt, refusing when the window is full."""
         moment = time.monotonic() if now is None else now
-        key = self._key(raw_key)
+        if moment >= self._next_prune:
+            # Once a window, so a key idle for a whole window is gone by the next one
+            # (memory follows the clients of the last hour, not of the whole event).
+            self._forget_idle(moment)
+            self._next_prune = moment + self.window_s
+        key = hashed_key(self._salt, raw_key)
         hits = self._hits.setdefault(key, deque())
         while hits and hits[0] <= moment - self.window_s:
             hits.popleft()
         if len(hits) >= self.limit:
-            retry = int(hits[0] + self.window_s - moment) + 1
-            raise RateLimitedError(
-                f"Too many attempts; try again in {retry} seconds.", retry_after=retry
-            )
+            raise _refuse(hits[0] + self.window_s - moment)
         hits.append(moment)
-        if len(self._hits) > 100_000:
-            self._forget_idle(moment)
+
+    def __len__(self) -> int:
+        """How many client keys are remembered."""
+        return len(self._hits)
 
     def _forget_idle(self, moment: float) -> None:
-        # Bound memory under a flood of distinct keys: drop keys with no recent hit.
         idle = [k for k, v in self._hits.items() if not v or v[-1] <= moment - self.window_s]
         for key in idle:
             del self._hits[key]
+
+
+# KEYS[1]: one client's sorted set of attempts (ms); ARGV: limit, window (ms), a unique member.
+# Returns -1 when the attempt is counted, else the milliseconds until one slot frees.
+# The server's clock (TIME) is the one clock of every worker; PEXPIRE drops idle keys.
+_SLIDING_WINDOW = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local limit, window = tonumber(ARGV[1]), tonumber(ARGV[2])
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - window)
+if redis.call('ZCARD', KEYS[1]) >= limit then
+  local oldest = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
+  return tonumber(oldest[2]) + window - now
+end
+redis.call('ZADD', KEYS[1], now, ARGV[3])
+redis.call('PEXPIRE', KEYS[1], window)
+return -1
+"""
+
+
+class RedisRateLimiter:
+    """The same sliding window shared by every worker and node through Redis.
+
+    Keys are ``<prefix>:ratelimit:<name>:<HMAC of the client key>`` and expire one
+    window after their last attempt. While Redis is unreachable the in-process twin
+    limits each worker on its own: weaker (N workers allow N times the limit), but
+    registration and login keep working.
+    """
+
+    def __init__(
+        self,
+        client: Any,
+        *,
+        name: str,
+        limit: int,
+        window_s: float,
+        salt: bytes,
+        prefix: str = "summitcast",
+    ) -> None:
+        self.limit = limit
+        self.window_s = window_s
+        self._client = client
+        self._salt = salt
+        self._key_prefix = f"{prefix}:ratelimit:{name}:"
+        self._script = client.register_script(_SLIDING_WINDOW)
+        self.fallback = RateLimiter(limit=limit, window_s=window_s, salt=salt)
+        self._warned_at = -math.inf
+
+    def key_of(self, raw_key: str) -> str:
+        """The Redis key that counts one client's attempts."""
+        return self._key_prefix + hashed_key(self._salt, raw_key)
+
+    def hit(self, raw_key: str) -> None:
+        """Count one attempt across all workers, refusing when the window is full."""
+        from redis.exceptions import ConnectionError as RedisConnectionError
+        from redis.exceptions import TimeoutError as RedisTimeoutError
+
+        try:
+            wait_ms = int(
+                self._script(
+                    keys=[self.key_of(raw_key)],
+                    args=[self.limit, int(self.window_s * 1000), secrets.token_hex(8)],
+                )
+            )
+        except (RedisConnectionError, RedisTimeoutError) as error:
+            now = time.monotonic()
+            if now - self._warned_at >= 60:  # one line a minute, not one per attempt
+                self._warned_at = now
+                log.warning("rate limits per worker while Redis is unavailable (%s)", error)
+            self.fallback.hit(raw_key)
+            return
+        if wait_ms >= 0:
+            raise _refuse(wait_ms / 1000)
+
+
+def rate_limiter(
+    *,
+    name: str,
+    limit: int,
+    window_s: float,
+    salt: bytes,
+    redis_url: str = "",
+    redis_prefix: str = "summitcast",
+) -> Limiter:
+    """The in-process limiter (embedded default), or one shared through Redis when configured."""
+    if not redis_url:
+        return RateLimiter(limit=limit, window_s=window_s, salt=salt)
+    # Imported here so the embedded default never loads the Redis client.
+    import redis
+
+    # Short timeouts: a Redis that does not answer must not hold a login for long.
+    client = redis.Redis.from_url(redis_url, socket_timeout=1.0, socket_connect_timeout=1.0)
+    return RedisRateLimiter(
+        client, name=name, limit=limit, window_s=window_s, salt=salt, prefix=redis_prefix
+    )
