@@ -107,6 +107,7 @@ __all__ = [
     "host_inclusion",
     "latest_publication",
     "live_heads",
+    "live_log_is_open",
     "live_log_length",
     "live_log_path",
     "publish_attendance",
@@ -688,6 +689,12 @@ def live_log_path(settings: Settings, summit: Summit) -> Path | None:
 
 def _live_finished(path: Path) -> bool:
     return snapshot_of(path)[1]
+
+
+def live_log_is_open(settings: Settings, summit: Summit) -> bool:
+    """Return whether the summit's log is being published live (started, not finished)."""
+    path = live_log_path(settings, summit)
+    return path is not None and not _live_finished(path)
 
 
 def live_heads(settings: Settings, summit: Summit) -> list[PublishedHead]:

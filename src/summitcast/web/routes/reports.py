@@ -4,11 +4,19 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import Iterator
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Form, Request
-from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Response
+from fastapi.responses import (
+    FileResponse,
+    HTMLResponse,
+    RedirectResponse,
+    Response,
+    StreamingResponse,
+)
 
 from summitcast.domain.accounts import Permission
 from summitcast.errors import NotFoundError
@@ -74,6 +82,8 @@ async def report_page(
             "titles": built.data.titles,
             "k": settings.k_anonymity,
             "publication": publication,
+            "live": attendance.live_log_is_open(settings, summit),
+            "head_interval": settings.attendance_head_interval_s,
             "when": _when,
             "exact_csv": EXACT_CSV,
         },
@@ -112,7 +122,67 @@ async def publish(
     return RedirectResponse(f"/backstage/s/{summit.slug}/report#publication", status_code=303)
 
 
+@backstage_router.post("/s/{slug}/attendance/live")
+async def publish_live(
+    request: Request, db: DbDep, settings: SettingsDep, summit: ReportSummit
+) -> Response:
+    """Start publishing the attendance log live: a signed head every head interval."""
+    await request.app.state.attendance.flush(request.app.state.database)
+    await asyncio.to_thread(attendance.start_live_publishing, db, summit, settings)
+    return RedirectResponse(f"/backstage/s/{summit.slug}/report#publication", status_code=303)
+
+
 # --- public ------------------------------------------------------------------------------
+
+
+def _live(settings: SettingsDep, db: DbDep, slug: str) -> tuple[Summit, Path]:
+    summit = programme.get_summit(db, slug)
+    path = attendance.live_log_path(settings, summit)
+    if path is None:
+        raise NotFoundError("The organisers have not started publishing attendance live.")
+    return summit, path
+
+
+@router.get("/s/{slug}/attendance/heads.json")
+def public_heads(db: DbDep, settings: SettingsDep, slug: str) -> Response:
+    """Every signed head of the live log, each with its consistency proof from the one before."""
+    summit, _ = _live(settings, db, slug)
+    key, _ = attendance.summit_keys(settings, summit)
+    body = {
+        "summit": summit.slug,
+        "public_key": attendance.public_key_b64(key),
+        "log": f"/s/{summit.slug}/attendance/live-log.jsonl",
+        "heads": [head.to_json() for head in attendance.live_heads(settings, summit)],
+    }
+    return Response(json.dumps(body, indent=1), media_type="application/json")
+
+
+@router.get("/s/{slug}/attendance/live-log.jsonl")
+def public_live_log(db: DbDep, settings: SettingsDep, slug: str) -> Response:
+    """The live log up to its newest head (lines appended after it are not served yet)."""
+    summit, path = _live(settings, db, slug)
+    length = attendance.live_log_length(path)
+
+    def chunks() -> Iterator[bytes]:
+        with path.open("rb") as handle:
+            left = length
+            while left > 0:
+                chunk = handle.read(min(left, 1 << 20))
+                if not chunk:
+                    return
+                left -= len(chunk)
+                yield chunk
+
+    return StreamingResponse(
+        chunks(),
+        media_type="application/jsonl",
+        headers={
+            "Content-Length": str(length),
+            "Content-Disposition": (
+                f'attachment; filename="{summit.slug}-attendance-live-log.jsonl"'
+            ),
+        },
+    )
 
 
 def _published(db: DbDep, slug: str) -> tuple[Summit, AttendancePublication]:
@@ -129,12 +199,17 @@ def public_page(request: Request, db: DbDep, settings: SettingsDep, slug: str) -
     summit = programme.get_summit(db, slug)
     publication = attendance.latest_publication(db, summit)
     _, titles = attendance.session_windows(db, summit)
+    heads = attendance.live_heads(settings, summit)
     return render(
         request,
         "attendance.html",
         {
             "summit": summit,
             "publication": publication,
+            # Newest first; the whole chain is in heads.json.
+            "heads": list(reversed(heads[-24:])),
+            "head_count": len(heads),
+            "head_interval": settings.attendance_head_interval_s,
             "figures": publication.figures if publication else None,
             "titles": titles,
             "when": _when,
