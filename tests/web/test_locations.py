@@ -5,16 +5,21 @@ from __future__ import annotations
 import json
 import re
 import time
+import uuid
 
 import pytest
+import redis
 from fastapi.testclient import TestClient
 
+from summitcast.app import create_app
+from summitcast.config import Settings
 from summitcast.domain.accounts import Role
 from summitcast.domain.presence import encode_heartbeat, sign_heartbeat
 from summitcast.services import locations
 from summitcast.storage.database import Database
 from summitcast.storage.tables import AuditEvent, Location, Summit
 from tests.conftest import csrf_of, grant, log_in, make_summit, make_user
+from tests.presence.conftest import REDIS_URL, redis_or_skip
 
 pytestmark = pytest.mark.integration
 
@@ -382,3 +387,41 @@ def test_reissue_link_needs_csrf_the_role_and_a_location_of_this_summit(
     assert bad_id.status_code == 422
     assert "id" in bad_id.text
     assert [r.secret for r in _rows(database)] == [ours.secret, theirs.secret]
+
+
+@pytest.mark.redis
+def test_register_flood_is_refused_by_two_workers_sharing_redis(
+    settings: Settings, database: Database
+) -> None:
+    redis_or_skip()
+    prefix = f"summitcast-test-{uuid.uuid4().hex}"
+    shared = settings.model_copy(
+        update={"redis_url": REDIS_URL, "redis_prefix": prefix, "registrations_per_hour": 3}
+    )
+    make_summit(database)
+    client = redis.Redis.from_url(REDIS_URL)
+    try:
+        with (
+            TestClient(create_app(shared, database=database), base_url="http://127.0.0.1") as one,
+            TestClient(create_app(shared, database=database), base_url="http://127.0.0.1") as two,
+        ):
+            # The same client alternates between the two workers (as a load balancer would).
+            answers = [_register((one, two)[n % 2], label=f"Hall {n}") for n in range(6)]
+        keys = [k.decode() for k in client.scan_iter(match=f"{prefix}:ratelimit:*")]
+        ttls = [client.pttl(k) for k in keys]
+    finally:
+        stale = list(client.scan_iter(match=f"{prefix}:*"))
+        if stale:
+            client.delete(*stale)
+        client.close()
+
+    assert [a.status_code for a in answers] == [201, 201, 201, 429, 429, 429]
+    wait = re.search(r"Too many attempts; try again in (\d+) seconds", answers[3].text)
+    assert wait is not None
+    assert 3500 < int(wait.group(1)) <= 3601
+    assert len(_rows(database)) == 3
+    assert len(keys) == 1  # one client, one hashed key (the test client's address is not in it)
+    assert keys[0].startswith(f"{prefix}:ratelimit:registration:")
+    assert "testclient" not in keys[0]
+    assert "127.0.0.1" not in keys[0]
+    assert 0 < ttls[0] <= 3600 * 1000
