@@ -522,14 +522,24 @@ class SessionPlayout:
 
     async def _interpreter_loop(self) -> None:
         """Restart the feeder when an interpreter joins or leaves, so their sound follows."""
+        seen_once: tuple[str | None, ...] | None = None
         while True:
             await asyncio.sleep(1.0)
-            if self.on_air.cue is not None and self.interpreters() != self._live_interpreters:
-                # The same cue plays on (the wanted cue is unchanged) with the new inputs;
-                # timestamps continue, so the programme stays one stream.
-                logger.info("interpreters changed: the feeder restarts with them")
-                self._interpreters_changed = True
-                self._changed.set()
+            now = self.interpreters()
+            if self.on_air.cue is None or now == self._live_interpreters:
+                seen_once = None
+                continue
+            if now != seen_once:
+                # Wait for a second look: on a loaded machine an ingest's progress report
+                # can come late once, and each restart costs the feeder a probe.
+                seen_once = now
+                continue
+            seen_once = None
+            # The same cue plays on (the wanted cue is unchanged) with the new inputs;
+            # timestamps continue, so the programme stays one stream.
+            logger.info("interpreters changed: the feeder restarts with them")
+            self._interpreters_changed = True
+            self._changed.set()
 
     async def _disk_loop(self) -> None:
         """Check the segment folder every few seconds, so a full disk shows in the control room."""
