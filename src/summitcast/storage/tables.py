@@ -510,8 +510,11 @@ class GreenRoomFeed(Base):
     # Port offset of this feed's listeners (green-room base port + slot), fixed while open,
     # so the URL given to the speaker stays valid whichever node renders it.
     slot: Mapped[int] = mapped_column(Integer)
-    # True while this feed is the broadcast's live input (the producer "took" it).
+    # True while this feed is the broadcast's live input (the producer "took" it)...
     taken: Mapped[bool] = mapped_column(Boolean, default=False)
+    # ...and only as long as the broadcast's generation is still the one the take made:
+    # any later change (hold, next item, end, a restart) ends the take.
+    taken_generation: Mapped[int | None] = mapped_column(Integer)
     opened_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
