@@ -6,7 +6,8 @@ import base64
 import dataclasses
 import io
 import json
-from datetime import UTC, datetime
+import sys
+from datetime import UTC, datetime, timedelta
 from itertools import count
 from pathlib import Path
 
@@ -15,9 +16,10 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from typer.testing import CliRunner
 
+from summitcast.audit.live import LiveLog, read_heads
 from summitcast.audit.log import SignedTreeHead, pseudonym, read_log, write_attendance_log
-from summitcast.cli.main import app
-from summitcast.domain.attendance import CountingRule
+from summitcast.cli.main import app, main
+from summitcast.domain.attendance import AttendanceTally, CountingRule, SessionWindow
 from summitcast.reports.simulate import simulate_summit
 
 pytestmark = pytest.mark.unit
@@ -166,3 +168,73 @@ def test_audit_check_proof_other_pseudonym_or_root_exits_1(
     )
     assert wrong_root.exit_code == 1
     assert "not the published root " + "00" * 32 in wrong_root.output
+
+
+def _live_log(folder: Path, buckets: int) -> Path:
+    """A finished live log of `buckets` buckets of five DE locations, a head after each."""
+    start = datetime(2024, 7, 17, 12, 0, tzinfo=UTC)
+    session = SessionWindow("session-1", start, start + timedelta(hours=1))
+    path = folder / "live.jsonl"
+    live = LiveLog.create(
+        path, summit="cli", rule=CountingRule(), sessions=[session], signing_key=KEY, created=start
+    )
+    tally = AttendanceTally([session], CountingRule())
+    for b in range(buckets):
+        names = [pseudonym(SECRET, f"loc-{i}") for i in range(5 + b)]
+        entries = live.decide_countries(dict.fromkeys(names, "DE"))
+        bucket_start = int(start.timestamp()) + 300 * b
+        live.append_bucket(bucket_start, entries)
+        tally.add_columns(bucket_start, sorted(entries), [entries[n] for n in sorted(entries)])
+        live.sign_head(KEY, lambda b=b: start + timedelta(minutes=5 * b + 6))
+    live.finish(tally.figures(), KEY, lambda: start + timedelta(hours=2))
+    return path
+
+
+def test_audit_verify_saved_heads_chain_into_the_log_exits_0(tmp_path: Path) -> None:
+    path = _live_log(tmp_path, 3)
+    heads = tmp_path / "heads.json"
+    heads.write_text(json.dumps({"heads": [h.to_json() for h in read_heads(path)]}))
+
+    result = runner.invoke(
+        app, ["audit", "verify", str(path), "--heads", str(heads), "--no-progress"]
+    )
+
+    assert result.exit_code == 0, result.output
+    assert "OK: 18 entries, 4 signed tree heads" in result.output
+
+
+def test_audit_verify_heads_of_a_rewritten_log_exit_1(tmp_path: Path) -> None:
+    (tmp_path / "first").mkdir()
+    (tmp_path / "second").mkdir()
+    saved = read_heads(_live_log(tmp_path / "first", 3))
+    # The organiser rewrites the log: the same first buckets, then others.
+    rewritten = _live_log(tmp_path / "second", 2)
+    heads = tmp_path / "heads.json"
+    heads.write_text(json.dumps({"heads": [h.to_json() for h in saved]}))
+
+    result = runner.invoke(
+        app, ["audit", "verify", str(rewritten), "--heads", str(heads), "--no-progress"]
+    )
+
+    assert result.exit_code == 1
+    assert "published head 3 (size 18, 2024-07-17T12:16:00+00:00) is not among the log's heads" in (
+        result.output
+    )
+
+
+def test_audit_verify_malformed_heads_file_exits_2(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = _live_log(tmp_path, 1)
+    heads = tmp_path / "heads.json"
+    heads.write_text("[{]")
+    argv = ["summitcast", "audit", "verify", str(path), "--heads", str(heads), "--no-progress"]
+    monkeypatch.setattr(sys, "argv", argv)
+
+    with pytest.raises(SystemExit) as exited:
+        main()
+
+    output = capsys.readouterr()
+    assert exited.value.code == 2
+    assert "heads.json is not a heads.json document" in output.err + output.out
+    assert "Traceback" not in output.err + output.out

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import dataclasses
 import json
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -14,11 +15,13 @@ from rich.console import Console
 from rich.progress import BarColumn, DownloadColumn, Progress, TimeRemainingColumn
 from rich.table import Table
 
+from summitcast.audit.live import PublishedHead
 from summitcast.audit.log import SignedTreeHead, read_log
 from summitcast.audit.verify import (
     InclusionProof,
     ProofCheck,
     VerificationReport,
+    check_published_heads,
     inclusion_proof_for,
     verify_inclusion_proof,
     verify_log,
@@ -34,6 +37,7 @@ __all__ = [
     "export_host_proof",
     "parse_public_key",
     "proof_root",
+    "read_published_heads",
     "render_report",
     "rich_progress",
     "verify_log_file",
@@ -70,15 +74,37 @@ def rich_progress(console: Console | None = None) -> Iterator[ProgressCallback]:
         yield update
 
 
+def read_published_heads(path: Path) -> list[PublishedHead]:
+    """Return the heads of a saved heads.json, or raise ValidationError saying why not."""
+    try:
+        document = json.loads(path.read_bytes())
+        records = document["heads"] if isinstance(document, dict) else document
+        if not isinstance(records, list):
+            raise TypeError("heads is not a list")
+    except (json.JSONDecodeError, UnicodeDecodeError, KeyError, TypeError) as error:
+        raise ValidationError(f"{path.name} is not a heads.json document: {error}") from error
+    return [PublishedHead.from_json(record) for record in records]
+
+
 def verify_log_file(
     path: Path,
     expected_public_key: str | None = None,
     *,
     progress: ProgressCallback | None = None,
+    heads: Path | None = None,
 ) -> VerificationReport:
-    """Verify the log at `path`, the key given as base64 text as printed in the header."""
+    """Verify the log at `path`, the key given as base64 text as printed in the header.
+
+    With `heads` (a saved heads.json), also check that every head published during
+    the event chains into this log.
+    """
     key = None if expected_public_key is None else parse_public_key(expected_public_key)
-    return verify_log(path, key, progress=progress)
+    published = None if heads is None else read_published_heads(heads)
+    report = verify_log(path, key, progress=progress)
+    if published is None:
+        return report
+    problems = [*report.problems, *check_published_heads(report, published)]
+    return dataclasses.replace(report, ok=not problems, problems=problems)
 
 
 def exit_code(report: VerificationReport) -> int:

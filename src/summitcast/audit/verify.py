@@ -12,7 +12,7 @@ import multiprocessing
 import os
 import queue
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -27,6 +27,7 @@ from summitcast.audit.bucket_lines import (
     hash_bucket_line,
     parse_bucket_line,
 )
+from summitcast.audit.live import PublishedHead
 from summitcast.audit.log import (
     AttendanceLog,
     LogHeader,
@@ -59,6 +60,7 @@ __all__ = [
     "InclusionProof",
     "ProofCheck",
     "VerificationReport",
+    "check_published_heads",
     "check_saved_head",
     "inclusion_proof_for",
     "verify_inclusion_proof",
@@ -80,6 +82,7 @@ class VerificationReport:
     heads_checked: int = 0
     header: LogHeader | None = None
     final_head: SignedTreeHead | None = None
+    head_roots: dict[int, bytes] = dataclasses.field(default_factory=dict)  # size → root
 
 
 @dataclass(frozen=True, slots=True)
@@ -150,6 +153,7 @@ class _Verifier:
         self.tally: AttendanceTally | None = None
         self.last_bucket: tuple[int, int] | None = None  # (bucket_start, line)
         self.last_head: tuple[SignedTreeHead, int] | None = None
+        self.head_roots: dict[int, bytes] = {}
         self.heads_checked = 0
         self.final_head: SignedTreeHead | None = None
         self.figures: AttendanceFigures | None = None
@@ -271,6 +275,7 @@ class _Verifier:
     ) -> None:
         assert self.header is not None
         self.heads_checked += 1
+        self.head_roots.setdefault(head.tree_size, head.root_hash)
         self.check_consistency(lineno, head, what, proof)
         if head.tree_size != self.tree.size:
             self.problem(
@@ -661,7 +666,46 @@ def verify_log(
         heads_checked=verifier.heads_checked,
         header=verifier.header,
         final_head=verifier.final_head,
+        head_roots=verifier.head_roots,
     )
+
+
+def check_published_heads(report: VerificationReport, heads: Sequence[PublishedHead]) -> list[str]:
+    """Return why heads published during the event (heads.json) do not chain into this log.
+
+    Each must verify with the log's key, prove its consistency from the one before
+    it, and be one of the log's own heads (same size, same root): then the log
+    was not rewritten after any of them was published.
+    """
+    problems: list[str] = []
+    key = report.header.public_key if report.header is not None else None
+    previous: SignedTreeHead | None = None
+    for number, published in enumerate(heads, start=1):
+        head = published.head
+        what = f"published head {number} (size {head.tree_size}, {head.timestamp.isoformat()})"
+        if key is not None and not head.signature_valid(key):
+            problems.append(f"{what} has a signature that does not verify with the log's key")
+        old_size = 0 if previous is None else previous.tree_size
+        old_root = EMPTY_ROOT if previous is None else previous.root_hash
+        if published.previous_size != old_size or not verify_consistency(
+            old_size, head.tree_size, old_root, head.root_hash, published.consistency
+        ):
+            problems.append(
+                f"{what}: its consistency proof from the head before it (size {old_size}) "
+                "does not verify"
+            )
+        logged = report.head_roots.get(head.tree_size)
+        if logged is None:
+            problems.append(
+                f"{what} is not among the log's heads: the log is not the one it was signed for"
+            )
+        elif logged != head.root_hash:
+            problems.append(
+                f"{what} has root {head.root_hash.hex()} but the log's head of that size has "
+                f"root {logged.hex()}: the log was rewritten after the head was published"
+            )
+        previous = head
+    return problems
 
 
 @dataclass(frozen=True, slots=True)

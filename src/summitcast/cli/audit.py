@@ -60,15 +60,24 @@ def parse_bucket(text: str) -> int:
 def verify(
     log: Annotated[Path, typer.Argument(exists=True, dir_okay=False, readable=True)],
     public_key: PublicKey = None,
+    heads: Annotated[
+        Path | None,
+        typer.Option(
+            exists=True,
+            dir_okay=False,
+            readable=True,
+            help="A saved heads.json of the live log: check every head chains into LOG.",
+        ),
+    ] = None,
     no_progress: Annotated[bool, typer.Option(help="Do not draw a progress bar.")] = False,
 ) -> None:
     """Recompute every published figure from LOG and check its signed tree heads."""
     console = _console()
     if no_progress:
-        report = verify_log_file(log, public_key)
+        report = verify_log_file(log, public_key, heads=heads)
     else:
         with rich_progress(console) as progress:
-            report = verify_log_file(log, public_key, progress=progress)
+            report = verify_log_file(log, public_key, progress=progress, heads=heads)
     render_report(report, console)
     raise typer.Exit(exit_code(report))
 
