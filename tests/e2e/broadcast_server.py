@@ -171,6 +171,9 @@ def test_settings(tmp_path: Path, **overrides: object) -> Settings:
         # Interpreters listen on base + language index (en, fr): free now, +1 very likely too.
         "ingest_interpreter_rtmp_port": free_port(),
         "ingest_interpreter_srt_port": free_port(socket.SOCK_DGRAM),
+        # Few sessions: Settings refuses overlapping port ranges, and random bases must fit.
+        "broadcast_max_sessions": 2,
+        "greenroom_max_feeds": 4,
     }
     values.update(overrides)
     return Settings(**values)  # type: ignore[arg-type]
