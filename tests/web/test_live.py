@@ -284,7 +284,7 @@ def test_socket_outlives_a_backend_outage_and_counts_again_after_it(
     assert [r.getMessage() for r in caplog.records if r.exc_info] == []
 
 
-def test_fallback_heartbeat_during_an_outage_is_503_with_retry_after(
+def test_fallback_heartbeat_and_figures_during_an_outage_are_503_with_retry_after(
     settings: Settings, database: Database
 ) -> None:
     presence = Flaky(MemoryPresence(settings.heartbeat_timeout_s))
@@ -294,11 +294,14 @@ def test_fallback_heartbeat_during_an_outage_is_503_with_retry_after(
     with TestClient(app, base_url="http://127.0.0.1") as client:
         presence.down = True
         refused = client.post("/live/heartbeat", content=json.dumps({"token": _token(location)}))
+        figures = client.get("/live/s/test-summit/figures.json")
         presence.down = False
         counted = client.post("/live/heartbeat", content=json.dumps({"token": _token(location, 1)}))
 
     assert (refused.status_code, refused.headers["retry-after"]) == (503, "2")
-    assert refused.json() == {"ok": False, "reason": "unavailable"}
+    assert (refused.json()["ok"], refused.json()["reason"]) == (False, "unavailable")
+    assert "briefly unavailable" in refused.json()["detail"]
+    assert (figures.status_code, figures.json()["reason"]) == (503, "unavailable")
     assert counted.status_code == 200
 
 

@@ -92,11 +92,7 @@ async def heartbeat(request: Request) -> Response:
         outcome = await live.heartbeat_message(body.decode("utf-8", "replace"))
     except live.outage_errors as error:
         live.outages.failed("heartbeat", error)
-        return JSONResponse(
-            {"ok": False, "reason": Reason.UNAVAILABLE.value},
-            status_code=503,
-            headers={"Retry-After": _RETRY_AFTER_S},
-        )
+        return _unavailable()
     if outcome.ok:
         interval = live.hello()["interval_s"]
         return Response(_OK % str(interval).encode(), media_type="application/json")
@@ -116,26 +112,42 @@ def live_map_page(request: Request, slug: str, db: DbDep) -> Response:
 @router.get("/live/s/{slug}/figures.json")
 async def public_figures(request: Request, slug: str) -> Response:
     """The public figures of a summit right now (k-anonymous)."""
-    summit_id = await _summit_id(request.app.state.database, slug)
-    return JSONResponse(await _live(request).public_figures(summit_id))
+    live = _live(request)
+    try:
+        summit_id = await _summit_id(request.app.state.database, slug)
+        return JSONResponse(await live.public_figures(summit_id))
+    except live.outage_errors as error:
+        live.outages.failed("figures", error)
+        return _unavailable()
 
 
 @router.get("/live/s/{slug}/public")
 async def public_events(request: Request, slug: str) -> Response:
     """Public figures pushed as Server-Sent Events (the fallback of the WebSocket below)."""
-    summit_id = await _summit_id(request.app.state.database, slug)
-    return _sse(_live(request), summit_id, organiser=False)
+    live = _live(request)
+    try:
+        summit_id = await _summit_id(request.app.state.database, slug)
+    except live.outage_errors as error:
+        live.outages.failed("figures", error)
+        return _unavailable()
+    return _sse(live, summit_id, organiser=False)
 
 
 @router.websocket("/live/s/{slug}/public")
 async def public_socket(websocket: WebSocket, slug: str) -> None:
     """Public figures pushed over a WebSocket, at most once per push interval."""
+    live = _live(websocket)
     try:
         summit_id = await _summit_id(websocket.app.state.database, slug)
     except SummitcastError:
         await websocket.close(code=1008)
         return
-    await _push(websocket, _live(websocket), summit_id, organiser=False)
+    except live.outage_errors as error:
+        live.outages.failed("figures", error)
+        # 1013 "try again later": the client reconnects with backoff.
+        await websocket.close(code=1013)
+        return
+    await _push(websocket, live, summit_id, organiser=False)
 
 
 @backstage_router.get("/s/{slug}/live")
@@ -161,6 +173,19 @@ def _country(code: str) -> str:
     # The dashboard's filter; anything but a two-letter code filters nothing (as the page).
     value = code.strip().upper()
     return value if len(value) == 2 and value.isascii() and value.isalpha() else ""
+
+
+def _unavailable() -> Response:
+    """503 with Retry-After while a back-end is away (the fallback clients retry on it)."""
+    return JSONResponse(
+        {
+            "ok": False,
+            "reason": Reason.UNAVAILABLE.value,
+            "detail": "Live presence is briefly unavailable; try again in a few seconds.",
+        },
+        status_code=503,
+        headers={"Retry-After": _RETRY_AFTER_S},
+    )
 
 
 def _organiser_summit(websocket: WebSocket, slug: str) -> int | None:
