@@ -5,6 +5,10 @@ import Hls from "hls.js";
 import { backoffMs, namespace } from "./common.js";
 
 const LIVE_SLACK_S = 3; // closer than this to the sync point counts as "live"
+// After a live stream's buffer runs dry, play on only once one segment plus this
+// much is buffered (see refill() below).
+const REFILL_MARGIN_S = 1;
+const REFILL_GIVE_UP_S = 8; // resume anyway after this long (a stream that stopped growing)
 const MAX_SOFT_RECOVERIES = 4; // startLoad/recoverMediaError tries before re-creating
 const MAX_ERROR_LOG = 200;
 
@@ -102,6 +106,8 @@ export function mountPlayer(videoEl, opts = {}) {
   let tick = null;
   let preferredLang = null; // audio language chosen by the viewer, kept across re-creation
   let preferredSubtitle = -1;
+  let refillingSince = null; // performance.now() when refill() paused a dry live buffer
+  let hasPlayed = false;
   let manifestAudioTracks = []; // every audio rendition of the master, all groups
   let videoLevels = []; // [[hls level index, label]] of the master, best first
 
@@ -144,8 +150,15 @@ export function mountPlayer(videoEl, opts = {}) {
     clearTimeout(recreateTimer);
     const hls = new Hls({
       startPosition,
-      // Start near the live edge but not on it: fewer stalls on slow links.
-      liveSyncDurationCount: 3,
+      // Sit two segments behind the live edge (4 s with 2 s segments): with the
+      // ~0.5 s the encoder takes to list a segment, glass to glass stays under 6 s,
+      // and the buffer still holds one whole segment more than the next one needs.
+      liveSyncDurationCount: 2,
+      // A player that fell behind (it started while the chain was late, or stalled)
+      // plays at up to 1.1x until it is back at that distance, instead of staying
+      // late for the rest of the session; hls.js does this only within one segment
+      // of the target plus the target, further back it is left alone (DVR viewing).
+      maxLiveSyncPlaybackRate: 1.1,
       liveMaxLatencyDurationCount: 10,
       backBufferLength: 30,
       capLevelToPlayerSize: true,
@@ -190,6 +203,7 @@ export function mountPlayer(videoEl, opts = {}) {
       // Media flows again: the next failure starts its backoff from scratch.
       softRecoveries = 0;
       say("");
+      refill();
     });
     hls.on(Hls.Events.ERROR, onError);
     hls.attachMedia(videoEl);
@@ -256,6 +270,46 @@ export function mountPlayer(videoEl, opts = {}) {
     } else if (player.native && videoEl.seekable.length) {
       videoEl.currentTime = videoEl.seekable.end(videoEl.seekable.length - 1) - 6;
     }
+  }
+
+  /** Seconds of media buffered ahead of the playhead (to the end of the last range). */
+  function bufferedAhead() {
+    const b = videoEl.buffered;
+    return b.length ? Math.max(0, b.end(b.length - 1) - videoEl.currentTime) : 0;
+  }
+
+  function liveDetails() {
+    const details = player.hls && player.hls.latestLevelDetails;
+    return details && details.live ? details : null;
+  }
+
+  // Why refill: when a live buffer runs dry (the encoder was restarted, a segment
+  // came late), Chromium plays on as soon as ONE segment has arrived. The player then
+  // sits a single segment behind the live edge, the next segment must land within
+  // one segment's duration, and the playlist reload's jitter (up to half a segment)
+  // or a slow encoder makes it stall a second time (~1 run in 6 after an encoder
+  // kill, 2026-11-28). Holding the picture until one segment plus a margin is
+  // buffered turns that into one slightly longer stall.
+  function onWaiting() {
+    if (!hasPlayed || videoEl.seeking || videoEl.paused || refillingSince !== null) return;
+    const details = liveDetails();
+    if (!details || bufferedAhead() > 0.5) return; // a hole, not a dry buffer: hls.js jumps it
+    // Only at the live edge: a stall with listed segments still to fetch (a language
+    // or quality switch) ends as soon as they arrive.
+    if (details.edge - videoEl.currentTime > details.targetduration + REFILL_MARGIN_S) return;
+    refillingSince = performance.now();
+    videoEl.pause();
+  }
+
+  function refill() {
+    if (refillingSince === null) return;
+    const details = liveDetails();
+    const goal = details ? details.targetduration + REFILL_MARGIN_S : 0;
+    const waited = (performance.now() - refillingSince) / 1000;
+    if (bufferedAhead() < goal && waited < REFILL_GIVE_UP_S) return;
+    refillingSince = null;
+    const p = videoEl.play();
+    if (p && p.catch) p.catch((e) => log({ type: "play", details: String(e && e.name), fatal: false }));
   }
 
   function setQuality(value) {
@@ -355,10 +409,20 @@ export function mountPlayer(videoEl, opts = {}) {
     clearTimeout(recreateTimer);
     clearTimeout(recoverTimer);
     clearInterval(tick);
+    videoEl.removeEventListener("waiting", onWaiting);
     if (player.hls) player.hls.destroy();
     player.hls = null;
     if (ui) ui.root.remove();
   }
+
+  videoEl.addEventListener("playing", () => {
+    hasPlayed = true;
+  });
+  videoEl.addEventListener("waiting", onWaiting);
+  // The viewer pressed play during a refill: play on at once.
+  videoEl.addEventListener("play", () => {
+    refillingSince = null;
+  });
 
   if (ui) {
     ui.quality.select.addEventListener("change", (e) => setQuality(e.target.value));
@@ -383,7 +447,10 @@ export function mountPlayer(videoEl, opts = {}) {
     say("This browser cannot play the stream. Please try a current Firefox, Chrome or Safari.");
     log({ type: "unsupported", details: "no MediaSource and no native HLS", fatal: true });
   }
-  tick = setInterval(updateLiveStatus, 1000);
+  tick = setInterval(() => {
+    updateLiveStatus();
+    refill(); // also when the stream stopped growing and no fragment arrives
+  }, 1000);
   return player;
 }
 
