@@ -53,3 +53,29 @@ def test_secret_is_not_shown_in_repr() -> None:
 def test_database_url_defaults_to_sqlite_in_data_dir(tmp_path: Path) -> None:
     settings = Settings(data_dir=tmp_path)
     assert settings.effective_database_url == f"sqlite:///{tmp_path / 'summitcast.db'}"
+
+
+def test_default_listener_port_ranges_do_not_overlap() -> None:
+    ranges = Settings().port_ranges()
+
+    for protocol in ("tcp", "udp"):
+        ports = [p for kind, r in ranges.values() if kind == protocol for p in r]
+        assert len(ports) == len(set(ports))
+    # The old defaults collided from the 6th session on air: 9100 + 16 x 6 = 9196..9211.
+    assert set(ranges["greenroom_srt_port"][1]).isdisjoint(ranges["ingest_interpreter_srt_port"][1])
+
+
+def test_green_room_ports_inside_the_interpreter_range_are_refused() -> None:
+    with pytest.raises(ConfigurationError) as refused:
+        Settings(greenroom_srt_port=9200, broadcast_max_sessions=16)
+
+    assert str(refused.value).startswith(
+        "Listener ports overlap: ingest_interpreter_srt_port uses 9100-9355 and "
+        "greenroom_srt_port uses 9200-9231"
+    )
+
+
+def test_fewer_sessions_make_room_for_the_same_ports() -> None:
+    settings = Settings(greenroom_srt_port=9200, broadcast_max_sessions=6)
+
+    assert settings.port_ranges()["ingest_interpreter_srt_port"][1] == range(9100, 9196)

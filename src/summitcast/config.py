@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 from pathlib import Path
@@ -19,6 +20,8 @@ from pydantic_settings import (
 from summitcast.errors import ConfigurationError
 
 DEVELOPMENT_SECRET = "development-only-secret-change-me"  # noqa: S105 - refused outside development
+# Live interpreters: one RTMP and one SRT listener per language, up to this many per session.
+INTERPRETER_PORTS_PER_SESSION = 16
 
 
 class Settings(BaseSettings):
@@ -87,7 +90,11 @@ class Settings(BaseSettings):
     ingest_interpreter_srt_port: int = 9100
     # Live speakers' own ingest (the green room): feed n listens on base + n.
     greenroom_rtmp_port: int = 3935
-    greenroom_srt_port: int = 9200
+    greenroom_srt_port: int = 9400  # above the interpreters' 9100 + 16 × sessions
+    # Each session on air and each open green-room feed takes ports from the bases above;
+    # these caps bound the ranges, which Settings refuses to let overlap (port_ranges).
+    broadcast_max_sessions: int = Field(default=16, ge=1)
+    greenroom_max_feeds: int = Field(default=32, ge=1)
     greenroom_preview_fps: float = Field(default=2.0, gt=0, le=10)  # thumbnails a second
     # Speaker uploads (issue 5). Partial and finished uploads live here, outside the web
     # root, under random names; empty: data_dir / "uploads".
@@ -165,6 +172,69 @@ class Settings(BaseSettings):
                 "outside development "
                 "(try: python -c 'import secrets; print(secrets.token_urlsafe(48))')"
             )
+        return self
+
+    def port_ranges(self) -> dict[str, tuple[str, range]]:
+        """Every fixed listener port range (setting → protocol, ports) these settings open."""
+        sessions, feeds = self.broadcast_max_sessions, self.greenroom_max_feeds
+        languages = INTERPRETER_PORTS_PER_SESSION * sessions
+        return {
+            "ingest_rtmp_port": (
+                "tcp",
+                range(self.ingest_rtmp_port, self.ingest_rtmp_port + sessions),
+            ),
+            "ingest_srt_port": (
+                "udp",
+                range(self.ingest_srt_port, self.ingest_srt_port + sessions),
+            ),
+            "ingest_interpreter_rtmp_port": (
+                "tcp",
+                range(
+                    self.ingest_interpreter_rtmp_port, self.ingest_interpreter_rtmp_port + languages
+                ),
+            ),
+            "ingest_interpreter_srt_port": (
+                "udp",
+                range(
+                    self.ingest_interpreter_srt_port, self.ingest_interpreter_srt_port + languages
+                ),
+            ),
+            "greenroom_rtmp_port": (
+                "tcp",
+                range(self.greenroom_rtmp_port, self.greenroom_rtmp_port + feeds),
+            ),
+            "greenroom_srt_port": (
+                "udp",
+                range(self.greenroom_srt_port, self.greenroom_srt_port + feeds),
+            ),
+        }
+
+    @model_validator(mode="after")
+    def _refuse_overlapping_ports(self) -> Settings:
+        # SRT (UDP) and RTMP (TCP) ports may share numbers; two listeners of one kind may not.
+        for protocol in ("tcp", "udp"):
+            ranges = sorted(
+                (
+                    (name, ports)
+                    for name, (kind, ports) in self.port_ranges().items()
+                    if kind == protocol
+                ),
+                key=lambda entry: entry[1].start,
+            )
+            for (low_name, low), (high_name, high) in itertools.pairwise(ranges):
+                if high.start < low.stop:
+                    raise ConfigurationError(
+                        f"Listener ports overlap: {low_name} uses {low.start}-{low.stop - 1} and "
+                        f"{high_name} uses {high.start}-{high.stop - 1} (with "
+                        f"broadcast_max_sessions={self.broadcast_max_sessions}, "
+                        f"greenroom_max_feeds={self.greenroom_max_feeds}). Move one base port "
+                        "or lower a cap."
+                    )
+            if ranges[0][1].start < 1 or ranges[-1][1].stop > 65536:
+                raise ConfigurationError(
+                    f"Listener ports must lie within 1-65535; {protocol.upper()} ranges reach "
+                    f"{ranges[0][1].start}-{ranges[-1][1].stop - 1}."
+                )
         return self
 
     @property

@@ -64,6 +64,7 @@ def server(tmp_path: Path) -> Iterator[tuple[str, Database, Settings]]:
         broadcast_min_free_mb=0,
         ingest_rtmp_port=free_port(),
         ingest_srt_port=_free_udp_port(),
+        broadcast_max_sessions=2,  # random base ports: keep the refused-overlap ranges small
     )
     database = Database(settings.effective_database_url)
     database.upgrade()

@@ -6,6 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from summitcast.config import Settings
 from summitcast.domain.accounts import Role
 from summitcast.domain.programme import ItemStatus
 from summitcast.errors import ConflictError, NotFoundError, PermissionDeniedError
@@ -19,6 +20,7 @@ from tests.conftest import grant, make_summit, make_user
 pytestmark = pytest.mark.integration
 
 START = datetime(2027, 7, 17, 16, 0, tzinfo=UTC)
+MAX_FEEDS = Settings().greenroom_max_feeds
 
 
 def _setup(database: Database) -> tuple[Actor, int, list[int], int]:
@@ -57,9 +59,9 @@ def _summit(db: object) -> Summit:
 def test_open_feed_gives_each_speaker_own_key_and_slot_once(database: Database) -> None:
     producer, session_id, (ana, bo), _ = _setup(database)
     with database.session() as db:
-        first = service.open_feed(db, producer, _summit(db), session_id, ana)
-        again = service.open_feed(db, producer, _summit(db), session_id, ana)
-        other = service.open_feed(db, producer, _summit(db), session_id, bo)
+        first = service.open_feed(db, producer, _summit(db), session_id, ana, max_feeds=MAX_FEEDS)
+        again = service.open_feed(db, producer, _summit(db), session_id, ana, max_feeds=MAX_FEEDS)
+        other = service.open_feed(db, producer, _summit(db), session_id, bo, max_feeds=MAX_FEEDS)
         studio = broadcast.ingest_key_of(db, producer, _summit(db), session_id)
 
     assert again == first
@@ -71,7 +73,7 @@ def test_open_feed_gives_each_speaker_own_key_and_slot_once(database: Database) 
 def test_green_room_lists_session_speakers_with_their_feeds(database: Database) -> None:
     producer, session_id, (_ana, bo), _ = _setup(database)
     with database.session() as db:
-        service.open_feed(db, producer, _summit(db), session_id, bo)
+        service.open_feed(db, producer, _summit(db), session_id, bo, max_feeds=MAX_FEEDS)
         room = service.green_room(db, producer, _summit(db), session_id)
 
     assert [(v.speaker_name, v.feed is not None) for v in room] == [("Ana", False), ("Bo", True)]
@@ -80,7 +82,7 @@ def test_green_room_lists_session_speakers_with_their_feeds(database: Database) 
 def test_open_feed_for_speaker_without_item_in_session_not_found(database: Database) -> None:
     producer, session_id, _, elsewhere = _setup(database)
     with pytest.raises(NotFoundError), database.session() as db:
-        service.open_feed(db, producer, _summit(db), session_id, elsewhere)
+        service.open_feed(db, producer, _summit(db), session_id, elsewhere, max_feeds=MAX_FEEDS)
 
 
 def test_speaker_may_not_open_or_take_feeds(database: Database) -> None:
@@ -89,7 +91,9 @@ def test_speaker_may_not_open_or_take_feeds(database: Database) -> None:
     with database.session() as db:
         grant(database, user, _summit(db), Role.SPEAKER)
     with pytest.raises(PermissionDeniedError), database.session() as db:
-        service.open_feed(db, Actor(user.id, False), _summit(db), session_id, ana)
+        service.open_feed(
+            db, Actor(user.id, False), _summit(db), session_id, ana, max_feeds=MAX_FEEDS
+        )
 
 
 def test_take_before_open_or_before_start_is_refused(database: Database) -> None:
@@ -97,7 +101,7 @@ def test_take_before_open_or_before_start_is_refused(database: Database) -> None
     with pytest.raises(ConflictError, match="Open this speaker"), database.session() as db:
         service.take_feed(db, producer, _summit(db), session_id, ana)
     with database.session() as db:
-        service.open_feed(db, producer, _summit(db), session_id, ana)
+        service.open_feed(db, producer, _summit(db), session_id, ana, max_feeds=MAX_FEEDS)
     with pytest.raises(ConflictError, match="not on air"), database.session() as db:
         service.take_feed(db, producer, _summit(db), session_id, ana)
     with database.session() as db:
@@ -108,7 +112,9 @@ def test_take_cuts_to_live_and_marks_only_that_feed(database: Database) -> None:
     producer, session_id, (ana, bo), _ = _setup(database)
     with database.session() as db:
         for speaker_id in (ana, bo):
-            service.open_feed(db, producer, _summit(db), session_id, speaker_id)
+            service.open_feed(
+                db, producer, _summit(db), session_id, speaker_id, max_feeds=MAX_FEEDS
+            )
         broadcast.start_session(db, producer, _summit(db), session_id, countdown=False)
         plan = service.take_feed(db, producer, _summit(db), session_id, ana)
         plan = service.take_feed(db, producer, _summit(db), session_id, bo)
@@ -122,7 +128,9 @@ def test_release_and_close_of_taken_feed_return_to_programme(database: Database)
     producer, session_id, (ana, bo), _ = _setup(database)
     with database.session() as db:
         for speaker_id in (ana, bo):
-            service.open_feed(db, producer, _summit(db), session_id, speaker_id)
+            service.open_feed(
+                db, producer, _summit(db), session_id, speaker_id, max_feeds=MAX_FEEDS
+            )
         broadcast.start_session(db, producer, _summit(db), session_id, countdown=False)
         service.take_feed(db, producer, _summit(db), session_id, ana)
         service.release_feed(db, producer, _summit(db), session_id, ana)
@@ -144,6 +152,57 @@ def test_feed_of_invitation_shows_the_speaker_only_their_feed(database: Database
         item = db.query(Item).filter(Item.session_id == session_id).one()
         invitation = speakers.invite_speaker(db, summit, item, bo, valid_days=1)
         assert service.feed_of_invitation(db, invitation) is None
-        opened = service.open_feed(db, producer, summit, session_id, bo)
-        service.open_feed(db, producer, summit, session_id, ana)
+        opened = service.open_feed(db, producer, summit, session_id, bo, max_feeds=MAX_FEEDS)
+        service.open_feed(db, producer, summit, session_id, ana, max_feeds=MAX_FEEDS)
         assert service.feed_of_invitation(db, invitation) == opened
+
+
+def test_feed_taken_in_an_earlier_run_is_not_on_air_after_the_session_restarts(
+    database: Database,
+) -> None:
+    producer, session_id, (ana, _bo), _ = _setup(database)
+    with database.session() as db:
+        service.open_feed(db, producer, _summit(db), session_id, ana, max_feeds=MAX_FEEDS)
+        broadcast.start_session(db, producer, _summit(db), session_id, countdown=False)
+        service.take_feed(db, producer, _summit(db), session_id, ana)
+        during = [f.taken for f in service.open_feeds(db)]
+        broadcast.end_session(db, producer, _summit(db), session_id)
+        broadcast.start_session(db, producer, _summit(db), session_id, countdown=False)
+        # The producer cuts to the studio: the speaker's old take must not come back with it.
+        broadcast.cut_to_live(db, producer, _summit(db), session_id)
+        after_restart = [f.taken for f in service.open_feeds(db)]
+        room = service.green_room(db, producer, _summit(db), session_id)
+
+    assert during == [True]
+    assert after_restart == [False]
+    assert [v.feed.taken for v in room if v.feed is not None] == [False]
+
+
+def test_take_ends_when_the_producer_holds_and_goes_live_again(database: Database) -> None:
+    producer, session_id, (ana, _bo), _ = _setup(database)
+    with database.session() as db:
+        service.open_feed(db, producer, _summit(db), session_id, ana, max_feeds=MAX_FEEDS)
+        broadcast.start_session(db, producer, _summit(db), session_id, countdown=False)
+        service.take_feed(db, producer, _summit(db), session_id, ana)
+        broadcast.hold(db, producer, _summit(db), session_id)
+        broadcast.cut_to_live(db, producer, _summit(db), session_id)
+        taken = [f.taken for f in service.open_feeds(db)]
+        service.release_feed(db, producer, _summit(db), session_id, ana)  # not on air: no-op
+        still_live = broadcast.plan_of(db, _summit(db), session_id).state.live
+
+    assert taken == [False]
+    assert still_live is True
+
+
+def test_open_feed_past_the_cap_is_refused_with_what_to_do(database: Database) -> None:
+    producer, session_id, (ana, bo), _ = _setup(database)
+    with database.session() as db:
+        first = service.open_feed(db, producer, _summit(db), session_id, ana, max_feeds=1)
+    with (
+        pytest.raises(ConflictError, match="All 1 green-room feeds") as refused,
+        database.session() as db,
+    ):
+        service.open_feed(db, producer, _summit(db), session_id, bo, max_feeds=1)
+
+    assert first.slot == 0
+    assert refused.value.status_code == 409

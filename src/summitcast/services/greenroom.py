@@ -22,6 +22,7 @@ from summitcast.services import accounts
 from summitcast.services import broadcast as broadcasts
 from summitcast.services.programme import get_session
 from summitcast.storage.tables import (
+    Broadcast,
     GreenRoomFeed,
     Item,
     ItemSpeaker,
@@ -55,8 +56,23 @@ class FeedView:
     feed: FeedPlan | None
 
 
-def _plan(row: GreenRoomFeed) -> FeedPlan:
-    return FeedPlan(row.id, row.session_id, row.speaker_id, row.slot, row.taken, row.ingest_key)
+def _plan(db: DbSession, row: GreenRoomFeed) -> FeedPlan:
+    return FeedPlan(
+        row.id, row.session_id, row.speaker_id, row.slot, _on_air(db, row), row.ingest_key
+    )
+
+
+def _on_air(db: DbSession, row: GreenRoomFeed) -> bool:
+    """Whether a feed is its session's live input now: taken, and the broadcast unchanged since.
+
+    The take cut the session to live; any later change of the broadcast (hold, next item,
+    end, a new start) bumps its generation, so a feed taken in an earlier run or before a
+    hold never comes back on air by itself when the studio goes live again.
+    """
+    if not row.taken or row.taken_generation is None:
+        return False
+    broadcast = db.get(Broadcast, row.session_id)
+    return broadcast is not None and broadcast.live and broadcast.generation == row.taken_generation
 
 
 def session_speakers(db: DbSession, session: Session) -> list[Speaker]:
@@ -86,10 +102,17 @@ def _feed(db: DbSession, session_id: int, speaker_id: int) -> GreenRoomFeed | No
     )
 
 
-def _free_slot(db: DbSession) -> int:
+def _free_slot(db: DbSession, max_feeds: int) -> int:
     """The lowest port offset no open feed (of any summit on this install) uses."""
     used = set(db.scalars(select(GreenRoomFeed.slot)))
-    return next(i for i in range(len(used) + 1) if i not in used)
+    # Past the cap the ports would run into another range (Settings.port_ranges).
+    free = next((i for i in range(max_feeds) if i not in used), None)
+    if free is None:
+        raise ConflictError(
+            f"All {max_feeds} green-room feeds of this installation are open. Close a feed "
+            "that is no longer needed (or raise greenroom_max_feeds) and open this one again."
+        )
+    return free
 
 
 def green_room(
@@ -99,14 +122,20 @@ def green_room(
     accounts.require(db, actor, summit, Permission.RUN_BROADCAST)
     session = get_session(db, summit, session_id)
     feeds = {
-        row.speaker_id: _plan(row)
+        row.speaker_id: _plan(db, row)
         for row in db.scalars(select(GreenRoomFeed).where(GreenRoomFeed.session_id == session.id))
     }
     return [FeedView(s.id, s.name, feeds.get(s.id)) for s in session_speakers(db, session)]
 
 
 def open_feed(
-    db: DbSession, actor: accounts.Actor, summit: Summit, session_id: int, speaker_id: int
+    db: DbSession,
+    actor: accounts.Actor,
+    summit: Summit,
+    session_id: int,
+    speaker_id: int,
+    *,
+    max_feeds: int,
 ) -> FeedPlan:
     """Give a speaker of the session their own ingest key (the same one if already open)."""
     accounts.require(db, actor, summit, Permission.RUN_BROADCAST)
@@ -119,13 +148,13 @@ def open_feed(
             session_id=session.id,
             speaker_id=speaker_id,
             ingest_key=broadcasts.new_ingest_key(),
-            slot=_free_slot(db),
+            slot=_free_slot(db, max_feeds),
             taken=False,
             opened_at=utcnow(),
         )
         db.add(row)
         db.flush()
-    return _plan(row)
+    return _plan(db, row)
 
 
 def close_feed(
@@ -137,7 +166,7 @@ def close_feed(
     row = _feed(db, session.id, speaker_id)
     if row is None:
         return
-    was_taken = row.taken
+    was_taken = _on_air(db, row)
     db.delete(row)
     db.flush()
     if was_taken:
@@ -159,6 +188,7 @@ def take_feed(
     plan = broadcasts.cut_to_live(db, actor, summit, session.id)
     for other in db.scalars(select(GreenRoomFeed).where(GreenRoomFeed.session_id == session.id)):
         other.taken = other.id == row.id
+        other.taken_generation = plan.state.generation if other.taken else None
     db.flush()
     return plan
 
@@ -170,9 +200,9 @@ def release_feed(
     accounts.require(db, actor, summit, Permission.RUN_BROADCAST)
     session = get_session(db, summit, session_id)
     row = _feed(db, session.id, speaker_id)
-    if row is None or not row.taken:
+    if row is None or not _on_air(db, row):
         return
-    row.taken = False
+    row.taken, row.taken_generation = False, None
     db.flush()
     if broadcasts.plan_of(db, summit, session.id).state.live:
         broadcasts.back_to_programme(db, actor, summit, session.id)
@@ -180,7 +210,7 @@ def release_feed(
 
 def open_feeds(db: DbSession) -> list[FeedPlan]:
     """Every open feed, for the worker that runs their listeners."""
-    return [_plan(row) for row in db.scalars(select(GreenRoomFeed).order_by(GreenRoomFeed.id))]
+    return [_plan(db, row) for row in db.scalars(select(GreenRoomFeed).order_by(GreenRoomFeed.id))]
 
 
 def feed_of_invitation(db: DbSession, invitation: SpeakerInvitation) -> FeedPlan | None:
@@ -189,4 +219,4 @@ def feed_of_invitation(db: DbSession, invitation: SpeakerInvitation) -> FeedPlan
     if item is None:
         return None
     row = _feed(db, item.session_id, invitation.speaker_id)
-    return _plan(row) if row is not None else None
+    return _plan(db, row) if row is not None else None

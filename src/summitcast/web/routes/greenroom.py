@@ -136,7 +136,10 @@ def green_room_open(
     speaker_id: int,
 ) -> Response:
     """Give the speaker their own ingest key and open their listeners."""
-    service.open_feed(db, actor, summit, session_id, speaker_id)
+    settings = request.app.state.settings
+    service.open_feed(
+        db, actor, summit, session_id, speaker_id, max_feeds=settings.greenroom_max_feeds
+    )
     return _act(request, db, summit, session_id)
 
 
