@@ -52,7 +52,8 @@ from summitcast.media.playout import (
     feed_argv,
 )
 from summitcast.media.probe import probe
-from summitcast.media.segment_store import LocalSegmentStore
+from summitcast.media.publisher import SegmentPublisher
+from summitcast.media.segment_store import LocalSegmentStore, SegmentStore
 from summitcast.media.slate import render_slate
 from summitcast.media.subtitles import (
     Cue as SubtitleCue,
@@ -162,10 +163,11 @@ class SessionPlayout:
         self,
         ffmpeg: str,
         spec: LadderSpec,
-        store: LocalSegmentStore,
+        store: SegmentStore,
         work_dir: Path,
         *,
         on_cue_finished: Callable[[Cue], Awaitable[None]],
+        output_dir: Path | None = None,
         live_source: Callable[[], FeedSource | None] = lambda: None,
         interpreters: Callable[[], tuple[str | None, ...]] = tuple,
         subtitle_languages: tuple[str, ...] = (),
@@ -175,6 +177,13 @@ class SessionPlayout:
         self.spec = spec
         self.store = store
         self.work_dir = work_dir
+        # ffmpeg writes here; the store is this folder itself (the default: no copying)
+        # or somewhere else, which the publisher fills from here in a safe order.
+        store_folder = store.folder if isinstance(store, LocalSegmentStore) else None
+        self.output_dir = output_dir or store_folder or work_dir / "hls"
+        same = store_folder == self.output_dir
+        self.publisher = None if same else SegmentPublisher(self.output_dir, store)
+        self._publisher_task: asyncio.Task[None] | None = None
         self.on_cue_finished = on_cue_finished
         self.live_source = live_source
         # Per ladder language: the relay URL of a live interpreter sending now, or None.
@@ -203,13 +212,13 @@ class SessionPlayout:
         probe_options = ("-f", "mpegts", "-probesize", "1000000", "-analyzeduration", "1000000")
         feed = [LadderInput("pipe:0", probe_options)]
         # A session resumed after an app restart continues the playlists already there.
-        resume = store.exists(f"{spec.rungs[0].name}/{MEDIA_PLAYLIST_NAME}")
+        resume = (self.output_dir / spec.rungs[0].name / MEDIA_PLAYLIST_NAME).is_file()
         self.encoder = Supervisor(
-            ladder_argv(ffmpeg, feed, spec, store.folder, resume=resume),
+            ladder_argv(ffmpeg, feed, spec, self.output_dir, resume=resume),
             name="ladder",
             stdin_pipe=True,
             restart_on_success=False,
-            restart_argv=ladder_argv(ffmpeg, feed, spec, store.folder, resume=True),
+            restart_argv=ladder_argv(ffmpeg, feed, spec, self.output_dir, resume=True),
         )
 
     @property
@@ -238,7 +247,12 @@ class SessionPlayout:
         self._changed.set()
         if self._task is not None:
             await self._task
-        for task in (self._subtitle_task, self._disk_task, self._interpreter_task):
+        for task in (
+            self._subtitle_task,
+            self._disk_task,
+            self._interpreter_task,
+            self._publisher_task,
+        ):
             if task is not None:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
@@ -248,7 +262,7 @@ class SessionPlayout:
         """Wait for a writable folder, start the encoder, then feed cue after cue."""
         self.work_dir.mkdir(parents=True, exist_ok=True)
         while not self._stopping:
-            self.alarm = disk_problem(self.store.folder, min_free_bytes=self.min_free_bytes)
+            self.alarm = disk_problem(self.output_dir, min_free_bytes=self.min_free_bytes)
             if self.alarm is None or "left on the disk" in self.alarm:
                 break
             # No encoder while the folder is unwritable: it would only crash and restart.
@@ -262,6 +276,8 @@ class SessionPlayout:
         try:
             self.store.put(MASTER_NAME, master_playlist(self.spec).encode())
             await self.encoder.start()
+            if self.publisher is not None:
+                self._publisher_task = asyncio.create_task(self.publisher.run())
             self._subtitle_task = asyncio.create_task(self._subtitle_loop())
             # Its own task: a hold slate or a live input may stay on air for hours.
             self._disk_task = asyncio.create_task(self._disk_loop())
@@ -289,7 +305,10 @@ class SessionPlayout:
             logger.error("playout stopped: %s", self.alarm)
         finally:
             await self.encoder.stop()
-            with contextlib.suppress(OSError):
+            with contextlib.suppress(OSError, ValidationError):
+                if self.publisher is not None:
+                    # The last segments and the playlists with EXT-X-ENDLIST.
+                    await asyncio.to_thread(self.publisher.sync)
                 self._write_master()
                 self._write_subtitles(ended=True)
 
@@ -546,7 +565,7 @@ class SessionPlayout:
         while True:
             await asyncio.sleep(DISK_CHECK_INTERVAL_S)
             problem = await asyncio.to_thread(
-                disk_problem, self.store.folder, min_free_bytes=self.min_free_bytes
+                disk_problem, self.output_dir, min_free_bytes=self.min_free_bytes
             )
             if problem != self.alarm:
                 if problem is not None:
@@ -617,10 +636,10 @@ class SessionPlayout:
         self.store.put(MASTER_NAME, master_playlist(self.spec, codecs).encode())
 
 
-def segment_age_s(store: LocalSegmentStore, spec: LadderSpec) -> float | None:
-    """Seconds since the top rung's playlist last changed (a new segment), or None."""
+def segment_age_s(output_dir: Path, spec: LadderSpec) -> float | None:
+    """Seconds since the encoder last rewrote the top rung's playlist (a new segment), or None."""
     try:
-        mtime = os.stat(store.local_path(f"{spec.rungs[0].name}/{MEDIA_PLAYLIST_NAME}")).st_mtime
+        mtime = os.stat(output_dir / spec.rungs[0].name / MEDIA_PLAYLIST_NAME).st_mtime
     except OSError:
         return None
     return max(0.0, time.time() - mtime)

@@ -14,6 +14,7 @@ import contextlib
 import logging
 import socket
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -36,7 +37,7 @@ from summitcast.media.ladder import (
     SubtitleTrack,
 )
 from summitcast.media.recording import write_recordings
-from summitcast.media.segment_store import LocalSegmentStore
+from summitcast.media.segment_store import LocalSegmentStore, SegmentStore
 from summitcast.presence import MemoryPubSub, PubSub
 from summitcast.services import broadcast as service
 from summitcast.storage.database import Database
@@ -81,7 +82,7 @@ class SessionRuntime:
 
     plan: service.BroadcastPlan
     spec: LadderSpec
-    store: LocalSegmentStore
+    store: SegmentStore
     playout: SessionPlayout
     ingest: SessionIngest | None
     slot: int
@@ -103,6 +104,9 @@ class BroadcastManager:
         pubsub: PubSub | None = None,
     ) -> None:
         self.settings = settings
+        # Where each session's HLS is stored and served from; None: the local segment
+        # folder, which ffmpeg writes into directly (no copy).
+        self.store_factory: Callable[[str, int], SegmentStore] | None = None
         # Health of sessions on air, published by the node with the encoders, read by all.
         self.board = HealthBoard(pubsub or MemoryPubSub())
         self._health_task: asyncio.Task[None] | None = None
@@ -191,14 +195,37 @@ class BroadcastManager:
             srt_relay=free_port(socket.SOCK_DGRAM),
         )
 
+    def store_for(self, summit_slug: str, session_id: int) -> SegmentStore:
+        """The store a session's HLS is served from (read-only use: creates nothing)."""
+        runtime = self.runtimes.get(session_id)
+        if runtime is not None and runtime.plan.summit_slug == summit_slug:
+            return runtime.store
+        if self.store_factory is not None:
+            return self.store_factory(summit_slug, session_id)
+        return LocalSegmentStore(
+            session_folder(self.settings, summit_slug, session_id), create=False
+        )
+
+    def _work_dir(self, plan: service.BroadcastPlan) -> Path:
+        return self.settings.data_dir / "playout" / plan.summit_slug / str(plan.session_id)
+
     async def _start_runtime(self, plan: service.BroadcastPlan) -> SessionRuntime:
         spec = ladder_for(self.settings, plan)
-        folder = session_folder(self.settings, plan.summit_slug, plan.session_id)
+        if self.store_factory is None:
+            folder = session_folder(self.settings, plan.summit_slug, plan.session_id)
+        else:
+            folder = self._work_dir(plan) / "hls"  # ffmpeg's output, published to the store
         top = folder / spec.rungs[0].name / MEDIA_PLAYLIST_NAME
         if top.is_file() and "#EXT-X-ENDLIST" in top.read_text(encoding="utf-8", errors="replace"):
             # A session started again after it ended: keep the finished recording aside.
             folder.rename(folder.with_name(f"{folder.name}.ended-{int(time.time())}"))
-        store = LocalSegmentStore(folder) if _can_create(folder) else _UnwritableStore(folder)
+        # An uncreatable folder still gets its store: the playout waits on the disk alarm.
+        _can_create(folder)
+        store: SegmentStore = (
+            LocalSegmentStore(folder, create=False)
+            if self.store_factory is None
+            else self.store_factory(plan.summit_slug, plan.session_id)
+        )
         slot = self._free_slot()
         opened = SessionIngest(
             self.ffmpeg, self.settings.ingest_host, self._ports(slot), plan.ingest_key
@@ -215,8 +242,9 @@ class BroadcastManager:
             self.ffmpeg,
             spec,
             store,
-            self.settings.data_dir / "playout" / plan.summit_slug / str(session_id),
+            self._work_dir(plan),
             on_cue_finished=lambda cue: self._cue_finished(session_id, cue),
+            output_dir=folder,
             live_source=ingest.live_source if ingest is not None else (lambda: None),
             interpreters=lambda: self._interpreter_urls(session_id),
             subtitle_languages=spec_subtitles(spec),
@@ -303,7 +331,8 @@ class BroadcastManager:
     async def _record(self, runtime: SessionRuntime) -> None:
         """Write the downloadable MP4s of an ended session (in the background: it is only I/O)."""
         try:
-            made = await write_recordings(self.ffmpeg, runtime.store.folder, runtime.spec)
+            # From ffmpeg's local output, which every store is filled from.
+            made = await write_recordings(self.ffmpeg, runtime.playout.output_dir, runtime.spec)
         except OSError as exc:
             logger.error("recordings of session %d failed: %s", runtime.plan.session_id, exc)
             return
@@ -343,7 +372,8 @@ class BroadcastManager:
         runtime = self.runtimes.get(session_id)
         if runtime is None:
             return None
-        view = health_view(runtime.playout.health, segment_age_s(runtime.store, runtime.spec))
+        age = segment_age_s(runtime.playout.output_dir, runtime.spec)
+        view = health_view(runtime.playout.health, age)
         view["node"] = self.board.node
         view["slot"] = runtime.slot  # another node derives the ingest ports from it
         ingest = runtime.ingest
@@ -409,11 +439,3 @@ def _can_create(folder: Path) -> bool:
     except OSError:
         return False
     return True
-
-
-class _UnwritableStore(LocalSegmentStore):
-    """A store whose folder could not even be created; playout waits on its alarm."""
-
-    def __init__(self, folder: Path) -> None:
-        self.folder = Path(folder)
-        self._base_url = ""

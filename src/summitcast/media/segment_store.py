@@ -91,9 +91,10 @@ class InMemorySegmentStore:
 class LocalSegmentStore:
     """A SegmentStore in a folder, served as static files by the app, nginx or a CDN origin."""
 
-    def __init__(self, folder: Path, base_url: str = "") -> None:
+    def __init__(self, folder: Path, base_url: str = "", *, create: bool = True) -> None:
         self.folder = Path(folder)
-        self.folder.mkdir(parents=True, exist_ok=True)
+        if create:  # not for readers: a request must not create folders
+            self.folder.mkdir(parents=True, exist_ok=True)
         self._base_url = base_url.rstrip("/")
 
     def local_path(self, path: str) -> Path:

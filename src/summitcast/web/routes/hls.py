@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from pathlib import PurePosixPath
+
+from fastapi import APIRouter, Request
 from fastapi.responses import FileResponse, Response
 
 from summitcast.domain.programme import SLUG_RE
 from summitcast.errors import NotFoundError, ValidationError
 from summitcast.media.http_cache import cache_headers_for
 from summitcast.media.ladder import MASTER_NAME
-from summitcast.media.manager import session_folder
-from summitcast.media.segment_store import clean_path
-from summitcast.web.deps import SettingsDep
+from summitcast.media.manager import BroadcastManager
+from summitcast.media.segment_store import LocalSegmentStore, clean_path
 
 router = APIRouter(include_in_schema=False)
 
@@ -22,21 +23,31 @@ def master_url(summit_slug: str, session_id: int) -> str:
 
 
 @router.get("/hls/{summit}/{session_id}/{path:path}")
-def hls_file(summit: str, session_id: int, path: str, settings: SettingsDep) -> Response:
-    """One playlist or segment of a session (404 for anything else)."""
+def hls_file(request: Request, summit: str, session_id: int, path: str) -> Response:
+    """One playlist or segment of a session, from its segment store (404 for anything else)."""
     if not SLUG_RE.match(summit) or session_id < 1:
         raise NotFoundError("No such stream.")
-    folder = session_folder(settings, summit, session_id)
     try:
-        # The store refuses absolute paths, "..", "." and backslashes: nothing escapes the folder.
-        target = folder / clean_path(path)
+        # The store refuses absolute paths, "..", "." and backslashes: nothing escapes it.
+        name = clean_path(path)
     except ValidationError as exc:
         raise NotFoundError("No such stream file.") from exc
-    if target.name.startswith(".") or not target.is_file():
-        raise NotFoundError("No such stream file.")
-    headers = cache_headers_for(path)
+    if any(part.startswith(".") for part in PurePosixPath(name).parts):
+        raise NotFoundError("No such stream file.")  # temporary and hidden files
+    manager: BroadcastManager = request.app.state.broadcasts
+    store = manager.store_for(summit, session_id)
+    headers = cache_headers_for(name)
     media_type = headers.pop("Content-Type")
-    if path.endswith(".m3u8"):
-        # Read whole: ffmpeg replaces playlists by renaming, so one read sees one version.
-        return Response(target.read_bytes(), media_type=media_type, headers=headers)
-    return FileResponse(target, media_type=media_type, headers=headers)
+    if isinstance(store, LocalSegmentStore):
+        # The default: ffmpeg's own folder, served straight from disk (sendfile, no copy).
+        target = store.local_path(name)
+        if not target.is_file():
+            raise NotFoundError("No such stream file.")
+        if name.endswith(".m3u8"):
+            # Read whole: ffmpeg replaces playlists by renaming, so one read sees one version.
+            return Response(target.read_bytes(), media_type=media_type, headers=headers)
+        return FileResponse(target, media_type=media_type, headers=headers)
+    data = store.get(name)
+    if data is None:
+        raise NotFoundError("No such stream file.")
+    return Response(data, media_type=media_type, headers=headers)
