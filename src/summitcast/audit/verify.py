@@ -46,6 +46,7 @@ from summitcast.audit.merkle import (
     verify_consistency,
     verify_inclusion,
 )
+from summitcast.audit.tally import ColumnTally
 from summitcast.domain.attendance import (
     SUPPRESSED_COUNTRY,
     AttendanceFigures,
@@ -457,7 +458,7 @@ def _worker_main(inbox: Any, outbox: Any, path: str | None) -> None:
     A line comes either as its bytes or as a byte range of the log at `path`,
     which the worker reads itself.
     """
-    tally: AttendanceTally | None = None
+    tally: ColumnTally | None = None
     fd = os.open(path, os.O_RDONLY) if path is not None else None
     try:
         while True:
@@ -465,7 +466,7 @@ def _worker_main(inbox: Any, outbox: Any, path: str | None) -> None:
             if message is None:
                 return
             if message[0] == "collect":
-                outbox.put(tally)
+                outbox.put(None if tally is None else tally.tally())
                 tally = None
                 continue
             kind, line, position, spec = message
@@ -474,7 +475,7 @@ def _worker_main(inbox: Any, outbox: Any, path: str | None) -> None:
                     assert fd is not None
                     line = _read_range(fd, *line)
                 if spec is not None and tally is None:
-                    tally = AttendanceTally(*spec)
+                    tally = ColumnTally(*spec)
                 outbox.put(hash_bucket_line(line, position, tally if spec is not None else None))
             except Exception as error:  # the main process must not wait forever for an answer
                 outbox.put(f"internal error while checking this bucket: {error!r}")
@@ -509,7 +510,7 @@ class _Dispatcher:
         ]
         for process in self._processes:
             process.start()
-        self._local: AttendanceTally | None = None  # the in-process share (no workers)
+        self._local: ColumnTally | None = None  # the in-process share (no workers)
         self._turn = 0
         self._window = 2 * workers + 2
         self._pending: collections.deque[tuple[int, Any, int, Any, _Line]] = collections.deque()
@@ -521,7 +522,7 @@ class _Dispatcher:
             data = line.whole()
             expected = expected_entries(data)
             if spec is not None and self._local is None:
-                self._local = AttendanceTally(*spec)
+                self._local = ColumnTally(*spec)
             item: Any = hash_bucket_line(data, self.position, self._local if spec else None)
         else:
             guess = None
@@ -566,7 +567,7 @@ class _Dispatcher:
     def collect(self) -> list[AttendanceTally]:
         """Return (and forget) the partial tallies of every bucket tallied so far."""
         assert not self._pending, "drain before collecting"
-        partial = [self._local] if self._local is not None else []
+        partial = [self._local.tally()] if self._local is not None else []
         self._local = None
         for inbox, _ in self._queues:
             inbox.put(("collect",))

@@ -323,6 +323,37 @@ class AttendanceTally:
                 if concurrent > self._session_peak[index][0]:
                     self._session_peak[index] = (concurrent, start)
 
+    @classmethod
+    def from_totals(
+        cls,
+        sessions: Sequence[SessionWindow],
+        rule: CountingRule,
+        *,
+        country: Mapping[str, str],
+        present: Mapping[str, int],
+        session_present: Sequence[Mapping[str, int]],
+        session_peak: Sequence[tuple[int, int | None]],
+        timeline: Sequence[tuple[int, int]],
+    ) -> AttendanceTally:
+        """Rebuild a tally from totals counted elsewhere (the verifier counts with arrays).
+
+        `present` and `session_present` count present buckets per key, `session_peak`
+        is each session's (peak, its earliest bucket) and `timeline` (start, present)
+        per bucket.
+        """
+        tally = cls(sessions, rule)
+        tally._country = dict(country)
+        tally._present_total = Counter(present)
+        tally._session_present = [Counter(counts) for counts in session_present]
+        tally._session_peak = list(session_peak)
+        tally._timeline = sorted(timeline)
+        tally._entries = sum(n for _, n in timeline)
+        return tally
+
+    def session_bucket_starts(self) -> list[frozenset[int]]:
+        """Return, per session, the starts of its buckets."""
+        return list(self._session_starts)
+
     def merge(self, other: AttendanceTally) -> list[str]:
         """Add another tally of other buckets (same sessions and rule); returns key conflicts.
 
