@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-from fastapi import FastAPI, Request
+from fastapi import FastAPI, Request, WebSocket
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
@@ -259,17 +259,24 @@ def create_app(
 
 
 class HeartbeatFastPath:
-    """Hands POST /live/heartbeat straight to its route function, past FastAPI's machinery."""
+    """Hands the heartbeat POST and the presence socket straight to their route functions."""
 
     # Route matching over ~80 routes, dependency solving and the exit stack cost ~300 µs
-    # per request; the heartbeat itself ~10 µs (benchmarks/heartbeat_path.py).
+    # per request; the heartbeat itself ~10 µs (benchmarks/heartbeat_path.py). A socket
+    # pays that once, at its handshake, but 30,000 screens reconnecting at once pay it
+    # 30,000 times, and each socket's task keeps every frame of that stack (session
+    # middleware, router, exit stack) alive for as long as the screen stays connected.
     PATH = "/live/heartbeat"
+    SOCKET_PATH = "/live/ws"
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        """Serve a heartbeat POST here; pass everything else on."""
+        """Serve a heartbeat POST or a presence socket here; pass everything else on."""
+        if scope["type"] == "websocket" and scope["path"] == self.SOCKET_PATH:
+            await live.presence_socket(WebSocket(scope, receive, send))
+            return
         if scope["type"] != "http" or scope["path"] != self.PATH or scope["method"] != "POST":
             await self.app(scope, receive, send)
             return

@@ -10,19 +10,22 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from matplotlib.figure import Figure
 from sqlalchemy.orm import Session as DbSession
 
 from summitcast.config import Settings
 from summitcast.domain.attendance import OTHER_ROW, SUPPRESSED_COUNTRY
 from summitcast.errors import NotFoundError
-from summitcast.reports.build import ReportFiles, build_report
-from summitcast.reports.worldmap import draw_world_map, find_atlas, load_atlas
 from summitcast.services.attendance import AttendanceData, attendance_data
 from summitcast.storage.database import Database
 from summitcast.storage.tables import AttendancePublication, Summit
+
+if TYPE_CHECKING:
+    from summitcast.reports.build import ReportFiles
+
+# summitcast.reports (matplotlib, numpy: ~56 MiB) is imported where a report is drawn,
+# not with the app: each of the workers holding 15,000 sockets would carry it for nothing.
 
 __all__ = [
     "DOWNLOADS",
@@ -74,6 +77,8 @@ def build_attendance_report(
     progress: Progress | None = None,
 ) -> BuiltReport:
     """Compute the figures and write the report (PDF, PNG, CSV) into out_dir."""
+    from summitcast.reports.build import build_report
+
     data = attendance_data(db, summit, settings)
     # The charts, PDF and CSVs carry the k-suppressed figures, so they can be passed
     # on; the exact per-country counts go into one CSV marked for organisers.
@@ -179,6 +184,10 @@ def public_map(
     path = settings.attendance_dir / summit.slug / f"map-{publication.id}.png"
     if path.is_file():
         return path
+    from matplotlib.figure import Figure
+
+    from summitcast.reports.worldmap import draw_world_map, find_atlas, load_atlas
+
     atlas = find_atlas()
     if atlas is None:
         return None
