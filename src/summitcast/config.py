@@ -71,6 +71,9 @@ class Settings(BaseSettings):
     # Registrations one client may send per hour (counted under a salted hash, in memory).
     registrations_per_hour: int = Field(default=5, ge=1)
     segment_dir: Path | None = None  # empty: data_dir / "hls"
+    # Where HLS is stored and served from: "local" is segment_dir, which ffmpeg writes
+    # into directly; "memory" keeps it in this process (published from ffmpeg's folder).
+    segment_store: Literal["local", "memory"] = "local"
     # Run playout encoders and ingest listeners in this process. With several app
     # nodes exactly one sets this; the others only serve pages and HLS files.
     broadcast_workers: bool = True

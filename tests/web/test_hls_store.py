@@ -7,7 +7,7 @@ from fastapi.testclient import TestClient
 
 from summitcast.config import Settings
 from summitcast.media.manager import session_folder
-from summitcast.media.segment_store import InMemorySegmentStore, SegmentStore
+from summitcast.media.segment_store import InMemorySegmentStore
 
 pytestmark = [
     pytest.mark.integration,
@@ -45,10 +45,10 @@ def test_hls_request_for_unknown_session_creates_no_folder(
 
 
 def test_hls_from_memory_store_serves_what_the_store_holds(client: TestClient) -> None:
-    stores: dict[tuple[str, int], SegmentStore] = {}
     manager = client.app.state.broadcasts  # type: ignore[attr-defined]
-    manager.store_factory = lambda slug, sid: stores.setdefault((slug, sid), InMemorySegmentStore())
-    store = manager.store_for("summit", 4)
+    manager.store_factory = lambda _slug, _sid: InMemorySegmentStore()
+    store = InMemorySegmentStore()
+    manager.stores[("summit", 4)] = store  # as a playout on this node would have filled it
     store.put("360p/index.m3u8", PLAYLIST)
     store.put("360p/seg_00000.m4s", b"\x01segment")
     playlist = client.get("/hls/summit/4/360p/index.m3u8")

@@ -37,7 +37,11 @@ from summitcast.media.ladder import (
     SubtitleTrack,
 )
 from summitcast.media.recording import write_recordings
-from summitcast.media.segment_store import LocalSegmentStore, SegmentStore
+from summitcast.media.segment_store import (
+    InMemorySegmentStore,
+    LocalSegmentStore,
+    SegmentStore,
+)
 from summitcast.presence import MemoryPubSub, PubSub
 from summitcast.services import broadcast as service
 from summitcast.storage.database import Database
@@ -107,6 +111,11 @@ class BroadcastManager:
         # Where each session's HLS is stored and served from; None: the local segment
         # folder, which ffmpeg writes into directly (no copy).
         self.store_factory: Callable[[str, int], SegmentStore] | None = None
+        if settings.segment_store == "memory":
+            self.store_factory = lambda _slug, _session_id: InMemorySegmentStore()
+        # The stores this node's playouts filled, by (summit slug, session id): readers
+        # find them here after a session ends, and never make one by asking.
+        self.stores: dict[tuple[str, int], SegmentStore] = {}
         # Health of sessions on air, published by the node with the encoders, read by all.
         self.board = HealthBoard(pubsub or MemoryPubSub())
         self._health_task: asyncio.Task[None] | None = None
@@ -197,14 +206,12 @@ class BroadcastManager:
 
     def store_for(self, summit_slug: str, session_id: int) -> SegmentStore:
         """The store a session's HLS is served from (read-only use: creates nothing)."""
-        runtime = self.runtimes.get(session_id)
-        if runtime is not None and runtime.plan.summit_slug == summit_slug:
-            return runtime.store
-        if self.store_factory is not None:
-            return self.store_factory(summit_slug, session_id)
-        return LocalSegmentStore(
-            session_folder(self.settings, summit_slug, session_id), create=False
-        )
+        if self.store_factory is None:
+            return LocalSegmentStore(
+                session_folder(self.settings, summit_slug, session_id), create=False
+            )
+        # Another store: what this node published, else nothing (an empty store).
+        return self.stores.get((summit_slug, session_id)) or InMemorySegmentStore()
 
     def _work_dir(self, plan: service.BroadcastPlan) -> Path:
         return self.settings.data_dir / "playout" / plan.summit_slug / str(plan.session_id)
@@ -226,6 +233,7 @@ class BroadcastManager:
             if self.store_factory is None
             else self.store_factory(plan.summit_slug, plan.session_id)
         )
+        self.stores[(plan.summit_slug, plan.session_id)] = store
         slot = self._free_slot()
         opened = SessionIngest(
             self.ffmpeg, self.settings.ingest_host, self._ports(slot), plan.ingest_key
