@@ -241,10 +241,12 @@ def main() -> None:
         cpu = _cpu() - cpu
         assert report.ok, report.problems[:3]
         entries = args.locations * args.buckets
+        per_leaf = ref / args.locations
         print(
             f"verify {args.buckets} buckets ({entries} entries, {size / 1e6:.0f} MB): "
             f"{verify:.1f} s wall, {cpu:.1f} s CPU ({1e6 * cpu / entries:.2f} µs per entry), "
-            f"{verify / (ref * args.buckets):.1f}x reference, "
+            f"{verify / (ref * args.buckets):.1f}x reference (wall), "
+            f"{cpu / entries / per_leaf:.1f}x reference (CPU per entry / SHA-256 per leaf), "
             f"load average {os.getloadavg()[0]:.1f}"
         )
         if args.buckets == FULL_BUCKETS:
