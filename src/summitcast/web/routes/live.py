@@ -50,9 +50,18 @@ async def presence_socket(websocket: WebSocket) -> None:
     await websocket.accept()
     await websocket.send_text(json.dumps(live.hello()))
     bound: str | None = None
+    # A screen beats every interval; silence for a whole timeout means it is gone (a
+    # half-open TCP connection would otherwise be held for hours). This replaces the
+    # server's WebSocket pings, which cost 30,000 screens a ping and a pong every 20 s.
+    idle_s = live.settings.heartbeat_timeout_s
     try:
         while True:
-            message = await websocket.receive()
+            try:
+                async with asyncio.timeout(idle_s):
+                    message = await websocket.receive()
+            except TimeoutError:
+                await websocket.close(code=1000, reason="no heartbeat")
+                return
             if message["type"] == "websocket.disconnect":
                 return
             text = message.get("text")
