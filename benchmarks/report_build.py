@@ -11,6 +11,11 @@ seeded (not timed) into a real SQLite file and into a temporary PostgreSQL datab
 presence samples and 50,000 locations; then a fresh child process per database runs
 `build_attendance_report` and prints its time and peak RSS, against a reference in the
 same child: reading every stored count once.
+
+`--from-database --worst-case` seeds instead every location present (30 heartbeats)
+in every 5-minute bucket of every day, with sessions covering whole days: 50,000 ×
+1,152 buckets = 57.6 M presences, the case the 30 s / 2 GiB target must hold for.
+Publishing is not timed then (benchmarks/audit_log.py measures that log).
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import random
 import resource
 import secrets
 import subprocess
@@ -25,7 +31,7 @@ import sys
 import tempfile
 import time
 from array import array
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from sqlalchemy import create_engine, func, insert, select, text
@@ -132,6 +138,84 @@ def seed(url: str, summit: SimulatedSummit) -> int:
     return int(size or 0)
 
 
+def seed_worst_case(url: str, locations: int, days: int) -> int:
+    """Seed the worst case: every location present (30 heartbeats) in every bucket of `days`.
+
+    Sessions cover whole days (one per day), so all 288 buckets a day count; presence
+    samples say every location was online every minute.  Returns the bytes of counts.
+    """
+    database = Database(url)
+    database.upgrade()
+    first = datetime(2027, 7, 17, tzinfo=UTC)
+    rng = random.Random(7)
+    countries = ["DE", "FR", "BR", "IN", "US", "NG", "KE", "PH", "MX", "ID", "IR", "AR"]
+    with database.session() as db:
+        made = programme.create_summit(
+            db,
+            programme.SummitInput(
+                slug="worst-case", title="Worst case", time_zone="UTC",
+                start_date=first.date(), end_date=(first + timedelta(days=days - 1)).date(),
+            ),
+        )  # fmt: skip
+        for day in range(days):
+            programme.add_session(
+                db,
+                made,
+                programme.SessionInput(
+                    title=f"Day {day + 1}",
+                    planned_start=first + timedelta(days=day),
+                    planned_end=first + timedelta(days=day + 1),
+                ),
+            )
+        rows = [
+            {
+                "summit_id": made.id, "public_id": f"worst-{n}", "label": f"Location {n}",
+                "country": rng.choice(countries), "city": "", "kind": "other",
+                "expected_audience": 10, "contact": "",
+                "privacy_level": "hidden" if n % 50 == 0 else "public", "status": "approved",
+                "secret": f"bench-not-a-secret-{n}",
+            }
+            for n in range(locations)
+        ]  # fmt: skip
+        for i in range(0, len(rows), 5000):
+            db.execute(insert(Location), rows[i : i + 5000])
+        query = select(Location.id).where(Location.summit_id == made.id).order_by(Location.id)
+        ids = list(db.scalars(query))
+        summit_id = made.id
+        start = int(first.timestamp())
+        db.execute(
+            insert(PresenceSample),
+            [
+                {
+                    "summit_id": summit_id, "sampled_at": datetime.fromtimestamp(at, UTC),
+                    "online_total": locations, "peak": locations, "by_country": {},
+                }
+                for at in range(start, start + days * 86400, 60)
+            ],
+        )  # fmt: skip
+    # Two writers (workers), each with half the locations: the same packed rows per bucket.
+    halves = [sorted(ids[w::WRITERS]) for w in range(WRITERS)]
+    packed = [
+        (array("i", half).tobytes(), array("I", [30] * len(half)).tobytes()) for half in halves
+    ]
+    buckets = range(start, start + days * 86400, BUCKET_SECONDS)
+    for at in range(0, len(buckets), 24):
+        with database.session() as db:
+            db.execute(
+                insert(AttendanceCounts),
+                [
+                    {
+                        "summit_id": summit_id, "bucket_start": bucket, "writer": f"bench-{w}",
+                        "location_ids": packed[w][0], "heartbeats": packed[w][1],
+                    }
+                    for bucket in buckets[at : at + 24]
+                    for w in range(WRITERS)
+                ],
+            )  # fmt: skip
+    database.dispose()
+    return len(buckets) * sum(len(a) + len(b) for a, b in packed)
+
+
 def measure(url: str, publish: bool) -> None:
     """In this (fresh) process: time the reference and the report; print JSON."""
     database = Database(url)
@@ -203,22 +287,28 @@ def run_child(url: str, name: str, *, publish: bool = False) -> dict[str, float]
     return result
 
 
-def from_database(locations: int, days: int) -> None:
+def from_database(locations: int, days: int, *, worst_case: bool = False) -> None:
     """Seed SQLite and a temporary PostgreSQL database, then measure the report on each."""
-    summit = simulate_summit(locations, days=days)
+    summit = None if worst_case else simulate_summit(locations, days=days)
+
+    def seeded(url: str) -> int:
+        return seed_worst_case(url, locations, days) if summit is None else seed(url, summit)
+
     print(
         f"{datetime.now(UTC):%Y-%m-%d %H:%M} UTC, {os.cpu_count()} CPUs, load average "
         f"{os.getloadavg()[0]:.1f}, {locations} locations × {days} days, from the database"
+        + (", WORST CASE: every location present in every bucket" if worst_case else "")
     )
     with tempfile.TemporaryDirectory() as tmp:
         url = f"sqlite:///{tmp}/bench.db"
         began = time.perf_counter()
-        stored = seed(url, summit)
+        stored = seeded(url)
         print(
             f"SQLite seeded in {time.perf_counter() - began:.0f} s ({stored / 2**20:.0f} MiB "
             f"of counts, file {Path(tmp, 'bench.db').stat().st_size / 2**20:.0f} MiB)"
         )
-        run_child(url, f"SQLite (load {os.getloadavg()[0]:.1f})", publish=True)
+        # Publishing the worst case writes a 3.7 GB log: benchmarks/audit_log.py covers it.
+        run_child(url, f"SQLite (load {os.getloadavg()[0]:.1f})", publish=not worst_case)
     name = f"summitcast_bench_{secrets.token_hex(4)}"
     admin = create_engine(make_engine(POSTGRES_ADMIN_URL).url, isolation_level="AUTOCOMMIT")
     with admin.connect() as connection:
@@ -226,7 +316,7 @@ def from_database(locations: int, days: int) -> None:
     try:
         url = POSTGRES_ADMIN_URL.rsplit("/", 1)[0] + "/" + name
         began = time.perf_counter()
-        seed(url, summit)
+        seeded(url)
         print(f"PostgreSQL seeded in {time.perf_counter() - began:.0f} s")
         run_child(url, f"PostgreSQL (load {os.getloadavg()[0]:.1f})")
     finally:
@@ -241,6 +331,11 @@ def main() -> None:
     parser.add_argument("--locations", type=int, default=50_000)
     parser.add_argument("--days", type=int, default=4)
     parser.add_argument("--from-database", action="store_true", help="seed SQLite and PostgreSQL")
+    parser.add_argument(
+        "--worst-case",
+        action="store_true",
+        help="with --from-database: every location present in every bucket of every day",
+    )
     parser.add_argument("--measure", metavar="URL", help=argparse.SUPPRESS)
     parser.add_argument("--publish", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -248,7 +343,7 @@ def main() -> None:
         measure(args.measure, args.publish)
         return
     if args.from_database:
-        from_database(args.locations, args.days)
+        from_database(args.locations, args.days, worst_case=args.worst_case)
         return
     summit = simulate_summit(args.locations, days=args.days)
     print(
