@@ -17,6 +17,7 @@ from summitcast.domain.accounts import Role
 from summitcast.domain.presence import encode_heartbeat, sign_heartbeat
 from summitcast.presence.memory import MemoryPresence, MemoryPubSub
 from summitcast.services import locations
+from summitcast.services.live import LiveService
 from summitcast.services.locations import LocationInput
 from summitcast.storage.database import Database
 from summitcast.storage.tables import Location, Summit
@@ -355,7 +356,9 @@ def test_organiser_stream_filtered_by_another_country_lists_nothing(
         summit = db.query(Summit).filter_by(slug="test-summit").one()
     grant(database, organiser, summit, Role.ORGANISER)
     client.post("/live/heartbeat", content=json.dumps({"token": _token(location)}))
-    client.portal.call(client.app.state.live.flush_transitions)  # type: ignore[union-attr,attr-defined]
+    live: LiveService = client.app.state.live  # type: ignore[attr-defined]
+    assert client.portal is not None
+    client.portal.call(live.flush_transitions)  # stored now, not at the next tick
     log_in(client, "org@example.org")
     cookie = f"summitcast_session={client.cookies['summitcast_session']}"
 
