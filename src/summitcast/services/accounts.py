@@ -232,13 +232,12 @@ return -1
 
 
 class RedisRateLimiter:
-    """The same sliding window shared by every worker and node through Redis.
+    """The same sliding window shared by every worker and node through Redis."""
 
-    Keys are ``<prefix>:ratelimit:<name>:<HMAC of the client key>`` and expire one
-    window after their last attempt. While Redis is unreachable the in-process twin
-    limits each worker on its own: weaker (N workers allow N times the limit), but
-    registration and login keep working.
-    """
+    # Keys are <prefix>:ratelimit:<name>:<HMAC of the client key> and expire one window
+    # after their last attempt. While Redis is unreachable the in-process twin limits
+    # each worker on its own: weaker (N workers allow N times the limit), but
+    # registration and login keep working.
 
     def __init__(
         self,

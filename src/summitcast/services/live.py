@@ -121,13 +121,12 @@ def outage_errors() -> tuple[type[BaseException], ...]:
 
 
 class OutageLog:
-    """Logs a back-end outage as one warning when it starts, a tally while it lasts, one at its end.
+    """Logs a back-end outage: one warning at its start, a tally while it lasts, one at its end."""
 
-    A Redis restart under 30,000 screens fails thousands of heartbeats a second: a
-    traceback (or even a line) per failure would bury the log and slow the worker.
-    The end is declared after ``quiet_s`` without a failure (checked by ``settle``
-    from a background tick), so the hot path never has to report its successes.
-    """
+    # A Redis restart under 30,000 screens fails thousands of heartbeats a second: a
+    # traceback (or even a line) per failure would bury the log and slow the worker.
+    # The end is declared after quiet_s without a failure (settle() from a background
+    # tick), so the hot path never has to report its successes.
 
     def __init__(
         self,
@@ -314,11 +313,9 @@ class LiveService:
         return outcome
 
     async def location_changed(self, summit_id: int, location_id: str, *, offline: bool) -> None:
-        """After approve, revoke or a new secret: drop cached identities everywhere.
-
-        ``offline`` takes the location out of presence at once (revoked, or its old
-        secret no longer counts).
-        """
+        """After approve, revoke or a new secret: drop cached identities everywhere."""
+        # offline=True takes the location out of presence at once (revoked, or its old
+        # secret must stop counting now rather than at the timeout).
         self.forget_identity(location_id)
         summit_key = str(summit_id)
         try:
@@ -428,12 +425,10 @@ class LiveService:
     async def figure_stream(
         self, summit_id: int, *, organiser: bool = False, country: str = ""
     ) -> AsyncGenerator[Message | None, None]:
-        """Current figures, then fresh ones at most once per push interval; None = keep-alive.
-
-        Organisers also get the dashboard's arrivals and drops (of ``country`` when
-        given). While a back-end is unreachable the stream stays open with keep-alives
-        and subscribes again with backoff; fresh figures follow as soon as it is back.
-        """
+        """Current figures, then fresh ones at most once per push interval; None = keep-alive."""
+        # Organisers also get the dashboard's arrivals and drops (of ``country`` when
+        # given). While a back-end is unreachable the stream stays open with keep-alives
+        # and subscribes again with backoff; fresh figures follow as soon as it is back.
         summit_key = str(summit_id)
         channels = [presence_channel(summit_key)]
         if organiser:
