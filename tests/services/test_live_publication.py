@@ -45,7 +45,9 @@ def test_live_log_grows_by_closed_buckets_and_finishes_as_the_publication(
     assert publisher.live_slugs() == ["test-summit"]
     now[0] = _at(1261)  # buckets 2 and 3 closed
     assert publisher.tick() == 1
-    now[0] = _at(1300)  # nothing new closed: a fresher head over the same entries
+    now[0] = _at(1300)  # another worker's timer, 39 s later: no second head this round
+    assert publisher.tick() == 0
+    now[0] = _at(1555)  # bucket 4 closed 55 s ago, within the grace: a fresher head
     assert publisher.tick() == 1
     with database.session() as db:
         summit = _summit(world, db)

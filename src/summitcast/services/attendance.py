@@ -753,9 +753,12 @@ def advance_live_log(
     settings: Settings,
     *,
     clock: Callable[[], datetime] = _utc_now,
+    min_interval_s: float = 0.0,
 ) -> PublishedHead | None:
     """Append the live log's newly closed buckets and sign a head (None when not live).
 
+    No head is signed when the last one is younger than `min_interval_s`: every
+    worker runs the task, and only the first in each interval should sign.
     Raises LiveLogBusyError when another worker is doing it right now.
     """
     path = live_log_path(settings, summit)
@@ -764,9 +767,12 @@ def advance_live_log(
     key, secret = summit_keys(settings, summit)
     with LiveLog.locked(path):
         live = LiveLog.open(path)
+        now = clock()
         if live.finished:
             return None
-        _append_closed_buckets(db, summit, settings, live, secret, clock(), everything=False)
+        if live.heads and now - live.heads[-1].head.timestamp < timedelta(seconds=min_interval_s):
+            return None
+        _append_closed_buckets(db, summit, settings, live, secret, now, everything=False)
         return live.sign_head(key, clock)
 
 
@@ -887,8 +893,12 @@ class LivePublisher:
                     summit = db.scalar(select(Summit).where(Summit.slug == slug))
                     if summit is None:
                         continue  # the summit was deleted; its files stay for the record
-                    if advance_live_log(db, summit, self._settings, clock=self._clock):
-                        signed += 1
+                    # Half an interval: workers' timers drift apart, yet one head per round.
+                    soonest = self._settings.attendance_head_interval_s / 2
+                    head = advance_live_log(
+                        db, summit, self._settings, clock=self._clock, min_interval_s=soonest
+                    )
+                    signed += head is not None
             except LiveLogBusyError:
                 continue  # another worker is on it this round
             except Exception:
