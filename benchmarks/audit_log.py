@@ -17,6 +17,7 @@ extrapolates linearly.
 from __future__ import annotations
 
 import argparse
+import collections
 import hashlib
 import io
 import json
@@ -111,6 +112,19 @@ def _bucket(task: tuple[int, int, int]) -> tuple[bytes, list[tuple[int, bytes]]]
     return line, compact_range(hashes, position)
 
 
+def _in_order(
+    workers: Any, base: int, buckets: int, locations: int
+) -> Iterator[tuple[bytes, list[tuple[int, bytes]]]]:
+    """Yield the buckets made by the pool in order, at most 8 ahead (3 MB lines pile up)."""
+    ahead: collections.deque[Any] = collections.deque()
+    for i in range(buckets):
+        ahead.append(workers.apply_async(_bucket, ((i, base + 300 * i, i * locations),)))
+        if len(ahead) >= 8:
+            yield ahead.popleft().get()
+    while ahead:
+        yield ahead.popleft().get()
+
+
 def _json_line(record: dict[str, Any]) -> bytes:
     return (json.dumps(record, ensure_ascii=False, separators=(",", ":")) + "\n").encode()
 
@@ -149,13 +163,10 @@ def write_big_log(
             figures_sha256,
         )
 
-    tasks: Iterator[tuple[int, int, int]] = (
-        (i, base + 300 * i, i * locations) for i in range(buckets)
-    )
     context = multiprocessing.get_context("fork")  # workers inherit nothing but the pool rows
     with path.open("wb") as out, context.Pool(2, _init_pool, (pool, locations, seed)) as workers:
         out.write(_json_line(header.to_record()))
-        for index, (line, subtrees) in enumerate(workers.imap(_bucket, tasks), start=1):
+        for index, (line, subtrees) in enumerate(_in_order(workers, base, buckets, locations), 1):
             out.write(line)
             for level, node in subtrees:
                 tree.append_subtree(level, node)
