@@ -4,8 +4,10 @@ Runs the real app under uvicorn on loopback, creates an upload and PATCHes 8 MiB
 with per-chunk SHA-256 headers and checks the file checksum at the end (as upload.js
 does; the client's hashing runs on the same two cores), then copies the same bytes with
 shutil.copyfile + fsync (a finished upload is fsynced too). Prints both rates and their
-ratio (target ≥ 0.70). The server runs in its own process. On a shared machine the
-two are measured in alternating rounds and each figure is the median of its rounds.
+ratio (target ≥ 0.70). A second reference shows what HTTP itself costs here: the same
+client sending the same chunks to a do-nothing ASGI app under the same uvicorn (bytes
+received and dropped). The servers run in their own processes. On a shared machine the
+three are measured in alternating rounds and each figure is the median of its rounds.
 
     .venv/bin/python benchmarks/upload_throughput.py [--mib 1024] [--chunk-mib 8] [--rounds 3]
 """
@@ -16,6 +18,7 @@ import argparse
 import base64
 import hashlib
 import os
+import resource
 import shutil
 import socket
 import statistics
@@ -26,7 +29,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 import httpx
 
@@ -68,6 +71,44 @@ def _token(database: Database, settings: Settings) -> str:
         return speakers.invitation_token(
             invitation, settings.secret_key.get_secret_value().encode()
         )
+
+
+async def sink(scope: dict[str, Any], receive: Any, send: Any) -> None:
+    """An ASGI app that takes the upload protocol's requests and drops every byte."""
+    if scope["type"] != "http":
+        return
+    more = True
+    while more:
+        message = await receive()
+        more = message.get("more_body", False)
+    headers = dict(scope["headers"])
+    offset = int(headers.get(b"upload-offset", b"0")) + int(headers.get(b"content-length", b"0"))
+    body = b'{"url": "/sink", "state": "dropped", "checksum": null}'
+    await send(
+        {
+            "type": "http.response.start",
+            "status": 204 if scope["method"] == "PATCH" else 200,
+            "headers": [
+                (b"upload-offset", str(offset).encode()),
+                (b"content-type", b"application/json"),
+                (
+                    b"content-length",
+                    b"0" if scope["method"] == "PATCH" else str(len(body)).encode(),
+                ),
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": b"" if scope["method"] == "PATCH" else body})
+
+
+def _serve(app: str, port: int, env: dict[str, str]) -> subprocess.Popen[bytes]:
+    """uvicorn serving app on loopback in its own process, as in production."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "uvicorn", *(["--factory"] if "summitcast" in app else []),
+         app, "--app-dir", str(Path(__file__).parent),
+         "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning"],
+        env=env,
+    )  # fmt: skip
 
 
 def _wait_for(port: int) -> None:
@@ -121,47 +162,73 @@ def main() -> None:
             "SUMMITCAST_JOB_WORKERS": "false",
             "SUMMITCAST_BROADCAST_WORKERS": "false",
         }
-        server = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "uvicorn",
-                "--factory",
-                "summitcast.app:app_from_environment",
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(port),
-                "--log-level",
-                "warning",
-            ],
-            env=env,
-        )
+        sink_port = _port()
+        server = _serve("summitcast.app:app_from_environment", port, env)
+        dropper = _serve("upload_throughput:sink", sink_port, env)
         _wait_for(port)
-        base = f"http://127.0.0.1:{port}"
+        _wait_for(sink_port)
         uploads: list[float] = []
+        sinks: list[float] = []
         copies: list[float] = []
+        server_cpu: list[float] = []
+        client_cpu: list[float] = []
+        sink_cpu: list[float] = []
         load_before = os.getloadavg()
         try:
-            with httpx.Client(base_url=base, timeout=120) as client:
+            with (
+                httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=120) as client,
+                httpx.Client(base_url=f"http://127.0.0.1:{sink_port}", timeout=120) as bare,
+            ):
                 for round_ in range(args.rounds):
+                    server_before, client_before = _cpu_s(server.pid), _own_cpu_s()
                     upload_s, state = _upload(client, token, source, size, chunk)
+                    server_cpu.append(_cpu_s(server.pid) - server_before)
+                    client_cpu.append(_own_cpu_s() - client_before)
                     uploads.append(upload_s)
+                    sink_before = _cpu_s(dropper.pid)
+                    sinks.append(_upload(bare, "sink", source, size, chunk, verify=False)[0])
+                    sink_cpu.append(_cpu_s(dropper.pid) - sink_before)
                     copies.append(_copy(source, folder / f"copy{round_}.mp4"))
                     print(
-                        f"round {round_ + 1}: upload {upload_s:.2f} s ({state}), "
-                        f"copy {copies[-1]:.2f} s"
+                        f"round {round_ + 1}: upload {upload_s:.2f} s ({state}; CPU server "
+                        f"{server_cpu[-1]:.2f} s, client {client_cpu[-1]:.2f} s), "
+                        f"bare uvicorn {sinks[-1]:.2f} s, copy {copies[-1]:.2f} s"
                     )
         finally:
-            server.terminate()
-            server.wait(timeout=30)
+            for process in (server, dropper):
+                process.terminate()
+                process.wait(timeout=30)
     upload_s, copy_s = statistics.median(uploads), statistics.median(copies)
+    sink_s = statistics.median(sinks)
     mib = size / 1024 / 1024
     print(f"size {mib:.0f} MiB in {chunk // 1024 // 1024} MiB chunks, median of {args.rounds}")
     print(f"load average before {load_before[0]:.1f}, after {os.getloadavg()[0]:.1f}")
     print(f"summitcast upload: {mib / upload_s:7.1f} MiB/s ({upload_s:.2f} s)")
     print(f"plain file copy:   {mib / copy_s:7.1f} MiB/s ({copy_s:.2f} s)")
+    print(f"bare uvicorn, bytes dropped: {mib / sink_s:7.1f} MiB/s ({sink_s:.2f} s)")
     print(f"ratio: {copy_s / upload_s:.2f} (target >= 0.70)")
+    print(
+        f"bare uvicorn vs copy: {copy_s / sink_s:.2f} (HTTP alone); "
+        f"summitcast vs bare uvicorn: {sink_s / upload_s:.2f}"
+    )
+    # CPU seconds barely depend on the other jobs of a shared machine; wall times do.
+    print(
+        f"CPU per upload, median: server {statistics.median(server_cpu):.2f} s, "
+        f"client {statistics.median(client_cpu):.2f} s (hashing and sending, as upload.js); "
+        f"bare uvicorn server {statistics.median(sink_cpu):.2f} s"
+    )
+
+
+def _cpu_s(pid: int) -> float:
+    """User + system CPU seconds a process has used (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _own_cpu_s() -> float:
+    """User + system CPU seconds of this process, all threads."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
 
 
 def _prepare(handle: BinaryIO, chunk: int) -> tuple[bytes, bytes]:
@@ -171,7 +238,7 @@ def _prepare(handle: BinaryIO, chunk: int) -> tuple[bytes, bytes]:
 
 
 def _upload(
-    client: httpx.Client, token: str, source: Path, size: int, chunk: int
+    client: httpx.Client, token: str, source: Path, size: int, chunk: int, *, verify: bool = True
 ) -> tuple[float, str]:
     """Send the file as upload.js does: chunk by chunk, each with its SHA-256; (seconds, state)."""
     with source.open("rb") as handle, ThreadPoolExecutor(max_workers=1) as reader:
@@ -198,7 +265,7 @@ def _upload(
         status = client.get(created["url"]).json()
         upload_s = time.perf_counter() - began
     # Like upload.js: the file checksum from the chunk digests must equal the server's.
-    if status["checksum"] != hashlib.sha256(b"".join(digests)).hexdigest():
+    if verify and status["checksum"] != hashlib.sha256(b"".join(digests)).hexdigest():
         raise SystemExit("the server's checksum differs from the client's")
     return upload_s, str(status["state"])
 

@@ -129,6 +129,8 @@ class ChunkSink:
                     "This chunk took so long that another connection may take it over; "
                     "send it again."
                 )
+            # Page cache only: the file is fsynced once, when its last chunk lands (per
+            # chunk fdatasync or early writeback cost more than the final fsync here).
             self._write_at(self.ticket.offset + self.received, pieces, count)
         for piece in pieces:
             self._digest.update(piece)
@@ -144,7 +146,7 @@ class ChunkSink:
                 written += done
                 rest = rest[done:]
 
-    def digest(self) -> bytes:
+    def finish(self) -> bytes:
         """The chunk's SHA-256, once all its announced bytes arrived."""
         if self.received != self.ticket.length:
             raise ValidationError(
@@ -415,7 +417,7 @@ def write_chunk(
     sink = ChunkSink(ticket)
     try:
         sink.write([data])
-        digest = sink.digest()
+        digest = sink.finish()
     finally:
         sink.close()
     return end_chunk(db, store, ticket, digest=digest, checksum=checksum, head=sink.head, now=now)

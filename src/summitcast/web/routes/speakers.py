@@ -178,8 +178,9 @@ async def upload_chunk(request: Request, token: str, upload_id: str) -> Response
     sink = uploads.ChunkSink(ticket)
     try:
         await _receive(request, database, sink)
+        digest = sink.finish()
         answer = await run_in_threadpool(
-            _end_chunk, database, store, ticket, sink.digest(), checksum, sink.head
+            _end_chunk, database, store, ticket, digest, checksum, sink.head
         )
     except ClientDisconnect:
         await run_in_threadpool(_abandon_chunk, database, ticket)
