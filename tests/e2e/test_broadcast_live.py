@@ -86,6 +86,8 @@ def test_live_rtmp_with_key_goes_on_air_and_wrong_key_is_refused(tmp_path: Path)
             )
             assert _health(b)["input"]["receiving"] == "rtmp"  # type: ignore[index]
             assert b.on_air()["on_air"] == "Live from the studio"
+            # The key stops at the gate: no listener or feeder carries it in /proc.
+            assert _cmdlines_holding(_key(b), besides=(studio.pid,)) == []
         finally:
             _stop(studio)
         # The studio dropped: the hold slate stands in by itself.
