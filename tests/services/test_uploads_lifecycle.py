@@ -340,3 +340,60 @@ def test_expiry_spares_fresh_partials_and_finished_uploads(
     assert _file(store, database, finished).exists()
     assert not _file(store, database, stale).exists()
     assert _file(store, database, fresh).exists()
+
+
+def test_connection_dropped_mid_chunk_frees_the_chunk_for_the_next_attempt(
+    small: Settings, database: Database
+) -> None:
+    invitation_id = _invitation(database)
+    with database.session() as db:
+        token = speakers.invitation_token(
+            db.get(SpeakerInvitation, invitation_id),  # type: ignore[arg-type]
+            small.secret_key.get_secret_value().encode(),
+        )
+    app = create_app(small, database=database)
+    data = MP4_HEAD + os.urandom(2 * CHUNK - len(MP4_HEAD))
+    with TestClient(app, base_url="http://127.0.0.1") as client:
+        url = client.post(f"/speak/{token}/uploads", json={"size": len(data)}).json()["url"]
+    messages = [
+        {"type": "http.request", "body": data[: CHUNK // 2], "more_body": True},
+        {"type": "http.disconnect"},  # the speaker's train enters a tunnel
+    ]
+    sent: list[dict[str, object]] = []
+
+    async def receive() -> dict[str, object]:
+        return messages.pop(0)
+
+    async def send(message: dict[str, object]) -> None:
+        sent.append(message)
+
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "PATCH",
+        "scheme": "http",
+        "path": url,
+        "raw_path": url.encode(),
+        "query_string": b"",
+        "root_path": "",
+        "headers": [
+            (b"host", b"127.0.0.1"),
+            (b"upload-offset", b"0"),
+            (b"content-length", str(CHUNK).encode()),
+        ],
+        "client": ("127.0.0.1", 50000),
+        "server": ("127.0.0.1", 80),
+    }
+    asyncio.run(app(scope, receive, send))  # type: ignore[arg-type]
+    with database.session() as db:
+        upload = db.query(Upload).one()
+        claim, received = upload.claim, upload.received
+    path = small.effective_upload_dir / upload.stored_name
+    size_after_drop = path.stat().st_size
+    with TestClient(app, base_url="http://127.0.0.1") as client:
+        again = client.patch(url, content=data[:CHUNK], headers={"Upload-Offset": "0"})
+
+    assert (claim, received, size_after_drop) == ("", 0, 0)
+    assert again.status_code == 204
+    assert again.headers["upload-offset"] == str(CHUNK)
