@@ -25,6 +25,7 @@ import pycountry
 
 from summitcast.config import Settings
 from summitcast.domain.broadcast import Cue
+from summitcast.errors import ConfigurationError
 from summitcast.media.broadcast import SessionPlayout, health_view, segment_age_s
 from summitcast.media.health_board import PUBLISH_INTERVAL_S, HealthBoard
 from summitcast.media.ingest import IngestPorts, SessionIngest, free_port
@@ -193,7 +194,15 @@ class BroadcastManager:
 
     def _free_slot(self) -> int:
         used = {r.slot for r in self.runtimes.values()}
-        return next(i for i in range(len(used) + 1) if i not in used)
+        # Capped: past broadcast_max_sessions the ports would run into another range, which
+        # Settings keeps apart only up to the cap (Settings.port_ranges).
+        free = next((i for i in range(self.settings.broadcast_max_sessions) if i not in used), None)
+        if free is None:
+            raise ConfigurationError(
+                f"All {self.settings.broadcast_max_sessions} broadcast slots of this node are on "
+                "air; raise broadcast_max_sessions (Settings keeps the port ranges apart)."
+            )
+        return free
 
     def _ports(self, slot: int) -> IngestPorts:
         return IngestPorts(
