@@ -10,6 +10,7 @@ every 10 s window stays ≥ ~1.0×, and every segment of the programme is listed
 Reference in the same run: the wall clock itself (speed 1.0×).
 
     .venv/bin/python benchmarks/ladder_realtime.py [--items 10] [--preset veryfast]
+        [--tune zerolatency|none]
 """
 
 from __future__ import annotations
@@ -65,11 +66,16 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--items", type=int, default=10, help="30 s items (10 = 5 minutes)")
     parser.add_argument("--preset", default="veryfast", help="x264 preset of the ladder")
+    parser.add_argument(
+        "--tune", default=LadderSpec.tune, help="x264 tune of the ladder ('none': no -tune)"
+    )
     args = parser.parse_args()
+    tune = None if args.tune == "none" else args.tune
     ffmpeg = imageio_ffmpeg.get_ffmpeg_exe()
     clip = source_clip(ffmpeg)
     spec = LadderSpec(
         preset=args.preset,
+        tune=tune,
         languages=(AudioLanguage("en", "English", True), AudioLanguage("fr", "Français")),
     )
     start = datetime.now(UTC)
@@ -102,7 +108,8 @@ def main() -> None:
     expected = programme_s // spec.segment_s
     print(
         f"programme: {programme_s} s of 1080p30 in {args.items} items → "
-        f"{'/'.join(r.name for r in spec.rungs)} + audio-only, 2 languages, {args.preset}"
+        f"{'/'.join(r.name for r in spec.rungs)} + audio-only, 2 languages, "
+        f"{args.preset}, tune {tune}"
     )
     print(f"wall time {wall:.1f} s for {programme_s} s of programme")
     print(

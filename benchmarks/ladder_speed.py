@@ -7,6 +7,7 @@ OS pipe with no Python in between. Both run free (no -re), alternately, several
 times; the ratio of the median speeds should be ≥ 0.95.
 
     .venv/bin/python benchmarks/ladder_speed.py [--seconds 30] [--repeat 2] [--preset veryfast]
+        [--tune zerolatency|none]
 """
 
 from __future__ import annotations
@@ -107,9 +108,13 @@ def main() -> None:
     parser.add_argument("--seconds", type=int, default=30, help="length of the test programme")
     parser.add_argument("--repeat", type=int, default=2, help="runs of each, alternating")
     parser.add_argument("--preset", default="veryfast", help="x264 preset of the ladder")
+    parser.add_argument(
+        "--tune", default=LadderSpec.tune, help="x264 tune of the ladder ('none': no -tune)"
+    )
     args = parser.parse_args()
+    tune = None if args.tune == "none" else args.tune
     ffmpeg = imageio_ffmpeg.get_ffmpeg_exe()
-    spec = LadderSpec(rungs=SPEC.rungs, languages=SPEC.languages, preset=args.preset)
+    spec = LadderSpec(rungs=SPEC.rungs, languages=SPEC.languages, preset=args.preset, tune=tune)
     clip = source_clip(ffmpeg, args.seconds)
     bare: list[float] = []
     ours: list[float] = []
@@ -132,7 +137,7 @@ def main() -> None:
     rungs = "/".join(r.name for r in spec.rungs)
     print(
         f"programme: {args.seconds} s of 1080p30 → {rungs} + audio-only, "
-        f"{len(spec.languages)} languages, {args.preset}"
+        f"{len(spec.languages)} languages, {args.preset}, tune {tune}"
     )
     print(f"bare feeder|ladder: median {statistics.median(bare):.2f}× real time {bare}")
     print(f"summitcast playout: median {statistics.median(ours):.2f}× real time {ours}")
