@@ -3,13 +3,23 @@
 from __future__ import annotations
 
 import base64
+import json
 from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
+from sqlalchemy import select
 
 from summitcast.audit.live import PublishedHead
 from summitcast.audit.verify import verify_log
+from summitcast.config import Settings
+from summitcast.domain.accounts import Role
+from summitcast.services.attendance import AttendanceRecorder
+from summitcast.storage.database import Database
+from summitcast.storage.tables import Location
+from tests.conftest import grant, log_in, make_user
+from tests.services.test_attendance import T0, Clock, count_beats, make_world
+from tests.test_no_ip_addresses import CLIENT_V4, addresses_in
 from tests.web.test_report import organiser  # noqa: F401 - the fixture is shared
 
 pytestmark = pytest.mark.integration
@@ -62,3 +72,45 @@ def test_heads_json_without_live_publishing_is_not_found(
 
     assert response.status_code == 404
     assert "not started publishing attendance live" in response.text
+
+
+def test_live_files_carry_no_address_nor_location_and_suppress_small_countries(
+    app,  # type: ignore[no-untyped-def]
+    settings: Settings,
+    database: Database,
+) -> None:
+    # Seven FR and two KE hosts counted in three buckets, as in test_report's fixture.
+    world = make_world(database, settings, [("FR", "public")] * 7 + [("KE", "country")] * 2)
+    clock = Clock(T0)
+    recorder = AttendanceRecorder(settings.attendance_bucket_s, clock)
+    for location in world.locations:
+        for bucket in range(3):
+            count_beats(recorder, clock, location, [T0 + 300 * bucket + s for s in (0, 10, 20)])
+    recorder.flush_now(database)
+    grant(database, make_user(database, "org@example.org"), world.summit, Role.ORGANISER)
+    with TestClient(app, base_url="http://summit.test", client=(CLIENT_V4, 51234)) as client:
+        token = log_in(client, "org@example.org")
+        client.post("/backstage/s/test-summit/attendance/live", data={"csrf_token": token})
+        client.post("/backstage/s/test-summit/attendance/publish", data={"csrf_token": token})
+        heads = client.get("/s/test-summit/attendance/heads.json").text
+        log = client.get("/s/test-summit/attendance/log.jsonl").text
+    # The log, its snapshot, its heads and its lock file (the index is SQLite, binary).
+    files = [
+        p.read_text(encoding="utf-8")
+        for p in sorted(settings.attendance_dir.rglob("*.jsonl*"))
+        if not p.name.endswith(".index")
+    ]
+    with database.session() as db:
+        public_ids = list(db.scalars(select(Location.public_id)))
+    entries = [
+        entry
+        for line in log.splitlines()
+        if json.loads(line)["type"] == "bucket"
+        for entry in json.loads(line)["entries"]
+    ]
+
+    assert len(files) == 4
+    assert [found for text in [heads, log, *files] for found in addresses_in(text)] == []
+    assert not any(public_id in text for public_id in public_ids for text in [log, *files])
+    # Two KE hosts are fewer than k=5: logged as ZZ, never as KE.
+    assert sorted({entry["country"] for entry in entries}) == ["FR", "ZZ"]
