@@ -169,9 +169,8 @@ def serve(
     ] = True,
 ) -> None:
     """Serve summitcast with uvicorn (settings from SUMMITCAST_* variables)."""
+    import json
     import os
-
-    import uvicorn
 
     # Workers read their Settings from the environment, so the choice travels there.
     os.environ["SUMMITCAST_GC_FREEZE"] = "true" if gc_freeze else "false"
@@ -184,29 +183,33 @@ def serve(
         )
     with _database(settings):  # migrate once, before workers start racing to do it
         pass
-    uvicorn.run(
-        "summitcast.app:app_from_environment",
-        factory=True,
-        host=host,
-        port=port,
-        workers=workers,
-        proxy_headers=False,
-        log_level="info",
-        access_log=False,  # access logs would hold client addresses; we keep none
+    options = {
+        "host": host,
+        "port": port,
+        "workers": workers,
+        "proxy_headers": False,
+        "log_level": "info",
+        "access_log": False,  # access logs would hold client addresses; we keep none
         # Deflate costs ~35 KiB per socket (59 vs 24 KiB, VERIFIED.md) for ~150-byte
         # heartbeats that barely compress: 30,000 screens would pay ~1 GiB for nothing.
-        ws_per_message_deflate=False,
+        "ws_per_message_deflate": False,
         # No protocol pings: location screens prove they are alive with a heartbeat every
         # ~10 s and their socket closes after a silent timeout (web/routes/live.py); figure
         # streams write a keep-alive every 15 s. Pings would add a ping and a pong per
         # socket every 20 s: a third of all frames at 30,000 screens.
-        ws_ping_interval=None,
+        "ws_ping_interval": None,
         # A thundering herd of screens reconnecting at once overflows the default 2048.
-        backlog=backlog,
+        "backlog": backlog,
         # The supervisor kills a worker that misses a 5 s health ping; a worker busy with
         # 15,000 sockets on a loaded 2-core machine missed it, and its screens all dropped.
-        timeout_worker_healthcheck=30,
-    )
+        "timeout_worker_healthcheck": 30,
+    }
+    # Become a small uvicorn master (cli/serving.py): same process, so signals and the
+    # pid a caller holds still reach the server.
+    sys.stdout.flush()
+    sys.stderr.flush()
+    argv = [sys.executable, "-m", "summitcast.cli.serving", json.dumps(options)]
+    os.execv(sys.executable, argv)  # noqa: S606 - our own interpreter, no shell
 
 
 def _demo_clip_maker() -> Callable[[Path, str | None, int | None], Path]:
