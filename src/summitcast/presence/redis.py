@@ -469,7 +469,13 @@ class RedisPubSub:
             self._refs[channel] = self._refs.get(channel, 0) + 1
             if self._refs[channel] == 1:
                 self._confirmed[channel] = asyncio.Event()
-                await self._pubsub.subscribe(self._channel_prefix + channel)
+                try:
+                    await self._pubsub.subscribe(self._channel_prefix + channel)
+                except BaseException:
+                    # Redis is away: forget the attempt, or every later subscriber of
+                    # this channel would count on a subscription that never happened.
+                    del self._refs[channel], self._confirmed[channel]
+                    raise
                 if self._reader is None:
                     self._reader = asyncio.create_task(self._read(), name="redis-pubsub-reader")
             confirmed = self._confirmed[channel]
