@@ -684,7 +684,14 @@ def live_log_path(settings: Settings, summit: Summit) -> Path | None:
         name = json.loads(pointer.read_bytes())["log_file"]
     except FileNotFoundError:
         return None
-    return pointer.with_name(name)
+    except (ValueError, KeyError, TypeError):
+        log.warning("%s is unreadable: treated as no live log", pointer)
+        return None
+    path = pointer.with_name(str(name))
+    # A log or snapshot removed by hand (or a half-copied folder) is no live log either.
+    if not path.is_file() or not path.with_name(path.name + ".state").is_file():
+        return None
+    return path
 
 
 def _live_finished(path: Path) -> bool:

@@ -49,6 +49,14 @@ def _no_store(response: Response) -> Response:
     return response
 
 
+def _every(seconds: float) -> str:
+    """Return a head interval in words: '5 minutes', '30 seconds'."""
+    if seconds >= 60 and seconds % 60 == 0:
+        minutes = int(seconds // 60)
+        return "minute" if minutes == 1 else f"{minutes} minutes"
+    return f"{seconds:g} seconds"
+
+
 def _when(epoch: int | None) -> str:
     if epoch is None:
         return "-"
@@ -83,7 +91,7 @@ async def report_page(
             "k": settings.k_anonymity,
             "publication": publication,
             "live": attendance.live_log_is_open(settings, summit),
-            "head_interval": settings.attendance_head_interval_s,
+            "head_every": _every(settings.attendance_head_interval_s),
             "when": _when,
             "exact_csv": EXACT_CSV,
         },
@@ -209,7 +217,7 @@ def public_page(request: Request, db: DbDep, settings: SettingsDep, slug: str) -
             # Newest first; the whole chain is in heads.json.
             "heads": list(reversed(heads[-24:])),
             "head_count": len(heads),
-            "head_interval": settings.attendance_head_interval_s,
+            "head_every": _every(settings.attendance_head_interval_s),
             "figures": publication.figures if publication else None,
             "titles": titles,
             "when": _when,
