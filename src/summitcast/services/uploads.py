@@ -91,6 +91,22 @@ class ChunkTicket:
     stored_digest: bytes  # the stored chunk's SHA-256 when claim is ""
     kind: UploadKind
     sniff: bool  # the first chunk: its head decides (once checked) what the file is
+    size: int  # the whole file's
+    digests_before: bytes  # the stored chunk digests when claimed (the claim keeps them so)
+
+
+@dataclass(frozen=True, slots=True)
+class ChunkOutcome:
+    """Where an upload stands after a chunk: what the protocol answers."""
+
+    state: str
+    received: int
+    findings: list[dict[str, Any]]
+
+    @classmethod
+    def of(cls, upload: Upload) -> ChunkOutcome:
+        """The outcome as an upload row states it."""
+        return cls(upload.state, upload.received, list(upload.findings or []))
 
 
 class ChunkSink:
@@ -288,9 +304,16 @@ def begin_chunk(
         stored_digest=b"",
         kind=UploadKind(upload.kind),
         sniff=plan.index == 0,
+        size=upload.size,
+        digests_before=bytes(upload.chunk_digests),
     )
     if not plan.append:
-        return _replace(ticket, stored_digest=_stored_digest(upload, plan.index), sniff=False)
+        return _replace(
+            ticket,
+            stored_digest=_stored_digest(upload, plan.index),
+            sniff=False,
+            digests_before=b"",
+        )
     moment = now or utcnow()
     claim = secrets.token_hex(16)
     claimed = db.execute(
@@ -357,15 +380,37 @@ def end_chunk(
     checksum: bytes | None,
     head: bytes = b"",
     now: datetime | None = None,
-) -> Upload:
+) -> ChunkOutcome:
     """Record a received chunk (checked against its checksum), and finish on the last one.
 
     A first chunk that is not media of the upload's kind rejects the upload: the
-    returned upload's state is then REJECTED and its findings say why.
+    outcome's state is then REJECTED and its findings say why.
     """
     if checksum is not None and not hmac.compare_digest(digest, checksum):
         abandon_chunk(db, ticket)  # rolled back with the error; the caller abandons again
         raise ValidationError(DAMAGED, field="chunk")
+    moment = now or utcnow()
+    if ticket.claim and not ticket.sniff and ticket.offset + ticket.length < ticket.size:
+        # A chunk in the middle, by far the most common: one conditional UPDATE, nothing
+        # loaded (~1 ms less per chunk); the claim kept the stored digests as they were.
+        recorded = db.execute(
+            update(Upload)
+            .where(
+                Upload.id == ticket.upload_id,
+                Upload.claim == ticket.claim,
+                Upload.state == UploadState.RECEIVING.value,
+            )
+            .values(
+                received=ticket.offset + ticket.length,
+                chunk_digests=ticket.digests_before + digest,
+                claim="",
+                claimed_until=None,
+                expires_at=rules.expires_at(moment, store.limits.partial_expiry_s),
+            )
+            .execution_options(synchronize_session=False)
+        )
+        if _rows(recorded) == 1:
+            return ChunkOutcome(UploadState.RECEIVING.value, ticket.offset + ticket.length, [])
     upload = db.get(Upload, ticket.upload_id, populate_existing=True)
     if upload is None:
         raise NotFoundError("No such upload.")
@@ -375,7 +420,7 @@ def end_chunk(
                 f"Bytes {ticket.offset}–{ticket.offset + ticket.length} differ from what was "
                 "received before: is this the same file? Start a new upload for another file."
             )
-        return upload
+        return ChunkOutcome.of(upload)
     if upload.state != UploadState.RECEIVING:
         raise ConflictError(f"This upload is {upload.state}; start a new one.")
     if upload.claim != ticket.claim:
@@ -390,8 +435,7 @@ def end_chunk(
             _reject(db, store, upload, [Finding(Level.PROBLEM, exc.message)])
             upload.claim, upload.claimed_until = "", None
             db.flush()
-            return upload
-    moment = now or utcnow()
+            return ChunkOutcome.of(upload)
     upload.chunk_digests = bytes(upload.chunk_digests) + digest
     upload.received = ticket.offset + ticket.length
     upload.claim, upload.claimed_until = "", None
@@ -399,7 +443,7 @@ def end_chunk(
     if upload.received == upload.size:
         _finish(db, store, upload)
     db.flush()
-    return upload
+    return ChunkOutcome.of(upload)
 
 
 def write_chunk(
@@ -420,7 +464,10 @@ def write_chunk(
         digest = sink.finish()
     finally:
         sink.close()
-    return end_chunk(db, store, ticket, digest=digest, checksum=checksum, head=sink.head, now=now)
+    end_chunk(db, store, ticket, digest=digest, checksum=checksum, head=sink.head, now=now)
+    found = db.get(Upload, upload.id, populate_existing=True)
+    assert found is not None
+    return found
 
 
 def _finish(db: DbSession, store: ChunkStore, upload: Upload) -> None:

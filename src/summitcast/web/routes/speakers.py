@@ -281,8 +281,8 @@ def _end_chunk(
     head: bytes,
 ) -> tuple[str, int, list[dict[str, Any]]]:
     with database.session() as db:
-        upload = uploads.end_chunk(db, store, ticket, digest=digest, checksum=checksum, head=head)
-        return upload.state, upload.received, list(upload.findings or [])
+        outcome = uploads.end_chunk(db, store, ticket, digest=digest, checksum=checksum, head=head)
+    return outcome.state, outcome.received, outcome.findings
 
 
 def _renew_claim(database: Database, ticket: uploads.ChunkTicket) -> bool:
