@@ -132,7 +132,8 @@ def test_feed_argv_live_relay_has_no_padding_and_no_end() -> None:
         realtime=True,
     )
     live_audio = "[0:a:0]aresample=48000,aformat=sample_fmts=s16:channel_layouts=stereo[a{k}]"
-    graph = ";".join([VIDEO.format(src="0:v:0"), live_audio.format(k=0), live_audio.format(k=1)])
+    live_video = VIDEO.format(src="0:v:0").replace(",tpad=stop=-1:stop_mode=clone", "")
+    graph = ";".join([live_video, live_audio.format(k=0), live_audio.format(k=1)])
     assert argv == [
         *["ffmpeg", "-hide_banner", "-nostdin", "-loglevel", "error"],
         *["-probesize", "500000", "-analyzeduration", "1000000", "-i", url],

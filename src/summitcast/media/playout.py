@@ -163,9 +163,11 @@ def feed_argv(
     graph = [
         f"[{video_in}]fps={fps},"
         f"scale={width}:{height}:force_original_aspect_ratio=decrease,"
-        f"pad={width}:{height}:(ow-iw)/2:(oh-ih)/2,setsar=1,format=yuv420p,"
-        # A file shorter than its slot holds its last frame instead of ending early.
-        "tpad=stop=-1:stop_mode=clone"
+        f"pad={width}:{height}:(ow-iw)/2:(oh-ih)/2,setsar=1,format=yuv420p"
+        # A file shorter than its slot holds its last frame instead of ending early. Not
+        # a live stream: it has no slot, and after the studio left the clone ran on
+        # forever as fast as it could (measured), so the hold slate never came back.
+        + ("" if source.live else ",tpad=stop=-1:stop_mode=clone")
         + (_clock_filter(source.clock_file, height) if source.clock_file else "")
         + "[v]"
     ]
