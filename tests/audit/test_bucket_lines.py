@@ -128,3 +128,25 @@ def test_verify_log_workers_take_other_spellings_through_the_parser(
     parallel = verify_log(path, workers=2)
     assert parallel.ok, parallel.problems
     assert parallel == verify_log(summit.path, workers=0)
+
+
+def test_verify_log_workers_truncated_log_after_a_malformed_bucket(
+    summit: Summit,  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    lines = list(summit.lines)
+    buckets = [i for i, line in enumerate(lines) if line.startswith('{"type":"bucket"')]
+    # A malformed line shifts the guessed positions of the lines sent after it; the log
+    # stops two buckets later, so those lines are still in flight when the file ends.
+    lines[buckets[-3]] = lines[buckets[-3]].replace('"country":"', '"country":"X', 1)
+    path = tmp_path / "truncated.jsonl"
+    path.write_text("".join(lines[: buckets[-1] + 1]), encoding="utf-8")
+
+    serial = verify_log(path, workers=0)
+    parallel = verify_log(path, workers=2)
+
+    assert parallel.problems == serial.problems
+    assert parallel.problems[-1] == (
+        f"the log ends at line {buckets[-1] + 1} without its figures record: "
+        "it is truncated or unfinished"
+    )

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import bisect
 import collections
+import contextlib
 import dataclasses
 import hashlib
 import mmap
@@ -390,28 +391,31 @@ class _Line:
         return self.mapped[self.offset : self.offset + self.length]
 
 
-def _file_lines(path: Path) -> Iterator[_Line]:
-    with path.open("rb") as handle:
-        size = os.fstat(handle.fileno()).st_size
-        if size == 0:
-            return  # mmap refuses an empty file
-        with mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ) as mapped:
-            offset = 0
-            while offset < size:
-                end = mapped.find(b"\n", offset)  # memchr: the only pass over every byte
-                end = size if end < 0 else end + 1
-                head = mapped[offset : min(end, offset + _LINE_HEAD)]
-                tail = mapped[max(offset, end - _LINE_TAIL) : end]
-                yield _Line(head, tail, offset, end - offset, mapped)
-                offset = end
+def _file_lines(path: Path, stack: contextlib.ExitStack) -> Iterator[_Line]:
+    """Yield the lines of a file, mapped until `stack` closes (after the last result is in)."""
+    handle = stack.enter_context(path.open("rb"))
+    size = os.fstat(handle.fileno()).st_size
+    if size == 0:
+        return  # mmap refuses an empty file
+    mapped = stack.enter_context(mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ))
+    offset = 0
+    while offset < size:
+        end = mapped.find(b"\n", offset)  # memchr: the only pass over every byte
+        end = size if end < 0 else end + 1
+        head = mapped[offset : min(end, offset + _LINE_HEAD)]
+        tail = mapped[max(offset, end - _LINE_TAIL) : end]
+        yield _Line(head, tail, offset, end - offset, mapped)
+        offset = end
 
 
-def _lines(source: str | Path | Iterable[str], progress: Progress | None) -> Iterator[_Line]:
+def _lines(
+    source: str | Path | Iterable[str], progress: Progress | None, stack: contextlib.ExitStack
+) -> Iterator[_Line]:
     """Yield the lines of a file (progress in bytes) or of an iterable of strings."""
     if isinstance(source, str | Path):
         path = Path(source)
         total = path.stat().st_size
-        for line in _file_lines(path):
+        for line in _file_lines(path, stack):
             if progress is not None:
                 progress(line.offset + line.length, total)
             yield line
@@ -603,8 +607,10 @@ def verify_log(
     path = source if isinstance(source, str | Path) else None
     dispatcher = _Dispatcher(_default_workers(source) if workers is None else workers, path)
     lineno = 0
+    # Lines still in flight at the end of the file may need their bytes again.
+    stack = contextlib.ExitStack()
     try:
-        for lineno, line in enumerate(_lines(source, progress), start=1):
+        for lineno, line in enumerate(_lines(source, progress, stack), start=1):
             if lineno > 1 and line.head.startswith(BUCKET_PREFIX) and verifier.header is not None:
                 if verifier.final_line:
                     verifier.problem(lineno, "record after the final figures record")
@@ -652,6 +658,7 @@ def verify_log(
             verifier.absorb(0, dispatcher.collect())
     finally:
         dispatcher.close()
+        stack.close()
     if lineno == 0:
         verifier.problem(0, "the log is empty")
     elif verifier.header is not None:
