@@ -46,9 +46,9 @@ def test_plan_chunk_refuses_oversize_misaligned_and_short_chunks() -> None:
         ValidationError, match="start at multiples of 8 bytes; this one starts at 4"
     ):
         rules.plan_chunk(stored=8, offset=4, length=8, size=30, chunk_size=8)
-    with pytest.raises(ValidationError, match="must carry 8 bytes .* this one has 5"):
+    with pytest.raises(ValidationError, match=r"must carry 8 bytes .* this one has 5"):
         rules.plan_chunk(stored=8, offset=8, length=5, size=30, chunk_size=8)
-    with pytest.raises(ValidationError, match="must carry 6 bytes .* this one has 8"):
+    with pytest.raises(ValidationError, match=r"must carry 6 bytes .* this one has 8"):
         rules.plan_chunk(stored=24, offset=24, length=8, size=30, chunk_size=8)
 
 
