@@ -170,8 +170,8 @@ def test_audit_check_proof_other_pseudonym_or_root_exits_1(
     assert "not the published root " + "00" * 32 in wrong_root.output
 
 
-def _live_log(folder: Path, buckets: int) -> Path:
-    """A finished live log of `buckets` buckets of five DE locations, a head after each."""
+def _live_log(folder: Path, buckets: int, *, finish: bool = True) -> Path:
+    """A live log of `buckets` buckets of five DE locations, a head after each."""
     start = datetime(2024, 7, 17, 12, 0, tzinfo=UTC)
     session = SessionWindow("session-1", start, start + timedelta(hours=1))
     path = folder / "live.jsonl"
@@ -186,7 +186,8 @@ def _live_log(folder: Path, buckets: int) -> Path:
         live.append_bucket(bucket_start, entries)
         tally.add_columns(bucket_start, sorted(entries), [entries[n] for n in sorted(entries)])
         live.sign_head(KEY, lambda b=b: start + timedelta(minutes=5 * b + 6))
-    live.finish(tally.figures(), KEY, lambda: start + timedelta(hours=2))
+    if finish:
+        live.finish(tally.figures(), KEY, lambda: start + timedelta(hours=2))
     return path
 
 
@@ -238,3 +239,19 @@ def test_audit_verify_malformed_heads_file_exits_2(
     assert exited.value.code == 2
     assert "heads.json is not a heads.json document" in output.err + output.out
     assert "Traceback" not in output.err + output.out
+
+
+def test_audit_verify_live_log_during_the_event(tmp_path: Path) -> None:
+    path = _live_log(tmp_path, 2, finish=False)
+    heads = tmp_path / "heads.json"
+    heads.write_text(json.dumps({"heads": [h.to_json() for h in read_heads(path)]}))
+
+    live = runner.invoke(
+        app, ["audit", "verify", str(path), "--live", "--heads", str(heads), "--no-progress"]
+    )
+    strict = runner.invoke(app, ["audit", "verify", str(path), "--no-progress"])
+
+    assert live.exit_code == 0, live.output
+    assert "OK: 11 entries and 2 signed tree heads so far (a live log: no figures" in live.output
+    assert strict.exit_code == 1
+    assert "without its figures record: it is truncated or unfinished" in strict.output

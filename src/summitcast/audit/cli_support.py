@@ -92,6 +92,7 @@ def verify_log_file(
     *,
     progress: ProgressCallback | None = None,
     heads: Path | None = None,
+    live: bool = False,
 ) -> VerificationReport:
     """Verify the log at `path`, the key given as base64 text as printed in the header.
 
@@ -100,7 +101,7 @@ def verify_log_file(
     """
     key = None if expected_public_key is None else parse_public_key(expected_public_key)
     published = None if heads is None else read_published_heads(heads)
-    report = verify_log(path, key, progress=progress)
+    report = verify_log(path, key, progress=progress, live=live)
     if published is None:
         return report
     problems = [*report.problems, *check_published_heads(report, published)]
@@ -114,7 +115,12 @@ def exit_code(report: VerificationReport) -> int:
 
 def render_report(report: VerificationReport, console: Console) -> None:
     """Print the verdict, the problems and the recomputed headline figures."""
-    if report.ok:
+    if report.ok and report.final_head is None:
+        console.print(
+            f"[green]OK[/green]: {report.tree_size} entries and {report.heads_checked} signed "
+            "tree heads so far (a live log: no figures published yet)"
+        )
+    elif report.ok:
         console.print(
             f"[green]OK[/green]: {report.tree_size} entries, {report.heads_checked} signed "
             "tree heads and every published figure recomputed"

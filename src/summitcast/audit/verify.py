@@ -345,7 +345,7 @@ class _Verifier:
         for message in _compare_figures(published, self.figures):
             self.problem(lineno, message)
 
-    def finish(self, last_line: int) -> None:
+    def finish(self, last_line: int, *, unfinished_ok: bool = False) -> None:
         assert self.header is not None
         assert self.tally is not None
         k = self.header.rule.k
@@ -357,7 +357,7 @@ class _Verifier:
                     f"country {country} is shown for {members} pseudonyms, fewer than "
                     f"k={k}: the log should have suppressed it",
                 )
-        if not self.final_line:
+        if not self.final_line and not unfinished_ok:
             self.problem(
                 0,
                 f"the log ends at line {last_line} without its figures record: "
@@ -596,12 +596,15 @@ def verify_log(
     *,
     progress: Progress | None = None,
     workers: int | None = None,
+    live: bool = False,
 ) -> VerificationReport:
     """Re-check a whole log: order, Merkle roots, signatures, key and every published figure.
 
     `progress(done, total)` is called per line with bytes read (total is the file
     size, or None for an iterable of lines).  `workers` processes parse and hash
     bucket lines (default: 2 for a large file on a machine with 2+ cores, else 0).
+    `live` accepts a log still being published (no figures record yet): its
+    entries and heads are checked all the same.
     """
     verifier = _Verifier(expected_public_key)
     path = source if isinstance(source, str | Path) else None
@@ -662,7 +665,7 @@ def verify_log(
     if lineno == 0:
         verifier.problem(0, "the log is empty")
     elif verifier.header is not None:
-        verifier.finish(lineno)
+        verifier.finish(lineno, unfinished_ok=live)
     problems = verifier.problems
     if len(problems) > MAX_PROBLEMS:
         problems = [*problems[:MAX_PROBLEMS], f"… and {len(problems) - MAX_PROBLEMS} more problems"]

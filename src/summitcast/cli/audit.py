@@ -69,15 +69,21 @@ def verify(
             help="A saved heads.json of the live log: check every head chains into LOG.",
         ),
     ] = None,
+    live: Annotated[
+        bool,
+        typer.Option(
+            help="LOG is still being published (live-log.jsonl): no figures record yet.",
+        ),
+    ] = False,
     no_progress: Annotated[bool, typer.Option(help="Do not draw a progress bar.")] = False,
 ) -> None:
     """Recompute every published figure from LOG and check its signed tree heads."""
     console = _console()
     if no_progress:
-        report = verify_log_file(log, public_key, heads=heads)
+        report = verify_log_file(log, public_key, heads=heads, live=live)
     else:
         with rich_progress(console) as progress:
-            report = verify_log_file(log, public_key, progress=progress, heads=heads)
+            report = verify_log_file(log, public_key, progress=progress, heads=heads, live=live)
     render_report(report, console)
     raise typer.Exit(exit_code(report))
 
