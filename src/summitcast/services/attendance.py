@@ -609,6 +609,12 @@ def _utc_now() -> datetime:
     return datetime.now(UTC)
 
 
+def _file_sha256(path: Path) -> str:
+    """Return the hex SHA-256 of a file, read in chunks (a 4-day log is ~3.7 GB)."""
+    with path.open("rb") as handle:
+        return hashlib.file_digest(handle, "sha256").hexdigest()
+
+
 def publish_attendance(
     db: DbSession,
     summit: Summit,
@@ -656,7 +662,7 @@ def publish_attendance(
     path = folder / name
     partial_index.rename(_index_path(path))
     partial.rename(path)
-    digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    digest = _file_sha256(path)
     publication = AttendancePublication(
         summit_id=summit.id,
         published_at=now,
@@ -852,7 +858,7 @@ def _finish_live_log(
     partial_index = path.with_name(f".partial-{path.name}.index")
     index.write(partial_index, head)
     partial_index.rename(_index_path(path))
-    digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    digest = _file_sha256(path)
     publication = AttendancePublication(
         summit_id=summit.id,
         published_at=now,
