@@ -14,7 +14,7 @@ from summitcast.errors import ConflictError
 from summitcast.services import attendance
 from summitcast.services.attendance import LivePublisher
 from summitcast.storage.database import Database
-from summitcast.storage.tables import Summit
+from summitcast.storage.tables import Location, Summit
 from tests.services.test_attendance import T0, World, _attend, make_world
 
 pytestmark = pytest.mark.integration
@@ -76,6 +76,18 @@ def test_live_log_grows_by_closed_buckets_and_finishes_as_the_publication(
             new.consistency,
         )
     assert publisher.live_slugs() == []
+    with database.session() as db:
+        location = db.get(Location, world.locations[0].id)
+        assert location is not None
+        host = attendance.host_inclusion(db, settings, location, location.secret)
+    # Answered through the index built when the live log was finished.
+    assert host.proof_ok, host.message
+    assert host.buckets == [T0 + 300 * b for b in range(6)]
+    assert (
+        attendance.published_log_path(settings, summit, publication)
+        .with_name(f"{path.name}.index")
+        .is_file()
+    )
 
 
 def test_live_log_hides_a_country_with_fewer_than_k_newcomers(
