@@ -170,12 +170,15 @@ def test_second_node_cannot_claim_a_chunk_being_written_until_the_claim_expires(
             now=later,
         )
     digest = hashlib.sha256(data[:CHUNK]).digest()
+    with database.session() as db:
+        renewed = (uploads.renew_claim(db, taken), uploads.renew_claim(db, ticket))
     with database.session() as db, pytest.raises(ConflictError, match="took it over"):
         uploads.end_chunk(db, store, ticket, digest=digest, checksum=None, head=data[:4096])
 
     assert busy.value.status_code == 409
     assert 1 <= busy.value.retry_after_s <= uploads.CLAIM_S + 1
     assert taken.claim not in ("", ticket.claim)
+    assert renewed == (True, False)  # the crashed writer, back, learns it lost the chunk
     assert _row(database, public_id)[1] == 0
 
 
@@ -397,3 +400,42 @@ def test_connection_dropped_mid_chunk_frees_the_chunk_for_the_next_attempt(
     assert (claim, received, size_after_drop) == ("", 0, 0)
     assert again.status_code == 204
     assert again.headers["upload-offset"] == str(CHUNK)
+
+
+def test_slow_chunk_keeps_its_claim_past_the_claim_time_by_renewing_it(
+    small: Settings, database: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(uploads, "CLAIM_S", 0.6)
+    monkeypatch.setattr(uploads, "CLAIM_RENEW_S", 0.1)
+    monkeypatch.setattr(uploads, "CLAIM_MARGIN_S", 0.2)
+    invitation_id = _invitation(database)
+    with database.session() as db:
+        token = speakers.invitation_token(
+            db.get(SpeakerInvitation, invitation_id),  # type: ignore[arg-type]
+            small.secret_key.get_secret_value().encode(),
+        )
+    app = create_app(small, database=database)
+    data = MP4_HEAD + os.urandom(CHUNK - len(MP4_HEAD))
+
+    async def trickle() -> tuple[httpx.Response, httpx.Response]:
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1") as client:
+            created = await client.post(f"/speak/{token}/uploads", json={"size": len(data)})
+            url = created.json()["url"]
+
+            async def slow_body() -> AsyncIterator[bytes]:
+                for at in range(0, CHUNK, CHUNK // 8):  # 8 pieces over ~1.6 s: > CLAIM_S
+                    yield data[at : at + CHUNK // 8]
+                    await asyncio.sleep(0.2)
+
+            headers = {"Upload-Offset": "0", "Content-Length": str(CHUNK)}
+            sending = asyncio.create_task(client.patch(url, content=slow_body(), headers=headers))
+            await asyncio.sleep(1.0)  # past CLAIM_S: only renewals keep the claim alive
+            other = await client.patch(url, content=data, headers=headers)
+            return await sending, other
+
+    slow, other = asyncio.run(trickle())
+
+    assert (slow.status_code, slow.headers["upload-offset"]) == (204, str(CHUNK))
+    assert other.status_code == 409
+    assert "Another connection is sending this part" in other.json()["detail"]

@@ -216,16 +216,9 @@ async def _receive(request: Request, database: Database, sink: uploads.ChunkSink
     renew_at = time.monotonic() + uploads.CLAIM_RENEW_S
     try:
         async for piece in request.stream():
-            batch.append(piece)
-            batched += len(piece)
-            if batched < WRITE_BATCH:
-                continue
-            if writing is not None:
-                await writing
-            writing = asyncio.ensure_future(run_in_threadpool(sink.write, batch))
-            batch, batched = [], 0
             if sink.ticket.claim and time.monotonic() > renew_at:
-                # A slow link: keep the claim alive so no other node takes the chunk over.
+                # A slow link (a chunk may take minutes): keep the claim alive, checked on
+                # every piece, so no other node takes the chunk over while bytes still come.
                 renewed_at = time.monotonic()
                 if not await run_in_threadpool(_renew_claim, database, sink.ticket):
                     raise ConflictError(
@@ -234,6 +227,14 @@ async def _receive(request: Request, database: Database, sink: uploads.ChunkSink
                     )
                 sink.claim_renewed(renewed_at)
                 renew_at = renewed_at + uploads.CLAIM_RENEW_S
+            batch.append(piece)
+            batched += len(piece)
+            if batched < WRITE_BATCH:
+                continue
+            if writing is not None:
+                await writing
+            writing = asyncio.ensure_future(run_in_threadpool(sink.write, batch))
+            batch, batched = [], 0
         if writing is not None:
             await writing
         if batch:
