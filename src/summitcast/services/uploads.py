@@ -623,7 +623,7 @@ def expire_partials(db: DbSession, store: ChunkStore, *, now: datetime) -> int:
     return len(stale)
 
 
-def status_of(upload: Upload, chunk_bytes: int) -> dict[str, Any]:
+def status_of(upload: Upload) -> dict[str, Any]:
     """An upload's state as the protocol's GET answers it."""
     return {
         "id": upload.public_id,
@@ -633,7 +633,8 @@ def status_of(upload: Upload, chunk_bytes: int) -> dict[str, Any]:
         "size": upload.size,
         "offset": upload.received,
         "state": upload.state,
-        "chunk_size": upload.chunk_size or chunk_bytes,
+        # 0 for an upload from before fixed chunks: it cannot be resumed, only replaced.
+        "chunk_size": upload.chunk_size,
         "checksum": upload.sha256 or None,
         "findings": list(upload.findings or []),
         "problem": upload.problem or None,

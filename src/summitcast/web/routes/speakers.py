@@ -124,7 +124,7 @@ def create_upload(
         checksum=body.checksum,
         filename=body.filename,
     )
-    status = uploads.status_of(upload, store.limits.chunk_bytes)
+    status = uploads.status_of(upload)
     status["url"] = f"/speak/{token}/uploads/{upload.public_id}"
     return JSONResponse(
         status,
@@ -134,11 +134,11 @@ def create_upload(
 
 
 @router.get("/speak/{token}/uploads/{upload_id}")
-def upload_status(request: Request, db: DbDep, invitation: Invitation, upload_id: str) -> Response:
+def upload_status(db: DbDep, invitation: Invitation, upload_id: str) -> Response:
     """Where an upload stands (offset to resume from, checks, state)."""
     upload = uploads.get_upload(db, invitation, upload_id)
     return JSONResponse(
-        uploads.status_of(upload, _store(request).limits.chunk_bytes),
+        uploads.status_of(upload),
         headers={**PRIVATE, OFFSET_HEADER: str(upload.received)},
     )
 

@@ -82,7 +82,8 @@
     }
     if (!url) return null;
     var found = await statusOf(url);
-    if (!found || found.state !== "receiving") { localStorage.removeItem(key); return null; }
+    // chunk_size 0: started before fixed chunks; it cannot be continued, so start anew.
+    if (!found || found.state !== "receiving" || !found.chunk_size) { localStorage.removeItem(key); return null; }
     found.url = url;
     return found;
   }
