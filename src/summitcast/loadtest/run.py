@@ -99,6 +99,8 @@ class LoadResult:
             "steady_from_s": steady_from,
             "steady_s": None if steady_from is None else round(self.duration_s - steady_from, 1),
             "steady_latency_ms": _percentiles(steady),
+            # Where slow acks cluster (stalls of the server or of a client process).
+            "slow_acks_by_second": self.slow_seconds(),
             "count_samples": len(self.samples),
             "count_exact_after_all_online": self.exact_share(),
             "count_max_diff_after_all_online": self.max_diff(),
@@ -108,6 +110,16 @@ class LoadResult:
             | {"n": len(dash)},
             "failures": self.failures,
         }
+
+    def slow_seconds(self, over_ms: float = 100.0, top: int = 8) -> dict[int, int]:
+        """The seconds of the run with the most acks slower than ``over_ms``, by send time."""
+        slow: dict[int, int] = {}
+        for at, ms in self.latencies:
+            if ms > over_ms:
+                second = int(at - ms / 1000)
+                slow[second] = slow.get(second, 0) + 1
+        worst = sorted(slow.items(), key=lambda kv: -kv[1])[:top]
+        return dict(sorted(worst))
 
     def steady_from(self) -> float | None:
         """Seconds after the start from which every location was online on both sides."""
