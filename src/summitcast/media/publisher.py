@@ -23,6 +23,7 @@ import asyncio
 import logging
 import posixpath
 import re
+import threading
 from pathlib import Path
 
 from summitcast.errors import ValidationError
@@ -61,14 +62,18 @@ class SegmentPublisher:
         self._published: set[str] = set()  # store paths of media files already put
         self._named: dict[str, set[str]] = {}  # playlist → the files it named last time
         self._seen: dict[str, tuple[int, int]] = {}  # playlist → (mtime_ns, size) published
+        # One pass at a time: the final pass at the end of a session may start while the
+        # watcher's last pass still runs in its thread.
+        self._lock = threading.Lock()
 
     def sync(self) -> int:
         """One pass over the folder; return how many files went to the store (blocking I/O)."""
-        count = 0
-        for playlist in self._playlists():
-            count += self._publish_playlist(playlist)
-        count += self._publish_if_changed(FFMPEG_MASTER_NAME)
-        return count
+        with self._lock:
+            count = 0
+            for playlist in self._playlists():
+                count += self._publish_playlist(playlist)
+            count += self._publish_if_changed(FFMPEG_MASTER_NAME)
+            return count
 
     async def run(self, interval_s: float = WATCH_INTERVAL_S) -> None:
         """Publish as ffmpeg writes, until cancelled."""
