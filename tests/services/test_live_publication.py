@@ -111,3 +111,16 @@ def test_live_publishing_twice_is_refused(database: Database, settings: Settings
         attendance.start_live_publishing(db, _summit(world, db), settings, clock=lambda: _at(0))
         with pytest.raises(ConflictError, match="already on"):
             attendance.start_live_publishing(db, _summit(world, db), settings, clock=lambda: _at(5))
+
+
+def test_unreadable_live_pointer_is_no_live_log(database: Database, settings: Settings) -> None:
+    world = make_world(database, settings, [("FR", "public")] * 5)
+    folder = settings.attendance_dir / "test-summit"
+    folder.mkdir(parents=True)
+    (folder / "live.json").write_text("{not json", encoding="utf-8")
+
+    with database.session() as db:
+        summit = _summit(world, db)
+        assert attendance.live_log_path(settings, summit) is None
+        assert attendance.live_heads(settings, summit) == []
+    assert LivePublisher(settings, database).live_slugs() == []

@@ -892,8 +892,13 @@ class LivePublisher:
         """Return the slugs of summits whose live log is not finished."""
         slugs = []
         for pointer in sorted(self._settings.attendance_dir.glob(f"*/{_LIVE_POINTER}")):
-            path = pointer.with_name(json.loads(pointer.read_bytes())["log_file"])
-            if path.exists() and not _live_finished(path):
+            try:
+                name = json.loads(pointer.read_bytes())["log_file"]
+            except (ValueError, KeyError, TypeError):
+                log.warning("%s is unreadable: treated as no live log", pointer)
+                continue
+            path = pointer.with_name(str(name))
+            if path.with_name(path.name + ".state").is_file() and not _live_finished(path):
                 slugs.append(pointer.parent.name)
         return slugs
 
@@ -919,10 +924,15 @@ class LivePublisher:
         return signed
 
     async def run(self, interval_s: float) -> None:
-        """Advance the live logs every interval until cancelled."""
+        """Advance the live logs every interval until cancelled; a failed round is retried."""
         while True:
             await asyncio.sleep(interval_s)
-            await asyncio.to_thread(self.tick)
+            try:
+                await asyncio.to_thread(self.tick)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("advancing the live attendance logs failed; retrying next round")
 
 
 # --- hosts -------------------------------------------------------------------------------
