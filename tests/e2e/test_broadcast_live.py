@@ -100,7 +100,10 @@ def test_live_rtmp_with_key_goes_on_air_and_wrong_key_is_refused(tmp_path: Path)
     assert ffmpeg_children() == []
 
 
-def test_live_srt_with_key_goes_on_air_and_wrong_passphrase_is_refused(tmp_path: Path) -> None:
+def test_live_srt_with_key_goes_on_air_and_wrong_passphrase_is_refused(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
     with running_server(tmp_path) as b:
         b.press("start-now")
         b.press("live")
@@ -124,7 +127,9 @@ def test_live_srt_with_key_goes_on_air_and_wrong_passphrase_is_refused(tmp_path:
             assert _cmdlines_holding(_key(b), besides=(studio.pid,)) == []
         finally:
             _stop(studio)
+        key = _key(b)
         b.press("end")
+    assert key not in caplog.text  # nor in any log line (the refused caller's included)
     assert ffmpeg_children() == []
 
 
@@ -143,7 +148,7 @@ def _interpreter(
     )  # fmt: skip
 
 
-def _window_hz(url: str) -> list[int]:
+def _window_hz(url: str) -> list[float]:
     """The loudest frequency (rounded to 10 Hz) of each whole second of an audio rendition."""
     with av.open(url) as container:
         rate = container.streams.audio[0].rate
