@@ -27,6 +27,11 @@
         show("input_bitrate", h.input.bitrate_kbps);
         show("feeding", h.on_air.label);
         show("last_error", h.last_error);
+        const sending = Object.keys(h.interpreters || {}).filter((code) => h.interpreters[code]);
+        show("interpreters", sending.length ? sending.join(", ") : "none connected");
+        // Another node's figures say how old they are (they stop after 5 s without news).
+        const age = h.published_s_ago === undefined ? "" : ` (${h.published_s_ago} s ago)`;
+        show("node", h.node ? h.node + age : null);
       }
       const problem = (h && h.alarm) || v.manager_error;
       alarm.hidden = !problem;
