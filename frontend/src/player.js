@@ -150,14 +150,17 @@ export function mountPlayer(videoEl, opts = {}) {
     clearTimeout(recreateTimer);
     const hls = new Hls({
       startPosition,
-      // Sit two segments behind the live edge (4 s with 2 s segments): with the
-      // ~0.5 s the encoder takes to list a segment, glass to glass stays under 6 s,
-      // and the buffer still holds one whole segment more than the next one needs.
-      liveSyncDurationCount: 2,
+      // Sit 1.75 segments (3.5 s) behind the newest listed segment. Glass to glass
+      // adds ~0.4 s until a segment is listed and up to ~1 s until hls.js's polling
+      // sees it: 4.9-5.9 s measured at 2 segments (worst reading 6.1 s), 5.1-5.5 s at
+      // 1.75 (benchmarks/README.md). Between playlist updates the buffer then still
+      // holds ~1.5 s minus the segment's download: closer would stall.
+      liveSyncDurationCount: 1.75,
       // A player that fell behind (it started while the chain was late, or stalled)
       // plays at up to 1.1x until it is back at that distance, instead of staying
-      // late for the rest of the session; hls.js does this only within one segment
-      // of the target plus the target, further back it is left alone (DVR viewing).
+      // late for the rest of the session. hls.js does this only while the player is
+      // less than the target plus one segment too far back; a viewer who rewound
+      // the event further is left alone.
       maxLiveSyncPlaybackRate: 1.1,
       liveMaxLatencyDurationCount: 10,
       backBufferLength: 30,
