@@ -67,6 +67,20 @@ READ_CLOCK = """
 """.replace("BITS", str(BITS)).replace("BOX", str(BOX))
 
 
+# Every stall once the picture runs: seconds from 'waiting' to 'playing' (0.1 s or more).
+COUNT_STALLS = """() => {
+  const v = document.querySelector('video.player-video');
+  window.stalls = [];
+  let since = null;
+  v.addEventListener('waiting', () => { if (v.currentTime > 0) since = performance.now(); });
+  v.addEventListener('playing', () => {
+    const s = since === null ? 0 : (performance.now() - since) / 1000;
+    if (s >= 0.1) window.stalls.push(Math.round(s * 100) / 100);
+    since = null;
+  });
+}"""
+
+
 def studio_argv(url: str, seconds: int) -> list[str]:
     """A studio sending a clock barcode and a tone in real time."""
     boxes = ",".join(
@@ -85,8 +99,10 @@ def studio_argv(url: str, seconds: int) -> list[str]:
     ]
 
 
-def measure(b: Broadcast, seconds: int) -> list[tuple[float, float | None]]:
-    """Run the studio and sample the player; return (glass-to-glass s, hls.js latency s)."""
+def measure(
+    b: Broadcast, seconds: int, sync_count: float | None
+) -> tuple[list[tuple[float, float | None]], list[float]]:
+    """Run the studio and sample the player: (glass-to-glass s, hls.js latency s), stalls."""
     key = b.client.get(b.control).text.split('id="ingest-key">')[1].split("<")[0]
     url = f"srt://127.0.0.1:{b.settings.ingest_srt_port}?passphrase={key}&pbkeylen=16"
     b.press("start-now")
@@ -95,10 +111,18 @@ def measure(b: Broadcast, seconds: int) -> list[tuple[float, float | None]]:
     t0 = time.time()
     studio = subprocess.Popen(studio_argv(url, seconds), stderr=subprocess.DEVNULL)
     found: list[tuple[float, float | None]] = []
+    stalls: list[float] = []
     try:
         with chromium_page() as page:
             page.goto(f"{b.base}/s/{b.slug}/watch?session={b.session_id}")
             page.wait_for_function("() => window.summitcast && window.summitcastPlayer")
+            page.evaluate(COUNT_STALLS)
+            if sync_count is not None:
+                # hls.js reads its target latency from its config on every use.
+                page.evaluate(
+                    "(n) => { window.summitcastPlayer.hls.config.liveSyncDurationCount = n; }",
+                    sync_count,
+                )
             while studio.poll() is None:
                 reading = page.evaluate(
                     f"() => ({READ_CLOCK})(document.querySelector('video.player-video'))"
@@ -108,11 +132,12 @@ def measure(b: Broadcast, seconds: int) -> list[tuple[float, float | None]]:
                 if reading and 0.5 < reading["t"] < elapsed:
                     found.append((reading["now"] - (t0 + reading["t"]), reading["behind"]))
                 time.sleep(0.5)
+            stalls = page.evaluate("() => window.stalls")
     finally:
         studio.kill()
         studio.wait()
         b.press("end")
-    return found
+    return found, stalls
 
 
 def main() -> None:
@@ -120,6 +145,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--seconds", type=int, default=25, help="how long the studio sends")
     parser.add_argument("--runs", type=int, default=3, help="fresh server + player each")
+    parser.add_argument(
+        "--sync-count",
+        type=float,
+        default=None,
+        help="try another hls.js liveSyncDurationCount (default: as shipped)",
+    )
     args = parser.parse_args()
     steady_all: list[float] = []
     run_medians: list[float] = []
@@ -129,7 +160,7 @@ def main() -> None:
             tempfile.TemporaryDirectory() as tmp,
             running_server(Path(tmp), broadcast_fps=30, broadcast_preset="veryfast") as b,
         ):
-            found = measure(b, args.seconds)
+            found, stalls = measure(b, args.seconds, args.sync_count)
         if not found:
             print(f"run {run}: no clock read back (load {load_before:.1f})")
             continue
@@ -145,7 +176,8 @@ def main() -> None:
             f"{len(found)} readings, steady median {statistics.median(glass):.2f} s, "
             f"min {min(glass):.2f} s, worst {max(glass):.2f} s; player behind the listed "
             f"edge {statistics.median(behind) if behind else float('nan'):.2f} s, "
-            f"upstream {upstream if upstream is not None else float('nan'):.2f} s",
+            f"upstream {upstream if upstream is not None else float('nan'):.2f} s; "
+            f"stalls {stalls}",
             flush=True,
         )
     if steady_all:
