@@ -9,7 +9,6 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any
 from urllib.parse import quote
 
 from fastapi import FastAPI, Request, WebSocket
@@ -45,7 +44,11 @@ from summitcast.web.routes import (
     reports,
     speakers,
 )
-from summitcast.web.security import BodyLimitMiddleware, SecurityHeadersMiddleware
+from summitcast.web.security import (
+    SECURITY_HEADERS,
+    BodyLimitMiddleware,
+    SecurityHeadersMiddleware,
+)
 from summitcast.web.templating import make_templates, render
 
 log = logging.getLogger(__name__)
@@ -206,11 +209,11 @@ def create_app(
         same_site="lax",
         https_only=settings.secure_cookies,
     )
-    # Heartbeats skip the session (they carry none), FastAPI's routing and dependencies,
-    # but not the body limit and security headers (added after: they wrap it).
-    app.add_middleware(HeartbeatFastPath)
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_import_bytes + 64 * 1024)
     app.add_middleware(SecurityHeadersMiddleware)
+    # Outermost (added last): heartbeats skip the session (they carry none), routing,
+    # dependencies and the other middleware; it applies its own body cap and headers.
+    app.add_middleware(HeartbeatFastPath)
 
     @app.exception_handler(SummitcastError)
     async def summitcast_error(request: Request, exc: SummitcastError) -> Response:
@@ -261,13 +264,14 @@ def create_app(
 class HeartbeatFastPath:
     """Hands the heartbeat POST and the presence socket straight to their route functions."""
 
-    # Route matching over ~80 routes, dependency solving and the exit stack cost ~300 µs
-    # per request; the heartbeat itself ~10 µs (benchmarks/heartbeat_path.py). A socket
-    # pays that once, at its handshake, but 30,000 screens reconnecting at once pay it
-    # 30,000 times, and each socket's task keeps every frame of that stack (session
-    # middleware, router, exit stack) alive for as long as the screen stays connected.
+    # Route matching over ~80 routes, dependency solving, the exit stack and three
+    # middleware cost ~300 µs per request; the heartbeat itself ~10 µs
+    # (benchmarks/heartbeat_path.py). A socket pays that once, at its handshake, but
+    # 30,000 screens reconnecting at once pay it 30,000 times, and each socket's task
+    # would keep every frame of that stack alive while the screen stays connected.
     PATH = "/live/heartbeat"
     SOCKET_PATH = "/live/ws"
+    MAX_BODY = 16 * 1024  # a heartbeat is ~200 bytes; live.MAX_MESSAGE_CHARS refuses > 1 KiB
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -280,17 +284,38 @@ class HeartbeatFastPath:
         if scope["type"] != "http" or scope["path"] != self.PATH or scope["method"] != "POST":
             await self.app(scope, receive, send)
             return
-        request = Request(scope, receive)
-        try:
-            response = await live.heartbeat(request)
-        except Exception as exc:
-            # The app's own handlers still apply (e.g. 503 while Redis is away).
-            handlers: dict[Any, Any] = scope["app"].exception_handlers
-            handler = next((handlers[k] for k in type(exc).__mro__ if k in handlers), None)
-            if handler is None:
-                raise
-            response = await handler(request, exc)
-        await response(scope, receive, send)
+        body = await self._body(receive)
+        extra: list[tuple[str, str]] = []
+        if body is None:
+            status, answer = 413, _HEARTBEAT_TOO_LARGE
+        else:
+            status, answer, extra = await live.answer_heartbeat(scope["app"].state.live, body)
+        headers = [*_HEARTBEAT_HEADERS, (b"content-length", str(len(answer)).encode())]
+        headers += [(k.encode(), v.encode()) for k, v in extra]
+        await send({"type": "http.response.start", "status": status, "headers": headers})
+        await send({"type": "http.response.body", "body": answer})
+
+    async def _body(self, receive: Receive) -> bytes | None:
+        """The request body, or None once it grows past MAX_BODY."""
+        parts: list[bytes] = []
+        size = 0
+        while True:
+            message = await receive()
+            if message["type"] != "http.request":
+                return b""  # the client left; its empty heartbeat is refused as malformed
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > self.MAX_BODY:
+                return None
+            parts.append(chunk)
+            if not message.get("more_body", False):
+                return b"".join(parts)
+
+
+_HEARTBEAT_HEADERS = ((b"content-type", b"application/json"), *SECURITY_HEADERS)
+_HEARTBEAT_TOO_LARGE = (
+    b'{"ok":false,"reason":"malformed","detail":"A heartbeat is at most 16 KiB."}'
+)
 
 
 def _answer_503_while_redis_is_away(app: FastAPI) -> None:

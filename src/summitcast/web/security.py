@@ -63,6 +63,16 @@ async def verify_csrf(request: Request) -> None:
         )
 
 
+# On every HTTP response (the heartbeat fast path in app.py adds them itself).
+SECURITY_HEADERS: tuple[tuple[bytes, bytes], ...] = (
+    (b"content-security-policy", CONTENT_SECURITY_POLICY.encode()),
+    (b"x-content-type-options", b"nosniff"),
+    (b"referrer-policy", b"no-referrer"),
+    (b"x-frame-options", b"DENY"),
+    (b"permissions-policy", b"geolocation=(), microphone=(), camera=(self)"),
+)
+
+
 class SecurityHeadersMiddleware:
     """Adds CSP and the usual hardening headers to every HTTP response."""
 
@@ -78,13 +88,7 @@ class SecurityHeadersMiddleware:
             if message["type"] == "http.response.start":
                 headers = list(message.get("headers", []))
                 names = {k.lower() for k, _ in headers}
-                for name, value in (
-                    (b"content-security-policy", CONTENT_SECURITY_POLICY.encode()),
-                    (b"x-content-type-options", b"nosniff"),
-                    (b"referrer-policy", b"no-referrer"),
-                    (b"x-frame-options", b"DENY"),
-                    (b"permissions-policy", b"geolocation=(), microphone=(), camera=(self)"),
-                ):
+                for name, value in SECURITY_HEADERS:
                     if name not in names:
                         headers.append((name, value))
                 message["headers"] = headers

@@ -36,6 +36,13 @@ _OK = b'{"ok":true,"interval_s":%s}'
 _UNAVAILABLE_WS = json.dumps({"type": "error", "reason": Reason.UNAVAILABLE.value})
 # Seconds a fallback client waits before its next try while a back-end is away.
 _RETRY_AFTER_S = "2"
+_UNAVAILABLE_JSON = json.dumps(
+    {
+        "ok": False,
+        "reason": Reason.UNAVAILABLE.value,
+        "detail": "Live presence is briefly unavailable; try again in a few seconds.",
+    }
+).encode()
 
 
 def _live(connection: Request | WebSocket) -> LiveService:
@@ -95,18 +102,24 @@ async def heartbeat(request: Request) -> Response:
     """The HTTP fallback of the presence socket: one heartbeat per request."""
     # Read raw and answered with pre-encoded bytes: this is the hot path of a
     # location screen without WebSocket, so no pydantic model and no session.
-    live = _live(request)
-    body = await request.body()
+    status, body, headers = await answer_heartbeat(_live(request), await request.body())
+    return Response(body, status, headers=dict(headers), media_type="application/json")
+
+
+async def answer_heartbeat(
+    live: LiveService, body: bytes
+) -> tuple[int, bytes, list[tuple[str, str]]]:
+    """The fallback's answer to one heartbeat body: status, JSON bytes, extra headers."""
     try:
         outcome = await live.heartbeat_message(body.decode("utf-8", "replace"))
     except live.outage_errors as error:
         live.outages.failed("heartbeat", error)
-        return _unavailable()
+        return 503, _UNAVAILABLE_JSON, [("retry-after", _RETRY_AFTER_S)]
     if outcome.ok:
-        interval = live.hello()["interval_s"]
-        return Response(_OK % str(interval).encode(), media_type="application/json")
+        return 200, _OK % str(live.hello()["interval_s"]).encode(), []
     reason = outcome.reason or Reason.MALFORMED
-    return JSONResponse({"ok": False, "reason": reason.value}, status_code=_STATUS.get(reason, 403))
+    refusal = json.dumps({"ok": False, "reason": reason.value}).encode()
+    return _STATUS.get(reason, 403), refusal, []
 
 
 @router.get("/s/{slug}/live", response_class=HTMLResponse)
@@ -186,14 +199,11 @@ def _country(code: str) -> str:
 
 def _unavailable() -> Response:
     """503 with Retry-After while a back-end is away (the fallback clients retry on it)."""
-    return JSONResponse(
-        {
-            "ok": False,
-            "reason": Reason.UNAVAILABLE.value,
-            "detail": "Live presence is briefly unavailable; try again in a few seconds.",
-        },
-        status_code=503,
+    return Response(
+        _UNAVAILABLE_JSON,
+        503,
         headers={"Retry-After": _RETRY_AFTER_S},
+        media_type="application/json",
     )
 
 
