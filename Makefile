@@ -64,7 +64,9 @@ fmt: install
 	$(BIN)/ruff check --fix src tests benchmarks
 	$(BIN)/ruff format src tests benchmarks
 
-bench: install assets
+# wrk drives benchmarks/heartbeat_path.py (a C load generator costs little of the CPU measured).
+bench: install assets browser
+	@command -v wrk >/dev/null || { $(APT_GET) update -qq && $(APT_GET) install -y -qq wrk >/dev/null; }
 	@for f in benchmarks/*.py; do echo "== $$f"; $(BIN)/python $$f || exit 1; done
 
 clean:
