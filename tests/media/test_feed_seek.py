@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from summitcast.media.playout import FeedSource, feed_argv
-from tests.media.test_playout_feed import AUDIO, ENCODE, MUX, SPEC, TAIL, VIDEO
+from tests.media.test_playout_feed import AUDIO, CATCH_UP, ENCODE, MUX, SPEC, TAIL, VIDEO
 
 pytestmark = pytest.mark.unit
 
@@ -25,9 +25,9 @@ def test_feed_argv_resumed_file_seeks_file_and_interpretation_but_not_interprete
         [VIDEO.format(src="0:v:0"), AUDIO.format(src="1:a:0", k=0), AUDIO.format(src="2:a:0", k=1)]
     )
     assert argv == [
-        *["ffmpeg", "-hide_banner", "-nostdin", "-loglevel", "error", "-re"],
+        *["ffmpeg", "-hide_banner", "-nostdin", "-loglevel", "error", "-re", *CATCH_UP],
         *["-ss", "4.250", "-i", "/m/a.mp4"],
-        *["-re", "-ss", "4.250", "-i", "/m/a.en.m4a"],
+        *["-re", *CATCH_UP, "-ss", "4.250", "-i", "/m/a.en.m4a"],
         *["-probesize", "200000", "-analyzeduration", "500000", "-i", RELAY],
         *["-filter_complex", graph, *TAIL, "3.750", *ENCODE],
         *["-output_ts_offset", "20.000", *MUX],

@@ -34,6 +34,9 @@ ENCODE = [
 ]
 MUX = ["-muxdelay", "0", "-muxpreload", "0", "-f", "mpegts", "pipe:1"]
 
+# After -re: a feeder held up (encoder restart, load) catches up at 1.5x.
+CATCH_UP = ["-readrate_catchup", "1.5"]
+
 
 def test_feed_argv_file_with_one_track_serves_floor_to_every_language() -> None:
     argv = feed_argv(
@@ -48,7 +51,17 @@ def test_feed_argv_file_with_one_track_serves_floor_to_every_language() -> None:
         [VIDEO.format(src="0:v:0"), AUDIO.format(src="0:a:0", k=0), AUDIO.format(src="0:a:0", k=1)]
     )
     assert argv == [
-        *["ffmpeg", "-hide_banner", "-nostdin", "-loglevel", "error", "-re", "-i", "/m/a.mp4"],
+        *[
+            "ffmpeg",
+            "-hide_banner",
+            "-nostdin",
+            "-loglevel",
+            "error",
+            "-re",
+            *CATCH_UP,
+            "-i",
+            "/m/a.mp4",
+        ],
         *["-filter_complex", graph, *TAIL, "2.500", *ENCODE],
         *["-output_ts_offset", "14.000", *MUX],
     ]
@@ -109,8 +122,18 @@ def test_feed_argv_interpretation_files_become_their_languages() -> None:
         [VIDEO.format(src="0:v:0"), AUDIO.format(src="0:a:0", k=0), AUDIO.format(src="1:a:0", k=1)]
     )
     assert argv == [
-        *["ffmpeg", "-hide_banner", "-nostdin", "-loglevel", "error", "-re", "-i", "/m/a.mp4"],
-        *["-re", "-i", "/m/a.fr.m4a"],
+        *[
+            "ffmpeg",
+            "-hide_banner",
+            "-nostdin",
+            "-loglevel",
+            "error",
+            "-re",
+            *CATCH_UP,
+            "-i",
+            "/m/a.mp4",
+        ],
+        *["-re", *CATCH_UP, "-i", "/m/a.fr.m4a"],
         *["-filter_complex", graph, *TAIL, "2.000", *ENCODE],
         *["-output_ts_offset", "16.000", *MUX],
     ]
