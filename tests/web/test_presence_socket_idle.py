@@ -1,4 +1,4 @@
-"""A presence socket closes itself after a silent timeout (it replaces protocol pings)."""
+"""A presence socket closes itself after two silent timeouts (it replaces protocol pings)."""
 
 from __future__ import annotations
 
@@ -40,7 +40,7 @@ def _beat(location: Location, seq: int) -> dict[str, object]:
     return {"type": "hb", "token": encode_heartbeat(token), "ack": True}
 
 
-def test_silent_socket_is_closed_after_the_timeout(settings: Settings, database: Database) -> None:
+def test_silent_socket_is_closed_after_two_timeouts(settings: Settings, database: Database) -> None:
     app = create_app(settings.model_copy(update={"heartbeat_timeout_s": 0.5}), database=database)
     location = _approved(database)
     with TestClient(app) as client, client.websocket_connect("/live/ws") as ws:
@@ -54,7 +54,7 @@ def test_silent_socket_is_closed_after_the_timeout(settings: Settings, database:
 
     assert ack == {"type": "ack", "seq": 0}
     assert (closed.value.code, closed.value.reason) == (1000, "no heartbeat")
-    assert 0.4 <= waited < 5.0
+    assert 0.9 <= waited < 5.0
 
 
 def test_socket_that_keeps_beating_stays_open_past_the_timeout(
@@ -65,9 +65,9 @@ def test_socket_that_keeps_beating_stays_open_past_the_timeout(
     acks = []
     with TestClient(app) as client, client.websocket_connect("/live/ws") as ws:
         ws.receive_json()  # hello
-        for seq in range(8):  # 1.6 s, three timeouts long
+        for seq in range(12):  # 2.4 s, more than two timeouts long
             ws.send_json(_beat(location, seq))
             acks.append(ws.receive_json()["seq"])
             time.sleep(0.2)
 
-    assert acks == list(range(8))
+    assert acks == list(range(12))

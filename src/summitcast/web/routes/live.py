@@ -57,10 +57,11 @@ async def presence_socket(websocket: WebSocket) -> None:
     await websocket.accept()
     await websocket.send_text(json.dumps(live.hello()))
     bound: str | None = None
-    # A screen beats every interval; silence for a whole timeout means it is gone (a
+    # A screen beats every interval; silence for two whole timeouts means it is gone (a
     # half-open TCP connection would otherwise be held for hours). This replaces the
     # server's WebSocket pings, which cost 30,000 screens a ping and a pong every 20 s.
-    idle_s = live.settings.heartbeat_timeout_s
+    # Counting does not depend on it: a silent screen is offline after one timeout.
+    idle_s = 2 * live.settings.heartbeat_timeout_s
     try:
         while True:
             try:
