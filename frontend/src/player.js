@@ -292,7 +292,7 @@ export function mountPlayer(videoEl, opts = {}) {
   // one segment's duration, and the playlist reload's jitter (up to half a segment)
   // or a slow encoder makes it stall a second time (~1 run in 6 after an encoder
   // kill, 2026-11-28). Holding the picture until one segment plus a margin is
-  // buffered turns that into one slightly longer stall.
+  // buffered turns that into one longer stall (~2 s longer: one more segment).
   function onWaiting() {
     if (!hasPlayed || videoEl.seeking || videoEl.paused || refillingSince !== null) return;
     const details = liveDetails();
