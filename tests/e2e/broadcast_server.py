@@ -229,3 +229,17 @@ def running_server(tmp_path: Path, **overrides: object) -> Iterator[Broadcast]:
         server.should_exit = True
         thread.join(timeout=30)
         database.dispose()
+
+
+def cmdlines_holding(secret: str, *, besides: tuple[int, ...] = ()) -> list[str]:
+    """Command lines of this process's children (other than besides) that contain secret."""
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            parent = int(stat.read_text().rsplit(")", 1)[1].split()[1])
+            cmdline = (stat.parent / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+        except (OSError, IndexError, ValueError):
+            continue
+        if parent == os.getpid() and int(stat.parent.name) not in besides and secret in cmdline:
+            found.append(cmdline)
+    return found

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import os
 import subprocess
 import time
 from pathlib import Path
@@ -13,7 +12,13 @@ import httpx
 import numpy
 import pytest
 
-from tests.e2e.broadcast_server import FFMPEG, Broadcast, ffmpeg_children, running_server
+from tests.e2e.broadcast_server import (
+    FFMPEG,
+    Broadcast,
+    cmdlines_holding,
+    ffmpeg_children,
+    running_server,
+)
 
 pytestmark = pytest.mark.e2e
 
@@ -41,20 +46,6 @@ def _health(b: Broadcast) -> dict[str, object]:
     health = b.health()["health"]
     assert isinstance(health, dict)
     return health
-
-
-def _cmdlines_holding(secret: str, *, besides: tuple[int, ...]) -> list[str]:
-    """Command lines of this process's children (other than besides) that contain secret."""
-    found = []
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            parent = int(stat.read_text().rsplit(")", 1)[1].split()[1])
-            cmdline = (stat.parent / "cmdline").read_bytes().replace(b"\0", b" ").decode()
-        except (OSError, IndexError, ValueError):
-            continue
-        if parent == os.getpid() and int(stat.parent.name) not in besides and secret in cmdline:
-            found.append(cmdline)
-    return found
 
 
 def _stop(proc: subprocess.Popen[bytes]) -> str:
@@ -87,7 +78,7 @@ def test_live_rtmp_with_key_goes_on_air_and_wrong_key_is_refused(tmp_path: Path)
             assert _health(b)["input"]["receiving"] == "rtmp"  # type: ignore[index]
             assert b.on_air()["on_air"] == "Live from the studio"
             # The key stops at the gate: no listener or feeder carries it in /proc.
-            assert _cmdlines_holding(_key(b), besides=(studio.pid,)) == []
+            assert cmdlines_holding(_key(b), besides=(studio.pid,)) == []
         finally:
             _stop(studio)
         # The studio dropped: the hold slate stands in by itself.
@@ -124,7 +115,7 @@ def test_live_srt_with_key_goes_on_air_and_wrong_passphrase_is_refused(
             )
             assert _health(b)["input"]["receiving"] == "srt"  # type: ignore[index]
             # Every listener and feeder is running: none shows the passphrase in /proc.
-            assert _cmdlines_holding(_key(b), besides=(studio.pid,)) == []
+            assert cmdlines_holding(_key(b), besides=(studio.pid,)) == []
         finally:
             _stop(studio)
         key = _key(b)
@@ -225,7 +216,7 @@ def test_live_interpreter_over_rtmp_speaks_over_the_hold_slate_and_wrong_key_is_
                 "the French interpreter on air",
             )
             assert _health(b)["interpreters"] == {"en": None, "fr": "rtmp"}
-            assert _cmdlines_holding(key, besides=(interpreter.pid,)) == []
+            assert cmdlines_holding(key, besides=(interpreter.pid,)) == []
             time.sleep(4)  # four seconds of interpreted slate
         finally:
             _stop(interpreter)

@@ -19,6 +19,7 @@ from summitcast.storage.tables import Item
 from tests.e2e.broadcast_server import (
     FFMPEG,
     Broadcast,
+    cmdlines_holding,
     ffmpeg_children,
     free_port,
     running_server,
@@ -191,6 +192,8 @@ def test_live_speaker_srt_shows_in_green_room_and_wrong_passphrase_is_refused(
             b.wait_for(lambda: _preview(b, speaker_id)[0] == "image/jpeg", 10, "a preview frame")
             assert _decoded_size(_preview(b, speaker_id)[1]) == (320, 180)
             assert b.on_air()["status"] == "idle"  # seen backstage only
+            # The passphrase reaches ffmpeg through a 0600 script, never its command line.
+            assert cmdlines_holding(key, besides=(speaker.pid,)) == []
         finally:
             _stop(speaker)
         _post(b, f"{speaker_id}/close")

@@ -31,16 +31,17 @@ def test_rtmp_listener_argv_relays_and_previews_without_the_key() -> None:
     ]  # fmt: skip
 
 
-def test_srt_listener_argv_uses_the_key_as_passphrase() -> None:
+def test_srt_listener_argv_reads_its_url_and_key_from_a_script() -> None:
     argv = srt_listener_argv(
-        "ffmpeg", "0.0.0.0", 9200, "k" * 32, 5002, Path("/g/rtmp.jpg"), 2, Path("/g/rtmp.level")
+        "ffmpeg", Path("/run/s/srt.ffconcat"), 5002, Path("/g/rtmp.jpg"), 2, Path("/g/rtmp.level")
     )
 
     assert argv == [
         "ffmpeg", "-hide_banner", "-nostdin", "-loglevel", "error",
         "-progress", "pipe:1", "-stats_period", "1",
         "-probesize", "200000", "-analyzeduration", "500000",
-        "-i", f"srt://0.0.0.0:9200?mode=listener&latency=120000&passphrase={'k' * 32}&pbkeylen=16",
+        "-f", "concat", "-safe", "0", "-protocol_whitelist", "file,srt",
+        "-i", "/run/s/srt.ffconcat",
         *OUTPUTS,
     ]  # fmt: skip
 

@@ -25,7 +25,14 @@ from typing import Any
 
 from summitcast.config import Settings
 from summitcast.domain.playout import SourceKind
-from summitcast.media.ingest import LIVE_FRESH_S, RtmpGate, free_port
+from summitcast.media.ingest import (
+    LIVE_FRESH_S,
+    RtmpGate,
+    SecretScript,
+    free_port,
+    srt_listener_script,
+    srt_script_input,
+)
 from summitcast.media.manager import BroadcastManager
 from summitcast.media.playout import FeedSource
 from summitcast.media.supervisor import Supervisor
@@ -112,33 +119,25 @@ def rtmp_listener_argv(
 
 def srt_listener_argv(
     ffmpeg: str,
-    host: str,
-    port: int,
-    key: str,
+    script: Path,
     relay_port: int,
     preview: Path,
     preview_fps: float,
     level: Path,
 ) -> list[str]:
-    """ffmpeg accepting one SRT caller whose passphrase is the speaker's key."""
+    """ffmpeg accepting one SRT caller as the script says (the speaker's key inside it)."""
     return [
         ffmpeg,
         "-hide_banner",
         "-nostdin",
         "-loglevel",
-        "error",  # at info ffmpeg prints the input URL, passphrase included
+        "error",  # at info ffmpeg prints the input URL
         "-progress",
         "pipe:1",
         "-stats_period",
         "1",
-        # Faster start: without these the first frame is ~5 s late (VERIFIED.md).
-        "-probesize",
-        "200000",
-        "-analyzeduration",
-        "500000",
-        "-i",
-        # Listener mode; the passphrase refuses callers without it; latency in µs (120 ms).
-        f"srt://{host}:{port}?mode=listener&latency=120000&passphrase={key}&pbkeylen=16",
+        # URL and passphrase from a 0600 script, so the key is in no process's cmdline.
+        *srt_script_input(script),
         *listener_output_argv(relay_port, preview, preview_fps, level),
     ]
 
@@ -185,12 +184,12 @@ class SpeakerFeed:
             name="greenroom-rtmp",
             max_backoff_s=5.0,
         )
+        # Kept until stop(): the supervisor's restarts read it again.
+        self._srt_script = SecretScript("srt.ffconcat", srt_listener_script(host, ports.srt, key))
         self.srt = Supervisor(
             srt_listener_argv(
                 ffmpeg,
-                host,
-                ports.srt,
-                key,
+                self._srt_script.path,
                 ports.srt_relay,
                 folder / "srt.jpg",
                 preview_fps,
@@ -216,6 +215,7 @@ class SpeakerFeed:
         await self.gate.stop()
         await self.rtmp.stop()
         await self.srt.stop()
+        self._srt_script.close()
         shutil.rmtree(self.folder, ignore_errors=True)
 
     def receiving(self) -> str | None:

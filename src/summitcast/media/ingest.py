@@ -318,6 +318,14 @@ def srt_listener_argv(ffmpeg: str, script: Path, relay_port: int) -> list[str]:
         "pipe:1",
         "-stats_period",
         "1",
+        *srt_script_input(script),
+        *_relay_output(relay_port),
+    ]
+
+
+def srt_script_input(script: Path) -> list[str]:
+    """The input half of an SRT listener whose URL and passphrase are in ``script``."""
+    return [
         # The concat demuxer probes too, on top of the SRT input it opens: keep it as short.
         "-probesize",
         "200000",
@@ -331,7 +339,6 @@ def srt_listener_argv(ffmpeg: str, script: Path, relay_port: int) -> list[str]:
         "file,srt",  # the script itself, and the one protocol it may open
         "-i",
         str(script),
-        *_relay_output(relay_port),
     ]
 
 
