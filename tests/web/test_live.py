@@ -14,42 +14,17 @@ from starlette.websockets import WebSocketDisconnect
 from summitcast.app import create_app
 from summitcast.config import Settings
 from summitcast.domain.accounts import Role
-from summitcast.domain.presence import encode_heartbeat, sign_heartbeat
 from summitcast.presence.memory import MemoryPresence, MemoryPubSub
-from summitcast.services import locations
 from summitcast.services.live import LiveService
-from summitcast.services.locations import LocationInput
 from summitcast.storage.database import Database
-from summitcast.storage.tables import Location, Summit
+from summitcast.storage.tables import Summit
 from tests.conftest import grant, log_in, make_summit, make_user
 from tests.presence.conftest import REDIS_URL, redis_or_skip
 from tests.services.backends import Flaky
+from tests.web.presence_helpers import hall
+from tests.web.presence_helpers import token as signed_token
 
 pytestmark = pytest.mark.integration
-
-
-def _location(database: Database, *, approve: bool = True) -> Location:
-    with database.session() as db:
-        summit = db.query(Summit).filter_by(slug="test-summit").one_or_none()
-    if summit is None:
-        summit = make_summit(database)
-    with database.session() as db:
-        location = locations.register_location(
-            db,
-            db.get(Summit, summit.id),  # type: ignore[arg-type]
-            LocationInput(label="Hall", country="KE", city="Nairobi"),
-            at_risk=frozenset(),
-        )
-        if approve:
-            locations.approve_location(db, location)
-        return location
-
-
-def _token(location: Location, seq: int = 0, *, secret: str = "", epoch: str = "epoch-one") -> str:
-    heartbeat = sign_heartbeat(
-        (secret or location.secret).encode(), location.public_id, epoch, seq, int(time.time())
-    )
-    return encode_heartbeat(heartbeat)
 
 
 def _online(client: TestClient) -> int:
@@ -60,13 +35,13 @@ def _online(client: TestClient) -> int:
 def test_socket_greets_with_interval_and_counts_valid_heartbeat(
     client: TestClient, database: Database
 ) -> None:
-    location = _location(database)
+    location = hall(database)
 
     with client.websocket_connect("/live/ws") as ws:
         hello = ws.receive_json()
-        ws.send_json({"type": "hb", "token": _token(location)})
+        ws.send_json({"type": "hb", "token": signed_token(location)})
         # An unanswered heartbeat is an accepted one: ask for a refusal to sync with the server.
-        ws.send_json({"type": "hb", "token": _token(location, 0)})
+        ws.send_json({"type": "hb", "token": signed_token(location, 0)})
         refusal = ws.receive_json()
         online = _online(client)
 
@@ -80,11 +55,11 @@ def test_socket_greets_with_interval_and_counts_valid_heartbeat(
 def test_socket_forged_heartbeat_is_refused_closed_and_not_counted(
     client: TestClient, database: Database
 ) -> None:
-    location = _location(database)
+    location = hall(database)
 
     with client.websocket_connect("/live/ws") as ws:
         ws.receive_json()
-        ws.send_json({"type": "hb", "token": _token(location, secret="not-the-secret")})
+        ws.send_json({"type": "hb", "token": signed_token(location, secret="not-the-secret")})
         refusal = ws.receive_json()
         with pytest.raises(WebSocketDisconnect) as closed:
             ws.receive_json()
@@ -97,13 +72,13 @@ def test_socket_forged_heartbeat_is_refused_closed_and_not_counted(
 def test_socket_pending_location_is_refused_but_kept_open(
     client: TestClient, database: Database
 ) -> None:
-    location = _location(database, approve=False)
+    location = hall(database, approve=False)
 
     with client.websocket_connect("/live/ws") as ws:
         ws.receive_json()
-        ws.send_json({"type": "hb", "token": _token(location, 0)})
+        ws.send_json({"type": "hb", "token": signed_token(location, 0)})
         first = ws.receive_json()
-        ws.send_json({"type": "hb", "token": _token(location, 1)})
+        ws.send_json({"type": "hb", "token": signed_token(location, 1)})
         second = ws.receive_json()
 
     assert first == second == {"type": "error", "reason": "pending"}
@@ -124,8 +99,8 @@ def test_socket_binary_or_garbage_message_is_refused(
 
 
 def test_http_heartbeat_valid_replayed_and_revoked(client: TestClient, database: Database) -> None:
-    location = _location(database)
-    token = _token(location)
+    location = hall(database)
+    token = signed_token(location)
 
     valid = client.post("/live/heartbeat", content=json.dumps({"type": "hb", "token": token}))
     replayed = client.post("/live/heartbeat", content=json.dumps({"token": token}))
@@ -137,7 +112,9 @@ def test_http_heartbeat_valid_replayed_and_revoked(client: TestClient, database:
     client.post(
         "/backstage/s/test-summit/locations/revoke", data={"id": location.id, "csrf_token": csrf}
     )
-    revoked = client.post("/live/heartbeat", content=json.dumps({"token": _token(location, 1)}))
+    revoked = client.post(
+        "/live/heartbeat", content=json.dumps({"token": signed_token(location, 1)})
+    )
 
     assert valid.status_code == 200
     assert valid.json()["ok"] is True
@@ -157,12 +134,12 @@ def test_http_heartbeat_malformed_body_is_refused(client: TestClient, database: 
 def test_public_socket_pushes_new_location_within_two_seconds(
     client: TestClient, database: Database
 ) -> None:
-    location = _location(database)
+    location = hall(database)
 
     with client.websocket_connect("/live/s/test-summit/public") as ws:
         first = ws.receive_json()
         start = time.monotonic()
-        client.post("/live/heartbeat", content=json.dumps({"token": _token(location)}))
+        client.post("/live/heartbeat", content=json.dumps({"token": signed_token(location)}))
         pushed = ws.receive_json()
         elapsed = time.monotonic() - start
 
@@ -187,7 +164,7 @@ def test_public_socket_unknown_summit_is_closed(client: TestClient, database: Da
 def test_organiser_socket_refuses_anonymous_and_foreign_origin(
     client: TestClient, database: Database
 ) -> None:
-    _location(database)
+    hall(database)
     organiser = make_user(database, "org@example.org")
     with database.session() as db:
         summit = db.query(Summit).filter_by(slug="test-summit").one()
@@ -241,13 +218,15 @@ def test_redis_backend_from_settings_counts_and_pushes(
         settings.model_copy(update={"redis_url": REDIS_URL, "redis_prefix": prefix}),
         database=database,
     )
-    location = _location(database)
+    location = hall(database)
     try:
         with TestClient(app, base_url="http://127.0.0.1") as client:
             assert type(app.state.live.presence).__name__ == "RedisPresence"
             with client.websocket_connect("/live/s/test-summit/public") as ws:
                 first = ws.receive_json()
-                client.post("/live/heartbeat", content=json.dumps({"token": _token(location)}))
+                client.post(
+                    "/live/heartbeat", content=json.dumps({"token": signed_token(location)})
+                )
                 pushed = ws.receive_json()
     finally:
         keys = redis.Redis.from_url(REDIS_URL)
@@ -264,7 +243,7 @@ def test_socket_outlives_a_backend_outage_and_counts_again_after_it(
 ) -> None:
     presence, pubsub = Flaky(MemoryPresence(settings.heartbeat_timeout_s)), Flaky(MemoryPubSub())
     app = create_app(settings, database=database, presence=presence, pubsub=pubsub)
-    location = _location(database)
+    location = hall(database)
 
     with (
         TestClient(app, base_url="http://127.0.0.1") as client,
@@ -272,10 +251,10 @@ def test_socket_outlives_a_backend_outage_and_counts_again_after_it(
     ):
         ws.receive_json()  # hello
         presence.down = pubsub.down = True
-        ws.send_json({"type": "hb", "token": _token(location, 0), "ack": True})
+        ws.send_json({"type": "hb", "token": signed_token(location, 0), "ack": True})
         during = ws.receive_json()
         presence.down = pubsub.down = False
-        ws.send_json({"type": "hb", "token": _token(location, 1), "ack": True})
+        ws.send_json({"type": "hb", "token": signed_token(location, 1), "ack": True})
         after = ws.receive_json()
         online = _online(client)
 
@@ -290,14 +269,18 @@ def test_fallback_heartbeat_and_figures_during_an_outage_are_503_with_retry_afte
 ) -> None:
     presence = Flaky(MemoryPresence(settings.heartbeat_timeout_s))
     app = create_app(settings, database=database, presence=presence, pubsub=MemoryPubSub())
-    location = _location(database)
+    location = hall(database)
 
     with TestClient(app, base_url="http://127.0.0.1") as client:
         presence.down = True
-        refused = client.post("/live/heartbeat", content=json.dumps({"token": _token(location)}))
+        refused = client.post(
+            "/live/heartbeat", content=json.dumps({"token": signed_token(location)})
+        )
         figures = client.get("/live/s/test-summit/figures.json")
         presence.down = False
-        counted = client.post("/live/heartbeat", content=json.dumps({"token": _token(location, 1)}))
+        counted = client.post(
+            "/live/heartbeat", content=json.dumps({"token": signed_token(location, 1)})
+        )
 
     assert (refused.status_code, refused.headers["retry-after"]) == (503, "2")
     assert (refused.json()["ok"], refused.json()["reason"]) == (False, "unavailable")
@@ -317,7 +300,7 @@ def test_organiser_socket_pushes_an_arrival_and_a_drop_without_reloading(
         }
     )
     app = create_app(fast, database=database)
-    location = _location(database)
+    location = hall(database)
     organiser = make_user(database, "org@example.org")
     with database.session() as db:
         summit = db.query(Summit).filter_by(slug="test-summit").one()
@@ -331,7 +314,7 @@ def test_organiser_socket_pushes_an_arrival_and_a_drop_without_reloading(
             headers={"origin": "http://testserver", "cookie": cookie},
         ) as ws:
             first = ws.receive_json()
-            client.post("/live/heartbeat", content=json.dumps({"token": _token(location)}))
+            client.post("/live/heartbeat", content=json.dumps({"token": signed_token(location)}))
             # Pushes come at most every 0.2 s; read until the arrival, then until the drop.
             arrived = ws.receive_json()
             while not arrived["arrivals"]:
@@ -350,12 +333,12 @@ def test_organiser_socket_pushes_an_arrival_and_a_drop_without_reloading(
 def test_organiser_stream_filtered_by_another_country_lists_nothing(
     client: TestClient, database: Database
 ) -> None:
-    location = _location(database)
+    location = hall(database)
     organiser = make_user(database, "org@example.org")
     with database.session() as db:
         summit = db.query(Summit).filter_by(slug="test-summit").one()
     grant(database, organiser, summit, Role.ORGANISER)
-    client.post("/live/heartbeat", content=json.dumps({"token": _token(location)}))
+    client.post("/live/heartbeat", content=json.dumps({"token": signed_token(location)}))
     live: LiveService = client.app.state.live  # type: ignore[attr-defined]
     assert client.portal is not None
     client.portal.call(live.flush_transitions)  # stored now, not at the next tick
