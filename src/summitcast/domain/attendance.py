@@ -25,6 +25,14 @@ The rule (also in docs/counting.md; every published figure follows from it):
    and `suppressed_cells` says how many cells were merged.
 
 Integers only, so a verifier in any language recomputes the same figures.
+
+This module is the rule's reference.  Two array versions count presences per bucket
+over numpy columns (session buckets, rule 1; session peaks, rule 4; the report also
+rule 2) and hand per-key totals to `AttendanceTally.from_totals`, so rules 3 and 5-7 are
+always this module's code: `summitcast.audit.tally` (the verifier) and
+`summitcast.services.attendance._count_presences` (the report).  Tests compare each with
+the plain per-key tally: tests/audit/test_tally.py and
+tests/services/test_attendance_report_arrays.py.
 """
 
 from __future__ import annotations

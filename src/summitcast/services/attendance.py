@@ -490,9 +490,10 @@ def _present_buckets(
 
 
 # The report counts every presence of the summit: 57.6 M in the worst case (50,000
-# locations in each of 1,152 buckets).  A Python string per presence (AttendanceTally.
-# add_columns) cost ~0.7 µs each, so here each location is one row of integer columns and
-# a bucket adds one to the rows present in it (the verifier does the same in audit/tally.py).
+# locations in each of 1,152 buckets).  Python objects per presence (a dict merge of the
+# writers' rows, a public-id string into AttendanceTally.add_columns) cost 0.8-1.5 µs each,
+# 84 s for that case; here each location is one row of integer columns and a bucket adds
+# one to the rows present in it (~2 s; the verifier does the same in audit/tally.py).
 # What this applies of the counting rule (domain/attendance.py, docs/counting.md): bucket
 # membership of sessions (rule 1, from SessionWindow.bucket_starts), "present" (rule 2:
 # the writers' heartbeats added up reach min_heartbeats, in `_present_rows`) and each
