@@ -39,6 +39,8 @@ fonts:
 # Debian's Chromium for the browser tests; Playwright never downloads a browser here.
 browser: fonts
 	@[ -x /usr/bin/chromium ] || { $(APT_GET) update -qq && $(APT_GET) install -y -qq chromium >/dev/null; }
+	@# pdftotext reads the attendance report's PDF back in the report tests.
+	@[ -x /usr/bin/pdftotext ] || { $(APT_GET) update -qq && $(APT_GET) install -y -qq poppler-utils >/dev/null; }
 
 demo: install assets
 	@$(MAKE) --no-print-directory fonts || echo 'warning: slate fonts for non-Latin scripts could not be installed'
