@@ -6,7 +6,8 @@ import asyncio
 import contextlib
 import gc
 import logging
-from collections.abc import AsyncIterator
+import time
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
 from urllib.parse import quote
@@ -139,9 +140,11 @@ def create_app(
         if job_worker is not None:
             await job_worker.start()
         freezer = _start_gc_freezer(settings)
+        gc_watch = _log_long_collections()
         try:
             yield
         finally:
+            gc.callbacks.remove(gc_watch)
             if freezer is not None:
                 freezer.cancel()
             if job_worker is not None:
@@ -335,6 +338,30 @@ def _answer_503_while_redis_is_away(app: FastAPI) -> None:
 
     app.add_exception_handler(RedisConnectionError, unavailable)
     app.add_exception_handler(RedisTimeoutError, unavailable)
+
+
+def _log_long_collections(threshold_s: float = 0.1) -> Callable[[str, dict[str, int]], None]:
+    """Log each full garbage collection that pauses this worker past threshold_s (installed)."""
+    # A full collection scans every tracked object of the worker: with thousands of
+    # sockets it can hold the event loop for seconds, which shows as heartbeat latency.
+    started: list[float] = []
+
+    def callback(phase: str, info: dict[str, int]) -> None:
+        if info["generation"] != 2:
+            return
+        if phase == "start":
+            started[:] = [time.perf_counter()]
+        elif started:
+            took = time.perf_counter() - started.pop()
+            if took >= threshold_s:
+                log.warning(
+                    "full garbage collection paused this worker %.0f ms (%d objects freed)",
+                    took * 1000,
+                    info["collected"],
+                )
+
+    gc.callbacks.append(callback)
+    return callback
 
 
 def _start_gc_freezer(settings: Settings) -> asyncio.Task[None] | None:

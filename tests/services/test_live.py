@@ -18,6 +18,7 @@ from summitcast.domain.presence import encode_heartbeat, sign_heartbeat
 from summitcast.presence.base import Presence, PubSub
 from summitcast.presence.memory import MemoryPresence, MemoryPubSub
 from summitcast.presence.messages import presence_channel
+from summitcast.services import live as live_module
 from summitcast.services import locations
 from summitcast.services.live import LiveService, OutageLog, Outcome, Reason
 from summitcast.services.locations import LocationInput
@@ -536,3 +537,24 @@ def test_dashboard_lists_show_arrivals_and_drops_after_they_are_stored(env: Env)
         ("Leaving hall", "KE"),
     ]
     assert [(d["label"], d["country"]) for d in lists["drops"]] == [("Leaving hall", "KE")]
+
+
+def test_refresh_reads_identities_a_page_at_a_time_and_keeps_unchanged_ones(
+    env: Env, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(live_module, "IDENTITY_PAGE", 2)
+    monkeypatch.setattr(live_module, "IDENTITY_PAGE_PAUSE_S", 0.0)
+    made = [env.register(city="Paris") for _ in range(5)]
+    pending = env.register(city="Lyon", approve=False)
+
+    async def scenario() -> tuple[set[str], bool]:
+        await env.live.refresh_summits()
+        first = dict(env.live._identities)
+        await env.live.refresh_summits()
+        kept = all(env.live._identities[k] is first[k] for k in first)
+        return set(first), kept
+
+    cached, kept = run(scenario)
+
+    assert cached == {loc.public_id for loc in made} | {pending.public_id}
+    assert kept  # an unchanged identity is the same object after a refresh

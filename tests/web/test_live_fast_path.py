@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 
@@ -13,6 +14,7 @@ from summitcast.app import create_app
 from summitcast.config import Settings
 from summitcast.storage.database import Database
 from summitcast.storage.tables import Location
+from summitcast.web.routes.live import presence_socket
 from tests.web.presence_helpers import hall, token
 
 pytestmark = pytest.mark.integration
@@ -81,3 +83,27 @@ def test_socket_that_keeps_beating_stays_open_past_the_timeout(
             time.sleep(0.2)
 
     assert acks == list(range(12))
+
+
+class _GoneDuringHandshake:
+    """A socket whose client left while its handshake waited: uvicorn refuses the send."""
+
+    def __init__(self, live: object) -> None:
+        self.app = type("App", (), {"state": type("State", (), {"live": live})()})()
+        self.sent: list[str] = []
+
+    async def accept(self) -> None:
+        """uvicorn drops the accept of a closing connection silently."""
+
+    async def send_text(self, text: str) -> None:
+        raise RuntimeError("Expected ASGI message 'websocket.accept' … but got 'websocket.send'.")
+
+
+def test_presence_socket_of_a_client_gone_during_the_handshake_ends_quietly(
+    client: TestClient,
+) -> None:
+    socket = _GoneDuringHandshake(client.app.state.live)  # type: ignore[attr-defined]
+
+    asyncio.run(presence_socket(socket))  # type: ignore[arg-type]
+
+    assert socket.sent == []

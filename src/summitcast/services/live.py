@@ -68,6 +68,8 @@ CHANGES_CHANNEL = "location-changes"
 IDENTITY_TTL_S = 120.0
 # Organiser dashboards re-read arrivals and drops when this channel names their summit.
 TRANSITIONS_CHANNEL = "location-transitions"
+IDENTITY_PAGE = 1000  # identities read per query when all are refreshed
+IDENTITY_PAGE_PAUSE_S = 0.05  # the event loop's own time between two pages
 MAX_MESSAGE_CHARS = 1024  # a heartbeat message is ~150 characters
 KEEPALIVE_S = 15.0
 DASHBOARD_LIST_LENGTH = 20
@@ -211,7 +213,12 @@ class LiveService:
         self.pubsub = pubsub
         self._wall = wall_clock
         self._rng = rng or random.Random()  # noqa: S311 - jitter, not cryptography
-        self._identities: dict[str, tuple[float, PresenceIdentity | None]] = {}
+        # Identity and when it was last read apart: a refresh that finds a location
+        # unchanged only stores a float (not tracked by the garbage collector), so the
+        # 30,000 cached identities are not re-made every tick and rescanned by every full
+        # collection (a full collection over a worker's heap paused it for seconds).
+        self._identities: dict[str, PresenceIdentity | None] = {}
+        self._identity_read_at: dict[str, float] = {}
         self._arrivals: dict[str, datetime] = {}
         self._departures: dict[str, datetime] = {}
         self._dirty: set[str] = set()
@@ -238,20 +245,27 @@ class LiveService:
     def forget_identity(self, location_id: str) -> None:
         """Drop a cached identity so that the next heartbeat reads the database."""
         self._identities.pop(location_id, None)
+        self._identity_read_at.pop(location_id, None)
         if self._forgotten_during_refresh is not None:
             self._forgotten_during_refresh.add(location_id)
 
     async def _identity(self, location_id: str) -> PresenceIdentity | None:
         now = time.monotonic()
-        cached = self._identities.get(location_id)
-        if cached is not None and now - cached[0] < IDENTITY_TTL_S:
-            return cached[1]
+        if now - self._identity_read_at.get(location_id, -IDENTITY_TTL_S) < IDENTITY_TTL_S:
+            return self._identities.get(location_id)
         identity = await asyncio.to_thread(self._load_identity, location_id)
         # Unknown ids are cached too, so a flood of one forged id does not reach the database.
         if len(self._identities) > 200_000:
             self._identities.clear()
-        self._identities[location_id] = (now, identity)
+            self._identity_read_at.clear()
+        self._remember(location_id, identity, now)
         return identity
+
+    def _remember(self, location_id: str, identity: PresenceIdentity | None, now: float) -> None:
+        # Keep the cached object when nothing changed (see _identity_read_at).
+        if location_id not in self._identities or self._identities[location_id] != identity:
+            self._identities[location_id] = identity
+        self._identity_read_at[location_id] = now
 
     def _load_identity(self, location_id: str) -> PresenceIdentity | None:
         with self.database.session() as db:
@@ -543,22 +557,29 @@ class LiveService:
 
     async def refresh_summits(self) -> None:
         """Learn the live summits (every worker sweeps them) and cache their identities."""
-        # One query for all, so a herd of screens does not each read the database.
-        self._forgotten_during_refresh = set()
-        identities = await asyncio.to_thread(self._live_identities)
-        # An approve or revoke that landed while the query ran may be newer than its rows.
-        skip, self._forgotten_during_refresh = self._forgotten_during_refresh, None
-        now = time.monotonic()
-        for identity in identities:
-            if identity.location_id in skip:
-                continue
-            self._identities[identity.location_id] = (now, identity)
-            if identity.status == "approved":
-                self._summits.add(identity.summit_key)
+        # A page at a time, with a pause between pages: building 30,000 identities in one
+        # go ran a thread that held the GIL against the event loop for over a second,
+        # and every heartbeat of the worker waited (benchmarks/presence_load.py).
+        after = 0
+        while True:
+            self._forgotten_during_refresh = set()
+            identities, after = await asyncio.to_thread(self._live_identities, after)
+            # An approve or revoke that landed while the query ran may be newer than its rows.
+            skip, self._forgotten_during_refresh = self._forgotten_during_refresh, None
+            now = time.monotonic()
+            for identity in identities:
+                if identity.location_id in skip:
+                    continue
+                self._remember(identity.location_id, identity, now)
+                if identity.status == "approved":
+                    self._summits.add(identity.summit_key)
+            if len(identities) < IDENTITY_PAGE:
+                return
+            await asyncio.sleep(IDENTITY_PAGE_PAUSE_S)
 
-    def _live_identities(self) -> list[PresenceIdentity]:
+    def _live_identities(self, after: int) -> tuple[list[PresenceIdentity], int]:
         with self.database.session() as db:
-            return locations.identities_of_live_summits(db)
+            return locations.identities_of_live_summits(db, after_id=after, limit=IDENTITY_PAGE)
 
     async def sample(self, wall_now: float | None = None) -> int:
         """Store one presence sample per live summit at the current aligned tick."""

@@ -404,13 +404,28 @@ def load_identity(db: DbSession, public_id: str) -> PresenceIdentity | None:
     return identity_of(location) if location is not None else None
 
 
-def identities_of_live_summits(db: DbSession) -> list[PresenceIdentity]:
-    """Identities of every location in summits with approved locations, in one query."""
+def identities_of_live_summits(
+    db: DbSession, *, after_id: int = 0, limit: int | None = None
+) -> tuple[list[PresenceIdentity], int]:
+    """Identities of locations in summits with approved locations, by id after ``after_id``.
+
+    Returns them with the last id read (``after_id`` again when there were none), so a
+    caller can page through all of them ``limit`` at a time.
+    """
     live = select(Location.summit_id).where(Location.status == "approved").distinct()
-    # Columns, not ORM objects: every worker reloads all of them each sampling tick,
-    # and 30,000 Location objects cost ~1 s of CPU there (holding the GIL from the loop).
-    rows = db.execute(select(*_IDENTITY_COLUMNS).where(Location.summit_id.in_(live)))
-    return [_identity(*row) for row in rows]
+    # Columns, not ORM objects: every worker reloads all of them each sampling tick.
+    query = (
+        select(Location.id, *_IDENTITY_COLUMNS)
+        .where(Location.summit_id.in_(live), Location.id > after_id)
+        .order_by(Location.id)
+        .limit(limit)
+    )
+    last = after_id
+    identities = []
+    for location_id, *columns in db.execute(query):
+        identities.append(_identity(*columns))
+        last = location_id
+    return identities, last
 
 
 def live_summit_ids(db: DbSession) -> list[int]:

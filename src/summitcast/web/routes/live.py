@@ -54,8 +54,14 @@ def _live(connection: Request | WebSocket) -> LiveService:
 async def presence_socket(websocket: WebSocket) -> None:
     """A location screen's presence: hello, then signed heartbeats (see services/live.py)."""
     live = _live(websocket)
-    await websocket.accept()
-    await websocket.send_text(json.dumps(live.hello()))
+    try:
+        await websocket.accept()
+        await websocket.send_text(json.dumps(live.hello()))
+    except (WebSocketDisconnect, RuntimeError):
+        # The screen gave up while its handshake waited (a herd of reconnects on a busy
+        # worker): uvicorn drops the accept of a closing connection and then refuses
+        # any send with a RuntimeError. Nothing to answer; the screen retries later.
+        return
     bound: str | None = None
     # A screen beats every interval; silence for two whole timeouts means it is gone (a
     # half-open TCP connection would otherwise be held for hours). This replaces the
