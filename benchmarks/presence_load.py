@@ -279,7 +279,10 @@ def main() -> None:
         print(f"server log: {text.count('Traceback')} tracebacks, {text.count(' 500 ')} 500s")
         for line in text.splitlines():
             # The supervisor's view of its workers: restarts and kills show here.
-            if any(w in line for w in ("hung", "died", "Child process", "Terminated", "Killed")):
+            if any(
+                w in line
+                for w in ("hung", "died", "Child process", "Terminated", "Killed", "garbage")
+            ):
                 print("server:", line)
         if "Traceback" in text:
             first = text.index("Traceback")

@@ -101,6 +101,7 @@ class LoadResult:
             "steady_latency_ms": _percentiles(steady),
             # Where slow acks cluster (stalls of the server or of a client process).
             "slow_acks_by_second": self.slow_seconds(),
+            "steady_slow_acks_by_second": self.slow_seconds(since=steady_from),
             "count_samples": len(self.samples),
             "count_exact_after_all_online": self.exact_share(),
             "count_max_diff_after_all_online": self.max_diff(),
@@ -111,11 +112,15 @@ class LoadResult:
             "failures": self.failures,
         }
 
-    def slow_seconds(self, over_ms: float = 100.0, top: int = 8) -> dict[int, int]:
-        """The seconds of the run with the most acks slower than ``over_ms``, by send time."""
+    def slow_seconds(
+        self, over_ms: float = 100.0, top: int = 8, since: float | None = 0.0
+    ) -> dict[int, int]:
+        """The seconds with the most acks slower than ``over_ms`` (by send time), from since."""
+        if since is None:
+            return {}
         slow: dict[int, int] = {}
         for at, ms in self.latencies:
-            if ms > over_ms:
+            if ms > over_ms and at - ms / 1000 >= since:
                 second = int(at - ms / 1000)
                 slow[second] = slow.get(second, 0) + 1
         worst = sorted(slow.items(), key=lambda kv: -kv[1])[:top]
