@@ -802,12 +802,24 @@ def publish_attendance(
     path = folder / name
     partial_index.rename(_index_path(path))
     partial.rename(path)
-    digest = _file_sha256(path)
+    return _record_publication(db, summit, now, path, head, key, figures)
+
+
+def _record_publication(
+    db: DbSession,
+    summit: Summit,
+    now: datetime,
+    path: Path,
+    head: SignedTreeHead,
+    key: Ed25519PrivateKey,
+    figures: AttendanceFigures,
+) -> AttendancePublication:
+    """Store a finished log's publication: its file, digest, final head, key and figures."""
     publication = AttendancePublication(
         summit_id=summit.id,
         published_at=now,
-        log_file=name,
-        log_sha256=digest,
+        log_file=path.name,
+        log_sha256=_file_sha256(path),
         tree_size=head.tree_size,
         root_hash=head.root_hash.hex(),
         public_key=public_key_b64(key),
@@ -998,20 +1010,7 @@ def _finish_live_log(
     partial_index = path.with_name(f".partial-{path.name}.index")
     index.write(partial_index, head)
     partial_index.rename(_index_path(path))
-    digest = _file_sha256(path)
-    publication = AttendancePublication(
-        summit_id=summit.id,
-        published_at=now,
-        log_file=path.name,
-        log_sha256=digest,
-        tree_size=head.tree_size,
-        root_hash=head.root_hash.hex(),
-        public_key=public_key_b64(key),
-        figures=figures_to_dict(figures),
-    )
-    db.add(publication)
-    db.flush()
-    return publication
+    return _record_publication(db, summit, now, path, head, key, figures)
 
 
 class LivePublisher:
