@@ -228,12 +228,15 @@ def create_app(
             return JSONResponse(body, status_code=exc.status_code, headers=headers)
         if isinstance(exc, AuthenticationError) and request.method == "GET":
             return RedirectResponse(f"/login?next={quote(request.url.path)}", status_code=303)
-        return render(
+        page = render(
             request,
             "error.html",
             {"message": exc.message, "status": exc.status_code},
             status_code=exc.status_code,
         )
+        # A browser's 429 page needs Retry-After as much as an API client does.
+        page.headers.update(headers)
+        return page
 
     if settings.redis_url:
         _answer_503_while_redis_is_away(app)

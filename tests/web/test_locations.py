@@ -153,6 +153,24 @@ def test_register_flood_from_one_client_is_refused(client: TestClient, database:
     assert len(_rows(database)) == limit
 
 
+def test_register_flood_html_page_carries_retry_after(
+    client: TestClient, database: Database
+) -> None:
+    make_summit(database)
+    limit = client.app.state.settings.registrations_per_hour  # type: ignore[attr-defined]
+    for n in range(limit):
+        _register(client, label=f"Hall {n}")
+
+    refused = _register(client, label="One too many")
+
+    assert refused.status_code == 429
+    assert refused.headers["content-type"].startswith("text/html")
+    wait = re.search(r"try again in (\d+) seconds", refused.text)
+    assert wait is not None
+    assert refused.headers["retry-after"] == wait.group(1)
+    assert 0 < int(wait.group(1)) <= 3600
+
+
 def test_location_screen_has_player_and_presence_client(
     client: TestClient, database: Database
 ) -> None:
