@@ -2,56 +2,21 @@
 
 from __future__ import annotations
 
-import secrets
 from array import array
-from collections.abc import Iterator
 from datetime import UTC, date, datetime
-from pathlib import Path
 
-import psycopg
 import pytest
 import sqlalchemy as sa
-from alembic import command
 from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
 
-from summitcast.storage.database import alembic_config, make_engine
-from tests.conftest import POSTGRES_ADMIN_URL, service_missing
+from summitcast.storage.database import alembic_config
+from tests.storage.conftest import downgrade, migrate
 
 pytestmark = pytest.mark.integration
 
 NOW = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)
 T0 = 1_793_000_100  # a bucket start (a multiple of 300)
-
-
-def _migrate(engine: sa.Engine, revision: str) -> None:
-    config = alembic_config()
-    with engine.begin() as connection:
-        config.attributes["connection"] = connection
-        command.upgrade(config, revision)
-
-
-@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
-def empty_engine(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[sa.Engine]:
-    """An engine on a database with no schema at all (its own PostgreSQL database)."""
-    if request.param == "sqlite":
-        engine = make_engine(f"sqlite:///{tmp_path / 'old.db'}")
-        yield engine
-        engine.dispose()
-        return
-    name = f"summitcast_migration_{secrets.token_hex(6)}"
-    try:
-        admin = psycopg.connect(POSTGRES_ADMIN_URL, autocommit=True, connect_timeout=5)
-    except psycopg.OperationalError as exc:
-        service_missing("PostgreSQL", str(exc).strip().splitlines()[0])
-        raise AssertionError("unreachable") from exc
-    with admin:
-        admin.execute(f'CREATE DATABASE "{name}"')
-    engine = make_engine(POSTGRES_ADMIN_URL.rsplit("/", 1)[0] + f"/{name}")
-    yield engine
-    engine.dispose()
-    with psycopg.connect(POSTGRES_ADMIN_URL, autocommit=True) as admin:
-        admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 def _seed_revision_0006(connection: sa.Connection) -> dict[str, int]:
@@ -125,11 +90,11 @@ def _unpack(typecode: str, data: bytes) -> list[int]:
 
 
 def test_migration_0007_packs_old_rows_per_summit_and_bucket(empty_engine: sa.Engine) -> None:
-    _migrate(empty_engine, "0006")
+    migrate(empty_engine, "0006")
     with empty_engine.begin() as connection:
         ids = _seed_revision_0006(connection)
 
-    _migrate(empty_engine, "head")
+    migrate(empty_engine, "head")
 
     with empty_engine.connect() as connection:
         tables = set(sa.inspect(connection).get_table_names())
@@ -154,15 +119,12 @@ def test_migration_0007_packs_old_rows_per_summit_and_bucket(empty_engine: sa.En
 
 
 def test_migration_0007_downgrade_gives_the_old_rows_back(empty_engine: sa.Engine) -> None:
-    _migrate(empty_engine, "0006")
+    migrate(empty_engine, "0006")
     with empty_engine.begin() as connection:
         ids = _seed_revision_0006(connection)
-    _migrate(empty_engine, "0007")
+    migrate(empty_engine, "0007")
 
-    config = alembic_config()
-    with empty_engine.begin() as connection:
-        config.attributes["connection"] = connection
-        command.downgrade(config, "0006")
+    downgrade(empty_engine, "0006")
 
     with empty_engine.connect() as connection:
         rows = connection.execute(

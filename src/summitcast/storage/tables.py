@@ -13,6 +13,7 @@ from sqlalchemy import (
     DateTime,
     Float,
     ForeignKey,
+    Index,
     Integer,
     LargeBinary,
     MetaData,
@@ -238,6 +239,12 @@ class Location(Base):
     """A registered watch location: where it is (as coarse as its host chose) and its secret."""
 
     __tablename__ = "locations"
+    # The dashboard's newest arrivals and recent drops: one summit's newest 20 by either
+    # instant, read from the end of an index instead of sorting every location (0011).
+    __table_args__ = (
+        Index("ix_locations_summit_id_last_online_at", "summit_id", "last_online_at"),
+        Index("ix_locations_summit_id_last_offline_at", "summit_id", "last_offline_at"),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     summit_id: Mapped[int] = mapped_column(ForeignKey("summits.id", ondelete="CASCADE"), index=True)
