@@ -32,6 +32,7 @@ from summitcast.services.jobs import JobWorker
 from summitcast.services.live import LiveService
 from summitcast.services.reports import ReportCache
 from summitcast.storage.database import Database
+from summitcast.web.presence_socket import PresenceSockets
 from summitcast.web.routes import (
     api,
     auth,
@@ -102,6 +103,8 @@ def create_app(
     # Counts every accepted heartbeat into its bucket in memory; flushed below.
     attendance = AttendanceRecorder(settings.attendance_bucket_s)
     live_service.on_accepted = attendance.count
+    # Presence sockets served before ASGI under `summitcast serve` (web/presence_socket.py).
+    presence_sockets = PresenceSockets(live_service)
     # Appends closed buckets to live attendance logs and signs a new head each interval.
     live_logs = LivePublisher(settings, db)
     # Its stream health reaches control rooms on every worker through the pub/sub.
@@ -127,6 +130,7 @@ def create_app(
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         # Sweeps timed-out locations, publishes figures, samples counts for reports.
         await live_service.start()
+        presence_sockets.start()
         # Moves closed attendance buckets into the database (adding to other workers').
         attendance_task = asyncio.create_task(
             attendance.run(db, settings.attendance_flush_interval_s), name="attendance-flush"
@@ -151,6 +155,7 @@ def create_app(
                 await job_worker.stop()
             await green_room.stop()
             await broadcasts.stop()
+            await presence_sockets.stop()
             await live_service.stop()
             heads_task.cancel()
             attendance_task.cancel()
@@ -179,6 +184,7 @@ def create_app(
     app.state.broadcasts = broadcasts
     app.state.greenroom = green_room
     app.state.live = live_service
+    app.state.presence_sockets = presence_sockets
     app.state.attendance = attendance
     app.state.reports = ReportCache(settings, db)
     app.state.upload_store = upload_store

@@ -79,6 +79,9 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
                 "--port",
                 str(port),
                 "--no-access-log",
+                # As `summitcast serve`: the screen's socket on the callback-only protocol.
+                "--ws",
+                "summitcast.web.presence_socket:PresenceWebSockets",
             ],
             stdout=out,
             stderr=subprocess.STDOUT,

@@ -198,6 +198,10 @@ def serve(
         # streams write a keep-alive every 15 s. Pings would add a ping and a pong per
         # socket every 20 s: a third of all frames at 30,000 screens.
         "ws_ping_interval": None,
+        # Location screens' sockets on a callback-only protocol (web/presence_socket.py:
+        # no per-message coroutine, so no multi-second garbage collections at 15,000
+        # sockets); every other WebSocket is handed on to uvicorn's own.
+        "ws": "summitcast.web.presence_socket:PresenceWebSockets",
         # A thundering herd of screens reconnecting at once overflows the default 2048.
         "backlog": backlog,
         # The supervisor kills a worker that misses a 5 s health ping; a worker busy with

@@ -19,10 +19,11 @@ from summitcast.domain.accounts import Permission
 from summitcast.errors import SummitcastError
 from summitcast.presence.base import Message
 from summitcast.services import accounts, programme
-from summitcast.services.live import CLOSING, LiveService, Reason
+from summitcast.services.live import LiveService, Reason
 from summitcast.storage.database import Database
 from summitcast.storage.tables import Summit
 from summitcast.web.deps import DbDep, get_actor, summit_for
+from summitcast.web.presence_socket import answer
 from summitcast.web.templating import render
 
 router = APIRouter(include_in_schema=False)
@@ -33,7 +34,6 @@ LocationsSummit = Annotated[Summit, summit_for(Permission.MANAGE_LOCATIONS)]
 # HTTP status of a refused heartbeat on the fallback path.
 _STATUS = {Reason.REPLAY: 409, Reason.MALFORMED: 400, Reason.STALE: 400, Reason.FUTURE: 400}
 _OK = b'{"ok":true,"interval_s":%s}'
-_UNAVAILABLE_WS = json.dumps({"type": "error", "reason": Reason.UNAVAILABLE.value})
 # Seconds a fallback client waits before its next try while a back-end is away.
 _RETRY_AFTER_S = "2"
 _UNAVAILABLE_JSON = json.dumps(
@@ -53,6 +53,8 @@ def _live(connection: Request | WebSocket) -> LiveService:
 @router.websocket("/live/ws")
 async def presence_socket(websocket: WebSocket) -> None:
     """A location screen's presence: hello, then signed heartbeats (see services/live.py)."""
+    # `summitcast serve` answers this path before ASGI (web/presence_socket.py); this
+    # route serves it under any other ASGI server and in the in-process test client.
     live = _live(websocket)
     try:
         await websocket.accept()
@@ -63,10 +65,7 @@ async def presence_socket(websocket: WebSocket) -> None:
         # any send with a RuntimeError. Nothing to answer; the screen retries later.
         return
     bound: str | None = None
-    # A screen beats every interval; silence for two whole timeouts means it is gone (a
-    # half-open TCP connection would otherwise be held for hours). This replaces the
-    # server's WebSocket pings, which cost 30,000 screens a ping and a pong every 20 s.
-    # Counting does not depend on it: a silent screen is offline after one timeout.
+    # Silence for two whole timeouts closes the socket, as PresenceSockets' sweep does.
     idle_s = 2 * live.settings.heartbeat_timeout_s
     try:
         while True:
@@ -79,25 +78,11 @@ async def presence_socket(websocket: WebSocket) -> None:
             if message["type"] == "websocket.disconnect":
                 return
             text = message.get("text")
-            try:
-                outcome = await live.heartbeat_message(
-                    text if isinstance(text, str) else "", bound_to=bound
-                )
-            except live.outage_errors as error:
-                # Redis or the database is away: keep the socket (a reconnect storm of
-                # every screen would follow otherwise); the next beats count once it is back.
-                live.outages.failed("heartbeat", error)
-                await websocket.send_text(_UNAVAILABLE_WS)
-                continue
-            if outcome.ok:
-                # One socket speaks for one location: a second id on it is refused.
-                bound = outcome.location_id
-                if outcome.ack_seq is not None:
-                    await websocket.send_text(f'{{"type":"ack","seq":{outcome.ack_seq}}}')
-                continue
-            reason = outcome.reason or Reason.MALFORMED
-            await websocket.send_text(json.dumps({"type": "error", "reason": reason.value}))
-            if reason in CLOSING:
+            reply = await answer(live, text if isinstance(text, str) else "", bound)
+            bound = reply.bound
+            if reply.text is not None:
+                await websocket.send_text(reply.text)
+            if reply.close:
                 await websocket.close(code=1008)
                 return
     except WebSocketDisconnect:
