@@ -26,6 +26,8 @@ class Permission(StrEnum):
     MANAGE_LOCATIONS = "manage_locations"
     VIEW_REPORTS = "view_reports"
     MANAGE_MEMBERS = "manage_members"
+    # Organisers only: the trail names locations and who acted on them.
+    VIEW_AUDIT_TRAIL = "view_audit_trail"
 
 
 GRANTS: dict[Role, frozenset[Permission]] = {

@@ -2,17 +2,37 @@
 
 from __future__ import annotations
 
-from sqlalchemy import select
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session as DbSession
 
+from summitcast.errors import ValidationError
 from summitcast.services.accounts import Actor
-from summitcast.storage.tables import AuditEvent, Summit
+from summitcast.storage.tables import AuditEvent, Item, Location, Summit, User
+
+# Every kind of event, with what the audit page calls it; record_event refuses others,
+# so the page's filter always offers every kind there is.
+KINDS: dict[str, str] = {
+    "location.approved": "Location approved",
+    "location.revoked": "Location revoked",
+    "location.link_reissued": "Location link re-issued",
+    "locations.auto_approve_on": "Automatic approval turned on",
+    "locations.auto_approve_off": "Automatic approval turned off",
+    "item.approved": "Speech approved for air",
+    "item.retake_requested": "New recording asked of the speaker",
+}
+PAGE_SIZE = 50
+MAX_PAGE = 100_000
 
 
 def record_event(
     db: DbSession, summit: Summit, actor: Actor | None, action: str, subject: str
 ) -> AuditEvent:
     """Append one event: ``action`` ("location.link_reissued") on ``subject`` ("location:42")."""
+    if action not in KINDS:
+        raise ValueError(f"{action!r} is not a kind of audit event; add it to KINDS")
     event = AuditEvent(
         summit_id=summit.id,
         user_id=actor.user_id if actor is not None else None,
@@ -30,3 +50,82 @@ def events_of(db: DbSession, summit: Summit, *, subject: str = "") -> list[Audit
     if subject:
         query = query.where(AuditEvent.subject == subject)
     return list(db.scalars(query.order_by(AuditEvent.id)))
+
+
+@dataclass(frozen=True, slots=True)
+class AuditEntry:
+    """One event as the audit page shows it."""
+
+    at: datetime
+    kind: str
+    what: str  # the kind's label
+    subject: str  # "location:42"
+    subject_name: str  # the location's label or the item's title; "" when gone
+    author: str  # the user's display name; "" when the system did it or the user is gone
+
+
+@dataclass(frozen=True, slots=True)
+class AuditPage:
+    """One page of a summit's events, newest first."""
+
+    entries: list[AuditEntry]
+    page: int
+    pages: int  # at least 1
+    total: int
+
+
+def page_of_events(db: DbSession, summit: Summit, *, kind: str = "", page: int = 1) -> AuditPage:
+    """A page of the summit's events, newest first, optionally of one kind."""
+    if kind and kind not in KINDS:
+        raise ValidationError(
+            f"{kind!r} is not a kind of event: choose one from the list.", field="kind"
+        )
+    if not 1 <= page <= MAX_PAGE:
+        raise ValidationError(f"Page must be from 1 to {MAX_PAGE:,}.", field="page")
+    where = [AuditEvent.summit_id == summit.id]
+    if kind:
+        where.append(AuditEvent.action == kind)
+    total = db.scalar(select(func.count()).select_from(AuditEvent).where(*where)) or 0
+    # Newest first by id, not by time: ids follow insertion even when clocks tie.
+    rows = db.execute(
+        select(AuditEvent, User.display_name)
+        .outerjoin(User, User.id == AuditEvent.user_id)
+        .where(*where)
+        .order_by(AuditEvent.id.desc())
+        .limit(PAGE_SIZE)
+        .offset((page - 1) * PAGE_SIZE)
+    ).all()
+    names = _subject_names(db, summit, [event.subject for event, _ in rows])
+    entries = [
+        AuditEntry(
+            at=event.created_at,
+            kind=event.action,
+            what=KINDS.get(event.action, event.action),
+            subject=event.subject,
+            subject_name=names.get(event.subject, ""),
+            author=author or "",
+        )
+        for event, author in rows
+    ]
+    return AuditPage(entries, page, max(1, -(-total // PAGE_SIZE)), total)
+
+
+def _subject_names(db: DbSession, summit: Summit, subjects: list[str]) -> dict[str, str]:
+    """Labels of the locations and titles of the items named, of this summit only."""
+    ids: dict[str, set[int]] = {"location": set(), "item": set()}
+    for subject in subjects:
+        kind, _, number = subject.partition(":")
+        if kind in ids and number.isdecimal():
+            ids[kind].add(int(number))
+    names: dict[str, str] = {}
+    if ids["location"]:
+        query = select(Location.id, Location.label).where(
+            Location.summit_id == summit.id, Location.id.in_(ids["location"])
+        )
+        names.update({f"location:{i}": label for i, label in db.execute(query)})
+    if ids["item"]:
+        query = select(Item.id, Item.title).where(
+            Item.summit_id == summit.id, Item.id.in_(ids["item"])
+        )
+        names.update({f"item:{i}": title for i, title in db.execute(query)})
+    return names

@@ -122,13 +122,18 @@ def auto_approves(db: DbSession, summit: Summit) -> bool:
     return found is not None and found.auto_approve
 
 
-def set_auto_approve(db: DbSession, summit: Summit, enabled: bool) -> None:
-    """Turn auto-approval of new locations on or off for one summit."""
+def set_auto_approve(
+    db: DbSession, summit: Summit, enabled: bool, actor: Actor | None = None
+) -> None:
+    """Turn auto-approval of new locations on or off for one summit (a change is audit-logged)."""
     found = db.get(LocationSettings, summit.id)
     if found is None:
-        db.add(LocationSettings(summit_id=summit.id, auto_approve=enabled))
-    else:
+        found = LocationSettings(summit_id=summit.id, auto_approve=False)
+        db.add(found)
+    if found.auto_approve != enabled:
         found.auto_approve = enabled
+        action = "locations.auto_approve_on" if enabled else "locations.auto_approve_off"
+        record_event(db, summit, actor, action, f"summit:{summit.id}")
     db.flush()
 
 
@@ -310,28 +315,33 @@ def approved_by_country(db: DbSession, summit: Summit) -> dict[str, int]:
     return {country: int(n) for country, n in sorted(rows)}
 
 
-def approve_location(db: DbSession, location: Location) -> Location:
-    """Approve a pending or revoked location so its heartbeats count."""
+def approve_location(db: DbSession, location: Location, actor: Actor | None = None) -> Location:
+    """Approve a pending or revoked location so its heartbeats count (audit-logged)."""
     location.status = "approved"
     location.approved_at = utcnow()
     location.revoked_at = None
+    record_event(db, location.summit, actor, "location.approved", f"location:{location.id}")
     db.flush()
     return location
 
 
-def approve_selected(db: DbSession, summit: Summit, ids: Iterable[int]) -> list[str]:
+def approve_selected(
+    db: DbSession, summit: Summit, ids: Iterable[int], actor: Actor | None = None
+) -> list[str]:
     """Approve the pending or revoked locations among ``ids`` of this summit; their public ids."""
     wanted = sorted(set(ids))
     if not wanted:
         return []
-    chosen = db.scalars(
-        select(Location).where(
-            Location.summit_id == summit.id,
-            Location.id.in_(wanted),
-            Location.status != "approved",
+    chosen = list(
+        db.scalars(
+            select(Location).where(
+                Location.summit_id == summit.id,
+                Location.id.in_(wanted),
+                Location.status != "approved",
+            )
         )
     )
-    return [approve_location(db, location).public_id for location in chosen]
+    return [approve_location(db, location, actor).public_id for location in chosen]
 
 
 def revoke_location(db: DbSession, location: Location, actor: Actor | None = None) -> Location:

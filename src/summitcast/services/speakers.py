@@ -21,6 +21,8 @@ from summitcast.domain.programme import ItemKind, ItemStatus, TimedItem
 from summitcast.domain.uploads import FINAL_STATES, UploadState
 from summitcast.errors import ConflictError, NotFoundError, PermissionDeniedError, ValidationError
 from summitcast.services import notifications
+from summitcast.services.accounts import Actor
+from summitcast.services.audit_trail import record_event
 from summitcast.services.programme import timed_items
 from summitcast.storage.tables import (
     Item,
@@ -221,13 +223,16 @@ def portal(db: DbSession, invitation: SpeakerInvitation) -> Portal:
     )
 
 
-def approve_item(db: DbSession, item: Item, *, email: bool = False) -> None:
-    """Approve a ready item for air; the speaker is told."""
+def approve_item(
+    db: DbSession, item: Item, *, email: bool = False, actor: Actor | None = None
+) -> None:
+    """Approve a ready item for air; the speaker is told (audit-logged)."""
     if item.status != ItemStatus.READY:
         raise ConflictError(
             f"Only a ready item can be approved; this one is {item.status}.", field="status"
         )
     item.status = ItemStatus.APPROVED.value
+    record_event(db, item.session.summit, actor, "item.approved", f"item:{item.id}")
     for link in item.speaker_links:
         notifications.notify(
             db,
@@ -239,8 +244,10 @@ def approve_item(db: DbSession, item: Item, *, email: bool = False) -> None:
         )
 
 
-def ask_new_take(db: DbSession, item: Item, reason: str, *, email: bool = False) -> None:
-    """Send the item back to 'missing' and tell the speaker why a new recording is needed."""
+def ask_new_take(
+    db: DbSession, item: Item, reason: str, *, email: bool = False, actor: Actor | None = None
+) -> None:
+    """Send the item back to 'missing' and tell the speaker why (audit-logged, not the reason)."""
     reason = reason.strip()
     if not reason:
         raise ValidationError("Tell the speaker what to change.", field="reason")
@@ -249,6 +256,8 @@ def ask_new_take(db: DbSession, item: Item, reason: str, *, email: bool = False)
     if item.status in (ItemStatus.ON_AIR, ItemStatus.DONE):
         raise ConflictError("This item has already been on air.", field="status")
     item.status = ItemStatus.MISSING.value
+    # The reason is the organisers' message to the speaker, not part of the trail.
+    record_event(db, item.session.summit, actor, "item.retake_requested", f"item:{item.id}")
     for upload in uploads_of_item(db, item.id):
         if upload.state == UploadState.READY and upload.kind == "programme":
             upload.state = UploadState.REPLACED.value

@@ -4,15 +4,23 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, File, Form, Request, UploadFile
+from fastapi import APIRouter, Depends, File, Form, Query, Request, UploadFile
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from summitcast.domain.accounts import Permission
 from summitcast.domain.programme import ItemKind, ItemStatus
 from summitcast.errors import PermissionDeniedError, ValidationError
-from summitcast.services import accounts, photos, programme, schedule
+from summitcast.services import accounts, audit_trail, photos, programme, schedule
+from summitcast.storage.tables import Summit
 from summitcast.web import forms
-from summitcast.web.deps import BackstageSummit, CurrentActor, DbDep, EditableSummit, SettingsDep
+from summitcast.web.deps import (
+    BackstageSummit,
+    CurrentActor,
+    DbDep,
+    EditableSummit,
+    SettingsDep,
+    summit_for,
+)
 from summitcast.web.security import verify_csrf
 from summitcast.web.templating import render
 
@@ -21,6 +29,7 @@ router = APIRouter(
 )
 
 ShortText = Annotated[str, Form(max_length=500)]
+AuditSummit = Annotated[Summit, summit_for(Permission.VIEW_AUDIT_TRAIL)]
 
 
 def _back(url: str) -> Response:
@@ -279,3 +288,20 @@ async def import_schedule(
         db, summit, data, filename=file.filename or "", max_bytes=settings.max_import_bytes
     )
     return render(request, "backstage/import.html", {"summit": summit, "result": result})
+
+
+@router.get("/s/{slug}/audit", response_class=HTMLResponse)
+def audit_page(
+    request: Request,
+    db: DbDep,
+    summit: AuditSummit,
+    kind: Annotated[str, Query(max_length=64)] = "",
+    page: Annotated[int, Query(ge=1, le=audit_trail.MAX_PAGE)] = 1,
+) -> Response:
+    """The summit's audit trail, newest first, a page at a time, optionally of one kind."""
+    events = audit_trail.page_of_events(db, summit, kind=kind.strip(), page=page)
+    return render(
+        request,
+        "backstage/audit.html",
+        {"summit": summit, "events": events, "kind": kind.strip(), "kinds": audit_trail.KINDS},
+    )

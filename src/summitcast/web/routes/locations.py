@@ -191,10 +191,11 @@ async def approve(
     request: Request,
     db: DbDep,
     summit: LocationsSummit,
+    actor: CurrentActor,
     ids: Annotated[list[int] | None, Form()] = None,
 ) -> Response:
     """Approve one or several locations (checked boxes of the review list)."""
-    approved = locations.approve_selected(db, summit, ids or [])
+    approved = locations.approve_selected(db, summit, ids or [], actor)
     db.commit()  # before other workers are told to re-read these locations
     for public_id in approved:
         await _live(request).location_changed(summit.id, public_id, offline=False)
@@ -240,10 +241,13 @@ async def reissue(
 
 @backstage_router.post("/s/{slug}/locations/settings")
 def location_settings(
-    db: DbDep, summit: LocationsSummit, auto_approve: Annotated[str, Form()] = ""
+    db: DbDep,
+    summit: LocationsSummit,
+    actor: CurrentActor,
+    auto_approve: Annotated[str, Form(max_length=10)] = "",
 ) -> Response:
     """Turn auto-approval of new registrations on or off."""
-    locations.set_auto_approve(db, summit, auto_approve == "on")
+    locations.set_auto_approve(db, summit, auto_approve == "on", actor)
     return _back(f"/backstage/s/{summit.slug}/locations")
 
 
