@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -31,17 +32,24 @@ def record_event(
     db: DbSession, summit: Summit, actor: Actor | None, action: str, subject: str
 ) -> AuditEvent:
     """Append one event: ``action`` ("location.link_reissued") on ``subject`` ("location:42")."""
+    (event,) = record_events(db, summit, actor, action, [subject])
+    return event
+
+
+def record_events(
+    db: DbSession, summit: Summit, actor: Actor | None, action: str, subjects: Sequence[str]
+) -> list[AuditEvent]:
+    """Append one event of the same action per subject, in one flush."""
     if action not in KINDS:
         raise ValueError(f"{action!r} is not a kind of audit event; add it to KINDS")
-    event = AuditEvent(
-        summit_id=summit.id,
-        user_id=actor.user_id if actor is not None else None,
-        action=action,
-        subject=subject,
-    )
-    db.add(event)
+    user_id = actor.user_id if actor is not None else None
+    events = [
+        AuditEvent(summit_id=summit.id, user_id=user_id, action=action, subject=subject)
+        for subject in subjects
+    ]
+    db.add_all(events)
     db.flush()
-    return event
+    return events
 
 
 def events_of(db: DbSession, summit: Summit, *, subject: str = "") -> list[AuditEvent]:

@@ -19,7 +19,7 @@ from summitcast.domain.privacy import PRIVACY_LEVELS, PrivacyLevel, presence_cou
 from summitcast.errors import NotFoundError, ValidationError
 from summitcast.presence.base import PresenceSnapshot
 from summitcast.services.accounts import Actor
-from summitcast.services.audit_trail import record_event
+from summitcast.services.audit_trail import record_event, record_events
 from summitcast.services.programme import timed_items
 from summitcast.storage.tables import Location, LocationSettings, PresenceSample, Summit, utcnow
 
@@ -317,11 +317,8 @@ def approved_by_country(db: DbSession, summit: Summit) -> dict[str, int]:
 
 def approve_location(db: DbSession, location: Location, actor: Actor | None = None) -> Location:
     """Approve a pending or revoked location so its heartbeats count (audit-logged)."""
-    location.status = "approved"
-    location.approved_at = utcnow()
-    location.revoked_at = None
+    _approve(location, utcnow())
     record_event(db, location.summit, actor, "location.approved", f"location:{location.id}")
-    db.flush()
     return location
 
 
@@ -334,14 +331,28 @@ def approve_selected(
         return []
     chosen = list(
         db.scalars(
-            select(Location).where(
+            select(Location)
+            .where(
                 Location.summit_id == summit.id,
                 Location.id.in_(wanted),
                 Location.status != "approved",
             )
+            .order_by(Location.id)
         )
     )
-    return [approve_location(db, location, actor).public_id for location in chosen]
+    now = utcnow()
+    for location in chosen:
+        _approve(location, now)
+    # One event per location, written in one flush: "select all" approves hundreds.
+    subjects = [f"location:{location.id}" for location in chosen]
+    record_events(db, summit, actor, "location.approved", subjects)
+    return [location.public_id for location in chosen]
+
+
+def _approve(location: Location, now: datetime) -> None:
+    location.status = "approved"
+    location.approved_at = now
+    location.revoked_at = None
 
 
 def revoke_location(db: DbSession, location: Location, actor: Actor | None = None) -> Location:
