@@ -9,6 +9,11 @@ itself after --duration seconds and cleans up.
     .venv/bin/python benchmarks/presence_load.py --locations 30000 --workers 2 --duration 120
     .venv/bin/python benchmarks/presence_load.py --locations 30000 --workers 2 --herd --duration 90
     .venv/bin/python benchmarks/presence_load.py --locations 15000 --workers 1 --memory
+    .venv/bin/python benchmarks/presence_load.py --locations 30000 --workers 2 --restart-at 60
+
+With --restart-at S the server is stopped S seconds into the run (SIGINT: uvicorn closes
+every socket with 1012) and started again: the other thundering herd, every screen
+reconnecting after a restart. It prints how long after the stop all were online again.
 """
 
 from __future__ import annotations
@@ -118,6 +123,23 @@ def _steady_cost(
     }
 
 
+def _after_restart(
+    restart: dict[str, float], online_at: list[tuple[float, int]], locations: int
+) -> dict[str, float | None]:
+    """When the server stopped and came back, and how long until every screen was online."""
+    stopped = restart["stopped_at_s"]
+    after = [(at, online) for at, online in online_at if at > stopped]
+    fewest = min((online for _, online in after), default=None)
+    back = next((at - stopped for at, online in after if online >= locations), None)
+    return {
+        "stopped_at_s": round(stopped, 1),
+        "server_down_after_s": round(restart.get("down_after_s", 0.0), 1),
+        "server_serving_again_after_s": round(restart.get("serving_after_s", 0.0), 1),
+        "fewest_online_after_stop": fewest,
+        "all_online_again_after_s": None if back is None else round(back, 1),
+    }
+
+
 def _sent(summary_of: LoadResult) -> int:
     sent = summary_of.totals.get("sent", 0)
     return sent if isinstance(sent, int) else 0
@@ -137,6 +159,7 @@ def main() -> None:
     parser.add_argument("--dashboards", type=int, default=0)
     parser.add_argument("--probes", type=int, default=0)
     parser.add_argument("--no-gc-freeze", action="store_true")
+    parser.add_argument("--restart-at", type=float, default=None, metavar="S")
     parser.add_argument("--json", type=Path, default=None)
     args = parser.parse_args()
     if args.memory and args.workers != 1:
@@ -222,12 +245,33 @@ def main() -> None:
 
         own = {server.pid, redis_proc.pid if redis_proc is not None else -1}
         series: list[tuple[float, int, float, float, float]] = []
+        online_at: list[tuple[float, int]] = []
+        restart: dict[str, float] = {}
+
+        def restart_later(run_started: float) -> None:
+            nonlocal server
+            if args.restart_at is None or stop.wait(args.restart_at) or server is None:
+                return
+            restart["stopped_at_s"] = time.monotonic() - run_started
+            server.send_signal(signal.SIGINT)
+            server.wait(timeout=60)
+            restart["down_after_s"] = time.monotonic() - run_started - restart["stopped_at_s"]
+            server = subprocess.Popen(argv, env=env, stdout=log, stderr=subprocess.STDOUT)
+            own.add(server.pid)
+            while not stop.is_set():
+                with contextlib.suppress(httpx.TransportError):
+                    if httpx.get(f"{base}/healthz", timeout=2).status_code == 200:
+                        break
+                time.sleep(0.1)
+            restart["serving_after_s"] = time.monotonic() - run_started - restart["stopped_at_s"]
 
         def progress(row: dict[str, object]) -> None:
             # CPU of each party at this instant, to cost the steady state apart from the ramp.
             clients = [p for p in _tree(os.getpid())[1:] if p not in own]
             clients = [c for c in clients if c not in _tree(server.pid)]
             sent = row.get("sent")
+            online = row.get("online")
+            online_at.append((float(str(row["at_s"])), online if isinstance(online, int) else 0))
             series.append(
                 (
                     float(str(row["at_s"])),
@@ -245,9 +289,12 @@ def main() -> None:
                 flush=True,
             )
 
+        restarter = threading.Thread(target=restart_later, args=(time.monotonic(),), daemon=True)
+        restarter.start()
         result = LoadTest(plan, progress).run()
         stop.set()
         watcher.join()
+        restarter.join()
         # Who used the 2 cores: the server's processes, Redis, and the load tool's
         # client processes (joined by now, so counted in RUSAGE_CHILDREN).
         clients_after = resource.getrusage(resource.RUSAGE_CHILDREN)
@@ -272,6 +319,8 @@ def main() -> None:
             ),
             "steady_cpu_us_per_heartbeat": _steady_cost(series, result.steady_from()),
         }
+        if restart:
+            summary["restart"] = _after_restart(restart, online_at, args.locations)
         print(json.dumps(summary, indent=2, default=str))
         if args.json is not None:
             args.json.write_text(json.dumps(summary, indent=2, default=str) + "\n")
