@@ -99,6 +99,15 @@ class Settings(BaseSettings):
     broadcast_max_sessions: int = Field(default=16, ge=1)
     greenroom_max_feeds: int = Field(default=32, ge=1)
     greenroom_preview_fps: float = Field(default=2.0, gt=0, le=10)  # thumbnails a second
+    # Going live from the browser (WebRTC): STUN/TURN URLs for the browser and the server's
+    # peer, "stun:host:3478,turn:host:3478" or a JSON list; empty (the default): host
+    # candidates only, so no third party learns who is speaking (threat model).
+    webrtc_ice_servers: Annotated[list[str], NoDecode] = []
+    webrtc_ice_username: str = ""  # for a TURN server of ours
+    webrtc_ice_credential: SecretStr = SecretStr("")
+    # Addresses the server's peer offers; empty: every interface's but loopback (aioice's
+    # choice). "127.0.0.1" for a browser on the same machine; a LAN address to pin one.
+    webrtc_host_addresses: Annotated[list[str], NoDecode] = []
     # Speaker uploads (issue 5). Partial and finished uploads live here, outside the web
     # root, under random names; empty: data_dir / "uploads".
     upload_dir: Path | None = None
@@ -162,6 +171,14 @@ class Settings(BaseSettings):
             value = json.loads(text) if text.startswith("[") else text.replace(",", " ").split()
         if isinstance(value, list | tuple | set | frozenset):
             return frozenset(str(code).strip().upper() for code in value if str(code).strip())
+        return value
+
+    @field_validator("webrtc_ice_servers", "webrtc_host_addresses", mode="before")
+    @classmethod
+    def _split_list(cls, value: object) -> object:
+        if isinstance(value, str):
+            text = value.strip()
+            return json.loads(text) if text.startswith("[") else text.replace(",", " ").split()
         return value
 
     @model_validator(mode="after")
