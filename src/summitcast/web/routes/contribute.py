@@ -1,0 +1,153 @@
+"""Going live from the browser: the speaker's page, their WebRTC offer, and ending it.
+
+Like the rest of the portal these routes are authenticated by the signed link token in
+the path. The ones that change something also refuse anything but the speaker's own
+page: the ``Origin`` must be this site (``Sec-Fetch-Site`` same-origin where sent), the
+session's CSRF token must come in ``X-CSRF-Token``, and the body must be JSON, which no
+cross-site form can send. The token is checked first, so a forged link is a 404 whatever
+else the request carries (tests/web/test_speaker_access.py).
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+from urllib.parse import urlsplit
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import HTMLResponse, JSONResponse, Response
+
+from summitcast.domain.contribution import MAX_OFFER_BYTES, check_offer
+from summitcast.errors import PermissionDeniedError, ValidationError
+from summitcast.media.webrtc import BrowserContributions, browser_ice_servers
+from summitcast.services import browser_live, speakers
+from summitcast.web.deps import DbDep, SettingsDep
+from summitcast.web.routes.speakers import PRIVATE, Invitation
+from summitcast.web.security import verify_csrf
+from summitcast.web.templating import render
+
+router = APIRouter(include_in_schema=False)
+# The JSON around the SDP ({"type": "offer", "sdp": "…"}, escapes) stays well under this.
+MAX_BODY_BYTES = MAX_OFFER_BYTES + 8 * 1024
+# The site-wide policy refuses the microphone; this page needs it (and the camera).
+PERMISSIONS = {"Permissions-Policy": "geolocation=(), microphone=(self), camera=(self)"}
+
+
+def _contributions(request: Request) -> BrowserContributions:
+    contributions: BrowserContributions = request.app.state.browser_live
+    return contributions
+
+
+def _origin_of(url: str) -> str:
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}".lower()
+
+
+async def same_origin_page(request: Request, settings: SettingsDep) -> None:
+    """Refuse a request that does not come from this site's own page (CSRF, other origins)."""
+    origin = (request.headers.get("origin") or "").lower()
+    ours = {_origin_of(settings.base_url), f"{request.url.scheme}://{request.url.netloc}".lower()}
+    site = request.headers.get("sec-fetch-site")
+    if origin not in ours or site not in (None, "same-origin"):
+        raise PermissionDeniedError("Going live is only possible from your speaker page itself.")
+    await verify_csrf(request)
+
+
+SameOriginPage = Depends(same_origin_page)
+
+
+class _RefusedError(ValidationError):
+    """A request refused with a status of its own (413, 415)."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status_code = status
+
+
+async def _offer_body(request: Request) -> dict[str, Any]:
+    """The request's JSON object, read up to MAX_BODY_BYTES (413 past it)."""
+    if request.headers.get("content-type", "").split(";")[0].strip() != "application/json":
+        raise _RefusedError(415, "Send the offer as application/json.")
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > MAX_BODY_BYTES:
+        raise _RefusedError(413, f"The offer is larger than {MAX_BODY_BYTES // 1024} KiB.")
+    body = bytearray()
+    async for piece in request.stream():
+        body += piece
+        if len(body) > MAX_BODY_BYTES:
+            raise _RefusedError(413, f"The offer is larger than {MAX_BODY_BYTES // 1024} KiB.")
+    try:
+        value = json.loads(body)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise ValidationError("The offer is not valid JSON.") from exc
+    if not isinstance(value, dict):
+        raise ValidationError('The offer must be a JSON object: {"type": "offer", "sdp": …}.')
+    return value
+
+
+@router.get("/speak/{token}/live", response_class=HTMLResponse)
+def golive_page(
+    request: Request, token: str, db: DbDep, invitation: Invitation, settings: SettingsDep
+) -> Response:
+    """Camera preview and the go-live button (once the producer opened the green room)."""
+    view = speakers.portal(db, invitation)
+    response = render(
+        request,
+        "speaker/golive.html",
+        {
+            "p": view,
+            "token": token,
+            "feed": browser_live.contribution_view(db, invitation),
+            "ice_servers": json.dumps(browser_ice_servers(settings)),
+        },
+    )
+    response.headers.update({**PRIVATE, **PERMISSIONS})
+    return response
+
+
+@router.post("/speak/{token}/live/sessions", status_code=201)
+async def go_live(
+    request: Request, token: str, db: DbDep, invitation: Invitation, _page: None = SameOriginPage
+) -> Response:
+    """Answer the browser's offer with a peer that sends its picture to the green room."""
+    body = await _offer_body(request)
+    offer = check_offer(body.get("type"), body.get("sdp"))
+    plan = browser_live.contribution_feed(db, invitation)
+    db.commit()  # last_used_at of the link; no transaction held while the peer connects
+    session_id, answer = await _contributions(request).answer(plan, offer)
+    url = f"/speak/{token}/live/sessions/{session_id}"
+    return JSONResponse(
+        {"type": "answer", "sdp": answer, "session": session_id, "url": url},
+        status_code=201,
+        headers={**PRIVATE, "Location": url},
+    )
+
+
+@router.get("/speak/{token}/live/sessions/{session_id}")
+def live_status(request: Request, db: DbDep, invitation: Invitation, session_id: str) -> Response:
+    """Where the page's session stands, and whether the producer has put it on air."""
+    view = browser_live.contribution_view(db, invitation)
+    status: dict[str, Any] = {"feed_open": view.open, "on_air": view.on_air}
+    plan = browser_live.contribution_feed(db, invitation) if view.open else None
+    if plan is None:
+        status |= {"state": "ended", "reason": "The producer closed your green room."}
+    else:
+        status |= _contributions(request).status(plan.feed_id, session_id)
+    return JSONResponse(status, headers=PRIVATE)
+
+
+@router.delete("/speak/{token}/live/sessions/{session_id}", status_code=204)
+async def stop_live(
+    request: Request,
+    db: DbDep,
+    invitation: Invitation,
+    session_id: str,
+    _page: None = SameOriginPage,
+) -> Response:
+    """End the page's session (its Stop button, or the tab closing)."""
+    view = browser_live.contribution_view(db, invitation)
+    if view.open:
+        plan = browser_live.contribution_feed(db, invitation)
+        db.commit()
+        await _contributions(request).stop(plan.feed_id, session_id)
+    return Response(status_code=204, headers=PRIVATE)
