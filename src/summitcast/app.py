@@ -25,6 +25,7 @@ from summitcast.errors import AuthenticationError, RateLimitedError, SummitcastE
 from summitcast.media.greenroom import GreenRoomManager
 from summitcast.media.manager import BroadcastManager
 from summitcast.media.upload_worker import UploadJobs, chunk_store
+from summitcast.media.webrtc import BrowserContributions
 from summitcast.presence import Presence, PubSub, create_backends
 from summitcast.services.accounts import rate_limiter
 from summitcast.services.attendance import AttendanceRecorder, LivePublisher
@@ -38,6 +39,7 @@ from summitcast.web.routes import (
     auth,
     backstage,
     broadcast,
+    contribute,
     greenroom,
     hls,
     live,
@@ -73,6 +75,7 @@ ROUTERS = (
     hls.router,
     speakers.router,
     speakers.backstage_router,
+    contribute.router,
     reports.router,
     reports.backstage_router,
 )
@@ -111,6 +114,8 @@ def create_app(
     broadcasts = BroadcastManager(settings, db, pubsub=pubsub)
     # Live speakers' own feeds, previewed before the producer takes one on air.
     green_room = GreenRoomManager(settings, db, broadcasts)
+    # Speakers going live from their browser: WebRTC peers pushing to their green-room feed.
+    browser_live = BrowserContributions(settings, green_room)
     upload_store = chunk_store(settings)
     upload_jobs = UploadJobs(settings, db, upload_store)
     # Probes and normalises uploads; durable in the database, so another node may do it.
@@ -153,6 +158,7 @@ def create_app(
                 freezer.cancel()
             if job_worker is not None:
                 await job_worker.stop()
+            await browser_live.close()
             await green_room.stop()
             await broadcasts.stop()
             await presence_sockets.stop()
@@ -183,6 +189,7 @@ def create_app(
     app.state.database = db
     app.state.broadcasts = broadcasts
     app.state.greenroom = green_room
+    app.state.browser_live = browser_live
     app.state.live = live_service
     app.state.presence_sockets = presence_sockets
     app.state.attendance = attendance
