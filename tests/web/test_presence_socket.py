@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
+import gc
 import json
 import os
 import random
@@ -449,3 +450,23 @@ def test_messages_wait_their_turn_and_a_flood_closes_the_socket(
 
     assert in_order == [{"type": "ack", "seq": seq} for seq in range(3)]
     assert closed == (1008, "too many messages at once")
+
+
+def test_upgrades_leave_no_http_protocol_for_the_garbage_collector(served: Served) -> None:
+    async def scenario() -> None:
+        for _ in range(20):
+            peer, _ = await Peer.open(served.port)
+            await peer.json()
+
+    gc.collect()
+    run(scenario())
+    time.sleep(0.2)  # the server thread finishes its closes
+    gc.set_debug(gc.DEBUG_SAVEALL)
+    try:
+        gc.collect()
+        left = [type(o).__name__ for o in gc.garbage]
+    finally:
+        gc.set_debug(0)
+        gc.garbage.clear()
+
+    assert "HttpToolsProtocol" not in left
