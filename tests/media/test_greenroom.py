@@ -24,7 +24,7 @@ def test_rtmp_listener_argv_relays_and_previews_without_the_key() -> None:
     argv = rtmp_listener_argv("ffmpeg", 4001, 5002, Path("/g/rtmp.jpg"), 2.0, Path("/g/rtmp.level"))
 
     assert argv == [
-        "ffmpeg", "-hide_banner", "-nostdin", "-loglevel", "error",
+        "ffmpeg", "-hide_banner", "-nostdin", "-y", "-loglevel", "error",
         "-progress", "pipe:1", "-stats_period", "1",
         "-listen", "1", "-i", "rtmp://127.0.0.1:4001/live/stream",
         *OUTPUTS,
@@ -37,7 +37,7 @@ def test_srt_listener_argv_reads_its_url_and_key_from_a_script() -> None:
     )
 
     assert argv == [
-        "ffmpeg", "-hide_banner", "-nostdin", "-loglevel", "error",
+        "ffmpeg", "-hide_banner", "-nostdin", "-y", "-loglevel", "error",
         "-progress", "pipe:1", "-stats_period", "1",
         "-probesize", "200000", "-analyzeduration", "500000",
         "-f", "concat", "-safe", "0", "-protocol_whitelist", "file,srt",

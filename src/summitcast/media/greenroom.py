@@ -103,6 +103,9 @@ def rtmp_listener_argv(
         ffmpeg,
         "-hide_banner",
         "-nostdin",  # stdin is not ours
+        # Overwrite the preview a previous publisher left: without it every restart after
+        # the first publisher exits at "File 'rtmp.jpg' already exists" (no reconnect).
+        "-y",
         "-loglevel",
         "error",  # errors only: at info ffmpeg would log the stream URL
         "-progress",
@@ -130,6 +133,7 @@ def srt_listener_argv(
         ffmpeg,
         "-hide_banner",
         "-nostdin",
+        "-y",  # overwrite the last caller's preview (as the RTMP listener)
         "-loglevel",
         "error",  # at info ffmpeg prints the input URL
         "-progress",
