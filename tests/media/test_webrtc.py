@@ -229,12 +229,13 @@ async def _replace_then_stop(settings: Settings, tmp_path: Path) -> None:
 
 async def _second_replaces_first(settings: Settings, feed: SpeakerFeed) -> None:
     contributions = BrowserContributions(settings, _room(feed))
-    first, second = Browser(settings), Browser(settings, audio=False)
+    first, second, third = Browser(settings), Browser(settings, audio=False), Browser(settings)
     try:
         first_id, answer = await contributions.answer(_plan(), await first.offer())
         await first.accept(answer)
         await _until(lambda: feed.receiving() == "rtmp", 20, "the first browser's feed")
 
+        listener_runs = feed.rtmp.health.restarts
         second_id, answer = await contributions.answer(_plan(), await second.offer())
         await second.accept(answer)
 
@@ -247,14 +248,34 @@ async def _second_replaces_first(settings: Settings, feed: SpeakerFeed) -> None:
             20,
             "the second browser's picture",
         )
-        await _until(lambda: feed.receiving() == "rtmp", 20, "the second browser's feed")
+        # A new run of the listener (the first publisher left) receives the second browser.
+        await _until(
+            lambda: feed.rtmp.health.restarts > listener_runs and feed.receiving() == "rtmp",
+            20,
+            "the second browser's feed",
+        )
         # A stale page (the first) cannot stop the second one's session.
         assert await contributions.stop(FEED_ID, first_id) is False
         assert await contributions.stop(FEED_ID, second_id) is True
         assert contributions.sessions == {}
+        # Going live again at once works (and is not mistaken for OBS while the listener lags).
+        listener_runs = feed.rtmp.health.restarts
+        third_id, answer = await contributions.answer(_plan(), await third.offer())
+        await third.accept(answer)
+        await _until(
+            lambda: contributions.status(FEED_ID, third_id)["state"] == "sending",
+            20,
+            "the third browser's picture",
+        )
+        await _until(
+            lambda: feed.rtmp.health.restarts > listener_runs and feed.receiving() == "rtmp",
+            20,
+            "the third browser's feed",
+        )
+        assert await contributions.stop(FEED_ID, third_id) is True
         await _until(lambda: feed.receiving() is None, 10, "the listener to stop receiving")
     finally:
-        for browser in (first, second):
+        for browser in (first, second, third):
             await browser.pc.close()
         await contributions.close()
 

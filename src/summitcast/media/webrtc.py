@@ -54,6 +54,7 @@ from summitcast.config import Settings
 from summitcast.domain.contribution import Offer
 from summitcast.errors import ConflictError, SummitcastError, ValidationError
 from summitcast.media.greenroom import GreenRoomManager
+from summitcast.media.ingest import LIVE_FRESH_S
 from summitcast.services.greenroom import FeedPlan
 
 logger = logging.getLogger(__name__)
@@ -71,6 +72,7 @@ GATHER_TIMEOUT_S = 10.0  # local candidates (quick with host candidates only)
 UPSTREAM_WAIT_S = 12.0  # as the RTMP gate: longer than the listener's longest restart backoff
 PUBLISHER_SETTLED_S = 3.0  # a publisher that ran this long had connected; its end is final
 PUBLISHER_EXIT_S = 5.0  # for the publisher to send what it holds after its input ends
+RECENT_END_S = LIVE_FRESH_S + 1.0  # how long the listener may still report a push that ended
 ENDED_KEPT = 256  # ends remembered for pages still polling (a page polls every 2 s)
 MILLISECOND = Fraction(1, 1000)  # FLV's time base
 
@@ -189,6 +191,7 @@ class FlvPusher:
         self.dropped = 0
         self._queue: queue.Queue[tuple[str, Any, float] | None] = queue.Queue(QUEUE_FRAMES)
         self._stop = threading.Event()
+        self._proc: subprocess.Popen[bytes] | None = None  # the running publisher, if any
         self._thread = threading.Thread(target=self._run, name="webrtc-pusher", daemon=True)
 
     def start(self) -> None:
@@ -208,7 +211,11 @@ class FlvPusher:
         with contextlib.suppress(queue.Full):
             self._queue.put_nowait(None)
         if self._thread.is_alive():
-            await asyncio.to_thread(self._thread.join, PUBLISHER_EXIT_S + 5)
+            await asyncio.to_thread(self._thread.join, PUBLISHER_EXIT_S + 1)
+        proc = self._proc
+        if self._thread.is_alive() and proc is not None:
+            proc.kill()  # a publisher that stopped reading: the thread's write fails now
+            await asyncio.to_thread(self._thread.join, 5)
 
     def _run(self) -> None:
         reason: str | None = None
@@ -257,6 +264,7 @@ class FlvPusher:
                         stderr=subprocess.DEVNULL,
                         bufsize=0,  # each muxed write goes straight to the pipe
                     )
+                    self._proc = proc
                     assert proc.stdin is not None
                     container = av.open(
                         proc.stdin,
@@ -390,6 +398,8 @@ class BrowserContributions:
         # Why recent sessions ended, by session id, for their pages still polling.
         self.ended: dict[str, str] = {}
         self._tasks: set[asyncio.Task[None]] = set()
+        self._locks: dict[int, asyncio.Lock] = {}
+        self._ended_at: dict[int, float] = {}  # monotonic end of each feed's last session
 
     async def answer(self, plan: FeedPlan, offer: Offer) -> tuple[str, str]:
         """Answer a speaker's offer with a peer pushing to their feed; (session id, answer SDP)."""
@@ -398,13 +408,21 @@ class BrowserContributions:
                 "This server does not run the green room; the organisers must send browser "
                 "feeds to the node that runs the broadcast."
             )
+        # One offer of a feed at a time: two tabs answering at once would leave one peer
+        # publishing unseen, with nobody able to stop it.
+        async with self._locks.setdefault(plan.feed_id, asyncio.Lock()):
+            return await self._answer(plan, offer)
+
+    async def _answer(self, plan: FeedPlan, offer: Offer) -> tuple[str, str]:
         feed = self.green_room.feeds.get(plan.feed_id)
         if feed is None:
             raise ConflictError("Your green room is still opening: try again in a few seconds.")
         running = self.sessions.get(plan.feed_id)
+        # The listener still reports our last push for a moment after it ended.
+        ours_lately = time.monotonic() - self._ended_at.get(plan.feed_id, -1e9) < RECENT_END_S
         if running is not None:
             await self._end(running, "You went live from another browser window.")
-        elif feed.receiving() is not None:
+        elif feed.receiving() is not None and not ours_lately:
             raise ConflictError(
                 "Your green room already receives a stream from OBS or another app. "
                 "Stop that one first, then go live from here."
@@ -519,6 +537,7 @@ class BrowserContributions:
         session.ended = reason
         if self.sessions.get(session.feed_id) is session:
             del self.sessions[session.feed_id]
+            self._ended_at[session.feed_id] = time.monotonic()
         self.ended[session.id] = reason
         while len(self.ended) > ENDED_KEPT:
             del self.ended[next(iter(self.ended))]  # the oldest (dicts keep insertion order)
