@@ -84,20 +84,33 @@ export function goLive(root) {
       say("This browser cannot share a camera (it needs a secure https:// page).", "error");
       return;
     }
+    const camera = { width: { ideal: 1280 }, height: { ideal: 720 }, frameRate: { ideal: 30 } };
+    let noMicrophone = false;
     try {
       stream = await navigator.mediaDevices.getUserMedia({
-        video: { width: { ideal: 1280 }, height: { ideal: 720 }, frameRate: { ideal: 30 } },
+        video: camera,
         audio: { echoCancellation: true, noiseSuppression: true },
       });
-    } catch (err) {
-      say(`The camera could not be opened: ${err.message || err.name}.`, "error");
-      return;
+    } catch {
+      // No microphone, or it was refused: the picture alone is still worth sending.
+      try {
+        stream = await navigator.mediaDevices.getUserMedia({ video: camera });
+        noMicrophone = true;
+      } catch (err) {
+        say(`The camera could not be opened: ${err.message || err.name}.`, "error");
+        return;
+      }
     }
     video.srcObject = stream;
     startCamera.hidden = true;
     start.disabled = false;
     showLevel();
-    say("This is what the producer will see. Press “Go live” when you are ready.", "preview");
+    say(
+      noMicrophone
+        ? "No microphone: the producer will see you but not hear you. Allow the microphone and reload to fix it."
+        : "This is what the producer will see. Press “Go live” when you are ready.",
+      "preview",
+    );
   }
 
   async function goOn() {
@@ -196,5 +209,20 @@ export function goLive(root) {
   stop.hidden = true;
 }
 
+/** Before the producer opens the green room: reload once they have (the page then offers to go live). */
+function waitForGreenRoom(root) {
+  const url = root.dataset.statusUrl;
+  if (!url) return;
+  setInterval(async () => {
+    try {
+      const response = await fetch(url, { headers: { Accept: "application/json" } });
+      if ((await response.json()).feed_open) location.reload();
+    } catch {
+      // try again at the next tick
+    }
+  }, 5000);
+}
+
 const root = document.getElementById("golive");
 if (root && root.dataset.sessionsUrl) goLive(root);
+else if (root) waitForGreenRoom(root);

@@ -94,9 +94,6 @@ def test_speaker_goes_live_from_the_browser_into_the_green_room_and_on_air(
         secret = b.settings.secret_key.get_secret_value().encode()
         speaker_id, token = _add_speaker(b.app.state.database, b.slug, secret)
         b.press("start-now")  # the run of show is on air; the speaker waits in the green room
-        _post(b, f"{speaker_id}/open")
-        key = b.client.get(_room(b)).text.split('class="feed-key">')[1].split("<")[0]
-        b.wait_for(lambda: _feed(b)["status"] is not None, 15, "the green room to listen")
 
         with sync_playwright() as p:
             browser = p.chromium.launch(executable_path=str(CHROMIUM), args=BROWSER_ARGS)
@@ -109,6 +106,16 @@ def test_speaker_goes_live_from_the_browser_into_the_green_room_and_on_air(
                     "response",
                     lambda r: refused.append(f"{r.status} {r.url}") if r.status >= 400 else None,
                 )
+                # Too early: the page waits for the green room and offers to go live once
+                # the producer opens it.
+                page.goto(f"{b.base}/speak/{token}/live")
+                assert page.is_visible("#golive-closed")
+                _post(b, f"{speaker_id}/open")
+                key = b.client.get(_room(b)).text.split('class="feed-key">')[1].split("<")[0]
+                page.wait_for_selector("#golive-camera", timeout=15_000)
+                b.wait_for(lambda: _feed(b)["status"] is not None, 15, "the green room to listen")
+
+                # The speaker's way in: their portal link, then the page's buttons.
                 page.goto(f"{b.base}/speak/{token}")
                 page.click("text=Go live from this browser")
                 page.click("#golive-camera")

@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 import pytest
 from fastapi.testclient import TestClient
 
+from summitcast.domain.programme import ItemKind
 from summitcast.services import greenroom, programme, speakers
 from summitcast.services.accounts import Actor
 from summitcast.storage.database import Database
@@ -28,7 +29,9 @@ OFFER = "\r\n".join(
 )
 
 
-def _speaker(database: Database, secret: bytes) -> tuple[str, int, int]:
+def _speaker(
+    database: Database, secret: bytes, kind: ItemKind = ItemKind.SPEECH
+) -> tuple[str, int, int]:
     """A speaker with a portal link; returns (token, session id, speaker id)."""
     make_summit(database, "golive")
     with database.session() as db:
@@ -42,7 +45,7 @@ def _speaker(database: Database, secret: bytes) -> tuple[str, int, int]:
                 planned_end=datetime(2027, 7, 17, 11, tzinfo=UTC),
             ),
         )
-        item = programme.add_item(db, session, programme.ItemInput(title="Live keynote"))
+        item = programme.add_item(db, session, programme.ItemInput(title="Live keynote", kind=kind))
         speaker = programme.add_speaker(db, summit, programme.SpeakerInput(name="Ana Lima"))
         invitation = speakers.invite_speaker(db, summit, item, speaker.id, valid_days=5)
         return speakers.invitation_token(invitation, secret), session.id, speaker.id
@@ -94,6 +97,8 @@ def test_page_asks_to_wait_until_the_producer_opens_the_green_room(
     assert page.status_code == 200
     assert "has not opened your green room yet" in page.text
     assert "data-sessions-url" not in page.text
+    # The page asks whether the green room has opened (and reloads when it has).
+    assert f'data-status-url="/speak/{token}/live/sessions/none"' in page.text
     assert page.headers["cache-control"] == "no-store"
     # The site refuses the microphone everywhere else; this page needs it.
     assert "microphone=(self)" in page.headers["permissions-policy"]
@@ -183,3 +188,25 @@ def test_status_and_stop_of_an_unknown_session_are_harmless(
     stop = client.delete(url, headers={"Origin": ORIGIN, "X-CSRF-Token": _csrf(client, token)})
     assert stop.status_code == 204
     assert client.delete(url).status_code == 403  # not from the page: refused
+
+
+def test_portal_of_a_live_slot_links_to_going_live_before_the_feed_is_open(
+    client: TestClient,
+    app,
+    database: Database,  # type: ignore[no-untyped-def]
+) -> None:
+    secret = app.state.settings.secret_key.get_secret_value().encode()
+    token, _session, _speaker_id = _speaker(database, secret, ItemKind.LIVE)
+
+    portal = client.get(f"/speak/{token}").text
+
+    assert "Your slot is live." in portal
+    assert f'href="/speak/{token}/live"' in portal
+
+
+def test_portal_of_a_recorded_slot_without_a_feed_does_not_offer_going_live(
+    client: TestClient, speaker: tuple[str, int, int]
+) -> None:
+    token, _session, _speaker_id = speaker
+
+    assert f'href="/speak/{token}/live"' not in client.get(f"/speak/{token}").text
