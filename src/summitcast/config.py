@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import itertools
 import json
 import os
@@ -179,6 +180,21 @@ class Settings(BaseSettings):
         if isinstance(value, str):
             text = value.strip()
             return json.loads(text) if text.startswith("[") else text.replace(",", " ").split()
+        return value
+
+    @field_validator("webrtc_ice_servers")
+    @classmethod
+    def _ice_urls(cls, value: list[str]) -> list[str]:
+        for url in value:
+            if url.split(":", 1)[0] not in ("stun", "stuns", "turn", "turns"):
+                raise ValueError(f"{url!r} is not a stun:, stuns:, turn: or turns: URL")
+        return value
+
+    @field_validator("webrtc_host_addresses")
+    @classmethod
+    def _ip_addresses(cls, value: list[str]) -> list[str]:
+        for address in value:
+            ipaddress.ip_address(address)  # ValueError names the address that is not one
         return value
 
     @model_validator(mode="after")

@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import fractions
 import io
+import logging
 import math
 import socket
 import time
@@ -17,6 +18,7 @@ from typing import Any
 import av
 import imageio_ffmpeg
 import numpy
+import pydantic
 import pytest
 from aiortc import AudioStreamTrack, RTCSessionDescription, VideoStreamTrack
 from pydantic import SecretStr
@@ -167,9 +169,15 @@ def _relay_frames(url: str) -> dict[str, int]:
 
 
 def test_browser_feed_reaches_the_green_room_like_an_obs_push(
-    settings: Settings, tmp_path: Path
+    settings: Settings, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
+    caplog.set_level(logging.INFO)
+
     asyncio.run(_reaches_the_green_room(settings, tmp_path))
+
+    # Neither the speaker's address (ICE candidate pairs) nor their key reached the logs.
+    assert "127.0.0.1" not in caplog.text
+    assert KEY not in caplog.text
 
 
 async def _reaches_the_green_room(settings: Settings, tmp_path: Path) -> None:
@@ -331,6 +339,18 @@ def test_publisher_argv_sends_to_the_listener_behind_the_gate_without_a_key() ->
         "-map", "0", "-c", "copy",
         "-f", "flv", "rtmp://127.0.0.1:4001/live/stream",
     ]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    "field",
+    [
+        {"webrtc_ice_servers": "https://stun.example.org"},
+        {"webrtc_host_addresses": "my-laptop.local"},
+    ],
+)
+def test_settings_refuse_what_is_not_an_ice_url_or_an_address(field: dict[str, str]) -> None:
+    with pytest.raises(pydantic.ValidationError):
+        Settings(environment="test", secret_key="test-secret-" + "x" * 32, **field)  # type: ignore[arg-type]
 
 
 @pytest.mark.parametrize(

@@ -392,6 +392,10 @@ class BrowserContributions:
     """The browser peers of this node: at most one per green-room feed."""
 
     def __init__(self, settings: Settings, green_room: GreenRoomManager) -> None:
+        # aioice's and aiortc's INFO lines name the speaker's addresses (candidate pairs):
+        # kept out of the logs whatever the root level is (threat model: no IP addresses).
+        for name in ("aioice", "aiortc"):
+            logging.getLogger(name).setLevel(logging.WARNING)
         self.settings = settings
         self.green_room = green_room
         self.sessions: dict[int, BrowserSession] = {}  # by feed id
