@@ -148,14 +148,12 @@ def create_app(
         await green_room.start()
         if job_worker is not None:
             await job_worker.start()
-        freezer = _start_gc_freezer(settings)
+        _tune_gc(settings)
         gc_watch = _log_long_collections()
         try:
             yield
         finally:
             gc.callbacks.remove(gc_watch)
-            if freezer is not None:
-                freezer.cancel()
             if job_worker is not None:
                 await job_worker.stop()
             await browser_live.close()
@@ -382,26 +380,17 @@ def _log_long_collections(threshold_s: float = 0.1) -> Callable[[str, dict[str, 
     return callback
 
 
-def _start_gc_freezer(settings: Settings) -> asyncio.Task[None] | None:
-    """Freeze the objects of start-up (and, with an interval, newer ones) out of GC scans."""
+def _tune_gc(settings: Settings) -> None:
+    """Freeze the objects of start-up out of GC scans and space out young collections."""
     if not settings.gc_freeze:
-        return None
+        return
     gc.collect()  # garbage of start-up goes now: frozen garbage would never be freed
     gc.freeze()
-    if not settings.gc_freeze_interval_s:
-        return None
-
-    async def refreeze() -> None:
-        while True:
-            await asyncio.sleep(settings.gc_freeze_interval_s)
-            # Young garbage goes first (a cheap pass); no full collect: that pass over
-            # every socket's objects is the pause this avoids (1.2 s at 15,000 sockets,
-            # benchmarks/README.md). The cost: an object frozen once and later dropped
-            # in a reference cycle is not freed until the worker restarts.
-            gc.collect(1)
-            gc.freeze()
-
-    return asyncio.create_task(refreeze(), name="gc-freeze")
+    # Full collections start only after 10 middle ones, each after 10 young ones; a
+    # larger young threshold means fewer short-lived objects are caught alive in flight
+    # and promoted, so the oldest generation (every socket) is rescanned far less often.
+    _, middle, oldest = gc.get_threshold()
+    gc.set_threshold(settings.gc_young_threshold, middle, oldest)
 
 
 def app_from_environment() -> FastAPI:

@@ -64,9 +64,11 @@ class Settings(BaseSettings):
     # Off by default so test processes that build many apps keep freeing their garbage;
     # `summitcast serve` turns it on.
     gc_freeze: bool = False
-    # Freeze again this often (0: only after start-up), so sockets that connected
-    # since are not rescanned by every full collection either.
-    gc_freeze_interval_s: float = Field(default=0.0, ge=0)
+    # With gc_freeze: allocations between two young collections (CPython's default is
+    # 700). At thousands of heartbeats a second the default promoted every in-flight
+    # heartbeat's objects and made full collections of 0.1–0.6 s every few seconds;
+    # 50,000 left none over 100 ms at 30,000 sockets (benchmarks/README.md).
+    gc_young_threshold: int = Field(default=50_000, ge=100)
     # ISO codes whose hosts are steered to country-only privacy ("IR,BY" or a JSON list).
     at_risk_countries: Annotated[frozenset[str], NoDecode] = frozenset()
     # Registrations one client may send per hour (counted under a salted hash, in memory).
