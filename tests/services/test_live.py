@@ -558,3 +558,43 @@ def test_refresh_reads_identities_a_page_at_a_time_and_keeps_unchanged_ones(
 
     assert cached == {loc.public_id for loc in made} | {pending.public_id}
     assert kept  # an unchanged identity is the same object after a refresh
+
+
+def test_reissue_racing_a_heartbeat_on_another_worker_stops_counting_at_once(
+    database: Database, tmp_path: Path
+) -> None:
+    shared, channel = MemoryPresence(TIMEOUT), MemoryPubSub()
+    first = _env(database, tmp_path, shared, channel)
+    second = LiveService(
+        settings=first.live.settings,
+        database=database,
+        presence=shared,
+        pubsub=channel,
+        wall_clock=lambda: WALL,
+    )
+    location = first.register()
+    old_secret = location.secret
+
+    async def scenario() -> tuple[int, int, Any]:
+        follower = asyncio.create_task(second._follow_changes())
+        await asyncio.sleep(0)  # subscribed
+        await second.heartbeat(first.token(location))  # the second worker caches the identity
+        with database.session() as db:
+            locations.reissue_link(db, db.get(Location, location.id), None)  # type: ignore[arg-type]
+        await first.live.location_changed(first.summit.id, location.public_id, offline=True)
+        # Verified on the second worker against its cached identity before the change
+        # reached it: counted again, after the first worker's forget.
+        await second.heartbeat(first.token(location, secret=old_secret))
+        racing = await first.online()
+        await asyncio.sleep(0.05)  # the change reaches the second worker
+        after = await first.online()
+        refused = await second.heartbeat(first.token(location, secret=old_secret))
+        follower.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await follower
+        return racing, after, refused
+
+    racing, after, refused = run(scenario)
+
+    assert (racing, after) == (1, 0)
+    assert refused.reason == Reason.BAD_SIGNATURE

@@ -332,18 +332,38 @@ class LiveService:
         # secret must stop counting now rather than at the timeout).
         self.forget_identity(location_id)
         summit_key = str(summit_id)
+        change = {"location_id": location_id, "summit": summit_key, "offline": offline}
         try:
-            await self.pubsub.publish(CHANGES_CHANNEL, {"location_id": location_id})
+            await self.pubsub.publish(CHANGES_CHANNEL, change)
             if offline:
-                gone = await self.presence.forget(summit_key, location_id)
-                await self.presence.forget(cells_key(summit_key), location_id)
-                if gone:
-                    self._departures[location_id] = datetime.now(UTC)
-                    self._dirty.add(summit_key)
+                await self._take_offline(summit_key, location_id)
         except self.outage_errors as error:
             # The change is committed: other workers re-read identities within
             # IDENTITY_TTL_S, and a location whose beats are refused times out.
             self.outages.failed("location change", error)
+
+    async def _take_offline(self, summit_key: str, location_id: str) -> None:
+        gone = await self.presence.forget(summit_key, location_id)
+        await self.presence.forget(cells_key(summit_key), location_id)
+        if gone:
+            self._departures[location_id] = datetime.now(UTC)
+            self._dirty.add(summit_key)
+
+    async def _changed_elsewhere(self, change: Message) -> None:
+        """A location changed on another worker: drop its identity here (and its presence)."""
+        location_id, summit_key = change.get("location_id"), change.get("summit")
+        if not isinstance(location_id, str):
+            return
+        self.forget_identity(location_id)
+        if change.get("offline") is True and isinstance(summit_key, str):
+            # A heartbeat this worker verified against its cached, now old identity can
+            # land after the other worker's forget and count the location again until
+            # the timeout. Once the cache is dropped no such beat passes here: forget
+            # once more so the old secret stops counting now.
+            try:
+                await self._take_offline(summit_key, location_id)
+            except self.outage_errors as error:
+                self.outages.failed("location change", error)
 
     # --- figures ----------------------------------------------------------------------
 
@@ -628,9 +648,7 @@ class LiveService:
             try:
                 async with self.pubsub.subscribe(CHANGES_CHANNEL) as subscription:
                     async for message in subscription:
-                        location_id = message.get("location_id")
-                        if isinstance(location_id, str):
-                            self.forget_identity(location_id)
+                        await self._changed_elsewhere(message)
                 return
             except asyncio.CancelledError:
                 raise
