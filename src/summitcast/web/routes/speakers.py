@@ -36,10 +36,6 @@ backstage_router = APIRouter(
     prefix="/backstage", include_in_schema=False, dependencies=[Depends(verify_csrf)]
 )
 OFFSET_HEADER = "Upload-Offset"
-# Received pieces (64-256 KiB each from the server) go to the writing thread in batches
-# of about this size: large enough that a thread hop costs little, small enough that
-# writing and hashing follow the network closely.
-WRITE_BATCH = 1024 * 1024
 # No shared cache may keep a portal answer: the token is in the URL.
 PRIVATE = {"Cache-Control": "no-store", "Referrer-Policy": "no-referrer"}
 
@@ -176,8 +172,9 @@ async def upload_chunk(request: Request, token: str, upload_id: str) -> Response
     except uploads.ChunkBusyError as exc:
         return _resume_from(exc.message, exc.offset, retry_after_s=exc.retry_after_s)
     sink = uploads.ChunkSink(ticket)
+    buffers = store.lend_buffers()
     try:
-        await _receive(request, database, sink)
+        await _receive(request, database, sink, buffers)
         digest = sink.finish()
         answer = await run_in_threadpool(
             _end_chunk, database, store, ticket, digest, checksum, sink.head
@@ -190,6 +187,7 @@ async def upload_chunk(request: Request, token: str, upload_id: str) -> Response
         raise
     finally:
         sink.close()
+        store.give_back(buffers)
     state, received, findings = answer
     if state == UploadState.REJECTED:
         return JSONResponse(
@@ -208,11 +206,18 @@ async def upload_chunk(request: Request, token: str, upload_id: str) -> Response
     )
 
 
-async def _receive(request: Request, database: Database, sink: uploads.ChunkSink) -> None:
-    """Feed the body to the sink in a thread while the next pieces arrive; renew the claim."""
-    batch: list[bytes] = []
-    batched = 0
-    writing: asyncio.Future[None] | None = None  # awaited before the next batch: in order
+async def _receive(
+    request: Request,
+    database: Database,
+    sink: uploads.ChunkSink,
+    buffers: tuple[bytearray, bytearray],
+) -> None:
+    """Copy the body into one buffer while a thread writes and hashes the other; renew the claim."""
+    # Received pieces (64-256 KiB each) are copied, not kept: see ChunkStore.lend_buffers.
+    views = [memoryview(buffer) for buffer in buffers]
+    size = len(buffers[0])
+    current, filled = 0, 0
+    writing: asyncio.Future[None] | None = None  # the other buffer's write, awaited in order
     renew_at = time.monotonic() + uploads.CLAIM_RENEW_S
     try:
         async for piece in request.stream():
@@ -227,21 +232,25 @@ async def _receive(request: Request, database: Database, sink: uploads.ChunkSink
                     )
                 sink.claim_renewed(renewed_at)
                 renew_at = renewed_at + uploads.CLAIM_RENEW_S
-            batch.append(piece)
-            batched += len(piece)
-            if batched < WRITE_BATCH:
-                continue
-            if writing is not None:
-                await writing
-            writing = asyncio.ensure_future(run_in_threadpool(sink.write, batch))
-            batch, batched = [], 0
+            rest = memoryview(piece)
+            while rest:
+                step = min(len(rest), size - filled)
+                views[current][filled : filled + step] = rest[:step]
+                filled += step
+                rest = rest[step:]
+                if filled < size:
+                    continue
+                if writing is not None:
+                    await writing  # the other buffer is free again once its write is done
+                writing = asyncio.ensure_future(run_in_threadpool(sink.write, [views[current]]))
+                current, filled = 1 - current, 0
         if writing is not None:
             await writing
-        if batch:
-            await run_in_threadpool(sink.write, batch)
+        if filled:
+            await run_in_threadpool(sink.write, [views[current][:filled]])
     finally:
         if writing is not None and not writing.done():
-            # The sink's file is closed after this returns: never under a running write.
+            # The buffers are lent again after this returns: never under a running write.
             with contextlib.suppress(BaseException):
                 await asyncio.shield(writing)
 
