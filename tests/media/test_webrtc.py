@@ -9,6 +9,8 @@ import io
 import logging
 import math
 import socket
+import subprocess
+import sys
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
@@ -361,3 +363,13 @@ def test_picture_size_caps_at_720p_and_keeps_even_sides(
     size: tuple[int, int], expected: tuple[int, int]
 ) -> None:
     assert picture_size(*size) == expected
+
+
+def test_the_app_loads_aiortc_only_when_a_browser_goes_live() -> None:
+    # ~30 MiB per worker: most nodes never see a browser speaker.
+    probe = "import sys, summitcast.app; print(sorted({'aiortc', 'aioice'} & set(sys.modules)))"
+    loaded = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, check=True
+    ).stdout.strip()
+
+    assert loaded == "[]"

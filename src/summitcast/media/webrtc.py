@@ -37,18 +37,9 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from fractions import Fraction
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import aioice.ice
 import av
-from aiortc import (
-    MediaStreamTrack,
-    RTCConfiguration,
-    RTCIceServer,
-    RTCPeerConnection,
-    RTCSessionDescription,
-)
-from aiortc.mediastreams import MediaStreamError
 
 from summitcast.config import Settings
 from summitcast.domain.contribution import Offer
@@ -56,6 +47,11 @@ from summitcast.errors import ConflictError, SummitcastError, ValidationError
 from summitcast.media.greenroom import GreenRoomManager
 from summitcast.media.ingest import LIVE_FRESH_S
 from summitcast.services.greenroom import FeedPlan
+
+if TYPE_CHECKING:
+    # aiortc and aioice are imported where a peer is made, not with the app: they cost
+    # every worker ~30 MiB, and most nodes never see a browser speaker.
+    from aiortc import MediaStreamTrack, RTCIceServer, RTCPeerConnection
 
 logger = logging.getLogger(__name__)
 
@@ -93,6 +89,8 @@ def _install_host_address_hook() -> None:
     global _hook_installed
     if _hook_installed:
         return
+    import aioice.ice
+
     original = aioice.ice.get_host_addresses
 
     def host_addresses(use_ipv4: bool, use_ipv6: bool) -> list[str]:
@@ -118,6 +116,8 @@ def host_addresses(addresses: tuple[str, ...]) -> Iterator[None]:
 
 def ice_servers(settings: Settings) -> list[RTCIceServer]:
     """The STUN/TURN servers of the settings (none by default: host candidates only)."""
+    from aiortc import RTCIceServer
+
     username = settings.webrtc_ice_username or None
     credential = settings.webrtc_ice_credential.get_secret_value() or None
     return [RTCIceServer(url, username, credential) for url in settings.webrtc_ice_servers]
@@ -136,6 +136,8 @@ def browser_ice_servers(settings: Settings) -> list[dict[str, str]]:
 
 def peer_connection(settings: Settings) -> RTCPeerConnection:
     """An aiortc peer with the configured ICE servers and nothing else (no default STUN)."""
+    from aiortc import RTCConfiguration, RTCPeerConnection
+
     # iceServers=[] and not None: None makes aiortc fall back to stun.l.google.com.
     return RTCPeerConnection(RTCConfiguration(iceServers=ice_servers(settings)))
 
@@ -379,6 +381,8 @@ class BrowserSession:
 
     async def pump(self, track: MediaStreamTrack) -> None:
         """Move a received track's frames to the pusher until the track ends."""
+        from aiortc.mediastreams import MediaStreamError
+
         while True:
             try:
                 frame = await track.recv()
@@ -453,6 +457,8 @@ class BrowserContributions:
         return session.id, answer_sdp
 
     async def _negotiate(self, session: BrowserSession, offer: Offer) -> str:
+        from aiortc import RTCSessionDescription
+
         pc = session.pc
 
         @pc.on("track")
