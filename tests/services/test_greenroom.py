@@ -10,7 +10,7 @@ from summitcast.config import Settings
 from summitcast.domain.accounts import Role
 from summitcast.domain.programme import ItemStatus
 from summitcast.errors import ConflictError, NotFoundError, PermissionDeniedError
-from summitcast.services import broadcast, programme, speakers
+from summitcast.services import audit_trail, broadcast, programme, speakers
 from summitcast.services import greenroom as service
 from summitcast.services.accounts import Actor
 from summitcast.storage.database import Database
@@ -206,3 +206,24 @@ def test_open_feed_past_the_cap_is_refused_with_what_to_do(database: Database) -
 
     assert first.slot == 0
     assert refused.value.status_code == 409
+
+
+def test_opening_taking_releasing_and_closing_a_feed_are_in_the_audit_trail(
+    database: Database,
+) -> None:
+    producer, session_id, (ana, _), _ = _setup(database)
+    with database.session() as db:
+        service.open_feed(db, producer, _summit(db), session_id, ana, max_feeds=MAX_FEEDS)
+        service.open_feed(db, producer, _summit(db), session_id, ana, max_feeds=MAX_FEEDS)
+        broadcast.start_session(db, producer, _summit(db), session_id, countdown=False)
+        service.take_feed(db, producer, _summit(db), session_id, ana)
+        service.release_feed(db, producer, _summit(db), session_id, ana)
+        service.close_feed(db, producer, _summit(db), session_id, ana)
+        page = audit_trail.page_of_events(db, _summit(db))
+
+    assert [(e.kind, e.subject_name, e.author) for e in reversed(page.entries)] == [
+        ("greenroom.feed_opened", "Ana", "producer"),  # once: the same key again
+        ("greenroom.feed_taken", "Ana", "producer"),
+        ("greenroom.feed_released", "Ana", "producer"),
+        ("greenroom.feed_closed", "Ana", "producer"),
+    ]

@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session as DbSession
 
 from summitcast.errors import ValidationError
 from summitcast.services.accounts import Actor
-from summitcast.storage.tables import AuditEvent, Item, Location, Summit, User
+from summitcast.storage.tables import AuditEvent, Item, Location, Speaker, Summit, User
 
 # Every kind of event, with what the audit page calls it; record_event refuses others,
 # so the page's filter always offers every kind there is.
@@ -23,6 +23,11 @@ KINDS: dict[str, str] = {
     "locations.auto_approve_off": "Automatic approval turned off",
     "item.approved": "Speech approved for air",
     "item.retake_requested": "New recording asked of the speaker",
+    # A live speaker's own way onto the broadcast: who gave out a key, who put it on air.
+    "greenroom.feed_opened": "Speaker's live feed opened (ingest key issued)",
+    "greenroom.feed_taken": "Speaker's live feed taken on air",
+    "greenroom.feed_released": "Speaker's live feed taken off air",
+    "greenroom.feed_closed": "Speaker's live feed closed (key revoked)",
 }
 PAGE_SIZE = 50
 MAX_PAGE = 100_000
@@ -119,8 +124,8 @@ def page_of_events(db: DbSession, summit: Summit, *, kind: str = "", page: int =
 
 
 def _subject_names(db: DbSession, summit: Summit, subjects: list[str]) -> dict[str, str]:
-    """Labels of the locations and titles of the items named, of this summit only."""
-    ids: dict[str, set[int]] = {"location": set(), "item": set()}
+    """Labels of the locations, titles of the items and names of the speakers, of this summit."""
+    ids: dict[str, set[int]] = {"location": set(), "item": set(), "speaker": set()}
     for subject in subjects:
         kind, _, number = subject.partition(":")
         if kind in ids and number.isdecimal():
@@ -136,4 +141,9 @@ def _subject_names(db: DbSession, summit: Summit, subjects: list[str]) -> dict[s
             Item.summit_id == summit.id, Item.id.in_(ids["item"])
         )
         names.update({f"item:{i}": title for i, title in db.execute(query)})
+    if ids["speaker"]:
+        query = select(Speaker.id, Speaker.name).where(
+            Speaker.summit_id == summit.id, Speaker.id.in_(ids["speaker"])
+        )
+        names.update({f"speaker:{i}": name for i, name in db.execute(query)})
     return names

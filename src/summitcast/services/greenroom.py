@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session as DbSession
 
 from summitcast.domain.accounts import Permission
 from summitcast.errors import ConflictError, NotFoundError
-from summitcast.services import accounts
+from summitcast.services import accounts, audit_trail
 from summitcast.services import broadcast as broadcasts
 from summitcast.services.programme import get_session
 from summitcast.storage.tables import (
@@ -154,6 +154,9 @@ def open_feed(
         )
         db.add(row)
         db.flush()
+        audit_trail.record_event(
+            db, summit, actor, "greenroom.feed_opened", f"speaker:{speaker_id}"
+        )
     return _plan(db, row)
 
 
@@ -169,6 +172,7 @@ def close_feed(
     was_taken = _on_air(db, row)
     db.delete(row)
     db.flush()
+    audit_trail.record_event(db, summit, actor, "greenroom.feed_closed", f"speaker:{speaker_id}")
     if was_taken:
         plan = broadcasts.plan_of(db, summit, session.id)
         if plan.state.live:
@@ -190,6 +194,7 @@ def take_feed(
         other.taken = other.id == row.id
         other.taken_generation = plan.state.generation if other.taken else None
     db.flush()
+    audit_trail.record_event(db, summit, actor, "greenroom.feed_taken", f"speaker:{speaker_id}")
     return plan
 
 
@@ -204,6 +209,7 @@ def release_feed(
         return
     row.taken, row.taken_generation = False, None
     db.flush()
+    audit_trail.record_event(db, summit, actor, "greenroom.feed_released", f"speaker:{speaker_id}")
     if broadcasts.plan_of(db, summit, session.id).state.live:
         broadcasts.back_to_programme(db, actor, summit, session.id)
 
