@@ -126,7 +126,11 @@ def test_speaker_goes_live_from_the_browser_into_the_green_room_and_on_air(
 
                 # The producer's green room receives it exactly like an OBS push.
                 try:
-                    b.wait_for(lambda: _status(b)["receiving"] == "rtmp", 30, "the browser's feed")
+                    b.wait_for(
+                        lambda: _status(b)["receiving"] == "browser (WebRTC)",
+                        30,
+                        "the browser's feed",
+                    )
                 except AssertionError as exc:
                     raise AssertionError(f"{_speaker_view(page)}; console={console}") from exc
                 b.wait_for(

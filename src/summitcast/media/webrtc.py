@@ -490,6 +490,10 @@ class BrowserContributions:
         await self._end(session, "You stopped.")
         return True
 
+    def sending(self, feed_id: int) -> bool:
+        """Whether a browser session of this node pushes to this feed."""
+        return feed_id in self.sessions
+
     def status(self, feed_id: int, session_id: str) -> dict[str, Any]:
         """Where a page's own session stands: connecting, sending, or ended and why."""
         session = self.sessions.get(feed_id)

@@ -9,6 +9,7 @@ from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Resp
 
 from summitcast.domain.accounts import Permission
 from summitcast.media.greenroom import GreenRoomManager
+from summitcast.media.webrtc import BrowserContributions
 from summitcast.services import greenroom as service
 from summitcast.services import programme
 from summitcast.storage.tables import Summit
@@ -28,6 +29,7 @@ NO_SIGNAL_SVG = (
     'font-family="sans-serif" font-size="20" text-anchor="middle">No signal</text></svg>'
 )
 NO_STORE = {"Cache-Control": "no-store"}
+BROWSER_INPUT = "browser (WebRTC)"
 
 
 def _manager(request: Request) -> GreenRoomManager:
@@ -39,10 +41,10 @@ def _room_url(summit: Summit, session_id: int) -> str:
     return f"/backstage/s/{summit.slug}/sessions/{session_id}/control/greenroom"
 
 
-def _feeds_view(
-    manager: GreenRoomManager, feeds: list[service.FeedView], base: str
-) -> list[dict[str, Any]]:
+def _feeds_view(request: Request, feeds: list[service.FeedView], base: str) -> list[dict[str, Any]]:
     """One entry per speaker: their feed's URLs, key, status and preview (for producers only)."""
+    manager = _manager(request)
+    browsers: BrowserContributions = request.app.state.browser_live
     views = []
     for view in feeds:
         entry: dict[str, Any] = {
@@ -56,7 +58,12 @@ def _feeds_view(
         if view.feed is not None:
             entry["urls"] = manager.urls(view.feed)
             entry["key"] = view.feed.ingest_key
-            entry["status"] = manager.status(view.feed.feed_id)
+            status = manager.status(view.feed.feed_id)
+            # A browser's feed reaches the listener as RTMP from this node's own peer:
+            # the producer should know it is the speaker's browser, not OBS.
+            if status and status["receiving"] == "rtmp" and browsers.sending(view.feed.feed_id):
+                status["receiving"] = BROWSER_INPUT
+            entry["status"] = status
         views.append(entry)
     return views
 
@@ -70,7 +77,7 @@ def green_room_page(
     """The green room of one session: every speaker's feed, its preview and the take button."""
     session = programme.get_session(db, summit, session_id)
     base = _room_url(summit, session.id)
-    feeds = _feeds_view(_manager(request), service.green_room(db, actor, summit, session.id), base)
+    feeds = _feeds_view(request, service.green_room(db, actor, summit, session.id), base)
     return render(
         request,
         "backstage/greenroom.html",
@@ -85,7 +92,7 @@ def green_room_json(
     """The feeds' status, polled by the green room page (keys left out: the page has them)."""
     session = programme.get_session(db, summit, session_id)
     base = _room_url(summit, session.id)
-    feeds = _feeds_view(_manager(request), service.green_room(db, actor, summit, session.id), base)
+    feeds = _feeds_view(request, service.green_room(db, actor, summit, session.id), base)
     for entry in feeds:
         entry.pop("key", None)
         entry.pop("urls", None)
