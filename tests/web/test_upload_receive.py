@@ -1,19 +1,25 @@
-"""The chunk route's receive loop: pieces of any size land in the file and hash byte-exact."""
+"""The chunk route: bytes land byte-exact in file and hash, and on disk before recorded."""
 
 from __future__ import annotations
 
 import asyncio
 import hashlib
+import os
 import random
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from fastapi.testclient import TestClient
 
+from summitcast.config import Settings
 from summitcast.domain.uploads import UploadKind
+from summitcast.services import uploads
 from summitcast.services.uploads import ChunkSink, ChunkTicket
+from summitcast.storage.database import Database
 from summitcast.web.routes.speakers import _receive
+from tests.web.test_speaker_portal import _secret, _setup
 
 
 class _Body:
@@ -65,3 +71,36 @@ def test_pieces_of_any_size_cross_the_buffers_into_file_and_hash(seed: int, tmp_
 
     assert digest == hashlib.sha256(data).digest()
     assert path.read_bytes() == b"\xff" * 100 + data
+
+
+@pytest.fixture
+def settings(settings: Settings) -> Settings:
+    """Small chunks, no background worker."""
+    return settings.model_copy(update={"upload_chunk_bytes": 64 * 1024, "job_workers": False})
+
+
+@pytest.mark.integration
+def test_chunk_is_on_disk_before_its_offset_is_recorded(
+    client: TestClient, app: Any, database: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    token, _item = _setup(database, _secret(app))
+    data = b"\x00\x00\x00\x18ftypmp42" + bytes(range(256)) * 600
+    url = client.post(f"/speak/{token}/uploads", json={"size": len(data)}).json()["url"]
+    public_id = url.rsplit("/", 1)[1]
+    synced_at: list[int] = []  # the recorded offset at each sync of a chunk's bytes
+
+    def fdatasync(fd: int) -> None:
+        with database.session() as db:
+            synced_at.append(uploads.upload_by_public_id(db, public_id).received)
+        real_fdatasync(fd)
+
+    real_fdatasync = os.fdatasync
+    monkeypatch.setattr(os, "fdatasync", fdatasync)
+
+    for offset in range(0, len(data), 64 * 1024):
+        response = client.patch(
+            url, content=data[offset : offset + 64 * 1024], headers={"Upload-Offset": str(offset)}
+        )
+        assert response.status_code == 204, response.text
+
+    assert synced_at == [0, 64 * 1024, 128 * 1024]

@@ -168,8 +168,7 @@ class ChunkSink:
                     "This chunk took so long that another connection may take it over; "
                     "send it again."
                 )
-            # Page cache only: the file is fsynced once, when its last chunk lands (per
-            # chunk fdatasync or early writeback cost more than the final fsync here).
+            # Page cache until finish() syncs the chunk, before its offset is recorded.
             self._write_at(self.ticket.offset + self.received, pieces, count)
         for piece in pieces:
             self._digest.update(piece)
@@ -186,13 +185,18 @@ class ChunkSink:
                 rest = rest[done:]
 
     def finish(self) -> bytes:
-        """The chunk's SHA-256, once all its announced bytes arrived."""
+        """The chunk's SHA-256 once all its announced bytes arrived, and those bytes on disk."""
         if self.received != self.ticket.length:
             raise ValidationError(
                 f"The chunk ended after {self.received} of its {self.ticket.length} bytes; "
                 "send it again.",
                 field="chunk",
             )
+        if self._fd is not None:
+            # On disk before the offset that counts them is recorded: after a crash of the
+            # machine a resumption starts from the recorded offset and never re-sends what
+            # it covers, so it must not cover bytes that only the page cache held.
+            os.fdatasync(self._fd)
         return self._digest.digest()
 
     def close(self) -> None:

@@ -175,10 +175,7 @@ async def upload_chunk(request: Request, token: str, upload_id: str) -> Response
     buffers = store.lend_buffers()
     try:
         await _receive(request, database, sink, buffers)
-        digest = sink.finish()
-        answer = await run_in_threadpool(
-            _end_chunk, database, store, ticket, digest, checksum, sink.head
-        )
+        answer = await run_in_threadpool(_end_chunk, database, store, sink, checksum)
     except ClientDisconnect:
         await run_in_threadpool(_abandon_chunk, database, ticket)
         return Response(status_code=400)  # nobody is listening any more
@@ -285,13 +282,14 @@ def _begin_chunk(
 def _end_chunk(
     database: Database,
     store: uploads.ChunkStore,
-    ticket: uploads.ChunkTicket,
-    digest: bytes,
+    sink: uploads.ChunkSink,
     checksum: bytes | None,
-    head: bytes,
 ) -> tuple[str, int, list[dict[str, Any]]]:
+    digest = sink.finish()  # here, off the event loop: it waits for the disk
     with database.session() as db:
-        outcome = uploads.end_chunk(db, store, ticket, digest=digest, checksum=checksum, head=head)
+        outcome = uploads.end_chunk(
+            db, store, sink.ticket, digest=digest, checksum=checksum, head=sink.head
+        )
     return outcome.state, outcome.received, outcome.findings
 
 
