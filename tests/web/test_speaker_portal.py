@@ -15,7 +15,7 @@ from fastapi.testclient import TestClient
 from summitcast.domain.accounts import Role
 from summitcast.domain.uploads import file_checksum
 from summitcast.media.testclips import make_clip
-from summitcast.services import programme, speakers
+from summitcast.services import audit_trail, programme, speakers
 from summitcast.storage.database import Database
 from summitcast.storage.tables import Item, ItemMedia
 from tests.conftest import grant, log_in, make_summit, make_user
@@ -250,3 +250,10 @@ def test_organiser_approves_or_asks_for_a_new_take(
         assert db.get(Item, item_id).status == "missing"
     portal = client.get(f"/speak/{token}")
     assert "The organisers ask you for a new recording: Please look into the camera." in portal.text
+    with database.session() as db:
+        trail = audit_trail.events_of(db, programme.get_summit(db, "portal"))
+        logged = [(e.action, e.subject, e.user_id) for e in trail]
+    assert logged == [
+        ("item.approved", f"item:{item_id}", organiser.id),
+        ("item.retake_requested", f"item:{item_id}", organiser.id),
+    ]

@@ -399,16 +399,20 @@ def revoke(db: DbDep, summit: EditableSummit, invitation_id: int) -> Response:
 
 
 @backstage_router.post("/s/{slug}/items/{item_id}/approve")
-def approve(db: DbDep, summit: EditableSummit, item_id: int, settings: SettingsDep) -> Response:
+def approve(
+    db: DbDep, actor: CurrentActor, summit: EditableSummit, item_id: int, settings: SettingsDep
+) -> Response:
     """Approve the ready file for air."""
     item = programme.get_item(db, summit, item_id)
-    speakers.approve_item(db, item, email=notifications.email_configured(settings))
+    email = notifications.email_configured(settings)
+    speakers.approve_item(db, item, email=email, actor=actor)
     return _back(_item_page_url(summit.slug, item.id))
 
 
 @backstage_router.post("/s/{slug}/items/{item_id}/retake")
 def retake(
     db: DbDep,
+    actor: CurrentActor,
     summit: EditableSummit,
     item_id: int,
     settings: SettingsDep,
@@ -416,7 +420,8 @@ def retake(
 ) -> Response:
     """Ask the speaker for a new recording, with the reason."""
     item = programme.get_item(db, summit, item_id)
-    speakers.ask_new_take(db, item, reason, email=notifications.email_configured(settings))
+    email = notifications.email_configured(settings)
+    speakers.ask_new_take(db, item, reason, email=email, actor=actor)
     return _back(_item_page_url(summit.slug, item.id))
 
 
