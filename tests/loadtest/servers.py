@@ -186,25 +186,10 @@ def private_redis() -> Iterator[RedisServer]:
 @contextmanager
 def own_postgres() -> Iterator[str]:
     """A PostgreSQL database of this test's own (several workers need a real server)."""
-    import secrets
+    from tests.conftest import scratch_postgres
 
-    import psycopg
-
-    from tests.conftest import POSTGRES_ADMIN_URL, service_missing
-
-    name = f"summitcast_load_{secrets.token_hex(6)}"
-    try:
-        admin = psycopg.connect(POSTGRES_ADMIN_URL, autocommit=True, connect_timeout=5)
-    except psycopg.OperationalError as exc:
-        service_missing("PostgreSQL", str(exc).strip().splitlines()[0])
-        raise AssertionError("unreachable") from exc
-    with admin:
-        admin.execute(f'CREATE DATABASE "{name}"')
-    try:
-        yield POSTGRES_ADMIN_URL.rsplit("/", 1)[0] + f"/{name}"
-    finally:
-        with psycopg.connect(POSTGRES_ADMIN_URL, autocommit=True) as admin:
-            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    with scratch_postgres("summitcast_load") as url:
+        yield url
 
 
 def presence_env(database_url: str, redis_url: str, *, interval_s: float) -> dict[str, str]:

@@ -2,17 +2,15 @@
 
 from __future__ import annotations
 
-import secrets
 from collections.abc import Iterator
 from pathlib import Path
 
-import psycopg
 import pytest
 import sqlalchemy as sa
 from alembic import command
 
 from summitcast.storage.database import alembic_config, make_engine
-from tests.conftest import POSTGRES_ADMIN_URL, service_missing
+from tests.conftest import scratch_postgres
 
 
 def migrate(engine: sa.Engine, revision: str) -> None:
@@ -39,16 +37,7 @@ def empty_engine(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[sa.
         yield engine
         engine.dispose()
         return
-    name = f"summitcast_migration_{secrets.token_hex(6)}"
-    try:
-        admin = psycopg.connect(POSTGRES_ADMIN_URL, autocommit=True, connect_timeout=5)
-    except psycopg.OperationalError as exc:
-        service_missing("PostgreSQL", str(exc).strip().splitlines()[0])
-        raise AssertionError("unreachable") from exc
-    with admin:
-        admin.execute(f'CREATE DATABASE "{name}"')
-    engine = make_engine(POSTGRES_ADMIN_URL.rsplit("/", 1)[0] + f"/{name}")
-    yield engine
-    engine.dispose()
-    with psycopg.connect(POSTGRES_ADMIN_URL, autocommit=True) as admin:
-        admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    with scratch_postgres("summitcast_migration") as url:
+        engine = make_engine(url)
+        yield engine
+        engine.dispose()
