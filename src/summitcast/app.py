@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import fcntl
 import gc
 import logging
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import IO
 from urllib.parse import quote
 
 from fastapi import FastAPI, Request, WebSocket
@@ -399,4 +401,27 @@ def _tune_gc(settings: Settings) -> None:
 
 def app_from_environment() -> FastAPI:
     """App factory for uvicorn workers: Settings from SUMMITCAST_* variables."""
-    return create_app(Settings())
+    settings = Settings()
+    lock = _broadcast_lock(settings) if settings.broadcast_workers else None
+    if settings.broadcast_workers and lock is None:
+        # `serve --workers N`: the encoders and listeners bind ports and write one HLS
+        # folder, so one process of the node runs them; the others serve pages and reach
+        # it through the database and the pub/sub, as other nodes do.
+        settings = settings.model_copy(update={"broadcast_workers": False})
+    app = create_app(settings)
+    app.state.broadcast_lock = lock  # held while this process lives
+    return app
+
+
+def _broadcast_lock(settings: Settings) -> IO[bytes] | None:
+    """An exclusive lock on the data folder's broadcast.lock, or None if another holds it."""
+    # flock, not a pid file: the kernel releases it when its holder dies, so the worker
+    # uvicorn starts in place of a dead one takes the broadcast over.
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    handle = (settings.data_dir / "broadcast.lock").open("ab")
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.close()
+        return None
+    return handle

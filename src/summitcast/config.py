@@ -78,7 +78,8 @@ class Settings(BaseSettings):
     # into directly; "memory" keeps it in this process (published from ffmpeg's folder).
     segment_store: Literal["local", "memory"] = "local"
     # Run playout encoders and ingest listeners in this process. With several app
-    # nodes exactly one sets this; the others only serve pages and HLS files.
+    # nodes exactly one sets this; the others only serve pages and HLS files. Within a
+    # node (`serve --workers N`) one worker takes it, by a lock in data_dir.
     broadcast_workers: bool = True
     # "default": 1080p/720p/480p/360p + audio-only; "small": 360p/240p for 2-core demos.
     broadcast_ladder: Literal["default", "small"] = "default"
