@@ -23,6 +23,7 @@ from summitcast.app import create_app
 from summitcast.config import Settings
 from summitcast.domain.accounts import Role
 from summitcast.domain.programme import ItemKind, ItemStatus
+from summitcast.errors import ConfigurationError
 from summitcast.media.testclips import Tone, make_clip, write_webvtt
 from summitcast.services import accounts, programme
 from summitcast.services.broadcast import MediaKind, attach_media
@@ -156,27 +157,39 @@ def seed(database: Database, media: dict[str, Path], *, item_s: int = 2) -> tupl
 
 
 def test_settings(tmp_path: Path, **overrides: object) -> Settings:
-    """Settings of a tiny, fast ladder on free ports."""
-    values: dict[str, object] = {
-        "environment": "test",
-        "secret_key": "test-secret-" + "x" * 32,
-        "data_dir": tmp_path / "data",
-        "database_url": f"sqlite:///{tmp_path / 'summitcast.db'}",
-        "broadcast_ladder": "small",
-        "broadcast_fps": 10,
-        "broadcast_preset": "ultrafast",
-        "broadcast_min_free_mb": 0,
-        "ingest_rtmp_port": free_port(),
-        "ingest_srt_port": free_port(socket.SOCK_DGRAM),
-        # Interpreters listen on base + language index (en, fr): free now, +1 very likely too.
-        "ingest_interpreter_rtmp_port": free_port(),
-        "ingest_interpreter_srt_port": free_port(socket.SOCK_DGRAM),
-        # Few sessions: Settings refuses overlapping port ranges, and random bases must fit.
-        "broadcast_max_sessions": 2,
-        "greenroom_max_feeds": 4,
-    }
-    values.update(overrides)
-    return Settings(**values)  # type: ignore[arg-type]
+    """Settings of a tiny, fast ladder on free ports (drawn again while their ranges overlap)."""
+    refusal: ConfigurationError | None = None
+    # Each base port is a random free one and each opens a range (32 interpreter ports
+    # per protocol): now and then two ranges overlap and Settings rightly refuses them.
+    for _ in range(20):
+        values: dict[str, object] = {
+            "environment": "test",
+            "secret_key": "test-secret-" + "x" * 32,
+            "data_dir": tmp_path / "data",
+            "database_url": f"sqlite:///{tmp_path / 'summitcast.db'}",
+            "broadcast_ladder": "small",
+            "broadcast_fps": 10,
+            "broadcast_preset": "ultrafast",
+            "broadcast_min_free_mb": 0,
+            "ingest_rtmp_port": free_port(),
+            "ingest_srt_port": free_port(socket.SOCK_DGRAM),
+            # Interpreters listen on base + language index (en, fr): free now, +1 very
+            # likely too.
+            "ingest_interpreter_rtmp_port": free_port(),
+            "ingest_interpreter_srt_port": free_port(socket.SOCK_DGRAM),
+            # Few sessions and feeds: small ranges, so random bases rarely overlap.
+            "broadcast_max_sessions": 2,
+            "greenroom_max_feeds": 4,
+        }
+        values.update(overrides)
+        try:
+            return Settings(**values)  # type: ignore[arg-type]
+        except ConfigurationError as error:
+            if "overlap" not in str(error):
+                raise
+            refusal = error
+    assert refusal is not None
+    raise refusal
 
 
 def ffmpeg_children() -> list[int]:
