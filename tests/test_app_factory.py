@@ -12,15 +12,20 @@ from summitcast.app import app_from_environment
 pytestmark = pytest.mark.integration
 
 
-def test_only_one_worker_of_a_node_runs_encoders_and_listeners(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+@pytest.fixture
+def environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> pytest.MonkeyPatch:
+    """SUMMITCAST_* variables of a worker whose data folder is tmp_path."""
     monkeypatch.setenv("SUMMITCAST_ENVIRONMENT", "test")
     monkeypatch.setenv("SUMMITCAST_SECRET_KEY", secrets.token_urlsafe(48))
     monkeypatch.setenv("SUMMITCAST_DATA_DIR", str(tmp_path))
     for name in ("SUMMITCAST_DATABASE_URL", "SUMMITCAST_REDIS_URL", "SUMMITCAST_CONFIG_FILE"):
         monkeypatch.delenv(name, raising=False)
+    return monkeypatch
 
+
+def test_only_one_worker_of_a_node_runs_encoders_and_listeners(
+    environment: pytest.MonkeyPatch,
+) -> None:
     first = app_from_environment()
     second = app_from_environment()
     runs = [a.state.settings.broadcast_workers for a in (first, second)]
@@ -35,13 +40,9 @@ def test_only_one_worker_of_a_node_runs_encoders_and_listeners(
 
 
 def test_a_node_without_broadcast_takes_no_lock(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, environment: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setenv("SUMMITCAST_ENVIRONMENT", "test")
-    monkeypatch.setenv("SUMMITCAST_SECRET_KEY", secrets.token_urlsafe(48))
-    monkeypatch.setenv("SUMMITCAST_DATA_DIR", str(tmp_path))
-    monkeypatch.setenv("SUMMITCAST_BROADCAST_WORKERS", "false")
-    monkeypatch.delenv("SUMMITCAST_DATABASE_URL", raising=False)
+    environment.setenv("SUMMITCAST_BROADCAST_WORKERS", "false")
 
     app = app_from_environment()
     app.state.database.dispose()

@@ -23,10 +23,19 @@ NOT_OPEN = (
 
 @dataclass(frozen=True, slots=True)
 class ContributionView:
-    """What the speaker's go-live page shows about their feed."""
+    """What the speaker's go-live page shows about their feed (None: not open)."""
 
-    open: bool
-    on_air: bool
+    plan: greenroom.FeedPlan | None
+
+    @property
+    def open(self) -> bool:
+        """Whether the producer has opened the speaker's green-room feed."""
+        return self.plan is not None
+
+    @property
+    def on_air(self) -> bool:
+        """Whether the producer took the feed on air."""
+        return bool(self.plan and self.plan.taken)
 
 
 def contribution_feed(db: DbSession, invitation: SpeakerInvitation) -> greenroom.FeedPlan:
@@ -38,6 +47,5 @@ def contribution_feed(db: DbSession, invitation: SpeakerInvitation) -> greenroom
 
 
 def contribution_view(db: DbSession, invitation: SpeakerInvitation) -> ContributionView:
-    """Whether the speaker's feed is open, and whether the producer took it on air."""
-    plan = greenroom.feed_of_invitation(db, invitation)
-    return ContributionView(open=plan is not None, on_air=bool(plan and plan.taken))
+    """The speaker's feed if it is open (whether it is, and on air, follow from it)."""
+    return ContributionView(greenroom.feed_of_invitation(db, invitation))

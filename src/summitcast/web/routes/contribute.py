@@ -128,11 +128,10 @@ def live_status(request: Request, db: DbDep, invitation: Invitation, session_id:
     """Where the page's session stands, and whether the producer has put it on air."""
     view = browser_live.contribution_view(db, invitation)
     status: dict[str, Any] = {"feed_open": view.open, "on_air": view.on_air}
-    plan = browser_live.contribution_feed(db, invitation) if view.open else None
-    if plan is None:
+    if view.plan is None:
         status |= {"state": "ended", "reason": "The producer closed your green room."}
     else:
-        status |= _contributions(request).status(plan.feed_id, session_id)
+        status |= _contributions(request).status(view.plan.feed_id, session_id)
     return JSONResponse(status, headers=PRIVATE)
 
 
@@ -145,9 +144,8 @@ async def stop_live(
     _page: None = SameOriginPage,
 ) -> Response:
     """End the page's session (its Stop button, or the tab closing)."""
-    view = browser_live.contribution_view(db, invitation)
-    if view.open:
-        plan = browser_live.contribution_feed(db, invitation)
+    plan = browser_live.contribution_view(db, invitation).plan
+    if plan is not None:
         db.commit()
         await _contributions(request).stop(plan.feed_id, session_id)
     return Response(status_code=204, headers=PRIVATE)
