@@ -183,13 +183,42 @@ def test_settings(tmp_path: Path, **overrides: object) -> Settings:
         }
         values.update(overrides)
         try:
-            return Settings(**values)  # type: ignore[arg-type]
+            settings = Settings(**values)  # type: ignore[arg-type]
         except ConfigurationError as error:
             if "overlap" not in str(error):
                 raise
             refusal = error
+            continue
+        # A base port was free when drawn, but base + 1 (the French interpreter) may be
+        # another process's: draw again unless every port of the drawn ranges is free.
+        if _ranges_free(settings, DRAWN_PORTS - overrides.keys()):
+            return settings
+        refusal = ConfigurationError("no free port ranges found")
     assert refusal is not None
     raise refusal
+
+
+DRAWN_PORTS = {
+    "ingest_rtmp_port",
+    "ingest_srt_port",
+    "ingest_interpreter_rtmp_port",
+    "ingest_interpreter_srt_port",
+}
+
+
+def _ranges_free(settings: Settings, names: set[str]) -> bool:
+    """Whether every port of these settings' ranges can be bound on loopback now."""
+    for name, (protocol, ports) in settings.port_ranges().items():
+        if name not in names:
+            continue
+        kind = socket.SOCK_STREAM if protocol == "tcp" else socket.SOCK_DGRAM
+        for port in ports:
+            with socket.socket(socket.AF_INET, kind) as sock:
+                try:
+                    sock.bind(("127.0.0.1", port))
+                except OSError:
+                    return False
+    return True
 
 
 def ffmpeg_children() -> list[int]:
