@@ -121,7 +121,11 @@ def test_speaker_goes_live_from_the_browser_into_the_green_room_and_on_air(
                 page.click("#golive-camera")
                 # The camera preview plays (the page's script says so once it has the stream).
                 page.wait_for_selector("#golive[data-state='preview']", timeout=10_000)
-                assert page.evaluate("document.querySelector('#golive-preview').videoWidth") > 0
+                # The stream is attached at once; its first frame (and so a width) follows a
+                # moment later, sooner or later on a loaded machine.
+                page.wait_for_function(
+                    "document.querySelector('#golive-preview').videoWidth > 0", timeout=10_000
+                )
                 page.click("#golive-start")
 
                 # The producer's green room receives it exactly like an OBS push.
