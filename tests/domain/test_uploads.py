@@ -52,12 +52,16 @@ def test_plan_chunk_refuses_oversize_misaligned_and_short_chunks() -> None:
         rules.plan_chunk(stored=24, offset=24, length=8, size=30, chunk_size=8)
 
 
-def test_file_checksum_is_the_hash_of_the_chunk_digests_in_order() -> None:
+def test_file_checksum_is_the_sha256_of_the_whole_file_as_sha256sum_prints_it() -> None:
     data = bytes(range(20))
-    digests = b"".join(hashlib.sha256(data[at : at + 8]).digest() for at in (0, 8, 16))
 
-    assert rules.file_checksum(data, 8) == hashlib.sha256(digests).hexdigest()
-    assert rules.file_checksum(data, 8) != rules.file_checksum(data, 4)
+    assert rules.file_checksum(data) == hashlib.sha256(data).hexdigest()
+
+
+def test_crc32c_digest_is_the_castagnoli_crc_in_four_big_endian_bytes() -> None:
+    # The check value of CRC-32C (RFC 3720, iSCSI) over the nine ASCII digits.
+    assert rules.crc32c_digest(b"123456789") == bytes.fromhex("e3069283")
+    assert rules.crc32c_digest(b"") == bytes(4)
 
 
 def test_parse_length_requires_a_content_length() -> None:
@@ -66,13 +70,35 @@ def test_parse_length_requires_a_content_length() -> None:
         rules.parse_length(None)
 
 
-def test_parse_checksum_reads_tus_style_header() -> None:
-    digest = hashlib.sha256(b"x").digest()
+def test_parse_checksum_reads_crc32c_and_sha256_headers() -> None:
+    crc = rules.crc32c_digest(b"x")
+    sha = hashlib.sha256(b"x").digest()
 
-    assert rules.parse_checksum(f"sha256 {base64.b64encode(digest).decode()}") == digest
+    assert rules.parse_checksum(f"crc32c {base64.b64encode(crc).decode()}") == (
+        rules.ChunkChecksum(rules.ChunkAlgorithm.CRC32C, crc)
+    )
+    assert rules.parse_checksum(f"SHA256 {base64.b64encode(sha).decode()}") == (
+        rules.ChunkChecksum(rules.ChunkAlgorithm.SHA256, sha)
+    )
     assert rules.parse_checksum(None) is None
-    with pytest.raises(ValidationError, match="must use sha256"):
-        rules.parse_checksum("md5 AAAA")
+    assert rules.parse_checksum("  ") is None
+
+
+@pytest.mark.parametrize(
+    ("header", "message"),
+    [
+        ("md5 AAAA", "must be 'crc32c <base64 of 4 bytes>' or 'sha256"),
+        ("crc32c", "carries 4 bytes; this one has 0"),
+        ("crc32c not-base64!", "not valid base64"),
+        (f"crc32c {base64.b64encode(bytes(32)).decode()}", "carries 4 bytes; this one has 32"),
+        (f"sha256 {base64.b64encode(bytes(4)).decode()}", "carries 32 bytes; this one has 4"),
+    ],
+)
+def test_parse_checksum_refuses_what_it_cannot_check_with_the_rule(
+    header: str, message: str
+) -> None:
+    with pytest.raises(ValidationError, match=message):
+        rules.parse_checksum(header)
 
 
 def test_sniff_recognises_containers_from_bytes() -> None:

@@ -7,7 +7,6 @@ broadcast plays both: the uploaded speech's tone in English, the interpretation'
 from __future__ import annotations
 
 import base64
-import hashlib
 import socket
 import threading
 import time
@@ -25,7 +24,7 @@ import uvicorn
 from summitcast.app import create_app
 from summitcast.config import Settings
 from summitcast.domain.accounts import Role
-from summitcast.domain.uploads import file_checksum
+from summitcast.domain.uploads import crc32c_digest, file_checksum
 from summitcast.media.testclips import Tone, make_clip
 from summitcast.services import broadcast, programme, speakers
 from summitcast.services.accounts import Actor
@@ -126,14 +125,21 @@ def test_interrupted_upload_resumes_in_another_browser_and_item_turns_ready(
         text="Ana",
         tones=(Tone(SPEECH_HZ),),
     )
-    expected = file_checksum(clip.read_bytes(), CHUNK)
+    expected = file_checksum(clip.read_bytes())
     assert clip.stat().st_size > 5 * CHUNK
     link = f"{base}/speak/{token}"
     sent: list[int] = []
+    checksums: list[str] = []
+
+    def record(route: Route) -> None:
+        if route.request.method == "PATCH":
+            checksums.append(route.request.headers.get("upload-checksum", ""))
+        route.continue_()
 
     def drop_after_three(route: Route) -> None:
         if route.request.method == "PATCH":
             sent.append(1)
+            checksums.append(route.request.headers.get("upload-checksum", ""))
             if len(sent) > 3:
                 route.abort("internetdisconnected")  # the speaker's connection drops
                 return
@@ -157,6 +163,7 @@ def test_interrupted_upload_resumes_in_another_browser_and_item_turns_ready(
 
             second = browser.new_context()  # another browser session: no localStorage
             page = second.new_page()
+            page.route("**/uploads/**", record)
             page.goto(link)
             assert "Choose the same file again to continue" in page.inner_text("#pending")
             page.set_input_files("#upload-file", str(clip))
@@ -180,6 +187,10 @@ def test_interrupted_upload_resumes_in_another_browser_and_item_turns_ready(
         )
         assert db.get(Item, item_id).status == "ready"
     assert "Length: 4 seconds (your slot: 5 minutes)." in findings
+    # Every chunk the page sent carried its CRC-32C, and the server checked it (a wrong
+    # one is refused as damaged, and the upload would not have finished).
+    assert len(checksums) > 5
+    assert all(c.startswith("crc32c ") and len(base64.b64decode(c[7:])) == 4 for c in checksums)
 
     # The speaker's French interpretation, over the same protocol the page speaks.
     french = make_clip(
@@ -222,11 +233,11 @@ def _send(base: str, token: str, path: Path, *, kind: str, language: str) -> str
         url = created.json()["url"]
         for offset in range(0, len(data), CHUNK):
             part = data[offset : offset + CHUNK]
-            digest = base64.b64encode(hashlib.sha256(part).digest()).decode()
+            digest = base64.b64encode(crc32c_digest(part)).decode()
             sent = client.patch(
                 url,
                 content=part,
-                headers={"Upload-Offset": str(offset), "Upload-Checksum": f"sha256 {digest}"},
+                headers={"Upload-Offset": str(offset), "Upload-Checksum": f"crc32c {digest}"},
             )
             assert sent.status_code == 204, sent.text
         deadline = time.monotonic() + 60

@@ -1,13 +1,13 @@
-"""Upload chunks on SQLite and PostgreSQL: checksums, the hash list, claims, resumption, expiry."""
+"""Upload chunks on SQLite and PostgreSQL: checksums, claims, resumption, expiry."""
 
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import os
 import time
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
+from hashlib import sha256
 from pathlib import Path
 
 import httpx
@@ -17,7 +17,12 @@ from fastapi.testclient import TestClient
 from summitcast.app import create_app
 from summitcast.config import Settings
 from summitcast.domain.programme import ItemStatus
-from summitcast.domain.uploads import UploadState, file_checksum
+from summitcast.domain.uploads import (
+    ChunkAlgorithm,
+    ChunkChecksum,
+    UploadState,
+    crc32c_digest,
+)
 from summitcast.errors import ConflictError, ValidationError
 from summitcast.media.upload_worker import chunk_store
 from summitcast.services import programme, speakers, uploads
@@ -68,12 +73,13 @@ def _send(
     public_id: str,
     offset: int,
     data: bytes,
-    checksum: bytes | None = None,
+    checksum: ChunkChecksum | None = None,
 ) -> Upload:
+    """Send one chunk with its CRC-32C, as upload.js does, unless told another checksum."""
     with database.session() as db:
         upload = uploads.upload_by_public_id(db, public_id)
-        digest = hashlib.sha256(data).digest() if checksum is None else checksum
-        return uploads.write_chunk(db, store, upload, offset=offset, data=data, checksum=digest)
+        checksum = checksum or ChunkChecksum(ChunkAlgorithm.CRC32C, crc32c_digest(data))
+        return uploads.write_chunk(db, store, upload, offset=offset, data=data, checksum=checksum)
 
 
 def _row(database: Database, public_id: str) -> tuple[str, int, str]:
@@ -82,13 +88,19 @@ def _row(database: Database, public_id: str) -> tuple[str, int, str]:
         return upload.state, upload.received, upload.sha256
 
 
+def _digests(database: Database, public_id: str) -> bytes:
+    with database.session() as db:
+        return bytes(uploads.upload_by_public_id(db, public_id).chunk_digests)
+
+
 def _file(store: uploads.ChunkStore, database: Database, public_id: str) -> Path:
     with database.session() as db:
         return store.path_of(uploads.upload_by_public_id(db, public_id))
 
 
-def test_damaged_chunk_is_refused_and_leaves_no_trace_in_file_or_hash(
-    small: Settings, database: Database
+@pytest.mark.parametrize("algorithm", list(ChunkAlgorithm))
+def test_damaged_chunk_is_refused_and_leaves_no_trace_in_file_or_digests(
+    small: Settings, database: Database, algorithm: ChunkAlgorithm
 ) -> None:
     store = chunk_store(small)
     data = MP4_HEAD + os.urandom(3 * CHUNK - len(MP4_HEAD))
@@ -97,21 +109,23 @@ def test_damaged_chunk_is_refused_and_leaves_no_trace_in_file_or_hash(
 
     bad = bytearray(data[CHUNK : 2 * CHUNK])
     bad[100] ^= 0xFF  # one bit flipped in transit; the client's checksum is of the good bytes
+    good = data[CHUNK : 2 * CHUNK]
+    digest = crc32c_digest(good) if algorithm is ChunkAlgorithm.CRC32C else sha256(good).digest()
     with pytest.raises(ValidationError, match="arrived damaged"):
-        good = hashlib.sha256(data[CHUNK : 2 * CHUNK]).digest()
-        _send(database, store, public_id, CHUNK, bytes(bad), good)
-    after_damage = (_row(database, public_id), _file(store, database, public_id).stat().st_size)
-    _send(database, store, public_id, CHUNK, data[CHUNK : 2 * CHUNK])
+        _send(database, store, public_id, CHUNK, bytes(bad), ChunkChecksum(algorithm, digest))
+    after_damage = (_row(database, public_id), _digests(database, public_id))
+    _send(database, store, public_id, CHUNK, good, ChunkChecksum(algorithm, digest))
     _send(database, store, public_id, 2 * CHUNK, data[2 * CHUNK :])
 
-    assert after_damage == ((UploadState.RECEIVING, CHUNK, ""), CHUNK)
-    state, received, sha = _row(database, public_id)
-    assert (state, received) == (UploadState.CHECKING, len(data))
-    assert sha == file_checksum(data, CHUNK)
+    assert after_damage == ((UploadState.RECEIVING, CHUNK, ""), crc32c_digest(data[:CHUNK]))
+    assert _row(database, public_id) == (UploadState.CHECKING, len(data), "")
+    assert _digests(database, public_id) == b"".join(
+        crc32c_digest(data[at : at + CHUNK]) for at in range(0, len(data), CHUNK)
+    )
     assert _file(store, database, public_id).read_bytes() == data
 
 
-def test_upload_resumed_by_another_node_gets_the_checksum_of_the_whole_file(
+def test_upload_resumed_by_another_node_stores_the_whole_file(
     small: Settings, database: Database
 ) -> None:
     data = MP4_HEAD + os.urandom(5 * CHUNK)
@@ -121,14 +135,12 @@ def test_upload_resumed_by_another_node_gets_the_checksum_of_the_whole_file(
     _send(database, first, public_id, CHUNK, data[CHUNK : 2 * CHUNK])
 
     # Another node (or a restarted app) with nothing in memory; it is sent the last stored
-    # chunk again first, as a resuming browser does to prove it holds the same file.
+    # chunk again first, as a resuming browser does to show it holds the same file.
     other = chunk_store(small)
     for offset in range(CHUNK, len(data), CHUNK):
         _send(database, other, public_id, offset, data[offset : offset + CHUNK])
 
-    state, received, sha = _row(database, public_id)
-    assert (state, received) == (UploadState.CHECKING, len(data))
-    assert sha == file_checksum(data, CHUNK)
+    assert _row(database, public_id)[:2] == (UploadState.CHECKING, len(data))
     assert _file(first, database, public_id).read_bytes() == data
 
 
@@ -169,11 +181,11 @@ def test_second_node_cannot_claim_a_chunk_being_written_until_the_claim_expires(
             length=CHUNK,
             now=later,
         )
-    digest = hashlib.sha256(data[:CHUNK]).digest()
+    digests = uploads.ChunkDigests(crc32c=crc32c_digest(data[:CHUNK]), sha256=None)
     with database.session() as db:
         renewed = (uploads.renew_claim(db, taken), uploads.renew_claim(db, ticket))
     with database.session() as db, pytest.raises(ConflictError, match="took it over"):
-        uploads.end_chunk(db, store, ticket, digest=digest, checksum=None, head=data[:4096])
+        uploads.end_chunk(db, store, ticket, digests=digests, checksum=None, head=data[:4096])
 
     assert busy.value.status_code == 409
     assert 1 <= busy.value.retry_after_s <= uploads.CLAIM_S + 1
@@ -248,7 +260,7 @@ def test_two_app_instances_racing_for_one_chunk_store_only_the_winners_bytes(
     assert resumed.status_code == 204
     with database.session() as db:
         upload = db.query(Upload).one()
-        assert (upload.state, upload.sha256) == (UploadState.CHECKING, file_checksum(data, CHUNK))
+        assert upload.state == UploadState.CHECKING
         assert (small.effective_upload_dir / upload.stored_name).read_bytes() == data
 
 
@@ -439,3 +451,24 @@ def test_slow_chunk_keeps_its_claim_past_the_claim_time_by_renewing_it(
     assert (slow.status_code, slow.headers["upload-offset"]) == (204, str(CHUNK))
     assert other.status_code == 409
     assert "Another connection is sending this part" in other.json()["detail"]
+
+
+def test_opening_a_link_records_its_use_at_most_once_a_minute(
+    small: Settings, database: Database
+) -> None:
+    invitation_id = _invitation(database)
+    secret = small.secret_key.get_secret_value().encode()
+    with database.session() as db:
+        invitation = db.get(SpeakerInvitation, invitation_id)
+        assert invitation is not None
+        token = speakers.invitation_token(invitation, secret)
+    first = datetime.now(UTC)
+    seen = []
+    for moment in (first, first + timedelta(seconds=59), first + timedelta(seconds=61)):
+        with database.session() as db:
+            speakers.open_invitation(db, token, secret, now=moment)
+        with database.session() as db:
+            seen.append(db.get(SpeakerInvitation, invitation_id).last_used_at)  # type: ignore[union-attr]
+
+    # Every upload chunk opens the link: a row write for each would slow uploads down.
+    assert seen == [first, first, first + timedelta(seconds=61)]

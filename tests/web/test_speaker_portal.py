@@ -13,11 +13,11 @@ import pytest
 from fastapi.testclient import TestClient
 
 from summitcast.domain.accounts import Role
-from summitcast.domain.uploads import file_checksum
+from summitcast.domain.uploads import crc32c_digest, file_checksum
 from summitcast.media.testclips import make_clip
 from summitcast.services import audit_trail, programme, speakers
 from summitcast.storage.database import Database
-from summitcast.storage.tables import Item, ItemMedia
+from summitcast.storage.tables import Item, ItemMedia, Upload
 from tests.conftest import grant, log_in, make_summit, make_user
 
 pytestmark = pytest.mark.integration
@@ -73,11 +73,11 @@ def _upload(client: TestClient, token: str, data: bytes, *, chunk: int = 64 * 10
     url = created.json()["url"]
     for offset in range(0, len(data), chunk):
         part = data[offset : offset + chunk]
-        digest = base64.b64encode(hashlib.sha256(part).digest()).decode()
+        digest = base64.b64encode(crc32c_digest(part)).decode()
         response = client.patch(
             url,
             content=part,
-            headers={"Upload-Offset": str(offset), "Upload-Checksum": f"sha256 {digest}"},
+            headers={"Upload-Offset": str(offset), "Upload-Checksum": f"crc32c {digest}"},
         )
         if response.status_code == 422:
             break
@@ -111,7 +111,7 @@ def test_upload_resumes_checks_normalises_and_item_turns_ready(
             "size": len(data),
             "kind": "programme",
             "filename": "talk.mp4",
-            "checksum": file_checksum(data, 64 * 1024),
+            "checksum": file_checksum(data),
         },
     )
     url = created.json()["url"]
@@ -134,14 +134,15 @@ def test_upload_resumes_checks_normalises_and_item_turns_ready(
     assert gap.headers["upload-offset"] == str(half)
     assert head.headers["upload-offset"] == str(half)
     status = client.get(url).json()
-    assert (status["state"], status["checksum"]) == ("checking", file_checksum(data, 64 * 1024))
+    # The file's SHA-256 is the check job's first step.
+    assert (status["state"], status["checksum"]) == ("checking", None)
     with database.session() as db:
         assert db.get(Item, item_id).status == "processing"
 
     assert _drain(app) >= 2
 
     status = client.get(url).json()
-    assert status["state"] == "ready"
+    assert (status["state"], status["checksum"]) == ("ready", file_checksum(data))
     with database.session() as db:
         item = db.get(Item, item_id)
         media = db.query(ItemMedia).filter_by(item_id=item_id, kind="programme").one()
@@ -152,6 +153,39 @@ def test_upload_resumes_checks_normalises_and_item_turns_ready(
     assert poster is not None
     assert client.get(poster.group(1)).headers["content-type"] == "image/jpeg"
     assert client.get(f"{url}/preview.mp4").headers["content-type"] == "video/mp4"
+
+
+def test_file_other_than_the_one_declared_is_rejected_by_its_checksum(
+    client: TestClient, app, database: Database, tmp_path: Path
+) -> None:  # type: ignore[no-untyped-def]
+    token, item_id = _setup(database, _secret(app))
+    data = make_clip(imageio_ffmpeg.get_ffmpeg_exe(), tmp_path / "talk.mp4", duration_s=1.0)
+    data = data.read_bytes()
+    created = client.post(
+        f"/speak/{token}/uploads",
+        json={"size": len(data), "kind": "programme", "checksum": file_checksum(b"another")},
+    )
+    url = created.json()["url"]
+    for offset in range(0, len(data), 64 * 1024):
+        part = data[offset : offset + 64 * 1024]
+        sent = client.patch(url, content=part, headers={"Upload-Offset": str(offset)})
+        assert sent.status_code == 204, sent.text
+
+    assert _drain(app) == 1  # the check stops at the checksum: no probe, no normalisation
+
+    status = client.get(url).json()
+    assert (status["state"], status["checksum"]) == ("rejected", file_checksum(data))
+    assert status["findings"] == [
+        {
+            "level": "problem",
+            "message": "The file that arrived differs from the one you chose (its checksum "
+            "does not match). Please upload it again.",
+        }
+    ]
+    with database.session() as db:
+        assert db.get(Item, item_id).status == "problem"
+        upload = db.query(Upload).one()
+        assert not (app.state.settings.effective_upload_dir / upload.stored_name).exists()
 
 
 def _drain(app) -> int:  # type: ignore[no-untyped-def]

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import base64
-import hashlib
 from collections.abc import Iterator
 from typing import Any
 
@@ -13,6 +12,7 @@ from starlette.types import Receive, Scope, Send
 
 from summitcast.app import create_app
 from summitcast.config import Settings
+from summitcast.domain.uploads import crc32c_digest
 from summitcast.storage.database import Database
 from summitcast.web.upload_fast_path import UploadChunkFastPath
 from tests.web.test_speaker_portal import _secret, _setup
@@ -51,7 +51,7 @@ def fast(settings: Settings, database: Database) -> Iterator[tuple[TestClient, l
 
 
 def _checksum(data: bytes) -> str:
-    return "sha256 " + base64.b64encode(hashlib.sha256(data).digest()).decode()
+    return "crc32c " + base64.b64encode(crc32c_digest(data)).decode()
 
 
 def _conversation(client: TestClient, token: str) -> list[tuple[int, Any, dict[str, str]]]:

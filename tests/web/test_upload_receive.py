@@ -1,4 +1,4 @@
-"""The chunk route: bytes land byte-exact in file and hash, and on disk before recorded."""
+"""The chunk route: bytes land byte-exact in file and checksums, and on disk before recorded."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from summitcast.config import Settings
-from summitcast.domain.uploads import UploadKind
+from summitcast.domain.uploads import UploadKind, crc32c_digest
 from summitcast.services import uploads
 from summitcast.services.uploads import ChunkSink, ChunkTicket
 from summitcast.storage.database import Database
@@ -51,25 +51,28 @@ def _ticket(path: Path, offset: int, length: int) -> ChunkTicket:
     )
 
 
-@pytest.mark.parametrize("seed", [1, 2, 3])
-def test_pieces_of_any_size_cross_the_buffers_into_file_and_hash(seed: int, tmp_path: Path) -> None:
+@pytest.mark.parametrize(("seed", "sha256"), [(1, False), (2, False), (3, True)])
+def test_pieces_of_any_size_cross_the_buffers_into_file_and_checksums(
+    seed: int, sha256: bool, tmp_path: Path
+) -> None:
     rng = random.Random(seed)
     data = rng.randbytes(50_000)
     cuts = sorted(rng.sample(range(1, len(data)), 40))
     pieces = [data[a:b] for a, b in zip([0, *cuts], [*cuts, len(data)], strict=True)]
     path = tmp_path / "upload"
     path.write_bytes(b"\xff" * 100)  # the chunk before, stored already
-    sink = ChunkSink(_ticket(path, 100, len(data)))
+    sink = ChunkSink(_ticket(path, 100, len(data)), sha256=sha256)
     buffers = (bytearray(1000), bytearray(1000))  # small: dozens of switches per chunk
     request: Any = _Body(pieces)
 
     try:
         asyncio.run(_receive(request, database=None, sink=sink, buffers=buffers))  # type: ignore[arg-type]
-        digest = sink.finish()
+        digests = sink.finish()
     finally:
         sink.close()
 
-    assert digest == hashlib.sha256(data).digest()
+    assert digests.crc32c == crc32c_digest(data)
+    assert digests.sha256 == (hashlib.sha256(data).digest() if sha256 else None)
     assert path.read_bytes() == b"\xff" * 100 + data
 
 

@@ -388,12 +388,12 @@ class Upload(Base):
     size: Mapped[int] = mapped_column(BigInteger)
     received: Mapped[int] = mapped_column(BigInteger, default=0)
     expected_sha256: Mapped[str] = mapped_column(String(64), default="")
-    # Hex SHA-256 over the chunks' SHA-256 digests in order (a hash list, as S3 multipart
-    # checksums); a plain SHA-256 of the file for uploads made when chunk_size was 0.
+    # Hex SHA-256 of the whole file, set by the check job ("" until then). Uploads
+    # finished between migrations 0008 and 0012 keep a hash list of chunk digests.
     sha256: Mapped[str] = mapped_column(String(64), default="")
-    # Every chunk but the last has exactly this many bytes, so the hash list is defined.
+    # Every chunk but the last has exactly this many bytes; 0: cannot be resumed.
     chunk_size: Mapped[int] = mapped_column(BigInteger, default=0)
-    # The 32-byte SHA-256 of each stored chunk, concatenated in order.
+    # The 4-byte CRC-32C (big-endian) of each stored chunk, concatenated in order.
     chunk_digests: Mapped[bytes] = mapped_column(LargeBinary, default=b"")
     # Who is writing the next chunk, and until when: a conditional UPDATE takes it, so two
     # app processes or nodes never write the same bytes of the file at once.

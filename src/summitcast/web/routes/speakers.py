@@ -9,7 +9,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import mmap
 import time
+from collections.abc import Sequence
+from functools import partial
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -156,7 +159,7 @@ def upload_head(db: DbDep, invitation: Invitation, upload_id: str) -> Response:
 
 @router.patch("/speak/{token}/uploads/{upload_id}")
 async def upload_chunk(request: Request, token: str, upload_id: str) -> Response:
-    """Store one chunk at Upload-Offset, written and hashed as it arrives; 409 when it does not fit.
+    """Store one chunk at Upload-Offset, written and checked as it arrives; 409 if it does not fit.
 
     No DbDep: the request must not hold a database transaction while the body trickles
     in over a slow link; it uses one short transaction before the body and one after.
@@ -171,7 +174,7 @@ async def upload_chunk(request: Request, token: str, upload_id: str) -> Response
         return _resume_from(exc.message, exc.offset)
     except uploads.ChunkBusyError as exc:
         return _resume_from(exc.message, exc.offset, retry_after_s=exc.retry_after_s)
-    sink = uploads.ChunkSink(ticket)
+    sink = uploads.ChunkSink(ticket, sha256=uploads.wants_sha256(checksum))
     buffers = store.lend_buffers()
     try:
         await _receive(request, database, sink, buffers)
@@ -207,14 +210,33 @@ async def _receive(
     request: Request,
     database: Database,
     sink: uploads.ChunkSink,
-    buffers: tuple[bytearray, bytearray],
+    buffers: Sequence[mmap.mmap],
 ) -> None:
-    """Copy the body into one buffer while a thread writes and hashes the other; renew the claim."""
+    """Copy the body into free buffers while a thread writes and checks the full ones."""
     # Received pieces (64-256 KiB each) are copied, not kept: see ChunkStore.lend_buffers.
-    views = [memoryview(buffer) for buffer in buffers]
+    # One write at a time (the checksum runs in order), carrying every buffer filled
+    # meanwhile: with two buffers the socket waited on the disk ~40% of a chunk's time.
+    free = [memoryview(buffer) for buffer in buffers]
     size = len(buffers[0])
-    current, filled = 0, 0
-    writing: asyncio.Future[None] | None = None  # the other buffer's write, awaited in order
+    current, filled = free.pop(), 0
+    full: list[memoryview] = []  # filled, waiting for the write in flight to end
+    in_write: list[memoryview] = []
+    writing: asyncio.Future[None] | None = None
+
+    async def write_done() -> None:
+        nonlocal writing, in_write
+        assert writing is not None
+        await writing
+        free.extend(in_write)
+        writing, in_write = None, []
+
+    def write_full() -> None:
+        nonlocal writing, in_write, full
+        in_write, full = full, []
+        writing = asyncio.ensure_future(
+            run_in_threadpool(partial(sink.write, aligned=True), in_write)
+        )
+
     renew_at = time.monotonic() + uploads.CLAIM_RENEW_S
     try:
         async for piece in request.stream():
@@ -232,19 +254,24 @@ async def _receive(
             rest = memoryview(piece)
             while rest:
                 step = min(len(rest), size - filled)
-                views[current][filled : filled + step] = rest[:step]
+                current[filled : filled + step] = rest[:step]
                 filled += step
                 rest = rest[step:]
                 if filled < size:
                     continue
-                if writing is not None:
-                    await writing  # the other buffer is free again once its write is done
-                writing = asyncio.ensure_future(run_in_threadpool(sink.write, [views[current]]))
-                current, filled = 1 - current, 0
+                full.append(current)
+                if writing is not None and (writing.done() or not free):
+                    await write_done()  # no buffer left to fill: wait for the disk
+                if writing is None:
+                    write_full()
+                current, filled = free.pop(), 0
         if writing is not None:
-            await writing
+            await write_done()
         if filled:
-            await run_in_threadpool(sink.write, [views[current][:filled]])
+            full.append(current[:filled])
+        if full:
+            write_full()
+            await write_done()
     finally:
         if writing is not None and not writing.done():
             # The buffers are lent again after this returns: never under a running write.
@@ -268,7 +295,7 @@ def _begin_chunk(
     token: str,
     upload_id: str,
     headers: Headers,
-) -> tuple[uploads.ChunkTicket, bytes | None]:
+) -> tuple[uploads.ChunkTicket, upload_rules.ChunkChecksum | None]:
     with database.session() as db:
         # The link first: a forged or withdrawn one is refused whatever the headers say.
         invitation = speakers.open_invitation(db, token, secret)
@@ -283,12 +310,12 @@ def _end_chunk(
     database: Database,
     store: uploads.ChunkStore,
     sink: uploads.ChunkSink,
-    checksum: bytes | None,
+    checksum: upload_rules.ChunkChecksum | None,
 ) -> tuple[str, int, list[dict[str, Any]]]:
-    digest = sink.finish()  # here, off the event loop: it waits for the disk
+    digests = sink.finish()  # here, off the event loop: it waits for the disk
     with database.session() as db:
         outcome = uploads.end_chunk(
-            db, store, sink.ticket, digest=digest, checksum=checksum, head=sink.head
+            db, store, sink.ticket, digests=digests, checksum=checksum, head=sink.head
         )
     return outcome.state, outcome.received, outcome.findings
 

@@ -2,8 +2,9 @@
 // resumption after a dropped connection or a closed tab (the upload id is kept in
 // localStorage; the server's own record of an unfinished upload works in any browser).
 // Protocol: see summitcast/domain/uploads.py. Chunks are fixed blocks of the upload's
-// chunk_size; each is sent with its SHA-256, and the file's checksum is the SHA-256 of
-// those digests in order, which the server computes too (one hash pass on each side).
+// chunk_size; each is sent with its CRC-32C, which the server checks before it keeps the
+// chunk (damage on the way is refused and the chunk sent again). The server then hashes
+// the whole file (SHA-256) in its checks.
 (function () {
   "use strict";
   var form = document.getElementById("upload-form");
@@ -29,30 +30,44 @@
         " of " + (size / 1e6).toFixed(1) + " MB)");
   }
 
-  function hasCrypto() { return !!(window.crypto && window.crypto.subtle); }
   function base64(bytes) {
     var text = "";
     for (var i = 0; i < bytes.length; i++) text += String.fromCharCode(bytes[i]);
     return btoa(text);
   }
-  function hex(bytes) {
-    var text = "";
-    for (var i = 0; i < bytes.length; i++) text += (bytes[i] < 16 ? "0" : "") + bytes[i].toString(16);
-    return text;
-  }
-  async function sha256(buffer) {
-    // crypto.subtle exists only on https:// and localhost; without it chunks go unchecked.
-    if (!hasCrypto()) return null;
-    return new Uint8Array(await crypto.subtle.digest("SHA-256", buffer));
-  }
-  async function fileChecksum(digests, count) {
-    // The server's checksum: SHA-256 over every chunk's digest in order (a hash list).
-    var all = new Uint8Array(32 * count);
-    for (var i = 0; i < count; i++) {
-      if (!digests[i]) return null;  // chunks sent by another browser: not known here
-      all.set(digests[i], 32 * i);
+  // CRC-32C (Castagnoli, reflected polynomial 0x82F63B78), eight bytes per step with
+  // eight tables ("slicing by 8"): ~10-20 ms for an 8 MB chunk. Unlike crypto.subtle it
+  // works on plain http:// too, so every chunk is checked wherever the page is served.
+  var CRC_TABLES = (function () {
+    var table = new Int32Array(8 * 256);
+    for (var n = 0; n < 256; n++) {
+      var c = n;
+      for (var k = 0; k < 8; k++) c = c & 1 ? (c >>> 1) ^ 0x82F63B78 : c >>> 1;
+      table[n] = c;
     }
-    return hex(await sha256(all));
+    for (var m = 0; m < 256; m++) {
+      var d = table[m];
+      for (var s = 1; s < 8; s++) {
+        d = table[d & 0xff] ^ (d >>> 8);
+        table[s * 256 + m] = d;
+      }
+    }
+    return table;
+  })();
+  function crc32c(buffer) {
+    var b = new Uint8Array(buffer);
+    var t = CRC_TABLES;
+    var crc = -1;
+    var i = 0;
+    for (var n = b.length - 8; i <= n; i += 8) {
+      var a = crc ^ (b[i] | (b[i + 1] << 8) | (b[i + 2] << 16) | (b[i + 3] << 24));
+      crc = t[1792 + (a & 0xff)] ^ t[1536 + ((a >>> 8) & 0xff)] ^ t[1280 + ((a >>> 16) & 0xff)] ^
+        t[1024 + (a >>> 24)] ^ t[768 + b[i + 4]] ^ t[512 + b[i + 5]] ^ t[256 + b[i + 6]] ^ t[b[i + 7]];
+    }
+    for (; i < b.length; i++) crc = t[(crc ^ b[i]) & 0xff] ^ (crc >>> 8);
+    crc = (crc ^ -1) >>> 0;
+    // As the protocol carries it: four bytes, most significant first.
+    return new Uint8Array([crc >>> 24, (crc >>> 16) & 0xff, (crc >>> 8) & 0xff, crc & 0xff]);
   }
 
   async function statusOf(url) {
@@ -89,30 +104,30 @@
   }
 
   function prepare(file, offset, size) {
-    // Read and hash one chunk; a failure shows up when the chunk is needed, not before.
+    // Read and checksum one chunk; a failure shows up when the chunk is needed, not before.
     var end = Math.min(offset + size, file.size);
-    var ready = file.slice(offset, end).arrayBuffer().then(async function (buffer) {
-      return { buffer: buffer, digest: await sha256(buffer) };
+    var ready = file.slice(offset, end).arrayBuffer().then(function (buffer) {
+      return { buffer: buffer, digest: crc32c(buffer) };
     });
     ready.catch(function () {});  // awaited later; no "unhandled rejection" meanwhile
     return { offset: offset, end: end, ready: ready };
   }
 
-  async function send(file, url, offset, size, digests) {
+  async function send(file, url, offset, size) {
     var failures = 0;
     var next = null;
     while (offset < file.size) {
       var response;
       try {
         var chunk = next && next.offset === offset ? next : prepare(file, offset, size);
-        // Read and hash the following chunk while this one travels: the two overlap.
+        // Read and checksum the following chunk while this one travels: the two overlap.
         next = chunk.end < file.size ? prepare(file, chunk.end, size) : null;
         var prepared = await chunk.ready;
-        var headers = { "Upload-Offset": String(offset), "Content-Type": "application/offset+octet-stream" };
-        if (prepared.digest) {
-          headers["Upload-Checksum"] = "sha256 " + base64(prepared.digest);
-          digests[offset / size] = prepared.digest;
-        }
+        var headers = {
+          "Upload-Offset": String(offset),
+          "Upload-Checksum": "crc32c " + base64(prepared.digest),
+          "Content-Type": "application/offset+octet-stream"
+        };
         response = await fetch(url, { method: "PATCH", headers: headers, body: prepared.buffer });
       } catch (err) {
         // The connection dropped: wait (longer each time), ask where we are, go on.
@@ -177,13 +192,7 @@
         localStorage.setItem(key, upload.url);
       }
       showProgress(upload.offset, file.size);
-      var digests = [];
-      await send(file, upload.url, start, size, digests);
-      var sent = await statusOf(upload.url);
-      var ours = hasCrypto() ? await fileChecksum(digests, Math.ceil(file.size / size)) : null;
-      if (sent && sent.checksum && ours && ours !== sent.checksum) {
-        throw new Error("The file that arrived differs from the one you chose. Please upload it again.");
-      }
+      await send(file, upload.url, start, size);
       var done = await waitForChecks(upload.url);
       localStorage.removeItem(key);
       if (done && done.state === "ready") {

@@ -1,0 +1,111 @@
+"""Migration 0012: stored SHA-256 chunk digests are cleared; unfinished uploads start again."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, timedelta
+
+import pytest
+import sqlalchemy as sa
+from sqlalchemy.orm import Session
+
+from summitcast.services import programme, speakers
+from summitcast.storage.tables import Upload
+from tests.storage.conftest import downgrade, migrate
+
+pytestmark = pytest.mark.integration
+
+NOW = datetime(2027, 7, 17, 12, 0, tzinfo=UTC)
+CHUNK = 1024
+
+
+def _seed_uploads_at_0011(engine: sa.Engine) -> dict[str, int]:
+    """Uploads as 0008-0011 kept them (32-byte digests per chunk), in each state; their ids."""
+    # 0012 changes no column, so today's tables describe a database at 0011 too.
+    with Session(engine) as db:
+        summit = programme.create_summit(
+            db,
+            programme.SummitInput(
+                slug="summit",
+                title="S",
+                time_zone="UTC",
+                start_date=date(2027, 7, 17),
+                end_date=date(2027, 7, 18),
+            ),
+        )
+        session = programme.add_session(
+            db,
+            summit,
+            programme.SessionInput(
+                title="Opening", planned_start=NOW, planned_end=NOW + timedelta(hours=1)
+            ),
+        )
+        item = programme.add_item(db, session, programme.ItemInput(title="Keynote"))
+        speaker = programme.add_speaker(db, summit, programme.SpeakerInput(name="Ana"))
+        invitation = speakers.invite_speaker(db, summit, item, speaker.id, valid_days=5)
+        rows = {
+            "fresh": ("receiving", 0, ""),
+            "partial": ("receiving", 2 * CHUNK, ""),
+            "finished": ("checking", 3 * CHUNK, "ab" * 32),
+        }
+        ids = {}
+        for name, (state, received, sha) in rows.items():
+            upload = Upload(
+                public_id=name,
+                invitation_id=invitation.id,
+                item_id=item.id,
+                kind="programme",
+                size=3 * CHUNK,
+                received=received,
+                chunk_size=CHUNK,
+                chunk_digests=b"\x01" * 32 * (received // CHUNK),
+                sha256=sha,
+                stored_name=f"{name}.bin",
+                state=state,
+                expires_at=NOW + timedelta(days=1),
+            )
+            db.add(upload)
+            db.flush()
+            ids[name] = upload.id
+        db.commit()
+    return ids
+
+
+def _uploads(engine: sa.Engine) -> dict[str, tuple[str, int, int, bytes, str]]:
+    with Session(engine) as db:
+        return {
+            u.public_id: (u.state, u.received, u.chunk_size, bytes(u.chunk_digests), u.sha256)
+            for u in db.query(Upload)
+        }
+
+
+def test_migration_0012_clears_sha256_digests_and_asks_partials_to_start_again(
+    empty_engine: sa.Engine,
+) -> None:
+    migrate(empty_engine, "0011")
+    _seed_uploads_at_0011(empty_engine)
+
+    migrate(empty_engine, "0012")
+
+    assert _uploads(empty_engine) == {
+        # Nothing stored yet: goes on as a new upload would, with CRC-32C digests.
+        "fresh": ("receiving", 0, CHUNK, b"", ""),
+        # Its stored digests cannot become CRC-32C without the file: chunk_size 0, which
+        # the protocol answers with "please start it again".
+        "partial": ("receiving", 2 * CHUNK, 0, b"", ""),
+        # Finished: keeps its checksum; no chunk of it is compared any more.
+        "finished": ("checking", 3 * CHUNK, CHUNK, b"", "ab" * 32),
+    }
+
+
+def test_migration_0012_downgrade_clears_crc32c_digests_too(empty_engine: sa.Engine) -> None:
+    migrate(empty_engine, "0012")
+    ids = _seed_uploads_at_0011(empty_engine)  # any digests: they are of the other kind
+    with Session(empty_engine) as db:
+        db.get(Upload, ids["partial"]).chunk_digests = b"\x02" * 8  # type: ignore[union-attr]
+        db.commit()
+
+    downgrade(empty_engine, "0011")
+
+    after = _uploads(empty_engine)
+    assert after["partial"][2:4] == (0, b"")
+    assert after["fresh"][2:4] == (CHUNK, b"")
