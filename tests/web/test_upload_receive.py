@@ -51,9 +51,24 @@ def _ticket(path: Path, offset: int, length: int) -> ChunkTicket:
     )
 
 
-@pytest.mark.parametrize(("seed", "sha256"), [(1, False), (2, False), (3, True)])
+async def _receive_with(
+    request: Any, sink: ChunkSink, buffers: list[bytearray], *, claim_after_s: float
+) -> None:
+    """Receive the body as the route does, its claim (the sink) known after claim_after_s."""
+
+    async def claim() -> tuple[ChunkSink, None]:
+        await asyncio.sleep(claim_after_s)
+        return sink, None
+
+    await _receive(request, None, asyncio.ensure_future(claim()), buffers)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("seed", "sha256", "count", "claim_after_s"),
+    [(1, False, 2, 0.0), (2, False, 4, 0.0), (3, True, 4, 0.0), (4, False, 4, 0.05)],
+)
 def test_pieces_of_any_size_cross_the_buffers_into_file_and_checksums(
-    seed: int, sha256: bool, tmp_path: Path
+    seed: int, sha256: bool, count: int, claim_after_s: float, tmp_path: Path
 ) -> None:
     rng = random.Random(seed)
     data = rng.randbytes(50_000)
@@ -62,11 +77,12 @@ def test_pieces_of_any_size_cross_the_buffers_into_file_and_checksums(
     path = tmp_path / "upload"
     path.write_bytes(b"\xff" * 100)  # the chunk before, stored already
     sink = ChunkSink(_ticket(path, 100, len(data)), sha256=sha256)
-    buffers = (bytearray(1000), bytearray(1000))  # small: dozens of switches per chunk
+    buffers = [bytearray(1000) for _ in range(count)]  # small: dozens of switches per chunk
     request: Any = _Body(pieces)
 
     try:
-        asyncio.run(_receive(request, database=None, sink=sink, buffers=buffers))  # type: ignore[arg-type]
+        # A late claim: the first pieces wait in the buffers, then go out in order.
+        asyncio.run(_receive_with(request, sink, buffers, claim_after_s=claim_after_s))
         digests = sink.finish()
     finally:
         sink.close()
@@ -74,6 +90,33 @@ def test_pieces_of_any_size_cross_the_buffers_into_file_and_checksums(
     assert digests.crc32c == crc32c_digest(data)
     assert digests.sha256 == (hashlib.sha256(data).digest() if sha256 else None)
     assert path.read_bytes() == b"\xff" * 100 + data
+
+
+def test_a_refused_claim_ends_the_body_and_writes_nothing(tmp_path: Path) -> None:
+    path = tmp_path / "upload"
+    path.write_bytes(b"")
+    pieces = [bytes(1000)] * 50
+    read: list[int] = []
+
+    class Counting(_Body):
+        async def stream(self) -> AsyncIterator[bytes]:
+            async for piece in super().stream():
+                read.append(len(piece))
+                yield piece
+
+    async def refused() -> tuple[ChunkSink, None]:
+        await asyncio.sleep(0)
+        raise uploads.ChunkBusyError(0, 5)
+
+    async def run() -> None:
+        opening = asyncio.ensure_future(refused())
+        await _receive(Counting(pieces), None, opening, [bytearray(4000)] * 2)  # type: ignore[arg-type]
+
+    with pytest.raises(uploads.ChunkBusyError):
+        asyncio.run(run())
+
+    assert path.read_bytes() == b""
+    assert len(read) < len(pieces)  # the rest of the body was never read
 
 
 @pytest.fixture

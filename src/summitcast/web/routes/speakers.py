@@ -166,27 +166,31 @@ async def upload_chunk(request: Request, token: str, upload_id: str) -> Response
     """
     database: Database = request.app.state.database
     store = _store(request)
-    try:
-        ticket, checksum = await run_in_threadpool(
+    # The claim's transaction runs while the first MiBs of the body arrive: they wait in
+    # the chunk's buffers, unwritten, until the claim is known (~3 ms a chunk otherwise).
+    opening: asyncio.Future[_OpenChunk] = asyncio.ensure_future(
+        run_in_threadpool(
             _begin_chunk, database, store, _secret(request), token, upload_id, request.headers
         )
+    )
+    buffers = store.lend_buffers()
+    try:
+        await _receive(request, database, opening, buffers)
+        sink, checksum = await opening
+        answer = await run_in_threadpool(_end_chunk, database, store, sink, checksum)
     except upload_rules.OffsetMismatchError as exc:
         return _resume_from(exc.message, exc.offset)
     except uploads.ChunkBusyError as exc:
         return _resume_from(exc.message, exc.offset, retry_after_s=exc.retry_after_s)
-    sink = uploads.ChunkSink(ticket, sha256=uploads.wants_sha256(checksum))
-    buffers = store.lend_buffers()
-    try:
-        await _receive(request, database, sink, buffers)
-        answer = await run_in_threadpool(_end_chunk, database, store, sink, checksum)
     except ClientDisconnect:
-        await run_in_threadpool(_abandon_chunk, database, ticket)
+        await _abandon(database, opening)
         return Response(status_code=400)  # nobody is listening any more
     except BaseException:
-        await run_in_threadpool(_abandon_chunk, database, ticket)
+        await _abandon(database, opening)
         raise
     finally:
-        sink.close()
+        if opening.done() and not opening.cancelled() and opening.exception() is None:
+            opening.result()[0].close()
         store.give_back(buffers)
     state, received, findings = answer
     if state == UploadState.REJECTED:
@@ -206,20 +210,24 @@ async def upload_chunk(request: Request, token: str, upload_id: str) -> Response
     )
 
 
+_OpenChunk = tuple[uploads.ChunkSink, upload_rules.ChunkChecksum | None]
+
+
 async def _receive(
     request: Request,
     database: Database,
-    sink: uploads.ChunkSink,
+    opening: asyncio.Future[_OpenChunk],
     buffers: Sequence[mmap.mmap],
 ) -> None:
     """Copy the body into free buffers while a thread writes and checks the full ones."""
     # Received pieces (64-256 KiB each) are copied, not kept: see ChunkStore.lend_buffers.
     # One write at a time (the checksum runs in order), carrying every buffer filled
     # meanwhile: with two buffers the socket waited on the disk ~40% of a chunk's time.
+    # Nothing is written before `opening` (the claim) is done; a refusal ends the body.
     free = [memoryview(buffer) for buffer in buffers]
     size = len(buffers[0])
     current, filled = free.pop(), 0
-    full: list[memoryview] = []  # filled, waiting for the write in flight to end
+    full: list[memoryview] = []  # filled, waiting for the claim or the write in flight
     in_write: list[memoryview] = []
     writing: asyncio.Future[None] | None = None
 
@@ -230,8 +238,9 @@ async def _receive(
         free.extend(in_write)
         writing, in_write = None, []
 
-    def write_full() -> None:
+    async def write_full() -> None:
         nonlocal writing, in_write, full
+        sink, _checksum = await opening
         in_write, full = full, []
         writing = asyncio.ensure_future(
             run_in_threadpool(partial(sink.write, aligned=True), in_write)
@@ -240,17 +249,22 @@ async def _receive(
     renew_at = time.monotonic() + uploads.CLAIM_RENEW_S
     try:
         async for piece in request.stream():
-            if sink.ticket.claim and time.monotonic() > renew_at:
+            if time.monotonic() > renew_at:
                 # A slow link (a chunk may take minutes): keep the claim alive, checked on
                 # every piece, so no other node takes the chunk over while bytes still come.
+                sink = (await opening)[0]
                 renewed_at = time.monotonic()
-                if not await run_in_threadpool(_renew_claim, database, sink.ticket):
+                if sink.ticket.claim and not await run_in_threadpool(
+                    _renew_claim, database, sink.ticket
+                ):
                     raise ConflictError(
                         "This chunk took so long that another connection took it over; "
                         "send it again."
                     )
                 sink.claim_renewed(renewed_at)
                 renew_at = renewed_at + uploads.CLAIM_RENEW_S
+            if opening.done() and opening.exception() is not None:
+                break  # refused (an offset, a busy chunk, a link): answered without the rest
             rest = memoryview(piece)
             while rest:
                 step = min(len(rest), size - filled)
@@ -262,21 +276,32 @@ async def _receive(
                 full.append(current)
                 if writing is not None and (writing.done() or not free):
                     await write_done()  # no buffer left to fill: wait for the disk
-                if writing is None:
-                    write_full()
+                if writing is None and (opening.done() or not free):
+                    await write_full()
+                if not free:
+                    await write_done()  # every buffer went into this write (a late claim)
                 current, filled = free.pop(), 0
         if writing is not None:
             await write_done()
         if filled:
             full.append(current[:filled])
         if full:
-            write_full()
+            await write_full()
             await write_done()
     finally:
         if writing is not None and not writing.done():
             # The buffers are lent again after this returns: never under a running write.
             with contextlib.suppress(BaseException):
                 await asyncio.shield(writing)
+
+
+async def _abandon(database: Database, opening: asyncio.Future[_OpenChunk]) -> None:
+    """Give up the chunk's claim, if the chunk got one."""
+    try:
+        sink, _checksum = await asyncio.shield(opening)
+    except BaseException:
+        return  # refused before any claim: nothing to give up
+    await run_in_threadpool(_abandon_chunk, database, sink.ticket)
 
 
 def _resume_from(message: str, offset: int, *, retry_after_s: int | None = None) -> Response:
@@ -295,7 +320,7 @@ def _begin_chunk(
     token: str,
     upload_id: str,
     headers: Headers,
-) -> tuple[uploads.ChunkTicket, upload_rules.ChunkChecksum | None]:
+) -> _OpenChunk:
     with database.session() as db:
         # The link first: a forged or withdrawn one is refused whatever the headers say.
         invitation = speakers.open_invitation(db, token, secret)
@@ -303,7 +328,9 @@ def _begin_chunk(
         offset = upload_rules.parse_offset(headers.get(OFFSET_HEADER))
         length = upload_rules.parse_length(headers.get("content-length"))
         checksum = upload_rules.parse_checksum(headers.get("Upload-Checksum"))
-        return uploads.begin_chunk(db, store, upload, offset=offset, length=length), checksum
+        ticket = uploads.begin_chunk(db, store, upload, offset=offset, length=length)
+    # After the commit: a sink (and its file descriptor) only for a claim that holds.
+    return uploads.ChunkSink(ticket, sha256=uploads.wants_sha256(checksum)), checksum
 
 
 def _end_chunk(
