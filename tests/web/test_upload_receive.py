@@ -14,11 +14,12 @@ import pytest
 from fastapi.testclient import TestClient
 
 from summitcast.config import Settings
-from summitcast.domain.uploads import UploadKind, crc32c_digest
+from summitcast.domain.uploads import crc32c_digest
 from summitcast.services import uploads
-from summitcast.services.uploads import ChunkSink, ChunkTicket
+from summitcast.services.uploads import ChunkSink
 from summitcast.storage.database import Database
 from summitcast.web.routes.speakers import _receive
+from tests.services.test_upload_sink import _ticket
 from tests.web.test_speaker_portal import _secret, _setup
 
 
@@ -33,22 +34,6 @@ class _Body:
             await asyncio.sleep(0)  # let the writing thread's answer in between, as a socket does
             yield piece
         yield b""
-
-
-def _ticket(path: Path, offset: int, length: int) -> ChunkTicket:
-    return ChunkTicket(
-        upload_id=1,
-        path=path,
-        offset=offset,
-        length=length,
-        index=1,
-        claim="held",
-        stored_digest=b"",
-        kind=UploadKind.PROGRAMME,
-        sniff=False,
-        size=offset + length,
-        digests_before=b"",
-    )
 
 
 async def _receive_with(
