@@ -254,7 +254,8 @@ def test_organiser_approves_or_asks_for_a_new_take(
 ) -> None:  # type: ignore[no-untyped-def]
     token, item_id = _setup(database, _secret(app))
     clip = make_clip(imageio_ffmpeg.get_ffmpeg_exe(), tmp_path / "talk.mp4", duration_s=2.0)
-    _upload(client, token, clip.read_bytes())
+    data = clip.read_bytes()
+    _upload(client, token, data)
     _drain(app)
     organiser = make_user(database, "org@example.org")
     with database.session() as db:
@@ -278,6 +279,8 @@ def test_organiser_approves_or_asks_for_a_new_take(
 
     assert page.status_code == 200
     assert 'id="approve"' in page.text
+    # Whole, as `sha256sum` prints it: the speaker can compare it with their own file.
+    assert f'SHA-256 <code class="checksum">{file_checksum(data)}</code>' in page.text
     assert (approved.status_code, status_after_approval) == (303, "approved")
     assert retake.status_code == 303
     with database.session() as db:
