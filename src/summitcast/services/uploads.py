@@ -228,7 +228,8 @@ class ChunkSink:
         except OSError as exc:
             if exc.errno != errno.EINVAL:
                 raise
-            # Alignment this device refuses: nothing of this piece was written directly.
+            # Alignment this device refuses: the caller writes the whole piece again
+            # through the page cache (the same bytes over any part written here).
             os.close(self._direct_fd)
             self._direct_fd = -1
             return 0
