@@ -13,7 +13,7 @@ import pytest
 
 from summitcast.domain.uploads import UploadKind, crc32c_digest
 from summitcast.services import uploads
-from summitcast.services.uploads import DIRECT_ALIGN, ChunkSink, ChunkTicket
+from summitcast.services.uploads import DIRECT_ALIGN, ChunkDigests, ChunkSink, ChunkTicket
 
 pytestmark = pytest.mark.unit
 
@@ -41,19 +41,40 @@ def _aligned(data: bytes) -> memoryview:
     return memoryview(buffer)[: len(data)]
 
 
-def _sink_with_direct_opens(
-    monkeypatch: pytest.MonkeyPatch, path: Path, offset: int, length: int
-) -> tuple[ChunkSink, list[int]]:
-    """A sink on path whose opens are recorded: [flags of each open]."""
-    opened: list[int] = []
+def _record_opens(
+    monkeypatch: pytest.MonkeyPatch, *, refuse_direct: bool = False
+) -> list[tuple[int, int]]:
+    """Record the sink's opens as (flags, fd); fd -1 where O_DIRECT was refused, as tmpfs does."""
+    opened: list[tuple[int, int]] = []
     real_open = os.open
 
     def recording_open(name: Any, flags: int, *args: Any) -> int:
-        opened.append(flags)
-        return real_open(name, flags, *args)
+        if refuse_direct and flags & os.O_DIRECT:
+            opened.append((flags, -1))
+            raise OSError(errno.EINVAL, "Invalid argument")
+        fd = real_open(name, flags, *args)
+        opened.append((flags, fd))
+        return fd
 
     monkeypatch.setattr(uploads.os, "open", recording_open)
-    return ChunkSink(_ticket(path, offset, length)), opened
+    return opened
+
+
+def _sink_write(
+    path: Path, offset: int, pieces: list[bytes | memoryview], *, aligned: bool = True
+) -> ChunkDigests:
+    """Write one chunk of these pieces at offset through a ChunkSink; its digests."""
+    sink = ChunkSink(_ticket(path, offset, sum(len(piece) for piece in pieces)))
+    try:
+        for piece in pieces:
+            sink.write([piece], aligned=aligned)
+        return sink.finish()
+    finally:
+        sink.close()
+
+
+def _direct(opened: list[tuple[int, int]]) -> list[bool]:
+    return [bool(flags & os.O_DIRECT) for flags, _fd in opened]
 
 
 def test_aligned_pieces_are_written_directly_and_an_unaligned_tail_through_the_cache(
@@ -64,17 +85,15 @@ def test_aligned_pieces_are_written_directly_and_an_unaligned_tail_through_the_c
     data = rng.randbytes(3 * DIRECT_ALIGN + 100)  # the chunk's last piece is not aligned
     path = tmp_path / "upload"
     path.write_bytes(before)
-    sink, opened = _sink_with_direct_opens(monkeypatch, path, len(before), len(data))
-    try:
-        sink.write([_aligned(data[: 2 * DIRECT_ALIGN])], aligned=True)
-        sink.write([_aligned(data[2 * DIRECT_ALIGN :])], aligned=True)
-        digests = sink.finish()
-    finally:
-        sink.close()
+    opened = _record_opens(monkeypatch)
+
+    digests = _sink_write(
+        path, len(before), [_aligned(data[: 2 * DIRECT_ALIGN]), _aligned(data[2 * DIRECT_ALIGN :])]
+    )
 
     assert path.read_bytes() == before + data
     assert digests.crc32c == crc32c_digest(data)
-    assert [bool(flags & os.O_DIRECT) for flags in opened] == [False, True]
+    assert _direct(opened) == [False, True]
 
 
 def test_without_direct_io_the_bytes_go_through_the_page_cache(
@@ -83,24 +102,17 @@ def test_without_direct_io_the_bytes_go_through_the_page_cache(
     data = random.Random(8).randbytes(4 * DIRECT_ALIGN)
     path = tmp_path / "upload"
     path.write_bytes(b"")
-    real_open = os.open
+    opened = _record_opens(monkeypatch, refuse_direct=True)
 
-    def no_direct(name: Any, flags: int, *args: Any) -> int:
-        if flags & os.O_DIRECT:  # as tmpfs answers
-            raise OSError(errno.EINVAL, "Invalid argument")
-        return real_open(name, flags, *args)
-
-    monkeypatch.setattr(uploads.os, "open", no_direct)
-    sink = ChunkSink(_ticket(path, 0, len(data)))
-    try:
-        for at in range(0, len(data), DIRECT_ALIGN):
-            sink.write([_aligned(data[at : at + DIRECT_ALIGN])], aligned=True)
-        digests = sink.finish()
-    finally:
-        sink.close()
+    digests = _sink_write(
+        path,
+        0,
+        [_aligned(data[at : at + DIRECT_ALIGN]) for at in range(0, len(data), DIRECT_ALIGN)],
+    )
 
     assert path.read_bytes() == data
     assert digests.crc32c == crc32c_digest(data)
+    assert _direct(opened) == [False, True]  # refused once, never asked again
 
 
 def test_a_direct_write_the_device_refuses_is_written_again_through_the_page_cache(
@@ -109,35 +121,22 @@ def test_a_direct_write_the_device_refuses_is_written_again_through_the_page_cac
     data = random.Random(9).randbytes(2 * DIRECT_ALIGN)
     path = tmp_path / "upload"
     path.write_bytes(b"")
+    opened = _record_opens(monkeypatch)
     real_pwrite = os.pwrite
-    direct_fds: set[int] = set()
 
     def refusing_pwrite(fd: int, view: Any, position: int) -> int:
-        if fd in direct_fds:  # a device wanting a larger alignment
+        if (os.O_WRONLY | os.O_DIRECT, fd) in opened:  # a device wanting a larger alignment
             raise OSError(errno.EINVAL, "Invalid argument")
         return real_pwrite(fd, view, position)
 
     monkeypatch.setattr(uploads.os, "pwrite", refusing_pwrite)
-    real_open = os.open
 
-    def remember_direct(name: Any, flags: int, *args: Any) -> int:
-        fd = real_open(name, flags, *args)
-        if flags & os.O_DIRECT:
-            direct_fds.add(fd)
-        return fd
-
-    monkeypatch.setattr(uploads.os, "open", remember_direct)
-    sink = ChunkSink(_ticket(path, 0, len(data)))
-    try:
-        sink.write([_aligned(data[:DIRECT_ALIGN])], aligned=True)
-        sink.write([_aligned(data[DIRECT_ALIGN:])], aligned=True)  # no direct attempt again
-        digests = sink.finish()
-    finally:
-        sink.close()
+    # The second piece makes no direct attempt again.
+    digests = _sink_write(path, 0, [_aligned(data[:DIRECT_ALIGN]), _aligned(data[DIRECT_ALIGN:])])
 
     assert path.read_bytes() == data
     assert digests.crc32c == crc32c_digest(data)
-    assert len(direct_fds) == 1
+    assert _direct(opened) == [False, True]
 
 
 def test_pieces_not_marked_aligned_never_use_direct_io(
@@ -146,12 +145,9 @@ def test_pieces_not_marked_aligned_never_use_direct_io(
     data = bytes(range(256)) * 64  # 4 blocks, from ordinary memory
     path = tmp_path / "upload"
     path.write_bytes(b"")
-    sink, opened = _sink_with_direct_opens(monkeypatch, path, 0, len(data))
-    try:
-        sink.write([data])
-        sink.finish()
-    finally:
-        sink.close()
+    opened = _record_opens(monkeypatch)
+
+    _sink_write(path, 0, [data], aligned=False)
 
     assert path.read_bytes() == data
-    assert not any(flags & os.O_DIRECT for flags in opened)
+    assert _direct(opened) == [False]
