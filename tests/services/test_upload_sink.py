@@ -1,24 +1,22 @@
-"""ChunkSink: aligned pieces go to disk directly (O_DIRECT), the rest through the page cache."""
+"""ChunkSink writes and checksums a chunk and starts its writeback; BackgroundSyncs syncs it."""
 
 from __future__ import annotations
 
-import errno
-import mmap
 import os
 import random
+import threading
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from summitcast.domain.uploads import UploadKind, crc32c_digest
 from summitcast.services import uploads
-from summitcast.services.uploads import DIRECT_ALIGN, ChunkDigests, ChunkSink, ChunkTicket
+from summitcast.services.uploads import BackgroundSyncs, ChunkDigests, ChunkSink, ChunkTicket
 
 pytestmark = pytest.mark.unit
 
 
-def _ticket(path: Path, offset: int, length: int) -> ChunkTicket:
+def _ticket(path: Path, offset: int, length: int, *, synced: int = 0) -> ChunkTicket:
     return ChunkTicket(
         upload_id=1,
         path=path,
@@ -31,123 +29,176 @@ def _ticket(path: Path, offset: int, length: int) -> ChunkTicket:
         sniff=False,
         size=offset + length,
         digests_before=b"",
+        synced=synced,
     )
 
 
-def _aligned(data: bytes) -> memoryview:
-    """data in page-aligned memory, as ChunkStore.lend_buffers gives it."""
-    buffer = mmap.mmap(-1, max(len(data), 1))
-    buffer[: len(data)] = data
-    return memoryview(buffer)[: len(data)]
-
-
-def _record_opens(
-    monkeypatch: pytest.MonkeyPatch, *, refuse_direct: bool = False
-) -> list[tuple[int, int]]:
-    """Record the sink's opens as (flags, fd); fd -1 where O_DIRECT was refused, as tmpfs does."""
-    opened: list[tuple[int, int]] = []
-    real_open = os.open
-
-    def recording_open(name: Any, flags: int, *args: Any) -> int:
-        if refuse_direct and flags & os.O_DIRECT:
-            opened.append((flags, -1))
-            raise OSError(errno.EINVAL, "Invalid argument")
-        fd = real_open(name, flags, *args)
-        opened.append((flags, fd))
-        return fd
-
-    monkeypatch.setattr(uploads.os, "open", recording_open)
-    return opened
-
-
-def _sink_write(
-    path: Path, offset: int, pieces: list[bytes | memoryview], *, aligned: bool = True
-) -> ChunkDigests:
+def _sink_write(path: Path, offset: int, pieces: list[bytes]) -> ChunkDigests:
     """Write one chunk of these pieces at offset through a ChunkSink; its digests."""
     sink = ChunkSink(_ticket(path, offset, sum(len(piece) for piece in pieces)))
     try:
         for piece in pieces:
-            sink.write([piece], aligned=aligned)
+            sink.write([piece])
         return sink.finish()
     finally:
         sink.close()
 
 
-def _direct(opened: list[tuple[int, int]]) -> list[bool]:
-    return [bool(flags & os.O_DIRECT) for flags, _fd in opened]
+def _record_writebacks(monkeypatch: pytest.MonkeyPatch) -> list[tuple[int, int]]:
+    """Record each writeback the sink starts as (offset, length), and start it for real."""
+    started: list[tuple[int, int]] = []
+    real_start = uploads.start_writeback
+
+    def recording(fd: int, offset: int, length: int) -> None:
+        started.append((offset, length))
+        real_start(fd, offset, length)
+
+    monkeypatch.setattr(uploads, "start_writeback", recording)
+    return started
 
 
-def test_aligned_pieces_are_written_directly_and_an_unaligned_tail_through_the_cache(
+def test_each_written_piece_starts_its_writeback(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     rng = random.Random(7)
-    before = b"\xff" * (2 * DIRECT_ALIGN)  # the chunks stored already
-    data = rng.randbytes(3 * DIRECT_ALIGN + 100)  # the chunk's last piece is not aligned
+    before = b"\xff" * 8192  # the chunks stored already
+    data = rng.randbytes(3 * 4096 + 100)
     path = tmp_path / "upload"
     path.write_bytes(before)
-    opened = _record_opens(monkeypatch)
+    started = _record_writebacks(monkeypatch)
 
-    digests = _sink_write(
-        path, len(before), [_aligned(data[: 2 * DIRECT_ALIGN]), _aligned(data[2 * DIRECT_ALIGN :])]
-    )
+    digests = _sink_write(path, len(before), [data[:8192], data[8192:]])
 
     assert path.read_bytes() == before + data
     assert digests.crc32c == crc32c_digest(data)
-    assert _direct(opened) == [False, True]
+    assert started == [(8192, 8192), (16384, len(data) - 8192)]
 
 
-def test_without_direct_io_the_bytes_go_through_the_page_cache(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    data = random.Random(8).randbytes(4 * DIRECT_ALIGN)
+def test_a_short_chunk_is_refused_and_a_long_one_stops_at_its_length(tmp_path: Path) -> None:
     path = tmp_path / "upload"
     path.write_bytes(b"")
-    opened = _record_opens(monkeypatch, refuse_direct=True)
+    sink = ChunkSink(_ticket(path, 0, 10))
+    try:
+        sink.write([b"12345"])
+        with pytest.raises(uploads.ValidationError, match="ended after 5 of its 10 bytes"):
+            sink.finish()
+        with pytest.raises(uploads.ValidationError, match="more than the 10 bytes"):
+            sink.write([b"1234567"])
+    finally:
+        sink.close()
+    assert path.read_bytes() == b"12345"
 
-    digests = _sink_write(
-        path,
-        0,
-        [_aligned(data[at : at + DIRECT_ALIGN]) for at in range(0, len(data), DIRECT_ALIGN)],
+
+def test_writeback_starter_takes_a_real_file(tmp_path: Path) -> None:
+    """sync_file_range from libc is called with the right types (no ctypes error)."""
+    path = tmp_path / "upload"
+    path.write_bytes(b"x" * 4096)
+    fd = os.open(path, os.O_WRONLY)
+    try:
+        uploads.start_writeback(fd, 0, 4096)
+        uploads.start_writeback(fd, 1 << 40, 4096)  # beyond the end: nothing to write, no error
+    finally:
+        os.close(fd)
+
+
+def _record_syncs(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """Record the size of the file at each fdatasync (what the sync covers), then sync it."""
+    sizes: list[int] = []
+    real_fdatasync = os.fdatasync
+
+    def recording(fd: int) -> None:
+        sizes.append(os.fstat(fd).st_size)
+        real_fdatasync(fd)
+
+    monkeypatch.setattr(os, "fdatasync", recording)
+    return sizes
+
+
+def test_a_background_sync_tells_where_it_made_the_file_durable(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "upload"
+    path.write_bytes(b"a" * 300)
+    sizes = _record_syncs(monkeypatch)
+    syncs = BackgroundSyncs()
+
+    syncs.start(7, path, 300)
+
+    assert syncs.wait(7) == 300
+    assert sizes == [300]
+    assert syncs.wait(7) == 0  # told once: the next chunk's record takes it
+    assert syncs.wait(8) == 0  # never started in this process
+
+
+def test_a_failed_background_sync_counts_for_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "upload"
+    path.write_bytes(b"a" * 300)
+
+    def failing(fd: int) -> None:
+        raise OSError(5, "Input/output error")
+
+    monkeypatch.setattr(os, "fdatasync", failing)
+    syncs = BackgroundSyncs()
+    syncs.start(7, path, 300)
+
+    assert syncs.wait(7) == 0
+
+
+def test_the_next_chunk_waits_for_the_sync_still_running(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "upload"
+    path.write_bytes(b"a" * 300)
+    release = threading.Event()
+    real_fdatasync = os.fdatasync
+
+    def slow(fd: int) -> None:
+        release.wait(10)
+        real_fdatasync(fd)
+
+    monkeypatch.setattr(os, "fdatasync", slow)
+    syncs = BackgroundSyncs()
+    syncs.start(1, path, 300)  # the upload of _ticket
+    store = uploads.ChunkStore(tmp_path, uploads.UploadLimits(10_000, 300, 60), machine="m")
+    store.syncs = syncs
+    result: list[int] = []
+    waiter = threading.Thread(
+        target=lambda: result.append(
+            uploads._durable_before(store, _ticket(path, 300, 300, synced=0))
+        )
     )
 
-    assert path.read_bytes() == data
-    assert digests.crc32c == crc32c_digest(data)
-    assert _direct(opened) == [False, True]  # refused once, never asked again
+    waiter.start()
+    waiter.join(0.2)
+    assert waiter.is_alive()  # the record of the next chunk waits for the disk
+    release.set()
+    waiter.join(10)
+
+    assert result == [300]  # durable up to the next chunk, which is synced in its turn
 
 
-def test_a_direct_write_the_device_refuses_is_written_again_through_the_page_cache(
+def test_without_a_sync_in_this_process_the_next_chunk_syncs_itself(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    data = random.Random(9).randbytes(2 * DIRECT_ALIGN)
+    """The previous chunk came through another process (or a restarted one)."""
     path = tmp_path / "upload"
-    path.write_bytes(b"")
-    opened = _record_opens(monkeypatch)
-    real_pwrite = os.pwrite
+    path.write_bytes(b"a" * 600)
+    sizes = _record_syncs(monkeypatch)
+    store = uploads.ChunkStore(tmp_path, uploads.UploadLimits(10_000, 300, 60), machine="m")
 
-    def refusing_pwrite(fd: int, view: Any, position: int) -> int:
-        if (os.O_WRONLY | os.O_DIRECT, fd) in opened:  # a device wanting a larger alignment
-            raise OSError(errno.EINVAL, "Invalid argument")
-        return real_pwrite(fd, view, position)
+    synced = uploads._durable_before(store, _ticket(path, 300, 300, synced=0))
 
-    monkeypatch.setattr(uploads.os, "pwrite", refusing_pwrite)
-
-    # The second piece makes no direct attempt again.
-    digests = _sink_write(path, 0, [_aligned(data[:DIRECT_ALIGN]), _aligned(data[DIRECT_ALIGN:])])
-
-    assert path.read_bytes() == data
-    assert digests.crc32c == crc32c_digest(data)
-    assert _direct(opened) == [False, True]
+    assert synced == 600  # this chunk too: the sync covered it
+    assert sizes == [600]
 
 
-def test_pieces_not_marked_aligned_never_use_direct_io(
+def test_machine_id_is_this_boot_or_a_name_of_its_own(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    data = bytes(range(256)) * 64  # 4 blocks, from ordinary memory
-    path = tmp_path / "upload"
-    path.write_bytes(b"")
-    opened = _record_opens(monkeypatch)
-
-    _sink_write(path, 0, [data], aligned=False)
-
-    assert path.read_bytes() == data
-    assert _direct(opened) == [False]
+    assert uploads.machine_id() == uploads.machine_id()
+    monkeypatch.setattr(uploads, "BOOT_ID", tmp_path / "missing")
+    unknown = uploads.machine_id()
+    assert unknown.startswith("process-")
+    assert unknown != uploads.machine_id()  # no other process may take it for its own

@@ -9,18 +9,27 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from summitcast.services import programme, speakers
-from summitcast.storage.tables import Upload
 from tests.storage.conftest import downgrade, migrate
 
 pytestmark = pytest.mark.integration
 
 NOW = datetime(2027, 7, 17, 12, 0, tzinfo=UTC)
 CHUNK = 1024
+# The uploads table as revisions 0008-0012 have it (later revisions add columns).
+UPLOADS = sa.table(
+    "uploads",
+    *(sa.column(name) for name in ("id", "public_id", "invitation_id", "item_id", "kind")),
+    *(sa.column(name) for name in ("size", "received", "chunk_size", "chunk_digests")),
+    *(sa.column(name) for name in ("sha256", "stored_name", "state", "expires_at")),
+    *(sa.column(name) for name in ("language", "filename", "expected_sha256", "claim")),
+    *(sa.column(name) for name in ("sniffed", "findings", "facts", "problem")),
+    *(sa.column(name) for name in ("output_path", "poster_path", "created_at", "updated_at")),
+)
 
 
 def _seed_uploads_at_0011(engine: sa.Engine) -> dict[str, int]:
     """Uploads as 0008-0011 kept them (32-byte digests per chunk), in each state; their ids."""
-    # 0012 changes no column, so today's tables describe a database at 0011 too.
+    # The services used here touch no upload: today's tables suit them at 0011 too.
     with Session(engine) as db:
         summit = programme.create_summit(
             db,
@@ -49,23 +58,31 @@ def _seed_uploads_at_0011(engine: sa.Engine) -> dict[str, int]:
         }
         ids = {}
         for name, (state, received, sha) in rows.items():
-            upload = Upload(
-                public_id=name,
-                invitation_id=invitation.id,
-                item_id=item.id,
-                kind="programme",
-                size=3 * CHUNK,
-                received=received,
-                chunk_size=CHUNK,
-                chunk_digests=b"\x01" * 32 * (received // CHUNK),
-                sha256=sha,
-                stored_name=f"{name}.bin",
-                state=state,
-                expires_at=NOW + timedelta(days=1),
-            )
-            db.add(upload)
-            db.flush()
-            ids[name] = upload.id
+            ids[name] = db.execute(
+                UPLOADS.insert()
+                .values(
+                    public_id=name,
+                    invitation_id=invitation.id,
+                    item_id=item.id,
+                    kind="programme",
+                    size=3 * CHUNK,
+                    received=received,
+                    chunk_size=CHUNK,
+                    chunk_digests=b"\x01" * 32 * (received // CHUNK),
+                    sha256=sha,
+                    stored_name=f"{name}.bin",
+                    state=state,
+                    expires_at=NOW + timedelta(days=1),
+                    **{key: "" for key in ("language", "filename", "expected_sha256")},
+                    **{key: "" for key in ("claim", "sniffed", "problem")},
+                    **{key: "" for key in ("output_path", "poster_path")},
+                    findings="[]",
+                    facts="{}",
+                    created_at=NOW,
+                    updated_at=NOW,
+                )
+                .returning(UPLOADS.c.id)
+            ).scalar_one()
         db.commit()
     return ids
 
@@ -74,7 +91,7 @@ def _uploads(engine: sa.Engine) -> dict[str, tuple[str, int, int, bytes, str]]:
     with Session(engine) as db:
         return {
             u.public_id: (u.state, u.received, u.chunk_size, bytes(u.chunk_digests), u.sha256)
-            for u in db.query(Upload)
+            for u in db.execute(sa.select(UPLOADS))
         }
 
 
@@ -101,7 +118,9 @@ def test_migration_0012_downgrade_clears_crc32c_digests_too(empty_engine: sa.Eng
     migrate(empty_engine, "0012")
     ids = _seed_uploads_at_0011(empty_engine)  # any digests: they are of the other kind
     with Session(empty_engine) as db:
-        db.get(Upload, ids["partial"]).chunk_digests = b"\x02" * 8  # type: ignore[union-attr]
+        db.execute(
+            UPLOADS.update().where(UPLOADS.c.id == ids["partial"]).values(chunk_digests=b"\x02" * 8)
+        )
         db.commit()
 
     downgrade(empty_engine, "0011")

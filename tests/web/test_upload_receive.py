@@ -111,27 +111,78 @@ def settings(settings: Settings) -> Settings:
 
 
 @pytest.mark.integration
-def test_chunk_is_on_disk_before_its_offset_is_recorded(
+def test_a_chunk_is_synced_while_the_next_travels_and_never_counted_durable_before(
     client: TestClient, app: Any, database: Database, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     token, _item = _setup(database, _secret(app))
-    data = b"\x00\x00\x00\x18ftypmp42" + bytes(range(256)) * 600
+    chunk = 64 * 1024
+    data = b"\x00\x00\x00\x18ftypmp42" + bytes(range(256)) * 600  # 2 chunks and a bit
     url = client.post(f"/speak/{token}/uploads", json={"size": len(data)}).json()["url"]
     public_id = url.rsplit("/", 1)[1]
-    synced_at: list[int] = []  # the recorded offset at each sync of a chunk's bytes
+    covered: list[int] = []  # for each finished sync: the file's size when it began
 
-    def fdatasync(fd: int) -> None:
-        with database.session() as db:
-            synced_at.append(uploads.upload_by_public_id(db, public_id).received)
-        real_fdatasync(fd)
+    def recording(real: Any) -> Any:
+        def sync(fd: int) -> None:
+            size = os.fstat(fd).st_size
+            real(fd)
+            covered.append(size)
 
-    real_fdatasync = os.fdatasync
-    monkeypatch.setattr(os, "fdatasync", fdatasync)
+        return sync
 
-    for offset in range(0, len(data), 64 * 1024):
+    monkeypatch.setattr(os, "fdatasync", recording(os.fdatasync))
+    monkeypatch.setattr(os, "fsync", recording(os.fsync))
+    seen: list[tuple[int, int]] = []
+
+    for offset in range(0, len(data), chunk):
         response = client.patch(
-            url, content=data[offset : offset + 64 * 1024], headers={"Upload-Offset": str(offset)}
+            url, content=data[offset : offset + chunk], headers={"Upload-Offset": str(offset)}
         )
         assert response.status_code == 204, response.text
+        with database.session() as db:
+            upload = uploads.upload_by_public_id(db, public_id)
+            seen.append((upload.received, upload.synced))
+        # Never counted durable before a finished sync covered it...
+        assert upload.synced <= max(covered, default=0)
+        # ...and at most the chunk just answered is not yet known durable.
+        assert upload.received - upload.synced <= chunk
 
-    assert synced_at == [0, 64 * 1024, 128 * 1024]
+    assert seen == [(chunk, 0), (2 * chunk, chunk), (len(data), len(data))]
+    assert covered[-1] == len(data)  # the finished file, synced whole before its checks
+
+
+@pytest.mark.integration
+def test_after_a_crash_the_protocol_resumes_from_the_last_chunk_on_disk(
+    client: TestClient, app: Any, database: Database
+) -> None:
+    token, _item = _setup(database, _secret(app))
+    chunk = 64 * 1024
+    data = b"\x00\x00\x00\x18ftypmp42" + random.Random(5).randbytes(4 * chunk)
+    url = client.post(f"/speak/{token}/uploads", json={"size": len(data)}).json()["url"]
+    public_id = url.rsplit("/", 1)[1]
+    for offset in range(0, 3 * chunk, chunk):
+        response = client.patch(
+            url, content=data[offset : offset + chunk], headers={"Upload-Offset": str(offset)}
+        )
+        assert response.status_code == 204, response.text
+    with database.session() as db:
+        # As if written before the machine lost power, and lost with it.
+        upload = uploads.upload_by_public_id(db, public_id)
+        upload.synced_on = "the boot before the crash"
+        path = app.state.upload_store.path_of(upload)
+    with path.open("r+b") as handle:
+        handle.truncate(2 * chunk + 10)
+
+    resumed = client.patch(
+        url, content=data[3 * chunk : 4 * chunk], headers={"Upload-Offset": str(3 * chunk)}
+    )
+    head = client.head(url)
+
+    assert resumed.status_code == 409
+    assert resumed.json()["offset"] == 2 * chunk
+    assert head.headers["Upload-Offset"] == str(2 * chunk)
+    for offset in range(2 * chunk, len(data), chunk):
+        response = client.patch(
+            url, content=data[offset : offset + chunk], headers={"Upload-Offset": str(offset)}
+        )
+        assert response.status_code == 204, response.text
+    assert path.read_bytes() == data

@@ -8,14 +8,17 @@ speaker's file name is kept only to be shown back. The protocol is described in
 from __future__ import annotations
 
 import contextlib
-import errno
+import ctypes
 import hashlib
 import hmac
+import logging
 import mmap
 import os
 import secrets
+import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -35,6 +38,8 @@ from summitcast.services.broadcast import MediaKind, attach_media
 from summitcast.services.speakers import UPLOAD_OPEN
 from summitcast.storage.tables import Item, SpeakerInvitation, Upload, utcnow
 
+log = logging.getLogger(__name__)
+
 JOB_CHECK = "check_upload"
 JOB_NORMALISE = "normalise_upload"
 # Each stored chunk's CRC-32C, 4 bytes: how a chunk sent again is compared.
@@ -51,9 +56,88 @@ DAMAGED = "This chunk arrived damaged (its checksum does not match); send it aga
 # Measured per GiB of server CPU (1 GiB in 8 MiB chunks): 512 KiB 1.96 s, 1 MiB 1.78 s,
 # 2 MiB 2.6-4.3 s (the buffer no longer stays in cache between copy, hash and write).
 WRITE_BUFFER_BYTES = 1024 * 1024
-# Direct writes (O_DIRECT) need memory, file offset and length aligned to the device's
-# logical block; 4 KiB covers the disks and file systems we run on.
-DIRECT_ALIGN = 4096
+# sync_file_range(2): start writing a range's dirty pages back, without waiting for them.
+SYNC_FILE_RANGE_WRITE = 2
+# Where Linux names this boot of the kernel (whose page cache holds unsynced bytes).
+BOOT_ID = Path("/proc/sys/kernel/random/boot_id")
+
+
+def _writeback_starter() -> Callable[[int, int, int], None]:
+    """start_writeback(fd, offset, length): begin writing a range to disk, not waiting."""
+    try:
+        function = ctypes.CDLL(None, use_errno=True).sync_file_range
+    except (AttributeError, OSError):
+        return lambda _fd, _offset, _length: None  # not Linux: the sync writes it all
+    function.argtypes = [ctypes.c_int, ctypes.c_int64, ctypes.c_int64, ctypes.c_uint]
+    function.restype = ctypes.c_int
+
+    def start(fd: int, offset: int, length: int) -> None:
+        # Its result is not checked: a refusal only loses the head start, never bytes.
+        function(fd, offset, length, SYNC_FILE_RANGE_WRITE)
+
+    return start
+
+
+start_writeback = _writeback_starter()
+
+
+def sync_file(path: Path) -> None:
+    """Make a file's written bytes durable (they may have been written by another process)."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fdatasync(fd)
+    finally:
+        os.close(fd)
+
+
+def machine_id() -> str:
+    """This boot of this machine: bytes it wrote but did not sync are lost only with it."""
+    try:
+        return BOOT_ID.read_text().strip()
+    except OSError:
+        # Unknown: a name no other process has, so any other one checks what we leave unsynced.
+        return f"process-{secrets.token_hex(8)}"
+
+
+# Shared by every ChunkStore of the process: a sync is short, and threads start on demand.
+_SYNC_THREADS = ThreadPoolExecutor(max_workers=4, thread_name_prefix="upload-sync")
+
+
+class BackgroundSyncs:
+    """Make each upload's chunks durable in the background, while the next chunk travels.
+
+    A chunk's answer does not wait for its sync: on the VMs we measured, a sync (the
+    device flushing its cache) took 8-10 ms per 8 MiB chunk, as long as receiving the chunk,
+    and the client waits for each answer. The next chunk's record waits for it instead,
+    so at most one chunk per upload is unsynced (see recover_unsynced).
+    """
+
+    def __init__(self) -> None:
+        self._pending: dict[int, tuple[int, Future[None]]] = {}  # upload id: (end, its sync)
+        self._lock = threading.Lock()  # the record of chunks runs in worker threads
+
+    def start(self, upload_id: int, path: Path, end: int) -> None:
+        """Begin syncing an upload's file, whose bytes before end are all written."""
+        future = _SYNC_THREADS.submit(sync_file, path)
+        with self._lock:
+            self._pending[upload_id] = (end, future)
+            if len(self._pending) > 1000:  # abandoned uploads: keep only syncs still running
+                for key in [k for k, (_e, f) in self._pending.items() if f.done()]:
+                    del self._pending[key]
+
+    def wait(self, upload_id: int) -> int:
+        """Wait for this process's sync of an upload, if any; where it made it durable (0: none)."""
+        with self._lock:
+            end, future = self._pending.pop(upload_id, (0, None))
+        if future is None:
+            return 0
+        try:
+            future.result()
+        except OSError as exc:
+            # The caller syncs again itself, and fails the chunk if the disk fails again.
+            log.warning("sync of upload %s failed: %s", upload_id, exc)
+            return 0
+        return end
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,9 +157,11 @@ class ChunkStore:
     BUFFERS_PER_CHUNK = 4
     SPARE_BUFFERS = 16
 
-    def __init__(self, folder: Path, limits: UploadLimits) -> None:
+    def __init__(self, folder: Path, limits: UploadLimits, *, machine: str = "") -> None:
         self.folder = folder
         self.limits = limits
+        self.machine = machine or machine_id()
+        self.syncs = BackgroundSyncs()
         self._spare: list[mmap.mmap] = []
 
     def path_of(self, upload: Upload) -> Path:
@@ -83,12 +169,11 @@ class ChunkStore:
         return self.folder / upload.stored_name
 
     def lend_buffers(self) -> list[mmap.mmap]:
-        """Page-aligned write buffers for one chunk: some fill while others are written."""
+        """Write buffers for one chunk: some fill while others are written."""
         # Reused, not allocated per chunk: the received pieces are copied into them and
         # freed at once, so the allocator hands the next piece the same warm memory. Pieces
         # kept until written cost 0.24-0.43 server CPU-s more per GiB here (~0.7 in a bare
-        # hash-and-write receiver; benchmarks/README.md, upload). Anonymous maps start on a
-        # page boundary, which direct writes need (ChunkSink). Event loop only: no lock.
+        # hash-and-write receiver; benchmarks/README.md, upload). Event loop only: no lock.
         return [
             self._spare.pop() if self._spare else mmap.mmap(-1, WRITE_BUFFER_BYTES)
             for _ in range(self.BUFFERS_PER_CHUNK)
@@ -127,6 +212,7 @@ class ChunkTicket:
     sniff: bool  # the first chunk: its head decides (once checked) what the file is
     size: int  # the whole file's
     digests_before: bytes  # the stored chunk digests when claimed (the claim keeps them so)
+    synced: int = 0  # the upload's bytes before this offset were known durable at the claim
 
 
 @dataclass(frozen=True, slots=True)
@@ -156,10 +242,11 @@ class ChunkSink:
 
     Meant for a worker thread: crc32c, hashlib and os.pwrite release the GIL on large
     buffers, so the event loop goes on receiving while a thread writes and checksums.
-    Pieces from ChunkStore.lend_buffers go to disk directly (O_DIRECT), past the page
-    cache: on these VMs copying a GiB into page cache cost 1-1.5 CPU-s (pages the guest
-    had not touched before), and the per-chunk fdatasync then had a GiB to write back;
-    direct writes of 1 MiB cost 0.13 CPU-s per GiB and leave fdatasync only the metadata.
+    Each written piece's writeback to disk starts at once (sync_file_range), so the sync
+    that makes the chunk durable (BackgroundSyncs) finds little left to write. Measured
+    on the project's VMs (benchmarks/README.md, "Upload: fifth session"): direct writes
+    (O_DIRECT), one 1 MiB write at a time, reached the disk at 600-700 MiB/s; the page
+    cache with early writeback took the same GiB in 0.3-0.8 s.
     """
 
     def __init__(self, ticket: ChunkTicket, *, sha256: bool = False) -> None:
@@ -169,19 +256,14 @@ class ChunkSink:
         self._crc = 0
         self._sha256 = hashlib.sha256() if sha256 else None
         self._fd = os.open(ticket.path, os.O_WRONLY) if ticket.claim else None
-        self._direct_fd: int | None = None  # opened at the first aligned piece; -1: refused
         self._write_until = time.monotonic() + CLAIM_S - CLAIM_MARGIN_S
 
     def claim_renewed(self, at: float) -> None:
         """The claim was renewed at monotonic time `at`: writing may go on."""
         self._write_until = at + CLAIM_S - CLAIM_MARGIN_S
 
-    def write(self, pieces: Sequence[bytes | memoryview], *, aligned: bool = False) -> None:
-        """Store and checksum the next pieces of the chunk.
-
-        aligned: the pieces start on page boundaries (ChunkStore.lend_buffers), so they
-        may be written directly.
-        """
+    def write(self, pieces: Sequence[bytes | memoryview]) -> None:
+        """Store and checksum the next pieces of the chunk."""
         count = sum(len(piece) for piece in pieces)
         if self.received + count > self.ticket.length:
             raise ValidationError(
@@ -200,40 +282,14 @@ class ChunkSink:
             position = self.ticket.offset + self.received
             for piece in pieces:
                 view = memoryview(piece)
-                direct = self._write_direct(position, view) if aligned else 0
-                # Page cache for the rest, until finish() syncs the chunk before its offset
-                # is recorded.
-                self._write_all(self._fd, position + direct, view[direct:])
+                self._write_all(self._fd, position, view)
+                start_writeback(self._fd, position, len(view))
                 position += len(view)
         for piece in pieces:
             self._crc = crc32c.crc32c(piece, self._crc)
             if self._sha256 is not None:
                 self._sha256.update(piece)
         self.received += count
-
-    def _write_direct(self, position: int, view: memoryview) -> int:
-        """Write the longest block-aligned head of view past the page cache; its length."""
-        length = len(view) - len(view) % DIRECT_ALIGN
-        if not length or position % DIRECT_ALIGN:
-            return 0
-        if self._direct_fd is None:
-            try:
-                self._direct_fd = os.open(self.ticket.path, os.O_WRONLY | os.O_DIRECT)
-            except OSError:
-                self._direct_fd = -1  # a file system without direct I/O (tmpfs): page cache
-        if self._direct_fd < 0:
-            return 0
-        try:
-            self._write_all(self._direct_fd, position, view[:length])
-        except OSError as exc:
-            if exc.errno != errno.EINVAL:
-                raise
-            # Alignment this device refuses: the caller writes the whole piece again
-            # through the page cache (the same bytes over any part written here).
-            os.close(self._direct_fd)
-            self._direct_fd = -1
-            return 0
-        return length
 
     @staticmethod
     def _write_all(fd: int, position: int, view: memoryview) -> None:
@@ -244,18 +300,13 @@ class ChunkSink:
             view = view[done:]
 
     def finish(self) -> ChunkDigests:
-        """The chunk's digests once all its announced bytes arrived, and those bytes on disk."""
+        """The chunk's digests, once all its announced bytes arrived (written, not yet synced)."""
         if self.received != self.ticket.length:
             raise ValidationError(
                 f"The chunk ended after {self.received} of its {self.ticket.length} bytes; "
                 "send it again.",
                 field="chunk",
             )
-        if self._fd is not None:
-            # On disk before the offset that counts them is recorded: after a crash of the
-            # machine a resumption starts from the recorded offset and never re-sends what
-            # it covers, so it must not cover bytes that only the page cache held.
-            os.fdatasync(self._fd)
         return ChunkDigests(
             crc32c=self._crc.to_bytes(4, "big"),
             sha256=self._sha256.digest() if self._sha256 is not None else None,
@@ -266,9 +317,6 @@ class ChunkSink:
         if self._fd is not None:
             os.close(self._fd)
             self._fd = None
-        if self._direct_fd is not None and self._direct_fd >= 0:
-            os.close(self._direct_fd)
-        self._direct_fd = None
 
 
 def create_upload(
@@ -398,6 +446,7 @@ def begin_chunk(
         sniff=plan.index == 0,
         size=upload.size,
         digests_before=bytes(upload.chunk_digests),
+        synced=upload.synced,
     )
     if not plan.append:
         return _replace(
@@ -483,7 +532,9 @@ def end_chunk(
         raise ValidationError(DAMAGED, field="chunk")
     digest = digests.crc32c
     moment = now or utcnow()
-    if ticket.claim and not ticket.sniff and ticket.offset + ticket.length < ticket.size:
+    end = ticket.offset + ticket.length
+    synced = _durable_before(store, ticket) if ticket.claim else ticket.synced
+    if ticket.claim and not ticket.sniff and end < ticket.size:
         # A chunk in the middle, by far the most common: one conditional UPDATE, nothing
         # loaded (~1 ms less per chunk); the claim kept the stored digests as they were.
         recorded = db.execute(
@@ -494,8 +545,10 @@ def end_chunk(
                 Upload.state == UploadState.RECEIVING.value,
             )
             .values(
-                received=ticket.offset + ticket.length,
+                received=end,
                 chunk_digests=ticket.digests_before + digest,
+                synced=synced,
+                synced_on=store.machine,
                 claim="",
                 claimed_until=None,
                 expires_at=rules.expires_at(moment, store.limits.partial_expiry_s),
@@ -503,7 +556,8 @@ def end_chunk(
             .execution_options(synchronize_session=False)
         )
         if _rows(recorded) == 1:
-            return ChunkOutcome(UploadState.RECEIVING.value, ticket.offset + ticket.length, [])
+            _sync_after(store, ticket, synced)
+            return ChunkOutcome(UploadState.RECEIVING.value, end, [])
     upload = db.get(Upload, ticket.upload_id, populate_existing=True)
     if upload is None:
         raise NotFoundError("No such upload.")
@@ -530,13 +584,112 @@ def end_chunk(
             db.flush()
             return ChunkOutcome.of(upload)
     upload.chunk_digests = bytes(upload.chunk_digests) + digest
-    upload.received = ticket.offset + ticket.length
+    upload.received = end
+    upload.synced, upload.synced_on = synced, store.machine
     upload.claim, upload.claimed_until = "", None
     upload.expires_at = rules.expires_at(moment, store.limits.partial_expiry_s)
     if upload.received == upload.size:
         _finish(db, store, upload)
+    else:
+        _sync_after(store, ticket, synced)
     db.flush()
     return ChunkOutcome.of(upload)
+
+
+def _durable_before(store: ChunkStore, ticket: ChunkTicket) -> int:
+    """Make every byte before a written chunk durable; the offset now known durable."""
+    if ticket.synced >= ticket.offset:
+        return ticket.synced
+    if store.syncs.wait(ticket.upload_id) >= ticket.offset:
+        return ticket.offset  # the previous chunk's sync, started here as it was recorded
+    # The previous chunk came through another process, or its sync failed: sync here
+    # (which covers this chunk too). A disk that fails now fails this chunk.
+    sync_file(ticket.path)
+    return ticket.offset + ticket.length
+
+
+def _sync_after(store: ChunkStore, ticket: ChunkTicket, synced: int) -> None:
+    """Start making a recorded chunk durable, while the client sends the next one."""
+    if synced < ticket.offset + ticket.length:
+        store.syncs.start(ticket.upload_id, ticket.path, ticket.offset + ticket.length)
+
+
+def recover_unsynced(
+    db: DbSession, store: ChunkStore, upload: Upload, *, now: datetime | None = None
+) -> bool:
+    """Keep only the chunks that reached the disk, where the machine that wrote the rest is gone.
+
+    Bytes past ``synced`` (one chunk at most) were written on the machine ``synced_on``,
+    which may have lost them in a crash before their sync. Any other machine, or this one
+    after a restart, reads them back and compares each chunk with its CRC-32C: the upload
+    goes on from the first chunk that does not match. True when the row changed (the
+    caller commits it, whatever it does next).
+    """
+    if (
+        upload.state != UploadState.RECEIVING
+        or upload.synced >= upload.received
+        or upload.synced_on == store.machine
+        or not upload.chunk_size
+    ):
+        return False
+    moment = now or utcnow()
+    digests = bytes(upload.chunk_digests)
+    # The row is taken first (a writer's claim needs it, and waits for our commit), and
+    # only while no writer holds a live claim: a writer at work means its machine is not gone.
+    taken = db.execute(
+        update(Upload)
+        .where(
+            Upload.id == upload.id,
+            Upload.state == UploadState.RECEIVING.value,
+            Upload.received == upload.received,
+            or_(Upload.claim == "", Upload.claimed_until <= moment),
+        )
+        .values(synced_on=store.machine)
+        .execution_options(synchronize_session=False)
+    )
+    if _rows(taken) != 1:
+        return False
+    path = store.path_of(upload)
+    good = _intact_end(path, upload.synced, upload.received, upload.chunk_size, digests)
+    if good < upload.received:
+        log.warning(
+            "upload %s: bytes %d-%d did not survive a restart; resuming from %d",
+            upload.public_id, good, upload.received, good,
+        )  # fmt: skip
+        with contextlib.suppress(FileNotFoundError):
+            os.truncate(path, good)
+    with contextlib.suppress(FileNotFoundError):
+        sync_file(path)
+    db.execute(
+        update(Upload)
+        .where(Upload.id == upload.id)
+        .values(
+            received=good,
+            synced=good,
+            chunk_digests=digests[: good // upload.chunk_size * DIGEST_BYTES],
+        )
+        .execution_options(synchronize_session=False)
+    )
+    db.refresh(upload)
+    return True
+
+
+def _intact_end(path: Path, start: int, end: int, chunk_size: int, digests: bytes) -> int:
+    """The end of the chunks from start on that read back as recorded (their CRC-32C)."""
+    good = start
+    try:
+        with path.open("rb") as handle:
+            handle.seek(start)
+            while good < end:
+                index, length = good // chunk_size, min(chunk_size, end - good)
+                data = handle.read(length)
+                expected = digests[index * DIGEST_BYTES : (index + 1) * DIGEST_BYTES]
+                if len(data) != length or rules.crc32c_digest(data) != expected:
+                    break
+                good += len(data)
+    except FileNotFoundError:
+        return 0
+    return good
 
 
 def wants_sha256(checksum: rules.ChunkChecksum | None) -> bool:
@@ -579,8 +732,10 @@ def write_chunk(
 def _finish(db: DbSession, store: ChunkStore, upload: Upload) -> None:
     """All bytes are here: make them durable, then queue the checks (the file's SHA-256 first)."""
     # A finished upload is one the speaker may close the tab on: make it durable first.
+    store.syncs.wait(upload.id)  # the previous chunk's, if still running: this one covers all
     with store.path_of(upload).open("rb") as handle:
         os.fsync(handle.fileno())
+    upload.synced = upload.size
     upload.state = UploadState.CHECKING.value
     _set_item_status(db, upload, ItemStatus.PROCESSING)
     jobs.enqueue(db, JOB_CHECK, upload_id=upload.id, max_attempts=2)

@@ -387,6 +387,12 @@ class Upload(Base):
     filename: Mapped[str] = mapped_column(String(255), default="")  # shown only, never used
     size: Mapped[int] = mapped_column(BigInteger)
     received: Mapped[int] = mapped_column(BigInteger, default=0)
+    # The bytes before this offset are known to be on disk (a sync covered them); those
+    # between it and received were written on the machine named by synced_on (its boot
+    # id) and are checked against their CRC-32C if another machine, or the same one after
+    # a restart, goes on with the upload (services.uploads.recover_unsynced).
+    synced: Mapped[int] = mapped_column(BigInteger, default=0)
+    synced_on: Mapped[str] = mapped_column(String(64), default="")
     expected_sha256: Mapped[str] = mapped_column(String(64), default="")
     # Hex SHA-256 of the whole file, set by the check job ("" until then). Uploads
     # finished between migrations 0008 and 0012 keep a hash list of chunk digests.

@@ -12,7 +12,6 @@ import contextlib
 import mmap
 import time
 from collections.abc import Sequence
-from functools import partial
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -132,10 +131,17 @@ def create_upload(
     )
 
 
-@router.get("/speak/{token}/uploads/{upload_id}")
-def upload_status(db: DbDep, invitation: Invitation, upload_id: str) -> Response:
-    """Where an upload stands (offset to resume from, checks, state)."""
+def _resumable(request: Request, db: DbDep, invitation: Invitation, upload_id: str) -> Upload:
+    """The upload, its offset checked first if a machine that is gone wrote its last chunk."""
     upload = uploads.get_upload(db, invitation, upload_id)
+    uploads.recover_unsynced(db, _store(request), upload)
+    return upload
+
+
+@router.get("/speak/{token}/uploads/{upload_id}")
+def upload_status(request: Request, db: DbDep, invitation: Invitation, upload_id: str) -> Response:
+    """Where an upload stands (offset to resume from, checks, state)."""
+    upload = _resumable(request, db, invitation, upload_id)
     return JSONResponse(
         uploads.status_of(upload),
         headers={**PRIVATE, OFFSET_HEADER: str(upload.received)},
@@ -143,9 +149,9 @@ def upload_status(db: DbDep, invitation: Invitation, upload_id: str) -> Response
 
 
 @router.head("/speak/{token}/uploads/{upload_id}")
-def upload_head(db: DbDep, invitation: Invitation, upload_id: str) -> Response:
+def upload_head(request: Request, db: DbDep, invitation: Invitation, upload_id: str) -> Response:
     """Where an upload stands, in headers only (tus style)."""
-    upload = uploads.get_upload(db, invitation, upload_id)
+    upload = _resumable(request, db, invitation, upload_id)
     return Response(
         status_code=204,
         headers={
@@ -242,9 +248,7 @@ async def _receive(
         nonlocal writing, in_write, full
         sink, _checksum = await opening
         in_write, full = full, []
-        writing = asyncio.ensure_future(
-            run_in_threadpool(partial(sink.write, aligned=True), in_write)
-        )
+        writing = asyncio.ensure_future(run_in_threadpool(sink.write, in_write))
 
     renew_at = time.monotonic() + uploads.CLAIM_RENEW_S
     try:
@@ -325,6 +329,8 @@ def _begin_chunk(
         # The link first: a forged or withdrawn one is refused whatever the headers say.
         invitation = speakers.open_invitation(db, token, secret)
         upload = uploads.get_upload(db, invitation, upload_id)
+        if uploads.recover_unsynced(db, store, upload):
+            db.commit()  # kept whatever this chunk's fate: the offset to resume from moved
         offset = upload_rules.parse_offset(headers.get(OFFSET_HEADER))
         length = upload_rules.parse_length(headers.get("content-length"))
         checksum = upload_rules.parse_checksum(headers.get("Upload-Checksum"))
@@ -339,7 +345,7 @@ def _end_chunk(
     sink: uploads.ChunkSink,
     checksum: upload_rules.ChunkChecksum | None,
 ) -> tuple[str, int, list[dict[str, Any]]]:
-    digests = sink.finish()  # here, off the event loop: it waits for the disk
+    digests = sink.finish()
     with database.session() as db:
         outcome = uploads.end_chunk(
             db, store, sink.ticket, digests=digests, checksum=checksum, head=sink.head
