@@ -19,6 +19,14 @@ relative of tus 1.0 (https://tus.io/protocols/resumable-upload):
 * ``HEAD`` (headers only) or ``GET`` (JSON) on the same address tells any browser
   session where to resume.
 
+A chunk's ``204`` comes once its bytes are written and recorded, before they are known
+to be on disk: their sync runs while the client sends the next chunk, whose record
+waits for it, so at most one chunk of an upload is not yet known durable. A finished
+upload is synced whole before its checks are queued. Should the machine that wrote
+that chunk crash first, the next ``HEAD``, ``GET`` or ``PATCH`` (from any machine)
+reads the chunk back and compares it with its CRC-32C, and the offset it answers is
+where the intact bytes end.
+
 Two checksums, each for its own job. A chunk's CRC-32C catches bytes damaged on the
 way, as the checksums of cloud storage uploads do; it costs ~0.05 CPU-s per GiB on
 each side where SHA-256 costs 0.5-3 (with or without the CPU's SHA instructions), which
