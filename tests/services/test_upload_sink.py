@@ -130,6 +130,32 @@ def test_a_background_sync_tells_where_it_made_the_file_durable(
     assert syncs.wait(8) == 0  # never started in this process
 
 
+def test_a_background_sync_then_drops_the_synced_pages_from_memory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "upload"
+    path.write_bytes(b"a" * 300)
+    events: list[tuple[str, int, int]] = []
+    real_fdatasync, real_fadvise = os.fdatasync, os.posix_fadvise
+
+    def fdatasync(fd: int) -> None:
+        events.append(("sync", 0, os.fstat(fd).st_size))
+        real_fdatasync(fd)
+
+    def fadvise(fd: int, offset: int, length: int, advice: int) -> None:
+        assert advice == os.POSIX_FADV_DONTNEED
+        events.append(("drop", offset, length))
+        real_fadvise(fd, offset, length, advice)
+
+    monkeypatch.setattr(os, "fdatasync", fdatasync)
+    monkeypatch.setattr(os, "posix_fadvise", fadvise)
+    syncs = BackgroundSyncs()
+    syncs.start(7, path, 200)  # bytes from 200 on are the next chunk's, being written
+
+    assert syncs.wait(7) == 200
+    assert events == [("sync", 0, 300), ("drop", 0, 200)]  # only pages already clean
+
+
 def test_a_failed_background_sync_counts_for_nothing(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -81,11 +81,17 @@ def _writeback_starter() -> Callable[[int, int, int], None]:
 start_writeback = _writeback_starter()
 
 
-def sync_file(path: Path) -> None:
-    """Make a file's written bytes durable (they may have been written by another process)."""
+def sync_file(path: Path, *, release_before: int = 0) -> None:
+    """Make a file's written bytes durable; then drop its pages before release_before."""
     fd = os.open(path, os.O_RDONLY)
     try:
         os.fdatasync(fd)
+        if release_before:
+            # Synced pages are clean: dropping them frees them at once, and the next chunks'
+            # writes get these warm pages back (1.79-1.83 s per GiB instead of 2.02-2.10
+            # here, 13:35), rather than memory the VM has not touched yet. An upload is not
+            # read again until its check job, so it should not crowd other files out.
+            os.posix_fadvise(fd, 0, release_before, os.POSIX_FADV_DONTNEED)
     finally:
         os.close(fd)
 
@@ -118,7 +124,7 @@ class BackgroundSyncs:
 
     def start(self, upload_id: int, path: Path, end: int) -> None:
         """Begin syncing an upload's file, whose bytes before end are all written."""
-        future = _SYNC_THREADS.submit(sync_file, path)
+        future = _SYNC_THREADS.submit(sync_file, path, release_before=end)
         with self._lock:
             self._pending[upload_id] = (end, future)
             if len(self._pending) > 1000:  # abandoned uploads: keep only syncs still running
