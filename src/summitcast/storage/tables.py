@@ -111,6 +111,8 @@ class Summit(Base):
     start_date: Mapped[date]
     end_date: Mapped[date]
     languages: Mapped[list[str]] = mapped_column(JSON, default=list)
+    # The fictional summit of `summitcast demo`: only a demo counts simulated locations.
+    is_demo: Mapped[bool] = mapped_column(Boolean, default=False)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
@@ -269,6 +271,8 @@ class Location(Base):
     # Written in batches by the presence task: the dashboard's arrivals and drops.
     last_online_at: Mapped[datetime | None] = mapped_column(default=None)
     last_offline_at: Mapped[datetime | None] = mapped_column(default=None)
+    # No person registered it: the demo's simulated audience (never counted elsewhere).
+    simulated: Mapped[bool] = mapped_column(Boolean, default=False)
 
     summit: Mapped[Summit] = relationship()
 
@@ -319,6 +323,8 @@ class Broadcast(Base):
     started_at: Mapped[datetime | None] = mapped_column(default=None)
     countdown_to: Mapped[datetime | None] = mapped_column(default=None)
     ended_at: Mapped[datetime | None] = mapped_column(default=None)
+    # After the last item the first comes again instead of the closing slate (the demo).
+    loop: Mapped[bool] = mapped_column(Boolean, default=False)
     # The studio's RTMP stream key and SRT passphrase. Kept as is (the ingest must
     # compare it); never logged, shown only to the summit's producers and organisers.
     ingest_key: Mapped[str] = mapped_column(String(64))
