@@ -11,6 +11,19 @@ const REFILL_MARGIN_S = 1;
 const REFILL_GIVE_UP_S = 8; // resume anyway after this long (a stream that stopped growing)
 const MAX_SOFT_RECOVERIES = 4; // startLoad/recoverMediaError tries before re-creating
 const MAX_ERROR_LOG = 200;
+// Poor link (opts.autoAudioOnly): this many stalls within STALL_WINDOW_MS at the lowest
+// video rung, or a measured bandwidth below that rung for POOR_BANDWIDTH_S, switch to
+// sound only; video is tried again after VIDEO_RETRY_MS if the estimate allows it.
+const STALLS_FOR_AUDIO_ONLY = 3;
+const STALL_WINDOW_MS = 120000;
+const POOR_BANDWIDTH_S = 15;
+const VIDEO_RETRY_MS = 300000;
+const VIDEO_RETRY_HEADROOM = 1.5; // the estimate must beat the lowest rung by this much
+const CUE_KEEP_S = 120; // cues further behind the playhead are dropped (a day-long screen)
+
+// Subtitle TextTracks made per <video> with addTextTrack, kept across players on the
+// same element (they cannot be removed, so they are re-used).
+const elementTracks = new WeakMap();
 
 function h(tag, attrs = {}, ...children) {
   const node = document.createElement(tag);
@@ -71,7 +84,11 @@ function isAudioOnlyVariant(level) {
 
 /**
  * Mount a player on a <video> element.
- * opts: {src, controlsEl, autoplay = true, muted = true, hlsConfig = {}}
+ * opts: {src, controlsEl, autoplay = true, muted = true, hlsConfig = {},
+ *   nativeControls = true, unmuteButton = true, audioLang, subtitleLang ("" = off),
+ *   autoAudioOnly = false, maxRetryDelayMs = 30000,
+ *   onChoice({audioLang, subtitleLang, quality}) when the viewer picks from a menu,
+ *   onAudioOnly(on, reason) when the player switches to or from sound only by itself}
  * Returns a controller; the same object is exposed as window.summitcastPlayer.
  */
 export function mountPlayer(videoEl, opts = {}) {
@@ -81,10 +98,11 @@ export function mountPlayer(videoEl, opts = {}) {
   videoEl.muted = opts.muted !== false;
   videoEl.autoplay = opts.autoplay !== false;
   videoEl.playsInline = true;
-  videoEl.controls = true;
+  videoEl.controls = opts.nativeControls !== false;
 
   const errors = [];
   const ui = buildControls(opts.controlsEl);
+  const unmuteButton = opts.unmuteButton === false ? null : buildUnmuteButton(videoEl);
   const player = {
     hls: null,
     errors,
@@ -96,6 +114,9 @@ export function mountPlayer(videoEl, opts = {}) {
     setQuality,
     setAudioTrack,
     setSubtitleTrack,
+    unmute,
+    autoAudioOnly: !!opts.autoAudioOnly,
+    audioOnlyReason: null, // why the player chose sound only by itself, else null
     behindLiveS: () => behindLive(),
   };
   window.summitcastPlayer = player;
@@ -104,12 +125,23 @@ export function mountPlayer(videoEl, opts = {}) {
   let recreateTimer = null;
   let recoverTimer = null;
   let tick = null;
-  let preferredLang = null; // audio language chosen by the viewer, kept across re-creation
+  let preferredLang = opts.audioLang || null; // audio language chosen, kept across re-creation
+  // Captions are kept by language, so the choice survives a new session's master.
+  let preferredSubtitleLang = opts.subtitleLang || null;
   let preferredSubtitle = -1;
   let refillingSince = null; // performance.now() when refill() paused a dry live buffer
   let hasPlayed = false;
   let manifestAudioTracks = []; // every audio rendition of the master, all groups
   let videoLevels = []; // [[hls level index, label]] of the master, best first
+  let lowestVideoBitrate = 0; // bits/s of the lowest video rung (for the poor-link rule)
+  let stalls = []; // performance.now() of recent stalls at the lowest rung
+  let poorSince = null; // performance.now() since the estimate is below the lowest rung
+  let audioOnlySince = null; // when the poor-link rule switched to sound only
+  let fragmentsLoaded = 0; // the bandwidth estimate means something after a few
+  let cuesPrunedAt = 0;
+  const maxRetryDelayMs = opts.maxRetryDelayMs || 30000;
+  const tracks = elementTracks.get(videoEl) || new Map(); // "lang|name" -> TextTrack
+  elementTracks.set(videoEl, tracks);
 
   function log(entry) {
     errors.push({ at: new Date().toISOString(), ...entry });
@@ -165,6 +197,13 @@ export function mountPlayer(videoEl, opts = {}) {
       liveMaxLatencyDurationCount: 10,
       backBufferLength: 30,
       capLevelToPlayerSize: true,
+      // hls.js's own text tracks are <track src="data:,WEBVTT"> elements, a load the
+      // strict CSP (media-src 'self' blob:) refuses with a console error. We take the
+      // parsed cues instead and put them on TextTracks made with addTextTrack, which
+      // load nothing; Chromium still draws them in the picture (see showCues).
+      renderTextTracksNatively: false,
+      enableCEA708Captions: false, // our streams carry WebVTT, no 608/708 in the video
+      enableID3MetadataCues: false, // would make a <track src="data:..."> too
       ...opts.hlsConfig,
     });
     player.hls = hls;
@@ -186,10 +225,15 @@ export function mountPlayer(videoEl, opts = {}) {
         hls.loadLevel = hls.currentLevel;
       }
       selectPreferredLanguage();
-      hls.subtitleTrack = preferredSubtitle;
-      hls.subtitleDisplay = preferredSubtitle >= 0;
+      selectPreferredSubtitle();
       refreshMenus();
       play();
+    });
+    hls.on(Hls.Events.SUBTITLE_TRACKS_UPDATED, selectPreferredSubtitle);
+    hls.on(Hls.Events.SUBTITLE_TRACK_SWITCH, showCues);
+    hls.on(Hls.Events.CUES_PARSED, onCues);
+    hls.on(Hls.Events.FRAG_LOADED, (_e, data) => {
+      if (data.frag && data.frag.type === "main") fragmentsLoaded += 1;
     });
     // A level from another audio group brings its own track list.
     hls.on(Hls.Events.AUDIO_TRACKS_UPDATED, selectPreferredLanguage);
@@ -209,6 +253,7 @@ export function mountPlayer(videoEl, opts = {}) {
       refill();
     });
     hls.on(Hls.Events.ERROR, onError);
+    fragmentsLoaded = 0;
     hls.attachMedia(videoEl);
     hls.loadSource(currentUrl());
   }
@@ -220,12 +265,87 @@ export function mountPlayer(videoEl, opts = {}) {
     if (i >= 0 && i !== hls.audioTrack) hls.audioTrack = i;
   }
 
+  function selectPreferredSubtitle() {
+    const hls = player.hls;
+    if (!hls) return;
+    if (preferredSubtitleLang) {
+      const i = hls.subtitleTracks.findIndex((t) => t.lang === preferredSubtitleLang);
+      if (i >= 0) preferredSubtitle = i;
+    } else if (preferredSubtitleLang === "") {
+      preferredSubtitle = -1;
+    }
+    if (hls.subtitleTrack !== preferredSubtitle) hls.subtitleTrack = preferredSubtitle;
+    showCues();
+  }
+
+  function trackKey(t) {
+    return `${t.lang || ""}|${t.name || ""}`;
+  }
+
+  /** Our TextTrack for one subtitle rendition, made on first use. */
+  function textTrackFor(rendition) {
+    const key = trackKey(rendition);
+    let track = tracks.get(key);
+    if (!track) {
+      const index = player.hls ? player.hls.subtitleTracks.indexOf(rendition) : 0;
+      track = videoEl.addTextTrack("subtitles", trackName(rendition, Math.max(0, index)), rendition.lang || "");
+      track.mode = "disabled";
+      tracks.set(key, track);
+    }
+    return track;
+  }
+
+  function onCues(_e, data) {
+    if (data.type !== "subtitles" || !data.subtitleTrack) return;
+    const track = textTrackFor(data.subtitleTrack);
+    if (track.mode === "disabled") track.mode = "hidden"; // a disabled track lists no cues
+    for (const cue of data.cues) {
+      // Segmented WebVTT repeats a cue that spans two segments: add it once.
+      if (track.cues && cue.id && track.cues.getCueById(cue.id)) continue;
+      try {
+        track.addCue(cue);
+      } catch (e) {
+        log({ type: "cue", details: String(e && e.message), fatal: false });
+      }
+    }
+    showCues();
+  }
+
+  /** Show the chosen rendition's track in the picture, hide the others. */
+  function showCues() {
+    const hls = player.hls;
+    const chosen = hls && hls.subtitleTrack >= 0 ? hls.subtitleTracks[hls.subtitleTrack] : null;
+    const key = chosen ? trackKey(chosen) : null;
+    if (chosen) textTrackFor(chosen);
+    for (const [k, track] of tracks) {
+      const mode = k === key ? "showing" : "disabled";
+      if (track.mode !== mode) track.mode = mode;
+    }
+  }
+
+  function pruneCues() {
+    const before = videoEl.currentTime - CUE_KEEP_S;
+    for (const track of tracks.values()) {
+      if (!track.cues) continue;
+      for (const cue of Array.from(track.cues)) if (cue.endTime < before) track.removeCue(cue);
+    }
+  }
+
+  function clearCues() {
+    for (const track of tracks.values()) {
+      if (track.mode === "disabled") track.mode = "hidden";
+      for (const cue of Array.from(track.cues || [])) track.removeCue(cue);
+      track.mode = "disabled";
+    }
+  }
+
   function onError(_e, data) {
     log({ type: data.type, details: data.details, fatal: !!data.fatal, response: data.response && data.response.code });
+    if (data.details === Hls.ErrorDetails.BUFFER_STALLED_ERROR) noteStall();
     if (!data.fatal) return;
     const hls = player.hls;
     clearTimeout(recoverTimer);
-    const delay = backoffMs(softRecoveries);
+    const delay = backoffMs(softRecoveries, 1000, maxRetryDelayMs);
     const manifestFailed = /^manifest/i.test(data.details || "");
     if (softRecoveries >= MAX_SOFT_RECOVERIES || manifestFailed || data.type === Hls.ErrorTypes.OTHER_ERROR) {
       // A manifest that never loaded (stream not started yet, origin down) or a
@@ -257,6 +377,88 @@ export function mountPlayer(videoEl, opts = {}) {
     }
     softRecoveries += 1;
     recreateTimer = setTimeout(create, delayMs);
+  }
+
+  /** The browser says the network is back: run a waiting recovery now, not after its backoff. */
+  function onOnline() {
+    if (player.hls === null && recreateTimer !== null) {
+      clearTimeout(recreateTimer);
+      create();
+    } else if (player.hls && softRecoveries > 0) {
+      clearTimeout(recoverTimer);
+      player.hls.startLoad();
+    }
+  }
+
+  function atLowestRung() {
+    const hls = player.hls;
+    if (!hls || player.mode === "audio" || !hls.levels.length) return false;
+    const level = hls.levels[hls.currentLevel];
+    return !level || level.bitrate <= lowestVideoBitrate;
+  }
+
+  function noteStall() {
+    if (!player.autoAudioOnly || !hasPlayed || !atLowestRung()) return;
+    const now = performance.now();
+    stalls = stalls.filter((t) => now - t < STALL_WINDOW_MS);
+    stalls.push(now);
+    if (stalls.length >= STALLS_FOR_AUDIO_ONLY) goAudioOnly("stalls");
+  }
+
+  // The poor-link rule, once a second: sound only when the link cannot carry the lowest
+  // video rung; video again after a while if the estimate (made on audio fragments,
+  // which are small, so it errs low) has room above that rung.
+  function checkLink() {
+    const hls = player.hls;
+    if (!player.autoAudioOnly || !hls || !lowestVideoBitrate) return;
+    const now = performance.now();
+    if (player.mode === "audio") {
+      if (
+        player.audioOnlyReason &&
+        now - audioOnlySince > VIDEO_RETRY_MS &&
+        hls.bandwidthEstimate > VIDEO_RETRY_HEADROOM * lowestVideoBitrate
+      ) {
+        player.audioOnlyReason = null;
+        stalls = [];
+        setQuality("auto");
+        if (opts.onAudioOnly) opts.onAudioOnly(false, null);
+      }
+      return;
+    }
+    const poor = fragmentsLoaded >= 3 && hls.bandwidthEstimate < lowestVideoBitrate;
+    if (!poor) {
+      poorSince = null;
+    } else if (poorSince === null) {
+      poorSince = now;
+    } else if (now - poorSince > POOR_BANDWIDTH_S * 1000) {
+      goAudioOnly("bandwidth");
+    }
+  }
+
+  function goAudioOnly(reason) {
+    if (player.mode === "audio" || !(player.audioOnly || manifestAudioTracks.some((t) => t.url))) return;
+    player.audioOnlyReason = reason;
+    audioOnlySince = performance.now();
+    poorSince = null;
+    stalls = [];
+    log({ type: "audio-only", details: reason, fatal: false });
+    setQuality("audio");
+    if (opts.onAudioOnly) opts.onAudioOnly(true, reason);
+  }
+
+  function unmute() {
+    videoEl.muted = false;
+    if (videoEl.volume === 0) videoEl.volume = 1;
+    const p = videoEl.play();
+    if (p && p.catch) p.catch((e) => log({ type: "play", details: String(e && e.name), fatal: false }));
+  }
+
+  function choice() {
+    return {
+      audioLang: preferredLang,
+      subtitleLang: preferredSubtitle >= 0 ? preferredSubtitleLang : "",
+      quality: player.mode,
+    };
   }
 
   function behindLive() {
@@ -358,8 +560,10 @@ export function mountPlayer(videoEl, opts = {}) {
   function setSubtitleTrack(id) {
     preferredSubtitle = Number(id);
     if (player.hls) {
+      const t = player.hls.subtitleTracks[preferredSubtitle];
+      preferredSubtitleLang = t ? t.lang || null : "";
       player.hls.subtitleTrack = preferredSubtitle;
-      player.hls.subtitleDisplay = preferredSubtitle >= 0;
+      showCues();
     } else if (player.native) {
       Array.from(videoEl.textTracks).forEach((t, i) => {
         t.mode = i === preferredSubtitle ? "showing" : "disabled";
@@ -376,6 +580,8 @@ export function mountPlayer(videoEl, opts = {}) {
         .map((l, i) => [i, l])
         .sort((a, b) => (b[1].height || 0) - (a[1].height || 0) || b[1].bitrate - a[1].bitrate)
         .map(([i, l]) => [i, levelName(l)]);
+      const bitrates = hls.levels.filter((l) => !isAudioOnlyVariant(l)).map((l) => l.bitrate || 0);
+      lowestVideoBitrate = bitrates.length ? Math.min(...bitrates) : 0;
     }
     if (hls || videoLevels.length) {
       const current = hls && hls.currentLevel >= 0 && hls.levels[hls.currentLevel];
@@ -413,24 +619,53 @@ export function mountPlayer(videoEl, opts = {}) {
     clearTimeout(recoverTimer);
     clearInterval(tick);
     videoEl.removeEventListener("waiting", onWaiting);
+    videoEl.removeEventListener("volumechange", showUnmute);
+    window.removeEventListener("online", onOnline);
     if (player.hls) player.hls.destroy();
     player.hls = null;
+    clearCues();
     if (ui) ui.root.remove();
+    if (unmuteButton) unmuteButton.remove();
+  }
+
+  function showUnmute() {
+    if (unmuteButton) unmuteButton.hidden = !videoEl.muted && videoEl.volume > 0;
   }
 
   videoEl.addEventListener("playing", () => {
     hasPlayed = true;
   });
   videoEl.addEventListener("waiting", onWaiting);
+  videoEl.addEventListener("volumechange", showUnmute);
+  window.addEventListener("online", onOnline);
+  if (unmuteButton) {
+    unmuteButton.addEventListener("click", unmute);
+    showUnmute();
+  }
   // The viewer pressed play during a refill: play on at once.
   videoEl.addEventListener("play", () => {
     refillingSince = null;
   });
 
+  function chosen(action) {
+    return (e) => {
+      action(e.target.value);
+      if (opts.onChoice) opts.onChoice(choice());
+    };
+  }
+
   if (ui) {
-    ui.quality.select.addEventListener("change", (e) => setQuality(e.target.value));
-    ui.language.select.addEventListener("change", (e) => setAudioTrack(e.target.value));
-    ui.captions.select.addEventListener("change", (e) => setSubtitleTrack(e.target.value));
+    ui.quality.select.addEventListener(
+      "change",
+      chosen((v) => {
+        // A quality the viewer picks overrides the poor-link rule until they pick Auto.
+        player.autoAudioOnly = !!opts.autoAudioOnly && v === "auto";
+        player.audioOnlyReason = null;
+        setQuality(v);
+      }),
+    );
+    ui.language.select.addEventListener("change", chosen(setAudioTrack));
+    ui.captions.select.addEventListener("change", chosen(setSubtitleTrack));
     ui.jump.addEventListener("click", jumpToLive);
   }
 
@@ -453,8 +688,20 @@ export function mountPlayer(videoEl, opts = {}) {
   tick = setInterval(() => {
     updateLiveStatus();
     refill(); // also when the stream stopped growing and no fragment arrives
+    checkLink();
+    if (performance.now() - cuesPrunedAt > 60000) {
+      cuesPrunedAt = performance.now();
+      pruneCues();
+    }
   }, 1000);
   return player;
+}
+
+/** The big "Turn sound on" button over the picture: browsers start video muted. */
+function buildUnmuteButton(videoEl) {
+  const button = h("button", { type: "button", class: "sc-unmute", "data-action": "unmute", text: "Turn sound on" });
+  videoEl.after(button);
+  return button;
 }
 
 function buildControls(controlsEl) {
