@@ -75,6 +75,19 @@ for (const [from, name] of copies) {
 licences.set("world-atlas", {
   ...(await bundledPackages([join(root, "node_modules", "world-atlas", "package.json")]))[0],
 });
+
+// Country flags as images (flag-icons, MIT): a regional-indicator emoji shows as two
+// boxes where the system has no emoji font. Only the 4:3 SVGs of two-letter codes
+// (~1.7 MB on disk; a page loads only the flags it shows, most of 1-5 KB).
+const flagsFrom = join(root, "node_modules", "flag-icons", "flags", "4x3");
+await mkdir(join(out, "flags"));
+const flagFiles = (await readdir(flagsFrom)).filter((f) => /^[a-z]{2}\.svg$/.test(f));
+for (const file of flagFiles) {
+  await copyFile(join(flagsFrom, file), join(out, "flags", file));
+}
+licences.set("flag-icons", {
+  ...(await bundledPackages([join(root, "node_modules", "flag-icons", "package.json")]))[0],
+});
 await writeFile(
   join(out, "THIRD-PARTY-LICENSES.txt"),
   [...licences.values()]
@@ -85,7 +98,11 @@ await writeFile(
 
 // A manifest of content hashes lets templates add ?v=<hash> for cache busting.
 const manifest = {};
-for (const name of (await readdir(out)).sort()) {
+for (const entry of (await readdir(out, { withFileTypes: true })).sort((a, b) =>
+  a.name.localeCompare(b.name),
+)) {
+  if (!entry.isFile()) continue; // flags/: listed below as one line
+  const name = entry.name;
   const bytes = await readFile(join(out, name));
   manifest[name] = {
     bytes: bytes.length,
@@ -97,3 +114,4 @@ await writeFile(join(out, "manifest.json"), JSON.stringify(manifest, null, 2) + 
 for (const [name, info] of Object.entries(manifest)) {
   console.log(`build/${name}\t${(info.bytes / 1024).toFixed(1)} KiB`);
 }
+console.log(`build/flags/\t${flagFiles.length} SVG files`);

@@ -8,8 +8,9 @@ from urllib.parse import urlsplit
 from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
+from summitcast.errors import AuthenticationError, PermissionDeniedError, RateLimitedError
 from summitcast.services import accounts
-from summitcast.services.accounts import RateLimiter
+from summitcast.services.accounts import Limiter
 from summitcast.web.deps import DbDep
 from summitcast.web.security import verify_csrf
 from summitcast.web.templating import render
@@ -25,25 +26,88 @@ def _safe_next(target: str) -> str:
     return target
 
 
+# What Form(max_length=…) used to enforce with a bare 422 page: longer input is refused
+# in the form, and the password never reaches the (costly) hash.
+MAX_EMAIL = 254
+MAX_PASSWORD = 1024
+
+
+def _login_page(
+    request: Request,
+    *,
+    next: str,
+    email: str = "",
+    error: str | None = None,
+    status_code: int = 200,
+    headers: dict[str, str] | None = None,
+) -> Response:
+    page = render(
+        request,
+        "login.html",
+        {"next": _safe_next(next), "email": email, "error": error},
+        status_code=status_code,
+    )
+    page.headers.update(headers or {})
+    return page
+
+
+async def _csrf_problem(request: Request) -> str | None:
+    """The CSRF check's message when it fails (the form is shown again with it), else None."""
+    try:
+        await verify_csrf(request)
+    except PermissionDeniedError as problem:
+        return problem.message
+    return None
+
+
 @router.get("/login", response_class=HTMLResponse)
 def login_form(request: Request, next: str = "/backstage") -> Response:
     """The login page."""
-    return render(request, "login.html", {"next": _safe_next(next), "error": None})
+    return _login_page(request, next=next)
 
 
-@router.post("/login", dependencies=[Depends(verify_csrf)])
+@router.post("/login")
 def login(
     request: Request,
     db: DbDep,
-    email: Annotated[str, Form(max_length=254)],
-    password: Annotated[str, Form(max_length=1024)],
+    csrf_problem: Annotated[str | None, Depends(_csrf_problem)],
+    email: Annotated[str, Form()] = "",
+    password: Annotated[str, Form()] = "",
     next: Annotated[str, Form()] = "/backstage",
 ) -> Response:
-    """Check the password, then start a fresh session (new CSRF token, no fixation)."""
-    limiter: RateLimiter = request.app.state.login_limiter
+    """Check the password, then start a fresh session (new CSRF token, no fixation).
+
+    Every refusal shows the form again with the e-mail kept and the reason beside it.
+    """
+    typed, email = email.strip(), email.strip()[:MAX_EMAIL]
+    if csrf_problem is not None:
+        # A login page left open past the session's life: nothing was checked.
+        return _login_page(request, next=next, email=email, error=csrf_problem, status_code=403)
+    if not email or not password:
+        error = "Enter your e-mail and your password."
+        return _login_page(request, next=next, email=email, error=error, status_code=400)
+    limiter: Limiter = request.app.state.login_limiter
     client = request.client.host if request.client else "unknown"
-    limiter.hit(f"login:{client}")
-    user = accounts.authenticate(db, email=email, password=password)
+    try:
+        limiter.hit(f"login:{client}")
+        if len(typed) > MAX_EMAIL or len(password) > MAX_PASSWORD:
+            # The same answer as a wrong password: the length says nothing about the account.
+            raise AuthenticationError("E-mail or password is wrong.")
+        user = accounts.authenticate(db, email=email, password=password)
+    except RateLimitedError as refused:
+        return _login_page(
+            request,
+            next=next,
+            email=email,
+            error=refused.message,
+            status_code=refused.status_code,
+            headers={"Retry-After": str(refused.retry_after)},
+        )
+    except AuthenticationError as wrong:
+        # authenticate() never says whether the account exists.
+        return _login_page(
+            request, next=next, email=email, error=wrong.message, status_code=wrong.status_code
+        )
     request.session.clear()
     request.session["user_id"] = user.id
     request.session["pw"] = user.password_hash[-16:]

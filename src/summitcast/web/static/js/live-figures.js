@@ -16,20 +16,38 @@
       " locations online, or not disclosed.";
   }
 
-  function flag(code) {
-    // Regional indicator symbols, as the server's |flag filter draws them.
-    if (!/^[A-Z]{2}$/.test(code || "")) return "";
-    return String.fromCodePoint(0x1f1e6 + code.charCodeAt(0) - 65, 0x1f1e6 + code.charCodeAt(1) - 65);
+  var regions = null;
+  try {
+    regions = new Intl.DisplayNames(["en"], { type: "region" });
+  } catch (e) {
+    // Older browsers: the flag's text alternative is the code itself.
   }
 
-  // The organiser dashboard's arrivals and drops; textContent only (labels are host input).
+  // The flag image the server's |flag filter draws (no emoji: without an emoji font
+  // they show as boxes), named for screen readers; nothing for a malformed code or ZZ
+  // (undisclosed).
+  function flag(code) {
+    if (!/^[A-Z]{2}$/.test(code || "") || code === "ZZ") return document.createTextNode("");
+    var img = document.createElement("img");
+    img.className = "sc-flag";
+    img.alt = img.title = regions ? regions.of(code) : code;
+    img.width = 20;
+    img.height = 15;
+    img.addEventListener("error", function () {
+      img.remove(); // the code beside it still says which country
+    });
+    img.src = "/static/build/flags/" + code.toLowerCase() + ".svg";
+    return img;
+  }
+
+  // The organiser dashboard's arrivals and drops; text nodes only (labels are host input).
   function list(id, entries, prefix, empty) {
     var ol = document.getElementById(id);
     if (!ol || !Array.isArray(entries)) return;
     var items = entries.map(function (e) {
       var li = document.createElement("li");
       var at = typeof e.at === "string" ? e.at.slice(11, 19) + " UTC" : "";
-      li.textContent = e.label + " · " + flag(e.country) + " " + e.country + " · " + prefix + at;
+      li.append(e.label + " · ", flag(e.country), " " + e.country + " · " + prefix + at);
       return li;
     });
     if (!items.length) {
