@@ -146,7 +146,7 @@ def test_page_of_events_newest_first_with_names_and_authors(database: Database) 
         ("location.link_reissued", "Town hall", ""),
         ("location.approved", "Town hall", "org"),
     ]
-    assert (page.page, page.pages, page.total) == (1, 1, 3)
+    assert (page.page.number, page.pages, page.total) == (1, 1, 3)
 
 
 def test_page_of_events_pages_and_filters_by_kind(database: Database) -> None:
@@ -161,12 +161,19 @@ def test_page_of_events_pages_and_filters_by_kind(database: Database) -> None:
         second = audit_trail.page_of_events(db, _summit(db), kind="location.approved", page=2)
         revoked = audit_trail.page_of_events(db, _summit(db), kind="location.revoked")
         beyond = audit_trail.page_of_events(db, _summit(db), page=3)
+        oldest = audit_trail.page_of_events(db, _summit(db), sort="oldest", size=100)
 
     assert [e.subject for e in first.entries] == [f"location:{i}" for i in reversed(ids[5:])]
     assert [e.subject for e in second.entries] == [f"location:{i}" for i in reversed(ids[:5])]
     assert (first.pages, first.total) == (2, len(ids))
     assert [e.subject for e in revoked.entries] == [f"location:{ids[0]}"]
-    assert beyond.entries == []
+    # Past the end (a bookmark of a list that got shorter): the last page, not an empty one.
+    assert beyond.page.number == 2
+    assert [e.subject for e in beyond.entries][-1] == f"location:{ids[0]}"
+    assert [e.subject for e in oldest.entries] == [
+        *(f"location:{i}" for i in ids),
+        f"location:{ids[0]}",
+    ]
 
 
 def test_page_of_events_keeps_to_its_summit(database: Database) -> None:

@@ -67,23 +67,100 @@ def test_register_page_offers_countries_and_privacy_levels(
     assert page.text.count('name="privacy_level"') == 4
 
 
-def test_register_valid_location_shows_pending_and_secret_link(
+def test_register_redirects_after_post_and_shows_the_secret_link_once(
     client: TestClient, database: Database
 ) -> None:
     make_summit(database)
 
     response = _register(client)
-
-    assert response.status_code == 201
     [row] = _rows(database)
+    first = client.get(response.headers["location"])
+    refreshed = client.get(response.headers["location"])
+
+    assert response.status_code == 303
+    assert response.headers["location"] == f"/s/test-summit/registered/{row.public_id}"
+    assert row.secret not in response.headers["location"]
+    assert row.secret not in response.headers.get("set-cookie", "")
     assert (row.label, row.country, row.city, row.status) == (
         "Town hall",
         "KE",
         "Nairobi",
         "pending",
     )
-    assert "Pending approval" in response.text
-    assert f'href="/l/{row.public_id}#k={row.secret}"' in response.text
+    assert first.status_code == 200
+    assert first.headers["cache-control"] == "no-store"
+    assert "Pending approval" in first.text
+    assert f'href="/l/{row.public_id}#k={row.secret}"' in first.text
+    assert refreshed.status_code == 200
+    assert "Pending approval" in refreshed.text
+    assert row.secret not in refreshed.text
+    assert 'id="link-shown-once"' in refreshed.text
+    assert len(_rows(database)) == 1  # the refresh registered nothing
+
+
+def test_registered_page_shows_no_link_to_another_browser(
+    client: TestClient, database: Database
+) -> None:
+    make_summit(database)
+    location = _register(client).headers["location"]
+    [row] = _rows(database)
+    client.cookies.clear()  # another browser: the same address, none of the session
+
+    theirs = client.get(location)
+
+    assert theirs.status_code == 200
+    assert row.secret not in theirs.text
+    assert client.get("/s/test-summit/registered/no-such-location").status_code == 404
+
+
+def test_registered_page_hides_a_link_reissued_since(
+    client: TestClient, database: Database
+) -> None:
+    make_summit(database)
+    location = _register(client).headers["location"]
+    [row] = _rows(database)
+    with database.session() as db:
+        locations.reissue_link(db, db.get(Location, row.id), None)  # type: ignore[arg-type]
+    [reissued] = _rows(database)
+
+    page = client.get(location)
+
+    assert reissued.secret not in page.text
+    assert 'id="link-shown-once"' in page.text
+
+
+@pytest.mark.parametrize(
+    ("fields", "message"),
+    [
+        ({"label": " "}, "Name of the place is required."),
+        ({"label": "x" * 201}, "Name of the place may have at most 200 characters."),
+        ({"country": ""}, "Country is required: choose one from the list."),
+        ({"city": "x" * 201}, "City or town may have at most 200 characters."),
+        ({"kind": "castle"}, "&#39;castle&#39; is not a kind of place: choose one from the list."),
+        (
+            {"expected_audience": "many"},
+            "Expected audience must be a whole number of people from 1 to 1,000,000.",
+        ),
+        (
+            {"expected_audience": "0"},
+            "Expected audience must be a whole number of people from 1 to 1,000,000.",
+        ),
+        ({"contact": "x" * 301}, "Contact for the organisers may have at most 300 characters."),
+        ({"privacy_level": "secret"}, "is not a choice for what the public may see"),
+    ],
+)
+def test_register_errors_name_the_field_as_the_form_labels_it(
+    client: TestClient, database: Database, fields: dict[str, str], message: str
+) -> None:
+    make_summit(database)
+
+    response = _register(client, **fields)
+
+    assert response.status_code == 422
+    assert message in response.text
+    [field] = fields
+    assert f'data-field="{field}"' in response.text
+    assert _rows(database) == []
 
 
 def test_register_with_auto_approve_is_approved_at_once(
@@ -95,8 +172,8 @@ def test_register_with_auto_approve_is_approved_at_once(
 
     response = _register(client)
 
-    assert response.status_code == 201
-    assert "Approved: the screen counts" in response.text
+    assert response.status_code == 303
+    assert "Approved: the screen counts" in client.get(response.headers["location"]).text
     assert [r.status for r in _rows(database)] == ["approved"]
 
 
@@ -118,8 +195,8 @@ def test_register_unknown_city_keeps_country_only(client: TestClient, database: 
 
     response = _register(client, city="Atlantis", privacy_level="public")
 
-    assert response.status_code == 201
-    assert "We did not find “Atlantis” in Kenya" in response.text
+    assert response.status_code == 303
+    assert "We did not find “Atlantis” in Kenya" in client.get(response.headers["location"]).text
     [row] = _rows(database)
     assert (row.city, row.lat, row.lon) == ("", None, None)
 
@@ -149,7 +226,7 @@ def test_register_flood_from_one_client_is_refused(client: TestClient, database:
 
     statuses = [_register(client, label=f"Hall {n}").status_code for n in range(limit + 3)]
 
-    assert statuses == [201] * limit + [429] * 3
+    assert statuses == [303] * limit + [429] * 3
     assert len(_rows(database)) == limit
 
 
@@ -436,7 +513,7 @@ def test_register_flood_is_refused_by_two_workers_sharing_redis(
             client.delete(*stale)
         client.close()
 
-    assert [a.status_code for a in answers] == [201, 201, 201, 429, 429, 429]
+    assert [a.status_code for a in answers] == [303, 303, 303, 429, 429, 429]
     wait = re.search(r"Too many attempts; try again in (\d+) seconds", answers[3].text)
     assert wait is not None
     assert 3500 < int(wait.group(1)) <= 3601

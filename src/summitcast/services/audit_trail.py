@@ -6,12 +6,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import func, select
+from sqlalchemy import func, insert, select
 from sqlalchemy.orm import Session as DbSession
 
+from summitcast.domain import paging
 from summitcast.errors import ValidationError
 from summitcast.services.accounts import Actor
-from summitcast.storage.tables import AuditEvent, Item, Location, Speaker, Summit, User
+from summitcast.storage.tables import AuditEvent, Item, Location, Speaker, Summit, User, utcnow
 
 # Every kind of event, with what the audit page calls it; record_event refuses others,
 # so the page's filter always offers every kind there is.
@@ -29,32 +30,54 @@ KINDS: dict[str, str] = {
     "greenroom.feed_released": "Speaker's live feed taken off air",
     "greenroom.feed_closed": "Speaker's live feed closed (key revoked)",
 }
-PAGE_SIZE = 50
-MAX_PAGE = 100_000
+PAGE_SIZE = paging.DEFAULT_PAGE_SIZE
+MAX_PAGE = paging.MAX_PAGE
+AUDIT_SORTS: dict[str, str] = {"newest": "newest first", "oldest": "oldest first"}
 
 
 def record_event(
     db: DbSession, summit: Summit, actor: Actor | None, action: str, subject: str
 ) -> AuditEvent:
     """Append one event: ``action`` ("location.link_reissued") on ``subject`` ("location:42")."""
-    (event,) = record_events(db, summit, actor, action, [subject])
+    _check_kind(action)
+    event = AuditEvent(
+        summit_id=summit.id,
+        user_id=actor.user_id if actor is not None else None,
+        action=action,
+        subject=subject,
+    )
+    db.add(event)
+    db.flush()
     return event
 
 
 def record_events(
     db: DbSession, summit: Summit, actor: Actor | None, action: str, subjects: Sequence[str]
-) -> list[AuditEvent]:
-    """Append one event of the same action per subject, in one flush."""
-    if action not in KINDS:
-        raise ValueError(f"{action!r} is not a kind of audit event; add it to KINDS")
+) -> int:
+    """Append one event of the same action per subject, in one batched INSERT; how many."""
+    _check_kind(action)
+    if not subjects:
+        return 0
     user_id = actor.user_id if actor is not None else None
-    events = [
-        AuditEvent(summit_id=summit.id, user_id=user_id, action=action, subject=subject)
+    now = utcnow()
+    rows = [
+        {
+            "summit_id": summit.id,
+            "user_id": user_id,
+            "action": action,
+            "subject": subject,
+            "created_at": now,
+        }
         for subject in subjects
     ]
-    db.add_all(events)
-    db.flush()
-    return events
+    # Core executemany, not ORM objects: "approve all" writes thousands of these at once.
+    db.execute(insert(AuditEvent), rows)
+    return len(rows)
+
+
+def _check_kind(action: str) -> None:
+    if action not in KINDS:
+        raise ValueError(f"{action!r} is not a kind of audit event; add it to KINDS")
 
 
 def events_of(db: DbSession, summit: Summit, *, subject: str = "") -> list[AuditEvent]:
@@ -79,34 +102,54 @@ class AuditEntry:
 
 @dataclass(frozen=True, slots=True)
 class AuditPage:
-    """One page of a summit's events, newest first."""
+    """One page of a summit's events."""
 
     entries: list[AuditEntry]
-    page: int
-    pages: int  # at least 1
-    total: int
+    page: paging.Page
+
+    @property
+    def total(self) -> int:
+        """Events the filter matches."""
+        return self.page.total
+
+    @property
+    def pages(self) -> int:
+        """How many pages of them there are (at least 1)."""
+        return self.page.pages
 
 
-def page_of_events(db: DbSession, summit: Summit, *, kind: str = "", page: int = 1) -> AuditPage:
-    """A page of the summit's events, newest first, optionally of one kind."""
+def page_of_events(
+    db: DbSession,
+    summit: Summit,
+    *,
+    kind: str = "",
+    page: int = 1,
+    sort: str = "newest",
+    size: int = PAGE_SIZE,
+) -> AuditPage:
+    """A page of the summit's events, newest (or oldest) first, optionally of one kind."""
     if kind and kind not in KINDS:
         raise ValidationError(
             f"{kind!r} is not a kind of event: choose one from the list.", field="kind"
         )
     if not 1 <= page <= MAX_PAGE:
         raise ValidationError(f"Page must be from 1 to {MAX_PAGE:,}.", field="page")
+    if sort not in AUDIT_SORTS:
+        raise ValidationError(f"{sort!r} is not a way to sort the trail.", field="sort")
     where = [AuditEvent.summit_id == summit.id]
     if kind:
         where.append(AuditEvent.action == kind)
     total = db.scalar(select(func.count()).select_from(AuditEvent).where(*where)) or 0
-    # Newest first by id, not by time: ids follow insertion even when clocks tie.
+    shown = paging.Page.of(page, size, total)
+    # By id, not by time: ids follow insertion even when clocks tie.
+    order = AuditEvent.id.asc() if sort == "oldest" else AuditEvent.id.desc()
     rows = db.execute(
         select(AuditEvent, User.display_name)
         .outerjoin(User, User.id == AuditEvent.user_id)
         .where(*where)
-        .order_by(AuditEvent.id.desc())
-        .limit(PAGE_SIZE)
-        .offset((page - 1) * PAGE_SIZE)
+        .order_by(order)
+        .limit(shown.size)
+        .offset(shown.offset)
     ).all()
     names = _subject_names(db, summit, [event.subject for event, _ in rows])
     entries = [
@@ -120,7 +163,7 @@ def page_of_events(db: DbSession, summit: Summit, *, kind: str = "", page: int =
         )
         for event, author in rows
     ]
-    return AuditPage(entries, page, max(1, -(-total // PAGE_SIZE)), total)
+    return AuditPage(entries, shown)
 
 
 def _subject_names(db: DbSession, summit: Summit, subjects: list[str]) -> dict[str, str]:

@@ -6,15 +6,16 @@ import csv
 import io
 import secrets
 from collections.abc import Callable, Collection, Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
-from typing import cast
+from typing import Any, cast
 
-from sqlalchemy import Table, bindparam, func, insert, select, update
+from sqlalchemy import ColumnElement, Table, bindparam, func, insert, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session as DbSession
 
 from summitcast import geo
+from summitcast.domain import paging
 from summitcast.domain.privacy import PRIVACY_LEVELS, PrivacyLevel, presence_country_key
 from summitcast.errors import NotFoundError, ValidationError
 from summitcast.presence.base import PresenceSnapshot
@@ -33,6 +34,7 @@ KINDS: dict[str, str] = {
     "other": "Other",
 }
 MAX_AUDIENCE = 1_000_000
+BULK_SLICE = 1000
 # Coordinates kept per privacy level: a public city's point (about 1 km), otherwise
 # whole degrees (about 100 km), so a seized database cannot place an at-risk host.
 _DECIMALS: dict[str, int] = {"public": 2, "country": 0, "hidden": 0}
@@ -61,6 +63,8 @@ class PresenceIdentity:
     status: str
     country_key: str  # the country it counts under in presence ("ZZ" when hidden)
     cell_key: str | None  # "CC|lat|lon|city" for a public city, else None
+    # The demo's simulated audience counts only in a demo summit: elsewhere it is refused.
+    simulated_outside_demo: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,18 +75,34 @@ class Transition:
     at: datetime
 
 
+# What the registration form calls each field: a message names the field as the host sees it.
+FIELD_NAMES: dict[str, str] = {
+    "label": "Name of the place",
+    "country": "Country",
+    "city": "City or town",
+    "kind": "Kind of place",
+    "expected_audience": "Expected audience",
+    "contact": "Contact for the organisers",
+    "privacy_level": "What the public may see",
+}
+
+
 def _text(value: str, field: str, *, limit: int, required: bool = False) -> str:
     cleaned = " ".join(value.split())
     if required and not cleaned:
-        raise ValidationError(f"{field.replace('_', ' ').capitalize()} is required.", field=field)
+        raise ValidationError(f"{FIELD_NAMES[field]} is required.", field=field)
     if len(cleaned) > limit:
-        raise ValidationError(f"{field} may have at most {limit} characters.", field=field)
+        raise ValidationError(
+            f"{FIELD_NAMES[field]} may have at most {limit} characters.", field=field
+        )
     return cleaned
 
 
 def validate_country(code: str) -> str:
     """An ISO 3166-1 alpha-2 code in capitals (XK for Kosovo), or a ValidationError."""
     value = code.strip().upper()
+    if not value:
+        raise ValidationError("Country is required: choose one from the list.", field="country")
     if not geo.valid_country(value):
         raise ValidationError(
             f"{code!r} is not a country: choose one from the list.", field="country"
@@ -97,7 +117,10 @@ def resolve_privacy(chosen: str, country: str, at_risk: Collection[str]) -> Priv
     for level in PRIVACY_LEVELS:
         if chosen == level:
             return level
-    raise ValidationError(f"{chosen!r} is not a privacy level.", field="privacy_level")
+    raise ValidationError(
+        f"{chosen!r} is not a choice for what the public may see: pick one of the options.",
+        field="privacy_level",
+    )
 
 
 def cell_key(country: str, city: str, lat: float, lon: float) -> str:
@@ -145,7 +168,9 @@ def register_location(
     country = validate_country(data.country)
     typed_city = _text(data.city, "city", limit=200)
     if data.kind not in KINDS:
-        raise ValidationError(f"{data.kind!r} is not a kind of place.", field="kind")
+        raise ValidationError(
+            f"{data.kind!r} is not a kind of place: choose one from the list.", field="kind"
+        )
     if not 1 <= data.expected_audience <= MAX_AUDIENCE:
         raise ValidationError(
             f"Expected audience must be between 1 and {MAX_AUDIENCE:,}.", field="expected_audience"
@@ -220,7 +245,9 @@ def register_locations_bulk(
         country = validate_country(data.country)
         typed_city = _text(data.city, "city", limit=200)
         if data.kind not in KINDS:
-            raise ValidationError(f"{data.kind!r} is not a kind of place.", field="kind")
+            raise ValidationError(
+                f"{data.kind!r} is not a kind of place: choose one from the list.", field="kind"
+            )
         if not 1 <= data.expected_audience <= MAX_AUDIENCE:
             raise ValidationError(
                 f"Expected audience must be between 1 and {MAX_AUDIENCE:,}.",
@@ -272,25 +299,130 @@ def find_location(db: DbSession, public_id: str) -> Location:
     return location
 
 
-def list_locations(
+LOCATION_SORTS: dict[str, str] = {
+    "newest": "newest first",
+    "oldest": "oldest first",
+    "name": "name",
+    "country": "country, then name",
+}
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class LocationFilter:
+    """Which locations a list shows: one status, one country, text in the name or city."""
+
+    status: str = ""
+    country: str = ""
+    text: str = ""
+
+    @property
+    def narrows(self) -> bool:
+        """True when the filter leaves out some locations of the summit."""
+        return bool(self.status or self.country or self.text)
+
+
+def location_filter(*, status: str = "", country: str = "", text: str = "") -> LocationFilter:
+    """A filter from what an organiser typed, checked: a known status, a country code."""
+    status = status.strip()
+    if status and status not in STATUSES:
+        raise ValidationError(
+            f"{status[:40]!r} is not a status: choose one of {', '.join(STATUSES)}.",
+            field="status",
+        )
+    code = country.strip().upper()
+    if code and not geo.valid_country(code):
+        raise ValidationError(
+            f"{country[:20]!r} is not a country code: use two letters, such as KE.",
+            field="country",
+        )
+    return LocationFilter(status=status, country=code, text=paging.search_text(text))
+
+
+@dataclass(frozen=True, slots=True)
+class LocationPage:
+    """One page of a summit's locations with the counts the review page shows."""
+
+    rows: list[Location]
+    page: paging.Page  # page.total: the locations the filter matches
+    counts: dict[str, int]  # per status, the whole summit
+    pending_matching: int  # pending locations the filter matches: what "approve all" approves
+    # The newest of those when the page was read: "approve all" approves up to it, so a
+    # location registered after the organiser looked is not approved unseen.
+    newest_pending_id: int
+
+    @property
+    def summit_total(self) -> int:
+        """Every location of the summit, whatever its status."""
+        return sum(self.counts.values())
+
+
+def _matching(summit: Summit, chosen: LocationFilter) -> list[ColumnElement[bool]]:
+    where: list[ColumnElement[bool]] = [Location.summit_id == summit.id]
+    if chosen.status:
+        where.append(Location.status == chosen.status)
+    if chosen.country:
+        where.append(Location.country == chosen.country)
+    if chosen.text:
+        # autoescape: a typed % or _ is looked for, not taken as a wildcard.
+        where.append(
+            or_(
+                Location.label.icontains(chosen.text, autoescape=True),
+                Location.city.icontains(chosen.text, autoescape=True),
+            )
+        )
+    return where
+
+
+def _location_order(sort: str) -> list[ColumnElement[Any]]:
+    # Newest by id, not created_at: ids follow insertion, bulk registrations share one
+    # instant, and the primary key's index serves both directions without a sort.
+    if sort == "oldest":
+        return [Location.id.asc()]
+    if sort == "name":
+        return [func.lower(Location.label), Location.id.asc()]
+    if sort == "country":
+        return [Location.country.asc(), func.lower(Location.label), Location.id.asc()]
+    return [Location.id.desc()]
+
+
+def page_of_locations(
     db: DbSession,
     summit: Summit,
+    chosen: LocationFilter = LocationFilter(),
     *,
-    status: str = "",
-    country: str = "",
-    limit: int = 500,
-    offset: int = 0,
-) -> list[Location]:
-    """A summit's locations, newest first, optionally of one status and one country."""
-    query = select(Location).where(Location.summit_id == summit.id)
-    if status:
-        if status not in STATUSES:
-            raise ValidationError(f"{status!r} is not a status.", field="status")
-        query = query.where(Location.status == status)
-    if country:
-        query = query.where(Location.country == country.strip().upper())
-    query = query.order_by(Location.created_at.desc(), Location.id.desc())
-    return list(db.scalars(query.limit(limit).offset(offset)))
+    sort: str = "newest",
+    page: int = 1,
+    size: int = paging.DEFAULT_PAGE_SIZE,
+) -> LocationPage:
+    """One page of the locations the filter matches, in the order asked, with counts."""
+    if sort not in LOCATION_SORTS:
+        raise ValidationError(f"{sort!r} is not a way to sort locations.", field="sort")
+    counts = status_counts(db, summit)
+    # At most four small queries: per-status counts, matches, pending matches, the rows.
+    if not chosen.narrows:
+        total = sum(counts.values())
+    elif chosen.status and not (chosen.country or chosen.text):
+        total = counts[chosen.status]
+    else:
+        total = _count(db, _matching(summit, chosen))
+    pending_matching, newest_pending = 0, 0
+    if chosen.status in ("", "pending"):
+        pending = _matching(summit, replace(chosen, status="pending"))
+        row = db.execute(select(func.count(), func.max(Location.id)).where(*pending)).one()
+        pending_matching, newest_pending = int(row[0]), int(row[1] or 0)
+    shown = paging.Page.of(page, size, total)
+    rows = db.scalars(
+        select(Location)
+        .where(*_matching(summit, chosen))
+        .order_by(*_location_order(sort))
+        .limit(shown.size)
+        .offset(shown.offset)
+    )
+    return LocationPage(list(rows), shown, counts, pending_matching, newest_pending)
+
+
+def _count(db: DbSession, where: Sequence[ColumnElement[bool]]) -> int:
+    return int(db.scalar(select(func.count()).select_from(Location).where(*where)) or 0)
 
 
 def status_counts(db: DbSession, summit: Summit) -> dict[str, int]:
@@ -325,28 +457,48 @@ def approve_location(db: DbSession, location: Location, actor: Actor | None = No
 def approve_selected(
     db: DbSession, summit: Summit, ids: Iterable[int], actor: Actor | None = None
 ) -> list[str]:
-    """Approve the pending or revoked locations among ``ids`` of this summit; their public ids."""
+    """Approve the pending locations among ``ids`` of this summit; their public ids."""
     wanted = sorted(set(ids))
-    if not wanted:
-        return []
-    chosen = list(
-        db.scalars(
-            select(Location)
-            .where(
-                Location.summit_id == summit.id,
-                Location.id.in_(wanted),
-                Location.status != "approved",
-            )
-            .order_by(Location.id)
-        )
-    )
+    approved: list[str] = []
+    # In slices: SQLite takes at most 32,766 bound values in one statement.
+    for start in range(0, len(wanted), BULK_SLICE):
+        chunk = wanted[start : start + BULK_SLICE]
+        approved += _approve_pending(db, summit, [Location.id.in_(chunk)], actor)
+    return approved
+
+
+def approve_matching(
+    db: DbSession,
+    summit: Summit,
+    chosen: LocationFilter,
+    actor: Actor | None = None,
+    *,
+    up_to_id: int,
+) -> list[str]:
+    """Approve every pending location the filter matches, up to id ``up_to_id``; public ids."""
+    # Only pending ones, whatever status the filter names: a revoked location was taken
+    # out on purpose and comes back only through its own row.
+    where = _matching(summit, replace(chosen, status=""))
+    return _approve_pending(db, summit, [*where, Location.id <= up_to_id], actor)
+
+
+def _approve_pending(
+    db: DbSession, summit: Summit, where: Sequence[ColumnElement[bool]], actor: Actor | None
+) -> list[str]:
     now = utcnow()
-    for location in chosen:
-        _approve(location, now)
-    # One event per location, written in one flush: "select all" approves hundreds.
-    subjects = [f"location:{location.id}" for location in chosen]
+    # One UPDATE … RETURNING for all of them, and one batched INSERT for their audit
+    # events: 1,000 locations take milliseconds instead of 2,000 ORM round trips.
+    statement = (
+        update(Location)
+        .where(Location.summit_id == summit.id, Location.status == "pending", *where)
+        .values(status="approved", approved_at=now, revoked_at=None)
+        .returning(Location.id, Location.public_id)
+        .execution_options(synchronize_session="fetch")
+    )
+    changed = sorted((int(row[0]), str(row[1])) for row in db.execute(statement))
+    subjects = [f"location:{location_id}" for location_id, _ in changed]
     record_events(db, summit, actor, "location.approved", subjects)
-    return [location.public_id for location in chosen]
+    return [public_id for _, public_id in changed]
 
 
 def _approve(location: Location, now: datetime) -> None:
@@ -376,7 +528,10 @@ def reissue_link(db: DbSession, location: Location, actor: Actor | None) -> Loca
 
 def identity_of(location: Location) -> PresenceIdentity:
     """What the heartbeat path needs of a location."""
-    return _identity(*(getattr(location, column.key) for column in _IDENTITY_COLUMNS))
+    # Only a simulated location needs its summit read (real ones count everywhere).
+    demo = bool(location.simulated) and location.summit.is_demo
+    columns = (getattr(location, column.key) for column in _IDENTITY_COLUMNS)
+    return _identity(*columns, demo_summit=demo)
 
 
 # What an identity is made of: read as plain columns when thousands are loaded at once.
@@ -390,6 +545,7 @@ _IDENTITY_COLUMNS = (
     Location.city,
     Location.lat,
     Location.lon,
+    Location.simulated,
 )
 
 
@@ -403,6 +559,9 @@ def _identity(
     city: str | None,
     lat: float | None,
     lon: float | None,
+    simulated: bool | None,
+    *,
+    demo_summit: bool,
 ) -> PresenceIdentity:
     level: PrivacyLevel = "public"
     for candidate in PRIVACY_LEVELS:
@@ -416,6 +575,7 @@ def _identity(
         status=status,
         country_key=presence_country_key(country, level),
         cell_key=cell_key(country, city or "", lat or 0.0, lon or 0.0) if public_city else None,
+        simulated_outside_demo=bool(simulated) and not demo_summit,
     )
 
 
@@ -436,15 +596,16 @@ def identities_of_live_summits(
     live = select(Location.summit_id).where(Location.status == "approved").distinct()
     # Columns, not ORM objects: every worker reloads all of them each sampling tick.
     query = (
-        select(Location.id, *_IDENTITY_COLUMNS)
+        select(Location.id, *_IDENTITY_COLUMNS, Summit.is_demo)
+        .join(Summit, Summit.id == Location.summit_id)
         .where(Location.summit_id.in_(live), Location.id > after_id)
         .order_by(Location.id)
         .limit(limit)
     )
     last = after_id
     identities = []
-    for location_id, *columns in db.execute(query):
-        identities.append(_identity(*columns))
+    for location_id, *columns, demo_summit in db.execute(query):
+        identities.append(_identity(*columns, demo_summit=demo_summit))
         last = location_id
     return identities, last
 

@@ -13,10 +13,12 @@ import hmac
 import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import ColumnElement, func, or_, select
 from sqlalchemy.orm import Session as DbSession
 
+from summitcast.domain import paging
 from summitcast.domain.programme import ItemKind, ItemStatus, TimedItem
 from summitcast.domain.uploads import FINAL_STATES, UploadState
 from summitcast.errors import ConflictError, NotFoundError, PermissionDeniedError, ValidationError
@@ -278,3 +280,61 @@ def ask_new_take(
             message=f"The organisers ask you for a new recording: {reason}",
             email=email,
         )
+
+
+# --- the organisers' list -----------------------------------------------------------------
+
+SPEAKER_SORTS: dict[str, str] = {
+    "name": "name",
+    "newest": "newest first",
+    "country": "country, then name",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class SpeakerPage:
+    """One page of a summit's speakers and how many the summit has."""
+
+    rows: list[Speaker]
+    page: paging.Page  # page.total: the speakers the text matches
+    summit_total: int
+
+
+def page_of_speakers(
+    db: DbSession,
+    summit: Summit,
+    *,
+    text: str = "",
+    sort: str = "name",
+    page: int = 1,
+    size: int = paging.DEFAULT_PAGE_SIZE,
+) -> SpeakerPage:
+    """A page of the summit's speakers whose name or role line holds ``text``."""
+    if sort not in SPEAKER_SORTS:
+        raise ValidationError(f"{sort!r} is not a way to sort speakers.", field="sort")
+    text = paging.search_text(text)
+    everyone = Speaker.summit_id == summit.id
+    where = [everyone]
+    if text:
+        where.append(
+            or_(
+                Speaker.name.icontains(text, autoescape=True),
+                Speaker.role_line.icontains(text, autoescape=True),
+            )
+        )
+    summit_total = int(db.scalar(select(func.count()).where(everyone)) or 0)
+    total = (
+        int(db.scalar(select(func.count()).select_from(Speaker).where(*where)) or 0)
+        if text
+        else summit_total
+    )
+    shown = paging.Page.of(page, size, total)
+    orders: dict[str, list[ColumnElement[Any]]] = {
+        "name": [func.lower(Speaker.name), Speaker.id.asc()],
+        "newest": [Speaker.id.desc()],  # speakers have no creation time; ids follow insertion
+        "country": [Speaker.country.asc(), func.lower(Speaker.name), Speaker.id.asc()],
+    }
+    rows = db.scalars(
+        select(Speaker).where(*where).order_by(*orders[sort]).limit(shown.size).offset(shown.offset)
+    )
+    return SpeakerPage(list(rows), shown, summit_total)

@@ -13,6 +13,7 @@ from fastapi import Depends, Form
 
 from summitcast.domain import programme as rules
 from summitcast.errors import ValidationError
+from summitcast.services.locations import FIELD_NAMES, MAX_AUDIENCE, LocationInput
 from summitcast.services.programme import ItemInput, SessionInput, SpeakerInput, SummitInput
 from summitcast.web.deps import EditableSummit
 
@@ -117,6 +118,26 @@ def speaker_form(
     """A speaker from its form fields."""
     return SpeakerInput(
         name=name, role_line=role_line, country=country, bio=bio, language=language.strip()
+    )
+
+
+def location_input(values: dict[str, str]) -> LocationInput:
+    """A watch location from the registration form's fields (see FIELD_NAMES for their names)."""
+    audience = values.get("expected_audience", "").strip() or "1"
+    if not audience.isdecimal() or not 1 <= int(audience) <= MAX_AUDIENCE:
+        raise ValidationError(
+            f"{FIELD_NAMES['expected_audience']} must be a whole number of people "
+            f"from 1 to {MAX_AUDIENCE:,}.",
+            field="expected_audience",
+        )
+    return LocationInput(
+        label=values.get("label", ""),
+        country=values.get("country", ""),
+        city=values.get("city", ""),
+        kind=values.get("kind", "") or "other",
+        expected_audience=int(audience),
+        contact=values.get("contact", ""),
+        privacy_level=values.get("privacy_level", ""),
     )
 
 

@@ -7,12 +7,13 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, File, Form, Query, Request, UploadFile
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
+from summitcast.domain import paging
 from summitcast.domain.accounts import Permission
 from summitcast.domain.programme import ItemKind, ItemStatus
 from summitcast.errors import PermissionDeniedError, ValidationError
 from summitcast.services import accounts, audit_trail, photos, programme, schedule
 from summitcast.storage.tables import Summit
-from summitcast.web import forms
+from summitcast.web import forms, lists
 from summitcast.web.deps import (
     BackstageSummit,
     CurrentActor,
@@ -296,12 +297,27 @@ def audit_page(
     db: DbDep,
     summit: AuditSummit,
     kind: Annotated[str, Query(max_length=64)] = "",
-    page: Annotated[int, Query(ge=1, le=audit_trail.MAX_PAGE)] = 1,
+    sort: lists.ListCode = "",
+    per: lists.ListCode = "",
+    page: lists.ListCode = "",
 ) -> Response:
-    """The summit's audit trail, newest first, a page at a time, optionally of one kind."""
-    events = audit_trail.page_of_events(db, summit, kind=kind.strip(), page=page)
+    """The summit's audit trail a page at a time, newest first, optionally of one kind."""
+    view = lists.list_view(page, per, sort, audit_trail.AUDIT_SORTS)
+    events = audit_trail.page_of_events(
+        db, summit, kind=kind.strip(), page=view.page, sort=view.sort, size=view.size
+    )
     return render(
         request,
         "backstage/audit.html",
-        {"summit": summit, "events": events, "kind": kind.strip(), "kinds": audit_trail.KINDS},
+        {
+            "summit": summit,
+            "events": events,
+            "pager": events.page,
+            "query": view.query(kind=kind.strip()),
+            "kind": kind.strip(),
+            "kinds": audit_trail.KINDS,
+            "view": view,
+            "sorts": audit_trail.AUDIT_SORTS,
+            "sizes": paging.PAGE_SIZES,
+        },
     )

@@ -2,20 +2,25 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+import hashlib
+import time
 from typing import Annotated
+from urllib.parse import parse_qs
 
 import pycountry
 from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 
+from summitcast.domain import paging
 from summitcast.domain.accounts import Permission
 from summitcast.domain.privacy import PRIVACY_LEVELS
-from summitcast.errors import ValidationError
+from summitcast.errors import NotFoundError, ValidationError
 from summitcast.services import locations, programme
 from summitcast.services.live import LiveService
 from summitcast.storage.tables import Summit
+from summitcast.web import forms, lists
 from summitcast.web.deps import CurrentActor, DbDep, SettingsDep, summit_for
+from summitcast.web.on_air import screen_view
 from summitcast.web.security import verify_csrf
 from summitcast.web.templating import render
 
@@ -25,7 +30,14 @@ backstage_router = APIRouter(
 )
 
 LocationsSummit = Annotated[Summit, summit_for(Permission.MANAGE_LOCATIONS)]
-ShortText = Annotated[str, Form(max_length=500)]
+# Generous caps: the service says "Name of the place may have at most 200 characters",
+# which a person can act on; these only keep a robot's megabytes out.
+RegisterText = Annotated[str, Form(max_length=5000)]
+BackField = Annotated[str, Form(max_length=2000)]
+# The session keys of this module: the registrant's one-time link ticket, the review notice.
+LINK_TICKET = "location_link_ticket"
+LINK_TICKET_S = 600.0
+NOTICE = "locations_notice"
 
 # Every ISO 3166 country (plus Kosovo) by name, for the registration form's list.
 COUNTRIES = sorted(
@@ -45,7 +57,9 @@ def _client_key(request: Request) -> str:
     return request.client.host if request.client else "unknown"
 
 
-def _form_context(summit: Summit, values: dict[str, str], error: str = "") -> dict[str, object]:
+def _form_context(
+    summit: Summit, values: dict[str, str], error: str = "", field: str | None = None
+) -> dict[str, object]:
     return {
         "summit": summit,
         "countries": COUNTRIES,
@@ -53,6 +67,7 @@ def _form_context(summit: Summit, values: dict[str, str], error: str = "") -> di
         "levels": PRIVACY_LEVELS,
         "values": values,
         "error": error,
+        "error_field": field or "",
     }
 
 
@@ -69,16 +84,16 @@ def register(
     slug: str,
     db: DbDep,
     settings: SettingsDep,
-    label: ShortText = "",
-    country: ShortText = "",
-    city: ShortText = "",
-    kind: ShortText = "other",
-    expected_audience: ShortText = "1",
-    contact: ShortText = "",
-    privacy_level: ShortText = "",
-    website: ShortText = "",
+    label: RegisterText = "",
+    country: RegisterText = "",
+    city: RegisterText = "",
+    kind: RegisterText = "other",
+    expected_audience: RegisterText = "1",
+    contact: RegisterText = "",
+    privacy_level: RegisterText = "",
+    website: RegisterText = "",
 ) -> Response:
-    """Register a location; the host gets its secret link (counting starts once approved)."""
+    """Register a location, then send the browser to the page that shows its link once."""
     request.app.state.registration_limiter.hit(_client_key(request))
     summit = programme.get_summit(db, slug)
     values = {
@@ -94,44 +109,72 @@ def register(
         # The honeypot field is hidden from people; only a form-filling robot fills it.
         raise ValidationError("This registration was refused.", field="website")
     try:
-        audience = int(expected_audience.strip() or "1")
-    except ValueError:
-        audience = 0
-    try:
         location = locations.register_location(
-            db,
-            summit,
-            locations.LocationInput(
-                label=label,
-                country=country,
-                city=city,
-                kind=kind,
-                expected_audience=audience,
-                contact=contact,
-                privacy_level=privacy_level,
-            ),
-            at_risk=settings.at_risk_countries,
+            db, summit, forms.location_input(values), at_risk=settings.at_risk_countries
         )
     except ValidationError as error:
         return render(
             request,
             "locations/register.html",
-            _form_context(summit, values, error.message),
+            _form_context(summit, values, error.message, error.field),
             status_code=422,
         )
-    # Rendered here, never redirected to: the secret must not appear in any URL the
-    # server sees. The link carries it in the fragment, which browsers never send.
-    return render(
+    db.commit()  # before the browser asks for the page that reads it back
+    # Redirect after POST, so a refresh cannot register the place twice. The secret
+    # never goes into the URL: the session (a signed cookie) keeps only a one-time
+    # ticket naming the location and a digest of its secret; the next page reads the
+    # secret from the database, shows it once and deletes the ticket.
+    request.session[LINK_TICKET] = {
+        "location": location.public_id,
+        "digest": _digest(location.secret),
+        "until": time.time() + LINK_TICKET_S,
+        "city_typed": city.strip()[:200],
+    }
+    return RedirectResponse(f"/s/{summit.slug}/registered/{location.public_id}", status_code=303)
+
+
+def _digest(secret: str) -> str:
+    # Ties the ticket to this secret: a link re-issued meanwhile is not shown to the registrant.
+    return hashlib.sha256(secret.encode()).hexdigest()[:32]
+
+
+@router.get("/s/{slug}/registered/{public_id}", response_class=HTMLResponse)
+def registered(request: Request, slug: str, public_id: str, db: DbDep) -> Response:
+    """A registered location's status, and its secret link the first time only."""
+    summit = programme.get_summit(db, slug)
+    location = locations.find_location(db, public_id)
+    if location.summit_id != summit.id:
+        raise NotFoundError("No such location.")
+    ticket = request.session.get(LINK_TICKET)
+    show_link = (
+        isinstance(ticket, dict)
+        and ticket.get("location") == public_id
+        and ticket.get("digest") == _digest(location.secret)
+        and float(ticket.get("until", 0)) > time.time()
+    )
+    city_typed = ""
+    if isinstance(ticket, dict) and ticket.get("location") == public_id:
+        city_typed = str(ticket.get("city_typed", ""))
+        del request.session[LINK_TICKET]  # once: a refresh shows the status without the link
+    response = render(
         request,
         "locations/registered.html",
-        {"summit": summit, "location": location, "city_typed": city.strip()},
-        status_code=201,
+        {
+            "summit": summit,
+            "location": location,
+            "show_link": show_link,
+            "city_typed": city_typed,
+        },
     )
+    # The secret must stay out of every cache, the browser's back-forward one included.
+    response.headers["Cache-Control"] = "no-store"
+    response.headers["Referrer-Policy"] = "no-referrer"
+    return response
 
 
 @router.get("/l/{public_id}", response_class=HTMLResponse)
 def location_screen(request: Request, public_id: str, db: DbDep, settings: SettingsDep) -> Response:
-    """The full-screen page a host opens in the hall: programme, player, presence."""
+    """The full-screen player a host opens in the hall: broadcast, now and next, presence."""
     location = locations.find_location(db, public_id)
     summit = location.summit
     return render(
@@ -140,25 +183,59 @@ def location_screen(request: Request, public_id: str, db: DbDep, settings: Setti
         {
             "summit": summit,
             "location": location,
-            "on_air": locations.on_air(summit, datetime.now(UTC)),
+            # The broadcast's own state (not the planned times); later changes are
+            # pushed over the screen's presence socket (web/on_air.py).
+            "view": screen_view(db, summit, request.app.state.broadcasts.health),
             "interval_s": settings.heartbeat_interval_s,
         },
     )
 
 
 @router.get("/l/{public_id}/now.json")
-def location_now(public_id: str, db: DbDep) -> Response:
-    """What is on now and next, for the location screen to refresh without reloading."""
+def location_now(request: Request, public_id: str, db: DbDep) -> Response:
+    """What the screen plays and shows now, for a screen whose presence socket is blocked."""
     location = locations.find_location(db, public_id)
-    summit = location.summit
-    return JSONResponse(locations.on_air_json(summit, datetime.now(UTC)))
+    # Only screens on the HTTP fallback ask, every 30 s; a CDN may keep it a few seconds.
+    return JSONResponse(
+        screen_view(db, location.summit, request.app.state.broadcasts.health),
+        headers={"Cache-Control": "public, max-age=5"},
+    )
 
 
 # --- organisers ------------------------------------------------------------------------
 
+LIST_KEYS = ("status", "country", "q", "sort", "per", "page")
+
 
 def _back(url: str) -> Response:
     return RedirectResponse(url, status_code=303)
+
+
+def _list_url(summit: Summit, back: str) -> str:
+    """The review list at the query string a form came from, re-checked (never an open redirect)."""
+    url = f"/backstage/s/{summit.slug}/locations"
+    given = {k: v[-1] for k, v in parse_qs(back[:2000]).items() if k in LIST_KEYS}
+    try:
+        chosen, view = _review_query(**given)
+    except ValidationError:
+        return url
+    query = lists.with_page(_filter_query(chosen, view), view.page)
+    return f"{url}?{query}" if query else url
+
+
+def _review_query(
+    status: str = "", country: str = "", q: str = "", sort: str = "", per: str = "", page: str = ""
+) -> tuple[locations.LocationFilter, lists.ListView]:
+    chosen = locations.location_filter(status=status, country=country, text=q)
+    return chosen, lists.list_view(page, per, sort, locations.LOCATION_SORTS)
+
+
+def _filter_query(chosen: locations.LocationFilter, view: lists.ListView) -> str:
+    return view.query(status=chosen.status, country=chosen.country, q=chosen.text)
+
+
+def _notice(request: Request, text: str) -> None:
+    request.session[NOTICE] = text
 
 
 @backstage_router.get("/s/{slug}/locations", response_class=HTMLResponse)
@@ -166,24 +243,50 @@ def review_page(
     request: Request,
     db: DbDep,
     summit: LocationsSummit,
-    status: str = "",
-    country: str = "",
+    status: lists.ListCode = "",
+    country: lists.ListCode = "",
+    q: lists.ListText = "",
+    sort: lists.ListCode = "",
+    per: lists.ListCode = "",
+    page: lists.ListCode = "",
 ) -> Response:
-    """Registered locations with filters, for approval and revocation."""
+    """Registered locations a page at a time, filtered and sorted, for approval and revocation."""
+    chosen, view = _review_query(status, country, q, sort, per, page)
+    listed = locations.page_of_locations(
+        db, summit, chosen, sort=view.sort, page=view.page, size=view.size
+    )
+    query = _filter_query(chosen, view)
     return render(
         request,
         "backstage/locations.html",
         {
             "summit": summit,
-            "locations": locations.list_locations(db, summit, status=status, country=country),
-            "counts": locations.status_counts(db, summit),
+            "listed": listed,
+            "pager": listed.page,
+            "query": query,
+            "back": lists.with_page(query, listed.page.number),
             "auto_approve": locations.auto_approves(db, summit),
-            "status": status,
-            "country": country.strip().upper(),
+            "filter": chosen,
+            "view": view,
             "statuses": locations.STATUSES,
+            "sorts": locations.LOCATION_SORTS,
+            "sizes": paging.PAGE_SIZES,
             "kinds": locations.KINDS,
+            "notice": request.session.pop(NOTICE, ""),
         },
     )
+
+
+async def _announce(request: Request, summit: Summit, public_ids: list[str]) -> None:
+    # Every worker drops its cached identity of these locations, so their next beats count.
+    for public_id in public_ids:
+        await _live(request).location_changed(summit.id, public_id, offline=False)
+
+
+def _approved_text(count: int) -> str:
+    if count == 0:
+        return "No location was approved: none of them was pending any more."
+    return f"Approved {count:,} location{'s' if count != 1 else ''}."
 
 
 @backstage_router.post("/s/{slug}/locations/approve")
@@ -193,13 +296,63 @@ async def approve(
     summit: LocationsSummit,
     actor: CurrentActor,
     ids: Annotated[list[int] | None, Form()] = None,
+    back: BackField = "",
 ) -> Response:
-    """Approve one or several locations (checked boxes of the review list)."""
+    """Approve the pending locations ticked on the page (or the one whose button was pressed)."""
     approved = locations.approve_selected(db, summit, ids or [], actor)
     db.commit()  # before other workers are told to re-read these locations
-    for public_id in approved:
-        await _live(request).location_changed(summit.id, public_id, offline=False)
-    return _back(f"/backstage/s/{summit.slug}/locations?status=pending")
+    await _announce(request, summit, approved)
+    _notice(request, _approved_text(len(approved)))
+    return _back(_list_url(summit, back))
+
+
+@backstage_router.post("/s/{slug}/locations/approve-all")
+async def approve_all(
+    request: Request,
+    db: DbDep,
+    summit: LocationsSummit,
+    actor: CurrentActor,
+    up_to: Annotated[int, Form(ge=0)],
+    status: Annotated[str, Form(max_length=40)] = "",
+    country: Annotated[str, Form(max_length=40)] = "",
+    q: Annotated[str, Form(max_length=paging.MAX_QUERY_TEXT)] = "",
+    confirm: Annotated[str, Form(max_length=10)] = "",
+    back: BackField = "",
+) -> Response:
+    """Approve every pending location the list's filter matches, as the organiser confirmed."""
+    if confirm != "yes":
+        raise ValidationError(
+            "Tick the box that confirms approving all matching locations, then press again.",
+            field="confirm",
+        )
+    chosen = locations.location_filter(status=status, country=country, text=q)
+    if chosen.status not in ("", "pending"):
+        raise ValidationError(
+            f"Only pending locations can be approved; this list shows {chosen.status} ones.",
+            field="status",
+        )
+    approved = locations.approve_matching(db, summit, chosen, actor, up_to_id=up_to)
+    db.commit()
+    await _announce(request, summit, approved)
+    _notice(request, _approved_text(len(approved)))
+    return _back(_list_url(summit, back))
+
+
+@backstage_router.post("/s/{slug}/locations/reapprove")
+async def reapprove(
+    request: Request,
+    db: DbDep,
+    summit: LocationsSummit,
+    actor: CurrentActor,
+    id: Annotated[int, Form()],
+    back: BackField = "",
+) -> Response:
+    """Approve one revoked location again (bulk approval leaves revoked ones alone)."""
+    location = locations.approve_location(db, locations.get_location(db, summit, id), actor)
+    db.commit()
+    await _announce(request, summit, [location.public_id])
+    _notice(request, f"{location.label} is approved again.")
+    return _back(_list_url(summit, back))
 
 
 @backstage_router.post("/s/{slug}/locations/revoke")
@@ -209,12 +362,14 @@ async def revoke(
     summit: LocationsSummit,
     actor: CurrentActor,
     id: Annotated[int, Form()],
+    back: BackField = "",
 ) -> Response:
     """Revoke a location: it is taken offline now and its heartbeats are refused."""
     location = locations.revoke_location(db, locations.get_location(db, summit, id), actor)
     db.commit()
     await _live(request).location_changed(summit.id, location.public_id, offline=True)
-    return _back(f"/backstage/s/{summit.slug}/locations")
+    _notice(request, f"{location.label} is revoked: its screen no longer counts.")
+    return _back(_list_url(summit, back))
 
 
 @backstage_router.post("/s/{slug}/locations/reissue", response_class=HTMLResponse)
