@@ -1,0 +1,55 @@
+"""Driving the summitcast player in a journey: its menus, its clock, its caption cues."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from playwright.sync_api import JSHandle, Page
+
+VIDEO = "[data-player] video"
+PLAYING = f"() => !!window.summitcastPlayer && document.querySelector('{VIDEO}').currentTime > 1"
+# A caption cue on screen: a track is showing and a cue is active at the playhead.
+CUE = f"""() => {{
+  const v = document.querySelector('{VIDEO}');
+  for (const t of v.textTracks) {{
+    if (t.mode === 'showing' && t.activeCues && t.activeCues.length) return t.activeCues[0].text;
+  }}
+  return null;
+}}"""
+_HAS_OPTION = """([menu, wanted]) => Array.from(
+  document.querySelectorAll(`[data-player] select.${menu} option`)
+).some(o => o.text.toLowerCase().includes(wanted))"""
+
+
+def current_time(page: Page) -> float:
+    """The player's playhead, in seconds."""
+    return float(page.evaluate(f"() => document.querySelector('{VIDEO}').currentTime"))
+
+
+def advances(page: Page, seconds: float, timeout_ms: int = 20_000) -> None:
+    """Wait until the video plays on by seconds from where it is now."""
+    at = current_time(page)
+    page.wait_for_function(
+        f"() => document.querySelector('{VIDEO}').currentTime > {at + seconds}",
+        timeout=timeout_ms,
+    )
+
+
+def choose(page: Page, menu: str, text: str) -> str:
+    """Pick the option of a player menu (sc-quality…) whose label contains text; its value."""
+    select = page.locator(f"[data-player] select.{menu}")
+    wanted = text.lower()
+    try:
+        page.wait_for_function(_HAS_OPTION, arg=[menu, wanted])
+    except Exception as error:
+        labels = select.locator("option").all_inner_texts()
+        raise AssertionError(f"no {text!r} in the {menu} menu: {labels}") from error
+    labels = select.locator("option").all_inner_texts()
+    select.select_option(label=next(x for x in labels if wanted in x.lower()))
+    return str(select.input_value())
+
+
+def wait_for_cue(page: Page, timeout_ms: int = 30_000) -> JSHandle:
+    """Wait until a caption cue shows; its text."""
+    return page.wait_for_function(CUE, timeout=timeout_ms)
