@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import math
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -13,12 +14,14 @@ from typing import Any
 from matplotlib.axes import Axes
 from matplotlib.collections import PatchCollection
 from matplotlib.colors import LogNorm
-from matplotlib.figure import Figure
+from matplotlib.figure import Figure, SubFigure
 from matplotlib.patches import Polygon
+from matplotlib.text import Text
 
 __all__ = [
     "Atlas",
     "atlas_candidates",
+    "colour_ticks",
     "draw_world_map",
     "find_atlas",
     "load_atlas",
@@ -135,10 +138,28 @@ def load_atlas(path: Path) -> Atlas:
     return Atlas(countries, path)
 
 
+def colour_ticks(low: float, high: float) -> list[int]:
+    """Round values from low to high for the log colour bar, sparser as the range grows."""
+    low = max(low, 1)
+    decades = math.log10(max(high, low + 1) / low)
+    # About six labels fit under the map at 7 pt without touching.
+    steps = (1, 2, 5) if decades <= 1.5 else (1, 3) if decades < 2.9 else (1,)
+    ticks = [
+        step * 10**power
+        for power in range(math.floor(math.log10(low)), math.ceil(math.log10(high)) + 1)
+        for step in steps
+    ]
+    inside = [t for t in ticks if low <= t <= high]
+    return inside or [math.ceil(low)]
+
+
 def draw_world_map(
     ax: Axes, atlas: Atlas, counts: Mapping[str, int], *, k: int, note: str | None = None
-) -> None:
-    """Fill countries by locations (log scale) on an equirectangular map; others stay grey."""
+) -> Text | None:
+    """Fill countries by locations (log scale) on an equirectangular map; others stay grey.
+
+    Returns the note's text, drawn below the map and its colour bar (never over land).
+    """
     shown = {
         c: n for c, n in counts.items() if n >= k
     }  # callers pass suppressed counts; belt and braces
@@ -158,19 +179,29 @@ def draw_world_map(
             else:
                 empty.append(patch)
     ax.add_collection(PatchCollection(empty, facecolor="#e4e7eb", edgecolor="white", linewidth=0.3))
+    figure = ax.get_figure()
     if patches:
         filled = PatchCollection(patches, cmap="viridis_r", edgecolor="white", linewidth=0.3)
         filled.set_array(values)
-        top = max(values)
-        filled.set_norm(LogNorm(vmin=max(k, 1), vmax=max(top, max(k, 1) + 1)))
+        low = max(k, 1)
+        high = max(max(values), low + 1)
+        filled.set_norm(LogNorm(vmin=low, vmax=high))
         ax.add_collection(filled)
-        figure = ax.get_figure()
         if isinstance(figure, Figure):
             bar = figure.colorbar(filled, ax=ax, orientation="horizontal", fraction=0.04, pad=0.02)
             bar.set_label("locations (log scale)")
+            # Plain numbers at round values: the default log ticks of a range under a decade
+            # label every minor tick in scientific notation, and the labels overlap.
+            ticks = colour_ticks(low, high)
+            bar.set_ticks(ticks, labels=[f"{t:,}" for t in ticks])
+            bar.minorticks_off()
     ax.set_xlim(-180, 180)
     ax.set_ylim(-58, 84)
     ax.set_aspect("equal")
     ax.set_axis_off()
-    if note:
-        ax.text(-178, -56, note, fontsize=7, color="#444444", va="bottom")
+    if not note or not isinstance(figure, Figure | SubFigure):
+        return None
+    # A figure-level label at the bottom, left-aligned: constrained layout keeps room for
+    # it below the colour bar. Inside the axes (as it once was) it covered Chile and
+    # Argentina, whatever corner was picked: the map fills the axes edge to edge.
+    return figure.supxlabel(note, x=0.01, ha="left", fontsize=7, color="#444444")
