@@ -8,6 +8,7 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from summitcast.audit.cli_support import (
     check_host_proof,
@@ -35,10 +36,10 @@ PublicKey = Annotated[
 ]
 
 
-def _console() -> Console:
+def _console(*, stderr: bool = False) -> Console:
     # Created per call so output follows sys.stdout as it is when the command runs
     # (Typer's test runner swaps it); soft wrap keeps long problem lines whole.
-    return Console(soft_wrap=True)
+    return Console(soft_wrap=True, stderr=stderr)
 
 
 def parse_bucket(text: str) -> int:
@@ -85,7 +86,16 @@ def verify(
         with rich_progress(console) as progress:
             report = verify_log_file(log, public_key, progress=progress, heads=heads, live=live)
     render_report(report, console)
-    raise typer.Exit(exit_code(report))
+    code = exit_code(report)
+    if code:
+        # The report above is the answer; stderr gets the one line a script or a log shows.
+        count = len(report.problems)
+        _console(stderr=True).print(
+            f"error: {log} did not verify ({count} problem{'s' if count != 1 else ''})",
+            markup=False,
+            highlight=False,
+        )
+    raise typer.Exit(code)
 
 
 @audit_app.command("prove")
@@ -115,11 +125,12 @@ def check_proof(
 ) -> None:
     """Check an inclusion proof for your pseudonym against the published head."""
     console = _console()
+    refusal = _console(stderr=True)  # NOT INCLUDED is a failure: one line on stderr, exit 1
     result = check_host_proof(proof.read_text(encoding="utf-8"), pseudonym, public_key)
     if result.ok and root is not None:
         published = proof_root(proof.read_text(encoding="utf-8"))
         if published != root.strip().lower():
-            console.print(
+            refusal.print(
                 f"[red]NOT INCLUDED[/red]: the proof's head has root {published}, "
                 f"not the published root {root.strip().lower()}"
             )
@@ -132,5 +143,5 @@ def check_proof(
                 "was not checked"
             )
         raise typer.Exit(0)
-    console.print(f"[red]NOT INCLUDED[/red]: {result.message}")
+    refusal.print(f"[red]NOT INCLUDED[/red]: {escape(result.message)}", highlight=False)
     raise typer.Exit(1)

@@ -11,7 +11,7 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from summitcast.config import Settings
+from summitcast.cli.data import DatabaseUrlOption, DataDirOption, open_database, settings_for
 
 if TYPE_CHECKING:
     from summitcast.services.locations import LocationInput
@@ -69,16 +69,16 @@ def bulk_create(
         str, typer.Option(help="ISO codes, comma-separated; spread round-robin.")
     ] = DEFAULT_COUNTRIES,
     approve: Annotated[bool, typer.Option(help="Approve them at once.")] = True,
-    database_url: Annotated[str | None, typer.Option(envvar="SUMMITCAST_DATABASE_URL")] = None,
+    data_dir: DataDirOption = None,
+    database_url: DatabaseUrlOption = None,
 ) -> None:
     """Register COUNT approved locations in one summit and write their secrets to OUT."""
-    from summitcast.cli.main import _database, _settings
     from summitcast.services import locations, programme
 
     codes = [c.strip().upper() for c in countries.split(",") if c.strip()]
     if not codes:
         raise typer.BadParameter("--countries needs at least one ISO code.")
-    settings: Settings = _settings(database_url=database_url)
+    settings = settings_for(data_dir, database_url)
     progress = Progress(
         TextColumn("Registering"),
         BarColumn(),
@@ -86,7 +86,7 @@ def bulk_create(
         TimeElapsedColumn(),
         console=console,
     )
-    with _database(settings) as database, progress, database.session() as db:
+    with open_database(settings, create=False) as database, progress, database.session() as db:
         task = progress.add_task("register", total=count)
         target = programme.get_summit(db, summit)
         made = locations.register_locations_bulk(

@@ -20,6 +20,8 @@ from summitcast.audit.log import (
     parse_record,
     write_attendance_log_from_buckets,
 )
+from summitcast.cli.data import DatabaseUrlOption, DataDirOption, open_database, settings_for
+from summitcast.config import Settings
 from summitcast.domain.attendance import AttendanceFigures, CountingRule, SessionWindow
 from summitcast.errors import ImportFormatError, ValidationError
 from summitcast.reports.build import ReportFiles, build_report
@@ -97,13 +99,15 @@ def build(
         Path | None, typer.Option(exists=True, dir_okay=False, help="A published log instead.")
     ] = None,
     title: Annotated[str | None, typer.Option(help="Summit title; default its slug.")] = None,
+    data_dir: DataDirOption = None,
+    database_url: DatabaseUrlOption = None,
 ) -> None:
     """Build the report of a summit (--summit) or of the figures published in a log (--log)."""
     console = Console(soft_wrap=True)
     if (summit is None) == (log is None):
         raise typer.BadParameter("give either --summit or --log")
     if summit is not None:
-        _build_summit(console, summit, output)
+        _build_summit(console, summit, output, settings_for(data_dir, database_url))
         return
     assert log is not None
     try:
@@ -119,33 +123,26 @@ def build(
     _summary(console, files)
 
 
-def _build_summit(console: Console, slug: str, output: Path) -> None:
+def _build_summit(console: Console, slug: str, output: Path, settings: Settings) -> None:
     """Build a summit's report from the database with the service the web page uses."""
-    from summitcast.config import Settings
     from summitcast.services import programme
     from summitcast.services.reports import EXACT_CSV, build_attendance_report
-    from summitcast.storage.database import Database
 
-    settings = Settings()
-    database = Database(settings.effective_database_url)
-    try:
-        database.upgrade()
-        with (
-            database.session() as db,
-            Progress(
-                TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), console=console
-            ) as bar,
-        ):
-            task = bar.add_task("counting attendance", total=6)
+    with (
+        open_database(settings, create=False) as database,
+        database.session() as db,
+        Progress(
+            TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), console=console
+        ) as bar,
+    ):
+        task = bar.add_task("counting attendance", total=6)
 
-            def update(step: str, done: int, total: int) -> None:
-                bar.update(task, completed=done, total=total, description=f"drawn: {step}")
+        def update(step: str, done: int, total: int) -> None:
+            bar.update(task, completed=done, total=total, description=f"drawn: {step}")
 
-            built = build_attendance_report(
-                db, programme.get_summit(db, slug), settings, output, progress=update
-            )
-    finally:
-        database.dispose()
+        built = build_attendance_report(
+            db, programme.get_summit(db, slug), settings, output, progress=update
+        )
     _summary(console, built.files)
     console.print(f"  {EXACT_CSV} (exact per-country counts: organisers only)", markup=False)
 
