@@ -31,6 +31,7 @@ from summitcast.media.webrtc import BrowserContributions
 from summitcast.presence import Presence, PubSub, create_backends
 from summitcast.services.accounts import rate_limiter
 from summitcast.services.attendance import AttendanceRecorder, LivePublisher
+from summitcast.services.demo_presence import DemoAudience
 from summitcast.services.jobs import JobWorker
 from summitcast.services.live import LiveService
 from summitcast.services.reports import ReportCache
@@ -113,6 +114,13 @@ def create_app(
     presence_sockets = PresenceSockets(live_service)
     # Appends closed buckets to live attendance logs and signs a new head each interval.
     live_logs = LivePublisher(settings, db)
+    # `summitcast demo`: simulated screens of demo summits beat through live_service. One
+    # process per node runs them (the one with the encoders), or each worker would add its own.
+    audience = (
+        DemoAudience(live_service)
+        if settings.demo_audience and settings.broadcast_workers
+        else None
+    )
     # Its stream health reaches control rooms on every worker through the pub/sub.
     broadcasts = BroadcastManager(settings, db, pubsub=pubsub)
     # Live speakers' own feeds, previewed before the producer takes one on air.
@@ -151,12 +159,16 @@ def create_app(
         await green_room.start()
         if job_worker is not None:
             await job_worker.start()
+        if audience is not None:
+            await audience.start()
         _tune_gc(settings)
         gc_watch = _log_long_collections()
         try:
             yield
         finally:
             gc.callbacks.remove(gc_watch)
+            if audience is not None:
+                await audience.stop()
             if job_worker is not None:
                 await job_worker.stop()
             await browser_live.close()

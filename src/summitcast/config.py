@@ -83,6 +83,8 @@ class Settings(BaseSettings):
     broadcast_workers: bool = True
     # "default": 1080p/720p/480p/360p + audio-only; "small": 360p/240p for 2-core demos.
     broadcast_ladder: Literal["default", "small"] = "default"
+    # Simulated watch locations coming and going in demo summits (`summitcast demo` sets it).
+    demo_audience: bool = False
     broadcast_preset: str = "veryfast"  # x264 preset of the ladder
     broadcast_fps: int = Field(default=30, ge=1, le=60)
     # Below this many MiB free on the segment disk the control room raises an alarm.

@@ -307,3 +307,29 @@ def test_keys_survive_and_are_reused(
     assert attendance.public_key_b64(first_key) == attendance.public_key_b64(second_key)
     assert first_secret == second_secret
     assert len(first_secret) == 32
+
+
+def _simulate(database: Database, location: Location, *, demo: bool) -> None:
+    with database.session() as db:
+        row = db.get(Location, location.id)
+        assert row is not None
+        row.simulated = True
+        row.summit.is_demo = demo
+
+
+@pytest.mark.parametrize("demo", [False, True])
+def test_simulated_location_counts_only_towards_a_demo_summit(
+    database: Database, settings: Settings, demo: bool
+) -> None:
+    world = make_world(database, settings, [("FR", "public"), ("KE", "public")])
+    real, simulated = world.locations
+    _simulate(database, simulated, demo=demo)
+    clock = Clock(T0)
+    recorder = AttendanceRecorder(300, clock)
+    count_beats(recorder, clock, real, [T0, T0 + 10])
+    count_beats(recorder, clock, simulated, [T0, T0 + 10])
+
+    recorder.flush_now(database)
+
+    expected = [(real.id, T0, 2), (simulated.id, T0, 2)] if demo else [(real.id, T0, 2)]
+    assert rows(database) == expected

@@ -598,3 +598,48 @@ def test_reissue_racing_a_heartbeat_on_another_worker_stops_counting_at_once(
 
     assert (racing, after) == (1, 0)
     assert refused.reason == Reason.BAD_SIGNATURE
+
+
+def test_simulated_location_is_refused_outside_a_demo_summit(env: Env) -> None:
+    location = env.register()
+    with env.database.session() as db:
+        row = db.get(Location, location.id)
+        assert row is not None
+        row.simulated = True  # the demo's audience, copied into a real summit
+    counted: list[str] = []
+    env.live.on_accepted = counted.append
+
+    async def scenario() -> tuple[Any, int, Any, int]:
+        try:
+            refused = await env.live.heartbeat(env.token(location))
+            online_before = await env.online()
+            with env.database.session() as db:
+                summit = db.get(Summit, env.summit.id)
+                assert summit is not None
+                summit.is_demo = True
+            env.live.forget_identity(location.public_id)
+            accepted = await env.live.heartbeat(env.token(location))
+            return refused, online_before, accepted, await env.online()
+        finally:
+            await env.live.stop()
+
+    refused, online_before, accepted, online_after = run(scenario)
+
+    assert (refused.reason, online_before) == (Reason.SIMULATED, 0)
+    assert (accepted.ok, online_after) == (True, 1)
+    assert counted == [location.public_id]  # attendance heard only the demo's beat
+
+
+def test_identities_refreshed_in_bulk_know_simulated_locations_outside_demos(env: Env) -> None:
+    real = env.register()
+    simulated = env.register(label="Simulated")
+    with env.database.session() as db:
+        row = db.get(Location, simulated.id)
+        assert row is not None
+        row.simulated = True
+
+    with env.database.session() as db:
+        identities, _ = locations.identities_of_live_summits(db)
+
+    flags = {i.location_id: i.simulated_outside_demo for i in identities}
+    assert flags == {real.public_id: False, simulated.public_id: True}

@@ -254,11 +254,14 @@ def demo(
         prepare_demo_broadcast,
         seed_demo,
         seed_demo_attendance,
+        seed_demo_audience,
     )
 
     os.environ["SUMMITCAST_DATA_DIR"] = str(data_dir)
     # Two rungs keep the demo's live encode light on a laptop or a 2-core machine.
     os.environ.setdefault("SUMMITCAST_BROADCAST_LADDER", "small")
+    # A few hundred simulated locations come and go on the live map (demo summits only).
+    os.environ.setdefault("SUMMITCAST_DEMO_AUDIENCE", "true")
     settings = Settings(data_dir=data_dir)
     with (
         _database(settings) as database,
@@ -276,12 +279,15 @@ def demo(
             )
         bar.add_task("Simulating and publishing the demo's attendance", total=None)
         with database.session() as db:
-            seed_demo_attendance(db, seed_demo(db, start=datetime.now(UTC).date()), settings)
+            made = seed_demo(db, start=datetime.now(UTC).date())
+            seed_demo_attendance(db, made, settings)
+            audience = seed_demo_audience(db, made)
     base = f"http://{host}:{port}"
     console.print(f"\n[bold]summitcast demo[/] — data in {data_dir.resolve()}")
     console.print(f"  Watch (on air):    {base}/s/{slug}/watch")
     console.print(f"  Control room:      {base}/backstage/s/{slug}/sessions/{session_id}/control")
     console.print(f"  Public programme:  {base}/s/{slug}")
+    console.print(f"  Live map:          {base}/s/{slug}/live ({audience} simulated locations)")
     console.print(f"  Attendance report: {base}/backstage/s/{slug}/report")
     console.print(f"  Attendance (public): {base}/s/{slug}/attendance")
     console.print(f"  Backstage:         {base}/backstage")

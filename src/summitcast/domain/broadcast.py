@@ -53,6 +53,7 @@ class BroadcastState:
     generation: int = 0
     started_at: datetime | None = None
     countdown_to: datetime | None = None
+    loop: bool = False  # after the last item the first comes again (the demo), no closing
 
     @property
     def active(self) -> bool:
@@ -116,7 +117,7 @@ def take_next(state: BroadcastState, item_count: int) -> BroadcastState:
     if state.status is BroadcastStatus.COUNTDOWN:
         position = 0
     else:
-        position = min(state.position + 1, item_count)
+        position = following(state, item_count)
     return _bump(state, status=BroadcastStatus.ON_AIR, position=position, live=False)
 
 
@@ -151,8 +152,21 @@ def item_finished(state: BroadcastState, generation: int, item_count: int) -> Br
     if state.status is BroadcastStatus.COUNTDOWN:
         return _bump(state, status=BroadcastStatus.ON_AIR, position=0, countdown_to=None)
     if state.status is BroadcastStatus.ON_AIR and state.position < item_count:
-        return _bump(state, position=state.position + 1)
+        return _bump(state, position=following(state, item_count))
     return state
+
+
+def following(state: BroadcastState, item_count: int) -> int:
+    """The position after the current one: the closing slate after the last, or 0 in a loop."""
+    position = state.position + 1
+    if state.loop and item_count > 0 and position >= item_count:
+        return 0
+    return min(position, item_count)
+
+
+def set_loop(state: BroadcastState, loop: bool) -> BroadcastState:
+    """Turn looping on or off; what is on air now goes on (no new generation)."""
+    return replace(state, loop=loop)
 
 
 def playable(items: Sequence[PlayoutItem]) -> list[PlayoutItem]:

@@ -45,7 +45,7 @@ import numpy.typing as npt
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
-from sqlalchemy import select
+from sqlalchemy import or_, select
 from sqlalchemy.orm import Session as DbSession
 
 from summitcast.audit.live import (
@@ -245,8 +245,12 @@ def add_bucket_counts(
     rows_of: dict[str, tuple[int, int]] = {}
     for i in range(0, len(public_ids), _IDS_PER_QUERY):
         chunk = public_ids[i : i + _IDS_PER_QUERY]
-        query = select(Location.public_id, Location.id, Location.summit_id).where(
-            Location.public_id.in_(chunk)
+        query = (
+            select(Location.public_id, Location.id, Location.summit_id)
+            .join(Summit, Summit.id == Location.summit_id)
+            # Simulated heartbeats count only towards a demo summit (the heartbeat path
+            # refuses them elsewhere too; this holds for counts from any other source).
+            .where(Location.public_id.in_(chunk), or_(~Location.simulated, Summit.is_demo))
         )
         rows_of.update({p: (lid, sid) for p, lid, sid in db.execute(query)})
     grouped: dict[tuple[int, int], dict[int, int]] = {}

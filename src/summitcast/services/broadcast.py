@@ -110,6 +110,7 @@ def state_of(row: Broadcast) -> rules.BroadcastState:
         generation=row.generation,
         started_at=row.started_at,
         countdown_to=row.countdown_to,
+        loop=row.loop,
     )
 
 
@@ -123,6 +124,7 @@ def _save(row: Broadcast, state: rules.BroadcastState) -> rules.BroadcastState:
     row.generation = state.generation
     row.started_at = state.started_at
     row.countdown_to = state.countdown_to
+    row.loop = state.loop
     return state
 
 
@@ -298,6 +300,13 @@ def end_session(
 ) -> BroadcastPlan:
     """End the session's broadcast."""
     return _change(db, actor, summit, session_id, lambda state, _n: rules.end(state))
+
+
+def set_loop(
+    db: DbSession, actor: accounts.Actor, summit: Summit, session_id: int, *, loop: bool
+) -> BroadcastPlan:
+    """Make the session go back to its first item after the last (or end on the closing slate)."""
+    return _change(db, actor, summit, session_id, lambda state, _n: rules.set_loop(state, loop))
 
 
 def rotate_ingest_key(db: DbSession, actor: accounts.Actor, summit: Summit, session_id: int) -> str:

@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session as DbSession
 
 from summitcast.config import Settings
 from summitcast.domain.accounts import Role
+from summitcast.domain.broadcast import BroadcastStatus
 from summitcast.domain.programme import ItemKind, ItemStatus
 from summitcast.services import accounts, programme
 from summitcast.services.attendance import store_bucket_counts
@@ -155,6 +156,9 @@ def seed_demo(db: DbSession, *, start: date) -> DemoSummit:
                     ),
                 )
                 programme.set_item_speakers(db, item, [people[i].id for i in speaker_ids])
+    # Marked on every run (also a data folder made before the flag existed): only a demo
+    # summit counts simulated locations and gets the simulated audience.
+    summit.is_demo = True
     accounts.grant_role(db, user=producer, summit=summit, role=Role.PRODUCER)
     return DemoSummit(
         summit=summit,
@@ -170,11 +174,13 @@ DEMO_CLIP_S = 20  # short enough to generate in seconds on 2 cores, long enough 
 def prepare_demo_broadcast(
     db: DbSession, made: DemoSummit, media_dir: Path, make_clip: ClipMaker
 ) -> int:
-    """Give the first session's items generated clips and put it on air; returns its id.
+    """Give the first session's items generated clips and put it on air, looping; returns its id.
 
     Clips are cached in media_dir, so a second run is instant. The first session's
     speeches are shortened to the clips' length, so the demo shows item changes
-    within a minute instead of ten.
+    within a minute instead of ten. The session loops (its first item follows its
+    last), and a run over a data folder whose session ended, holds, is live or stands
+    on the closing slate starts it again, so the demo always opens on programme.
     """
     from summitcast.services import broadcast
 
@@ -208,8 +214,15 @@ def prepare_demo_broadcast(
     organiser = db.scalar(select(User).where(User.email == DEMO_ORGANISER))
     assert organiser is not None
     actor = accounts.Actor(user_id=organiser.id, is_admin=organiser.is_admin)
-    plan = broadcast.plan_of(db, summit, session.id)
-    if not plan.state.active:
+    broadcast.set_loop(db, actor, summit, session.id, loop=True)
+    state = broadcast.plan_of(db, summit, session.id).state
+    run = len(broadcast.run_of_show(db, session))
+    on_programme = (
+        state.status is BroadcastStatus.ON_AIR and not state.live and state.position < run
+    )
+    if state.active and not on_programme:
+        broadcast.end_session(db, actor, summit, session.id)
+    if not on_programme:
         broadcast.start_session(db, actor, summit, session.id, countdown=False)
     return session.id
 
@@ -231,7 +244,7 @@ def seed_demo_attendance(
     Deterministic (fixed seed): the same programme gives the same figures. Returns
     False when the demo already has its attendance.
     """
-    from sqlalchemy import func, insert
+    from sqlalchemy import func, insert, update
 
     from summitcast.reports.simulate import simulate_attendance
     from summitcast.services.attendance import (
@@ -241,6 +254,12 @@ def seed_demo_attendance(
     )
 
     summit = made.summit
+    # Rows of a data folder made before the flag existed are simulated all the same.
+    db.execute(
+        update(Location)
+        .where(Location.summit_id == summit.id, Location.public_id.like(f"{_DEMO_PREFIX}%"))
+        .values(simulated=True)
+    )
     exists = db.scalar(
         select(func.count())
         .select_from(Location)
@@ -267,6 +286,7 @@ def seed_demo_attendance(
             "status": "approved",
             # Fictional locations that never send heartbeats: no usable secret needed.
             "secret": f"demo-not-a-secret-{n}",
+            "simulated": True,
         }
         for n, loc in enumerate(simulated.locations)
     ]
@@ -303,3 +323,10 @@ def seed_demo_attendance(
     if latest_publication(db, summit) is None:
         publish_attendance(db, summit, settings)
     return True
+
+
+def seed_demo_audience(db: DbSession, made: DemoSummit) -> int:
+    """Give the demo its simulated live audience (flagged rows, once); returns its size."""
+    from summitcast.services.demo_presence import ensure_audience
+
+    return ensure_audience(db, made.summit)

@@ -88,6 +88,7 @@ class Reason(StrEnum):
     REVOKED = "revoked"
     WRONG_LOCATION = "wrong_location"
     UNAVAILABLE = "unavailable"
+    SIMULATED = "simulated"  # the demo's simulated audience, beating outside a demo summit
 
 
 # Refusals after which a WebSocket is closed: no honest screen sends these.
@@ -293,6 +294,9 @@ class LiveService:
             return Outcome(
                 location_id, Reason.PENDING if identity.status == "pending" else Reason.REVOKED
             )
+        if identity.simulated_outside_demo:
+            # Simulated traffic never counts towards a real summit: not online, not attended.
+            return Outcome(location_id, Reason.SIMULATED)
         summit_key = identity.summit_key
         cell = None if identity.cell_key is None else (cells_key(summit_key), identity.cell_key)
         # Replay refusal (shared by all workers), presence and map cell as one step.
