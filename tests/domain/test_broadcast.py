@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from summitcast.domain import broadcast as rules
-from summitcast.domain.broadcast import BroadcastState, BroadcastStatus, Cue
+from summitcast.domain.broadcast import Action, BroadcastState, BroadcastStatus, Cue
 from summitcast.domain.playout import PlayoutItem, Slate, SourceKind, StepReason
 from summitcast.domain.programme import ItemKind, ItemStatus
 from summitcast.errors import ConflictError
@@ -91,7 +91,8 @@ def test_take_next_advances_and_stops_at_closing_slate() -> None:
     assert (state.position, state.generation) == (2, 2)
     state = rules.take_next(state, 3)
     assert state.position == 3  # the closing slate
-    assert rules.take_next(state, 3).position == 3
+    with pytest.raises(ConflictError, match="no next item"):
+        rules.take_next(state, 3)
 
 
 def test_take_next_from_hold_or_live_goes_back_on_air() -> None:
@@ -273,3 +274,92 @@ def test_cue_for_position_skips_skipped_items_and_ends_on_closing_slate() -> Non
     assert closing == Cue(
         1, SourceKind.SLATE, StepReason.HOLD, slate=Slate("S", (rules.CLOSING_LINE,))
     )
+
+
+# Every state the control room can meet: each status, live or not, an item or the
+# closing slate cued, with a run of show of three items or none.
+EVERY_STATE = [
+    BroadcastState(status, position, live=live, generation=5, countdown_to=NOW)
+    for status in BroadcastStatus
+    for live in (False, True)
+    for position in (0, 1, 3)
+    if not live or status is BroadcastStatus.ON_AIR  # only the on-air status is ever live
+]
+
+
+def _press(state: BroadcastState, action: Action, run_length: int) -> BroadcastState:
+    """The transition behind one control room button."""
+    match action:
+        case Action.START:
+            return rules.start(state, now=NOW, planned_start=NOW + timedelta(minutes=5))
+        case Action.START_NOW:
+            return rules.start(state, now=NOW, planned_start=None)
+        case Action.NEXT:
+            return rules.take_next(state, run_length)
+        case Action.HOLD:
+            return rules.hold(state)
+        case Action.LIVE:
+            return rules.cut_to_live(state)
+        case Action.BACK:
+            return rules.back_to_programme(state)
+        case Action.END:
+            return rules.end(state)
+
+
+@pytest.mark.parametrize("run_length", [0, 3])
+@pytest.mark.parametrize("state", EVERY_STATE, ids=repr)
+def test_allowed_actions_succeed_and_refused_ones_raise_conflict(
+    state: BroadcastState, run_length: int
+) -> None:
+    allowed = rules.allowed_actions(state, run_length)
+    for action in Action:
+        if action in allowed:
+            after = _press(state, action, run_length)
+            assert after.generation == state.generation + 1, action
+        else:
+            reason = rules.refusal(state, action, run_length)
+            assert reason
+            with pytest.raises(ConflictError) as refused:
+                _press(state, action, run_length)
+            assert refused.value.message == reason
+
+
+IDLE_BUTTONS = {Action.START, Action.START_NOW}
+ON_AIR_BUTTONS = {Action.NEXT, Action.HOLD, Action.LIVE, Action.END}
+
+
+@pytest.mark.parametrize(
+    ("state", "expected"),
+    [
+        (BroadcastState(), IDLE_BUTTONS),
+        (BroadcastState(BroadcastStatus.ENDED, 2), IDLE_BUTTONS),
+        (BroadcastState(BroadcastStatus.COUNTDOWN), ON_AIR_BUTTONS),
+        (_on_air(position=1), ON_AIR_BUTTONS),
+        (_on_air(position=3), {Action.HOLD, Action.LIVE, Action.END}),  # the closing slate
+        (BroadcastState(BroadcastStatus.HOLD, 1), ON_AIR_BUTTONS - {Action.HOLD} | {Action.BACK}),
+        (BroadcastState(BroadcastStatus.ON_AIR, 1, live=True), ON_AIR_BUTTONS | {Action.BACK}),
+        (BroadcastState(BroadcastStatus.ON_AIR, 3, live=True), ON_AIR_BUTTONS | {Action.BACK}),
+    ],
+)
+def test_allowed_actions_per_state(state: BroadcastState, expected: set[Action]) -> None:
+    assert rules.allowed_actions(state, 3) == expected
+
+
+def test_allowed_actions_without_items_starts_on_the_closing_slate() -> None:
+    state = rules.start(BroadcastState(), now=NOW, planned_start=None)
+    assert rules.allowed_actions(state, 0) == {Action.HOLD, Action.LIVE, Action.END}
+
+
+@pytest.mark.parametrize(
+    ("state", "action", "message"),
+    [
+        (_on_air(), Action.START, "already on air: end it before starting it again"),
+        (BroadcastState(), Action.HOLD, "not on air: start it first"),
+        (BroadcastState(BroadcastStatus.HOLD), Action.HOLD, "already holding"),
+        (_on_air(), Action.BACK, "programme is already on air"),
+        (BroadcastState(BroadcastStatus.COUNTDOWN), Action.BACK, "take the first item"),
+        (_on_air(position=3), Action.NEXT, "closing slate is on air"),
+    ],
+)
+def test_refusal_says_what_to_do(state: BroadcastState, action: Action, message: str) -> None:
+    assert message in (rules.refusal(state, action, 3) or "")

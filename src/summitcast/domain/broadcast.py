@@ -81,12 +81,64 @@ def _bump(state: BroadcastState, **changes: object) -> BroadcastState:
     return replace(state, generation=state.generation + 1, **changes)  # type: ignore[arg-type]
 
 
+class Action(StrEnum):
+    """A button of the control room; the value is the last part of its form's URL."""
+
+    START = "start"
+    START_NOW = "start-now"
+    NEXT = "next"
+    HOLD = "hold"
+    LIVE = "live"
+    BACK = "back"
+    END = "end"
+
+
+NOT_ON_AIR = "This session is not on air: start it first."
+
+
+def refusal(state: BroadcastState, action: Action, run_length: int) -> str | None:
+    """Why action is refused in state (a sentence for the producer), or None if it applies.
+
+    The one place these rules live: each transition below raises ConflictError with
+    this sentence, and ``allowed_actions`` is the set of actions it has none for.
+    """
+    if action in (Action.START, Action.START_NOW):
+        if state.active:
+            return "This session is already on air: end it before starting it again."
+        return None
+    if not state.active:
+        return NOT_ON_AIR
+    playing_programme = state.status is BroadcastStatus.ON_AIR and not state.live
+    if action is Action.NEXT and playing_programme and state.position >= run_length:
+        return "The closing slate is on air: there is no next item. End the session when ready."
+    if action is Action.HOLD and state.status is BroadcastStatus.HOLD:
+        return "The session is already holding: go back to the programme or cut to live."
+    if action is Action.BACK:
+        if state.status is BroadcastStatus.COUNTDOWN:
+            return "The countdown is on air: take the first item with Take next."
+        if playing_programme:
+            return "The programme is already on air: hold or cut to live first."
+    # Cutting to live while live stays allowed: it takes the studio again, ending a
+    # speaker's green-room feed that was taken on air (services/greenroom.py).
+    return None
+
+
+def allowed_actions(state: BroadcastState, run_length: int) -> frozenset[Action]:
+    """The control room buttons that apply in state (the others raise ConflictError)."""
+    return frozenset(a for a in Action if refusal(state, a, run_length) is None)
+
+
+def _check(state: BroadcastState, action: Action, run_length: int = 0) -> None:
+    reason = refusal(state, action, run_length)
+    if reason is not None:
+        raise ConflictError(reason)
+
+
 def start(
     state: BroadcastState, *, now: datetime, planned_start: datetime | None
 ) -> BroadcastState:
     """Start the session: a countdown until planned_start if that is ahead, else the first item."""
-    if state.active:
-        raise ConflictError("This session is already on air.")
+    _check(state, Action.START if planned_start is not None else Action.START_NOW)
     if planned_start is not None and planned_start > now:
         return _bump(
             state,
@@ -106,42 +158,34 @@ def start(
     )
 
 
-def _require_active(state: BroadcastState) -> None:
-    if not state.active:
-        raise ConflictError("This session is not on air: start it first.")
-
-
 def take_next(state: BroadcastState, item_count: int) -> BroadcastState:
     """Put the next item on air (from a countdown: the first item)."""
-    _require_active(state)
-    if state.status is BroadcastStatus.COUNTDOWN:
-        position = 0
-    else:
-        position = following(state, item_count)
+    _check(state, Action.NEXT, item_count)
+    position = 0 if state.status is BroadcastStatus.COUNTDOWN else following(state, item_count)
     return _bump(state, status=BroadcastStatus.ON_AIR, position=position, live=False)
 
 
 def hold(state: BroadcastState) -> BroadcastState:
     """Hold on the "we will be right back" slate; the item stays cued for back_to_programme."""
-    _require_active(state)
+    _check(state, Action.HOLD)
     return _bump(state, status=BroadcastStatus.HOLD, live=False)
 
 
 def cut_to_live(state: BroadcastState) -> BroadcastState:
     """Put the live input on air (the hold slate stands in while no studio is connected)."""
-    _require_active(state)
+    _check(state, Action.LIVE)
     return _bump(state, status=BroadcastStatus.ON_AIR, live=True)
 
 
 def back_to_programme(state: BroadcastState) -> BroadcastState:
     """Leave hold or live and play the cued item of the run of show from its start."""
-    _require_active(state)
+    _check(state, Action.BACK)
     return _bump(state, status=BroadcastStatus.ON_AIR, live=False)
 
 
 def end(state: BroadcastState) -> BroadcastState:
     """End the broadcast; the recording is complete."""
-    _require_active(state)
+    _check(state, Action.END)
     return _bump(state, status=BroadcastStatus.ENDED, live=False)
 
 

@@ -61,6 +61,11 @@ class BroadcastPlan:
     cue: rules.Cue | None
     # repr=False: plans appear in log lines and tracebacks; the key must not.
     ingest_key: str = field(repr=False)
+    # The control room's buttons that apply now (rules.allowed_actions).
+    allowed: frozenset[rules.Action] = frozenset()
+    # When the state last changed (a button, or an item ending by itself): roughly
+    # when what is on air went on air, until the encoder node says more precisely.
+    changed_at: datetime | None = None
 
 
 def new_ingest_key() -> str:
@@ -220,6 +225,8 @@ def _plan(
         state=state,
         cue=rules.cue_for(state, items, session_title=session.title, now=now),
         ingest_key=row.ingest_key,
+        allowed=rules.allowed_actions(state, len(rules.playable(items))),
+        changed_at=row.updated_at,
     )
 
 
@@ -359,7 +366,15 @@ def public_plan(db: DbSession, summit: Summit, session_id: int) -> BroadcastPlan
     if row is None:
         state = rules.BroadcastState()
         return BroadcastPlan(
-            summit.slug, session.id, session.title, tuple(summit.languages), (), state, None, ""
+            summit.slug,
+            session.id,
+            session.title,
+            tuple(summit.languages),
+            (),
+            state,
+            None,
+            "",
+            allowed=rules.allowed_actions(state, 0),  # idle: the run's length is moot
         )
     return _plan(db, summit, session, row, utcnow())
 

@@ -2,19 +2,23 @@
 
 from __future__ import annotations
 
+import socket
+from datetime import datetime
 from typing import Annotated, Any
+from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 
 from summitcast.domain.accounts import Permission
-from summitcast.domain.broadcast import BroadcastStatus
+from summitcast.domain.broadcast import Action, BroadcastStatus
 from summitcast.domain.playout import PlayoutItem
+from summitcast.domain.programme import format_duration
 from summitcast.media.manager import BroadcastManager, language_name, session_folder
 from summitcast.media.recording import list_recordings
 from summitcast.services import broadcast as service
 from summitcast.services import programme
-from summitcast.storage.tables import Summit
+from summitcast.storage.tables import Summit, utcnow
 from summitcast.web.deps import CurrentActor, DbDep, SettingsDep, summit_for
 from summitcast.web.routes.hls import master_url
 from summitcast.web.security import verify_csrf
@@ -116,27 +120,150 @@ def _control_url(summit: Summit, session_id: int) -> str:
     return f"/backstage/s/{summit.slug}/sessions/{session_id}/control"
 
 
+# The control room's buttons in the order they are shown: label, keyboard shortcut, hint.
+BUTTONS: tuple[tuple[Action, str, str | None, str], ...] = (
+    (Action.START, "Start", None, "A countdown until the planned start if that is ahead"),
+    (Action.START_NOW, "Start now", None, "The first item at once, skipping any countdown"),
+    (Action.NEXT, "Take next", "N", "The next item of the run of show on air"),
+    (Action.HOLD, "Hold", "H", "The 'we will be right back' slate; the item stays cued"),
+    (Action.LIVE, "Cut to live", None, "The studio's live input on air"),
+    (Action.BACK, "Back to programme", None, "The cued item again, from its start"),
+    (Action.END, "End session", None, "Stop the broadcast; the recording is complete"),
+)
+
+
+def status_words(plan: service.BroadcastPlan, time_zone: str) -> str:
+    """Where the broadcast stands, as the producer says it."""
+    state = plan.state
+    if state.status is BroadcastStatus.COUNTDOWN and state.countdown_to is not None:
+        local = state.countdown_to.astimezone(ZoneInfo(time_zone))
+        return f"Countdown to {local:%H:%M:%S}"
+    if state.status is BroadcastStatus.ON_AIR and state.live:
+        return "Live from the studio"
+    return {
+        BroadcastStatus.IDLE: "Not started",
+        BroadcastStatus.COUNTDOWN: "Countdown",
+        BroadcastStatus.ON_AIR: "On air",
+        BroadcastStatus.HOLD: "Holding",
+        BroadcastStatus.ENDED: "Ended",
+    }[state.status]
+
+
+def reported_by(health: dict[str, Any] | None, this_node: str) -> str:
+    """Who sent the stream health and how long ago, in words (the raw node id goes in a title)."""
+    if health is None:
+        return "No broadcast worker is running this session."
+    node = str(health.get("node", ""))
+    age = health.get("published_s_ago")
+    when = "just now" if age is None else f"{age:g} s ago"
+    host = node.rsplit(":", 1)[0]
+    if node == this_node:
+        who = "this machine's broadcast worker"
+    elif host == socket.gethostname():
+        who = "another broadcast worker on this machine"
+    else:
+        who = f"the broadcast worker on {host or 'another machine'}"
+    return f"Reported by {who}, {when}"
+
+
+def remaining_words(seconds: float) -> str:
+    """Time left of the item on air ("1:23 left"), or how far a live item ran over."""
+    whole = round(seconds)
+    if whole < 0:
+        return f"over by {format_duration(-whole)}"
+    return f"{format_duration(whole)} left"
+
+
+def _elapsed_s(
+    plan: service.BroadcastPlan, item: PlayoutItem, health: dict[str, Any] | None, now: datetime
+) -> float:
+    """How long the item on air has played: as the encoder reports it, else since the change."""
+    reported = health or {}
+    on_air = reported.get("on_air") or {}
+    if on_air.get("item_id") == item.item_id:
+        # for_s was measured when the view was published: add the view's age.
+        return float(on_air.get("for_s") or 0) + float(reported.get("published_s_ago") or 0)
+    if plan.changed_at is None:
+        return 0.0
+    return max(0.0, (now - plan.changed_at).total_seconds())
+
+
+def control_view(
+    plan: service.BroadcastPlan,
+    run: list[PlayoutItem],
+    health: dict[str, Any] | None,
+    *,
+    time_zone: str,
+    this_node: str,
+    now: datetime,
+) -> dict[str, Any]:
+    """Everything the control room shows about the broadcast, for the page and its polling."""
+    state = plan.state
+    view = on_air_view(plan, run)
+    item_cued = state.position < len(run)
+    playing = state.status is BroadcastStatus.ON_AIR and not state.live and item_cued
+    current_index = state.position if playing else None
+    remaining_s = None
+    if playing:
+        item = run[state.position]
+        remaining_s = round(item.duration_s - _elapsed_s(plan, item, health, now), 1)
+    held = state.status is BroadcastStatus.HOLD or (
+        state.status is BroadcastStatus.ON_AIR and state.live
+    )
+    view.update(
+        status_text=status_words(plan, time_zone),
+        allowed=sorted(action.value for action in plan.allowed),
+        current_index=current_index,
+        cued_index=state.position if held and item_cued else None,
+        remaining_s=remaining_s,
+        remaining_text=None if remaining_s is None else remaining_words(remaining_s),
+        health=health,
+        reported_by=reported_by(health, this_node),
+        node=(health or {}).get("node"),
+    )
+    return view
+
+
+def _control_view(request: Request, db: DbDep, summit: Summit, session_id: int) -> dict[str, Any]:
+    """The control room's view of one session of this summit, read now."""
+    session = programme.get_session(db, summit, session_id)
+    plan = service.plan_of(db, summit, session.id)
+    manager = _manager(request)
+    view = control_view(
+        plan,
+        service.run_of_show(db, session),
+        manager.health(session.id),
+        time_zone=summit.time_zone,
+        this_node=manager.board.node,
+        now=utcnow(),
+    )
+    view["manager_error"] = manager.last_error
+    return view
+
+
 @backstage_router.get("/s/{slug}/sessions/{session_id}/control", response_class=HTMLResponse)
 def control_room(
     request: Request, db: DbDep, actor: CurrentActor, summit: RunnerSummit, session_id: int
 ) -> Response:
     """The producer's control room of one session."""
     session = programme.get_session(db, summit, session_id)
-    plan = service.plan_of(db, summit, session.id)
     run = service.run_of_show(db, session)
     key = service.ingest_key_of(db, actor, summit, session.id)
     manager = _manager(request)
+    view = _control_view(request, db, summit, session.id)
     return render(
         request,
         "backstage/control.html",
         {
             "summit": summit,
             "session": session,
-            "view": on_air_view(plan, run),
+            "view": view,
+            "health": view["health"],
+            "buttons": BUTTONS,
             "run": run,
+            "durations": [format_duration(round(item.duration_s)) for item in run],
             "ingest": manager.ingest_urls(session.id, key),
             "ingest_key": key,
-            "health": manager.health(session.id),
             "workers": manager.settings.broadcast_workers,
             "player_src": master_url(summit.slug, session.id),
             "base": _control_url(summit, session.id),
@@ -146,20 +273,22 @@ def control_room(
 
 @backstage_router.get("/s/{slug}/sessions/{session_id}/control/health.json")
 def control_health(request: Request, db: DbDep, summit: RunnerSummit, session_id: int) -> Response:
-    """Stream health and what is on air, polled by the control room."""
-    session = programme.get_session(db, summit, session_id)
-    plan = service.plan_of(db, summit, session.id)
-    body = on_air_view(plan, service.run_of_show(db, session))
-    manager = _manager(request)
-    body["health"] = manager.health(session.id)
-    body["manager_error"] = manager.last_error
-    return JSONResponse(body, headers={"Cache-Control": "no-store"})
+    """Stream health, what is on air and which buttons apply, polled by the control room."""
+    view = _control_view(request, db, summit, session_id)
+    return JSONResponse(view, headers={"Cache-Control": "no-store"})
 
 
 def _act(request: Request, db: DbDep, summit: Summit, session_id: int) -> Response:
-    """Commit the change now so the manager's next look sees it, wake it, go back."""
+    """Commit the change now so the manager's next look sees it, wake it, answer.
+
+    The page's script asks for JSON and gets the new view (no reload: the preview
+    keeps playing); a browser without script is sent back to the control room.
+    """
     db.commit()
     _manager(request).kick()
+    if "application/json" in request.headers.get("accept", ""):
+        view = _control_view(request, db, summit, session_id)
+        return JSONResponse(view, headers={"Cache-Control": "no-store"})
     return RedirectResponse(_control_url(summit, session_id), status_code=303)
 
 
