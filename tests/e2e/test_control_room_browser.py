@@ -184,3 +184,30 @@ def test_producer_runs_the_show_with_buttons_and_keys(tmp_path: Path) -> None:
     assert layout["ingest_top"] > 720, layout
     assert abs(layout["video_ratio"] - 16 / 9) < 0.02, layout
     assert ffmpeg_children() == []
+
+
+def test_room_follows_items_that_end_by_themselves(tmp_path: Path) -> None:
+    console: list[str] = []
+    # Three items of 2 s each.
+    with running_server(tmp_path) as b, chromium_page((1280, 720), console=console) as page:
+        _log_in(page, b)
+        page.goto(b.control)
+        page.click("button[data-action=start-now]")
+        # Only the clock moves on from here: each item ends by itself.
+        seen: list[object] = []
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            state = _state(page)
+            if not seen or seen[-1] != state["current"]:
+                seen.append(state["current"])
+            if state["on_air"] == "Closing slate":
+                break
+            page.wait_for_timeout(100)
+        shown = _expect(page, words="On air", on_air="Closing slate", next="—")
+        b.press("end")
+        _expect(page, words="Ended", enabled=["start", "start-now"])
+    assert shown["enabled"] == ["end", "hold", "live"]  # nothing left to take
+    assert [index for index in seen if index is not None] == [0, 1, 2]
+    assert seen[-1] is None
+    assert _errors(console) == [], console
+    assert ffmpeg_children() == []
