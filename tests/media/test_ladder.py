@@ -36,13 +36,13 @@ HEAD = ["ffmpeg", "-hide_banner", "-nostdin", "-loglevel", "error"]
 HEAD += ["-progress", "pipe:1", "-stats_period", "1"]
 
 
-def test_ladder_argv_single_rung_ts_window_from_pipe() -> None:
+def test_ladder_argv_single_rung_ts_from_pipe() -> None:
     spec = LadderSpec(
         rungs=(Rung("360p", 640, 360, 800, 96),),
         fps=25,
         preset="ultrafast",
         container="ts",
-        window_segments=6,
+        live_window_s=12,  # the publisher's window: not ffmpeg's business
         tune=None,
     )
     argv = ladder_argv("ffmpeg", [LadderInput("pipe:0", ("-f", "mpegts"))], spec, Path("/srv/hls"))
@@ -59,14 +59,16 @@ def test_ladder_argv_single_rung_ts_window_from_pipe() -> None:
         *["-c:a", "aac", "-ar", "48000"],
         *["-b:a:0", "96k", "-ac:a:0", "2", "-b:a:1", "48k", "-ac:a:1", "1"],
         *["-f", "hls", "-hls_time", "2", "-hls_segment_type", "mpegts"],
-        *["-hls_flags", "independent_segments+program_date_time+delete_segments"],
-        *["-hls_list_size", "6"],
+        # No program_date_time (the publisher dates segments by the feed clock), no
+        # delete_segments (replay and recordings need every segment), no playlist type:
+        # ffmpeg's own playlist is a private 30-segment list the publisher reads.
+        *["-hls_flags", "independent_segments", "-hls_list_size", "30"],
         *["-hls_segment_filename", "/srv/hls/%v/seg_%05d.ts"],
         *["-master_pl_name", "ffmpeg_master.m3u8"],
         "-var_stream_map",
         "v:0,agroup:aud,name:360p a:0,agroup:aud,language:und,name:audio_und,default:yes "
         "a:1,agroup:aud_low,language:und,name:audio_low_und,default:yes",
-        "/srv/hls/%v/index.m3u8",
+        "/srv/hls/%v/.encoder.m3u8",
     ]
 
 
@@ -104,8 +106,7 @@ def test_ladder_argv_default_rungs_fmp4_interpreters_as_inputs() -> None:
         *["-b:a:0", "128k", "-ac:a:0", "2", "-b:a:1", "128k", "-ac:a:1", "2"],
         *["-b:a:2", "48k", "-ac:a:2", "1", "-b:a:3", "48k", "-ac:a:3", "1"],
         *["-f", "hls", "-hls_time", "2", "-hls_segment_type", "fmp4"],
-        *["-hls_flags", "independent_segments+program_date_time"],
-        *["-hls_list_size", "0", "-hls_playlist_type", "event"],
+        *["-hls_flags", "independent_segments", "-hls_list_size", "30"],
         *["-hls_fmp4_init_filename", "init_%v.mp4"],
         *["-hls_segment_filename", "/srv/hls/%v/seg_%05d.m4s"],
         *["-master_pl_name", "ffmpeg_master.m3u8"],
@@ -115,7 +116,7 @@ def test_ladder_argv_default_rungs_fmp4_interpreters_as_inputs() -> None:
         "a:1,agroup:aud,language:fr,name:audio_fr "
         "a:2,agroup:aud_low,language:en,name:audio_low_en,default:yes "
         "a:3,agroup:aud_low,language:fr,name:audio_low_fr",
-        "/srv/hls/%v/index.m3u8",
+        "/srv/hls/%v/.encoder.m3u8",
     ]
 
 
@@ -136,7 +137,7 @@ def test_ladder_argv_resume_appends_to_playlists() -> None:
     first = ladder_argv("ffmpeg", [LadderInput("in.ts")], spec, Path("/srv/hls"))
     again = ladder_argv("ffmpeg", [LadderInput("in.ts")], spec, Path("/srv/hls"), resume=True)
     flags = first.index("-hls_flags") + 1
-    assert again[flags] == "independent_segments+program_date_time+append_list"
+    assert again[flags] == "independent_segments+append_list"
     assert again[:flags] + again[flags + 1 :] == first[:flags] + first[flags + 1 :]
 
 
@@ -154,7 +155,7 @@ def test_ladder_argv_wrong_input_count_refused() -> None:
         {"languages": (AudioLanguage("en", "English"),)},
         {"languages": (AudioLanguage("en", "E", True), AudioLanguage("fr", "F", True))},
         {"segment_s": 0},
-        {"window_segments": -1},
+        {"live_window_s": 5},  # under three 2 s segments
     ],
 )
 def test_ladder_spec_invalid_refused(kwargs: dict[str, object]) -> None:
@@ -218,6 +219,30 @@ def test_master_playlist_parses_with_m3u8() -> None:
     ]
 
 
+def test_master_playlist_of_an_ended_session_names_the_replay_lists() -> None:
+    spec = LadderSpec(languages=EN_FR, subtitles=(SubtitleTrack("fr", "Français"),))
+    parsed = m3u8.loads(master_playlist(spec, ended=True))
+    assert [p.uri for p in parsed.playlists] == [
+        "1080p/vod.m3u8",
+        "720p/vod.m3u8",
+        "480p/vod.m3u8",
+        "360p/vod.m3u8",
+        "audio_low_en/vod.m3u8",
+    ]
+    assert [m.uri for m in parsed.media] == [
+        "audio_en/vod.m3u8",
+        "audio_fr/vod.m3u8",
+        "audio_low_en/vod.m3u8",
+        "audio_low_fr/vod.m3u8",
+        "subs_fr/vod.m3u8",
+    ]
+
+
+def test_live_window_is_three_minutes_of_segments_by_default() -> None:
+    assert LadderSpec().window_segments == 90
+    assert LadderSpec(segment_s=4, live_window_s=60).window_segments == 15
+
+
 def test_codecs_from_ffmpeg_master_reads_video_codec_per_folder() -> None:
     text = (
         "#EXTM3U\n#EXT-X-VERSION:7\n"
@@ -242,7 +267,7 @@ def test_ladder_argv_runs_in_real_ffmpeg(tmp_path: Path) -> None:
     assert (result.returncode, result.stderr) == (0, "")
     folders = sorted(p.name for p in tmp_path.iterdir() if p.is_dir())
     assert folders == ["180p", "90p", "audio_en", "audio_fr", "audio_low_en", "audio_low_fr"]
-    playlist = m3u8.load(str(tmp_path / "180p" / "index.m3u8"))
+    playlist = m3u8.load(str(tmp_path / "180p" / ".encoder.m3u8"))
     assert [s.duration for s in playlist.segments] == [2.0, 1.0]
     assert playlist.segment_map[0].uri == "init_180p.mp4"
     assert codecs_from_ffmpeg_master((tmp_path / "ffmpeg_master.m3u8").read_text()) == {

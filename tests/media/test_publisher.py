@@ -5,17 +5,28 @@ from __future__ import annotations
 import asyncio
 import posixpath
 import subprocess
+import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import imageio_ffmpeg
+import m3u8
 import pytest
 
 from summitcast.domain.broadcast import Cue
 from summitcast.domain.playout import Slate, SourceKind, StepReason
 from summitcast.media.broadcast import SessionPlayout
-from summitcast.media.ladder import AudioLanguage, LadderSpec, Rung, SubtitleTrack
+from summitcast.media.feed_clock import FeedClock
+from summitcast.media.ladder import (
+    ENCODER_LIST_SIZE,
+    AudioLanguage,
+    LadderSpec,
+    Rung,
+    SubtitleTrack,
+)
 from summitcast.media.publisher import SegmentPublisher, referenced_uris
 from summitcast.media.segment_store import InMemorySegmentStore, LocalSegmentStore
+from summitcast.media.subtitles import media_playlist
 from summitcast.media.testclips import make_clip, write_webvtt
 from tests.e2e.broadcast_server import ffmpeg_children
 
@@ -61,52 +72,135 @@ def test_referenced_uris_reads_init_segments_and_parts_but_not_preload_hints() -
     ]
 
 
+def _encoder_playlist(segments: list[tuple[int, float, bool]], *, ended: bool = False) -> str:
+    """ffmpeg's private playlist naming (sequence, duration, discontinuity) segments."""
+    lines = ["#EXTM3U", "#EXT-X-VERSION:7", "#EXT-X-TARGETDURATION:2"]
+    lines += [f"#EXT-X-MEDIA-SEQUENCE:{segments[0][0]}", '#EXT-X-MAP:URI="init_360p.mp4"']
+    for sequence, duration, seam in segments:
+        lines += ["#EXT-X-DISCONTINUITY"] if seam else []
+        lines += [f"#EXTINF:{duration:.6f},", f"seg_{sequence:05d}.m4s"]
+    return "\n".join(lines + (["#EXT-X-ENDLIST"] if ended else [])) + "\n"
+
+
+def _write_encoder_playlist(folder: Path, text: str) -> None:
+    """Replace ffmpeg's playlist by renaming, as ffmpeg does."""
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / ".encoder.m3u8.tmp").write_text(text)
+    (folder / ".encoder.m3u8.tmp").replace(folder / ".encoder.m3u8")
+
+
 @pytest.mark.unit
 def test_publisher_puts_files_before_their_playlist_and_waits_for_missing_ones(
     tmp_path: Path,
 ) -> None:
     rung = tmp_path / "360p"
     rung.mkdir()
-    for name in ("init_360p.mp4", "seg_00000.m4s", "seg_00001.0.m4s"):
+    for name in ("init_360p.mp4", "seg_00000.m4s"):
         (rung / name).write_bytes(name.encode())
-    (rung / "index.m3u8").write_text(LL_PLAYLIST)  # names seg_00001.1.m4s, not written yet
+    _write_encoder_playlist(rung, _encoder_playlist([(0, 2.0, False), (1, 2.0, False)]))
     store = CheckingStore()
-    publisher = SegmentPublisher(tmp_path, store)
+    publisher = SegmentPublisher(tmp_path, store, now=lambda: 1_800_000_010.0)
     publisher.sync()
-    assert store.get("360p/index.m3u8") is None  # held back: it names a missing part
-    (rung / "seg_00001.1.m4s").write_bytes(b"part")
+    assert store.get("360p/index.m3u8") is None  # held back: it names a missing segment
+    (rung / "seg_00001.m4s").write_bytes(b"segment")
     publisher.sync()
-    assert store.get("360p/index.m3u8") == LL_PLAYLIST.encode()
-    assert store.get("360p/seg_00001.1.m4s") == b"part"
-    assert "360p/seg_00001.2.m4s" not in store.list()  # a preload hint is not a file yet
+    playlist = m3u8.loads((store.get("360p/index.m3u8") or b"").decode())
+    assert [s.uri for s in playlist.segments] == ["seg_00000.m4s", "seg_00001.m4s"]
+    # No feed clock (nothing fed this encoder): dated as closed when first listed.
+    assert [s.program_date_time.timestamp() for s in playlist.segments] == [1_800_000_008.0] * 2
+    assert store.get("360p/seg_00001.m4s") == b"segment"
+    assert store.get("360p/.encoder.m3u8") is None  # ffmpeg's own list stays private
     assert store.violations == []
     assert publisher.sync() == 0  # nothing changed, nothing copied again
 
 
+@pytest.fixture
+def fast_folder(tmp_path: Path) -> Iterator[Path]:
+    """A folder in memory (tmpfs) if the machine has one: 57,600 renames on a busy disk crawl."""
+    shm = Path("/dev/shm")
+    if not shm.is_dir():
+        yield tmp_path
+        return
+    with tempfile.TemporaryDirectory(dir=shm) as folder:
+        yield Path(folder)
+
+
 @pytest.mark.unit
-def test_publisher_removes_files_that_left_the_window_and_the_folder(tmp_path: Path) -> None:
+def test_eight_hour_session_keeps_every_live_playlist_small_and_numbered(
+    fast_folder: Path,
+) -> None:
+    tmp_path = fast_folder
+    renditions = ("360p", "audio_en")
+    spec = LadderSpec(rungs=(Rung("360p", 640, 360, 800, 96),))
+    clock = FeedClock(spec.fps)
+    start = 1_800_000_000.0  # programme second s is fed at start + s: real pace
+    publisher = SegmentPublisher(
+        tmp_path, LocalSegmentStore(tmp_path), clock=clock, window_segments=spec.window_segments
+    )
+    total = 8 * 3600 // spec.segment_s  # 14,400 segments of 2 s
+    seams = {5_000, 9_000}  # the encoder restarted twice (ffmpeg marks the seams)
+    listed: list[tuple[int, int]] = []
+    fed = 0  # frames fed so far
+    for n in range(total):
+        # ffmpeg lists segment n once the first frame of segment n + 1 has been fed.
+        while fed <= (n + 1) * spec.gop_frames:
+            pid = 1 + sum(fed >= seam * spec.gop_frames for seam in seams)
+            clock.fed((fed + 1) / spec.fps, run=pid, wall=start + fed / spec.fps)
+            fed += 1
+        recent = range(max(0, n - ENCODER_LIST_SIZE + 1), n + 1)
+        text = _encoder_playlist([(k, 2.0, k in seams) for k in recent])
+        for name in renditions:
+            _write_encoder_playlist(tmp_path / name, text)
+        publisher.sync()
+        if n % 97 == 0 or n == total - 1:
+            window = m3u8.load(str(tmp_path / "360p" / "index.m3u8"))
+            sequences = [window.media_sequence + i for i in range(len(window.segments))]
+            assert [s.uri for s in window.segments] == [f"seg_{k:05d}.m4s" for k in sequences]
+            assert sequences[-1] == n  # the newest segment, at once
+            assert len(sequences) == min(n + 1, 90)  # three minutes
+            listed.append((window.media_sequence, window.discontinuity_sequence))
+            newest = window.segments[-1].program_date_time
+            assert newest is not None
+            assert newest.timestamp() == start + n * 2.0  # its first frame's feed time
+    assert listed == sorted(listed)  # sequence numbers only move on
+    for name in renditions:
+        live = (tmp_path / name / "index.m3u8").read_bytes()
+        assert len(live) < 20_000, (name, len(live))
+        window = m3u8.loads(live.decode())
+        assert (window.media_sequence, window.discontinuity_sequence) == (total - 90, 2)
+    subtitles = media_playlist(
+        total * 2.0, 2, ended=False, window_segments=90, date_of=clock.segment_date
+    )
+    assert len(subtitles.encode()) < 20_000
+    assert m3u8.loads(subtitles).media_sequence == total - 90
+    publisher.finish()
+    vod = m3u8.load(str(tmp_path / "360p" / "vod.m3u8"))
+    assert (vod.playlist_type, vod.is_endlist, len(vod.segments)) == ("vod", True, total)
+    assert [s.uri for s in vod.segments] == [f"seg_{k:05d}.m4s" for k in range(total)]
+    assert [k for k, s in enumerate(vod.segments) if s.discontinuity] == sorted(seams)
+    assert m3u8.load(str(tmp_path / "360p" / "index.m3u8")).is_endlist
+
+
+@pytest.mark.unit
+def test_publisher_restarted_mid_session_continues_from_its_journal(tmp_path: Path) -> None:
     rung = tmp_path / "360p"
-    rung.mkdir()
-    for name in ("seg_00000.ts", "seg_00001.ts"):
-        (rung / name).write_bytes(b"x")
-    (rung / "index.m3u8").write_text(
-        "#EXTM3U\n#EXTINF:2,\nseg_00000.ts\n#EXTINF:2,\nseg_00001.ts\n"
-    )
-    store = InMemorySegmentStore()
-    publisher = SegmentPublisher(tmp_path, store)
-    publisher.sync()
-    # ffmpeg's window moves on and it deletes the oldest segment.
-    (rung / "seg_00002.ts").write_bytes(b"y")
-    (rung / "seg_00000.ts").unlink()
-    (rung / "index.m3u8").write_text(
-        "#EXTM3U\n#EXTINF:2,\nseg_00001.ts\n#EXTINF:2,\nseg_00002.ts\n"
-    )
-    publisher.sync()
-    assert store.list("360p/") == ["360p/index.m3u8", "360p/seg_00001.ts", "360p/seg_00002.ts"]
+    _write_encoder_playlist(rung, _encoder_playlist([(k, 2.0, False) for k in range(5)]))
+    first = SegmentPublisher(tmp_path, LocalSegmentStore(tmp_path), window_segments=3)
+    first.sync()
+    # The app restarts: a new encoder appends after a seam, a new publisher takes over.
+    _write_encoder_playlist(rung, _encoder_playlist([(k, 2.0, k == 5) for k in range(7)]))
+    second = SegmentPublisher(tmp_path, LocalSegmentStore(tmp_path), window_segments=3)
+    second.sync()
+    window = m3u8.load(str(rung / "index.m3u8"))
+    assert [s.uri for s in window.segments] == ["seg_00004.m4s", "seg_00005.m4s", "seg_00006.m4s"]
+    assert (window.media_sequence, window.discontinuity_sequence) == (4, 0)
+    second.finish()
+    vod = m3u8.load(str(rung / "vod.m3u8"))
+    assert [s.uri for s in vod.segments] == [f"seg_{k:05d}.m4s" for k in range(7)]
 
 
 @pytest.mark.unit
-def test_local_store_of_the_output_folder_needs_no_publisher(tmp_path: Path) -> None:
+def test_local_store_of_the_output_folder_is_written_in_place(tmp_path: Path) -> None:
     spec = LadderSpec(rungs=(Rung("144p", 256, 144, 150, 48),), fps=10)
     local = SessionPlayout(
         FFMPEG, spec, LocalSegmentStore(tmp_path / "hls"), tmp_path / "w", on_cue_finished=_noop
@@ -114,8 +208,8 @@ def test_local_store_of_the_output_folder_needs_no_publisher(tmp_path: Path) -> 
     memory = SessionPlayout(
         FFMPEG, spec, InMemorySegmentStore(), tmp_path / "w", on_cue_finished=_noop
     )
-    assert (local.publisher, local.output_dir) == (None, tmp_path / "hls")
-    assert memory.publisher is not None
+    assert (local.publisher.copies, local.output_dir) == (False, tmp_path / "hls")
+    assert memory.publisher.copies
     assert memory.output_dir == tmp_path / "w" / "hls"
 
 

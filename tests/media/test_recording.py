@@ -27,7 +27,7 @@ def test_recording_argv_is_golden() -> None:
     argv = recording_argv("ffmpeg", Path("/hls/s/1"), SPEC, "fr", Path("/hls/s/1/out.part"))
     assert argv == [
         *["ffmpeg", "-hide_banner", "-nostdin", "-loglevel", "error", "-y"],
-        *["-i", "/hls/s/1/720p/index.m3u8", "-i", "/hls/s/1/audio_fr/index.m3u8"],
+        *["-i", "/hls/s/1/720p/vod.m3u8", "-i", "/hls/s/1/audio_fr/vod.m3u8"],
         *["-map", "0:v:0", "-map", "1:a:0", "-c", "copy", "-metadata:s:a:0", "language=fra"],
         *["-movflags", "+faststart", "-f", "mp4", "/hls/s/1/out.part"],
     ]

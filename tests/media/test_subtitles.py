@@ -49,10 +49,24 @@ def test_segment_count_rounds_up_partial() -> None:
     assert [segment_count(t, 2) for t in (0, 2, 2.001, 7.5)] == [0, 1, 2, 4]
 
 
-def test_media_playlist_lists_segments_and_end() -> None:
+def test_media_playlist_whole_and_ended_is_the_replay_list() -> None:
     assert media_playlist(5.0, 2, ended=True) == (
         "#EXTM3U\n#EXT-X-VERSION:6\n#EXT-X-TARGETDURATION:2\n#EXT-X-MEDIA-SEQUENCE:0\n"
-        "#EXT-X-PLAYLIST-TYPE:EVENT\n"
+        "#EXT-X-DISCONTINUITY-SEQUENCE:0\n#EXT-X-PLAYLIST-TYPE:VOD\n#EXT-X-INDEPENDENT-SEGMENTS\n"
         "#EXTINF:2.000000,\nseg_00000.vtt\n#EXTINF:2.000000,\nseg_00001.vtt\n"
         "#EXTINF:1.000000,\nseg_00002.vtt\n#EXT-X-ENDLIST\n"
+    )
+
+
+def test_media_playlist_live_window_lists_newest_segments_dated_by_the_clock() -> None:
+    # Programme second s was fed at 1_800_000_000 + s (real pace).
+    text = media_playlist(
+        10.0, 2, ended=False, window_segments=3, date_of=lambda start, _length: 1.8e9 + start
+    )
+    assert text == (
+        "#EXTM3U\n#EXT-X-VERSION:6\n#EXT-X-TARGETDURATION:2\n#EXT-X-MEDIA-SEQUENCE:2\n"
+        "#EXT-X-DISCONTINUITY-SEQUENCE:0\n#EXT-X-INDEPENDENT-SEGMENTS\n"
+        "#EXT-X-PROGRAM-DATE-TIME:2027-01-15T08:00:04.000Z\n#EXTINF:2.000000,\nseg_00002.vtt\n"
+        "#EXT-X-PROGRAM-DATE-TIME:2027-01-15T08:00:06.000Z\n#EXTINF:2.000000,\nseg_00003.vtt\n"
+        "#EXT-X-PROGRAM-DATE-TIME:2027-01-15T08:00:08.000Z\n#EXTINF:2.000000,\nseg_00004.vtt\n"
     )

@@ -32,10 +32,13 @@ import av
 from summitcast.domain.broadcast import HOLD_HEADING, Cue
 from summitcast.domain.playout import Slate, SourceKind
 from summitcast.errors import ValidationError
+from summitcast.media.feed_clock import FeedClock
 from summitcast.media.ladder import (
+    ENCODER_PLAYLIST_NAME,
     FFMPEG_MASTER_NAME,
     MASTER_NAME,
     MEDIA_PLAYLIST_NAME,
+    VOD_PLAYLIST_NAME,
     LadderInput,
     LadderSpec,
     codecs_from_ffmpeg_master,
@@ -181,8 +184,16 @@ class SessionPlayout:
         # or somewhere else, which the publisher fills from here in a safe order.
         store_folder = store.folder if isinstance(store, LocalSegmentStore) else None
         self.output_dir = output_dir or store_folder or work_dir / "hls"
-        same = store_folder == self.output_dir
-        self.publisher = None if same else SegmentPublisher(self.output_dir, store)
+        # When each programme frame reached the encoder: the publisher dates segments by it.
+        self.feed_clock = FeedClock(spec.fps)
+        # Writes the live and replay playlists from ffmpeg's (and fills a store elsewhere).
+        self.publisher = SegmentPublisher(
+            self.output_dir,
+            store,
+            clock=self.feed_clock,
+            window_segments=spec.window_segments,
+            segment_s=spec.segment_s,
+        )
         self._publisher_task: asyncio.Task[None] | None = None
         self.on_cue_finished = on_cue_finished
         self.live_source = live_source
@@ -212,7 +223,7 @@ class SessionPlayout:
         probe_options = ("-f", "mpegts", "-probesize", "1000000", "-analyzeduration", "1000000")
         feed = [LadderInput("pipe:0", probe_options)]
         # A session resumed after an app restart continues the playlists already there.
-        resume = (self.output_dir / spec.rungs[0].name / MEDIA_PLAYLIST_NAME).is_file()
+        resume = (self.output_dir / spec.rungs[0].name / ENCODER_PLAYLIST_NAME).is_file()
         self.encoder = Supervisor(
             ladder_argv(ffmpeg, feed, spec, self.output_dir, resume=resume),
             name="ladder",
@@ -307,10 +318,10 @@ class SessionPlayout:
             await self.encoder.stop()
             with contextlib.suppress(OSError, ValidationError):
                 if self.publisher is not None:
-                    # The last segments and the playlists with EXT-X-ENDLIST.
-                    await asyncio.to_thread(self.publisher.sync)
-                self._write_master()
+                    # The last segments, the playlists with EXT-X-ENDLIST, the replay lists.
+                    await asyncio.to_thread(self.publisher.finish)
                 self._write_subtitles(ended=True)
+                self._write_master(ended=True)
 
     async def _finish_encoder(self) -> None:
         """Close the feed and wait for the encoder to flush and write EXT-X-ENDLIST."""
@@ -480,6 +491,9 @@ class SessionPlayout:
             while chunk := await feeder.stdout.read(PIPE_CHUNK):
                 clock.feed(chunk)
                 await self.encoder.write_stdin(chunk)
+                if clock.end_s is not None:
+                    # Into which encoder process: a restarted one starts a new timeline.
+                    self.feed_clock.fed(clock.end_s - FEED_BASE_S, self.encoder.health.pid)
                 sent += len(chunk)
             code = await feeder.wait()
             errors = (await errors_task).decode("utf-8", "replace").strip()
@@ -604,8 +618,19 @@ class SessionPlayout:
                     self.store.put(
                         name, segment_text(cues, index, self.spec.segment_s, base).encode()
                     )
-            playlist = media_playlist(until_s, self.spec.segment_s, ended=ended)
+            playlist = media_playlist(
+                until_s,
+                self.spec.segment_s,
+                ended=ended,
+                window_segments=self.spec.window_segments,
+                date_of=self.feed_clock.segment_date,
+            )
             self.store.put(f"{folder}/{MEDIA_PLAYLIST_NAME}", playlist.encode())
+            if ended:
+                vod = media_playlist(
+                    until_s, self.spec.segment_s, ended=True, date_of=self.feed_clock.segment_date
+                )
+                self.store.put(f"{folder}/{VOD_PLAYLIST_NAME}", vod.encode())
 
     def _find_mpegts_base(self) -> int | None:
         """The 90 kHz timestamp of programme time 0 in the media segments (None: not yet known)."""
@@ -628,18 +653,18 @@ class SessionPlayout:
             pass
         return 126000 if self.spec.container == "ts" else 0
 
-    def _write_master(self) -> None:
-        """Rewrite master.m3u8 with ffmpeg's exact CODECS strings, when known."""
+    def _write_master(self, *, ended: bool = False) -> None:
+        """Rewrite master.m3u8 with ffmpeg's exact CODECS (when known); the replay once ended."""
         ffmpeg_master = self.store.get(FFMPEG_MASTER_NAME)
         codecs = codecs_from_ffmpeg_master(ffmpeg_master.decode()) if ffmpeg_master else {}
         self._codecs_known = bool(codecs)
-        self.store.put(MASTER_NAME, master_playlist(self.spec, codecs).encode())
+        self.store.put(MASTER_NAME, master_playlist(self.spec, codecs, ended=ended).encode())
 
 
 def segment_age_s(output_dir: Path, spec: LadderSpec) -> float | None:
     """Seconds since the encoder last rewrote the top rung's playlist (a new segment), or None."""
     try:
-        mtime = os.stat(output_dir / spec.rungs[0].name / MEDIA_PLAYLIST_NAME).st_mtime
+        mtime = os.stat(output_dir / spec.rungs[0].name / ENCODER_PLAYLIST_NAME).st_mtime
     except OSError:
         return None
     return max(0.0, time.time() - mtime)

@@ -27,7 +27,13 @@ from summitcast.errors import ValidationError
 
 MASTER_NAME = "master.m3u8"
 FFMPEG_MASTER_NAME = "ffmpeg_master.m3u8"
-MEDIA_PLAYLIST_NAME = "index.m3u8"
+MEDIA_PLAYLIST_NAME = "index.m3u8"  # the live window players reload (publisher.py writes it)
+VOD_PLAYLIST_NAME = "vod.m3u8"  # the whole session, written when it ends
+# ffmpeg's own media playlist: private (the HLS route hides dot files), read by the publisher.
+ENCODER_PLAYLIST_NAME = ".encoder.m3u8"
+# Segments in ffmpeg's private playlist: the publisher reads it every 50 ms, so a
+# minute of slack means it never misses a segment, even on a stalled machine.
+ENCODER_LIST_SIZE = 30
 AUDIO_GROUP = "aud"
 AUDIO_ONLY_GROUP = "aud_low"
 SUBTITLE_GROUP = "subs"
@@ -115,9 +121,13 @@ class LadderSpec:
     languages: tuple[AudioLanguage, ...] = DEFAULT_LANGUAGES
     subtitles: tuple[SubtitleTrack, ...] = ()
     preset: str = "veryfast"
-    # 0 keeps every segment (an EVENT playlist a late viewer can rewind); N keeps
-    # a sliding window of N segments and deletes older files.
-    window_segments: int = 0
+    # Seconds of programme in the live playlists. Three minutes: hls.js starts
+    # 1.75 segments from the live edge and jumps back to it past 10 segments
+    # (20 s, player.js), so live players never use more than ~25 s of it; the rest
+    # lets a viewer who pauses, or a hall screen whose link drops, for up to ~2.5
+    # minutes resume where they were. Replay is the session's vod.m3u8, so the live
+    # window need not serve it. 90 segments of 2 s are ~8 KB per playlist.
+    live_window_s: int = 180
     # zerolatency: no B-frames, no lookahead, no macroblock tree, sliced threads. It
     # costs some quality per bit (no B-frames, no mbtree) but the default ladder's
     # x264 work drops by about a quarter (1.43 → 1.08 CPU-s per programme second,
@@ -141,13 +151,19 @@ class LadderSpec:
             raise ValidationError("subtitle codes must be unique")
         if self.segment_s < 1 or self.fps < 1 or self.audio_only_kbps < 8:
             raise ValidationError("segment length, fps and audio-only bitrate must be positive")
-        if self.window_segments < 0:
-            raise ValidationError("window_segments must be 0 (keep all) or positive")
+        if self.live_window_s < 3 * self.segment_s:
+            # A live playlist must span three target durations (RFC 8216 §6.2.2).
+            raise ValidationError("the live window must hold at least three segments")
 
     @property
     def segment_extension(self) -> str:
         """File extension of media segments for this container."""
         return "m4s" if self.container == "fmp4" else "ts"
+
+    @property
+    def window_segments(self) -> int:
+        """Segments listed in a live playlist."""
+        return self.live_window_s // self.segment_s
 
     @property
     def gop_frames(self) -> int:
@@ -314,16 +330,16 @@ def ladder_argv(
         j = n_lang + k
         # Audio-only rung for censored and slow links: mono keeps 48 kbit/s intelligible.
         argv += [f"-b:a:{j}", f"{spec.audio_only_kbps}k", f"-ac:a:{j}", "1"]
-    # Every segment starts on a keyframe; each carries its wall-clock time.
-    flags = ["independent_segments", "program_date_time"]
+    # Every segment starts on a keyframe. No program_date_time: ffmpeg stamps from its
+    # start time plus durations, which runs ahead of the wall clock; the publisher
+    # stamps each segment from the clock at which it was fed (feed_clock.py).
+    flags = ["independent_segments"]
     if resume:
         # A restarted encoder continues the existing playlists (and marks the seam
         # with EXT-X-DISCONTINUITY) instead of starting them over at segment 0. Not
         # on a first start: there ffmpeg 9 writes a needless DISCONTINUITY before
         # segment 0 (measured).
         flags.append("append_list")
-    if spec.window_segments:
-        flags.append("delete_segments")  # files leaving the window are removed
     argv += [
         "-f",
         "hls",  # the HLS muxer writes playlists and segments itself
@@ -334,11 +350,10 @@ def ladder_argv(
         "-hls_flags",
         "+".join(flags),
         "-hls_list_size",
-        str(spec.window_segments),  # 0 = keep every segment in the playlist
+        # A short private list, no delete_segments: every segment stays on disk for
+        # the replay and the recordings; the publisher keeps the session's list.
+        str(ENCODER_LIST_SIZE),
     ]
-    if not spec.window_segments:
-        # EVENT: the playlist only grows, so a viewer who joins late can seek back.
-        argv += ["-hls_playlist_type", "event"]
     if spec.container == "fmp4":
         # One init segment per rendition, named after it so the folders stay tidy.
         argv += ["-hls_fmp4_init_filename", "init_%v.mp4"]
@@ -349,7 +364,7 @@ def ladder_argv(
         FFMPEG_MASTER_NAME,  # ffmpeg's master, read for CODECS; summitcast writes master.m3u8
         "-var_stream_map",
         _var_stream_map(spec),
-        str(out_dir / "%v" / MEDIA_PLAYLIST_NAME),
+        str(out_dir / "%v" / ENCODER_PLAYLIST_NAME),  # private; players read the publisher's
     ]
     return argv
 
@@ -387,9 +402,20 @@ def _rung_bandwidth(spec: LadderSpec, rung: Rung) -> int:
     return peak_kbps * 1100
 
 
-def master_playlist(spec: LadderSpec, video_codecs: Mapping[str, str] | None = None) -> str:
-    """Write the master playlist: rungs, audio-only rung, audio groups, subtitle group."""
+def master_playlist(
+    spec: LadderSpec,
+    video_codecs: Mapping[str, str] | None = None,
+    *,
+    ended: bool = False,
+) -> str:
+    """Write the master playlist: rungs, audio-only rung, audio groups, subtitle group.
+
+    ended=True names each rendition's whole-session vod.m3u8 instead of its live window.
+    """
     codecs = video_codecs or {}
+    # A player already playing keeps the live playlists it loaded (they end with
+    # EXT-X-ENDLIST); one that loads the master after the end replays the session.
+    name = VOD_PLAYLIST_NAME if ended else MEDIA_PLAYLIST_NAME
     lines = [
         "#EXTM3U",
         # Version 7 allows EXT-X-MAP without I-frame-only playlists (fMP4); 6 covers TS.
@@ -406,7 +432,7 @@ def master_playlist(spec: LadderSpec, video_codecs: Mapping[str, str] | None = N
                 f"NAME={_attr_quote(lang.name)},LANGUAGE={_attr_quote(lang.code)},"
                 f"DEFAULT={'YES' if lang.default else 'NO'},AUTOSELECT=YES,"
                 f'CHANNELS="{channels}",'
-                f"URI={_attr_quote(folder(lang.code) + '/' + MEDIA_PLAYLIST_NAME)}"
+                f"URI={_attr_quote(folder(lang.code) + '/' + name)}"
             )
     for sub in spec.subtitles:
         # DEFAULT=NO: captions appear when the viewer's preferences ask for them.
@@ -414,7 +440,7 @@ def master_playlist(spec: LadderSpec, video_codecs: Mapping[str, str] | None = N
             f"#EXT-X-MEDIA:TYPE=SUBTITLES,GROUP-ID={_attr_quote(SUBTITLE_GROUP)},"
             f"NAME={_attr_quote(sub.name)},LANGUAGE={_attr_quote(sub.code)},"
             f"DEFAULT=NO,AUTOSELECT=YES,FORCED=NO,"
-            f"URI={_attr_quote(subtitle_dir(sub.code) + '/' + MEDIA_PLAYLIST_NAME)}"
+            f"URI={_attr_quote(subtitle_dir(sub.code) + '/' + name)}"
         )
     subs_attr = f',SUBTITLES="{SUBTITLE_GROUP}"' if spec.subtitles else ""
     for rung in spec.rungs:
@@ -424,11 +450,11 @@ def master_playlist(spec: LadderSpec, video_codecs: Mapping[str, str] | None = N
             f"RESOLUTION={rung.width}x{rung.height},FRAME-RATE={spec.fps:.3f},"
             f'CODECS="{video_codec},{AAC_CODEC}",AUDIO="{AUDIO_GROUP}"{subs_attr}'
         )
-        lines.append(f"{rung.name}/{MEDIA_PLAYLIST_NAME}")
+        lines.append(f"{rung.name}/{name}")
     default_lang = next(lang for lang in spec.languages if lang.default)
     lines.append(
         f"#EXT-X-STREAM-INF:BANDWIDTH={spec.audio_only_kbps * 1100},"
         f'CODECS="{AAC_CODEC}",AUDIO="{AUDIO_ONLY_GROUP}"{subs_attr}'
     )
-    lines.append(f"{audio_only_dir(default_lang.code)}/{MEDIA_PLAYLIST_NAME}")
+    lines.append(f"{audio_only_dir(default_lang.code)}/{name}")
     return "\n".join(lines) + "\n"

@@ -39,6 +39,7 @@ from summitcast.media.ladder import (
     subtitle_dir,
 )
 from summitcast.media.probe import probe
+from summitcast.media.publisher import SegmentPublisher
 from summitcast.media.segment_store import LocalSegmentStore
 from summitcast.media.slate import render_slate
 from summitcast.media.subtitles import (
@@ -263,6 +264,11 @@ class PlayoutWorker:
         # (which would hold the first segment back by as much) to about 1 s.
         probe_options = ("-f", "mpegts", "-probesize", "1000000", "-analyzeduration", "1000000")
         feed = [LadderInput("pipe:0", probe_options)]
+        # Writes the live playlists from ffmpeg's private ones. No feed clock here (this
+        # worker is for tests and benchmarks): segments are dated when they are listed.
+        self.publisher = SegmentPublisher(
+            store.folder, store, window_segments=spec.window_segments, segment_s=spec.segment_s
+        )
         # restart_on_success=False: the encoder exits 0 when the programme ends.
         self.encoder = Supervisor(
             ladder_argv(ffmpeg, feed, spec, store.folder),
@@ -284,6 +290,7 @@ class PlayoutWorker:
         # afterwards except to take ffmpeg's exact CODECS once they are known.
         self.store.put(MASTER_NAME, master_playlist(self.spec).encode())
         await self.encoder.start()
+        publishing = asyncio.create_task(self.publisher.run())
         try:
             for step in self.steps:
                 self._collect_cues(step)
@@ -294,6 +301,10 @@ class PlayoutWorker:
             await self._finish_encoder()
         finally:
             await self.encoder.stop()
+            publishing.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await publishing
+        await asyncio.to_thread(self.publisher.finish)  # EXT-X-ENDLIST and vod.m3u8
         self._write_master()
         self._write_subtitles(self.steps[-1].end_s, ended=True)
 

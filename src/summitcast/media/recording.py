@@ -1,7 +1,8 @@
 """Recordings: after a session, one downloadable MP4 per language, remuxed from its HLS output.
 
-The on-demand HLS is the session's folder itself (every playlist ends with
-EXT-X-ENDLIST once the session ends). The MP4s copy the top video rung and one
+The on-demand HLS is the session's folder itself: once the session ends, each
+rendition's ``vod.m3u8`` lists all of it (the live ``index.m3u8`` only its last
+minutes) and the master names those. The MP4s copy the top video rung and one
 language's full-quality audio rendition without re-encoding, so a session of
 hours takes seconds of disk I/O, not an encode.
 """
@@ -18,7 +19,7 @@ from pathlib import Path
 
 import pycountry
 
-from summitcast.media.ladder import MEDIA_PLAYLIST_NAME, LadderSpec, audio_dir
+from summitcast.media.ladder import VOD_PLAYLIST_NAME, LadderSpec, audio_dir
 
 logger = logging.getLogger(__name__)
 
@@ -58,9 +59,9 @@ def recording_argv(ffmpeg: str, folder: Path, spec: LadderSpec, code: str, out: 
         "error",  # only real errors, kept for the log
         "-y",  # out is a fresh temporary name; overwrite a leftover from a crash
         "-i",
-        str(folder / spec.rungs[0].name / MEDIA_PLAYLIST_NAME),  # the best picture
+        str(folder / spec.rungs[0].name / VOD_PLAYLIST_NAME),  # the best picture, all of it
         "-i",
-        str(folder / audio_dir(code) / MEDIA_PLAYLIST_NAME),  # this language's sound
+        str(folder / audio_dir(code) / VOD_PLAYLIST_NAME),  # this language's sound
         "-map",
         "0:v:0",
         "-map",

@@ -10,10 +10,11 @@ same length as the media segments.
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from summitcast.errors import ValidationError
+from summitcast.media.playlist import Segment, render_media_playlist
 
 _TIME_RE = re.compile(r"^(?:(\d+):)?(\d{2}):(\d{2})\.(\d{3})$")
 
@@ -97,19 +98,33 @@ def segment_name(index: int) -> str:
     return f"seg_{index:05d}.vtt"
 
 
-def media_playlist(total_s: float, segment_s: int, *, ended: bool) -> str:
-    """The subtitle media playlist covering total_s seconds of programme."""
+def media_playlist(
+    total_s: float,
+    segment_s: int,
+    *,
+    ended: bool,
+    window_segments: int = 0,
+    date_of: Callable[[float, float], float | None] | None = None,
+) -> str:
+    """The subtitle media playlist covering total_s seconds of programme.
+
+    window_segments > 0 lists only the newest segments (the live window, as the
+    media renditions do); date_of dates a segment from its programme start and
+    duration (``FeedClock.segment_date``), so captions carry the same dates as the
+    picture and a player aligns them by date. A whole, ended list is the replay's.
+    """
     count = segment_count(total_s, segment_s)
-    lines = [
-        "#EXTM3U",
-        "#EXT-X-VERSION:6",
-        f"#EXT-X-TARGETDURATION:{segment_s}",
-        "#EXT-X-MEDIA-SEQUENCE:0",
-        "#EXT-X-PLAYLIST-TYPE:EVENT",
-    ]
-    for index in range(count):
-        length = min(segment_s, total_s - index * segment_s)
-        lines += [f"#EXTINF:{length:.6f},", segment_name(index)]
-    if ended:
-        lines.append("#EXT-X-ENDLIST")
-    return "\n".join(lines) + "\n"
+    first = max(0, count - window_segments) if window_segments else 0
+    segments = []
+    for index in range(first, count):
+        start = index * segment_s
+        length = min(segment_s, total_s - start)
+        date = date_of(start, length) if date_of is not None else None
+        segments.append(Segment(index, segment_name(index), length, date))
+    return render_media_playlist(
+        segments,
+        version=6,
+        target_s=segment_s,
+        ended=ended,
+        vod=ended and not window_segments,
+    )
