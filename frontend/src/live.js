@@ -130,7 +130,8 @@ export async function signHeartbeat(secret, locationId, epoch, seq, ts) {
  * The presence client of a location screen.
  * opts: {wsUrl, heartbeatUrl, locationId, secret (string, used as its UTF-8
  * bytes, or Uint8Array), intervalS = 15 (until the server says hello),
- * onStatus({state, transport, seq, error}), wakeLock = true}
+ * onStatus({state, transport, seq, error}), onMessage(msg) for the server's other
+ * messages (e.g. {type:"on_air", …}, pushed when the broadcast changes), wakeLock = true}
  * The server greets with {type:"hello", interval_s, epoch?}; the screen then
  * sends {type:"hb", token, location_id, epoch, seq, ts, sig} every interval_s
  * (shortened by up to 20 % of jitter). Without a WebSocket it POSTs the same
@@ -261,6 +262,8 @@ export function locationScreen(opts) {
       } else if (msg.type === "error") {
         state.lastError = msg.reason || msg.error || "refused";
         status("error", { error: state.lastError });
+      } else if (opts.onMessage) {
+        opts.onMessage(msg);
       }
     };
     sock.onclose = () => {
@@ -270,7 +273,9 @@ export function locationScreen(opts) {
       // A fresh epoch per connection, as presence.py expects.
       state.epoch = randomEpoch();
       state.seq = 0;
-      if (!greeted && attempt >= 1 && useHttp()) {
+      // A socket that failed while the browser is offline says nothing about proxies:
+      // only fall back to HTTP when the network is there and the socket still fails.
+      if (!greeted && attempt >= 1 && navigator.onLine !== false && useHttp()) {
         // WebSocket blocked: keep heartbeats flowing over HTTP and try the
         // socket again later.
         // HTTP heartbeats go on while it connects; its hello takes over.
@@ -293,6 +298,15 @@ export function locationScreen(opts) {
   }
   const onVisible = () => document.visibilityState === "visible" && !stopped && keepAwake();
   document.addEventListener("visibilitychange", onVisible);
+  // The network is back (a hall's Wi-Fi dropped): reconnect now, not after the backoff
+  // that grew while it was away. Only this screen does, so there is no herd.
+  const onOnline = () => {
+    if (stopped || !opts.wsUrl || (ws && ws.readyState <= WebSocket.OPEN)) return;
+    clearTimeout(retryTimer);
+    attempt = 0;
+    connect();
+  };
+  window.addEventListener("online", onOnline);
   keepAwake();
 
   connect();
@@ -303,6 +317,7 @@ export function locationScreen(opts) {
       clearTimeout(hbTimer);
       clearTimeout(retryTimer);
       document.removeEventListener("visibilitychange", onVisible);
+      window.removeEventListener("online", onOnline);
       if (ws) ws.close();
       if (wakeLock) wakeLock.release().catch(() => {});
       status("stopped");

@@ -82,6 +82,21 @@ function isAudioOnlyVariant(level) {
   return !level.videoCodec && !level.width && !level.height && /mp4a|opus|ac-3|ec-3|flac/i.test(codecs);
 }
 
+// A live playlist answers 404 until the encoder has written its first segment (a
+// viewer who opens the page as the session starts, or an encoder restarting). hls.js
+// does not retry 4xx by default and gives up at once; retry 404s for ~8 s instead,
+// after which the player starts over by itself (onError), for ever.
+const retry404 = (cfg, count, _isTimeout, response, retry) =>
+  retry || (count < cfg.maxNumRetry && !!response && response.code === 404);
+const PATIENT = {
+  default: {
+    maxTimeToFirstByteMs: 10000,
+    maxLoadTimeMs: 20000,
+    timeoutRetry: { maxNumRetry: 2, retryDelayMs: 0, maxRetryDelayMs: 0 },
+    errorRetry: { maxNumRetry: 8, retryDelayMs: 1000, maxRetryDelayMs: 2000, shouldRetry: retry404 },
+  },
+};
+
 /**
  * Mount a player on a <video> element.
  * opts: {src, controlsEl, autoplay = true, muted = true, hlsConfig = {},
@@ -204,6 +219,12 @@ export function mountPlayer(videoEl, opts = {}) {
       renderTextTracksNatively: false,
       enableCEA708Captions: false, // our streams carry WebVTT, no 608/708 in the video
       enableID3MetadataCues: false, // would make a <track src="data:..."> too
+      manifestLoadPolicy: PATIENT,
+      playlistLoadPolicy: PATIENT,
+      // hls.js picks these itself when the renditions are listed (a later choice of
+      // ours in SUBTITLE_TRACKS_UPDATED would be undone by its own default one).
+      subtitlePreference: preferredSubtitleLang ? { lang: preferredSubtitleLang } : undefined,
+      audioPreference: preferredLang ? { lang: preferredLang } : undefined,
       ...opts.hlsConfig,
     });
     player.hls = hls;
@@ -229,7 +250,8 @@ export function mountPlayer(videoEl, opts = {}) {
       refreshMenus();
       play();
     });
-    hls.on(Hls.Events.SUBTITLE_TRACKS_UPDATED, selectPreferredSubtitle);
+    // After hls.js's own choice, which follows this event.
+    hls.on(Hls.Events.SUBTITLE_TRACKS_UPDATED, () => setTimeout(selectPreferredSubtitle, 0));
     hls.on(Hls.Events.SUBTITLE_TRACK_SWITCH, showCues);
     hls.on(Hls.Events.CUES_PARSED, onCues);
     hls.on(Hls.Events.FRAG_LOADED, (_e, data) => {

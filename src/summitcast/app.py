@@ -123,6 +123,7 @@ def create_app(
     )
     # Its stream health reaches control rooms on every worker through the pub/sub.
     broadcasts = BroadcastManager(settings, db, pubsub=pubsub)
+    presence_sockets.on_air.health = broadcasts.health  # screens play once a stream is ready
     # Live speakers' own feeds, previewed before the producer takes one on air.
     green_room = GreenRoomManager(settings, db, broadcasts)
     # Speakers going live from their browser: WebRTC peers pushing to their green-room feed.

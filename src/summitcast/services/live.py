@@ -262,6 +262,11 @@ class LiveService:
         self._remember(location_id, identity, now)
         return identity
 
+    def summit_of(self, location_id: str) -> str | None:
+        """The summit key of a location this worker knows (it has read its identity), else None."""
+        identity = self._identities.get(location_id)
+        return None if identity is None else identity.summit_key
+
     def _remember(self, location_id: str, identity: PresenceIdentity | None, now: float) -> None:
         # Keep the cached object when nothing changed (see _identity_read_at).
         if location_id not in self._identities or self._identities[location_id] != identity:

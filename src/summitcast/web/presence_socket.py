@@ -31,6 +31,7 @@ from dataclasses import dataclass
 from typing import Any, cast
 
 from summitcast.services.live import CLOSING, LiveService, Reason
+from summitcast.web.on_air import OnAirScreens
 
 SOCKET_PATH = "/live/ws"
 _GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
@@ -150,6 +151,27 @@ def take_frame(buffer: bytearray) -> tuple[bool, int, bytes] | None:
     return bool(first & 0x80), opcode, payload
 
 
+class AsgiScreen:
+    """A screen on the ASGI route (web/routes/live.py), as the on-air pushes see it."""
+
+    __slots__ = ("_sending", "_websocket")
+
+    def __init__(self, websocket: Any) -> None:
+        self._websocket = websocket
+        self._sending: set[asyncio.Task[None]] = set()  # strong references while they run
+
+    def push(self, text: str) -> None:
+        """Send one message from a task of its own (the route waits for the next heartbeat)."""
+        task = asyncio.get_running_loop().create_task(self._send(text))
+        self._sending.add(task)
+        task.add_done_callback(self._sending.discard)
+
+    async def _send(self, text: str) -> None:
+        # A screen that is gone (or going) gets nothing; its route ends by itself.
+        with contextlib.suppress(Exception):
+            await self._websocket.send_text(text)
+
+
 class PresenceSockets:
     """The open presence sockets of one worker and the sweep that closes silent ones."""
 
@@ -163,13 +185,24 @@ class PresenceSockets:
         # Strong references to the messages being answered (the loop keeps only weak ones).
         self.answering: set[asyncio.Task[None]] = set()
         self._sweeper: asyncio.Task[None] | None = None
+        # What is on air, pushed to the screens of this worker (web/on_air.py says why).
+        self.on_air = OnAirScreens(live.database)
 
     def start(self) -> None:
-        """Start sweeping silent sockets."""
+        """Start sweeping silent sockets and pushing what is on air."""
         self._sweeper = asyncio.create_task(self._sweep_forever(), name="presence-socket-sweep")
+        self.on_air.start()
+
+    def joined(self, location_id: str | None, screen: Any) -> str | None:
+        """A screen's first heartbeat was accepted: push it its summit's on-air view; the key."""
+        summit_key = None if location_id is None else self.live.summit_of(location_id)
+        if summit_key is not None:
+            self.on_air.join(summit_key, screen)
+        return summit_key
 
     async def stop(self) -> None:
-        """Stop sweeping (uvicorn closes the sockets themselves at shutdown)."""
+        """Stop sweeping and pushing (uvicorn closes the sockets themselves at shutdown)."""
+        await self.on_air.stop()
         if self._sweeper is not None:
             self._sweeper.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -217,6 +250,7 @@ class PresenceWebSockets(asyncio.Protocol):
         "_fragments",
         "_server_state",
         "_sockets",
+        "_summit",
         "_transport",
         "_waiting",
         "last_message_at",
@@ -234,6 +268,7 @@ class PresenceWebSockets(asyncio.Protocol):
         self._waiting: deque[str] | None = None
         self._busy = False
         self._bound: str | None = None
+        self._summit: str | None = None  # set once the screen receives on-air pushes
         self.last_message_at = time.monotonic()
 
     # --- uvicorn's side -----------------------------------------------------------------
@@ -285,6 +320,8 @@ class PresenceWebSockets(asyncio.Protocol):
         if self._sockets is not None:
             self._sockets.open.discard(self)
             self._server_state.connections.discard(self)
+            if self._summit is not None:
+                self._sockets.on_air.leave(self._summit, self)
         self._transport = None
 
     def shutdown(self) -> None:
@@ -433,6 +470,8 @@ class PresenceWebSockets(asyncio.Protocol):
             while True:
                 reply = await answer(sockets.live, text, self._bound)
                 self._bound = reply.bound
+                if self._summit is None and reply.bound is not None and self._transport:
+                    self._summit = sockets.joined(reply.bound, self)
                 if reply.text is not None:
                     self._write(server_frame(OP_TEXT, reply.text.encode()))
                 if reply.close:
@@ -443,6 +482,10 @@ class PresenceWebSockets(asyncio.Protocol):
                 text = self._waiting.popleft()
         finally:
             self._busy = False
+
+    def push(self, text: str) -> None:
+        """Send a server message (what is on air) between the screen's heartbeats."""
+        self._write(server_frame(OP_TEXT, text.encode()))
 
     def _write(self, frame: bytes) -> None:
         transport = self._transport

@@ -23,7 +23,7 @@ from summitcast.services.live import LiveService, Reason
 from summitcast.storage.database import Database
 from summitcast.storage.tables import Summit
 from summitcast.web.deps import DbDep, get_actor, summit_for
-from summitcast.web.presence_socket import answer
+from summitcast.web.presence_socket import AsgiScreen, PresenceSockets, answer
 from summitcast.web.templating import render
 
 router = APIRouter(include_in_schema=False)
@@ -67,6 +67,9 @@ async def presence_socket(websocket: WebSocket) -> None:
     bound: str | None = None
     # Silence for two whole timeouts closes the socket, as PresenceSockets' sweep does.
     idle_s = 2 * live.settings.heartbeat_timeout_s
+    sockets: PresenceSockets = websocket.app.state.presence_sockets
+    screen = AsgiScreen(websocket)  # gets what is on air once its first heartbeat counts
+    summit_key: str | None = None
     try:
         while True:
             try:
@@ -80,6 +83,8 @@ async def presence_socket(websocket: WebSocket) -> None:
             text = message.get("text")
             reply = await answer(live, text if isinstance(text, str) else "", bound)
             bound = reply.bound
+            if summit_key is None and bound is not None:
+                summit_key = sockets.joined(bound, screen)
             if reply.text is not None:
                 await websocket.send_text(reply.text)
             if reply.close:
@@ -87,6 +92,9 @@ async def presence_socket(websocket: WebSocket) -> None:
                 return
     except WebSocketDisconnect:
         return
+    finally:
+        if summit_key is not None:
+            sockets.on_air.leave(summit_key, screen)
 
 
 @router.post("/live/heartbeat")

@@ -1,14 +1,23 @@
-// The location screen: keeps presence with the server (build/live.js locationScreen)
-// and refreshes "now" and "next". The secret comes from the link's fragment (#k=…),
-// which the browser never sends to the server.
+// The location screen: a full-screen player of the summit's session on air, what is on
+// now and next as the broadcast has it (pushed over the presence socket), and the
+// presence heartbeat (build/live.js locationScreen). It runs unattended for a whole
+// day: it picks up a session when one goes on air, and the player recovers from
+// network drops and encoder restarts by itself. The secret comes from the link's
+// fragment (#k=…), which the browser never sends to the server.
 (function () {
   "use strict";
-  var main = document.getElementById("screen");
-  var status = document.getElementById("presence-status");
+  const main = document.getElementById("screen");
+  const status = document.getElementById("presence-status");
   if (!main || !status) return;
-  var secret = new URLSearchParams(window.location.hash.slice(1)).get("k");
-  var interval = Number(main.dataset.interval) || 10;
-  var REFUSED = {
+  const ns = window.summitcast || {};
+  const block = main.querySelector("[data-player]");
+  const video = block.querySelector("video");
+  const slate = document.getElementById("screen-slate");
+  const secret = new URLSearchParams(window.location.hash.slice(1)).get("k");
+  const interval = Number(main.dataset.interval) || 10;
+  const FALLBACK_POLL_MS = 30000; // now.json, only while the socket is blocked
+  const RETRY_CAP_MS = 8000; // a hall screen retries at least this often once offline
+  const REFUSED = {
     pending: "Waiting for an organiser to approve this location.",
     revoked: "This location was revoked by the organisers.",
     bad_signature: "This link is not valid any more.",
@@ -18,52 +27,176 @@
     // The server keeps the connection; the next heartbeats count once it is back.
     unavailable: "The server is briefly unavailable: this screen keeps trying by itself.",
   };
-  var refusedUntil = 0;
+  let refusedUntil = 0;
+  let player = null;
+  let playing = null; // the master playlist the player plays
+  let pollTimer = null;
 
-  function show(state, text) {
+  // Language and captions are chosen once per screen and kept across reloads and
+  // sessions, by location (several screens of one browser profile keep their own).
+  const prefsKey = `summitcast.screen.${main.dataset.locationId}`;
+  function loadPrefs() {
+    try {
+      return JSON.parse(window.localStorage.getItem(prefsKey)) || {};
+    } catch {
+      return {};
+    }
+  }
+  function savePrefs(choice) {
+    const prefs = { audioLang: choice.audioLang || null, subtitleLang: choice.subtitleLang };
+    try {
+      window.localStorage.setItem(prefsKey, JSON.stringify(prefs));
+    } catch {
+      // private mode or full storage: the choice lasts until the page is reloaded
+    }
+  }
+
+  function showStatus(state, text) {
     status.dataset.state = state;
     status.textContent = text;
   }
 
-  if (!secret || !window.summitcast || !window.summitcast.locationScreen) {
-    show("no-secret", "This link is incomplete: open the whole link you got when registering.");
+  function setLine(id, title, when) {
+    const el = document.getElementById(id);
+    el.querySelector(".title").textContent = title || "—";
+    el.querySelector(".when").textContent = when || "";
+  }
+
+  function plannedAt(iso) {
+    if (!iso) return "";
+    try {
+      const zone = main.dataset.zone || undefined;
+      const at = new Intl.DateTimeFormat(undefined, {
+        weekday: "short",
+        hour: "2-digit",
+        minute: "2-digit",
+        timeZone: zone,
+        timeZoneName: "short",
+      }).format(new Date(iso));
+      return `planned ${at}`;
+    } catch {
+      return "";
+    }
+  }
+
+  function startPlayer(master) {
+    if (player && playing === master) return;
+    stopPlayer();
+    const prefs = loadPrefs();
+    playing = master;
+    player = ns.mountPlayer(video, {
+      src: master,
+      controlsEl: block.querySelector(".player-controls"),
+      nativeControls: false, // a wall screen: our controls only, nothing over the picture
+      audioLang: prefs.audioLang,
+      subtitleLang: prefs.subtitleLang,
+      // Sound only when the link cannot carry the lowest video rung (player.js says when).
+      autoAudioOnly: true,
+      maxRetryDelayMs: RETRY_CAP_MS,
+      onChoice: savePrefs,
+    });
+  }
+
+  function stopPlayer() {
+    if (!player) return;
+    player.destroy();
+    player = null;
+    playing = null;
+    video.removeAttribute("src");
+    video.load(); // let go of the last frame: the slate shows instead
+  }
+
+  /** Show a view of the broadcast (web/on_air.py screen_view): play it or show the slate. */
+  function show(view) {
+    if (!view || view.type !== "on_air") return;
+    if (view.active && view.master) {
+      setLine("on-now", view.on_air, view.session);
+      setLine("up-next", view.next, "");
+      // Until the encoder has written a few segments its playlists answer 404: wait
+      // for the server to say the stream is ready (a playing screen keeps playing).
+      if (view.ready || playing === view.master) {
+        slate.hidden = true;
+        startPlayer(view.master);
+      } else {
+        slate.querySelector(".slate-title").textContent = "The broadcast is starting…";
+        slate.hidden = false;
+      }
+      return;
+    }
+    setLine("on-now", null, "");
+    setLine("up-next", view.session, plannedAt(view.starts_at));
+    slate.querySelector(".slate-title").textContent =
+      view.status === "ended" ? "This session has ended." : "The broadcast has not started yet.";
+    slate.hidden = false;
+    stopPlayer();
+  }
+
+  function pollNow() {
+    fetch(main.dataset.nowUrl, { credentials: "same-origin" })
+      .then((r) => (r.ok ? r.json() : null))
+      .then(show)
+      .catch(() => {
+        /* keep what is shown; the next poll or push brings the rest */
+      });
+  }
+
+  function polling(on) {
+    if (on && pollTimer === null) {
+      pollNow();
+      pollTimer = setInterval(pollNow, FALLBACK_POLL_MS);
+    } else if (!on && pollTimer !== null) {
+      clearInterval(pollTimer);
+      pollTimer = null;
+    }
+  }
+
+  try {
+    show(JSON.parse(main.dataset.view));
+  } catch {
+    pollNow();
+  }
+
+  // One click or key press turns the sound on (browsers start video muted).
+  function unmute(e) {
+    if (!player || !video.muted) return;
+    if (e && e.target && e.target.closest && e.target.closest("select, a, button:not([data-action=unmute])")) return;
+    player.unmute();
+  }
+  document.addEventListener("keydown", unmute);
+  video.addEventListener("click", unmute);
+
+  const fullscreen = main.querySelector("[data-action=fullscreen]");
+  fullscreen.addEventListener("click", () => {
+    const p = document.documentElement.requestFullscreen && document.documentElement.requestFullscreen();
+    if (p && p.catch) p.catch(() => {});
+  });
+
+  if (!secret || !ns.locationScreen) {
+    showStatus("no-secret", "This link is incomplete: open the whole link you got when registering.");
     return;
   }
 
-  var screen = window.summitcast.locationScreen({
+  const screen = ns.locationScreen({
     wsUrl: main.dataset.wsUrl,
     heartbeatUrl: main.dataset.heartbeatUrl,
     locationId: main.dataset.locationId,
     secret: secret,
     intervalS: interval,
-    onStatus: function (s) {
+    onMessage: show,
+    onStatus(s) {
+      // Pushes come over the socket; without it, ask now.json now and then.
+      polling(s.transport === "http");
       if (s.state === "error" && REFUSED[s.error]) {
         // A refusal answers the heartbeat just sent: keep showing it until a
         // later heartbeat goes unanswered by one.
         refusedUntil = Date.now() + 1500 * interval;
-        show(s.error, REFUSED[s.error]);
+        showStatus(s.error, REFUSED[s.error]);
       } else if (s.state === "ok" && Date.now() > refusedUntil) {
-        show("online", "Connected: this location counts as watching.");
+        showStatus("online", "Connected: this location counts as watching.");
       } else if (s.state === "reconnecting" || s.state === "fallback") {
-        show(s.state, "Connection lost: trying again…");
+        showStatus(s.state, "Connection lost: trying again…");
       }
     },
   });
-  window.addEventListener("pagehide", function () { screen.stop(); });
-
-  function refreshProgramme() {
-    fetch(main.dataset.nowUrl, { credentials: "same-origin", cache: "no-store" })
-      .then(function (r) { return r.ok ? r.json() : null; })
-      .then(function (data) {
-        if (!data) return;
-        [["on-now", data.now], ["up-next", data.next]].forEach(function (pair) {
-          var el = document.getElementById(pair[0]);
-          if (!el) return;
-          el.querySelector(".title").textContent = pair[1] ? pair[1].title : "—";
-          el.querySelector(".when").textContent = pair[1] ? pair[1].session : "";
-        });
-      })
-      .catch(function () { /* keep what is shown; try again later */ });
-  }
-  setInterval(refreshProgramme, 60000);
+  window.addEventListener("pagehide", () => screen.stop());
 })();
