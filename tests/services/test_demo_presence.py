@@ -177,19 +177,25 @@ async def _online_ids(live: LiveService, key: str) -> list[str]:
     return online
 
 
-def test_audience_beats_only_for_demo_summits(database: Database, tmp_path: Path) -> None:
+def test_audience_beats_only_its_own_locations_of_demo_summits(
+    database: Database, tmp_path: Path
+) -> None:
     demo = _demo(database)
     real = make_summit(database, slug="a-real-summit")
     with database.session() as db:
-        # A simulated row in a real summit (a copy gone wrong): the audience never runs it.
-        db.add(
-            Location(
-                summit_id=real.id, public_id="sim-in-real", label="x", country="DE", kind="home",
-                privacy_level="public", status="approved", secret="s" * 43, simulated=True,
-            )
-        )  # fmt: skip
+        for summit_id, public_id in (
+            (real.id, f"{AUDIENCE_PREFIX}9999"),  # a copy gone wrong, in a real summit
+            (demo.id, "demo-loc-000001"),  # the demo's past attendance: never beats
+        ):
+            db.add(
+                Location(
+                    summit_id=summit_id, public_id=public_id, label="x", country="DE",
+                    kind="home", privacy_level="public", status="approved", secret="s" * 43,
+                    simulated=True,
+                )
+            )  # fmt: skip
     clock = Clock()
-    audience, _ = _audience(database, tmp_path, clock)
+    audience, counted = _audience(database, tmp_path, clock)
 
     async def scenario() -> tuple[int, int]:
         loaded = await audience.load()
@@ -206,3 +212,4 @@ def test_audience_beats_only_for_demo_summits(database: Database, tmp_path: Path
         )
     assert (loaded, real_online) == (pool, 0)
     assert list(audience.pools) == [str(demo.id)]
+    assert "demo-loc-000001" not in counted

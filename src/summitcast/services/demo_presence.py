@@ -179,11 +179,13 @@ class _Pool:
 
 
 def _load_screens(db: DbSession) -> dict[str, list[_Screen]]:
-    """The approved simulated locations of every demo summit, by summit key."""
+    """The approved simulated audience of every demo summit, by summit key."""
     query = (
         select(Location.summit_id, Location.public_id, Location.secret)
         .join(Summit, Summit.id == Location.summit_id)
+        # Only the audience: the demo's other simulated rows (its past attendance) stay silent.
         .where(Summit.is_demo, Location.simulated, Location.status == "approved")
+        .where(Location.public_id.like(f"{AUDIENCE_PREFIX}%"))
         .order_by(Location.id)
     )
     pools: dict[str, list[_Screen]] = {}
