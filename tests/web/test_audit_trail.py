@@ -135,9 +135,10 @@ def test_audit_page_pages_newest_first(client: TestClient, database: Database) -
     [
         ({"kind": "location.teleported"}, "is not a kind of event"),
         ({"kind": "x" * 65}, "kind"),
-        ({"page": "0"}, "page"),
-        ({"page": "two"}, "page"),
-        ({"page": "99999999999999999999"}, "page"),
+        ({"page": "0"}, "Page must be a whole number"),
+        ({"page": "two"}, "Page must be a whole number"),
+        ({"page": "99999999999999999999"}, "Page must be a whole number"),
+        ({"sort": "sideways"}, "is not a way to sort this list"),
     ],
 )
 def test_audit_page_bad_input_is_422_with_a_message(

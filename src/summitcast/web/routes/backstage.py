@@ -11,7 +11,7 @@ from summitcast.domain import paging
 from summitcast.domain.accounts import Permission
 from summitcast.domain.programme import ItemKind, ItemStatus
 from summitcast.errors import PermissionDeniedError, ValidationError
-from summitcast.services import accounts, audit_trail, photos, programme, schedule
+from summitcast.services import accounts, audit_trail, photos, programme, schedule, speakers
 from summitcast.storage.tables import Summit
 from summitcast.web import forms, lists
 from summitcast.web.deps import (
@@ -213,10 +213,33 @@ def delete_item(db: DbDep, summit: EditableSummit, item_id: int) -> Response:
 
 
 @router.get("/s/{slug}/speakers", response_class=HTMLResponse)
-def speakers_page(request: Request, summit: EditableSummit) -> Response:
-    """Every speaker of the summit, and a form to add one."""
+def speakers_page(
+    request: Request,
+    db: DbDep,
+    summit: EditableSummit,
+    q: lists.ListText = "",
+    sort: lists.ListCode = "",
+    per: lists.ListCode = "",
+    page: lists.ListCode = "",
+) -> Response:
+    """The summit's speakers a page at a time, found by name or role, and a form to add one."""
+    view = lists.list_view(page, per, sort, speakers.SPEAKER_SORTS)
+    listed = speakers.page_of_speakers(
+        db, summit, text=q, sort=view.sort, page=view.page, size=view.size
+    )
     return render(
-        request, "backstage/speakers.html", {"summit": summit, "speakers": summit.speakers}
+        request,
+        "backstage/speakers.html",
+        {
+            "summit": summit,
+            "listed": listed,
+            "pager": listed.page,
+            "query": view.query(q=paging.search_text(q)),
+            "text": paging.search_text(q),
+            "view": view,
+            "sorts": speakers.SPEAKER_SORTS,
+            "sizes": paging.PAGE_SIZES,
+        },
     )
 
 

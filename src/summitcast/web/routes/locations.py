@@ -299,7 +299,10 @@ async def approve(
     back: BackField = "",
 ) -> Response:
     """Approve the pending locations ticked on the page (or the one whose button was pressed)."""
-    approved = locations.approve_selected(db, summit, ids or [], actor)
+    if not ids:
+        _notice(request, "No location was selected: tick the ones to approve first.")
+        return _back(_list_url(summit, back))
+    approved = locations.approve_selected(db, summit, ids, actor)
     db.commit()  # before other workers are told to re-read these locations
     await _announce(request, summit, approved)
     _notice(request, _approved_text(len(approved)))

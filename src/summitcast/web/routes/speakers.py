@@ -22,6 +22,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import Headers
 from starlette.requests import ClientDisconnect
 
+from summitcast.domain import paging
 from summitcast.domain import uploads as upload_rules
 from summitcast.domain.media_checks import minutes
 from summitcast.domain.uploads import UploadState
@@ -29,6 +30,7 @@ from summitcast.errors import ConflictError, NotFoundError
 from summitcast.services import greenroom, jobs, notifications, programme, speakers, uploads
 from summitcast.storage.database import Database
 from summitcast.storage.tables import SpeakerInvitation, Upload
+from summitcast.web import lists
 from summitcast.web.deps import CurrentActor, DbDep, EditableSummit, SettingsDep
 from summitcast.web.security import verify_csrf
 from summitcast.web.templating import render
@@ -503,3 +505,38 @@ def backstage_preview(db: DbDep, summit: EditableSummit, upload_id: str) -> Resp
     """The normalised file, for the organiser to watch before approving."""
     upload = _summit_upload(db, summit, upload_id)
     return FileResponse(_media_file(upload, "preview"), media_type="video/mp4")
+
+
+@backstage_router.get("/s/{slug}/uploads", response_class=HTMLResponse)
+def uploads_page(
+    request: Request,
+    db: DbDep,
+    summit: EditableSummit,
+    state: lists.ListCode = "",
+    q: lists.ListText = "",
+    sort: lists.ListCode = "",
+    per: lists.ListCode = "",
+    page: lists.ListCode = "",
+) -> Response:
+    """Every speaker upload of the summit a page at a time, by state, file, item or speaker."""
+    view = lists.list_view(page, per, sort, uploads.UPLOAD_SORTS)
+    text = paging.search_text(q)
+    listed = uploads.page_of_uploads(
+        db, summit, state=state.strip(), text=text, sort=view.sort, page=view.page, size=view.size
+    )
+    return render(
+        request,
+        "backstage/uploads.html",
+        {
+            "summit": summit,
+            "listed": listed,
+            "pager": listed.page,
+            "query": view.query(state=state.strip(), q=text),
+            "state": state.strip(),
+            "text": text,
+            "states": [s.value for s in UploadState],
+            "view": view,
+            "sorts": uploads.UPLOAD_SORTS,
+            "sizes": paging.PAGE_SIZES,
+        },
+    )
