@@ -45,6 +45,7 @@ from summitcast.web.routes import (
     contribute,
     greenroom,
     hls,
+    icons,
     live,
     locations,
     public,
@@ -82,6 +83,7 @@ ROUTERS = (
     contribute.router,
     reports.router,
     reports.backstage_router,
+    icons.router,
 )
 
 

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import html
 import re
+from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
-from httpx import Response
 
 from summitcast.storage.database import Database
 from tests.conftest import PASSWORD, csrf_of, make_user
@@ -17,11 +17,11 @@ pytestmark = pytest.mark.integration
 WRONG = "E-mail or password is wrong."
 
 
-def _post_login(client: TestClient, token: str, **fields: str) -> Response:
+def _post_login(client: TestClient, token: str, **fields: str) -> Any:
     return client.post("/login", data={"csrf_token": token, **fields}, follow_redirects=False)
 
 
-def _form(response: Response) -> str:
+def _form(response: Any) -> str:
     """The login form's HTML; fails when the page has none (a separate error page)."""
     match = re.search(r'<form method="post" action="/login".*?</form>', response.text, re.S)
     assert match, f"no login form in the page:\n{response.text}"
