@@ -32,11 +32,14 @@ def test_looping_session_plays_past_its_end_back_to_the_first_item(tmp_path: Pat
         _loop(database, b.slug, b.session_id)
         b.press("start-now")
         seen: list[str] = []
+        upcoming: dict[str, object] = {}
 
         def round_and_back() -> bool:
-            title = b.on_air()["on_air"]
+            view = b.on_air()
+            title = view["on_air"]
             if isinstance(title, str) and (not seen or seen[-1] != title):
                 seen.append(title)
+                upcoming[title] = view["next"]
             return seen.count("Speech one") >= 2 and seen[-1] == "Speech two"
 
         # Three 2 s items: once round and into the second round within seconds.
@@ -44,6 +47,7 @@ def test_looping_session_plays_past_its_end_back_to_the_first_item(tmp_path: Pat
         top = httpx.get(f"{b.base}/hls/{b.slug}/{b.session_id}/360p/index.m3u8").text
     assert seen[:5] == ["Speech one", "Speech two", "Speech three", "Speech one", "Speech two"]
     assert "Closing slate" not in seen
+    assert upcoming["Speech three"] == "Speech one"  # "next" on pages and screens knows too
     assert "#EXT-X-ENDLIST" not in top  # the stream went on without a break
     assert ffmpeg_children() == []
 

@@ -11,7 +11,7 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 
 from summitcast.domain.accounts import Permission
-from summitcast.domain.broadcast import Action, BroadcastStatus
+from summitcast.domain.broadcast import Action, BroadcastStatus, following
 from summitcast.domain.playout import PlayoutItem
 from summitcast.domain.programme import format_duration
 from summitcast.media.manager import BroadcastManager, language_name, session_folder
@@ -53,7 +53,8 @@ def on_air_view(plan: service.BroadcastPlan, run: list[PlayoutItem]) -> dict[str
     elif state.status is BroadcastStatus.ON_AIR:
         if state.position < len(run):
             current = run[state.position].title
-            upcoming = run[state.position + 1].title if state.position + 1 < len(run) else None
+            after = following(state, len(run))  # in a loop, the first item after the last
+            upcoming = run[after].title if after < len(run) else None
         else:
             current = "Closing slate"
     return {
