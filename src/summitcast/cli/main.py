@@ -7,7 +7,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, NoReturn
 
 import typer
 from rich.console import Console
@@ -15,6 +15,14 @@ from rich.progress import Progress, SpinnerColumn, TextColumn
 from rich.table import Table
 
 from summitcast.cli.audit import audit_app
+from summitcast.cli.data import (
+    DatabaseUrlOption,
+    DataDirOption,
+    open_database,
+    redact,
+    require_database,
+    settings_for,
+)
 from summitcast.cli.loadtest import loadtest_app
 from summitcast.cli.locations import locations_app
 from summitcast.cli.report import report_app
@@ -23,7 +31,16 @@ from summitcast.domain.accounts import Role
 from summitcast.errors import SummitcastError
 from summitcast.storage.database import Database
 
-app = typer.Typer(help="summitcast: run a global online summit.", no_args_is_help=True)
+app = typer.Typer(
+    help=(
+        "summitcast: run a global online summit. Every command reads the data folder ./data "
+        "(--data-dir or SUMMITCAST_DATA_DIR), where `summitcast demo` writes too. "
+        "Exit codes: 0 success, 1 a check failed, 2 bad input or no database."
+    ),
+    no_args_is_help=True,
+    # A mistake on the command line gets one line (main() below), not a traceback of typer.
+    pretty_exceptions_enable=False,
+)
 db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
 user_app = typer.Typer(help="Accounts.", no_args_is_help=True)
 programme_app = typer.Typer(help="Import and export the programme.", no_args_is_help=True)
@@ -39,38 +56,20 @@ console = Console(soft_wrap=True)  # URLs and credentials must stay on one line
 errors = Console(stderr=True)
 
 
-def _settings(**overrides: object) -> Settings:
-    return Settings(**{k: v for k, v in overrides.items() if v is not None})  # type: ignore[arg-type]
-
-
 @contextmanager
 def _database(settings: Settings) -> Iterator[Database]:
-    """The upgraded database for one command, its connections closed afterwards."""
-    database = Database(settings.effective_database_url)
-    try:
-        database.upgrade()
+    """The upgraded database of demo, serve and db upgrade: created when it is not there."""
+    with open_database(settings, create=True) as database:
         yield database
-    finally:
-        database.dispose()
 
 
 @db_app.command("upgrade")
-def db_upgrade(
-    database_url: Annotated[str | None, typer.Option(envvar="SUMMITCAST_DATABASE_URL")] = None,
-) -> None:
+def db_upgrade(data_dir: DataDirOption = None, database_url: DatabaseUrlOption = None) -> None:
     """Create or upgrade the database schema to the newest version."""
-    settings = _settings(database_url=database_url)
+    settings = settings_for(data_dir, database_url)
     with _database(settings):
         pass
-    console.print(f"[green]Schema is up to date[/] ({_redact(settings.effective_database_url)}).")
-
-
-def _redact(url: str) -> str:
-    # Database URLs may carry a password: never print it.
-    if "@" in url and "://" in url:
-        scheme, rest = url.split("://", 1)
-        return f"{scheme}://***@{rest.split('@', 1)[1]}"
-    return url
+    console.print(f"[green]Schema is up to date[/] ({redact(settings.effective_database_url)}).")
 
 
 @user_app.command("create")
@@ -84,14 +83,18 @@ def user_create(
         str | None,
         typer.Option(envvar="SUMMITCAST_NEW_PASSWORD", help="Asked for when not given."),
     ] = None,
+    data_dir: DataDirOption = None,
+    database_url: DatabaseUrlOption = None,
 ) -> None:
     """Create a user, optionally with a role in one summit."""
     from summitcast.services import accounts, programme
 
     if (role is None) != (summit is None):
         raise typer.BadParameter("--role and --summit go together.")
+    settings = settings_for(data_dir, database_url)
+    require_database(settings)  # no database here: say so before asking for a password
     secret = password or typer.prompt("Password", hide_input=True, confirmation_prompt=True)
-    with _database(Settings()) as database, database.session() as db:
+    with open_database(settings, create=False) as database, database.session() as db:
         user = accounts.create_user(
             db, email=email, password=secret, display_name=name, is_admin=admin
         )
@@ -106,11 +109,13 @@ def user_create(
 def programme_import(
     file: Annotated[Path, typer.Argument(exists=True, dir_okay=False, readable=True)],
     summit: Annotated[str, typer.Option(help="Slug of the summit; created if it does not exist.")],
+    data_dir: DataDirOption = None,
+    database_url: DatabaseUrlOption = None,
 ) -> None:
     """Import a frab/pretalx JSON or frab XML schedule into a summit (all or nothing)."""
     from summitcast.services import schedule
 
-    settings = Settings()
+    settings = settings_for(data_dir, database_url)
     size = file.stat().st_size
     if size > settings.max_import_bytes:
         raise SummitcastError(
@@ -118,7 +123,7 @@ def programme_import(
             f"{settings.max_import_bytes // 1_048_576} MiB are accepted."
         )
     with (
-        _database(settings) as database,
+        open_database(settings, create=False) as database,
         Progress(SpinnerColumn(), TextColumn("{task.description}"), console=console) as bar,
     ):
         task = bar.add_task(f"Reading {file.name}", total=None)
@@ -143,13 +148,16 @@ def programme_export(
     output: Annotated[
         Path | None, typer.Option("--output", "-o", help="File; default stdout.")
     ] = None,
+    data_dir: DataDirOption = None,
+    database_url: DatabaseUrlOption = None,
 ) -> None:
     """Export the programme as frab JSON, frab XML or iCalendar."""
     from summitcast.services import programme, schedule
 
     if format not in ("json", "xml", "ics"):
         raise typer.BadParameter("--format must be json, xml or ics.")
-    with _database(Settings()) as database, database.session() as db:
+    settings = settings_for(data_dir, database_url)
+    with open_database(settings, create=False) as database, database.session() as db:
         body, _ = schedule.export_summit(db, programme.get_summit(db, summit), format)
     if output is None:
         sys.stdout.buffer.write(body)
@@ -167,13 +175,19 @@ def serve(
     gc_freeze: Annotated[
         bool, typer.Option(envvar="SUMMITCAST_GC_FREEZE", help="gc.freeze() after start-up.")
     ] = True,
+    data_dir: DataDirOption = None,
+    database_url: DatabaseUrlOption = None,
 ) -> None:
     """Serve summitcast with uvicorn (settings from SUMMITCAST_* variables)."""
     import json
     import os
 
-    # Workers read their Settings from the environment, so the choice travels there.
+    # Workers read their Settings from the environment, so the choices travel there.
     os.environ["SUMMITCAST_GC_FREEZE"] = "true" if gc_freeze else "false"
+    if data_dir is not None:
+        os.environ["SUMMITCAST_DATA_DIR"] = str(data_dir)
+    if database_url is not None:
+        os.environ["SUMMITCAST_DATABASE_URL"] = database_url
     settings = Settings()
     if workers > 1 and not settings.redis_url:
         # In-process presence is per worker: each would count only its own sockets.
@@ -244,7 +258,7 @@ def _demo_clip_maker() -> Callable[[Path, str | None, int | None], Path]:
 def demo(
     host: Annotated[str, typer.Option(envvar="SUMMITCAST_HOST")] = "127.0.0.1",
     port: Annotated[int, typer.Option(envvar="SUMMITCAST_PORT")] = 8000,
-    data_dir: Annotated[Path, typer.Option(envvar="SUMMITCAST_DATA_DIR")] = Path("var/demo"),
+    data_dir: DataDirOption = None,
     no_serve: Annotated[bool, typer.Option(help="Create the demo data and exit.")] = False,
 ) -> None:
     """Create a fictional demo summit on the embedded defaults and serve it."""
@@ -257,6 +271,8 @@ def demo(
         seed_demo_audience,
     )
 
+    # The folder every other command reads by default, so they see the demo (cli/data.py).
+    data_dir = settings_for(data_dir).data_dir
     os.environ["SUMMITCAST_DATA_DIR"] = str(data_dir)
     # Two rungs keep the demo's live encode light on a laptop or a 2-core machine.
     os.environ.setdefault("SUMMITCAST_BROADCAST_LADDER", "small")
@@ -283,7 +299,9 @@ def demo(
             seed_demo_attendance(db, made, settings)
             audience = seed_demo_audience(db, made)
     base = f"http://{host}:{port}"
-    console.print(f"\n[bold]summitcast demo[/] — data in {data_dir.resolve()}")
+    console.print(
+        f"\n[bold]summitcast demo[/] — data in {data_dir.resolve()} (delete it to start over)"
+    )
     console.print(f"  Watch (on air):    {base}/s/{slug}/watch")
     console.print(f"  Control room:      {base}/backstage/s/{slug}/sessions/{session_id}/control")
     console.print(f"  Public programme:  {base}/s/{slug}")
@@ -298,24 +316,32 @@ def demo(
         serve(host=host, port=port, workers=1)
 
 
-def main() -> None:
-    """Run the CLI, turning summitcast's own errors into one clear line and exit code 2."""
-    try:
-        app(standalone_mode=False)
-    except SummitcastError as exc:
-        errors.print(f"[red]error:[/] {exc.message}")
-        sys.exit(2)
-    except typer.Abort:
-        sys.exit(1)
-    except (typer.BadParameter, typer.Exit) as exc:
-        if isinstance(exc, typer.Exit):
-            sys.exit(exc.exit_code)
-        errors.print(f"[red]error:[/] {exc}")
-        sys.exit(2)
-    except Exception as exc:  # click's usage errors arrive here in standalone_mode=False
-        import click
+EXIT_BAD_INPUT = 2  # a usage mistake, a missing or unreadable file, no database
 
-        if isinstance(exc, click.ClickException):
-            exc.show()
-            sys.exit(exc.exit_code)
-        raise
+
+def _fail(message: str, code: int) -> NoReturn:
+    """Print one plain line on stderr and exit with code."""
+    sys.stdout.flush()
+    print("error: " + " ".join(message.split()), file=sys.stderr)  # one line, whatever it holds
+    sys.exit(code)
+
+
+def main() -> None:
+    """Run the CLI: exit 0 only on success, else one line on stderr and a non-zero code."""
+    try:
+        # Not standalone: typer would draw its errors in boxes; they come here instead.
+        code = app(standalone_mode=False)
+    except SummitcastError as exc:
+        _fail(exc.message, EXIT_BAD_INPUT)
+    except typer.Abort:
+        _fail("aborted", 1)
+    except typer.TyperException as exc:  # click's usage errors, as typer ships click
+        if type(exc).__name__ == "NoArgsIsHelpError":
+            sys.exit(EXIT_BAD_INPUT)  # the help was printed; nothing was done
+        context = getattr(exc, "ctx", None)
+        # A mistyped option or command: where to look; a bad value already says what is wrong.
+        usage = context is not None and not isinstance(exc, typer.BadParameter)
+        hint = f" (see: {context.command_path} --help)" if usage and context else ""
+        _fail(exc.format_message() + hint, getattr(exc, "exit_code", EXIT_BAD_INPUT))
+    # A command returns nothing, or the code of the typer.Exit it raised (verify: 1 = FAILED).
+    sys.exit(code if isinstance(code, int) else 0)
