@@ -21,6 +21,7 @@ from summitcast.audit.log import SignedTreeHead, pseudonym, read_log, write_atte
 from summitcast.cli.main import app, main
 from summitcast.domain.attendance import AttendanceTally, CountingRule, SessionWindow
 from summitcast.reports.simulate import simulate_summit
+from tests.cli.installed import assert_one_plain_line, summitcast
 
 pytestmark = pytest.mark.unit
 
@@ -255,3 +256,88 @@ def test_audit_verify_live_log_during_the_event(tmp_path: Path) -> None:
     assert "OK: 11 entries and 2 signed tree heads so far (a live log: no figures" in live.output
     assert strict.exit_code == 1
     assert "without its figures record: it is truncated or unfinished" in strict.output
+
+
+def _one_byte_changed(lines: list[str]) -> list[str]:
+    """The log with the last hex digit of the first bucket's first pseudonym changed."""
+    index = _kind_index(lines, "bucket", 0)
+    name = json.loads(lines[index])["entries"][0]["pseudonym"]
+    at = lines[index].index(name) + len(name) - 1
+    changed = "0" if lines[index][at] != "0" else "1"
+    return [
+        *lines[:index],
+        lines[index][:at] + changed + lines[index][at + 1 :],
+        *lines[index + 1 :],
+    ]
+
+
+def test_installed_audit_verify_good_log_exits_0(tmp_path: Path, log_lines: list[str]) -> None:
+    done = summitcast("audit", "verify", _write(tmp_path, log_lines), "--key", PUBLIC, cwd=tmp_path)
+
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert done.stdout.lstrip().startswith("OK: ")
+    assert done.stderr == ""
+
+
+def test_installed_audit_verify_one_byte_changed_exits_1(
+    tmp_path: Path, log_lines: list[str]
+) -> None:
+    path = _write(tmp_path, _one_byte_changed(log_lines))
+    original = "".join(log_lines).encode()
+    assert sum(a != b for a, b in zip(path.read_bytes(), original, strict=True)) == 1
+
+    done = summitcast("audit", "verify", path, "--key", PUBLIC, "--no-progress", cwd=tmp_path)
+
+    assert done.returncode == 1
+    assert done.stdout.startswith("FAILED: ")
+    line = assert_one_plain_line(done.stderr)
+    assert line.startswith(f"error: {path} did not verify (")
+
+
+def test_installed_audit_verify_wrong_key_exits_1(tmp_path: Path, log_lines: list[str]) -> None:
+    other = base64.b64encode(bytes(32)).decode()
+
+    done = summitcast("audit", "verify", _write(tmp_path, log_lines), "--key", other, cwd=tmp_path)
+
+    assert done.returncode == 1
+    assert "it was signed by someone else" in done.stdout
+    assert_one_plain_line(done.stderr)
+
+
+def test_installed_audit_verify_file_that_is_no_log_exits_1(tmp_path: Path) -> None:
+    notes = tmp_path / "notes.txt"
+    notes.write_text("shopping list\n", encoding="utf-8")
+
+    done = summitcast("audit", "verify", notes, "--no-progress", cwd=tmp_path)
+
+    assert done.returncode == 1
+    assert "line 1: not valid JSON" in done.stdout
+    assert assert_one_plain_line(done.stderr) == f"error: {notes} did not verify (1 problem)"
+
+
+def test_installed_audit_verify_missing_file_exits_2(tmp_path: Path) -> None:
+    done = summitcast("audit", "verify", "nowhere.jsonl", cwd=tmp_path)
+
+    assert done.returncode == 2
+    assert done.stdout == ""
+    assert "'nowhere.jsonl' does not exist" in assert_one_plain_line(done.stderr)
+
+
+def test_installed_audit_check_proof_not_included_exits_1(
+    tmp_path: Path, log_lines: list[str]
+) -> None:
+    path = _write(tmp_path, log_lines)
+    first = read_log(path).buckets[0]
+    proof = tmp_path / "proof.json"
+    someone = first.entries[0].pseudonym
+    args = ["--pseudonym", someone, "--bucket", str(first.bucket_start), "-o", str(proof)]
+    assert summitcast("audit", "prove", path, *args, cwd=tmp_path).returncode == 0
+    stranger = pseudonym(SECRET, "never-registered")
+
+    done = summitcast("audit", "check-proof", proof, "--pseudonym", stranger, cwd=tmp_path)
+
+    assert done.returncode == 1
+    assert done.stdout == ""
+    assert assert_one_plain_line(done.stderr) == (
+        f"NOT INCLUDED: the proof is for pseudonym {someone}, not {stranger}"
+    )
