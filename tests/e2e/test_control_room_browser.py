@@ -135,6 +135,8 @@ def test_producer_runs_the_show_with_buttons_and_keys(tmp_path: Path) -> None:
             left = page.text_content("[data-field=remaining]") or ""
             assert left.endswith(" left"), left
             assert left.startswith("0:5"), left  # under a minute, and only seconds gone
+            row = page.text_content("#run-of-show li.current [data-run-state]") or ""
+            assert row.startswith("on air · 0:5"), row
             page.evaluate("() => window.scrollTo(0, 0)")  # typing in the field scrolled down
             page.screenshot(path=str(SCREENSHOTS / "control-room-1920x1080.png"))
             page.set_viewport_size({"width": 1280, "height": 720})

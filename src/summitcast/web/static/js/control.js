@@ -35,15 +35,16 @@
     return h ? `${h}:${String(m).padStart(2, "0")}:${s}` : `${m}:${s}`;
   }
   function drawRemaining() {
-    if (!remaining) return;
-    if (endsAt === null) {
-      remaining.hidden = true;
-      remaining.textContent = "";
-      return;
+    const text = endsAt === null ? "" : leftText((endsAt - Date.now()) / 1000);
+    if (remaining) {
+      remaining.hidden = !text;
+      remaining.textContent = text;
     }
-    const left = (endsAt - Date.now()) / 1000;
-    remaining.hidden = false;
-    remaining.textContent = Math.round(left) < 0 ? `over by ${clock(left)}` : `${clock(left)} left`;
+    const current = room.querySelector("#run-of-show li.current [data-run-state]");
+    if (current) current.textContent = text ? `on air · ${text}` : "on air";
+  }
+  function leftText(left) {
+    return Math.round(left) < 0 ? `over by ${clock(left)}` : `${clock(left)} left`;
   }
 
   function applyRun(v) {
@@ -100,8 +101,8 @@
       button.disabled = busy || !allowed.has(button.dataset.action);
     }
     endsAt = v.remaining_s === null || v.remaining_s === undefined ? null : Date.now() + v.remaining_s * 1000;
-    drawRemaining();
     applyRun(v);
+    drawRemaining();
     applyHealth(v);
     mountPreview(v);
     room.dataset.generation = String(v.generation);
