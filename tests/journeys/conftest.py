@@ -106,6 +106,13 @@ class Server:
     env: dict[str, str]
     log: Path
     process: subprocess.Popen[bytes]
+    demo_output: str  # what `summitcast demo --no-serve` printed (its URLs and logins)
+
+    def demo_url(self, label: str) -> str:
+        """A path the demo printed after label (e.g. "Control room:")."""
+        match = re.search(re.escape(label) + r"\s+https?://[^/\s]+(/\S*)", self.demo_output)
+        assert match, self.demo_output
+        return match.group(1)
 
     def url(self, path: str) -> str:
         """An absolute URL on this server."""
@@ -206,7 +213,7 @@ def demo_server(data_dir: Path, **overrides: str) -> Iterator[Server]:
             stderr=subprocess.STDOUT,
             start_new_session=True,  # its own process group: ffmpeg children die with it
         )
-    server = Server(f"http://127.0.0.1:{port}", data_dir, env, log, process)
+    server = Server(f"http://127.0.0.1:{port}", data_dir, env, log, process, seeded.stdout)
     try:
         deadline = time.monotonic() + 60
         while True:
@@ -282,14 +289,15 @@ class Journey:
     def network_cut(
         self, context: BrowserContext, seconds: float, grace_s: float = 5
     ) -> Iterator[None]:
-        """Take the context offline for seconds; network errors until grace_s after are expected."""
+        """Take the context offline for seconds (the body runs meanwhile); errors it causes
+        are expected until grace_s after the network is back."""
         start = time.monotonic()
-        # Open-ended while offline; closed grace_s after the network is back.
-        self._cuts.append((start, float("inf")))
+        self._cuts.append((start, float("inf")))  # open-ended while offline
         context.set_offline(True)
         try:
-            time.sleep(seconds)  # the issue asks for a real 20 s cut: nothing to wait *for*
             yield
+            # The issue asks for a real 20 s cut: nothing to wait *for* but the clock.
+            time.sleep(max(0.0, seconds - (time.monotonic() - start)))
         finally:
             context.set_offline(False)
             self._cuts[-1] = (start, time.monotonic() + grace_s)
