@@ -263,7 +263,20 @@ def test_location_screen_has_player_and_presence_client(
     assert 'data-heartbeat-url="/live/heartbeat"' in page.text
     assert row.secret not in page.text
     assert client.get("/l/no-such-location").status_code == 404
-    assert client.get(f"/l/{row.public_id}/now.json").json() == {"now": None, "next": None}
+    # A summit without sessions: nothing to play or announce (web/on_air.py).
+    assert client.get(f"/l/{row.public_id}/now.json").json() == {
+        "type": "on_air",
+        "active": False,
+        "ready": False,
+        "session_id": None,
+        "session": None,
+        "master": None,
+        "status": "idle",
+        "live": False,
+        "on_air": None,
+        "next": None,
+        "starts_at": None,
+    }
 
 
 def test_review_list_filters_and_approves_one(client: TestClient, database: Database) -> None:

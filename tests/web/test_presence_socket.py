@@ -15,6 +15,7 @@ import threading
 import time
 from collections.abc import Coroutine, Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any, ClassVar, TypeVar
 
 import pytest
@@ -24,8 +25,10 @@ from summitcast.app import create_app
 from summitcast.config import Settings
 from summitcast.loadtest.wire import client_frame
 from summitcast.presence.memory import MemoryPresence, MemoryPubSub
+from summitcast.services import programme
+from summitcast.services.programme import SessionInput
 from summitcast.storage.database import Database
-from summitcast.storage.tables import Location
+from summitcast.storage.tables import Location, Session, Summit
 from summitcast.web.presence_socket import (
     MAX_MESSAGE,
     MAX_WAITING,
@@ -423,6 +426,55 @@ def test_socket_outlives_a_backend_outage_and_counts_again_after_it(
         {"type": "error", "reason": "unavailable"},
         {"type": "ack", "seq": 1},
     ]
+
+
+def test_counted_screen_is_pushed_what_is_on_air_and_each_change(
+    served: Served, database: Database
+) -> None:
+    location = hall(database)
+    start = datetime(2027, 7, 17, 8, 0, tzinfo=UTC)
+    end = start.replace(hour=10)
+    with database.session() as db:
+        summit = db.get(Summit, location.summit_id)
+        assert summit is not None
+        session_id = programme.add_session(
+            db, summit, SessionInput(title="Opening", planned_start=start, planned_end=end)
+        ).id
+
+    async def next_on_air(peer: Peer, seq: int) -> tuple[dict[str, object], int]:
+        # A heartbeat every 0.2 s keeps the socket (timeout 0.5 s) while the push comes.
+        while True:
+            peer.send_json(_hb(location, seq))
+            seq += 1
+            message = await peer.json()
+            if message["type"] == "on_air":
+                return message, seq
+            await asyncio.sleep(0.2)
+
+    def rename() -> None:
+        with database.session() as db:
+            session = db.get(Session, session_id)
+            assert session is not None
+            programme.update_session(
+                db, session, SessionInput(title="Opening day", planned_start=start, planned_end=end)
+            )
+
+    async def scenario() -> list[dict[str, object]]:
+        peer, _ = await Peer.open(served.port)
+        await peer.json()
+        first, seq = await next_on_air(peer, 0)
+        await asyncio.to_thread(rename)
+        second, _ = await next_on_air(peer, seq)
+        return [first, second]
+
+    first, second = run(scenario())
+
+    assert (first["session_id"], first["session"], first["active"]) == (
+        session_id,
+        "Opening",
+        False,
+    )
+    assert second["session"] == "Opening day"
 
 
 def test_messages_wait_their_turn_and_a_flood_closes_the_socket(
