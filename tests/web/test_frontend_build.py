@@ -104,3 +104,19 @@ def test_iso_numeric_matches_pycountry() -> None:
     committed = json.loads((ROOT / "frontend" / "iso-numeric.json").read_text())
 
     assert committed == {c.numeric: c.alpha_2 for c in pycountry.countries}
+
+
+def test_flags_are_inert_svgs_that_load_nothing_off_site() -> None:
+    # Served from our own origin: no script, no event handler, no reference elsewhere.
+    flags = sorted((BUILD / "flags").glob("*.svg"))
+    texts = {path.name: path.read_text(encoding="utf-8") for path in flags}
+
+    assert len(flags) >= 249  # every ISO 3166-1 country
+    assert [n for n, t in texts.items() if re.search(r"<script|\son\w+=|<foreignObject", t)] == []
+    assert {n: off_site_urls(t) for n, t in texts.items() if off_site_urls(t)} == {}
+
+
+def test_flag_icons_licence_is_shipped() -> None:
+    licences = (BUILD / "THIRD-PARTY-LICENSES.txt").read_text(encoding="utf-8")
+
+    assert re.search(r"^flag-icons \S+ \(MIT\)$", licences, re.M)
