@@ -106,3 +106,17 @@ def test_pages_show_flags_as_images_and_no_emoji(client: TestClient, database: D
     image = client.get("/static/build/flags/br.svg")
     assert image.status_code == 200
     assert image.headers["content-type"].startswith("image/svg+xml")
+
+
+def test_templates_mark_a_flag_beside_the_country_name_as_decoration() -> None:
+    # Else screen readers say "Brazil Brazil": the image's alt, then the name beside it.
+    pattern = re.compile(r"\|flag \}\}\s*\{\{ [\w.]+\|country \}\}")
+    templates = Path(__file__).resolve().parents[2] / "src" / "summitcast" / "web" / "templates"
+
+    found = [
+        f"{path.relative_to(templates)}: {match.group(0)}"
+        for path in sorted(templates.rglob("*.html"))
+        for match in pattern.finditer(path.read_text(encoding="utf-8"))
+    ]
+
+    assert found == []
