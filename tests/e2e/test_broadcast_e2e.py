@@ -61,10 +61,12 @@ def test_broadcast_session_plays_out_and_every_rendition_decodes_over_http(
         master_response = httpx.get(b.master)
         master = m3u8.loads(master_response.text, uri=b.master)
         assert master_response.headers["cache-control"] == "public, max-age=1"
+        # Once ended, the master names the whole-session replay lists (vod.m3u8); the
+        # live index.m3u8 are three-minute windows, ended for players still on them.
         assert [p.uri for p in master.playlists] == [
-            "360p/index.m3u8",
-            "240p/index.m3u8",
-            "audio_low_en/index.m3u8",
+            "360p/vod.m3u8",
+            "240p/vod.m3u8",
+            "audio_low_en/vod.m3u8",
         ]
         assert [(m.type, m.group_id, m.language) for m in master.media] == [
             ("AUDIO", "aud", "en"),

@@ -24,10 +24,10 @@ def test_session_served_from_memory_store_decodes_over_http(tmp_path: Path) -> N
             lambda: "#EXT-X-ENDLIST" in httpx.get(f"{base}/360p/index.m3u8").text, 20, "the end"
         )
         master = m3u8.loads(httpx.get(b.master).text, uri=b.master)
-        assert [p.uri for p in master.playlists] == [
-            "360p/index.m3u8",
-            "240p/index.m3u8",
-            "audio_low_en/index.m3u8",
+        assert [p.uri for p in master.playlists] == [  # ended: the replay lists
+            "360p/vod.m3u8",
+            "240p/vod.m3u8",
+            "audio_low_en/vod.m3u8",
         ]
         segment = httpx.get(f"{base}/360p/seg_00000.m4s")
         assert segment.headers["cache-control"] == "public, max-age=31536000, immutable"

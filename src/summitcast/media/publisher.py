@@ -66,9 +66,11 @@ from summitcast.media.segment_store import LocalSegmentStore, SegmentStore, clea
 logger = logging.getLogger(__name__)
 
 # How often ffmpeg's playlists are looked at: a segment reaches the live playlist at
-# most this long after ffmpeg lists it (its date must be within 0.2 s of the clock
-# then). Each pass is one stat() per rendition unless something changed.
-WATCH_INTERVAL_S = 0.05
+# most this long after ffmpeg lists it. The encoder itself lists a segment ~0.13 s
+# after the first frame of the next one was fed (measured at 30 fps), and the date
+# plus duration must be within 0.2 s of the clock when players see it. A pass with
+# nothing new is one stat() per rendition.
+WATCH_INTERVAL_S = 0.02
 JOURNAL_NAME = ".session.m3u8"  # every segment of the session so far, appended as it comes
 DEFAULT_WINDOW_SEGMENTS = 90
 _URI_TAGS = ("#EXT-X-MAP:", "#EXT-X-PART:")  # tags whose URI= names a file to publish first
