@@ -321,9 +321,16 @@ export function mountPlayer(videoEl, opts = {}) {
     if (data.type !== "subtitles" || !data.subtitleTrack) return;
     const track = textTrackFor(data.subtitleTrack);
     if (track.mode === "disabled") track.mode = "hidden"; // a disabled track lists no cues
+    const known = Array.from(track.cues || []);
     for (const cue of data.cues) {
-      // Segmented WebVTT repeats a cue that spans two segments: add it once.
-      if (track.cues && cue.id && track.cues.getCueById(cue.id)) continue;
+      // Segmented WebVTT repeats a cue that spans two segments: add it once. A new
+      // hls.js instance (after an error) maps times a little differently, so the same
+      // cue may come back with another id and start a few hundredths later.
+      const same = (c) =>
+        c.id === cue.id ||
+        (c.text === cue.text && Math.abs(c.startTime - cue.startTime) < 0.5 && Math.abs(c.endTime - cue.endTime) < 0.5);
+      if (known.some(same)) continue;
+      known.push(cue);
       try {
         track.addCue(cue);
       } catch (e) {

@@ -10,6 +10,7 @@ import pytest
 
 from tests.e2e.broadcast_server import ffmpeg_children, running_server
 from tests.e2e.browser import chromium_page
+from tests.e2e.test_location_screen_browser import screen_server
 
 pytestmark = pytest.mark.e2e
 
@@ -86,3 +87,61 @@ def test_player_keeps_playing_through_an_encoder_restart(tmp_path: Path) -> None
     stalls = [w for w in waits if w >= 0.1]
     assert len(stalls) <= 1, (waits, console)
     assert ffmpeg_children() == []
+
+
+SCREENSHOTS = Path(__file__).resolve().parents[2] / "var" / "screenshots"
+
+
+def _segments_written(health: dict[str, object]) -> bool:
+    stream = health["health"]
+    return isinstance(stream, dict) and stream.get("segment_age_s") is not None
+
+
+def test_watch_page_player_fills_its_column_at_16_9_with_captions_and_no_console_error(
+    tmp_path: Path,
+) -> None:
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    errors: list[str] = []
+    boxes: dict[int, list[float]] = {}
+    # One-minute items, the first with a caption all along (the location screen's server).
+    with screen_server(tmp_path) as screen:
+        b = screen.broadcast
+        b.press("start-now")
+        # Open the page once segments exist: before, the playlists answer 404.
+        b.wait_for(lambda: _segments_written(b.health()), 30, "segments")
+        with chromium_page(viewport=(1280, 720)) as page:
+            page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+            page.on("pageerror", lambda e: errors.append(f"pageerror: {e}"))
+            page.goto(f"{b.base}/s/{b.slug}/watch?session={b.session_id}")
+            page.wait_for_function(
+                "() => document.querySelector('[data-player] video').currentTime > 0.3",
+                timeout=30_000,
+            )
+            # Captions from the player's menu: the cue is drawn in the picture, and
+            # nothing is loaded that the CSP refuses (hls.js's data:,WEBVTT <track>).
+            page.select_option("[data-player] select.sc-captions", label="English")
+            page.wait_for_function(
+                """() => Array.from(document.querySelector('[data-player] video').textTracks)
+                     .some(t => t.mode === 'showing' && t.activeCues && t.activeCues.length)""",
+                timeout=20_000,
+            )
+            assert page.locator("[data-player] video track").count() == 0
+            for width, height in ((1280, 720), (1920, 1080)):
+                page.set_viewport_size({"width": width, "height": height})
+                boxes[width] = page.evaluate(
+                    """() => {
+                      const block = document.querySelector('[data-player]');
+                      const video = block.querySelector('video').getBoundingClientRect();
+                      const column = block.parentElement;
+                      const style = getComputedStyle(column);
+                      const inner = column.clientWidth - parseFloat(style.paddingLeft)
+                        - parseFloat(style.paddingRight);
+                      return [video.width, video.height, inner];
+                    }"""
+                )
+                page.screenshot(path=str(SCREENSHOTS / f"watch-{width}x{height}.png"))
+        b.press("end")
+    for width, (video_w, video_h, column_w) in boxes.items():
+        assert abs(video_w - column_w) < 1, (width, video_w, column_w)
+        assert abs(video_h - video_w * 9 / 16) < 1, (width, video_w, video_h)
+    assert errors == [], errors

@@ -192,7 +192,7 @@
         refusedUntil = Date.now() + 1500 * interval;
         showStatus(s.error, REFUSED[s.error]);
       } else if (s.state === "ok" && Date.now() > refusedUntil) {
-        showStatus("online", "Connected: this location counts as watching.");
+        showStatus("online", "Connected: counted as watching");
       } else if (s.state === "reconnecting" || s.state === "fallback") {
         showStatus(s.state, "Connection lost: trying again…");
       }
