@@ -230,3 +230,27 @@ def test_site_icon_is_served_to_the_browser(server: Server) -> None:
         "image/vnd.microsoft.icon",
         "image/svg+xml",
     ]
+
+
+def test_login_lockout_is_shown_in_the_form(server: Server) -> None:
+    # Last in this module: it uses up the login attempts of 127.0.0.1 for 15 minutes.
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    with chromium_page((1280, 720)) as page:
+        page.goto(f"{server.base_url}/login")
+        for n in range(10):
+            page.fill("#email", ORGANISER)
+            page.fill("#password", f"guess {n}")
+            page.click("button[type=submit]")
+            if page.locator("#login-error", has_text="Too many attempts").count():
+                break
+        page.fill("#password", PASSWORD)
+        with page.expect_response(f"{server.base_url}/login") as answer:
+            page.click("button[type=submit]")
+
+        assert answer.value.status == 429
+        retry = int(answer.value.headers["retry-after"])
+        expect(page.locator("#login-error")).to_have_text(
+            f"Too many attempts to log in; try again in {-(-retry // 60)} minutes."
+        )
+        expect(page.locator("#email")).to_have_value(ORGANISER)
+        page.screenshot(path=str(SCREENSHOTS / "login-locked.png"))

@@ -10,6 +10,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from summitcast.storage.database import Database
+from summitcast.web.routes.auth import readable_wait
 from tests.conftest import PASSWORD, csrf_of, make_user
 
 pytestmark = pytest.mark.integration
@@ -108,7 +109,7 @@ def test_login_lockout_is_shown_in_the_form_with_retry_after(
     retry = int(response.headers["retry-after"])
     assert 0 < retry <= 15 * 60
     form = _form(response)
-    assert _error(form) == f"Too many attempts; try again in {retry} seconds."
+    assert _error(form) == f"Too many attempts to log in; try again in {-(-retry // 60)} minutes."
     assert _email_value(form) == "victim@example.org"
     assert '<a href="/login">Log in</a>' in client.get("/").text  # still anonymous
 
@@ -156,6 +157,21 @@ def test_login_with_an_overlong_password_is_wrong_not_a_validation_page(
 
     assert response.status_code == 401
     assert _error(_form(response)) == WRONG
+
+
+@pytest.mark.parametrize(
+    ("seconds", "text"),
+    [
+        (1, "1 second"),
+        (2, "2 seconds"),
+        (119, "119 seconds"),
+        (120, "2 minutes"),
+        (121, "3 minutes"),
+        (900, "15 minutes"),
+    ],
+)
+def test_login_wait_reads_in_minutes_past_two(seconds: int, text: str) -> None:
+    assert readable_wait(seconds) == text
 
 
 def test_login_right_password_redirects_to_next(client: TestClient, database: Database) -> None:

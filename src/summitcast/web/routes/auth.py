@@ -51,6 +51,13 @@ def _login_page(
     return page
 
 
+def readable_wait(seconds: int) -> str:
+    """A wait as a person reads it: seconds under two minutes, else whole minutes (rounded up)."""
+    if seconds < 120:
+        return "1 second" if seconds == 1 else f"{seconds} seconds"
+    return f"{-(-seconds // 60)} minutes"
+
+
 async def _csrf_problem(request: Request) -> str | None:
     """The CSRF check's message when it fails (the form is shown again with it), else None."""
     try:
@@ -95,11 +102,12 @@ def login(
             raise AuthenticationError("E-mail or password is wrong.")
         user = accounts.authenticate(db, email=email, password=password)
     except RateLimitedError as refused:
+        wait = readable_wait(refused.retry_after)
         return _login_page(
             request,
             next=next,
             email=email,
-            error=refused.message,
+            error=f"Too many attempts to log in; try again in {wait}.",
             status_code=refused.status_code,
             headers={"Retry-After": str(refused.retry_after)},
         )
