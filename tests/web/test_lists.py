@@ -343,3 +343,29 @@ def test_audit_page_orders_oldest_first_and_counts(client: TestClient, database:
     assert 'href="?sort=oldest&amp;per=100&amp;page=1" rel="prev"' in oldest.text
     assert bad.status_code == 422
     assert "Rows per page" in bad.text
+
+
+def test_a_submitted_filter_form_lands_on_the_tidy_address(
+    client: TestClient, database: Database
+) -> None:
+    make_summit(database)
+    _organiser(client, database)
+
+    form = client.get(
+        LOCATIONS,
+        params={"status": "pending", "country": "ke", "q": "", "sort": "newest", "per": "50"},
+        follow_redirects=False,
+    )
+    tidy = client.get(form.headers["location"], follow_redirects=False)
+    speakers = client.get(
+        "/backstage/s/test-summit/speakers",
+        params={"q": "  ana  ", "sort": "name"},
+        follow_redirects=False,
+    )
+    first_page = client.get(LOCATIONS, params={"page": "1"}, follow_redirects=False)
+
+    assert form.status_code == 303
+    assert form.headers["location"] == f"{LOCATIONS}?status=pending&country=KE"
+    assert tidy.status_code == 200
+    assert speakers.headers["location"] == "/backstage/s/test-summit/speakers?q=ana"
+    assert first_page.headers["location"] == LOCATIONS

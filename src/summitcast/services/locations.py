@@ -346,9 +346,9 @@ class LocationPage:
     page: paging.Page  # page.total: the locations the filter matches
     counts: dict[str, int]  # per status, the whole summit
     pending_matching: int  # pending locations the filter matches: what "approve all" approves
-    # The newest of those when the page was read: "approve all" approves up to it, so a
-    # location registered after the organiser looked is not approved unseen.
-    newest_pending_id: int
+    # The newest location id when the page was read: "approve all" approves up to it, so
+    # a location registered after the organiser looked is not approved unseen.
+    newest_id: int
 
     @property
     def summit_total(self) -> int:
@@ -398,18 +398,22 @@ def page_of_locations(
     if sort not in LOCATION_SORTS:
         raise ValidationError(f"{sort!r} is not a way to sort locations.", field="sort")
     counts = status_counts(db, summit)
-    # At most four small queries: per-status counts, matches, pending matches, the rows.
-    if not chosen.narrows:
-        total = sum(counts.values())
-    elif chosen.status and not (chosen.country or chosen.text):
-        total = counts[chosen.status]
+    pending_wanted = chosen.status in ("", "pending")
+    if not (chosen.country or chosen.text):
+        # The per-status counts answer both figures: no query beyond them.
+        total = counts[chosen.status] if chosen.status else sum(counts.values())
+        pending_matching = counts["pending"] if pending_wanted else 0
     else:
         total = _count(db, _matching(summit, chosen))
-    pending_matching, newest_pending = 0, 0
-    if chosen.status in ("", "pending"):
-        pending = _matching(summit, replace(chosen, status="pending"))
-        row = db.execute(select(func.count(), func.max(Location.id)).where(*pending)).one()
-        pending_matching, newest_pending = int(row[0]), int(row[1] or 0)
+        if chosen.status == "pending":
+            pending_matching = total
+        elif pending_wanted:
+            pending_matching = _count(db, _matching(summit, replace(chosen, status="pending")))
+        else:
+            pending_matching = 0
+    # The newest id of the whole table (one index lookup): any location registered after
+    # this page was read has a larger one, so "approve all" up to it approves what was seen.
+    newest = int(db.scalar(select(func.max(Location.id))) or 0)
     shown = paging.Page.of(page, size, total)
     rows = db.scalars(
         select(Location)
@@ -418,7 +422,7 @@ def page_of_locations(
         .limit(shown.size)
         .offset(shown.offset)
     )
-    return LocationPage(list(rows), shown, counts, pending_matching, newest_pending)
+    return LocationPage(list(rows), shown, counts, pending_matching, newest)
 
 
 def _count(db: DbSession, where: Sequence[ColumnElement[bool]]) -> int:

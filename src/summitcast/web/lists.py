@@ -7,7 +7,8 @@ from dataclasses import dataclass
 from typing import Annotated
 from urllib.parse import urlencode
 
-from fastapi import Query
+from fastapi import Query, Request
+from fastapi.responses import RedirectResponse, Response
 
 from summitcast.domain import paging
 
@@ -51,3 +52,16 @@ def with_page(query: str, number: int) -> str:
     if number <= 1:
         return query
     return f"{query}&page={number}" if query else f"page={number}"
+
+
+def tidy_redirect(request: Request, query: str, page: int) -> Response | None:
+    """A redirect to the list's tidy address when the query string is untidy, else None.
+
+    A filter form sends every field, empty or default ones too, and the country code as
+    typed: one redirect gives the list one address per view, short enough to bookmark
+    and share, and the same one the page links use.
+    """
+    tidy = with_page(query, page)
+    if request.url.query == tidy:
+        return None
+    return RedirectResponse(f"{request.url.path}?{tidy}" if tidy else request.url.path, 303)

@@ -224,8 +224,12 @@ def speakers_page(
 ) -> Response:
     """The summit's speakers a page at a time, found by name or role, and a form to add one."""
     view = lists.list_view(page, per, sort, speakers.SPEAKER_SORTS)
+    text = paging.search_text(q)
+    query = view.query(q=text)
+    if (tidy := lists.tidy_redirect(request, query, view.page)) is not None:
+        return tidy
     listed = speakers.page_of_speakers(
-        db, summit, text=q, sort=view.sort, page=view.page, size=view.size
+        db, summit, text=text, sort=view.sort, page=view.page, size=view.size
     )
     return render(
         request,
@@ -234,8 +238,8 @@ def speakers_page(
             "summit": summit,
             "listed": listed,
             "pager": listed.page,
-            "query": view.query(q=paging.search_text(q)),
-            "text": paging.search_text(q),
+            "query": query,
+            "text": text,
             "view": view,
             "sorts": speakers.SPEAKER_SORTS,
             "sizes": paging.PAGE_SIZES,
@@ -326,6 +330,9 @@ def audit_page(
 ) -> Response:
     """The summit's audit trail a page at a time, newest first, optionally of one kind."""
     view = lists.list_view(page, per, sort, audit_trail.AUDIT_SORTS)
+    query = view.query(kind=kind.strip())
+    if (tidy := lists.tidy_redirect(request, query, view.page)) is not None:
+        return tidy
     events = audit_trail.page_of_events(
         db, summit, kind=kind.strip(), page=view.page, sort=view.sort, size=view.size
     )
@@ -336,7 +343,7 @@ def audit_page(
             "summit": summit,
             "events": events,
             "pager": events.page,
-            "query": view.query(kind=kind.strip()),
+            "query": query,
             "kind": kind.strip(),
             "kinds": audit_trail.KINDS,
             "view": view,

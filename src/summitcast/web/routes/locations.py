@@ -252,10 +252,12 @@ def review_page(
 ) -> Response:
     """Registered locations a page at a time, filtered and sorted, for approval and revocation."""
     chosen, view = _review_query(status, country, q, sort, per, page)
+    query = _filter_query(chosen, view)
+    if (tidy := lists.tidy_redirect(request, query, view.page)) is not None:
+        return tidy
     listed = locations.page_of_locations(
         db, summit, chosen, sort=view.sort, page=view.page, size=view.size
     )
-    query = _filter_query(chosen, view)
     return render(
         request,
         "backstage/locations.html",

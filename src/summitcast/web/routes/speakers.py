@@ -521,6 +521,9 @@ def uploads_page(
     """Every speaker upload of the summit a page at a time, by state, file, item or speaker."""
     view = lists.list_view(page, per, sort, uploads.UPLOAD_SORTS)
     text = paging.search_text(q)
+    query = view.query(state=state.strip(), q=text)
+    if (tidy := lists.tidy_redirect(request, query, view.page)) is not None:
+        return tidy
     listed = uploads.page_of_uploads(
         db, summit, state=state.strip(), text=text, sort=view.sort, page=view.page, size=view.size
     )
@@ -531,7 +534,7 @@ def uploads_page(
             "summit": summit,
             "listed": listed,
             "pager": listed.page,
-            "query": view.query(state=state.strip(), q=text),
+            "query": query,
             "state": state.strip(),
             "text": text,
             "states": [s.value for s in UploadState],
