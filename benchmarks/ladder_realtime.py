@@ -93,10 +93,10 @@ def main() -> None:
         began = time.monotonic()
         samples = asyncio.run(play(worker))
         wall = time.monotonic() - began
-        playlists = {r.name: m3u8.load(str(Path(out) / r.name / "index.m3u8")) for r in spec.rungs}
+        playlists = {r.name: m3u8.load(str(Path(out) / r.name / "vod.m3u8")) for r in spec.rungs}
         for lang in spec.languages:
             for folder in (f"audio_{lang.code}", f"audio_low_{lang.code}"):
-                playlists[folder] = m3u8.load(str(Path(out) / folder / "index.m3u8"))
+                playlists[folder] = m3u8.load(str(Path(out) / folder / "vod.m3u8"))
     health = worker.health
     lags = [w - t for w, t, _ in samples if t > 0]
     windows = [

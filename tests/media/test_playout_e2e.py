@@ -140,13 +140,16 @@ def test_playout_rendition_decodes_without_errors(
     assert (result.returncode, result.stderr) == (0, "")
 
 
-def test_playout_media_playlists_one_continuous_event(
+def test_playout_media_playlists_one_continuous_programme(
     programme: tuple[Path, PlayoutWorker, float],
 ) -> None:
     out, _worker, _took = programme
-    playlist = m3u8.load(str(out / "240p" / "index.m3u8"))
-    assert playlist.playlist_type == "event"
+    live = m3u8.load(str(out / "240p" / "index.m3u8"))
+    assert (live.playlist_type, live.is_endlist, live.media_sequence) == (None, True, 0)
+    playlist = m3u8.load(str(out / "240p" / "vod.m3u8"))  # the replay: the whole programme
+    assert playlist.playlist_type == "vod"
     assert playlist.is_endlist is True
+    assert [s.uri for s in playlist.segments] == [s.uri for s in live.segments]  # < 3 minutes
     assert [s.discontinuity for s in playlist.segments] == [False] * len(playlist.segments)
     assert all(s.program_date_time is not None for s in playlist.segments)
     assert round(sum(s.duration for s in playlist.segments), 1) == 12.5

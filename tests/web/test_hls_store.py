@@ -25,6 +25,9 @@ def test_hls_from_local_folder_serves_files_with_cache_headers(
     (folder / "360p" / "index.m3u8").write_bytes(PLAYLIST)
     (folder / "360p" / "seg_00000.m4s").write_bytes(b"\x00segment")
     (folder / "360p" / ".tmp-x").write_bytes(b"half")
+    # ffmpeg's own playlist and the publisher's journal are private (dot files).
+    (folder / "360p" / ".encoder.m3u8").write_bytes(PLAYLIST)
+    (folder / "360p" / ".session.m3u8").write_bytes(PLAYLIST)
     playlist = client.get("/hls/summit/3/360p/index.m3u8")
     segment = client.get("/hls/summit/3/360p/seg_00000.m4s")
     assert (playlist.status_code, playlist.content) == (200, PLAYLIST)
@@ -33,6 +36,8 @@ def test_hls_from_local_folder_serves_files_with_cache_headers(
     assert (segment.status_code, segment.content) == (200, b"\x00segment")
     assert segment.headers["cache-control"] == "public, max-age=31536000, immutable"
     assert client.get("/hls/summit/3/360p/.tmp-x").status_code == 404
+    assert client.get("/hls/summit/3/360p/.encoder.m3u8").status_code == 404
+    assert client.get("/hls/summit/3/360p/.session.m3u8").status_code == 404
     assert client.get("/hls/summit/3/360p/%2e%2e/%2e%2e/x").status_code == 404
     assert client.get("/hls/summit/3/360p/nothing.m4s").status_code == 404
 
