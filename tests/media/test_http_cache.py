@@ -14,6 +14,7 @@ IMMUTABLE = "public, max-age=31536000, immutable"
     [
         ("master.m3u8", "application/vnd.apple.mpegurl", "public, max-age=1"),
         ("720p/index.m3u8", "application/vnd.apple.mpegurl", "public, max-age=1"),
+        ("720p/vod.m3u8", "application/vnd.apple.mpegurl", "public, max-age=60"),
         ("720p/seg_00001.ts", "video/mp2t", IMMUTABLE),
         ("720p/seg_00001.m4s", "video/iso.segment", IMMUTABLE),
         ("720p/init_720p.mp4", "video/mp4", IMMUTABLE),

@@ -1,9 +1,10 @@
 """HTTP headers for HLS files: what a CDN may cache, for how long, and as what type.
 
-Playlists change every segment (2 s), so they live at most one second in any
-cache; segments and init sections never change once written, so they are
-immutable for a long time. A CDN in front of the origin then absorbs almost all
-viewer requests: each edge asks the origin for a playlist about once a second.
+Live playlists change every segment (2 s), so they live at most one second in any
+cache (a session's replay list, a minute); segments and init sections never change
+once written, so they are immutable for a long time. A CDN in front of the origin
+then absorbs almost all viewer requests: each edge asks the origin for a playlist
+about once a second.
 
 Low-latency HLS would add partial segments (``EXT-X-PART``, files such as
 ``seg_00042.1.m4s``) and blocking playlist reloads (``_HLS_msn``/``_HLS_part``
@@ -19,7 +20,12 @@ from __future__ import annotations
 
 from pathlib import PurePosixPath
 
+from summitcast.media.ladder import VOD_PLAYLIST_NAME
+
 PLAYLIST_MAX_AGE_S = 1
+# A session's replay list (vod.m3u8, ~1.2 MB after 8 hours) is written once, when the
+# session ends; it changes only if the session is run again, so a minute is safe.
+REPLAY_PLAYLIST_MAX_AGE_S = 60
 SEGMENT_MAX_AGE_S = 365 * 24 * 3600  # a year: immutable content keeps its URL forever
 
 _CONTENT_TYPES = {
@@ -44,7 +50,9 @@ def cache_headers_for(path: str) -> dict[str, str]:
     """Cache-Control and friends for an HLS file: playlists short, everything else immutable."""
     headers = {"Content-Type": content_type_for(path)}
     suffix = PurePosixPath(path).suffix.lower()
-    if suffix == ".m3u8":
+    if PurePosixPath(path).name == VOD_PLAYLIST_NAME:
+        headers["Cache-Control"] = f"public, max-age={REPLAY_PLAYLIST_MAX_AGE_S}"
+    elif suffix == ".m3u8":
         # A stale playlist delays the live edge; one second matches the
         # freshness a player needs with 2 s segments. stale-while-revalidate is
         # deliberately absent: it would let a CDN serve older playlists.
