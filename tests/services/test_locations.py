@@ -377,6 +377,24 @@ def test_approve_matching_leaves_locations_registered_after_the_organiser_looked
         assert db.get(Location, late).status == "pending"  # type: ignore[union-attr]
 
 
+def test_approve_matching_by_text_approves_only_the_named_ones(database: Database) -> None:
+    summit = make_summit(database)
+    _bulk(database, summit, 4, label="School")
+    _bulk(database, summit, 3, label="Church")
+
+    with database.session() as db:
+        approved = locations.approve_matching(
+            db,
+            db.get(Summit, summit.id),  # type: ignore[arg-type]
+            locations.location_filter(text="school"),
+            up_to_id=10**9,
+        )
+
+    assert len(approved) == 4
+    assert _page(database, summit, status="pending").page.total == 3
+    assert {loc.label[:6] for loc in _page(database, summit, status="approved").rows} == {"School"}
+
+
 def test_approve_selected_approves_only_pending_ones(database: Database) -> None:
     summit = make_summit(database)
     pending, revoked, approved = (_register(database, summit, label=n) for n in "PRA")
