@@ -259,7 +259,7 @@ def test_location_screen_has_player_and_presence_client(
 
     assert page.status_code == 200
     assert 'id="player"' in page.text
-    assert 'data-ws-url="/live/ws"' in page.text
+    assert 'data-ws-url="/live/ws?push=on_air"' in page.text
     assert 'data-heartbeat-url="/live/heartbeat"' in page.text
     assert row.secret not in page.text
     assert client.get("/l/no-such-location").status_code == 404

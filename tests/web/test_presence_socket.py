@@ -459,15 +459,21 @@ def test_counted_screen_is_pushed_what_is_on_air_and_each_change(
                 db, session, SessionInput(title="Opening day", planned_start=start, planned_end=end)
             )
 
-    async def scenario() -> list[dict[str, object]]:
-        peer, _ = await Peer.open(served.port)
+    async def scenario() -> tuple[dict[str, object], dict[str, object], object, int]:
+        plain, _ = await Peer.open(served.port)  # the protocol as it was: no pushes
+        await plain.json()
+        plain.send_json(_hb(location, 0))
+        ack = await plain.json()
+        peer, _ = await Peer.open(served.port, "/live/ws?push=on_air")
         await peer.json()
-        first, seq = await next_on_air(peer, 0)
+        first, seq = await next_on_air(peer, 1)
         await asyncio.to_thread(rename)
         second, _ = await next_on_air(peer, seq)
-        return [first, second]
+        # The silent plain socket's next frame closes it: no on-air message came before.
+        opcode, _payload = await plain.frame()
+        return first, second, ack, opcode
 
-    first, second = run(scenario())
+    first, second, ack, plain_next = run(scenario())
 
     assert (first["session_id"], first["session"], first["active"]) == (
         session_id,
@@ -475,6 +481,7 @@ def test_counted_screen_is_pushed_what_is_on_air_and_each_change(
         False,
     )
     assert second["session"] == "Opening day"
+    assert (ack, plain_next) == ({"type": "ack", "seq": 0}, OP_CLOSE)
 
 
 def test_messages_wait_their_turn_and_a_flood_closes_the_socket(

@@ -12,6 +12,9 @@ Wire protocol of a location screen (frontend/src/live.js, ``locationScreen``):
   once it is counted. A pending or revoked location keeps
   its socket (so approval takes effect at the next beat, with no reconnect storm);
   a malformed or forged token closes it (code 1008).
+- A screen that opens ``/live/ws?push=on_air`` is also sent
+  ``{"type": "on_air", …}`` (what it plays, now and next) once its first heartbeat
+  counts and whenever the broadcast changes (web/on_air.py); others never get one.
 - While a back-end (Redis, the database) is unreachable a heartbeat gets
   ``{"type": "error", "reason": "unavailable"}`` and the socket stays open: the
   screen's next heartbeats count again as soon as the back-end is back.

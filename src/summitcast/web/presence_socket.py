@@ -29,11 +29,15 @@ import time
 from collections import deque
 from dataclasses import dataclass
 from typing import Any, cast
+from urllib.parse import parse_qs
 
 from summitcast.services.live import CLOSING, LiveService, Reason
 from summitcast.web.on_air import OnAirScreens
 
 SOCKET_PATH = "/live/ws"
+# A screen that opens /live/ws?push=on_air is also sent what is on air (web/on_air.py);
+# other clients (the load tool, older screens) get the protocol unchanged.
+PUSH_ON_AIR = "on_air"
 _GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 # A heartbeat message is ~150 bytes and services.live refuses more than 1 KiB; a
 # larger message is not a location screen's and closes the socket (1009).
@@ -248,6 +252,7 @@ class PresenceWebSockets(asyncio.Protocol):
         "_config",
         "_delegate",
         "_fragments",
+        "_on_air",
         "_server_state",
         "_sockets",
         "_summit",
@@ -268,6 +273,7 @@ class PresenceWebSockets(asyncio.Protocol):
         self._waiting: deque[str] | None = None
         self._busy = False
         self._bound: str | None = None
+        self._on_air = False  # the screen asked for on-air pushes (?push=on_air)
         self._summit: str | None = None  # set once the screen receives on-air pushes
         self.last_message_at = time.monotonic()
 
@@ -333,7 +339,8 @@ class PresenceWebSockets(asyncio.Protocol):
     def _upgrade(self, head: bytes) -> None:
         lines = head.decode("latin-1").split("\r\n")
         method, _, rest = lines[0].partition(" ")
-        path = rest.partition(" ")[0].partition("?")[0]
+        path, _, query = rest.partition(" ")[0].partition("?")
+        self._on_air = PUSH_ON_AIR in parse_qs(query).get("push", [])
         sockets = presence_sockets_of(self._config.loaded_app)
         if path != SOCKET_PATH or sockets is None:
             self._hand_over(head)
@@ -470,7 +477,7 @@ class PresenceWebSockets(asyncio.Protocol):
             while True:
                 reply = await answer(sockets.live, text, self._bound)
                 self._bound = reply.bound
-                if self._summit is None and reply.bound is not None and self._transport:
+                if self._on_air and self._summit is None and reply.bound and self._transport:
                     self._summit = sockets.joined(reply.bound, self)
                 if reply.text is not None:
                     self._write(server_frame(OP_TEXT, reply.text.encode()))

@@ -23,7 +23,7 @@ from summitcast.services.live import LiveService, Reason
 from summitcast.storage.database import Database
 from summitcast.storage.tables import Summit
 from summitcast.web.deps import DbDep, get_actor, summit_for
-from summitcast.web.presence_socket import AsgiScreen, PresenceSockets, answer
+from summitcast.web.presence_socket import PUSH_ON_AIR, AsgiScreen, PresenceSockets, answer
 from summitcast.web.templating import render
 
 router = APIRouter(include_in_schema=False)
@@ -69,6 +69,7 @@ async def presence_socket(websocket: WebSocket) -> None:
     idle_s = 2 * live.settings.heartbeat_timeout_s
     sockets: PresenceSockets = websocket.app.state.presence_sockets
     screen = AsgiScreen(websocket)  # gets what is on air once its first heartbeat counts
+    on_air = PUSH_ON_AIR in websocket.query_params.getlist("push")
     summit_key: str | None = None
     try:
         while True:
@@ -83,7 +84,7 @@ async def presence_socket(websocket: WebSocket) -> None:
             text = message.get("text")
             reply = await answer(live, text if isinstance(text, str) else "", bound)
             bound = reply.bound
-            if summit_key is None and bound is not None:
+            if on_air and summit_key is None and bound is not None:
                 summit_key = sockets.joined(bound, screen)
             if reply.text is not None:
                 await websocket.send_text(reply.text)
