@@ -144,6 +144,12 @@ class Server:
         """What the server printed so far."""
         return self.log.read_text(errors="replace")
 
+    def diagnosis(self) -> str:
+        """The end of the server's output and its HLS files, for a failure message."""
+        files = sorted(str(p.relative_to(self.data_dir)) for p in self.data_dir.glob("hls/*/*/*"))
+        tail = "\n".join(self.output().splitlines()[-30:])
+        return f"server output (end):\n{tail}\nHLS files: {files[:40]}"
+
 
 @dataclass
 class Client:
@@ -180,6 +186,7 @@ def server_env(data_dir: Path, port: int, **overrides: str) -> dict[str, str]:
         "SUMMITCAST_PORT": str(port),
         # What `summitcast demo` sets for itself, and the lightest encode for 2 cores.
         "SUMMITCAST_BROADCAST_LADDER": "small",
+        "SUMMITCAST_DEMO_AUDIENCE": "true",
         "SUMMITCAST_BROADCAST_FPS": "10",
         "SUMMITCAST_BROADCAST_PRESET": "ultrafast",
         "SUMMITCAST_BROADCAST_MIN_FREE_MB": "0",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -20,6 +21,23 @@ CUE = f"""() => {{
 _HAS_OPTION = """([menu, wanted]) => Array.from(
   document.querySelectorAll(`[data-player] select.${menu} option`)
 ).some(o => o.text.toLowerCase().includes(wanted))"""
+
+
+def wait_playing(page: Page, why: Callable[[], str], timeout_ms: int = 60_000) -> None:
+    """Wait until the player plays (a second in); on failure say what the player and why() saw."""
+    try:
+        page.wait_for_function(PLAYING, timeout=timeout_ms)
+    except Exception as error:
+        seen = page.evaluate(
+            f"""() => {{
+              const v = document.querySelector('{VIDEO}');
+              const p = window.summitcastPlayer;
+              return {{ currentTime: v && v.currentTime, paused: v && v.paused,
+                        readyState: v && v.readyState, src: p && p.hls && p.hls.url,
+                        errors: p ? p.errors.slice(-10) : 'no player' }};
+            }}"""
+        )
+        raise AssertionError(f"the player did not play: {seen}\n{why()}") from error
 
 
 def current_time(page: Page) -> float:

@@ -19,7 +19,7 @@ from tests.journeys.conftest import (
     demo_server,
     log_in,
 )
-from tests.journeys.player import PLAYING, VIDEO, advances, choose, current_time, wait_for_cue
+from tests.journeys.player import VIDEO, advances, choose, current_time, wait_for_cue, wait_playing
 
 pytestmark = [pytest.mark.e2e, pytest.mark.browser]
 
@@ -140,7 +140,7 @@ def test_host_registers_gets_approved_and_the_screen_plays_through_a_network_cut
         # The screen: online, playing, muted until the host's one click.
         host.goto(server.url(link))
         host.locator("#presence-status[data-state=online]").wait_for()
-        host.wait_for_function(PLAYING, timeout=60_000)
+        wait_playing(host, server.diagnosis)
         journey.shot(host, "screen-playing")
         _fills_window(host)
         assert host.evaluate(f"() => document.querySelector('{VIDEO}').muted")

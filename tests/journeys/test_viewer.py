@@ -9,7 +9,7 @@ import pytest
 
 from tests.e2e.browser import chromium_page
 from tests.journeys.conftest import SLUG, Journey, Server, demo_server
-from tests.journeys.player import PLAYING, advances, choose, wait_for_cue
+from tests.journeys.player import advances, choose, wait_for_cue, wait_playing
 
 pytestmark = [pytest.mark.e2e, pytest.mark.browser]
 
@@ -40,7 +40,7 @@ def test_viewer_watches_and_changes_language_quality_captions_then_audio_only(
         assert watch.count() >= 1, "the programme page links to no watch page"
         watch.first.click()
         page.wait_for_url(f"**/s/{SLUG}/watch**")
-        page.wait_for_function(PLAYING, timeout=60_000)
+        wait_playing(page, server.diagnosis)
         journey.shot(page, "watch-playing")
 
         # Another language: the French interpretation.
