@@ -84,6 +84,8 @@ def test_location_actions_on_the_review_page_reach_the_trail(
         "location.approved",
     ]
     assert "Mombasa hall" in page.text
+    # The review list is paged: the link finds the location by its name.
+    assert f'href="/backstage/s/test-summit/locations?q=Mombasa%20hall#location-{two}"' in page.text
     assert "organiser-test-summit" in page.text  # the author's display name
     # No secret and no address: neither the new link's secret nor the client's address.
     new_secret = _locations(database)[1].secret
