@@ -35,8 +35,8 @@ from tests.e2e.broadcast_server import (
     Broadcast,
     free_port,
     seed,
-    test_settings as broadcast_settings,
 )
+from tests.e2e.broadcast_server import test_settings as broadcast_settings
 from tests.e2e.browser import chromium_page
 
 pytestmark = [pytest.mark.e2e, pytest.mark.browser]
@@ -187,7 +187,9 @@ def test_location_screen_plays_follows_and_recovers(tmp_path: Path) -> None:
         b.press("next")
         expect(page.locator("#on-now .title")).to_have_text("Speech two", timeout=5_000)
         on_air = b.on_air()
-        assert _overlay(page) == (on_air["on_air"], on_air["next"]) == ("Speech two", "Speech three")
+        assert (
+            _overlay(page) == (on_air["on_air"], on_air["next"]) == ("Speech two", "Speech three")
+        )
 
         # The captions choice is the screen's: it survives a reload.
         page.set_viewport_size({"width": 1280, "height": 720})
@@ -209,6 +211,22 @@ def test_location_screen_plays_follows_and_recovers(tmp_path: Path) -> None:
         # Chromium itself logs each request refused while offline; nothing else may appear.
         during_drop = errors[before_drop:]
         del errors[before_drop:]
+
+        # A link too slow for the lowest video rung (~0.58 Mb/s): sound only, by itself.
+        cdp = page.context.new_cdp_session(page)
+        cdp.send("Network.enable")
+        slow = {"offline": False, "latency": 50, "downloadThroughput": 25_000}
+        cdp.send("Network.emulateNetworkConditions", slow | {"uploadThroughput": 100_000})
+        page.wait_for_function("() => window.summitcastPlayer.mode === 'audio'", timeout=60_000)
+        # The sound-only playlist is a new source: read the time once it has data.
+        page.wait_for_function(
+            "() => document.querySelector('[data-player] video').readyState >= 3", timeout=20_000
+        )
+        _playing_past(page, _now(page) + 2)
+        expect(page.locator("[data-player]")).to_have_attribute(
+            "data-sound-only", re.compile("too slow")
+        )
+        assert page.evaluate("() => window.summitcastPlayer.audioOnlyReason") == "bandwidth"
         b.press("end")
         # The session ends: the screen says so instead of a frozen picture.
         expect(page.locator("#screen-slate .slate-title")).to_have_text(

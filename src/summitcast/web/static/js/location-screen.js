@@ -94,11 +94,16 @@
       autoAudioOnly: true,
       maxRetryDelayMs: RETRY_CAP_MS,
       onChoice: savePrefs,
+      onAudioOnly(on) {
+        if (on) block.dataset.soundOnly = "Sound only: the connection is too slow for video";
+        else delete block.dataset.soundOnly;
+      },
     });
   }
 
   function stopPlayer() {
     if (!player) return;
+    delete block.dataset.soundOnly;
     player.destroy();
     player = null;
     playing = null;
