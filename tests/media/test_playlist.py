@@ -71,6 +71,11 @@ def test_live_window_renders_dates_seams_and_discontinuity_sequence() -> None:
     assert parse_media_playlist(text).segments == tuple(window)
 
 
+def test_discontinuity_sequence_zero_is_left_out() -> None:
+    text = render_media_playlist([Segment(4, "a.ts", 2.0)], version=6, target_s=2)
+    assert "DISCONTINUITY" not in text  # absent means 0 (RFC 8216 §4.3.3.3)
+
+
 def test_vod_lists_type_and_end() -> None:
     text = render_media_playlist([Segment(0, "a.ts", 2.0)], version=6, target_s=2, vod=True)
     parsed = m3u8.loads(text)

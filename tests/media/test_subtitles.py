@@ -52,7 +52,7 @@ def test_segment_count_rounds_up_partial() -> None:
 def test_media_playlist_whole_and_ended_is_the_replay_list() -> None:
     assert media_playlist(5.0, 2, ended=True) == (
         "#EXTM3U\n#EXT-X-VERSION:6\n#EXT-X-TARGETDURATION:2\n#EXT-X-MEDIA-SEQUENCE:0\n"
-        "#EXT-X-DISCONTINUITY-SEQUENCE:0\n#EXT-X-PLAYLIST-TYPE:VOD\n#EXT-X-INDEPENDENT-SEGMENTS\n"
+        "#EXT-X-PLAYLIST-TYPE:VOD\n#EXT-X-INDEPENDENT-SEGMENTS\n"
         "#EXTINF:2.000000,\nseg_00000.vtt\n#EXTINF:2.000000,\nseg_00001.vtt\n"
         "#EXTINF:1.000000,\nseg_00002.vtt\n#EXT-X-ENDLIST\n"
     )
@@ -65,7 +65,7 @@ def test_media_playlist_live_window_lists_newest_segments_dated_by_the_clock() -
     )
     assert text == (
         "#EXTM3U\n#EXT-X-VERSION:6\n#EXT-X-TARGETDURATION:2\n#EXT-X-MEDIA-SEQUENCE:2\n"
-        "#EXT-X-DISCONTINUITY-SEQUENCE:0\n#EXT-X-INDEPENDENT-SEGMENTS\n"
+        "#EXT-X-INDEPENDENT-SEGMENTS\n"
         "#EXT-X-PROGRAM-DATE-TIME:2027-01-15T08:00:04.000Z\n#EXTINF:2.000000,\nseg_00002.vtt\n"
         "#EXT-X-PROGRAM-DATE-TIME:2027-01-15T08:00:06.000Z\n#EXTINF:2.000000,\nseg_00003.vtt\n"
         "#EXT-X-PROGRAM-DATE-TIME:2027-01-15T08:00:08.000Z\n#EXTINF:2.000000,\nseg_00004.vtt\n"

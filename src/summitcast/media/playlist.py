@@ -121,10 +121,11 @@ def render_media_playlist(
         f"#EXT-X-VERSION:{version}",
         f"#EXT-X-TARGETDURATION:{target_s}",
         f"#EXT-X-MEDIA-SEQUENCE:{first}",
-        # Seams that slid out of the window still count, so a player matches the
-        # segments of different renditions across them (RFC 8216 §4.3.3.3).
-        f"#EXT-X-DISCONTINUITY-SEQUENCE:{discontinuity_sequence}",
     ]
+    if discontinuity_sequence:
+        # Seams that slid out of the window still count, so a player matches the
+        # segments of different renditions across them (RFC 8216 §4.3.3.3; absent is 0).
+        lines.append(f"#EXT-X-DISCONTINUITY-SEQUENCE:{discontinuity_sequence}")
     if vod:
         lines.append("#EXT-X-PLAYLIST-TYPE:VOD")
     if independent:
