@@ -84,5 +84,6 @@ def test_choice_defaults_to_the_first_and_refuses_unknown_ones() -> None:
 
 def test_search_text_folds_spaces_and_caps_length() -> None:
     assert paging.search_text("  Town   hall ") == "Town hall"
+    assert paging.search_text("Town\x00hall\t") == "Town hall"
     with pytest.raises(ValidationError):
         paging.search_text("x" * 201)

@@ -345,6 +345,19 @@ def test_audit_page_orders_oldest_first_and_counts(client: TestClient, database:
     assert "Rows per page" in bad.text
 
 
+@pytest.mark.parametrize("path", ["locations", "speakers", "uploads"])
+def test_a_nul_in_the_search_text_is_no_error(
+    client: TestClient, database: Database, path: str
+) -> None:
+    make_summit(database)
+    _organiser(client, database)
+
+    response = client.get(f"/backstage/s/test-summit/{path}", params={"q": "ha\x00ll"})
+
+    assert response.status_code == 200
+    assert 'value="ha ll"' in response.text
+
+
 def test_a_submitted_filter_form_lands_on_the_tidy_address(
     client: TestClient, database: Database
 ) -> None:

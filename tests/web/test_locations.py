@@ -147,6 +147,8 @@ def test_registered_page_hides_a_link_reissued_since(
         ),
         ({"contact": "x" * 301}, "Contact for the organisers may have at most 300 characters."),
         ({"privacy_level": "secret"}, "is not a choice for what the public may see"),
+        ({"label": "Hall\x00"}, "Name of the place holds a character that cannot be kept"),
+        ({"city": "Nai\x1brobi"}, "City or town holds a character that cannot be kept"),
     ],
 )
 def test_register_errors_name_the_field_as_the_form_labels_it(

@@ -122,7 +122,8 @@ def choice(text: str, choices: Mapping[str, str], field: str, what: str) -> str:
 
 def search_text(text: str) -> str:
     """Text to look for in a list, spaces folded; at most MAX_QUERY_TEXT characters."""
-    value = " ".join(text.split())
+    # Control characters become spaces: nobody types them, and PostgreSQL refuses NUL.
+    value = " ".join("".join(c if c.isprintable() else " " for c in text).split())
     if len(value) > MAX_QUERY_TEXT:
         raise ValidationError(
             f"Search text may have at most {MAX_QUERY_TEXT} characters.", field="q"

@@ -123,6 +123,14 @@ def speaker_form(
 
 def location_input(values: dict[str, str]) -> LocationInput:
     """A watch location from the registration form's fields (see FIELD_NAMES for their names)."""
+    for field, value in values.items():
+        # No person types these, and PostgreSQL cannot store NUL: a message, not a 500.
+        if any(not (c.isprintable() or c.isspace()) for c in value):
+            raise ValidationError(
+                f"{FIELD_NAMES.get(field, field)} holds a character that cannot be kept; "
+                "type it again without control characters.",
+                field=field,
+            )
     audience = values.get("expected_audience", "").strip() or "1"
     if not audience.isdecimal() or not 1 <= int(audience) <= MAX_AUDIENCE:
         raise ValidationError(
