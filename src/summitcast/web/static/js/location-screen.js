@@ -88,6 +88,8 @@
       src: master,
       controlsEl: block.querySelector(".player-controls"),
       nativeControls: false, // a wall screen: our controls only, nothing over the picture
+      // Sound turned on stays on for the next session (the page has had its click).
+      muted: video.muted,
       audioLang: prefs.audioLang,
       subtitleLang: prefs.subtitleLang,
       // Sound only when the link cannot carry the lowest video rung (player.js says when).
