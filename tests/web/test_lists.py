@@ -382,3 +382,23 @@ def test_a_submitted_filter_form_lands_on_the_tidy_address(
     assert tidy.status_code == 200
     assert speakers.headers["location"] == "/backstage/s/test-summit/speakers?q=ana"
     assert first_page.headers["location"] == LOCATIONS
+
+
+def test_ids_beyond_any_row_are_refused_or_ignored_never_a_500(
+    client: TestClient, database: Database
+) -> None:
+    make_summit(database)
+    token = _organiser(client, database)
+    huge = str(10**30)
+
+    approve = client.post(
+        f"{LOCATIONS}/approve", data={"ids": huge, "csrf_token": token}, follow_redirects=False
+    )
+    revoke = client.post(f"{LOCATIONS}/revoke", data={"id": huge, "csrf_token": token})
+    approve_all = client.post(
+        f"{LOCATIONS}/approve-all", data={"up_to": huge, "confirm": "yes", "csrf_token": token}
+    )
+
+    assert approve.status_code == 303
+    assert revoke.status_code == 422
+    assert approve_all.status_code == 422

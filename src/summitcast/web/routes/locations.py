@@ -34,6 +34,9 @@ LocationsSummit = Annotated[Summit, summit_for(Permission.MANAGE_LOCATIONS)]
 # which a person can act on; these only keep a robot's megabytes out.
 RegisterText = Annotated[str, Form(max_length=5000)]
 BackField = Annotated[str, Form(max_length=2000)]
+# Row ids fit in 63 bits; a bigger number is a typo or a probe, refused before the database.
+MAX_ID = 2**62
+LocationId = Annotated[int, Form(ge=1, le=MAX_ID)]
 # The session keys of this module: the registrant's one-time link ticket, the review notice.
 LINK_TICKET = "location_link_ticket"
 LINK_TICKET_S = 600.0
@@ -304,7 +307,8 @@ async def approve(
     if not ids:
         _notice(request, "No location was selected: tick the ones to approve first.")
         return _back(_list_url(summit, back))
-    approved = locations.approve_selected(db, summit, ids, actor)
+    # An id past any row's is no location of this summit, like an id of another summit.
+    approved = locations.approve_selected(db, summit, [i for i in ids if 0 < i <= MAX_ID], actor)
     db.commit()  # before other workers are told to re-read these locations
     await _announce(request, summit, approved)
     _notice(request, _approved_text(len(approved)))
@@ -317,7 +321,7 @@ async def approve_all(
     db: DbDep,
     summit: LocationsSummit,
     actor: CurrentActor,
-    up_to: Annotated[int, Form(ge=0)],
+    up_to: Annotated[int, Form(ge=0, le=MAX_ID)],
     status: Annotated[str, Form(max_length=40)] = "",
     country: Annotated[str, Form(max_length=40)] = "",
     q: Annotated[str, Form(max_length=paging.MAX_QUERY_TEXT)] = "",
@@ -349,7 +353,7 @@ async def reapprove(
     db: DbDep,
     summit: LocationsSummit,
     actor: CurrentActor,
-    id: Annotated[int, Form()],
+    id: LocationId,
     back: BackField = "",
 ) -> Response:
     """Approve one revoked location again (bulk approval leaves revoked ones alone)."""
@@ -366,7 +370,7 @@ async def revoke(
     db: DbDep,
     summit: LocationsSummit,
     actor: CurrentActor,
-    id: Annotated[int, Form()],
+    id: LocationId,
     back: BackField = "",
 ) -> Response:
     """Revoke a location: it is taken offline now and its heartbeats are refused."""
@@ -383,7 +387,7 @@ async def reissue(
     db: DbDep,
     summit: LocationsSummit,
     actor: CurrentActor,
-    id: Annotated[int, Form()],
+    id: LocationId,
 ) -> Response:
     """Give a location a new secret link; the old link stops counting at once."""
     location = locations.reissue_link(db, locations.get_location(db, summit, id), actor)
