@@ -7,6 +7,7 @@ import signal
 from pathlib import Path
 
 import pytest
+from playwright.sync_api import expect
 
 from tests.e2e.broadcast_server import ffmpeg_children, running_server
 from tests.e2e.browser import chromium_page
@@ -92,11 +93,6 @@ def test_player_keeps_playing_through_an_encoder_restart(tmp_path: Path) -> None
 SCREENSHOTS = Path(__file__).resolve().parents[2] / "var" / "screenshots"
 
 
-def _segments_written(health: dict[str, object]) -> bool:
-    stream = health["health"]
-    return isinstance(stream, dict) and stream.get("segment_age_s") is not None
-
-
 def test_watch_page_player_fills_its_column_at_16_9_with_captions_and_no_console_error(
     tmp_path: Path,
 ) -> None:
@@ -106,16 +102,17 @@ def test_watch_page_player_fills_its_column_at_16_9_with_captions_and_no_console
     # One-minute items, the first with a caption all along (the location screen's server).
     with screen_server(tmp_path) as screen:
         b = screen.broadcast
-        b.press("start-now")
-        # Open the page once segments exist: before, the playlists answer 404.
-        b.wait_for(lambda: _segments_written(b.health()), 30, "segments")
         with chromium_page(viewport=(1280, 720)) as page:
             page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
             page.on("pageerror", lambda e: errors.append(f"pageerror: {e}"))
+            # Opened before the start: the player waits for the broadcast (its playlists
+            # would answer 404 until then), and starts by itself once it has begun.
             page.goto(f"{b.base}/s/{b.slug}/watch?session={b.session_id}")
+            expect(page.locator(".sc-player-waiting")).to_contain_text("not started yet")
+            b.press("start-now")
             page.wait_for_function(
                 "() => document.querySelector('[data-player] video').currentTime > 0.3",
-                timeout=30_000,
+                timeout=40_000,
             )
             # Captions from the player's menu: the cue is drawn in the picture, and
             # nothing is loaded that the CSP refuses (hls.js's data:,WEBVTT <track>).
