@@ -341,13 +341,13 @@ def test_real_encode_lists_each_segment_when_its_dated_end_is_now(tmp_path: Path
         # late and segment 1 while that backlog drains (late, never early). From then
         # on a segment is listed ~0.15 s after its dated end: the encoder's own latency
         # (~4 frames at 30 fps: a TS packet stream is cut into frames when the next one
-        # begins, the fps filter waits for the next frame) plus the publisher's 20 ms
-        # poll. On this 2-core machine under load ~15, about one segment in ten came
-        # 0.2-0.29 s late (scheduling), hence the median and a looser ceiling.
+        # begins, the fps filter waits for the next frame, AAC a frame more) plus the
+        # publisher's 20 ms poll. On this 2-core machine under load 10-18, one segment
+        # in five came 0.2-0.29 s late (scheduling): hence the median, and a ceiling.
         ordered = [round(seen[k], 3) for k in sorted(seen)]
         assert len(ordered) >= 6, (name, ordered)
         assert min(ordered) > -0.2, (name, ordered)  # never in the future
         steady = ordered[2:]
         assert statistics.median(steady) <= 0.2, (name, ordered)
-        assert max(steady) <= 0.35, (name, ordered)
+        assert max(steady) <= 0.4, (name, ordered)
     assert ffmpeg_children() == []
