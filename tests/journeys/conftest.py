@@ -15,7 +15,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -317,8 +317,11 @@ class Journey:
         self.shots.append(path)
         return path
 
-    def shots_at_sizes(self, page: Page, what: str) -> list[Path]:
-        """Screenshots of the page at 1920x1080 and 1280x720 (<what>-<w>x<h>.png)."""
+    def shots_at_sizes(
+        self, page: Page, what: str, check: Callable[[Page], None] | None = None
+    ) -> list[Path]:
+        """Screenshots of the page at 1920x1080 and 1280x720 (<what>-<w>x<h>.png), each
+        size checked by check(page) first if given."""
         made = []
         for width, height in SIZES:
             page.set_viewport_size({"width": width, "height": height})
@@ -326,6 +329,8 @@ class Journey:
             page.evaluate(
                 "() => new Promise(r => requestAnimationFrame(() => requestAnimationFrame(r)))"
             )
+            if check is not None:
+                check(page)
             path = screenshot_dir() / f"{what}-{width}x{height}.png"
             page.screenshot(path=str(path))
             self.shots.append(path)

@@ -71,3 +71,14 @@ def choose(page: Page, menu: str, text: str) -> str:
 def wait_for_cue(page: Page, timeout_ms: int = 30_000) -> JSHandle:
     """Wait until a caption cue shows; its text."""
     return page.wait_for_function(CUE, timeout=timeout_ms)
+
+
+def fills_its_column_at_16_9(page: Page) -> None:
+    """The video is as wide as its player block and 16:9 (not drawn at its native size)."""
+    video, block = page.evaluate(
+        f"""() => [document.querySelector('{VIDEO}'), document.querySelector('[data-player]')]
+          .map(e => {{ const r = e.getBoundingClientRect(); return [r.width, r.height]; }})"""
+    )
+    size = page.viewport_size
+    assert video[0] >= block[0] - 1, (size, video, block)
+    assert abs(video[0] / video[1] - 16 / 9) < 0.02, (size, video)

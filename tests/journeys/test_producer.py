@@ -11,7 +11,7 @@ from playwright.sync_api import Page, expect
 
 from tests.e2e.browser import chromium_page
 from tests.journeys.conftest import PRODUCER, SLUG, Journey, Server, demo_server, log_in
-from tests.journeys.player import advances, wait_playing
+from tests.journeys.player import advances, fills_its_column_at_16_9, wait_playing
 
 pytestmark = [pytest.mark.e2e, pytest.mark.browser]
 
@@ -126,7 +126,7 @@ def test_producer_runs_the_show_from_start_to_end_through_a_live_cut(server: Ser
         expect(page.locator("[data-field=next]")).to_have_text("Teaching under pressure")
         # The programme preview plays once the encoder has written segments.
         wait_playing(page, server.diagnosis)
-        journey.shots_at_sizes(page, "control-room")
+        journey.shots_at_sizes(page, "control-room", fills_its_column_at_16_9)
         page.set_viewport_size({"width": 1280, "height": 800})
 
         _press(page, "hold", "hold")

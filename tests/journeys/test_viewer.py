@@ -9,7 +9,13 @@ import pytest
 
 from tests.e2e.browser import chromium_page
 from tests.journeys.conftest import SLUG, Journey, Server, demo_server
-from tests.journeys.player import advances, choose, wait_for_cue, wait_playing
+from tests.journeys.player import (
+    advances,
+    choose,
+    fills_its_column_at_16_9,
+    wait_for_cue,
+    wait_playing,
+)
 
 pytestmark = [pytest.mark.e2e, pytest.mark.browser]
 
@@ -89,7 +95,7 @@ def test_viewer_watches_and_changes_language_quality_captions_then_audio_only(
         behind = page.evaluate("() => window.summitcastPlayer.behindLiveS()")
         assert behind is not None, _on_air(server)
         assert behind < 10, (behind, _on_air(server))
-        journey.shots_at_sizes(page, "watch")
+        journey.shots_at_sizes(page, "watch", fills_its_column_at_16_9)
         fatal = page.evaluate("() => window.summitcastPlayer.errors.filter(e => e.fatal)")
     assert fatal == []
     journey.assert_clean()
