@@ -171,3 +171,62 @@ def test_supervisor_stop_before_start_is_noop(stdin_pipe: bool) -> None:
     sup = Supervisor(ENDLESS, stdin_pipe=stdin_pipe)
     asyncio.run(sup.stop())
     assert sup.health.running is False
+
+
+def test_supervisor_child_has_its_own_session_so_ctrl_c_misses_it() -> None:
+    async def scenario() -> tuple[int, int]:
+        sup = Supervisor(ENDLESS)
+        await sup.start()
+        pid = sup.health.pid
+        assert pid is not None
+        groups = os.getpgid(pid), os.getsid(pid)
+        await sup.stop()
+        return groups
+
+    group, session = asyncio.run(scenario())
+    # A terminal's Ctrl-C goes to its foreground group: ours, never the child's.
+    assert group != os.getpgid(0)
+    assert session != os.getsid(0)
+
+
+def test_supervisor_stop_with_flush_never_restarts_a_process_failing_on_eof() -> None:
+    # An encoder that dies as its feed closes (a signal, say) used to be restarted and then
+    # waited for, stdin open, for 15 s of a shutdown.
+    fails_on_eof = [sys.executable, "-c", "import sys; sys.stdin.read(); sys.exit(3)"]
+
+    async def scenario() -> tuple[float, int, int | None]:
+        sup = Supervisor(fails_on_eof, stdin_pipe=True, restart_on_success=False)
+        await sup.start()
+        began = time.monotonic()
+        await sup.stop(flush_s=5.0)
+        return time.monotonic() - began, sup.health.restarts, sup.health.last_exit_code
+
+    took, restarts, exit_code = asyncio.run(scenario())
+    assert (restarts, exit_code) == (0, 3)
+    assert took < 2.0
+
+
+def test_supervisor_stop_with_flush_lets_the_process_finish_by_itself() -> None:
+    finishes_on_eof = [
+        sys.executable,
+        "-c",
+        "import signal, sys; signal.signal(signal.SIGTERM, signal.SIG_IGN); sys.stdin.read()",
+    ]
+
+    async def scenario() -> int | None:
+        sup = Supervisor(finishes_on_eof, stdin_pipe=True, stop_timeout_s=0.2)
+        await sup.start()
+        await sup.stop(flush_s=5.0)
+        return sup.health.last_exit_code
+
+    # Exit code 0, not -SIGKILL: it ended on EOF, within the flush time, never signalled.
+    assert asyncio.run(scenario()) == 0
+
+
+def test_supervisor_start_raises_when_its_loop_cannot_spawn() -> None:
+    async def scenario() -> None:
+        sup = Supervisor([FFMPEG, "bad\0argument"])
+        await asyncio.wait_for(sup.start(), 5)  # once hung for ever: _started was never set
+
+    with pytest.raises(ValueError, match="null"):
+        asyncio.run(scenario())

@@ -76,6 +76,9 @@ logger = logging.getLogger(__name__)
 TS_PACKET = 188
 LIVE_RETRY_S = 1.0  # slate chunk played while the live input is missing, then look again
 FEEDER_STOP_TIMEOUT_S = 3.0
+# After the feed ends the encoder writes its last segments and playlists (well under a
+# second on a 2-core machine); longer than this it is stuck and gets SIGTERM.
+ENCODER_FLUSH_S = 5.0
 DISK_CHECK_INTERVAL_S = 5.0
 MIN_FREE_BYTES = 200 * 1024 * 1024  # below this the control room shows a disk alarm
 
@@ -324,12 +327,10 @@ class SessionPlayout:
                 self._write_master(ended=True)
 
     async def _finish_encoder(self) -> None:
-        """Close the feed and wait for the encoder to flush and write EXT-X-ENDLIST."""
-        proc = self.encoder.process
-        if proc is not None and proc.stdin is not None:
-            proc.stdin.close()
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self.encoder.finished.wait(), 15)
+        """Close the feed and let the encoder flush and write EXT-X-ENDLIST; never restart it."""
+        # Through stop(): an encoder that died just now (a signal, say) used to be restarted
+        # and then waited for, stdin open, for 15 s of a shutdown.
+        await self.encoder.stop(flush_s=ENCODER_FLUSH_S)
 
     def _slate_source(self, slate: Slate, stem: str) -> FeedSource:
         """Render a slate at the top rung's size and feed it as a looped image."""
@@ -467,6 +468,9 @@ class SessionPlayout:
             stdin=asyncio.subprocess.DEVNULL,
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.PIPE,
+            # Its own session, like the encoder's (supervisor.py): a Ctrl-C must not end the
+            # item, which would count as finished and move the programme on at every restart.
+            start_new_session=True,
         )
         assert feeder.stdout is not None
         assert feeder.stderr is not None

@@ -45,6 +45,9 @@ HANDSHAKE_BYTES = 1 + 1536 + 1536  # C0 + C1 + C2 from the client, before any ch
 MAX_COMMAND_BYTES = 64 * 1024  # a publish command is tiny; anything bigger is hostile
 LIVE_FRESH_S = 2.0  # an ingest counts as receiving if it reported progress this recently
 UPSTREAM_WAIT_S = 12.0  # longer than the listener's longest restart backoff (5 s)
+# A listener only relays to a loopback UDP port: nothing to flush, so SIGKILL follows
+# SIGTERM soon (an SRT listener took ~1.1 s to act on SIGTERM).
+LISTENER_STOP_TIMEOUT_S = 0.5
 
 
 class RtmpRefusedError(Exception):
@@ -411,6 +414,7 @@ class SessionIngest:
             ),
             name="ingest-rtmp",
             max_backoff_s=5.0,
+            stop_timeout_s=LISTENER_STOP_TIMEOUT_S,
         )
         # Kept until stop(): the supervisor's restarts read it again.
         self._srt_script = SecretScript("srt.ffconcat", srt_listener_script(host, ports.srt, key))
@@ -418,6 +422,7 @@ class SessionIngest:
             srt_listener_argv(ffmpeg, self._srt_script.path, ports.srt_relay),
             name="ingest-srt",
             max_backoff_s=5.0,
+            stop_timeout_s=LISTENER_STOP_TIMEOUT_S,
         )
 
     @property
@@ -432,10 +437,8 @@ class SessionIngest:
         await self.gate.start()
 
     async def stop(self) -> None:
-        """Close both listeners."""
-        await self.gate.stop()
-        await self.rtmp.stop()
-        await self.srt.stop()
+        """Close both listeners, at once."""
+        await asyncio.gather(self.gate.stop(), self.rtmp.stop(), self.srt.stop())
         self._srt_script.close()
 
     def _receiving(self, supervisor: Supervisor) -> bool:

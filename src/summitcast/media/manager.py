@@ -335,10 +335,9 @@ class BroadcastManager:
         runtime = self.runtimes.pop(session_id, None)
         if runtime is None:
             return
-        await runtime.playout.stop()
-        for ingest in (runtime.ingest, *runtime.interpreters):
-            if ingest is not None:
-                await ingest.stop()
+        # All at once: each listener may take its grace period to end.
+        ingests = [i for i in (runtime.ingest, *runtime.interpreters) if i is not None]
+        await asyncio.gather(runtime.playout.stop(), *(ingest.stop() for ingest in ingests))
         logger.info("session %d off air", session_id)
         if ended:
             task = asyncio.create_task(self._record(runtime), name=f"recording-{session_id}")

@@ -20,6 +20,9 @@ from dataclasses import dataclass, field
 logger = logging.getLogger(__name__)
 
 STDERR_LINES_KEPT = 20
+# After SIGTERM a process gets this long before SIGKILL: ffmpeg closes its outputs in well
+# under a second; a longer wait only delays a shutdown (it was 5 s per listener, in a row).
+STOP_TIMEOUT_S = 2.0
 
 
 @dataclass
@@ -90,7 +93,7 @@ class Supervisor:
         first_backoff_s: float = 0.25,
         max_backoff_s: float = 10.0,
         stable_after_s: float = 10.0,
-        stop_timeout_s: float = 5.0,
+        stop_timeout_s: float = STOP_TIMEOUT_S,
         stdin_pipe: bool = False,
         restart_on_success: bool = True,
         restart_argv: Sequence[str] | None = None,
@@ -121,6 +124,8 @@ class Supervisor:
             raise RuntimeError(f"{self.name} supervisor already started")
         self._task = asyncio.create_task(self._run(), name=f"supervise-{self.name}")
         await self._started.wait()
+        if self._task.done():
+            self._task.result()  # the loop itself crashed (not the process): say so here
 
     async def wait_started(self, generation: int, timeout_s: float) -> None:
         """Wait until the process has been started generation+1 times (restarts >= generation)."""
@@ -149,24 +154,33 @@ class Supervisor:
         logger.error("%s: dropping %d bytes, the process keeps failing", self.name, len(chunk))
         return False
 
-    async def stop(self) -> None:
-        """Stop the process (stdin EOF, SIGTERM, then SIGKILL) and the restart loop."""
-        self._stopping = True
+    async def stop(self, *, flush_s: float = 0.0) -> None:
+        """Stop restarting, then end the process: stdin EOF, SIGTERM, then SIGKILL.
+
+        flush_s: how long the process may take to finish by itself after EOF (an
+        encoder closing its playlists) before it is sent SIGTERM.
+        """
+        self._stopping = True  # first: whatever ends the process now, it is not restarted
         self._wake.set()
         if self._task is None:
             return
-        await self._terminate()
+        await self._terminate(flush_s)
         # The loop sees _stopping after the process ends or the backoff is cut short;
         # no cancellation, so a process being spawned right now is still ended by it.
         await self._task
 
-    async def _terminate(self) -> None:
+    async def _terminate(self, flush_s: float = 0.0) -> None:
         """End the current process politely, then firmly."""
         proc = self.process
         if proc is None or proc.returncode is not None:
             return
         if proc.stdin is not None and not proc.stdin.is_closing():
             proc.stdin.close()  # EOF lets ffmpeg finish the segment and playlist it is writing
+        if flush_s > 0:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(proc.wait(), flush_s)
+            if proc.returncode is not None:
+                return
         with contextlib.suppress(ProcessLookupError):
             proc.send_signal(signal.SIGTERM)
         try:
@@ -215,9 +229,10 @@ class Supervisor:
                     break
                 self.health.restarts += 1
         finally:
-            # Cancelled or crashed: never leave the child behind.
+            # Cancelled or crashed: never leave the child behind, nor start() waiting.
             await self._terminate()
             self.health.running = False
+            self._started.set()
             self.finished.set()
 
     async def _run_once(self) -> int:
@@ -228,6 +243,11 @@ class Supervisor:
             stdin=asyncio.subprocess.PIPE if self.stdin_pipe else asyncio.subprocess.DEVNULL,
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.PIPE,
+            # Its own session and process group: Ctrl-C in a terminal signals the whole
+            # foreground group, and ffmpeg would die at once and be restarted while the
+            # server still drains its connections; the app's shutdown stops it, in order.
+            # Not process_group=0: uvloop (under `summitcast serve`) refuses that argument.
+            start_new_session=True,
         )
         self.health.running = True
         self.health.pid = self.process.pid
