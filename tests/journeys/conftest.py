@@ -234,19 +234,63 @@ def demo_server(data_dir: Path, **overrides: str) -> Iterator[Server]:
             time.sleep(0.2)
         yield server
     finally:
-        _stop(process)
+        _stop(process, data_dir)
 
 
-def _stop(process: subprocess.Popen[bytes]) -> None:
-    """Stop the server gracefully, then kill whatever is left of its process group."""
-    group = process.pid  # start_new_session: the group id is the leader's pid
+def _processes() -> dict[int, tuple[int, str]]:
+    """Every live process: pid -> (parent pid, command line), read from /proc."""
+    found = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+            cmdline = (stat.parent / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+        except (OSError, IndexError, UnicodeDecodeError):
+            continue
+        if fields[0] != "Z":  # a zombie has already exited
+            found[int(stat.parent.name)] = (int(fields[1]), cmdline)
+    return found
+
+
+def _descendants(pid: int) -> set[int]:
+    table = _processes()
+    found: set[int] = set()
+    frontier = {pid}
+    while frontier:
+        frontier = {child for child, (parent, _) in table.items() if parent in frontier}
+        found |= frontier
+    return found
+
+
+def _kill(pids: set[int]) -> None:
+    for pid in pids:
+        with suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+
+
+def _stop(process: subprocess.Popen[bytes], data_dir: Path) -> None:
+    """Stop the server gracefully, then kill whatever is left of it (ffmpeg included).
+
+    ffmpeg runs in sessions of its own (media/supervisor.py), so the server's process
+    group does not hold it: its children are found by parentage and by the data folder
+    their command lines name.
+    """
     if process.poll() is None:
         process.send_signal(signal.SIGINT)
         with suppress(subprocess.TimeoutExpired):
             process.wait(timeout=15)
+    stopped_by_itself = process.poll() is not None
+    _kill(_descendants(process.pid))
     with suppress(ProcessLookupError):
-        os.killpg(group, signal.SIGKILL)
+        os.killpg(process.pid, signal.SIGKILL)  # start_new_session: group id = leader's pid
     process.wait(timeout=10)
+    left = {
+        pid
+        for pid, (_, cmdline) in _processes().items()
+        if str(data_dir) in cmdline and "ffmpeg" in cmdline
+    }
+    _kill(left)
+    # A server that stopped by itself must have stopped its encoders too.
+    assert not (stopped_by_itself and left), f"ffmpeg left running after the server: {left}"
 
 
 # Messages a deliberate network cut causes in Chromium's console: the page cannot
