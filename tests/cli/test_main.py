@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
@@ -72,3 +73,30 @@ def test_a_bug_still_raises_its_traceback(monkeypatch: pytest.MonkeyPatch) -> No
             main()
     finally:
         app.registered_commands.pop()
+
+
+class ExecvCalledError(Exception):
+    """Raised instead of replacing the test process with uvicorn."""
+
+
+def test_serve_hands_data_dir_and_database_url_to_its_workers(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Workers read Settings from the environment; the options must travel there.
+    monkeypatch.setenv("SUMMITCAST_DATA_DIR", "elsewhere")
+    monkeypatch.setenv("SUMMITCAST_DATABASE_URL", "sqlite:///elsewhere.db")
+    url = f"sqlite:///{tmp_path / 'served.db'}"
+
+    def execv(_path: str, argv: list[str]) -> None:
+        raise ExecvCalledError(argv)
+
+    monkeypatch.setattr("os.execv", execv)
+    argv = ["summitcast", "serve", "--data-dir", str(tmp_path), "--database-url", url]
+    monkeypatch.setattr(sys, "argv", argv)
+    with pytest.raises(ExecvCalledError) as became:
+        main()
+
+    assert became.value.args[0][1:3] == ["-m", "summitcast.cli.serving"]
+    assert os.environ["SUMMITCAST_DATA_DIR"] == str(tmp_path)
+    assert os.environ["SUMMITCAST_DATABASE_URL"] == url
+    assert (tmp_path / "served.db").is_file()  # serve creates (and migrates) its database
