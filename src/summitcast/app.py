@@ -21,7 +21,7 @@ from fastapi.staticfiles import StaticFiles
 from starlette.middleware.sessions import SessionMiddleware
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from summitcast import __version__
+from summitcast import __version__, geo
 from summitcast.config import Settings
 from summitcast.errors import AuthenticationError, RateLimitedError, SummitcastError
 from summitcast.media.greenroom import GreenRoomManager
@@ -164,6 +164,10 @@ def create_app(
             await job_worker.start()
         if audience is not None:
             await audience.start()
+        # The city index takes ~1 s to build (over 10 s on a loaded machine): build it
+        # now, off the loop, so the first registration does not wait for it, and
+        # before gc.freeze() so its objects are not scanned by every collection.
+        await asyncio.to_thread(geo.city_index)
         _tune_gc(settings)
         gc_watch = _log_long_collections()
         try:
