@@ -18,7 +18,7 @@ from summitcast.storage.tables import Summit, User
 
 
 def get_db(request: Request) -> Iterator[DbSession]:
-    """One unit of work per request, committed when the handler returns."""
+    """One unit of work per request, committed when the handler returns (before the answer)."""
     database: Database = request.app.state.database
     with database.session() as db:
         yield db
@@ -50,7 +50,12 @@ def require_actor(actor: ActorDep) -> accounts.Actor:
     return actor
 
 
-DbDep = Annotated[DbSession, Depends(get_db)]
+# scope="function": the unit of work is committed when the handler returns, before the
+# response is sent. With the default (request) scope FastAPI commits after sending, so a
+# client could act on a 2xx before its write was visible (a speaker's first chunk got
+# 404 "No such upload." right after the upload was created), and a failed commit after
+# a 2xx lost the write silently.
+DbDep = Annotated[DbSession, Depends(get_db, scope="function")]
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 ActorDep = Annotated[accounts.Actor | None, Depends(get_actor)]
 CurrentActor = Annotated[accounts.Actor, Depends(require_actor)]
