@@ -9,7 +9,11 @@ if TYPE_CHECKING:
     from playwright.sync_api import JSHandle, Page
 
 VIDEO = "[data-player] video"
-PLAYING = f"() => !!window.summitcastPlayer && document.querySelector('{VIDEO}').currentTime > 1"
+# A second played, with a picture (its size known: a frame was decoded).
+PLAYING = f"""() => {{
+  const v = document.querySelector('{VIDEO}');
+  return !!window.summitcastPlayer && v.currentTime > 1 && v.videoWidth > 0;
+}}"""
 # A caption cue on screen: a track is showing and a cue is active at the playhead.
 CUE = f"""() => {{
   const v = document.querySelector('{VIDEO}');
