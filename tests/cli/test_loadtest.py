@@ -34,6 +34,8 @@ def _cli(*args: str, env: dict[str, str], timeout: float = 120) -> str:
 def test_loadtest_presence_against_demo_server_counts_every_location(tmp_path: Path) -> None:
     data = tmp_path / "demo"
     env = {**os.environ, "PYTHONUNBUFFERED": "1", "SUMMITCAST_DATA_DIR": str(data)}
+    # Only the load tool's locations: the demo's simulated audience would add its own.
+    env["SUMMITCAST_DEMO_AUDIENCE"] = "false"
     for name in ("SUMMITCAST_DATABASE_URL", "SUMMITCAST_REDIS_URL"):
         env.pop(name, None)
     _cli("demo", "--no-serve", "--data-dir", str(data), env=env)
