@@ -312,6 +312,7 @@ class Journey:
     shots: list[Path] = field(default_factory=list)
     _cuts: list[tuple[float, float]] = field(default_factory=list)
     _step: int = 0
+    _last: str = "start"  # the newest step shot: where a problem showed up
 
     def watch(self, page: Page, name: str) -> Page:
         """Collect this page's console errors, uncaught errors and failed same-origin loads."""
@@ -329,6 +330,7 @@ class Journey:
             self._note(f"[{name}] HTTP {response.status} {response.request.method} {response.url}")
 
     def _note(self, text: str) -> None:
+        text = f"{text} (after step '{self._last}')"
         now = time.monotonic()
         in_cut = any(start <= now <= end for start, end in self._cuts)
         if in_cut and NETWORK_CUT.search(text):
@@ -356,6 +358,7 @@ class Journey:
     def shot(self, page: Page, step: str, *, full_page: bool = False) -> Path:
         """Write a screenshot of this step: <role>-<nn>-<step>.png."""
         self._step += 1
+        self._last = step
         path = screenshot_dir() / f"{self.role}-{self._step:02d}-{step}.png"
         page.screenshot(path=str(path), full_page=full_page)
         self.shots.append(path)

@@ -153,6 +153,7 @@ def test_host_registers_gets_approved_and_the_screen_plays_through_a_network_cut
         for action, status in (("end", "ended"), ("start-now", "on_air")):
             control.click(f"#on-air-panel button[data-action='{action}']")
             control.locator(f"[data-field=status][data-status={status}]").wait_for()
+        journey.shot(control, "show-from-the-top")
 
         # The screen: online, playing, muted until the host's one click.
         host.goto(server.url(link))
