@@ -146,19 +146,24 @@ def test_host_registers_gets_approved_and_the_screen_plays_through_a_network_cut
         journey.shot(host, "registered")
         _approve(organiser, server)
 
-        # The demo has looped since the server started; the producer takes the show from
-        # the top, so that the captioned welcome speech comes while the hall watches.
+        # The demo has looped since the server started: the producer ends it, and the
+        # hall's screen is put up before the show starts again, as on a summit day.
         log_in(control, server, PRODUCER)
         control.goto(server.url(server.demo_url("Control room:")))
-        for action, status in (("end", "ended"), ("start-now", "on_air")):
-            control.click(f"#on-air-panel button[data-action='{action}']")
-            control.locator(f"[data-field=status][data-status={status}]").wait_for()
-        journey.shot(control, "show-from-the-top")
+        control.click("#on-air-panel button[data-action='end']")
+        control.locator("[data-field=status][data-status=ended]").wait_for()
 
-        # The screen: online, playing, muted until the host's one click.
         host.goto(server.url(link))
         host.locator("#presence-status[data-state=online]").wait_for()
+        expect(host.locator("#screen-slate")).to_be_visible()
+        journey.shot(host, "screen-waiting")
+
+        # The show starts from the top: the screen plays by itself, muted until one click.
+        control.click("#on-air-panel button[data-action='start-now']")
+        control.locator("[data-field=status][data-status=on_air]").wait_for()
+        journey.shot(control, "show-started")
         wait_playing(host, server.diagnosis)
+        expect(host.locator("#screen-slate")).to_be_hidden()
         journey.shot(host, "screen-playing")
         _fills_window(host)
         assert host.evaluate(f"() => document.querySelector('{VIDEO}').muted")
