@@ -19,6 +19,8 @@ from tests.journeys.player import (
 
 pytestmark = [pytest.mark.e2e, pytest.mark.browser]
 
+LOOP_S = 150  # one round of the demo's looping session (~2 min), with some slack
+
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
@@ -68,7 +70,9 @@ def test_viewer_watches_and_changes_language_quality_captions_then_audio_only(
         # Captions: a cue is on screen.
         choose(page, "sc-captions", "English")
         try:
-            cue = wait_for_cue(page).json_value()
+            # The captioned speech is the demo's second item, a few seconds after the server
+            # starts; a viewer who comes later meets it again when the loop comes round.
+            cue = wait_for_cue(page, timeout_ms=LOOP_S * 1000).json_value()
         except Exception as error:
             raise AssertionError(f"no caption cue on screen; on air: {_on_air(server)}") from error
         assert "Welcome to the summit" in str(cue)
