@@ -6,6 +6,7 @@ from collections.abc import Iterator
 
 import httpx
 import pytest
+from playwright.sync_api import expect
 
 from tests.e2e.browser import chromium_page
 from tests.journeys.conftest import SLUG, Journey, Server, demo_server
@@ -52,7 +53,7 @@ def test_viewer_watches_and_changes_language_quality_captions_then_audio_only(
         journey.shot(page, "watch-playing")
 
         # Another language: the French interpretation.
-        choose(page, "sc-language", "French")
+        french = choose(page, "sc-language", "French")
         page.wait_for_function(
             "() => { const h = window.summitcastPlayer.hls;"
             " return h.audioTracks[h.audioTrack] && h.audioTracks[h.audioTrack].lang === 'fr'; }"
@@ -68,7 +69,7 @@ def test_viewer_watches_and_changes_language_quality_captions_then_audio_only(
         journey.shot(page, "french-smallest-quality")
 
         # Captions: a cue is on screen.
-        choose(page, "sc-captions", "English")
+        english = choose(page, "sc-captions", "English")
         try:
             # The captioned speech is the demo's second item, a few seconds after the server
             # starts; a viewer who comes later meets it again when the loop comes round.
@@ -99,6 +100,9 @@ def test_viewer_watches_and_changes_language_quality_captions_then_audio_only(
         behind = page.evaluate("() => window.summitcastPlayer.behindLiveS()")
         assert behind is not None, _on_air(server)
         assert behind < 10, (behind, _on_air(server))
+        # The viewer's language and captions survived the trip through audio only.
+        expect(page.locator("[data-player] select.sc-language")).to_have_value(french)
+        expect(page.locator("[data-player] select.sc-captions")).to_have_value(english)
         journey.shots_at_sizes(page, "watch", fills_its_column_at_16_9)
         fatal = page.evaluate("() => window.summitcastPlayer.errors.filter(e => e.fatal)")
     assert fatal == []
