@@ -2,7 +2,8 @@
 
 Each journey module starts its own server the way a user would: the installed
 ``summitcast demo --no-serve`` seeds a data folder, then ``summitcast serve`` runs
-on it in a new process group, killed as a whole at the end of the module.
+on it in a new process group; at the end of the module it is stopped and anything
+left of it (ffmpeg included) is killed.
 """
 
 from __future__ import annotations
@@ -268,12 +269,10 @@ def _kill(pids: set[int]) -> None:
 
 
 def _stop(process: subprocess.Popen[bytes], data_dir: Path) -> None:
-    """Stop the server gracefully, then kill whatever is left of it (ffmpeg included).
-
-    ffmpeg runs in sessions of its own (media/supervisor.py), so the server's process
-    group does not hold it: its children are found by parentage and by the data folder
-    their command lines name.
-    """
+    """Stop the server gracefully, then kill whatever is left of it (ffmpeg included)."""
+    # ffmpeg runs in sessions of its own (media/supervisor.py), so the server's process
+    # group does not hold it: its children are found by parentage and by the data folder
+    # their command lines name.
     if process.poll() is None:
         process.send_signal(signal.SIGINT)
         with suppress(subprocess.TimeoutExpired):
@@ -342,8 +341,8 @@ class Journey:
     def network_cut(
         self, context: BrowserContext, seconds: float, grace_s: float = 5
     ) -> Iterator[None]:
-        """Take the context offline for seconds (the body runs meanwhile); errors it causes
-        are expected until grace_s after the network is back."""
+        """Take the context offline for seconds, running the body meanwhile."""
+        # Network errors the cut causes are expected until grace_s after it ends.
         start = time.monotonic()
         self._cuts.append((start, float("inf")))  # open-ended while offline
         context.set_offline(True)
@@ -367,8 +366,7 @@ class Journey:
     def shots_at_sizes(
         self, page: Page, what: str, check: Callable[[Page], None] | None = None
     ) -> list[Path]:
-        """Screenshots of the page at 1920x1080 and 1280x720 (<what>-<w>x<h>.png), each
-        size checked by check(page) first if given."""
+        """Screenshots at 1920x1080 and 1280x720 (<what>-<w>x<h>.png), check(page) at each."""
         made = []
         for width, height in SIZES:
             page.set_viewport_size({"width": width, "height": height})
