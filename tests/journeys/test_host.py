@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Iterator
 
@@ -214,4 +215,10 @@ def test_host_registers_gets_approved_and_the_screen_plays_through_a_network_cut
         _now_next_agree(host, control)
 
         journey.shots_at_sizes(host, "location-screen", _screen_fits)
+
+        # The screen is restarted (a power cut in the hall): captions stay as chosen.
+        host.reload()
+        wait_playing(host, server.diagnosis)
+        captions = host.locator("[data-player] select.sc-captions option:checked")
+        expect(captions).to_have_text(re.compile("English"))
     journey.assert_clean()
