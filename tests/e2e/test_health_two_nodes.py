@@ -70,7 +70,8 @@ def test_control_room_on_a_web_node_shows_health_published_by_the_encoder_node(
             # The control room page on the web node shows the ingest of the right slot.
             page = web.get(control).text
             assert f"rtmp://127.0.0.1:{settings.ingest_interpreter_rtmp_port + 1}/live/" in page
-            assert f'data-health="node">{local["node"]} (' in page  # "… (0.4 s ago)"
+            # Said in words ("Reported by … worker, 0.4 s ago"), the encoder node's id in a title.
+            assert f'title="{local["node"]}">Reported by ' in page
             encoders.press("end")
             # Ended: the encoder node stops publishing and the web node shows nothing soon.
             deadline = time.monotonic() + 12

@@ -110,8 +110,12 @@ def test_migration_0011_adds_the_indexes_the_dashboard_lists_use(empty_engine: s
         summit_id = _seed_revision_0010(connection)
 
     migrate(empty_engine, "0011")
+    indexes_at_0011 = _location_indexes(empty_engine)
+    # The lists are read through today's services and ORM tables, which may have columns
+    # that 0011 does not: read them at the newest revision (no later one drops these).
+    migrate(empty_engine, "head")
 
-    assert _location_indexes(empty_engine) >= INDEXES
+    assert indexes_at_0011 >= INDEXES
     arrivals_plan, drops_plan = _plans_of_dashboard_lists(empty_engine, summit_id)
     assert "ix_locations_summit_id_last_online_at" in arrivals_plan
     assert "ix_locations_summit_id_last_offline_at" in drops_plan
