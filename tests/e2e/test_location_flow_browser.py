@@ -7,15 +7,9 @@ dashboard show it online within 2 s → the page is closed → offline after the
 from __future__ import annotations
 
 import json
-import os
-import secrets
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from datetime import date
-from pathlib import Path
 
 import httpx
 import pytest
@@ -26,8 +20,8 @@ from summitcast.services import accounts, programme
 from summitcast.storage.database import Database
 from summitcast.storage.tables import PresenceSample
 from tests.conftest import PASSWORD
+from tests.e2e.app_server import AppServer, app_server
 from tests.e2e.browser import chromium_page, require_chromium
-from tests.e2e.conftest import free_port
 
 pytestmark = [pytest.mark.e2e, pytest.mark.browser]
 
@@ -36,81 +30,21 @@ TIMEOUT_S = 3.0
 ORGANISER = "organiser@example.org"
 
 
-@dataclass(frozen=True)
-class Server:
-    """A running summitcast server and where it keeps its data."""
-
-    base_url: str
-    database_url: str
-    log: Path
-
-
 @pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    """uvicorn with summitcast on a free loopback port, short heartbeat interval and timeout."""
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AppServer]:
+    """The app on a free loopback port, short heartbeat interval and timeout."""
     require_chromium()
-    data = tmp_path_factory.mktemp("location-flow")
-    port = free_port()
     env = {
-        **os.environ,
-        "PYTHONUNBUFFERED": "1",
-        "SUMMITCAST_ENVIRONMENT": "test",
-        "SUMMITCAST_SECRET_KEY": secrets.token_urlsafe(48),
-        "SUMMITCAST_DATA_DIR": str(data),
         "SUMMITCAST_HEARTBEAT_INTERVAL_S": str(INTERVAL_S),
         "SUMMITCAST_HEARTBEAT_TIMEOUT_S": str(TIMEOUT_S),
         "SUMMITCAST_PRESENCE_SAMPLE_INTERVAL_S": "1",
         "SUMMITCAST_PRESENCE_SWEEP_INTERVAL_S": "0.2",
-        "SUMMITCAST_BASE_URL": f"http://127.0.0.1:{port}",
     }
-    for name in ("SUMMITCAST_DATABASE_URL", "SUMMITCAST_REDIS_URL", "SUMMITCAST_CONFIG_FILE"):
-        env.pop(name, None)
-    log = data / "server.log"
-    with log.open("w") as out:
-        proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "uvicorn",
-                "summitcast.app:app_from_environment",
-                "--factory",
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(port),
-                "--no-access-log",
-                # As `summitcast serve`: the screen's socket on the callback-only protocol.
-                "--ws",
-                "summitcast.web.presence_socket:PresenceWebSockets",
-            ],
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            env=env,
-            cwd=data,
-        )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            assert proc.poll() is None, log.read_text()
-            try:
-                if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                time.sleep(0.2)
-        else:
-            pytest.fail(f"server did not start:\n{log.read_text()}")
-        yield Server(base, f"sqlite:///{(data / 'summitcast.db').resolve()}", log)
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=10)
+    with app_server(tmp_path_factory.mktemp("location-flow"), env) as running:
+        yield running
 
 
-def _seed(server: Server) -> None:
+def _seed(server: AppServer) -> None:
     """A summit and its organiser, written straight into the server's database."""
     database = Database(server.database_url)
     try:
@@ -135,7 +69,7 @@ def _figure(page, element_id: str) -> str:  # type: ignore[no-untyped-def]
     return str(page.locator(f"#{element_id}").text_content()).strip()
 
 
-def test_location_flow_register_approve_online_offline(server: Server) -> None:
+def test_location_flow_register_approve_online_offline(server: AppServer) -> None:
     _seed(server)
     base = server.base_url
     console: list[str] = []

@@ -7,17 +7,11 @@ request, then see the counts change, with no console error on the way.
 
 from __future__ import annotations
 
-import os
-import secrets
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 
-import httpx
 import pytest
 from playwright.sync_api import expect
 
@@ -27,8 +21,8 @@ from summitcast.services.locations import LocationInput
 from summitcast.storage.database import Database
 from summitcast.storage.tables import AuditEvent
 from tests.conftest import PASSWORD
+from tests.e2e.app_server import AppServer, app_server
 from tests.e2e.browser import chromium_page, require_chromium
-from tests.e2e.conftest import free_port
 
 pytestmark = [pytest.mark.e2e, pytest.mark.browser]
 
@@ -36,73 +30,16 @@ SCREENSHOTS = Path(__file__).resolve().parents[2] / "var" / "screenshots"
 ORGANISER = "organiser@example.org"
 
 
-@dataclass(frozen=True)
-class Server:
-    """A running summitcast server and its database."""
-
-    base_url: str
-    database_url: str
-    log: Path
-
-
 @pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    """uvicorn with summitcast on a free loopback port (SQLite in a temporary folder)."""
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AppServer]:
+    """The app on a free loopback port (SQLite in a temporary folder, no encoders)."""
     require_chromium()
-    data = tmp_path_factory.mktemp("locations-review")
-    port = free_port()
-    env = {
-        **{k: v for k, v in os.environ.items() if not k.startswith("SUMMITCAST_")},
-        "PYTHONUNBUFFERED": "1",
-        "SUMMITCAST_ENVIRONMENT": "test",
-        "SUMMITCAST_SECRET_KEY": secrets.token_urlsafe(48),
-        "SUMMITCAST_DATA_DIR": str(data),
-        "SUMMITCAST_BROADCAST_WORKERS": "false",
-        "SUMMITCAST_BASE_URL": f"http://127.0.0.1:{port}",
-    }
-    log = data / "server.log"
-    with log.open("w") as out:
-        proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "uvicorn",
-                "summitcast.app:app_from_environment",
-                "--factory",
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(port),
-                "--no-access-log",
-            ],
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            env=env,
-            cwd=data,
-        )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            assert proc.poll() is None, log.read_text()
-            try:
-                if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                time.sleep(0.2)
-        else:
-            pytest.fail(f"server did not start:\n{log.read_text()}")
-        yield Server(base, f"sqlite:///{(data / 'summitcast.db').resolve()}", log)
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=10)
+    env = {"SUMMITCAST_BROADCAST_WORKERS": "false"}
+    with app_server(tmp_path_factory.mktemp("locations-review"), env) as running:
+        yield running
 
 
-def _seed(server: Server) -> None:
+def _seed(server: AppServer) -> None:
     """A summit, its organiser, 2,000 approved locations in France and 1,000 pending in Kenya."""
     database = Database(server.database_url)
     try:
@@ -138,7 +75,7 @@ def _text(page, selector: str) -> str:  # type: ignore[no-untyped-def]
 
 
 def test_organiser_pages_through_3000_locations_and_approves_1000_pending(
-    server: Server,
+    server: AppServer,
 ) -> None:
     _seed(server)
     base = server.base_url

@@ -2,18 +2,12 @@
 
 from __future__ import annotations
 
-import os
-import secrets
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import httpx
 import pytest
 from playwright.sync_api import expect
 
@@ -21,8 +15,8 @@ from summitcast.domain.accounts import Role
 from summitcast.services import accounts, programme
 from summitcast.storage.database import Database
 from tests.conftest import PASSWORD
+from tests.e2e.app_server import AppServer, app_server
 from tests.e2e.browser import chromium_page, require_chromium
-from tests.e2e.conftest import free_port
 
 if TYPE_CHECKING:
     from playwright.sync_api import Page, Response
@@ -33,15 +27,6 @@ SCREENSHOTS = Path(__file__).resolve().parents[2] / "var" / "screenshots"
 ORGANISER = "organiser@example.org"
 # Speakers from countries whose flags are easy to tell apart, one of them mostly white.
 SPEAKERS = [("Ana Souza", "BR"), ("Wanjiru Kamau", "KE"), ("Aiko Sato", "JP"), ("Lena Vogel", "DE")]
-
-
-@dataclass(frozen=True)
-class Server:
-    """A running summitcast server."""
-
-    base_url: str
-    database_url: str
-    log: Path
 
 
 @dataclass
@@ -64,54 +49,13 @@ class Watch:
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    """uvicorn with summitcast on a free loopback port, seeded with speakers and an organiser."""
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AppServer]:
+    """The app on a free loopback port, seeded with speakers and an organiser."""
     require_chromium()
-    data = tmp_path_factory.mktemp("pages")
-    port = free_port()
-    env = {
-        **{k: v for k, v in os.environ.items() if not k.startswith("SUMMITCAST_")},
-        "PYTHONUNBUFFERED": "1",
-        "SUMMITCAST_ENVIRONMENT": "test",
-        "SUMMITCAST_SECRET_KEY": secrets.token_urlsafe(48),
-        "SUMMITCAST_DATA_DIR": str(data),
-        "SUMMITCAST_BROADCAST_WORKERS": "false",
-        "SUMMITCAST_BASE_URL": f"http://127.0.0.1:{port}",
-    }
-    log = data / "server.log"
-    with log.open("w") as out:
-        proc = subprocess.Popen(
-            [
-                *(sys.executable, "-m", "uvicorn", "summitcast.app:app_from_environment"),
-                *("--factory", "--host", "127.0.0.1", "--port", str(port), "--no-access-log"),
-            ],
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            env=env,
-            cwd=data,
-        )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            assert proc.poll() is None, log.read_text()
-            try:
-                if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                time.sleep(0.2)
-        else:
-            pytest.fail(f"server did not start:\n{log.read_text()}")
-        database_url = f"sqlite:///{(data / 'summitcast.db').resolve()}"
-        _seed(database_url)
-        yield Server(base, database_url, log)
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=10)
+    env = {"SUMMITCAST_BROADCAST_WORKERS": "false"}
+    with app_server(tmp_path_factory.mktemp("pages"), env) as running:
+        _seed(running.database_url)
+        yield running
 
 
 def _seed(database_url: str) -> None:
@@ -165,7 +109,7 @@ def _visible_flags(page: Page) -> list[dict[str, object]]:
     return flags
 
 
-def test_login_error_is_shown_in_the_form_with_the_email_kept(server: Server) -> None:
+def test_login_error_is_shown_in_the_form_with_the_email_kept(server: AppServer) -> None:
     watch = Watch()
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     with chromium_page((1280, 720)) as page:
@@ -191,7 +135,7 @@ def test_login_error_is_shown_in_the_form_with_the_email_kept(server: Server) ->
     assert watch.failed == []
 
 
-def test_public_pages_draw_flags_as_named_images(server: Server) -> None:
+def test_public_pages_draw_flags_as_named_images(server: AppServer) -> None:
     watch = Watch()
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     with chromium_page((1280, 720)) as page:
@@ -217,7 +161,7 @@ def test_public_pages_draw_flags_as_named_images(server: Server) -> None:
     assert watch.failed == []
 
 
-def test_site_icon_is_served_to_the_browser(server: Server) -> None:
+def test_site_icon_is_served_to_the_browser(server: AppServer) -> None:
     with chromium_page((400, 300)) as page:
         page.goto(f"{server.base_url}/login")
         hrefs = page.eval_on_selector_all("link[rel=icon]", "ls => ls.map(l => l.href)")
@@ -232,7 +176,7 @@ def test_site_icon_is_served_to_the_browser(server: Server) -> None:
     ]
 
 
-def test_login_lockout_is_shown_in_the_form(server: Server) -> None:
+def test_login_lockout_is_shown_in_the_form(server: AppServer) -> None:
     # Last in this module: it uses up the login attempts of 127.0.0.1 for 15 minutes.
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     with chromium_page((1280, 720)) as page:
