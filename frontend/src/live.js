@@ -133,9 +133,12 @@ export async function signHeartbeat(secret, locationId, epoch, seq, ts) {
  * onStatus({state, transport, seq, error}), onMessage(msg) for the server's other
  * messages (e.g. {type:"on_air", …}, pushed when the broadcast changes), wakeLock = true}
  * The server greets with {type:"hello", interval_s, epoch?}; the screen then
- * sends {type:"hb", token, location_id, epoch, seq, ts, sig} every interval_s
- * (shortened by up to 20 % of jitter). Without a WebSocket it POSTs the same
- * JSON to heartbeatUrl. Returns {stop(), state}.
+ * sends {type:"hb", token, location_id, epoch, seq, ts, sig, ack: true} every
+ * interval_s (shortened by up to 20 % of jitter) and reports "ok" only when the
+ * server's {type:"ack"} for it arrives: a socket that died without closing (a cut
+ * cable, a sleeping router) still accepts sends, so a send proves nothing. A beat
+ * that gets no answer within ackTimeoutMs ends the socket and it connects again.
+ * Without a WebSocket it POSTs the same JSON to heartbeatUrl. Returns {stop(), state}.
  */
 export function locationScreen(opts) {
   const { locationId, secret } = opts;
@@ -152,6 +155,7 @@ export function locationScreen(opts) {
   let ws = null;
   let hbTimer = null;
   let retryTimer = null;
+  let ackTimer = null;
   let attempt = 0;
   let stopped = false;
   let wakeLock = null;
@@ -179,7 +183,8 @@ export function locationScreen(opts) {
       try {
         await send();
         state.sent += 1;
-        status("ok");
+        // Over HTTP the answer came with the send; a socket's comes as an "ack".
+        if (send === sendOverHttp) status("ok");
       } catch (e) {
         state.lastError = String(e && e.message ? e.message : e);
         status("error", { error: state.lastError });
@@ -188,9 +193,38 @@ export function locationScreen(opts) {
     }, nextDelayMs());
   }
 
+  function ackTimeoutMs() {
+    // Long enough for a slow link's round trip, short enough that the screen says it
+    // lost the server well before the server's own timeout drops the location.
+    return opts.ackTimeoutMs || Math.min(10000, Math.max(3000, state.intervalS * 500));
+  }
+
   async function sendOverWebSocket() {
     if (!ws || ws.readyState !== WebSocket.OPEN) throw new Error("websocket not open");
-    ws.send(JSON.stringify(await heartbeat()));
+    const sock = ws;
+    sock.send(JSON.stringify({ ...(await heartbeat()), ack: true }));
+    if (!ackTimer) ackTimer = setTimeout(() => silent(sock), ackTimeoutMs());
+  }
+
+  /** The server answered a beat (ack or refusal): the connection is alive. */
+  function answered() {
+    clearTimeout(ackTimer);
+    ackTimer = null;
+  }
+
+  /** No answer to a beat: drop the socket without waiting for a close that may never come. */
+  function silent(sock) {
+    ackTimer = null;
+    if (ws !== sock || stopped) return;
+    state.lastError = "no answer from the server";
+    sock.onclose = null;
+    sock.onmessage = null;
+    try {
+      sock.close();
+    } catch {
+      // already closing
+    }
+    lost(sock, true);
   }
 
   async function sendOverHttp() {
@@ -254,37 +288,45 @@ export function locationScreen(opts) {
         try {
           await sendOverWebSocket(); // first heartbeat at once, then every interval
           state.sent += 1;
-          status("ok");
         } catch (err) {
           status("error", { error: String(err.message || err) });
         }
         schedule(sendOverWebSocket);
+      } else if (msg.type === "ack") {
+        answered();
+        attempt = 0;
+        status("ok");
       } else if (msg.type === "error") {
+        answered();
         state.lastError = msg.reason || msg.error || "refused";
         status("error", { error: state.lastError });
       } else if (opts.onMessage) {
         opts.onMessage(msg);
       }
     };
-    sock.onclose = () => {
-      if (ws !== sock || stopped) return;
-      ws = null;
-      clearTimeout(hbTimer);
-      // A fresh epoch per connection, as presence.py expects.
-      state.epoch = randomEpoch();
-      state.seq = 0;
-      // A socket that failed while the browser is offline says nothing about proxies:
-      // only fall back to HTTP when the network is there and the socket still fails.
-      if (!greeted && attempt >= 1 && navigator.onLine !== false && useHttp()) {
-        // WebSocket blocked: keep heartbeats flowing over HTTP and try the
-        // socket again later.
-        // HTTP heartbeats go on while it connects; its hello takes over.
-        retryTimer = setTimeout(connect, Math.max(60000, backoffMs(attempt++, 1000, 300000)));
-        return;
-      }
-      status("reconnecting");
-      retryTimer = setTimeout(connect, backoffMs(attempt++, 1000, 60000));
-    };
+    sock.onclose = () => lost(sock, greeted);
+  }
+
+  /** A socket ended (closed, or silent): try again with backoff, or fall back to HTTP. */
+  function lost(sock, greeted) {
+    if (ws !== sock || stopped) return;
+    ws = null;
+    clearTimeout(hbTimer);
+    answered();
+    // A fresh epoch per connection, as presence.py expects.
+    state.epoch = randomEpoch();
+    state.seq = 0;
+    // A socket that failed while the browser is offline says nothing about proxies:
+    // only fall back to HTTP when the network is there and the socket still fails.
+    if (!greeted && attempt >= 1 && navigator.onLine !== false && useHttp()) {
+      // WebSocket blocked: keep heartbeats flowing over HTTP and try the
+      // socket again later.
+      // HTTP heartbeats go on while it connects; its hello takes over.
+      retryTimer = setTimeout(connect, Math.max(60000, backoffMs(attempt++, 1000, 300000)));
+      return;
+    }
+    status("reconnecting");
+    retryTimer = setTimeout(connect, backoffMs(attempt++, 1000, 60000));
   }
 
   async function keepAwake() {
@@ -316,6 +358,7 @@ export function locationScreen(opts) {
       stopped = true;
       clearTimeout(hbTimer);
       clearTimeout(retryTimer);
+      answered();
       document.removeEventListener("visibilitychange", onVisible);
       window.removeEventListener("online", onOnline);
       if (ws) ws.close();

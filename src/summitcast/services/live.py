@@ -8,8 +8,9 @@ Wire protocol of a location screen (frontend/src/live.js, ``locationScreen``):
   fields of the message are ignored but ``ack``: the token alone is checked, see
   domain/presence.py). Nothing is sent back for an accepted heartbeat; a refused one
   gets ``{"type": "error", "reason": <Refusal>}``. A client that adds ``"ack": true``
-  to a heartbeat (the load tool, to measure latency) gets ``{"type": "ack", "seq": n}``
-  once it is counted. A pending or revoked location keeps
+  to a heartbeat gets ``{"type": "ack", "seq": n}`` once it is counted: location
+  screens ask for it to know that their socket is alive (a dead one still takes sends),
+  the load tool to measure latency. A pending or revoked location keeps
   its socket (so approval takes effect at the next beat, with no reconnect storm);
   a malformed or forged token closes it (code 1008).
 - A screen that opens ``/live/ws?push=on_air`` is also sent

@@ -109,27 +109,49 @@
   }
 
   // The preview joins the page once the encoder has written segments (before that its
-  // playlists answer 404): the player's block from the template, then its scripts in order.
+  // playlists answer 404): the player's block from the template, then its scripts in
+  // order. It leaves when the session ends, so that the next start mounts it afresh
+  // once that run has segments instead of asking for playlists that are not there yet.
   const template = document.getElementById("preview-template");
+  const waiting = document.getElementById("preview-waiting");
   let segmentsSeen = 0;
   function mountPreview(v) {
     if (!template) return;
-    const written = v.health && v.health.segment_age_s !== null && v.health.segment_age_s !== undefined;
+    const active = v.status !== "ended" && v.status !== "idle";
+    const written = active && v.health && v.health.segment_age_s !== null && v.health.segment_age_s !== undefined;
     segmentsSeen = written ? segmentsSeen + 1 : 0;
-    if (segmentsSeen < 2 || template.dataset.mounted) return; // every rendition has one by now
+    if (template.dataset.mounted) {
+      if (!active) unmountPreview();
+      return;
+    }
+    if (segmentsSeen < 2) return; // every rendition has one by now
     template.dataset.mounted = "1";
     const content = template.content.cloneNode(true);
     const scripts = Array.from(content.querySelectorAll("script"));
     for (const old of scripts) old.remove();
-    const waiting = document.getElementById("preview-waiting");
     if (waiting) waiting.remove();
     template.parentNode.insertBefore(content, template);
+    const ns = window.summitcast;
+    if (ns && ns.mountPlayers) {
+      ns.mountPlayers(); // mounted before: its scripts are loaded
+      return;
+    }
     for (const old of scripts) {
       const script = document.createElement("script");
       script.src = old.src;
       script.async = false; // the player before the script that mounts it
       document.body.append(script);
     }
+  }
+
+  function unmountPreview() {
+    for (const block of template.parentNode.querySelectorAll("[data-player]")) {
+      if (block.scPlayer) block.scPlayer.destroy();
+      block.remove();
+    }
+    if (waiting) template.parentNode.insertBefore(waiting, template);
+    delete template.dataset.mounted;
+    segmentsSeen = 0;
   }
 
   let last = null;

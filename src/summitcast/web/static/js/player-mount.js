@@ -8,7 +8,8 @@
 
   function mount(block) {
     block.querySelector(".sc-player-waiting")?.remove();
-    window.summitcast.mountPlayer(block.querySelector("video"), {
+    // Kept on the block so that a page can take its player down again (control.js).
+    block.scPlayer = window.summitcast.mountPlayer(block.querySelector("video"), {
       src: block.dataset.src,
       controlsEl: block.querySelector(".player-controls"),
     });
@@ -39,6 +40,8 @@
       else mount(block);
     }
   }
+  // For blocks a page adds later (the control room's preview).
+  if (window.summitcast) window.summitcast.mountPlayers = mountAll;
   if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", mountAll);
   else mountAll();
 })();
