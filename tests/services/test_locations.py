@@ -450,47 +450,6 @@ def test_locations_csv_lists_every_location_without_secrets(database: Database) 
     assert first.public_id not in text
 
 
-def test_on_air_finds_current_and_next_item(database: Database) -> None:
-    from summitcast.services import programme
-
-    summit = make_summit(database)
-    with database.session() as db:
-        s = db.get(Summit, summit.id)
-        assert s is not None
-        session = programme.add_session(
-            db,
-            s,
-            programme.SessionInput(
-                title="Opening",
-                planned_start=datetime(2027, 7, 17, 10, tzinfo=UTC),
-                planned_end=datetime(2027, 7, 17, 12, tzinfo=UTC),
-            ),
-        )
-        programme.add_item(
-            db, session, programme.ItemInput(title="Welcome", planned_duration_s=600)
-        )
-        programme.add_item(
-            db, session, programme.ItemInput(title="Keynote", planned_duration_s=1800)
-        )
-    with database.session() as db:
-        s = db.get(Summit, summit.id)
-        assert s is not None
-        current, upcoming = locations.on_air(s, datetime(2027, 7, 17, 10, 5, tzinfo=UTC))
-        before = locations.on_air_json(s, datetime(2027, 7, 1, tzinfo=UTC))
-
-    assert current is not None
-    assert upcoming is not None
-    assert (current.title, upcoming.title) == ("Welcome", "Keynote")
-    assert upcoming.start == datetime(2027, 7, 17, 10, 10, tzinfo=UTC)
-    assert before["now"] is None
-    assert before["next"] == {
-        "title": "Welcome",
-        "session": "Opening",
-        "start": "2027-07-17T10:00:00+00:00",
-        "end": "2027-07-17T10:10:00+00:00",
-    }
-
-
 def test_reissue_link_changes_secret_keeps_public_id_and_is_audited(database: Database) -> None:
     summit = make_summit(database)
     location = _register(database, summit)

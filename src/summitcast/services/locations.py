@@ -21,7 +21,6 @@ from summitcast.errors import NotFoundError, ValidationError
 from summitcast.presence.base import PresenceSnapshot
 from summitcast.services.accounts import Actor
 from summitcast.services.audit_trail import record_event, record_events
-from summitcast.services.programme import timed_items
 from summitcast.storage.tables import Location, LocationSettings, PresenceSample, Summit, utcnow
 
 STATUSES = ("pending", "approved", "revoked")
@@ -736,47 +735,3 @@ def locations_csv(db: DbSession, summit: Summit) -> str:
     for location in db.scalars(query):
         writer.writerow([_cell(getattr(location, column)) for column in CSV_COLUMNS])
     return out.getvalue()
-
-
-@dataclass(frozen=True, slots=True)
-class OnAir:
-    """One item of the programme with its session and planned times."""
-
-    title: str
-    session: str
-    start: datetime
-    end: datetime
-
-
-def on_air(summit: Summit, now: datetime) -> tuple[OnAir | None, OnAir | None]:
-    """What is on now and what comes next, by the programme's planned times."""
-    current: OnAir | None = None
-    upcoming: OnAir | None = None
-    for session in summit.sessions:
-        for item, timed in timed_items(session):
-            if item.kind == "break" and timed.start <= now < timed.end:
-                current = OnAir("Break", session.title, timed.start, timed.end)
-                continue
-            entry = OnAir(item.title, session.title, timed.start, timed.end)
-            if timed.start <= now < timed.end:
-                current = entry
-            elif timed.start >= now and (upcoming is None or timed.start < upcoming.start):
-                upcoming = entry
-    return current, upcoming
-
-
-def on_air_json(summit: Summit, now: datetime) -> dict[str, dict[str, str] | None]:
-    """on_air() as JSON-ready dicts (times in ISO 8601)."""
-
-    def encode(entry: OnAir | None) -> dict[str, str] | None:
-        if entry is None:
-            return None
-        return {
-            "title": entry.title,
-            "session": entry.session,
-            "start": entry.start.isoformat(),
-            "end": entry.end.isoformat(),
-        }
-
-    current, upcoming = on_air(summit, now)
-    return {"now": encode(current), "next": encode(upcoming)}
