@@ -204,6 +204,21 @@ def test_held_item_is_cued_not_on_air(client: TestClient, database: Database) ->
     assert (view["on_air"], view["next"]) == ("We will be right back", "Keynote")
 
 
+def test_live_cut_names_the_cued_item_as_next(client: TestClient, database: Database) -> None:
+    url, csrf = _producer_in_room(client, database)
+    for press in ("start-now", "next", "live"):
+        client.post(f"{url}/{press}", data={"csrf_token": csrf})
+
+    view = client.get(f"{url}/health.json").json()
+
+    # "Back to programme" plays the cued item (Keynote) from its start.
+    assert (view["on_air"], view["next"], view["cued_index"]) == (
+        "Live from the studio",
+        "Keynote",
+        1,
+    )
+
+
 def test_reported_by_says_whose_worker_and_how_long_ago() -> None:
     here = socket.gethostname()
     assert reported_by({"node": f"{here}:1"}, f"{here}:1") == (

@@ -44,6 +44,8 @@ def on_air_view(plan: service.BroadcastPlan, run: list[PlayoutItem]) -> dict[str
     upcoming = None
     if state.live:
         current = "Live from the studio"
+        # "Back to programme" plays the cued item from its start: that is what comes next.
+        upcoming = run[state.position].title if state.position < len(run) else None
     elif state.status is BroadcastStatus.COUNTDOWN:
         current = "Countdown"
         upcoming = run[0].title if run else None
