@@ -10,11 +10,17 @@ import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import date
 from pathlib import Path
 
 import httpx
 import pytest
+from sqlalchemy.orm import Session as DbSession
 
+from summitcast.domain.accounts import Role
+from summitcast.services import accounts, programme
+from summitcast.storage.tables import Summit
+from tests.conftest import PASSWORD
 from tests.e2e.conftest import free_port
 
 
@@ -75,3 +81,20 @@ def app_server(data: Path, env: Mapping[str, str] | None = None) -> Iterator[App
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait(timeout=10)
+
+
+def seed_world_summit(db: DbSession, organiser: str) -> Summit:
+    """The summit 'world' (17–20 July 2027, UTC) and an organiser of it with the test password."""
+    summit = programme.create_summit(
+        db,
+        programme.SummitInput(
+            slug="world",
+            title="World Summit",
+            time_zone="UTC",
+            start_date=date(2027, 7, 17),
+            end_date=date(2027, 7, 20),
+        ),
+    )
+    user = accounts.create_user(db, email=organiser, password=PASSWORD)
+    accounts.grant_role(db, user=user, summit=summit, role=Role.ORGANISER)
+    return summit

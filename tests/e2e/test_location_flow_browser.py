@@ -9,18 +9,15 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Iterator
-from datetime import date
 
 import httpx
 import pytest
 from playwright.sync_api import expect
 
-from summitcast.domain.accounts import Role
-from summitcast.services import accounts, programme
 from summitcast.storage.database import Database
 from summitcast.storage.tables import PresenceSample
 from tests.conftest import PASSWORD
-from tests.e2e.app_server import AppServer, app_server
+from tests.e2e.app_server import AppServer, app_server, seed_world_summit
 from tests.e2e.browser import chromium_page, require_chromium
 
 pytestmark = [pytest.mark.e2e, pytest.mark.browser]
@@ -49,18 +46,7 @@ def _seed(server: AppServer) -> None:
     database = Database(server.database_url)
     try:
         with database.session() as db:
-            summit = programme.create_summit(
-                db,
-                programme.SummitInput(
-                    slug="world",
-                    title="World Summit",
-                    time_zone="UTC",
-                    start_date=date(2027, 7, 17),
-                    end_date=date(2027, 7, 20),
-                ),
-            )
-            user = accounts.create_user(db, email=ORGANISER, password=PASSWORD)
-            accounts.grant_role(db, user=user, summit=summit, role=Role.ORGANISER)
+            seed_world_summit(db, ORGANISER)
     finally:
         database.dispose()
 
