@@ -1,12 +1,15 @@
-"""Settings: environment variables, the TOML file, and the refusal of default secrets."""
+"""Settings: environment variables, the TOML file, refusals, and production's safe defaults."""
 
 from __future__ import annotations
 
+import re
+from ipaddress import IPv4Network, IPv6Network
 from pathlib import Path
 
 import pytest
 
-from summitcast.config import DEVELOPMENT_SECRET, Settings
+from summitcast import geo
+from summitcast.config import DEVELOPMENT_SECRET, Settings, shipped_at_risk_countries
 from summitcast.errors import ConfigurationError
 
 pytestmark = pytest.mark.unit
@@ -46,7 +49,11 @@ def test_development_may_use_default_secret() -> None:
 
 
 def test_secret_is_not_shown_in_repr() -> None:
-    settings = Settings(environment="production", secret_key="s" * 40)  # type: ignore[arg-type]
+    settings = Settings(
+        environment="production",
+        secret_key="s" * 40,  # type: ignore[arg-type]
+        base_url="https://summit.example.org",
+    )
     assert "s" * 40 not in repr(settings)
 
 
@@ -79,3 +86,104 @@ def test_fewer_sessions_make_room_for_the_same_ports() -> None:
     settings = Settings(greenroom_srt_port=9200, broadcast_max_sessions=6)
 
     assert settings.port_ranges()["ingest_interpreter_srt_port"][1] == range(9100, 9196)
+
+
+HTTPS = "https://summit.example.org"
+SECRET = "s" * 40
+
+
+def test_production_on_plain_http_without_a_trusted_proxy_is_refused() -> None:
+    with pytest.raises(ConfigurationError) as refused:
+        Settings(environment="production", secret_key=SECRET, base_url="http://summit.example.org")  # type: ignore[arg-type]
+
+    message = str(refused.value)
+    assert "SUMMITCAST_BASE_URL is 'http://summit.example.org'" in message
+    assert "set it to the https:// address" in message
+    assert "SUMMITCAST_TRUSTED_PROXIES" in message
+
+
+def test_production_on_plain_http_behind_a_trusted_proxy_starts() -> None:
+    settings = Settings(
+        environment="production",
+        secret_key=SECRET,  # type: ignore[arg-type]
+        base_url="http://127.0.0.1:8000",
+        trusted_proxies="127.0.0.1",  # type: ignore[arg-type]
+    )
+
+    assert settings.trusted_proxies == (IPv4Network("127.0.0.1/32"),)
+
+
+def test_production_always_sends_secure_cookies_and_hsts() -> None:
+    production = Settings(environment="production", secret_key=SECRET, base_url=HTTPS)  # type: ignore[arg-type]
+    development = Settings()
+    behind_https = Settings(secure_cookies=True)
+
+    assert production.secure_cookies is False  # the override is off, production is not
+    assert (production.cookies_secure, production.strict_transport) == (True, True)
+    assert (development.cookies_secure, development.strict_transport) == (False, False)
+    assert (behind_https.cookies_secure, behind_https.strict_transport) == (True, False)
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("127.0.0.1, 10.0.0.0/8", (IPv4Network("127.0.0.1/32"), IPv4Network("10.0.0.0/8"))),
+        ('["::1", "fd00::/8"]', (IPv6Network("::1/128"), IPv6Network("fd00::/8"))),
+        ("", ()),
+    ],
+)
+def test_trusted_proxies_are_read_from_a_list_or_json(
+    monkeypatch: pytest.MonkeyPatch, value: str, expected: tuple[object, ...]
+) -> None:
+    monkeypatch.setenv("SUMMITCAST_TRUSTED_PROXIES", value)
+
+    assert Settings().trusted_proxies == expected
+
+
+def test_trusted_proxy_that_is_not_a_network_is_refused_by_name() -> None:
+    with pytest.raises(ValueError, match=re.escape("10.0.0.1/8 has host bits set")):
+        Settings(trusted_proxies="10.0.0.1/8")  # type: ignore[arg-type]
+
+
+def test_shipped_at_risk_countries_are_the_default_and_real_countries() -> None:
+    shipped = shipped_at_risk_countries()
+
+    assert Settings().at_risk_countries == shipped
+    assert {"IR", "BY", "CN", "RU", "KP", "SA"} <= shipped
+    assert not {"DE", "KE", "BR", "US", "IN"} & shipped
+    assert all(geo.valid_country(code) for code in shipped)
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("ir, by", frozenset({"IR", "BY"})),
+        ('["ir"]', frozenset({"IR"})),
+        ("none", frozenset()),
+        ("NONE", frozenset()),
+        ("[]", frozenset()),
+    ],
+)
+def test_at_risk_countries_may_be_replaced_or_turned_off(
+    monkeypatch: pytest.MonkeyPatch, value: str, expected: frozenset[str]
+) -> None:
+    monkeypatch.setenv("SUMMITCAST_AT_RISK_COUNTRIES", value)
+
+    assert Settings().at_risk_countries == expected
+
+
+def test_an_empty_at_risk_variable_keeps_the_shipped_list(monkeypatch: pytest.MonkeyPatch) -> None:
+    # A deployment template's unset placeholder must not turn the protection off.
+    monkeypatch.setenv("SUMMITCAST_AT_RISK_COUNTRIES", " ")
+
+    assert Settings().at_risk_countries == shipped_at_risk_countries()
+
+
+def test_at_risk_country_that_is_not_a_code_is_refused() -> None:
+    with pytest.raises(ValueError, match="'IRAN' is not a two-letter ISO 3166 country code"):
+        Settings(at_risk_countries="Iran")  # type: ignore[arg-type]
+
+
+def test_login_delay_cap_below_its_start_is_refused() -> None:
+    with pytest.raises(ConfigurationError, match="LOGIN_ACCOUNT_DELAY_MAX_S"):
+        Settings(login_account_delay_s=5, login_account_delay_max_s=1)

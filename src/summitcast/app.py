@@ -29,7 +29,7 @@ from summitcast.media.manager import BroadcastManager
 from summitcast.media.upload_worker import UploadJobs, chunk_store
 from summitcast.media.webrtc import BrowserContributions
 from summitcast.presence import Presence, PubSub, create_backends
-from summitcast.services.accounts import rate_limiter
+from summitcast.services.accounts import account_delay, rate_limiter
 from summitcast.services.attendance import AttendanceRecorder, LivePublisher
 from summitcast.services.demo_presence import DemoAudience
 from summitcast.services.jobs import JobWorker
@@ -37,6 +37,7 @@ from summitcast.services.live import LiveService
 from summitcast.services.reports import ReportCache
 from summitcast.storage.database import Database
 from summitcast.web.presence_socket import PresenceSockets
+from summitcast.web.proxies import TrustedProxies
 from summitcast.web.routes import (
     api,
     auth,
@@ -56,6 +57,7 @@ from summitcast.web.security import (
     SECURITY_HEADERS,
     BodyLimitMiddleware,
     SecurityHeadersMiddleware,
+    security_headers,
 )
 from summitcast.web.templating import make_templates, render
 from summitcast.web.upload_fast_path import UploadChunkFastPath
@@ -228,6 +230,15 @@ def create_app(
         salt=secret,
         **shared,
     )
+    # Per account, whatever the client: each wrong password doubles the wait before the
+    # account's next check (capped), so no address can guess fast nor lock staff out.
+    app.state.login_delay = account_delay(
+        name="login-account",
+        base_s=settings.login_account_delay_s,
+        cap_s=settings.login_account_delay_max_s,
+        salt=secret + b"/login-account",
+        **shared,
+    )
     # Its own salt: a registration key never equals a login key of the same client.
     app.state.registration_limiter = rate_limiter(
         name="registration",
@@ -243,16 +254,21 @@ def create_app(
         session_cookie="summitcast_session",
         max_age=settings.session_max_age_s,
         same_site="lax",
-        https_only=settings.secure_cookies,
+        https_only=settings.cookies_secure,  # Secure: always in production
     )
+    headers = security_headers(strict_transport=settings.strict_transport)
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_import_bytes + 64 * 1024)
-    app.add_middleware(SecurityHeadersMiddleware)
+    app.add_middleware(SecurityHeadersMiddleware, headers=headers)
     # A speaker's upload chunk skips them too (its link authenticates it; the chunk plan
     # caps its length): ~0.2 s of server CPU per GiB (web/upload_fast_path.py).
-    app.add_middleware(UploadChunkFastPath)
-    # Outermost (added last): heartbeats skip the session (they carry none), routing,
-    # dependencies and the other middleware; it applies its own body cap and headers.
-    app.add_middleware(HeartbeatFastPath)
+    app.add_middleware(UploadChunkFastPath, headers=headers)
+    # Heartbeats skip the session (they carry none), routing, dependencies and the other
+    # middleware; it applies its own body cap and headers.
+    app.add_middleware(HeartbeatFastPath, headers=headers)
+    if settings.trusted_proxies:
+        # Outermost (added last): every layer, fast paths and rate limits included, sees
+        # the client the trusted proxy forwarded (web/proxies.py).
+        app.add_middleware(TrustedProxies, trusted=settings.trusted_proxies)
 
     @app.exception_handler(SummitcastError)
     async def summitcast_error(request: Request, exc: SummitcastError) -> Response:
@@ -315,8 +331,11 @@ class HeartbeatFastPath:
     SOCKET_PATH = "/live/ws"
     MAX_BODY = 16 * 1024  # a heartbeat is ~200 bytes; live.MAX_MESSAGE_CHARS refuses > 1 KiB
 
-    def __init__(self, app: ASGIApp) -> None:
+    def __init__(
+        self, app: ASGIApp, *, headers: tuple[tuple[bytes, bytes], ...] = SECURITY_HEADERS
+    ) -> None:
         self.app = app
+        self.headers = ((b"content-type", b"application/json"), *headers)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Serve a heartbeat POST or a presence socket here; pass everything else on."""
@@ -332,7 +351,7 @@ class HeartbeatFastPath:
             status, answer = 413, _HEARTBEAT_TOO_LARGE
         else:
             status, answer, extra = await live.answer_heartbeat(scope["app"].state.live, body)
-        headers = [*_HEARTBEAT_HEADERS, (b"content-length", str(len(answer)).encode())]
+        headers = [*self.headers, (b"content-length", str(len(answer)).encode())]
         headers += [(k.encode(), v.encode()) for k, v in extra]
         await send({"type": "http.response.start", "status": status, "headers": headers})
         await send({"type": "http.response.body", "body": answer})
@@ -354,7 +373,6 @@ class HeartbeatFastPath:
                 return b"".join(parts)
 
 
-_HEARTBEAT_HEADERS = ((b"content-type", b"application/json"), *SECURITY_HEADERS)
 _HEARTBEAT_TOO_LARGE = (
     b'{"ok":false,"reason":"malformed","detail":"A heartbeat is at most 16 KiB."}'
 )

@@ -6,6 +6,8 @@ import ipaddress
 import itertools
 import json
 import os
+from importlib import resources
+from ipaddress import IPv4Network, IPv6Network
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -23,6 +25,16 @@ from summitcast.errors import ConfigurationError
 DEVELOPMENT_SECRET = "development-only-secret-change-me"  # noqa: S105 - refused outside development
 # Live interpreters: one RTMP and one SRT listener per language, up to this many per session.
 INTERPRETER_PORTS_PER_SESSION = 16
+
+
+AT_RISK_FILE = "data/at_risk_countries.txt"
+
+
+def shipped_at_risk_countries() -> frozenset[str]:
+    """The at-risk country codes shipped with summitcast (its data file, comments dropped)."""
+    text = resources.files("summitcast").joinpath(AT_RISK_FILE).read_text(encoding="utf-8")
+    lines = (line.split("#", 1)[0].strip() for line in text.splitlines())
+    return frozenset(line.split()[0].upper() for line in lines if line)
 
 
 class Settings(BaseSettings):
@@ -69,8 +81,19 @@ class Settings(BaseSettings):
     # heartbeat's objects and made full collections of 0.1–0.6 s every few seconds;
     # 50,000 left none over 100 ms at 30,000 sockets (benchmarks/README.md).
     gc_young_threshold: int = Field(default=50_000, ge=100)
-    # ISO codes whose hosts are steered to country-only privacy ("IR,BY" or a JSON list).
-    at_risk_countries: Annotated[frozenset[str], NoDecode] = frozenset()
+    # ISO codes whose hosts are steered to country-only privacy ("IR,BY" or a JSON list);
+    # unset or empty: the list shipped in summitcast/data/at_risk_countries.txt; "none" or
+    # "[]": no country at all.
+    at_risk_countries: Annotated[frozenset[str], NoDecode] = Field(
+        default_factory=shipped_at_risk_countries
+    )
+    # Reverse proxies whose X-Forwarded-For/-Proto are believed ("127.0.0.1,10.0.0.0/8" or a
+    # JSON list of addresses and networks); empty: the peer's own address is the client's.
+    trusted_proxies: Annotated[tuple[IPv4Network | IPv6Network, ...], NoDecode] = ()
+    # Each wrong password for an account doubles the wait before its next one is checked,
+    # from login_account_delay_s up to login_account_delay_max_s; a right one resets it.
+    login_account_delay_s: float = Field(default=1.0, gt=0)
+    login_account_delay_max_s: float = Field(default=60.0, gt=0)
     # Registrations one client may send per hour (counted under a salted hash, in memory).
     registrations_per_hour: int = Field(default=5, ge=1)
     segment_dir: Path | None = None  # empty: data_dir / "hls"
@@ -154,6 +177,8 @@ class Settings(BaseSettings):
     attendance_head_interval_s: float = Field(default=300.0, gt=0)
     # A built attendance report is served from cache for this long (a build takes seconds).
     report_cache_s: float = Field(default=120.0, ge=0)
+    # Production always sends the session cookie with Secure (cookies_secure); this turns
+    # it on in development and test too (behind HTTPS there), never off in production.
     secure_cookies: bool = False
     auto_migrate: bool = True  # upgrade the schema when the app starts
 
@@ -174,9 +199,30 @@ class Settings(BaseSettings):
     def _split_countries(cls, value: object) -> object:
         if isinstance(value, str):
             text = value.strip()
+            if not text:
+                # An empty variable (a template's unset placeholder, say) keeps the shipped
+                # list: turning the protection off takes an explicit "none".
+                return shipped_at_risk_countries()
+            if text.lower() == "none":
+                return frozenset()
             value = json.loads(text) if text.startswith("[") else text.replace(",", " ").split()
         if isinstance(value, list | tuple | set | frozenset):
-            return frozenset(str(code).strip().upper() for code in value if str(code).strip())
+            codes = frozenset(str(code).strip().upper() for code in value if str(code).strip())
+            for code in codes:
+                if len(code) != 2 or not code.isascii() or not code.isalpha():
+                    raise ValueError(f"{code!r} is not a two-letter ISO 3166 country code")
+            return codes
+        return value
+
+    @field_validator("trusted_proxies", mode="before")
+    @classmethod
+    def _parse_networks(cls, value: object) -> object:
+        if isinstance(value, str):
+            text = value.strip()
+            value = json.loads(text) if text.startswith("[") else text.replace(",", " ").split()
+        if isinstance(value, list | tuple):
+            # ValueError names the entry: "10.0.0.1/8 has host bits set", say.
+            return tuple(ipaddress.ip_network(str(entry).strip()) for entry in value)
         return value
 
     @field_validator("webrtc_ice_servers", "webrtc_host_addresses", mode="before")
@@ -214,6 +260,36 @@ class Settings(BaseSettings):
                 "(try: python -c 'import secrets; print(secrets.token_urlsafe(48))')"
             )
         return self
+
+    @model_validator(mode="after")
+    def _refuse_plain_http_in_production(self) -> Settings:
+        if (
+            self.environment == "production"
+            and not self.base_url.lower().startswith("https://")
+            and not self.trusted_proxies
+        ):
+            raise ConfigurationError(
+                f"SUMMITCAST_BASE_URL is {self.base_url!r}, but production serves over HTTPS "
+                "only: set it to the https:// address people use, or, when a reverse proxy in "
+                "front terminates TLS, name that proxy in SUMMITCAST_TRUSTED_PROXIES (its "
+                "address, e.g. 127.0.0.1)."
+            )
+        if self.login_account_delay_max_s < self.login_account_delay_s:
+            raise ConfigurationError(
+                "SUMMITCAST_LOGIN_ACCOUNT_DELAY_MAX_S must be at least "
+                f"SUMMITCAST_LOGIN_ACCOUNT_DELAY_S ({self.login_account_delay_s})."
+            )
+        return self
+
+    @property
+    def cookies_secure(self) -> bool:
+        """Whether the session cookie carries Secure: always in production."""
+        return self.environment == "production" or self.secure_cookies
+
+    @property
+    def strict_transport(self) -> bool:
+        """Whether responses carry HSTS (production, where browsers reach us over HTTPS)."""
+        return self.environment == "production"
 
     def port_ranges(self) -> dict[str, tuple[str, range]]:
         """Every fixed listener port range (setting → protocol, ports) these settings open."""

@@ -96,13 +96,13 @@ def test_login_lockout_is_shown_in_the_form_with_retry_after(
 ) -> None:
     make_user(database, "victim@example.org")
     token = csrf_of(client)
-    for n in range(10):
+    for n in range(10):  # one guess at each of ten accounts: the per-client limit
         assert (
-            _post_login(client, token, email="victim@example.org", password=f"g{n}").status_code
+            _post_login(client, token, email=f"guess{n}@example.org", password="g").status_code
             == 401
         )
 
-    # Locked out: even the right password is refused until the window frees a slot.
+    # This client is locked out: even the right password is refused until a slot frees.
     response = _post_login(client, token, email="victim@example.org", password=PASSWORD)
 
     assert response.status_code == 429

@@ -7,6 +7,7 @@ import hmac
 import logging
 import math
 import secrets
+import threading
 import time
 from collections import deque
 from dataclasses import dataclass
@@ -283,6 +284,210 @@ class RedisRateLimiter:
             return
         if wait_ms >= 0:
             raise _refuse(wait_ms / 1000)
+
+
+def account_wait_s(attempts: int, *, free: int, base_s: float, cap_s: float) -> float:
+    """Seconds to wait after an account's n-th failed attempt: none at first, then doubling."""
+    if attempts < free:
+        return 0.0
+    # The exponent is capped: 2.0**n overflows past n=1023, and the cap is long reached.
+    return min(cap_s, base_s * 2.0 ** min(attempts - free, 1023))
+
+
+class Delay(Protocol):
+    """A per-account wait between login checks that doubles with each unsuccessful one."""
+
+    def claim(self, raw_key: str) -> None:
+        """Let one check through (counted as failed until reset), or raise RateLimitedError."""
+        ...
+
+    def reset(self, raw_key: str) -> None:
+        """Forget an account's unsuccessful attempts (its password was right)."""
+        ...
+
+
+class AccountDelay:
+    """Per-account exponential delay in this process; keys are hashed, idle ones forgotten."""
+
+    # Why a delay and not a lock: a lock after N failures would let anyone lock staff out
+    # by typing their e-mail. A delay capped at cap_s lets the owner in within cap_s of
+    # an attacker's last guess, and holds a guesser to about one guess per cap_s per
+    # account whatever number of addresses they use. Each claim counts as a failure
+    # at once (reset() undoes it), so parallel guesses cannot all slip in before the
+    # first failure is recorded.
+
+    def __init__(
+        self,
+        *,
+        base_s: float,
+        cap_s: float,
+        salt: bytes,
+        free: int = 3,
+        forget_s: float = 15 * 60,
+    ) -> None:
+        self.base_s = base_s
+        self.cap_s = cap_s
+        self.free = free
+        self.forget_s = max(forget_s, cap_s)
+        self._salt = salt
+        self._state: dict[str, tuple[int, float, float]] = {}  # key → (attempts, until, last)
+        self._lock = threading.Lock()  # login runs in the thread pool
+        self._next_prune = 0.0
+
+    def claim(self, raw_key: str, *, now: float | None = None) -> None:
+        """Let one check through, or refuse while the account's current wait lasts."""
+        moment = time.monotonic() if now is None else now
+        key = hashed_key(self._salt, raw_key)
+        with self._lock:
+            if moment >= self._next_prune:
+                self._forget_idle(moment)
+                self._next_prune = moment + self.forget_s
+            attempts, until, _ = self._state.get(key, (0, -math.inf, moment))
+            if moment < until:
+                raise _refuse(until - moment)
+            attempts += 1
+            wait = account_wait_s(attempts, free=self.free, base_s=self.base_s, cap_s=self.cap_s)
+            self._state[key] = (attempts, moment + wait, moment)
+
+    def reset(self, raw_key: str) -> None:
+        """Forget the account's attempts."""
+        with self._lock:
+            self._state.pop(hashed_key(self._salt, raw_key), None)
+
+    def __len__(self) -> int:
+        """How many accounts are remembered."""
+        return len(self._state)
+
+    def _forget_idle(self, moment: float) -> None:
+        idle = [k for k, (_, _, last) in self._state.items() if last <= moment - self.forget_s]
+        for key in idle:
+            del self._state[key]
+
+
+# KEYS[1]: one account's hash {n, until (ms)}; ARGV: free attempts, base and cap (ms),
+# forget (ms). Returns the milliseconds left to wait, or -1 when the attempt is let through
+# (and counted). The same rule as AccountDelay.claim, on the server's clock.
+_ACCOUNT_DELAY = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local free, base, cap = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
+local until_ms = tonumber(redis.call('HGET', KEYS[1], 'until') or '0')
+if now < until_ms then
+  return until_ms - now
+end
+local n = redis.call('HINCRBY', KEYS[1], 'n', 1)
+local wait = 0
+if n >= free then
+  wait = math.min(cap, base * 2 ^ math.min(n - free, 1023))
+end
+redis.call('HSET', KEYS[1], 'until', math.floor(now + wait))
+redis.call('PEXPIRE', KEYS[1], tonumber(ARGV[4]))
+return -1
+"""
+
+
+class RedisAccountDelay:
+    """The same per-account delay shared by every worker and node through Redis."""
+
+    # Keys are <prefix>:ratelimit:<name>:<HMAC of the account key>, forgotten forget_s
+    # after the last attempt. While Redis is unreachable each worker delays on its own.
+
+    def __init__(
+        self,
+        client: Any,
+        *,
+        name: str,
+        base_s: float,
+        cap_s: float,
+        salt: bytes,
+        prefix: str = "summitcast",
+        free: int = 3,
+        forget_s: float = 15 * 60,
+    ) -> None:
+        self.base_s = base_s
+        self.cap_s = cap_s
+        self.free = free
+        self.forget_s = max(forget_s, cap_s)
+        self._client = client
+        self._salt = salt
+        self._key_prefix = f"{prefix}:ratelimit:{name}:"
+        self._script = client.register_script(_ACCOUNT_DELAY)
+        self.fallback = AccountDelay(
+            base_s=base_s, cap_s=cap_s, salt=salt, free=free, forget_s=forget_s
+        )
+        self._warned_at = -math.inf
+
+    def key_of(self, raw_key: str) -> str:
+        """The Redis key that holds one account's attempts."""
+        return self._key_prefix + hashed_key(self._salt, raw_key)
+
+    def claim(self, raw_key: str) -> None:
+        """Let one check through across all workers, or refuse while the wait lasts."""
+        from redis.exceptions import ConnectionError as RedisConnectionError
+        from redis.exceptions import TimeoutError as RedisTimeoutError
+
+        args = [
+            self.free,
+            max(1, round(self.base_s * 1000)),
+            max(1, round(self.cap_s * 1000)),
+            round(self.forget_s * 1000),
+        ]
+        try:
+            wait_ms = int(self._script(keys=[self.key_of(raw_key)], args=args))
+        except (RedisConnectionError, RedisTimeoutError) as error:
+            self._warn(error)
+            self.fallback.claim(raw_key)
+            return
+        if wait_ms >= 0:
+            raise _refuse(wait_ms / 1000)
+
+    def reset(self, raw_key: str) -> None:
+        """Forget the account's attempts on every worker."""
+        from redis.exceptions import ConnectionError as RedisConnectionError
+        from redis.exceptions import TimeoutError as RedisTimeoutError
+
+        self.fallback.reset(raw_key)
+        try:
+            self._client.delete(self.key_of(raw_key))
+        except (RedisConnectionError, RedisTimeoutError) as error:
+            self._warn(error)
+
+    def _warn(self, error: Exception) -> None:
+        now = time.monotonic()
+        if now - self._warned_at >= 60:  # one line a minute, not one per attempt
+            self._warned_at = now
+            log.warning("login delays per worker while Redis is unavailable (%s)", error)
+
+
+def authenticate_delayed(db: DbSession, delay: Delay, *, email: str, password: str) -> User:
+    """authenticate(), checked only when the account's delay allows; a right password resets it."""
+    # Keyed on what was typed (normalised), known account or not: the answers for an
+    # unknown e-mail stay the same as for a known one.
+    key = "login-account:" + email.strip().lower()[:254]
+    delay.claim(key)
+    user = authenticate(db, email=email, password=password)
+    delay.reset(key)
+    return user
+
+
+def account_delay(
+    *,
+    name: str,
+    base_s: float,
+    cap_s: float,
+    salt: bytes,
+    redis_url: str = "",
+    redis_prefix: str = "summitcast",
+) -> Delay:
+    """The in-process per-account delay, or one shared through Redis when configured."""
+    if not redis_url:
+        return AccountDelay(base_s=base_s, cap_s=cap_s, salt=salt)
+    import redis
+
+    client = redis.Redis.from_url(redis_url, socket_timeout=1.0, socket_connect_timeout=1.0)
+    return RedisAccountDelay(
+        client, name=name, base_s=base_s, cap_s=cap_s, salt=salt, prefix=redis_prefix
+    )
 
 
 def rate_limiter(

@@ -63,7 +63,8 @@ async def verify_csrf(request: Request) -> None:
         )
 
 
-# On every HTTP response (the heartbeat fast path in app.py adds them itself).
+# On every HTTP response (the heartbeat and upload fast paths add them themselves, and
+# all three add HSTS in production: security_headers below).
 SECURITY_HEADERS: tuple[tuple[bytes, bytes], ...] = (
     (b"content-security-policy", CONTENT_SECURITY_POLICY.encode()),
     (b"x-content-type-options", b"nosniff"),
@@ -73,11 +74,26 @@ SECURITY_HEADERS: tuple[tuple[bytes, bytes], ...] = (
 )
 
 
+# Production: browsers keep to HTTPS for a year, subdomains included (RFC 6797). Sent on
+# every production response, since production is served over HTTPS only (directly or by
+# the TLS proxy, config.Settings refuses anything else); never in development, where it
+# would pin a developer's http://127.0.0.1 to HTTPS (browsers ignore it over HTTP anyway).
+HSTS_HEADER = (b"strict-transport-security", b"max-age=31536000; includeSubDomains")
+
+
+def security_headers(*, strict_transport: bool) -> tuple[tuple[bytes, bytes], ...]:
+    """SECURITY_HEADERS, with HSTS when strict_transport (Settings.strict_transport)."""
+    return (*SECURITY_HEADERS, HSTS_HEADER) if strict_transport else SECURITY_HEADERS
+
+
 class SecurityHeadersMiddleware:
     """Adds CSP and the usual hardening headers to every HTTP response."""
 
-    def __init__(self, app: ASGIApp) -> None:
+    def __init__(
+        self, app: ASGIApp, *, headers: tuple[tuple[bytes, bytes], ...] = SECURITY_HEADERS
+    ) -> None:
         self.app = app
+        self.headers = headers
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -88,7 +104,7 @@ class SecurityHeadersMiddleware:
             if message["type"] == "http.response.start":
                 headers = list(message.get("headers", []))
                 names = {k.lower() for k, _ in headers}
-                for name, value in SECURITY_HEADERS:
+                for name, value in self.headers:
                     if name not in names:
                         headers.append((name, value))
                 message["headers"] = headers

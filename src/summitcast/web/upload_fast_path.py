@@ -23,8 +23,11 @@ class UploadChunkFastPath:
     # authenticates it (no session), the chunk plan refuses any length but the chunk's
     # own (the body cap), and its errors are answered here as the app answers them.
 
-    def __init__(self, app: ASGIApp) -> None:
+    def __init__(
+        self, app: ASGIApp, *, headers: tuple[tuple[bytes, bytes], ...] = SECURITY_HEADERS
+    ) -> None:
         self.app = app
+        self.headers = headers  # security.security_headers(): HSTS in production
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Serve a chunk PATCH here; pass everything else on."""
@@ -45,7 +48,7 @@ class UploadChunkFastPath:
                 names = {name for name, _ in message["headers"]}
                 message["headers"] = [
                     *message["headers"],
-                    *((name, value) for name, value in SECURITY_HEADERS if name not in names),
+                    *((name, value) for name, value in self.headers if name not in names),
                 ]
             await send(message)
 

@@ -94,13 +94,17 @@ def login(
         error = "Enter your e-mail and your password."
         return _login_page(request, next=next, email=email, error=error, status_code=400)
     limiter: Limiter = request.app.state.login_limiter
+    # Behind a trusted proxy, the address it forwarded (web/proxies.py); hashed by the limiter.
     client = request.client.host if request.client else "unknown"
     try:
         limiter.hit(f"login:{client}")
         if len(typed) > MAX_EMAIL or len(password) > MAX_PASSWORD:
             # The same answer as a wrong password: the length says nothing about the account.
             raise AuthenticationError("E-mail or password is wrong.")
-        user = accounts.authenticate(db, email=email, password=password)
+        # Per account too: a wrong password doubles the wait before its next check.
+        user = accounts.authenticate_delayed(
+            db, request.app.state.login_delay, email=email, password=password
+        )
     except RateLimitedError as refused:
         wait = readable_wait(refused.retry_after)
         return _login_page(

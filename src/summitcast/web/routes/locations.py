@@ -57,6 +57,7 @@ def _live(request: Request) -> LiveService:
 
 def _client_key(request: Request) -> str:
     # Only ever handed to the RateLimiter, which keeps an HMAC of it, never the address.
+    # Behind a trusted proxy it is the address the proxy forwarded (web/proxies.py).
     return request.client.host if request.client else "unknown"
 
 
