@@ -19,7 +19,7 @@ await mkdir(out, { recursive: true });
 
 const licences = new Map(); // package name -> {version, license, text}
 
-for (const name of ["player", "map", "live", "golive"]) {
+for (const name of ["player", "map", "live", "golive", "passkey"]) {
   const result = await esbuild.build({
     entryPoints: [join(src, `${name}.js`)],
     outfile: join(out, `${name}.js`),

@@ -51,6 +51,7 @@ from summitcast.web.routes import (
     locations,
     public,
     reports,
+    second_factor,
     speakers,
 )
 from summitcast.web.security import (
@@ -86,6 +87,7 @@ ROUTERS = (
     reports.router,
     reports.backstage_router,
     icons.router,
+    second_factor.router,
 )
 
 
@@ -238,6 +240,11 @@ def create_app(
         cap_s=settings.login_account_delay_max_s,
         salt=secret + b"/login-account",
         **shared,
+    )
+    # Second-factor codes and passkey answers per account: ten a quarter hour, so six
+    # digits cannot be guessed (web/routes/second_factor.py).
+    app.state.second_factor_limiter = rate_limiter(
+        name="second-factor", limit=10, window_s=15 * 60, salt=secret + b"/2fa", **shared
     )
     # Its own salt: a registration key never equals a login key of the same client.
     app.state.registration_limiter = rate_limiter(

@@ -34,10 +34,16 @@ class AppServer:
 
 
 @contextmanager
-def app_server(data: Path, env: Mapping[str, str] | None = None) -> Iterator[AppServer]:
-    """Serve the app from ``data`` (SQLite there) with ``env`` on top of test settings."""
+def app_server(
+    data: Path, env: Mapping[str, str] | None = None, *, host_name: str = "127.0.0.1"
+) -> Iterator[AppServer]:
+    """Serve the app from ``data`` (SQLite there) with ``env`` on top of test settings.
+
+    ``host_name`` is the host of its base URL ("localhost" for passkeys: an IP address
+    cannot be a WebAuthn relying party); it listens on 127.0.0.1 either way.
+    """
     port = free_port()
-    base = f"http://127.0.0.1:{port}"
+    base = f"http://{host_name}:{port}"
     full_env = {
         # The developer's own SUMMITCAST_* settings (a database URL, Redis) stay out.
         **{k: v for k, v in os.environ.items() if not k.startswith("SUMMITCAST_")},

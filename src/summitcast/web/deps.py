@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session as DbSession
 from summitcast.config import Settings
 from summitcast.domain.accounts import Permission
 from summitcast.errors import AuthenticationError
-from summitcast.services import accounts
+from summitcast.services import accounts, second_factor
 from summitcast.services.programme import get_summit
 from summitcast.storage.database import Database
 from summitcast.storage.tables import Summit, User
@@ -38,6 +38,13 @@ def get_actor(request: Request, db: DbDep) -> accounts.Actor | None:
     user = db.get(User, user_id)
     if user is None or request.session.get("pw") != user.password_hash[-16:]:
         # The cookie carries a fragment of the hash so a password change logs out other sessions.
+        request.session.clear()
+        return None
+    settings: Settings = request.app.state.settings
+    if settings.environment == "production" and not second_factor.session_allowed(
+        db, user, request.session.get("factor")
+    ):
+        # Staff signed in without a second factor (a cookie from before it was required).
         request.session.clear()
         return None
     return accounts.Actor(user_id=user.id, is_admin=user.is_admin)

@@ -12,6 +12,7 @@ from summitcast.errors import AuthenticationError, PermissionDeniedError, RateLi
 from summitcast.services import accounts
 from summitcast.services.accounts import Limiter
 from summitcast.web.deps import DbDep
+from summitcast.web.routes import second_factor
 from summitcast.web.security import verify_csrf
 from summitcast.web.templating import render
 
@@ -120,10 +121,11 @@ def login(
         return _login_page(
             request, next=next, email=email, error=wrong.message, status_code=wrong.status_code
         )
-    request.session.clear()
-    request.session["user_id"] = user.id
-    request.session["pw"] = user.password_hash[-16:]
-    return RedirectResponse(_safe_next(next), status_code=303)
+    # A second factor next, where the user has one (or must enrol one, in production).
+    settings = request.app.state.settings
+    return second_factor.after_password(
+        request, db, user, next=_safe_next(next), settings=settings
+    )
 
 
 @router.post("/logout", dependencies=[Depends(verify_csrf)])
