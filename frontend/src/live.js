@@ -5,6 +5,16 @@ import { hmacSha256 } from "./hmac.js";
 
 const WS_FAILURES_BEFORE_SSE = 2;
 
+// A screen's socket closed with one of these was refused for a reason retrying cannot
+// change (web/presence_socket.py: 4401 a wrong, re-issued or unknown link, 4403 revoked;
+// 1008 what no honest screen sends): it waits minutes, not seconds, before trying again.
+// Refused screens used to reconnect every ~0.75 s for ever (issue 13).
+export const REFUSED_CLOSE_CODES = { 1008: "refused", 4401: "bad_signature", 4403: "revoked" };
+export const REFUSED_BASE_MS = 60000; // the first wait is 30-60 s (equal jitter)
+export const REFUSED_CAP_MS = 300000; // then at most 5 minutes apart
+// A network drop or a server restart (1012): back quickly, at most 8 s apart.
+export const RETRY_CAP_MS = 8000;
+
 /**
  * Subscribe to server pushes: WebSocket first, Server-Sent Events when the
  * WebSocket cannot connect (some proxies and censored networks block it).
@@ -134,11 +144,20 @@ export async function signHeartbeat(secret, locationId, epoch, seq, ts) {
  * messages (e.g. {type:"on_air", …}, pushed when the broadcast changes), wakeLock = true}
  * The server greets with {type:"hello", interval_s, epoch?}; the screen then
  * sends {type:"hb", token, location_id, epoch, seq, ts, sig, ack: true} every
- * interval_s (shortened by up to 20 % of jitter) and reports "ok" only when the
+ * interval_s (shortened by up to 20 % of jitter), its first one at once on the
+ * page's first connection (the host sees "connected" now) and then at a random
+ * phase of the interval, so that screens that connected together (a herd, a server
+ * restart) do not go on beating in the same instant; after a reconnect the first
+ * beat already waits a random part of the interval (the location stays online: the
+ * server's timeout is several intervals). It reports "ok" only when the
  * server's {type:"ack"} for it arrives: a socket that died without closing (a cut
  * cable, a sleeping router) still accepts sends, so a send proves nothing. A beat
  * that gets no answer within ackTimeoutMs ends the socket and it connects again.
- * Without a WebSocket it POSTs the same JSON to heartbeatUrl. Returns {stop(), state}.
+ * Without a WebSocket it POSTs the same JSON to heartbeatUrl.
+ * A socket closed with a refusal (REFUSED_CLOSE_CODES) reports
+ * {state: "refused", error: <reason word>, retryInMs} and waits 30 s to 5 minutes
+ * (exponential, jittered) before trying again; other drops retry within 1-8 s.
+ * Returns {stop(), state}.
  */
 export function locationScreen(opts) {
   const { locationId, secret } = opts;
@@ -156,9 +175,12 @@ export function locationScreen(opts) {
   let hbTimer = null;
   let retryTimer = null;
   let ackTimer = null;
-  let attempt = 0;
+  let attempt = 0; // drops in a row (reset by any answer to a heartbeat)
+  let refusals = 0; // refusals in a row (reset only by a counted beat)
+  let connectedBefore = false;
   let stopped = false;
   let wakeLock = null;
+  const random = Math.random;
 
   function status(name, extra = {}) {
     report({ state: name, transport: state.transport, seq: state.seq, ...extra });
@@ -167,7 +189,12 @@ export function locationScreen(opts) {
   function nextDelayMs() {
     // Jitter only shortens the interval (as presence.next_interval does), so the
     // gap never exceeds what the server's timeout allows for.
-    return state.intervalS * 1000 * (1 - 0.2 * Math.random());
+    return state.intervalS * 1000 * (1 - 0.2 * random());
+  }
+
+  function phaseMs() {
+    // A random point of the interval: beats of screens that connected together spread.
+    return state.intervalS * 1000 * random();
   }
 
   async function heartbeat() {
@@ -176,7 +203,7 @@ export function locationScreen(opts) {
     return { type: "hb", ...hb };
   }
 
-  function schedule(send) {
+  function schedule(send, delayMs = nextDelayMs()) {
     clearTimeout(hbTimer);
     hbTimer = setTimeout(async () => {
       if (stopped) return;
@@ -190,7 +217,7 @@ export function locationScreen(opts) {
         status("error", { error: state.lastError });
       }
       if (!stopped) schedule(send);
-    }, nextDelayMs());
+    }, delayMs);
   }
 
   function ackTimeoutMs() {
@@ -266,6 +293,7 @@ export function locationScreen(opts) {
     }
     state.transport = "websocket";
     let greeted = false;
+    let refusedFor = null; // the reason of the last refusal on this socket
     const sock = new WebSocket(toWebSocketUrl(opts.wsUrl));
     ws = sock;
     status("connecting");
@@ -277,34 +305,65 @@ export function locationScreen(opts) {
         return;
       }
       if (msg.type === "hello") {
+        // No reset of the backoff here: a hello only says the server is up, and a
+        // refusal may follow it (that reset made refused screens retry every ~0.75 s).
         greeted = true;
-        attempt = 0;
         if (msg.interval_s > 0) state.intervalS = Number(msg.interval_s);
         if (typeof msg.epoch === "string" && /^[A-Za-z0-9_-]{8,64}$/.test(msg.epoch) && msg.epoch !== state.epoch) {
           state.epoch = msg.epoch;
           state.seq = 0;
         }
         clearTimeout(hbTimer);
+        if (connectedBefore) {
+          // A reconnect (maybe of every screen at once): the first beat waits too.
+          schedule(sendOverWebSocket, phaseMs());
+          return;
+        }
+        connectedBefore = true;
         try {
-          await sendOverWebSocket(); // first heartbeat at once, then every interval
+          await sendOverWebSocket(); // first heartbeat at once, the next at a random phase
           state.sent += 1;
         } catch (err) {
           status("error", { error: String(err.message || err) });
         }
-        schedule(sendOverWebSocket);
+        if (ws === sock && !stopped) schedule(sendOverWebSocket, phaseMs());
       } else if (msg.type === "ack") {
         answered();
         attempt = 0;
+        refusals = 0;
         status("ok");
       } else if (msg.type === "error") {
         answered();
-        state.lastError = msg.reason || msg.error || "refused";
+        attempt = 0; // the server is there and answers (e.g. "pending"): not a drop
+        refusedFor = msg.reason || msg.error || "refused";
+        state.lastError = refusedFor;
         status("error", { error: state.lastError });
       } else if (opts.onMessage) {
         opts.onMessage(msg);
       }
     };
-    sock.onclose = () => lost(sock, greeted);
+    sock.onclose = (event) => {
+      const code = event && event.code;
+      if (code in REFUSED_CLOSE_CODES) {
+        refused(sock, (event.reason || refusedFor || REFUSED_CLOSE_CODES[code]).slice(0, 40));
+      } else {
+        lost(sock, greeted);
+      }
+    };
+  }
+
+  /** The server refused this screen for good (until an organiser acts): try again in minutes. */
+  function refused(sock, reason) {
+    if (ws !== sock || stopped) return;
+    ws = null;
+    clearTimeout(hbTimer);
+    answered();
+    state.epoch = randomEpoch();
+    state.seq = 0;
+    state.lastError = reason;
+    const retryInMs = backoffMs(refusals++, REFUSED_BASE_MS, REFUSED_CAP_MS, random);
+    status("refused", { error: reason, retryInMs });
+    retryTimer = setTimeout(connect, retryInMs);
   }
 
   /** A socket ended (closed, or silent): try again with backoff, or fall back to HTTP. */
@@ -322,11 +381,11 @@ export function locationScreen(opts) {
       // WebSocket blocked: keep heartbeats flowing over HTTP and try the
       // socket again later.
       // HTTP heartbeats go on while it connects; its hello takes over.
-      retryTimer = setTimeout(connect, Math.max(60000, backoffMs(attempt++, 1000, 300000)));
+      retryTimer = setTimeout(connect, Math.max(60000, backoffMs(attempt++, 1000, 300000, random)));
       return;
     }
     status("reconnecting");
-    retryTimer = setTimeout(connect, backoffMs(attempt++, 1000, 60000));
+    retryTimer = setTimeout(connect, backoffMs(attempt++, 1000, RETRY_CAP_MS, random));
   }
 
   async function keepAwake() {
@@ -343,7 +402,8 @@ export function locationScreen(opts) {
   // The network is back (a hall's Wi-Fi dropped): reconnect now, not after the backoff
   // that grew while it was away. Only this screen does, so there is no herd.
   const onOnline = () => {
-    if (stopped || !opts.wsUrl || (ws && ws.readyState <= WebSocket.OPEN)) return;
+    // A refused screen waits its minutes: the network coming back changes nothing.
+    if (stopped || refusals > 0 || !opts.wsUrl || (ws && ws.readyState <= WebSocket.OPEN)) return;
     clearTimeout(retryTimer);
     attempt = 0;
     connect();

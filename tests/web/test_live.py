@@ -65,7 +65,7 @@ def test_socket_forged_heartbeat_is_refused_closed_and_not_counted(
             ws.receive_json()
 
     assert refusal == {"type": "error", "reason": "bad_signature"}
-    assert closed.value.code == 1008
+    assert (closed.value.code, closed.value.reason) == (4401, "bad_signature")
     assert _online(client) == 0
 
 

@@ -324,7 +324,7 @@ def test_refused_heartbeats_answer_and_close_as_the_asgi_route(
 
     async def scenario() -> list[object]:
         seen: list[object] = []
-        # A forged token: refused, then the socket closes (1008).
+        # A forged token: refused, then the socket closes (4401: the link is not valid).
         peer, _ = await Peer.open(served.port)
         await peer.json()
         peer.send_json({"type": "hb", "token": token(location, 0, secret="not-the-secret")})
@@ -347,7 +347,7 @@ def test_refused_heartbeats_answer_and_close_as_the_asgi_route(
 
     assert seen == [
         {"type": "error", "reason": "bad_signature"},
-        (1008, "refused"),
+        (4401, "bad_signature"),
         {"type": "error", "reason": "malformed"},
         (1008, "refused"),
         {"type": "ack", "seq": 1},

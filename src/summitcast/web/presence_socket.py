@@ -53,6 +53,19 @@ OP_CLOSE, OP_PING, OP_PONG = 0x8, 0x9, 0xA
 
 _UNAVAILABLE = json.dumps({"type": "error", "reason": Reason.UNAVAILABLE.value})
 
+# Refusals that retrying cannot change, only an organiser can (a new link, approval
+# again): closed with a code of the application's range (RFC 6455 §7.4.2) and the
+# reason as a word, so the screen backs off to minutes and tells its host what to do
+# (frontend/src/live.js). 1008 (a policy violation) stays for what no honest screen
+# sends. A screen closed with 1008 after its hello used to retry every ~0.75 s forever.
+LINK_NOT_VALID = 4401  # a wrong or re-issued secret (bad signature), or no such location
+REVOKED = 4403
+REFUSED_CLOSE_CODES = {
+    Reason.BAD_SIGNATURE: LINK_NOT_VALID,
+    Reason.UNKNOWN: LINK_NOT_VALID,
+    Reason.REVOKED: REVOKED,
+}
+
 
 @dataclass(frozen=True, slots=True)
 class Reply:
@@ -61,6 +74,8 @@ class Reply:
     bound: str | None
     text: str | None = None
     close: bool = False
+    close_code: int = 1008
+    close_reason: str = "refused"
 
 
 async def answer(live: LiveService, text: str, bound: str | None) -> Reply:
@@ -78,6 +93,8 @@ async def answer(live: LiveService, text: str, bound: str | None) -> Reply:
         return Reply(outcome.location_id, ack)
     reason = outcome.reason or Reason.MALFORMED
     refusal = json.dumps({"type": "error", "reason": reason.value})
+    if reason in REFUSED_CLOSE_CODES:
+        return Reply(bound, refusal, True, REFUSED_CLOSE_CODES[reason], reason.value)
     return Reply(bound, refusal, close=reason in CLOSING)
 
 
@@ -482,7 +499,7 @@ class PresenceWebSockets(asyncio.Protocol):
                 if reply.text is not None:
                     self._write(server_frame(OP_TEXT, reply.text.encode()))
                 if reply.close:
-                    self.close(1008, "refused")
+                    self.close(reply.close_code, reply.close_reason)
                     return
                 if not self._waiting:
                     return

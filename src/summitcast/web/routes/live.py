@@ -89,7 +89,7 @@ async def presence_socket(websocket: WebSocket) -> None:
             if reply.text is not None:
                 await websocket.send_text(reply.text)
             if reply.close:
-                await websocket.close(code=1008)
+                await websocket.close(code=reply.close_code, reason=reply.close_reason)
                 return
     except WebSocketDisconnect:
         return

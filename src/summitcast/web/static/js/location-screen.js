@@ -18,16 +18,19 @@
   const FALLBACK_POLL_MS = 30000; // now.json, only while the socket is blocked
   const RETRY_CAP_MS = 8000; // a hall screen retries at least this often once offline
   const REFUSED = {
-    pending: "Waiting for an organiser to approve this location.",
-    revoked: "This location was revoked by the organisers.",
-    bad_signature: "This link is not valid any more.",
-    unknown_location: "This link is not valid.",
+    pending: "Waiting for an organiser to approve this location: it counts as soon as they do.",
+    revoked: "This location was revoked by the organisers: ask them if it should still be counted.",
+    bad_signature: "This screen's link is no longer valid: ask the organiser for the new link.",
+    unknown_location: "This link is not valid: open the whole link you were sent, or ask the organiser for a new one.",
+    // A socket closed with 1008: nothing a reload of an up-to-date page would send.
+    refused: "The server refused this screen: reload the page; if that does not help, ask the organiser.",
     stale: "This screen's clock is wrong: set the date and time, then reload.",
     future: "This screen's clock is wrong: set the date and time, then reload.",
     // The server keeps the connection; the next heartbeats count once it is back.
     unavailable: "The server is briefly unavailable: this screen keeps trying by itself.",
   };
   let refusedUntil = 0;
+  const refusedCover = document.getElementById("screen-refused");
   let player = null;
   let playing = null; // the master playlist the player plays
   let pollTimer = null;
@@ -193,6 +196,17 @@
     onStatus(s) {
       // Pushes come over the socket; without it, ask now.json now and then.
       polling(s.transport === "http");
+      // Refused for good (server closed the socket with 4401/4403/1008): say what to do,
+      // over the picture, until a heartbeat counts again (live.js retries in minutes).
+      if (s.state === "refused") {
+        const text = REFUSED[s.error] || REFUSED.refused;
+        refusedCover.querySelector(".slate-title").textContent = text;
+        refusedCover.hidden = false;
+        showStatus(s.error in REFUSED ? s.error : "refused", text);
+        return;
+      }
+      if (s.state === "ok") refusedCover.hidden = true;
+      if (!refusedCover.hidden) return; // trying again: keep saying what is wrong
       if (s.state === "error" && REFUSED[s.error]) {
         // A refusal answers the heartbeat just sent: keep showing it until a
         // later heartbeat goes unanswered by one.
