@@ -101,3 +101,9 @@ def test_recovery_code_hash_is_salted_and_matches_as_typed() -> None:
     assert rules.recovery_code_matches("abcdefghjk", second)
     assert not rules.recovery_code_matches("abcde-fghjm", first)
     assert not rules.recovery_code_matches(code, "not-hex$00")
+
+
+def test_passkey_label_is_printable_collapsed_and_capped() -> None:
+    assert rules.passkey_label("  Work\x00 laptop\n ") == "Work laptop"
+    assert rules.passkey_label("\x00\t ") == "Passkey"
+    assert rules.passkey_label("k" * 300) == "k" * 100

@@ -18,6 +18,7 @@ TOTP_DIGITS = 6
 # One step either side: a phone's clock a little off, or a code typed as it changed.
 TOTP_WINDOW = 1
 RECOVERY_CODE_COUNT = 10
+MAX_PASSKEY_NAME = 100
 _NONCE_BYTES = 12
 
 
@@ -46,6 +47,13 @@ def unseal(key: bytes, sealed: bytes, *, context: bytes) -> bytes:
         return AESGCM(key).decrypt(sealed[:_NONCE_BYTES], sealed[_NONCE_BYTES:], context)
     except (InvalidTag, ValueError):
         raise SealError("the sealed value does not open with this key") from None
+
+
+def passkey_label(name: str) -> str:
+    """A passkey's name as typed: printable, spaces collapsed, capped; "Passkey" if empty."""
+    # Printable characters only: a NUL byte, say, would be refused by PostgreSQL.
+    printable = "".join(ch for ch in name if ch.isprintable())
+    return " ".join(printable.split())[:MAX_PASSKEY_NAME] or "Passkey"
 
 
 def new_totp_secret() -> str:

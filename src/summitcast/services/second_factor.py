@@ -51,7 +51,6 @@ STAFF_ROLES = (Role.ORGANISER.value, Role.PRODUCER.value)
 # What a session signed in with (web/routes/second_factor.py): each is a second factor.
 STRONG_FACTORS = frozenset({"passkey", "totp", "recovery"})
 ISSUER = "summitcast"
-MAX_PASSKEY_NAME = 100
 # A credential JSON from a browser is a few KiB; anything far larger is not one.
 MAX_CREDENTIAL_CHARS = 64 * 1024
 
@@ -185,7 +184,7 @@ def register_passkey(
     name: str,
 ) -> WebAuthnCredential:
     """Check the browser's answer to the registration options and keep the new passkey."""
-    label = " ".join(name.split())[:MAX_PASSKEY_NAME] or "Passkey"
+    label = rules.passkey_label(name)
     try:
         verified = verify_registration_response(
             credential=_credential(credential),
