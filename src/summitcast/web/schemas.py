@@ -136,6 +136,13 @@ class SpeakersIn(BaseModel):
     speakers: list[int] = Field(max_length=100)
 
 
+class ErrorOut(BaseModel):
+    """Why a request was refused: a sentence, or one line per invalid field."""
+
+    detail: str | list[str]
+    field: str | None = None
+
+
 class ImportOut(BaseModel):
     """What an import changed."""
 

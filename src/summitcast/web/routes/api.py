@@ -11,6 +11,7 @@ from summitcast.services.programme import ItemInput, SessionInput, SpeakerInput,
 from summitcast.storage.tables import Item, Session, Speaker
 from summitcast.web.deps import CurrentActor, DbDep, EditableSummit, SettingsDep
 from summitcast.web.schemas import (
+    ErrorOut,
     ImportOut,
     ItemIn,
     ItemOut,
@@ -26,7 +27,11 @@ from summitcast.web.schemas import (
 )
 from summitcast.web.security import verify_csrf
 
-router = APIRouter(prefix="/api", tags=["programme"], dependencies=[Depends(verify_csrf)])
+# Refusals are documented as they are sent (app.py's handlers), not as FastAPI's default 422.
+REFUSALS = {status: {"model": ErrorOut} for status in (400, 401, 403, 404, 409, 413, 422, 429)}
+router = APIRouter(
+    prefix="/api", tags=["programme"], dependencies=[Depends(verify_csrf)], responses=REFUSALS
+)
 
 
 def _summit_input(body: SummitIn) -> SummitInput:
