@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import base64
 import html
+import json
 import re
 import time
 from collections.abc import Iterator
@@ -11,6 +13,7 @@ from pathlib import Path
 import pyotp
 import pytest
 from fastapi.testclient import TestClient
+from itsdangerous import TimestampSigner
 from sqlalchemy import select
 
 from summitcast.app import create_app
@@ -236,3 +239,25 @@ def test_production_lets_a_user_without_staff_roles_in_with_a_password(
 
     assert _password(production, "host@example.org") == "/backstage"
     assert production.get("/backstage").status_code == 200
+
+
+def _forged_session(secret: str, data: dict[str, object]) -> str:
+    """A session cookie as the app signs it (Starlette: base64 JSON, itsdangerous timestamp)."""
+    payload = base64.b64encode(json.dumps(data).encode())
+    return TimestampSigner(secret).sign(payload).decode()
+
+
+def test_production_refuses_a_staff_session_signed_in_without_a_factor(
+    production: TestClient, database: Database
+) -> None:
+    organiser = make_user(database, EMAIL)
+    grant(database, organiser, make_summit(database, "target"), Role.ORGANISER)
+    secret = production.app.state.settings.secret_key.get_secret_value()  # type: ignore[attr-defined]
+    session = {"user_id": organiser.id, "pw": organiser.password_hash[-16:]}
+    answers = []
+    # A cookie from before second factors were required, then one from a password alone.
+    for extra in ({}, {"factor": "none"}, {"factor": "totp"}):
+        production.cookies.set("summitcast_session", _forged_session(secret, session | extra))
+        answers.append(production.get("/backstage", follow_redirects=False).status_code)
+
+    assert answers == [303, 303, 200]
