@@ -21,7 +21,8 @@ PRIVACY_LEVELS: tuple[PrivacyLevel, ...] = ("public", "country", "hidden")
 # ISO 3166's user-assigned "unknown", the same code domain.attendance suppresses.
 UNDISCLOSED = "ZZ"
 
-# No country is at risk unless the organiser says so (Settings carries the set).
+# The rules' own default is empty: Settings carries the set, by default the list shipped in
+# summitcast/data/at_risk_countries.txt (config.shipped_at_risk_countries).
 AT_RISK_DEFAULT: frozenset[str] = frozenset()
 
 
