@@ -105,6 +105,24 @@ def user_create(
     )
 
 
+@user_app.command("reset-second-factor")
+def user_reset_second_factor(
+    email: Annotated[str, typer.Argument(help="The e-mail address the person logs in with.")],
+    data_dir: DataDirOption = None,
+    database_url: DatabaseUrlOption = None,
+) -> None:
+    """Remove a user's passkeys, authenticator app and recovery codes (all of them lost)."""
+    from summitcast.services import second_factor
+
+    settings = settings_for(data_dir, database_url)
+    with open_database(settings, create=False) as database, database.session() as db:
+        user, removed = second_factor.reset_second_factors(db, email)
+    console.print(
+        f"[green]Removed[/] {removed} second-factor record(s) of {user.email}; in production "
+        "an organiser or producer sets up a new one at the next login."
+    )
+
+
 @programme_app.command("import")
 def programme_import(
     file: Annotated[Path, typer.Argument(exists=True, dir_okay=False, readable=True)],
@@ -201,8 +219,6 @@ def serve(
         "host": host,
         "port": port,
         "workers": workers,
-        # X-Forwarded-* are read by the app itself, from SUMMITCAST_TRUSTED_PROXIES only
-        # (web/proxies.py), the same under any server; uvicorn's would apply a second time.
         "proxy_headers": False,
         "log_level": "info",
         "access_log": False,  # access logs would hold client addresses; we keep none

@@ -419,3 +419,18 @@ def verify_code(db: DbSession, user: User, code: str, *, key: bytes, now: float)
 def session_allowed(db: DbSession, user: User, factor: object) -> bool:
     """Where a second factor is required: a session signed in with one, or a non-staff user's."""
     return factor in STRONG_FACTORS or not is_staff(db, user)
+
+
+def reset_second_factors(db: DbSession, email: str) -> tuple[User, int]:
+    """Remove every passkey, authenticator app and recovery code of a user (lost them all)."""
+    address = email.strip().lower()
+    user = db.scalar(select(User).where(User.email == address))
+    if user is None:
+        raise NotFoundError(f"No user with e-mail {address}.")
+    removed = 0
+    for table in (WebAuthnCredential, TotpSecret, RecoveryCode):
+        rows = list(db.scalars(select(table).where(table.user_id == user.id)))
+        removed += len(rows)
+        for row in rows:
+            db.delete(row)
+    return user, removed
