@@ -219,6 +219,8 @@ def serve(
         "host": host,
         "port": port,
         "workers": workers,
+        # X-Forwarded-* are read by the app itself, from SUMMITCAST_TRUSTED_PROXIES only
+        # (web/proxies.py), the same under any server; uvicorn's would apply a second time.
         "proxy_headers": False,
         "log_level": "info",
         "access_log": False,  # access logs would hold client addresses; we keep none
