@@ -6,11 +6,11 @@ import hashlib
 import hmac
 import json
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 from urllib.parse import urlsplit
 
 import segno
-from sqlalchemy import delete, exists, func, select
+from sqlalchemy import CursorResult, Update, delete, exists, func, select, update
 from sqlalchemy.orm import Session as DbSession
 from webauthn import (
     generate_authentication_options,
@@ -397,8 +397,13 @@ def verify_code(db: DbSession, user: User, code: str, *, key: bytes, now: float)
         row = _confirmed_totp(db, user.id)
         if row is not None:
             step = rules.totp_step(_open(row, key), typed, now=now, after_step=row.last_step)
-            if step is not None:
-                row.last_step = step
+            # Conditional, so two requests with one code (two workers, say) pass only once.
+            if step is not None and _claimed(
+                db,
+                update(TotpSecret)
+                .where(TotpSecret.id == row.id, TotpSecret.last_step < step)
+                .values(last_step=step),
+            ):
                 return "totp"
     elif typed:
         unused = db.scalars(
@@ -407,13 +412,25 @@ def verify_code(db: DbSession, user: User, code: str, *, key: bytes, now: float)
             )
         )
         for recovery in unused:
-            if rules.recovery_code_matches(typed, recovery.code_hash):
-                recovery.used_at = utcnow()
+            if rules.recovery_code_matches(typed, recovery.code_hash) and _claimed(
+                db,
+                update(RecoveryCode)
+                .where(RecoveryCode.id == recovery.id, RecoveryCode.used_at.is_(None))
+                .values(used_at=utcnow()),
+            ):
                 return "recovery"
     raise AuthenticationError(
         "That code is wrong or was used already: type the code your app shows now, "
         "or an unused recovery code."
     )
+
+
+def _claimed(db: DbSession, statement: Update) -> bool:
+    """Run a conditional UPDATE; True when it changed the one row (nobody was first)."""
+    result = cast(
+        CursorResult[Any], db.execute(statement, execution_options={"synchronize_session": False})
+    )
+    return result.rowcount == 1
 
 
 def session_allowed(db: DbSession, user: User, factor: object) -> bool:
