@@ -7,6 +7,7 @@ import contextlib
 import fcntl
 import gc
 import logging
+import sys
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -35,7 +36,7 @@ from summitcast.services.demo_presence import DemoAudience
 from summitcast.services.jobs import JobWorker
 from summitcast.services.live import LiveService
 from summitcast.services.reports import ReportCache
-from summitcast.storage.database import Database
+from summitcast.storage.database import Database, connection_lost
 from summitcast.web.presence_socket import PresenceSockets
 from summitcast.web.proxies import TrustedProxies
 from summitcast.web.routes import (
@@ -299,6 +300,7 @@ def create_app(
 
     if settings.redis_url:
         _answer_503_while_redis_is_away(app)
+    _answer_503_while_the_database_is_away(app)
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(request: Request, exc: RequestValidationError) -> Response:
@@ -391,9 +393,11 @@ def _answer_503_while_redis_is_away(app: FastAPI) -> None:
     from redis.exceptions import ConnectionError as RedisConnectionError
     from redis.exceptions import TimeoutError as RedisTimeoutError
 
+    # One line an outage, no traceback: a restart of Redis is an operations event, not a bug.
+    outage = _OutageLine("presence back-end")
+
     async def unavailable(request: Request, exc: Exception) -> Response:
-        # One line, no traceback: a restart of Redis is an operations event, not a bug.
-        log.warning("presence back-end unavailable (%s): 503 for %s", exc, request.url.path)
+        outage.failed(exc)
         return JSONResponse(
             {"detail": "Live presence is briefly unavailable; try again."},
             status_code=503,
@@ -402,6 +406,68 @@ def _answer_503_while_redis_is_away(app: FastAPI) -> None:
 
     app.add_exception_handler(RedisConnectionError, unavailable)
     app.add_exception_handler(RedisTimeoutError, unavailable)
+
+
+def _answer_503_while_the_database_is_away(app: FastAPI) -> None:
+    """Answer 503 with Retry-After, not 500, while the database cannot be reached."""
+    from sqlalchemy.exc import InterfaceError, OperationalError
+    from sqlalchemy.exc import TimeoutError as PoolTimeoutError
+
+    outage = _OutageLine("database")
+
+    async def unavailable(request: Request, exc: Exception) -> Response:
+        if not isinstance(exc, PoolTimeoutError) and not connection_lost(exc):
+            raise exc  # a bad query, a locked SQLite file: the app's general error handling
+        outage.failed(exc)
+        body = {"detail": "The service is briefly unavailable; try again in a few seconds."}
+        if _wants_json(request):
+            return JSONResponse(body, status_code=503, headers={"Retry-After": "5"})
+        page = render(
+            request, "error.html", {"message": body["detail"], "status": 503}, status_code=503
+        )
+        page.headers["Retry-After"] = "5"
+        return page
+
+    for error in (OperationalError, InterfaceError, PoolTimeoutError):
+        app.add_exception_handler(error, unavailable)
+    psycopg = sys.modules.get("psycopg")  # loaded by a PostgreSQL engine only
+    if psycopg is not None:
+        # Raised bare where code holds a psycopg connection of its own (LISTEN, COPY).
+        app.add_exception_handler(psycopg.OperationalError, unavailable)
+
+
+class _OutageLine:
+    """One warning when a back-end becomes unreachable, then a tally at most every 10 s."""
+
+    # A database restart under load fails hundreds of requests a second: a line (or a
+    # traceback) for each would bury the log. The next success is not seen here, so an
+    # outage counts as over after quiet_s without a failure.
+    def __init__(self, what: str, every_s: float = 10.0, quiet_s: float = 5.0) -> None:
+        self.what = what
+        self.every_s = every_s
+        self.quiet_s = quiet_s
+        self.since = self.last_line = self.last_failure = 0.0
+        self.unreported = 0
+
+    def failed(self, error: BaseException) -> None:
+        """Note one failed request; log the first of an outage and a tally now and then."""
+        now = time.monotonic()
+        first_line = str(error).strip().splitlines()[0] if str(error).strip() else ""
+        if now - self.last_failure > self.quiet_s:
+            self.since, self.last_line, self.unreported = now, now, 0
+            log.warning("%s unavailable (%s); answering 503", self.what, first_line)
+        else:
+            self.unreported += 1
+            if now - self.last_line >= self.every_s:
+                log.warning(
+                    "%s still unavailable after %.0f s (%d requests answered 503 since the"
+                    " last line)",
+                    self.what,
+                    now - self.since,
+                    self.unreported,
+                )
+                self.last_line, self.unreported = now, 0
+        self.last_failure = now
 
 
 def _log_long_collections(threshold_s: float = 0.1) -> Callable[[str, dict[str, int]], None]:

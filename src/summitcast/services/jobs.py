@@ -30,7 +30,7 @@ from typing import Any
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session as DbSession
 
-from summitcast.storage.database import Database
+from summitcast.storage.database import Database, connection_lost
 from summitcast.storage.tables import Job, utcnow
 
 logger = logging.getLogger(__name__)
@@ -246,6 +246,7 @@ class JobWorker:
         self._stopping = False
         self._current: JobContext | None = None
         self._event_loop: asyncio.AbstractEventLoop | None = None
+        self._database_away = False  # an outage is logged once, at its start
 
     async def start(self) -> None:
         """Start polling for jobs in the background."""
@@ -273,14 +274,30 @@ class JobWorker:
             try:
                 await asyncio.to_thread(self._run_periodic)
                 worked = await asyncio.to_thread(self.run_once)
-            except Exception:  # a database hiccup must not end the worker for good
-                logger.exception("job worker iteration failed")
+            except Exception as error:  # a database hiccup must not end the worker for good
+                self._note_failure(error)
                 worked = False
+            else:
+                if self._database_away:
+                    logger.warning("job worker: database reachable again")
+                    self._database_away = False
             if worked:
                 continue
             self._wake.clear()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), self.poll_interval_s)
+
+    def _note_failure(self, error: Exception) -> None:
+        """Log a failed iteration: a traceback, or one line for a whole database outage."""
+        if not connection_lost(error):
+            logger.error("job worker iteration failed", exc_info=error)
+            return
+        # A database restart fails every poll until it is back: one line, not one
+        # traceback a poll interval.
+        if not self._database_away:
+            reason = " ".join(str(error).split())[:300]
+            logger.warning("job worker: database unavailable (%s); retrying", reason)
+        self._database_away = True
 
     def _run_periodic(self) -> None:
         now = time.monotonic()
@@ -289,7 +306,9 @@ class JobWorker:
                 self._next_periodic[task.name] = now + task.interval_s
                 try:
                     task.run()
-                except Exception:
+                except Exception as error:
+                    if connection_lost(error):
+                        raise  # the loop logs a database outage once
                     logger.exception("periodic task %s failed", task.name)
 
     def run_once(self) -> bool:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -10,9 +11,13 @@ from typing import Any
 from alembic import command
 from alembic.config import Config
 from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
 
 MIGRATIONS = Path(__file__).parent / "migrations"
+# SQLSTATEs of a server going away or not taking connections yet: class 08 (connection
+# exception), admin and crash shutdown, "the database system is starting up".
+_LOST_SQLSTATES = ("08", "57P01", "57P02", "57P03")
 
 
 def make_engine(url: str) -> Engine:
@@ -26,7 +31,37 @@ def make_engine(url: str) -> Engine:
     if url.startswith("postgresql://"):
         # psycopg 3 is the driver we ship; plain postgresql:// would ask for psycopg2.
         url = "postgresql+psycopg://" + url.removeprefix("postgresql://")
-    return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20)
+    return create_engine(
+        url,
+        # A pooled connection that a PostgreSQL restart cut is found by a ping at checkout
+        # and replaced, so the app reconnects by itself once the server is back.
+        pool_pre_ping=True,
+        pool_size=10,
+        max_overflow=20,
+        # While the server is unreachable a request waits at most this long for a
+        # connection, then answers 503, instead of holding a worker thread for minutes.
+        pool_timeout=10,
+        connect_args={"connect_timeout": 5},
+    )
+
+
+def connection_lost(error: BaseException) -> bool:
+    """True when error means the database cannot be reached right now (not a bad query)."""
+    if isinstance(error, DBAPIError):
+        if error.connection_invalidated:
+            return True  # SQLAlchemy saw the connection die under a statement
+        error = error.orig if error.orig is not None else error
+    # Only PostgreSQL has a server to lose; the embedded SQLite never loads psycopg.
+    psycopg = sys.modules.get("psycopg")
+    if psycopg is None:
+        return False
+    if isinstance(error, psycopg.InterfaceError):
+        return True  # "the connection is closed"
+    if isinstance(error, psycopg.OperationalError):
+        # No SQLSTATE: the client could not connect (refused, reset, timed out).
+        sqlstate = getattr(error, "sqlstate", None)
+        return sqlstate is None or sqlstate.startswith(_LOST_SQLSTATES)
+    return False
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:

@@ -5,6 +5,8 @@ Installed in create_app next to HeartbeatFastPath (``app.add_middleware(UploadCh
 
 from __future__ import annotations
 
+from sqlalchemy.exc import InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -41,6 +43,12 @@ class UploadChunkFastPath:
         except SummitcastError as exc:
             # The app's own handler: the same JSON body and status as on the routed path.
             handler = scope["app"].exception_handlers[SummitcastError]
+            response = await handler(request, exc)
+        except (OperationalError, InterfaceError, PoolTimeoutError) as exc:
+            # The database away (a restart): the app's 503 with Retry-After, not a 500.
+            # That handler raises anything else again, for the app's general handling.
+            handlers = scope["app"].exception_handlers
+            handler = next(handlers[kind] for kind in type(exc).__mro__ if kind in handlers)
             response = await handler(request, exc)
 
         async def send_with_headers(message: Message) -> None:

@@ -1,0 +1,65 @@
+"""PostgreSQL restarted under load: 503 + Retry-After meanwhile, back by itself, no write lost."""
+
+from __future__ import annotations
+
+import secrets
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.faults.load import SLUG, Load, drill_env, missing_writes, seed
+from tests.faults.servers import private_postgres, wait_until
+from tests.loadtest.servers import serve
+
+pytestmark = pytest.mark.e2e
+
+DOWN_S = 3.0
+KINDS = ("read", "register", "edit", "upload")
+
+
+def test_app_answers_503_while_postgres_restarts_and_reconnects_by_itself(tmp_path: Path) -> None:
+    secret = secrets.token_urlsafe(48)
+    with private_postgres() as postgres:
+        tokens = seed(postgres.url, secret, invitations=2)
+        env = drill_env(postgres.url, secret) | {"SUMMITCAST_DATA_DIR": str(tmp_path / "data")}
+        with serve(env, tmp_path) as server:
+            load = Load(server.base_url, tokens)
+            load.start()
+            try:
+                wait_until(
+                    lambda: all(kind in load.tally.last_ok for kind in KINDS),
+                    30,
+                    lambda: f"every kind of request answered: {load.tally.sample}",
+                )
+                postgres.stop()
+                stopped_at = time.monotonic()
+                during = httpx.get(f"{server.base_url}/s/{SLUG}", timeout=20)
+                time.sleep(max(0.0, DOWN_S - (time.monotonic() - stopped_at)))
+                outage_statuses = dict(load.tally.statuses)
+                postgres.start()
+                back_at = time.monotonic()
+                # Each kind of request succeeds again, with no restart of the app.
+                wait_until(
+                    lambda: all(load.tally.last_ok[kind] > back_at for kind in KINDS),
+                    30,
+                    lambda: f"every kind answered again: {load.tally.sample}",
+                )
+            finally:
+                tally = load.finish()
+            log = server.log.read_text(errors="replace")
+        lost = missing_writes(postgres.url, tmp_path / "data" / "uploads", tally)
+
+    assert during.status_code == 503, during.text
+    assert during.headers["retry-after"] == "5"
+    assert outage_statuses.get(503, 0) > 0
+    assert tally.wrong == []
+    assert tally.refused == 0  # the app itself stayed up
+    assert lost == []
+    assert tally.registered
+    assert tally.speakers
+    assert tally.acked
+    # One line for the outage, not a traceback per request or per background tick.
+    assert "Traceback" not in log, log[log.index("Traceback") - 500 : log.index("Traceback") + 4000]
+    assert log.count("database unavailable") <= 4, log
