@@ -18,7 +18,7 @@ from summitcast.media.testclips import make_clip
 from summitcast.media.upload_worker import UploadJobs, chunk_store
 from summitcast.services import jobs, programme, speakers, uploads
 from summitcast.storage.database import Database
-from summitcast.storage.tables import Item, Job, Upload
+from summitcast.storage.tables import Item, Job, SpeakerInvitation, Upload
 from tests.conftest import make_summit
 
 pytestmark = pytest.mark.e2e
@@ -147,10 +147,54 @@ def test_truncated_video_without_index_is_refused(env, clips) -> None:  # type: 
     upload, status, ran = _run(env, clips["truncated"])
 
     assert (upload.state, status) == ("rejected", "problem")
-    assert _problems(upload)[0].startswith(
-        "We could not read your file: it may be damaged or cut off"
-    )
+    assert _problems(upload) == [
+        "Your file is cut off before its end: the export or the copy may not have finished. "
+        "Please export it again, wait until it is complete, and upload the new file."
+    ]
+    assert upload.facts["unreadable"].startswith("truncated: its 'mdat' box should end at byte")
     assert [j.state for j in ran] == ["done"]
+
+
+def test_mp4_head_then_garbage_is_refused_in_plain_words(env, clips, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    hostile = tmp_path / "hostile.mp4"
+    hostile.write_bytes(b"\x00\x00\x00\x18ftypmp42\x00\x00\x00\x00mp42isom" + b"\xab" * 70_000)
+
+    upload, status, _ran = _run(env, hostile)
+
+    assert (upload.state, status) == ("rejected", "problem")
+    assert _problems(upload) == [
+        "We could not read your file: it is not a video or sound format we know, or it is "
+        "damaged. Please export your recording again (MP4 works best) and upload the new file."
+    ]
+    assert upload.facts["unreadable"] == (
+        "[Errno 1094995529] Invalid data found when processing input"
+    )
+
+
+def test_failure_text_of_ffmpeg_stays_backstage(env, clips) -> None:  # type: ignore[no-untyped-def]
+    from summitcast.services import notifications
+
+    _settings, database = env
+    upload, _status, _ran = _run(env, clips["ok"])
+    tool_text = (
+        "ffmpeg exit code 1: [h264 @ 0x55d] Decoder (codec none) not found for input "
+        "stream #0:0 | /srv/summitcast/uploads/3f9a"
+    )
+    with database.session() as db:
+        row = db.get(Upload, upload.id)
+        row.state = "processing"
+        uploads.record_failure(db, row, tool_text)
+        status = uploads.status_of(row)
+        speaker_id = db.get(SpeakerInvitation, row.invitation_id).speaker_id
+        told = notifications.notices_for(db, speaker_id, row.item_id)[0].message
+
+    plain = (
+        "Your file uses a picture or sound format we cannot play. Please export it as MP4 "
+        "(H.264 video, AAC sound) and upload it again."
+    )
+    assert (status["state"], status["problem"], told) == ("failed", plain, plain)
+    with database.session() as db:
+        assert db.get(Upload, upload.id).problem == tool_text  # the organisers' detail
 
 
 def test_video_cut_off_after_its_index_is_refused(env, clips) -> None:  # type: ignore[no-untyped-def]

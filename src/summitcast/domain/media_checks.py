@@ -101,6 +101,96 @@ class Verdict:
         return tuple(f.message for f in self.findings if f.level is Level.PROBLEM)
 
 
+class Unreadable(StrEnum):
+    """Why a file could not be read or prepared, as a speaker can act on it."""
+
+    INVALID_DATA = "invalid_data"  # not media we know, or damaged from the start
+    CUT_OFF = "cut_off"  # ends before its end: an export or copy that did not finish
+    NO_STREAMS = "no_streams"  # a container with neither picture nor sound
+    UNSUPPORTED_CODEC = "unsupported_codec"  # picture or sound in a format we cannot decode
+    TIMEOUT = "timeout"  # reading it took longer than any sound file should
+    OTHER = "other"  # anything else: our side, the disk, a tool that failed
+
+
+# ffmpeg's and the OS's own words (matched lower-case), first match wins: cut-off files
+# often also say "invalid data", so the more telling causes come first.
+_CAUSES: tuple[tuple[Unreadable, tuple[str, ...]], ...] = (
+    (Unreadable.TIMEOUT, ("timed out", "timeout")),
+    (
+        Unreadable.CUT_OFF,
+        (
+            "truncat",  # "truncated", "Truncating packet", our own probe's "truncated"
+            "moov atom not found",
+            "end of file",
+            "premature end",
+            "partial file",
+            "incomplete frame",
+        ),
+    ),
+    (
+        Unreadable.UNSUPPORTED_CODEC,
+        (
+            "decoder (codec",  # "Decoder (codec none) not found for input stream #0:0"
+            "unknown codec",
+            "unsupported codec",
+            "codec not currently supported",
+            "could not find codec parameters",
+            "patch welcome",  # ffmpeg's "… is not implemented. Update your FFmpeg …"
+            "not implemented",
+        ),
+    ),
+    (
+        Unreadable.NO_STREAMS,
+        ("does not contain any stream", "matches no streams", "no streams", "no stream"),
+    ),
+    (
+        Unreadable.INVALID_DATA,
+        ("invalid data found", "1094995529", "invalid argument", "could not find tag"),
+    ),
+)
+
+UNREADABLE_WORDS: dict[Unreadable, str] = {
+    Unreadable.INVALID_DATA: (
+        "We could not read your file: it is not a video or sound format we know, or it is "
+        "damaged. Please export your recording again (MP4 works best) and upload the new file."
+    ),
+    Unreadable.CUT_OFF: (
+        "Your file is cut off before its end: the export or the copy may not have finished. "
+        "Please export it again, wait until it is complete, and upload the new file."
+    ),
+    Unreadable.NO_STREAMS: (
+        "We found no picture and no sound in your file. Please upload the recording of "
+        "your speech itself."
+    ),
+    Unreadable.UNSUPPORTED_CODEC: (
+        "Your file uses a picture or sound format we cannot play. Please export it as MP4 "
+        "(H.264 video, AAC sound) and upload it again."
+    ),
+    Unreadable.TIMEOUT: (
+        "Reading your file took far longer than it should; it may be damaged. Please export "
+        "it again and upload the new file."
+    ),
+    Unreadable.OTHER: (
+        "We could not prepare your file for the broadcast. The organisers have been told; "
+        "you may also try uploading it again."
+    ),
+}
+
+
+def unreadable_cause(tool_text: str) -> Unreadable:
+    """What a tool's failure text (ffmpeg, PyAV, the OS) means for the speaker's file."""
+    text = tool_text.lower()
+    for cause, marks in _CAUSES:
+        if any(mark in text for mark in marks):
+            return cause
+    return Unreadable.OTHER
+
+
+def speaker_reason(tool_text: str) -> str:
+    """A plain sentence for a speaker in place of a tool's failure text (never shown to them)."""
+    return UNREADABLE_WORDS[unreadable_cause(tool_text)]
+
+
 def minutes(seconds: float) -> str:
     """A duration as people say it: '8 minutes', '1 minute 30 seconds', '45 seconds'."""
     total = round(seconds)
@@ -135,15 +225,13 @@ def check_media(
 ) -> Verdict:
     """Judge a probed programme or audio file against its slot and the programme format."""
     if facts.unreadable:
-        return Verdict(
-            (
-                Finding(
-                    Level.PROBLEM,
-                    "We could not read your file: it may be damaged or cut off before the end "
-                    f"({facts.unreadable}). Please export it again and upload the new file.",
-                ),
-            )
-        )
+        # The tool's own text stays with the facts (organisers, log); the speaker reads words.
+        cause = unreadable_cause(facts.unreadable)
+        if cause is Unreadable.OTHER:
+            cause = Unreadable.INVALID_DATA  # the file, not our side: it could not be opened
+        return Verdict((Finding(Level.PROBLEM, UNREADABLE_WORDS[cause]),))
+    if facts.video is None and facts.audio is None:
+        return Verdict((Finding(Level.PROBLEM, UNREADABLE_WORDS[Unreadable.NO_STREAMS]),))
     found: list[Finding] = []
     if kind is UploadKind.PROGRAMME:
         found += _check_picture(facts, programme_size, programme_fps)

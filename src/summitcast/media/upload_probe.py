@@ -49,18 +49,55 @@ def probe_upload(path: Path) -> MediaFacts:
     try:
         container = av.open(str(path))
     except (av.error.FFmpegError, OSError, ValueError) as exc:
-        return MediaFacts(container="", duration_s=0.0, unreadable=_short(exc))
+        return MediaFacts(container="", duration_s=0.0, unreadable=_unreadable(path, exc))
     try:
         with container:
             return _facts(container)
     except (av.error.FFmpegError, OSError, ValueError) as exc:
-        return MediaFacts(container="", duration_s=0.0, unreadable=_short(exc))
+        return MediaFacts(container="", duration_s=0.0, unreadable=_unreadable(path, exc))
+
+
+def _unreadable(path: Path, exc: BaseException) -> str:
+    """Why a file did not open, in the tools' words (for organisers and the log, not speakers)."""
+    # ffmpeg says "Invalid data found" for an MP4 cut before its index (the 'moov' box
+    # written last): its box sizes tell that cut-off file from garbage.
+    cut = _cut_off_box(path)
+    return f"{cut}; {_short(exc)}" if cut else _short(exc)
 
 
 def _short(exc: BaseException) -> str:
     text = str(exc).strip() or type(exc).__name__
-    # PyAV puts the path in its messages: the stored random name means nothing to a speaker.
+    # PyAV puts the path in its messages: the stored random name means nothing to anyone.
     return re.sub(r":\s*'[^']*'$", "", text)[:200]
+
+
+def _cut_off_box(path: Path) -> str:
+    """For an ISO media file (MP4, MOV) whose top-level box runs past its end, say so; else ""."""
+    try:
+        size = path.stat().st_size
+        with path.open("rb") as handle:
+            if handle.read(8)[4:8] != b"ftyp":
+                return ""
+            offset = 0
+            while offset + 8 <= size:
+                handle.seek(offset)
+                header = handle.read(16)
+                length, name = int.from_bytes(header[:4], "big"), header[4:8]
+                if length == 1 and len(header) == 16:
+                    length = int.from_bytes(header[8:16], "big")  # a 64-bit size follows
+                if length == 0:
+                    return ""  # "to the end of the file": cannot be cut short by its own size
+                if length < 8 or not name.isalnum():
+                    return ""  # not a box (top-level names are ASCII): garbage, not a cut
+                if offset + length > size:
+                    return (
+                        f"truncated: its '{name.decode()}' box should end at byte "
+                        f"{offset + length}, the file ends at byte {size}"
+                    )
+                offset += length
+    except OSError:
+        return ""
+    return ""
 
 
 def _facts(container: Any) -> MediaFacts:

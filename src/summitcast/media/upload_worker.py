@@ -112,6 +112,9 @@ class UploadJobs:
             facts_json = {"container": upload.sniffed}
         else:
             facts = probe_upload(path)
+            if facts.unreadable:
+                # The tools' words, for whoever looks into it; the speaker reads plain ones.
+                logger.info("upload %s unreadable: %s", upload.public_id, facts.unreadable)
             context.progress(0.5)
             loudness: Loudness | None = None
             if facts.audio is not None and not facts.unreadable:

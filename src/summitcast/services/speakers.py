@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, func, or_, select
+from sqlalchemy import ColumnElement, Select, func, or_, select
 from sqlalchemy.orm import Session as DbSession
 
 from summitcast.domain import paging
@@ -184,6 +184,21 @@ def uploads_of_item(db: DbSession, item_id: int) -> list[Upload]:
     )
 
 
+def speaker_uploads(invitation: SpeakerInvitation) -> Select[Upload]:
+    """A query of the uploads the link's speaker made to its item, through any of their links."""
+    # An upload belongs to the speaker of the link that created it: a co-speaker of the
+    # same item neither sees nor touches it (the organisers see all). A re-issued link
+    # (same speaker, same item) still reaches the uploads its earlier links started.
+    return (
+        select(Upload)
+        .join(SpeakerInvitation, SpeakerInvitation.id == Upload.invitation_id)
+        .where(
+            Upload.item_id == invitation.item_id,
+            SpeakerInvitation.speaker_id == invitation.speaker_id,
+        )
+    )
+
+
 @dataclass(frozen=True, slots=True)
 class Portal:
     """What a speaker's portal shows."""
@@ -206,7 +221,8 @@ def portal(db: DbSession, invitation: SpeakerInvitation) -> Portal:
     """Everything the speaker's portal shows, read in one go."""
     item = invitation.item
     slot = next((t for i, t in timed_items(item.session) if i.id == item.id), None)
-    uploads = uploads_of_item(db, item.id)
+    newest_first = speaker_uploads(invitation).order_by(Upload.created_at.desc(), Upload.id.desc())
+    uploads = list(db.scalars(newest_first))
     pending = next(
         (
             u

@@ -30,13 +30,13 @@ from sqlalchemy.orm import Session as DbSession
 
 from summitcast.domain import paging
 from summitcast.domain import uploads as rules
-from summitcast.domain.media_checks import Finding, Level, Verdict
+from summitcast.domain.media_checks import Finding, Level, Verdict, speaker_reason
 from summitcast.domain.programme import ItemStatus
 from summitcast.domain.uploads import UploadKind, UploadState
 from summitcast.errors import ConflictError, NotFoundError, ValidationError
 from summitcast.services import jobs, notifications
 from summitcast.services.broadcast import MediaKind, attach_media
-from summitcast.services.speakers import UPLOAD_OPEN
+from summitcast.services.speakers import UPLOAD_OPEN, speaker_uploads
 from summitcast.storage.tables import Item, Speaker, SpeakerInvitation, Summit, Upload, utcnow
 
 log = logging.getLogger(__name__)
@@ -382,9 +382,9 @@ def create_upload(
 
 
 def get_upload(db: DbSession, invitation: SpeakerInvitation, public_id: str) -> Upload:
-    """One upload of the invitation's item, or 404 (ids of other items are not revealed)."""
-    upload = db.scalar(select(Upload).where(Upload.public_id == public_id))
-    if upload is None or upload.item_id != invitation.item_id:
+    """One upload the link's speaker made to its item, or 404 (others' are not revealed)."""
+    upload = db.scalar(speaker_uploads(invitation).where(Upload.public_id == public_id))
+    if upload is None:
         raise NotFoundError("No such upload.")
     return upload
 
@@ -861,17 +861,16 @@ def record_normalised(
 
 
 def record_failure(db: DbSession, upload: Upload, reason: str) -> None:
-    """Our side failed for good (after retries): say so to the speaker and flag the item."""
+    """A check or normalisation failed for good (after retries): tell the speaker, flag the item.
+
+    ``reason`` is the tools' own text (ffmpeg's stderr, an OS error): kept for the
+    organisers and the log, while the speaker reads a plain sentence (speaker_reason).
+    """
     upload.state = UploadState.FAILED.value
     upload.problem = reason[:2000]
     _set_item_status(db, upload, ItemStatus.PROBLEM)
-    _notify(
-        db,
-        upload,
-        notifications.NoticeLevel.PROBLEM,
-        "We could not prepare your file for the broadcast. The organisers have been told; "
-        "you may also try uploading it again.",
-    )
+    log.warning("upload %s failed for good: %s", upload.public_id, reason[:500])
+    _notify(db, upload, notifications.NoticeLevel.PROBLEM, speaker_reason(reason))
 
 
 def expire_partials(db: DbSession, store: ChunkStore, *, now: datetime) -> int:
@@ -910,7 +909,8 @@ def status_of(upload: Upload) -> dict[str, Any]:
         "chunk_size": upload.chunk_size,
         "checksum": upload.sha256 or None,
         "findings": list(upload.findings or []),
-        "problem": upload.problem or None,
+        # The tools' own words stay backstage: the speaker gets what they can act on.
+        "problem": speaker_reason(upload.problem) if upload.problem else None,
         "expires_at": upload.expires_at.isoformat(),
     }
 

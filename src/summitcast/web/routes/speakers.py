@@ -11,13 +11,14 @@ import asyncio
 import contextlib
 import mmap
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
 from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, RedirectResponse, Response
 from pydantic import BaseModel, ConfigDict, Field
+from sqlalchemy.orm import Session as DbSession
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import Headers
 from starlette.requests import ClientDisconnect
@@ -40,6 +41,7 @@ backstage_router = APIRouter(
     prefix="/backstage", include_in_schema=False, dependencies=[Depends(verify_csrf)]
 )
 OFFSET_HEADER = "Upload-Offset"
+_T = TypeVar("_T")
 # No shared cache may keep a portal answer: the token is in the URL.
 PRIVATE = {"Cache-Control": "no-store", "Referrer-Policy": "no-referrer"}
 
@@ -108,24 +110,44 @@ def portal_page(
     return response
 
 
+# The upload protocol's routes take no DbDep: each runs its one unit of work in one worker
+# thread (link, lookup, write, commit) and answers after the commit. A DbDep spans several
+# thread hops (the link dependency, the handler, the commit), holding a pooled connection
+# between them: 100 speakers at once left every worker thread waiting for a connection
+# that the requests holding them needed a thread to give back (503s after the pool's
+# timeout, tests/e2e/test_upload_commit_race.py).
+
+
+def _in_one_transaction(
+    request: Request, token: str, work: Callable[[DbSession, SpeakerInvitation], _T]
+) -> _T:
+    """Open the link and do work with it in one unit of work, committed before returning."""
+    database: Database = request.app.state.database
+    with database.session() as db:
+        # The link first: a forged or withdrawn one is refused whatever else was asked.
+        return work(db, speakers.open_invitation(db, token, _secret(request)))
+
+
 @router.post("/speak/{token}/uploads", status_code=201)
-def create_upload(
-    request: Request, token: str, db: DbDep, invitation: Invitation, body: NewUpload
-) -> Response:
+async def create_upload(request: Request, token: str, body: NewUpload) -> Response:
     """Start a resumable upload; answers its id, offset 0 and the chunk size."""
     store = _store(request)
-    upload = uploads.create_upload(
-        db,
-        store,
-        invitation,
-        size=body.size,
-        kind=body.kind,
-        language=body.language,
-        checksum=body.checksum,
-        filename=body.filename,
-    )
-    status = uploads.status_of(upload)
-    status["url"] = f"/speak/{token}/uploads/{upload.public_id}"
+
+    def create(db: DbSession, invitation: SpeakerInvitation) -> dict[str, Any]:
+        upload = uploads.create_upload(
+            db,
+            store,
+            invitation,
+            size=body.size,
+            kind=body.kind,
+            language=body.language,
+            checksum=body.checksum,
+            filename=body.filename,
+        )
+        return uploads.status_of(upload)
+
+    status = await run_in_threadpool(_in_one_transaction, request, token, create)
+    status["url"] = f"/speak/{token}/uploads/{status['id']}"
     return JSONResponse(
         status,
         status_code=201,
@@ -133,34 +155,36 @@ def create_upload(
     )
 
 
-def _resumable(request: Request, db: DbDep, invitation: Invitation, upload_id: str) -> Upload:
-    """The upload, its offset checked first if a machine that is gone wrote its last chunk."""
-    upload = uploads.get_upload(db, invitation, upload_id)
-    uploads.recover_unsynced(db, _store(request), upload)
-    return upload
+async def _resumable_status(request: Request, token: str, upload_id: str) -> dict[str, Any]:
+    """The speaker's upload's status, its offset checked first if a gone machine wrote it."""
+    store = _store(request)
+
+    def status(db: DbSession, invitation: SpeakerInvitation) -> dict[str, Any]:
+        upload = uploads.get_upload(db, invitation, upload_id)
+        uploads.recover_unsynced(db, store, upload)  # committed with the unit of work
+        return uploads.status_of(upload)
+
+    return await run_in_threadpool(_in_one_transaction, request, token, status)
 
 
 @router.get("/speak/{token}/uploads/{upload_id}")
-def upload_status(request: Request, db: DbDep, invitation: Invitation, upload_id: str) -> Response:
+async def upload_status(request: Request, token: str, upload_id: str) -> Response:
     """Where an upload stands (offset to resume from, checks, state)."""
-    upload = _resumable(request, db, invitation, upload_id)
-    return JSONResponse(
-        uploads.status_of(upload),
-        headers={**PRIVATE, OFFSET_HEADER: str(upload.received)},
-    )
+    status = await _resumable_status(request, token, upload_id)
+    return JSONResponse(status, headers={**PRIVATE, OFFSET_HEADER: str(status["offset"])})
 
 
 @router.head("/speak/{token}/uploads/{upload_id}")
-def upload_head(request: Request, db: DbDep, invitation: Invitation, upload_id: str) -> Response:
+async def upload_head(request: Request, token: str, upload_id: str) -> Response:
     """Where an upload stands, in headers only (tus style)."""
-    upload = _resumable(request, db, invitation, upload_id)
+    status = await _resumable_status(request, token, upload_id)
     return Response(
         status_code=204,
         headers={
             **PRIVATE,
-            OFFSET_HEADER: str(upload.received),
-            "Upload-Length": str(upload.size),
-            "Upload-State": upload.state,
+            OFFSET_HEADER: str(status["offset"]),
+            "Upload-Length": str(status["size"]),
+            "Upload-State": status["state"],
         },
     )
 
