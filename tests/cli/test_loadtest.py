@@ -89,7 +89,10 @@ def test_loadtest_presence_against_demo_server_counts_every_location(tmp_path: P
             server.wait()
         log.close()
     assert "latency ms" in out
-    assert (result["heartbeats_acked"], result["lost"], result["never_online"]) == (50, 0, 0)
+    # Each screen's first beat at once; its second at a random phase of the 10 s interval
+    # may fall inside the 4 s too.
+    assert 50 <= result["heartbeats_acked"] <= 100
+    assert (result["lost"], result["never_online"]) == (0, 0)
     assert (result["processes"], result["refused"], result["connect_errors"]) == (2, {}, 0)
     assert max(s["server"] or 0 for s in result["samples"]) == 50
     assert result["latency_ms"]["p99"] is not None

@@ -1,10 +1,12 @@
 """One client process of the load tool: many location screens speaking the real protocol.
 
 Each simulated screen does what frontend/src/live.js does: open ``/live/ws``, read
-the hello, send a signed heartbeat at once and then every announced interval
-(shortened by up to 20 % of jitter), reconnect with full-jitter backoff and a new
-epoch when the socket drops. It adds ``"ack": true`` so that the server answers
-each counted heartbeat and the latency can be measured.
+the hello, send a signed heartbeat at once, the next at a random phase of the
+announced interval and then every interval (shortened by up to 20 % of jitter),
+reconnect with full-jitter backoff and a new epoch when the socket drops, and after a
+reconnect send the first beat at a random phase too (so a herd does not stay a herd).
+It adds ``"ack": true`` so that the server answers each counted heartbeat and the
+latency can be measured.
 
 Screens are callbacks and timers on one event loop over ``wire.ScreenSocket``, not
 a task each: the tool must spend far less CPU per heartbeat than the server it
@@ -152,7 +154,7 @@ class ClientProcess:
         elif kind == "hello" and screen.hello is not None and not screen.hello.done():
             screen.hello.set_result(float(message.get("interval_s") or 10.0))
 
-    def _beat(self, screen: _Screen) -> None:
+    def _beat(self, screen: _Screen, next_in: float | None = None) -> None:
         screen.timer = None
         socket = screen.socket
         if socket is None or not socket.open:
@@ -170,7 +172,9 @@ class ClientProcess:
         self.stats.sent += 1
         screen.seq += 1
         loop = asyncio.get_running_loop()
-        screen.timer = loop.call_later(next_interval(screen.interval, self.rng), self._beat, screen)
+        if next_in is None:
+            next_in = next_interval(screen.interval, self.rng)
+        screen.timer = loop.call_later(next_in, self._beat, screen)
 
     def _closed(self, screen: _Screen, socket: ScreenSocket | None) -> None:
         """The socket of a screen ended: count what was in flight, reconnect later."""
@@ -255,14 +259,22 @@ class ClientProcess:
                 self.stats.error_kinds[kind] += 1
                 self._reconnect_later(screen)
             return
-        if screen.connected_before:
+        reconnect = screen.connected_before
+        if reconnect:
             self.stats.reconnects += 1
         screen.connected_before = True
         screen.attempt = 0
         screen.interval = interval
         screen.epoch = secrets.token_urlsafe(12)  # a new epoch per connection, as a page load
         screen.seq = 0
-        self._beat(screen)
+        # As live.js: beats start at a random phase of the interval, so screens that
+        # connected together do not go on beating together (a herd stayed a herd: ack p99
+        # 504 ms after 30,000 joined at once, 17 ms after a 60 s ramp, issue 13).
+        phase = self.rng.random() * interval
+        if reconnect:
+            screen.timer = loop.call_later(phase, self._beat, screen)
+        else:
+            self._beat(screen, next_in=phase)
 
     async def _ticker(self) -> None:
         while not self._stopping():
