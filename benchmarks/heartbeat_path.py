@@ -128,7 +128,11 @@ def main() -> None:
     from summitcast.domain.presence import encode_heartbeat, sign_heartbeat
     from summitcast.services import locations
     from summitcast.services.demo import seed_demo
+    from summitcast.services.link_secrets import LinkSecrets
     from summitcast.storage.database import Database
+
+    # The app key of the benchmark's server: the locations' secrets are sealed under it.
+    bench_key = "benchmark-only-secret-" + "x" * 32
 
     tmp = Path(tempfile.mkdtemp(prefix="summitcast-hb-"))
     database_url = f"sqlite:///{tmp / 'bench.db'}"
@@ -137,7 +141,7 @@ def main() -> None:
     with database.session() as db:
         summit = seed_demo(db, start=datetime.now(UTC).date()).summit
         inputs = [locations.LocationInput(label=f"L{i}", country="DE") for i in range(500)]
-        made = locations.register_locations_bulk(db, summit, inputs)
+        made = locations.register_locations_bulk(db, summit, inputs, links=LinkSecrets(bench_key))
     database.dispose()
 
     script = tmp / "hb.lua"
@@ -160,6 +164,7 @@ def main() -> None:
         **os.environ,
         "SUMMITCAST_DATABASE_URL": database_url,
         "SUMMITCAST_DATA_DIR": str(tmp),
+        "SUMMITCAST_SECRET_KEY": bench_key,
         "SUMMITCAST_BROADCAST_WORKERS": "false",
         "SUMMITCAST_JOB_WORKERS": "false",
         "SUMMITCAST_HEARTBEAT_MAX_SKEW_S": "3600",

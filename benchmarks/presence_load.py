@@ -41,7 +41,11 @@ from summitcast.loadtest.client import SimulatedLocation
 from summitcast.loadtest.run import LoadPlan, LoadResult, LoadTest
 from summitcast.services import locations
 from summitcast.services.demo import DEMO_SLUG, seed_demo
+from summitcast.services.link_secrets import LinkSecrets
 from summitcast.storage.database import Database
+
+# The app key of the benchmark's servers: the locations' secrets are sealed under it.
+BENCH_KEY = "benchmark-only-secret-" + "x" * 32
 
 POSTGRES_ADMIN_URL = os.environ.get(
     "SUMMITCAST_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/postgres"
@@ -101,7 +105,9 @@ def _seed(database_url: str, count: int) -> list[SimulatedLocation]:
                 )
                 for i in range(count)
             ]
-            made = locations.register_locations_bulk(db, summit, inputs)
+            made = locations.register_locations_bulk(
+                db, summit, inputs, links=LinkSecrets(BENCH_KEY)
+            )
     finally:
         database.dispose()
     return [SimulatedLocation(m.location_id, m.secret) for m in made]
@@ -182,6 +188,7 @@ def main() -> None:
             **os.environ,
             "SUMMITCAST_DATABASE_URL": database_url,
             "SUMMITCAST_DATA_DIR": str(tmp),
+            "SUMMITCAST_SECRET_KEY": BENCH_KEY,
             "SUMMITCAST_HEARTBEAT_INTERVAL_S": str(args.interval),
             "SUMMITCAST_HEARTBEAT_TIMEOUT_S": str(args.timeout),
             "SUMMITCAST_BROADCAST_WORKERS": "false",

@@ -19,6 +19,7 @@ from summitcast.app import create_app
 from summitcast.config import Settings
 from summitcast.domain.accounts import Role
 from summitcast.services import accounts, programme
+from summitcast.services.link_secrets import LinkSecrets
 from summitcast.storage.database import Database
 from summitcast.storage.tables import Base, Summit, User
 
@@ -82,12 +83,17 @@ def database(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Databas
     db.dispose()
 
 
+# The app key of the test settings, and the link secrets sealed under it.
+TEST_SECRET_KEY = "test-secret-" + "x" * 32
+TEST_LINKS = LinkSecrets(TEST_SECRET_KEY)
+
+
 @pytest.fixture
 def settings(tmp_path: Path, database: Database) -> Settings:
     """Test settings: a temporary data folder and the database under test."""
     return Settings(
         environment="test",
-        secret_key="test-secret-" + "x" * 32,
+        secret_key=TEST_SECRET_KEY,
         data_dir=tmp_path / "data",
         database_url=database.url,
         auto_migrate=False,

@@ -17,7 +17,7 @@ from summitcast.domain.accounts import Role
 from summitcast.domain.presence import encode_heartbeat, sign_heartbeat
 from summitcast.storage.database import Database
 from summitcast.storage.tables import Base, Location
-from tests.conftest import csrf_of, grant, log_in, make_summit, make_user
+from tests.conftest import TEST_LINKS, csrf_of, grant, log_in, make_summit, make_user
 
 pytestmark = pytest.mark.integration
 
@@ -75,11 +75,12 @@ def _exercise(client: TestClient, database: Database) -> None:
     )
     now = int(time.time())
     for n, location in enumerate(locations):
-        hb = sign_heartbeat(location.secret.encode(), location.public_id, "epoch-one", 0, now)
+        secret = TEST_LINKS.open(location).encode()
+        hb = sign_heartbeat(secret, location.public_id, "epoch-one", 0, now)
         client.post("/live/heartbeat", content=json.dumps({"token": encode_heartbeat(hb)}))
         with client.websocket_connect("/live/ws") as ws:
             ws.receive_json()
-            hb = sign_heartbeat(location.secret.encode(), location.public_id, "epoch-two", n, now)
+            hb = sign_heartbeat(secret, location.public_id, "epoch-two", n, now)
             ws.send_json({"type": "hb", "token": encode_heartbeat(hb)})
             ws.send_json({"type": "hb", "token": encode_heartbeat(hb)})  # a replay: refused
             ws.receive_json()

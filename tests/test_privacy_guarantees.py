@@ -25,7 +25,7 @@ from summitcast.services import attendance
 from summitcast.services.attendance import AttendanceRecorder
 from summitcast.storage.database import Database
 from summitcast.storage.tables import Base, Location, Summit
-from tests.conftest import csrf_of, grant, log_in, make_user
+from tests.conftest import TEST_LINKS, csrf_of, grant, log_in, make_user
 from tests.services.test_attendance import T0, Clock, count_beats, make_world
 from tests.test_no_ip_addresses import CLIENT_V4, addresses_in
 
@@ -165,9 +165,11 @@ def test_host_deletes_personal_data_without_breaking_published_counts(
     refused = published.client.post(
         f"/l/{host.public_id}/forget", data={"csrf_token": token, "secret": "wrong"}
     )
-    no_csrf = published.client.post(f"/l/{host.public_id}/forget", data={"secret": host.secret})
+    no_csrf = published.client.post(
+        f"/l/{host.public_id}/forget", data={"secret": TEST_LINKS.open(host)}
+    )
     done = published.client.post(
-        f"/l/{host.public_id}/forget", data={"csrf_token": token, "secret": host.secret}
+        f"/l/{host.public_id}/forget", data={"csrf_token": token, "secret": TEST_LINKS.open(host)}
     )
 
     assert refused.status_code == 403
@@ -196,7 +198,7 @@ def test_pseudonym_is_shown_only_with_the_location_secret(published: Published) 
         f"/l/{host.public_id}/counted", data={"csrf_token": token, "secret": "guess"}
     )
     right = published.client.post(
-        f"/l/{host.public_id}/counted", data={"csrf_token": token, "secret": host.secret}
+        f"/l/{host.public_id}/counted", data={"csrf_token": token, "secret": TEST_LINKS.open(host)}
     )
 
     assert 'id="pseudonym"' not in form.text

@@ -34,6 +34,7 @@ from summitcast.services.accounts import account_delay, rate_limiter
 from summitcast.services.attendance import AttendanceRecorder, LivePublisher
 from summitcast.services.demo_presence import DemoAudience
 from summitcast.services.jobs import JobWorker
+from summitcast.services.link_secrets import seal_stored_raw
 from summitcast.services.live import LiveService
 from summitcast.services.reports import ReportCache
 from summitcast.storage.database import Database, connection_lost
@@ -113,6 +114,8 @@ def create_app(
         db.upgrade()
     if presence is None or pubsub is None:
         presence, pubsub = create_backends(settings)
+    # Link secrets stored raw before migration 0015 (a migration cannot read the app key).
+    seal_stored_raw(db, settings)
     live_service = LiveService(settings=settings, database=db, presence=presence, pubsub=pubsub)
     # Counts every accepted heartbeat into its bucket in memory; flushed below.
     attendance = AttendanceRecorder(settings.attendance_bucket_s)

@@ -27,6 +27,7 @@ from playwright.sync_api import Page, expect
 from summitcast.app import create_app
 from summitcast.media.testclips import Tone, make_clip, write_webvtt
 from summitcast.services import locations, programme
+from summitcast.services.link_secrets import LinkSecrets
 from summitcast.storage.database import Database
 from tests.e2e.broadcast_server import (
     FFMPEG,
@@ -82,9 +83,10 @@ def screen_server(tmp_path: Path) -> Iterator[Screen]:
             summit,
             locations.LocationInput(label="Nairobi hall", country="KE", city="Nairobi"),
             at_risk=(),
+            links=LinkSecrets.of(settings),
         )
         locations.approve_location(db, location)
-        link = f"/l/{location.public_id}#k={location.secret}"
+        link = f"/l/{location.public_id}#k={LinkSecrets.of(settings).open(location)}"
     app = create_app(settings, database=database)
     port = free_port()
     config = uvicorn.Config(

@@ -17,9 +17,18 @@ from summitcast.domain.presence import encode_heartbeat, sign_heartbeat
 from summitcast.loadtest.client import SimulatedLocation
 from summitcast.loadtest.run import LoadPlan, LoadResult, LoadTest
 from summitcast.services import locations
+from summitcast.services.link_secrets import LinkSecrets
 from summitcast.storage.database import Database
 from tests.conftest import make_summit
-from tests.loadtest.servers import SLUG, own_postgres, presence_env, private_redis, seed, serve
+from tests.loadtest.servers import (
+    SERVE_KEY,
+    SLUG,
+    own_postgres,
+    presence_env,
+    private_redis,
+    seed,
+    serve,
+)
 
 pytestmark = [pytest.mark.e2e, pytest.mark.postgres]
 
@@ -51,7 +60,10 @@ def _probe_location(database_url: str) -> SimulatedLocation:
         summit = make_summit(database, slug="probe-summit")
         with database.session() as db:
             made = locations.register_locations_bulk(
-                db, db.merge(summit), [locations.LocationInput(label="Probe", country="FR")]
+                db,
+                db.merge(summit),
+                [locations.LocationInput(label="Probe", country="FR")],
+                links=LinkSecrets(SERVE_KEY),
             )
     finally:
         database.dispose()

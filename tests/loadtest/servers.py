@@ -22,10 +22,13 @@ import redis
 from summitcast.loadtest.client import SimulatedLocation
 from summitcast.services import locations
 from summitcast.services.demo import seed_demo
+from summitcast.services.link_secrets import LinkSecrets
 from summitcast.storage.database import Database
 from tests.e2e.conftest import free_port
 
 SLUG = "demo-summit"
+# The app key of the servers these tests run: seeded locations' secrets are sealed under it.
+SERVE_KEY = "loadtest-only-secret-" + "x" * 32
 
 
 def seed(database_url: str, count: int) -> list[SimulatedLocation]:
@@ -39,7 +42,9 @@ def seed(database_url: str, count: int) -> list[SimulatedLocation]:
                 locations.LocationInput(label=f"L{i}", country=("DE", "KE", "BR")[i % 3])
                 for i in range(count)
             ]
-            made = locations.register_locations_bulk(db, summit, inputs)
+            made = locations.register_locations_bulk(
+                db, summit, inputs, links=LinkSecrets(SERVE_KEY)
+            )
     finally:
         database.dispose()
     return [SimulatedLocation(m.location_id, m.secret) for m in made]
@@ -95,6 +100,7 @@ def serve(env: dict[str, str], tmp: Path, *, workers: int = 1) -> Iterator[Serve
     port = free_port()
     log = tmp / f"serve-{port}.log"
     full_env = {**os.environ, "PYTHONUNBUFFERED": "1", "SUMMITCAST_JOB_WORKERS": "false"}
+    full_env["SUMMITCAST_SECRET_KEY"] = SERVE_KEY
     full_env |= {"SUMMITCAST_BROADCAST_WORKERS": "false", **env}
     argv = [sys.executable, "-m", "summitcast.cli", "serve", "--port", str(port)]
     argv += ["--workers", str(workers)]

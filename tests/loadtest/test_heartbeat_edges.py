@@ -15,7 +15,7 @@ from summitcast.domain.presence import encode_heartbeat, sign_heartbeat
 from summitcast.services import locations
 from summitcast.services.locations import BulkRegistered
 from summitcast.storage.database import Database
-from tests.conftest import make_summit
+from tests.conftest import TEST_LINKS, make_summit
 from tests.e2e.conftest import free_port
 
 pytestmark = pytest.mark.integration
@@ -25,7 +25,7 @@ def _location(database: Database) -> BulkRegistered:
     summit = make_summit(database)
     with database.session() as db:
         inputs = [locations.LocationInput(label="Hall", country="DE")]
-        return locations.register_locations_bulk(db, summit, inputs)[0]
+        return locations.register_locations_bulk(db, summit, inputs, links=TEST_LINKS)[0]
 
 
 def _message(location: BulkRegistered, seq: int, **extra: object) -> str:

@@ -17,10 +17,11 @@ from summitcast.config import Settings
 from summitcast.errors import PermissionDeniedError
 from summitcast.services import attendance, locations, programme
 from summitcast.services.attendance import AttendanceRecorder
+from summitcast.services.link_secrets import LinkSecrets
 from summitcast.services.locations import LocationInput
 from summitcast.storage.database import Database
 from summitcast.storage.tables import Location, Summit
-from tests.conftest import make_summit
+from tests.conftest import TEST_LINKS, make_summit
 
 pytestmark = pytest.mark.integration
 
@@ -83,6 +84,7 @@ def make_world(
                     privacy_level=level,
                 ),
                 at_risk=frozenset(),
+                links=LinkSecrets.of(settings),
             )
             locations.approve_location(db, location)
             made.append(location)
@@ -208,12 +210,15 @@ def test_host_sees_own_buckets_with_a_checked_proof(database: Database, settings
     with database.session() as db:
         location = db.get(Location, host.id)
         assert location is not None
-        result = attendance.host_inclusion(db, settings, location, host.secret)
+        result = attendance.host_inclusion(db, settings, location, TEST_LINKS.open(host))
         absent = attendance.host_inclusion(
-            db, settings, location_of(db, world.locations[2]), world.locations[2].secret
+            db,
+            settings,
+            location_of(db, world.locations[2]),
+            TEST_LINKS.open(world.locations[2]),
         )
         with pytest.raises(PermissionDeniedError):
-            attendance.host_inclusion(db, settings, location, world.locations[1].secret)
+            attendance.host_inclusion(db, settings, location, TEST_LINKS.open(world.locations[1]))
 
     assert result.buckets == [T0 + 300, T0 + 600]
     assert result.proof_ok is True
@@ -245,13 +250,13 @@ def test_forgetting_host_data_keeps_log_and_figures(database: Database, settings
     host = world.locations[0]
 
     with database.session() as db:
-        attendance.forget_host_data(db, location_of(db, host), host.secret)
+        attendance.forget_host_data(db, settings, location_of(db, host), TEST_LINKS.open(host))
     with database.session() as db:
         summit = db.get(Summit, world.summit.id)
         assert summit is not None
         forgotten = location_of(db, host)
         after = attendance.attendance_data(db, summit, settings)
-        check = attendance.host_inclusion(db, settings, forgotten, host.secret)
+        check = attendance.host_inclusion(db, settings, forgotten, TEST_LINKS.open(host))
 
     assert (forgotten.label, forgotten.contact) == ("", "")
     assert after.public == before.public
@@ -264,7 +269,9 @@ def test_forgetting_with_wrong_secret_is_refused(database: Database, settings: S
     world = make_world(database, settings, [("FR", "public")])
 
     with database.session() as db, pytest.raises(PermissionDeniedError):
-        attendance.forget_host_data(db, location_of(db, world.locations[0]), "not-the-secret")
+        attendance.forget_host_data(
+            db, settings, location_of(db, world.locations[0]), "not-the-secret"
+        )
 
 
 def test_session_window_widens_to_the_broadcast(database: Database, settings: Settings) -> None:

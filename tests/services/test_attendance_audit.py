@@ -32,7 +32,7 @@ from summitcast.services.live import LiveService
 from summitcast.services.locations import LocationInput
 from summitcast.storage.database import Database
 from summitcast.storage.tables import Summit
-from tests.conftest import make_summit
+from tests.conftest import TEST_LINKS, make_summit
 
 pytestmark = pytest.mark.integration
 
@@ -88,9 +88,10 @@ def _published_summit(
                     label=sim.location_id, country=sim.country, privacy_level=sim.privacy
                 ),
                 at_risk=frozenset(),
+                links=TEST_LINKS,
             )
             locations.approve_location(db, location)
-            registered[sim.location_id] = (location.public_id, location.secret.encode())
+            registered[sim.location_id] = (location.public_id, TEST_LINKS.open(location).encode())
 
     clock = Clock()
     presence, pubsub = MemoryPresence(35.0, clock), MemoryPubSub()

@@ -36,7 +36,7 @@ from summitcast.services import attendance, locations, programme
 from summitcast.services.locations import LocationInput
 from summitcast.storage.database import Database
 from summitcast.storage.tables import Location, Summit
-from tests.conftest import make_summit
+from tests.conftest import TEST_LINKS, make_summit
 
 pytestmark = pytest.mark.integration
 
@@ -68,6 +68,7 @@ def _register(db: DbSession, summit: Summit, rng: random.Random, n: int) -> list
                 label=f"Hall {i}", country=rng.choice(COUNTRIES), privacy_level=rng.choice(LEVELS)
             ),
             at_risk=frozenset(),
+            links=TEST_LINKS,
         )
         locations.approve_location(db, location)
         made.append(location)

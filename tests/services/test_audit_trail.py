@@ -13,7 +13,7 @@ from summitcast.services.accounts import Actor
 from summitcast.services.locations import LocationInput
 from summitcast.storage.database import Database
 from summitcast.storage.tables import AuditEvent, Location, Summit
-from tests.conftest import make_summit, make_user
+from tests.conftest import TEST_LINKS, make_summit, make_user
 
 pytestmark = pytest.mark.integration
 
@@ -27,7 +27,11 @@ def _summit(db: object, slug: str = "test-summit") -> Summit:
 def _location(database: Database, slug: str = "test-summit", label: str = "Hall") -> int:
     with database.session() as db:
         return locations.register_location(
-            db, _summit(db, slug), LocationInput(label=label, country="FR"), at_risk=frozenset()
+            db,
+            _summit(db, slug),
+            LocationInput(label=label, country="FR"),
+            at_risk=frozenset(),
+            links=TEST_LINKS,
         ).id
 
 
@@ -135,7 +139,7 @@ def test_page_of_events_newest_first_with_names_and_authors(database: Database) 
     with database.session() as db:
         location = db.get(Location, hall)
         locations.approve_location(db, location, actor)  # type: ignore[arg-type]
-        locations.reissue_link(db, location, None)  # type: ignore[arg-type]
+        locations.reissue_link(db, location, None, TEST_LINKS)  # type: ignore[arg-type]
         locations.revoke_location(db, location, actor)  # type: ignore[arg-type]
 
     with database.session() as db:

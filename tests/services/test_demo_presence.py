@@ -19,7 +19,7 @@ from summitcast.services.demo_presence import AUDIENCE_PREFIX, DemoAudience, ens
 from summitcast.services.live import LiveService
 from summitcast.storage.database import Database
 from summitcast.storage.tables import Location, Summit
-from tests.conftest import make_summit
+from tests.conftest import TEST_LINKS, TEST_SECRET_KEY, make_summit
 
 pytestmark = pytest.mark.integration
 
@@ -42,14 +42,14 @@ class Clock:
 def _demo(database: Database) -> Summit:
     with database.session() as db:
         made = seed_demo(db, start=date(2027, 1, 15))
-        seed_demo_audience(db, made)
+        seed_demo_audience(db, made, TEST_LINKS)
         return made.summit
 
 
 def _audience(database: Database, tmp_path: Path, clock: Clock) -> tuple[DemoAudience, list[str]]:
     settings = Settings(
         environment="test",
-        secret_key="test-secret-" + "x" * 32,
+        secret_key=TEST_SECRET_KEY,
         data_dir=tmp_path / "data",
         database_url=database.url,
         auto_migrate=False,
@@ -78,7 +78,7 @@ def test_ensure_audience_makes_flagged_locations_in_many_countries_once(
     summit = _demo(database)
 
     with database.session() as db:
-        again = ensure_audience(db, db.get(Summit, summit.id))  # type: ignore[arg-type]
+        again = ensure_audience(db, db.get(Summit, summit.id), TEST_LINKS)  # type: ignore[arg-type]
         rows = db.execute(
             select(Location.country, Location.simulated, Location.status).where(
                 Location.public_id.like(f"{AUDIENCE_PREFIX}%")
@@ -95,7 +95,7 @@ def test_ensure_audience_refuses_a_summit_that_is_not_a_demo(database: Database)
     summit = make_summit(database)
 
     with database.session() as db, pytest.raises(ValidationError, match="demo summit"):
-        ensure_audience(db, db.get(Summit, summit.id))  # type: ignore[arg-type]
+        ensure_audience(db, db.get(Summit, summit.id), TEST_LINKS)  # type: ignore[arg-type]
     with database.session() as db:
         assert db.scalar(select(func.count()).select_from(Location)) == 0
 
@@ -190,8 +190,8 @@ def test_audience_beats_only_its_own_locations_of_demo_summits(
             db.add(
                 Location(
                     summit_id=summit_id, public_id=public_id, label="x", country="DE",
-                    kind="home", privacy_level="public", status="approved", secret="s" * 43,
-                    simulated=True,
+                    kind="home", privacy_level="public", status="approved",
+                    sealed_secret=TEST_LINKS.seal(public_id, "s" * 43), simulated=True,
                 )
             )  # fmt: skip
     clock = Clock()

@@ -24,7 +24,7 @@ from summitcast.services.live import LiveService, OutageLog, Outcome, Reason
 from summitcast.services.locations import LocationInput
 from summitcast.storage.database import Database
 from summitcast.storage.tables import Location, PresenceSample, Summit
-from tests.conftest import make_summit
+from tests.conftest import TEST_LINKS, TEST_SECRET_KEY, make_summit
 from tests.presence.conftest import _redis_backend
 from tests.services.backends import Flaky
 
@@ -62,7 +62,7 @@ class Env:
             summit = db.get(Summit, self.summit.id)
             assert summit is not None
             location = locations.register_location(
-                db, summit, LocationInput(**values), at_risk=frozenset()
+                db, summit, LocationInput(**values), at_risk=frozenset(), links=TEST_LINKS
             )
             if approve:
                 locations.approve_location(db, location)
@@ -73,7 +73,11 @@ class Env:
         number = self.epochs.get(location.public_id, 0) if seq is None else seq
         self.epochs[location.public_id] = number + 1
         heartbeat = sign_heartbeat(
-            (secret or location.secret).encode(), location.public_id, "epoch-one", number, int(WALL)
+            (secret or TEST_LINKS.open(location)).encode(),
+            location.public_id,
+            "epoch-one",
+            number,
+            int(WALL),
         )
         return encode_heartbeat(heartbeat)
 
@@ -85,7 +89,7 @@ class Env:
 def _settings(tmp_path: Path, database: Database, **overrides: Any) -> Settings:
     values: dict[str, Any] = {
         "environment": "test",
-        "secret_key": "test-secret-" + "x" * 32,
+        "secret_key": TEST_SECRET_KEY,
         "data_dir": tmp_path / "data",
         "database_url": database.url,
         "auto_migrate": False,
@@ -253,7 +257,7 @@ def test_heartbeat_malformed_or_unknown_is_refused(env: Env, token: str, reason:
 def test_heartbeat_with_stale_timestamp_is_refused(env: Env) -> None:
     location = env.register()
     old = sign_heartbeat(
-        location.secret.encode(), location.public_id, "epoch-one", 0, int(WALL) - 301
+        TEST_LINKS.open(location).encode(), location.public_id, "epoch-one", 0, int(WALL) - 301
     )
 
     outcome = run(lambda: env.live.heartbeat(encode_heartbeat(old)))
@@ -299,7 +303,7 @@ def test_reconnect_with_new_epoch_does_not_double_count(env: Env) -> None:
     location = env.register()
 
     async def scenario() -> int:
-        secret = location.secret.encode()
+        secret = TEST_LINKS.open(location).encode()
         for epoch in ("epoch-one", "epoch-two", "epoch-three"):
             hb = sign_heartbeat(secret, location.public_id, epoch, 0, int(WALL))
             assert (await env.live.heartbeat(encode_heartbeat(hb))).ok
@@ -573,14 +577,14 @@ def test_reissue_racing_a_heartbeat_on_another_worker_stops_counting_at_once(
         wall_clock=lambda: WALL,
     )
     location = first.register()
-    old_secret = location.secret
+    old_secret = TEST_LINKS.open(location)
 
     async def scenario() -> tuple[int, int, Any]:
         follower = asyncio.create_task(second._follow_changes())
         await asyncio.sleep(0)  # subscribed
         await second.heartbeat(first.token(location))  # the second worker caches the identity
         with database.session() as db:
-            locations.reissue_link(db, db.get(Location, location.id), None)  # type: ignore[arg-type]
+            locations.reissue_link(db, db.get(Location, location.id), None, TEST_LINKS)  # type: ignore[arg-type]
         await first.live.location_changed(first.summit.id, location.public_id, offline=True)
         # Verified on the second worker against its cached identity before the change
         # reached it: counted again, after the first worker's forget.
@@ -639,7 +643,7 @@ def test_identities_refreshed_in_bulk_know_simulated_locations_outside_demos(env
         row.simulated = True
 
     with env.database.session() as db:
-        identities, _ = locations.identities_of_live_summits(db)
+        identities, _ = locations.identities_of_live_summits(db, TEST_LINKS)
 
     flags = {i.location_id: i.simulated_outside_demo for i in identities}
     assert flags == {real.public_id: False, simulated.public_id: True}

@@ -15,6 +15,7 @@ from summitcast.services import attendance
 from summitcast.services.attendance import LivePublisher
 from summitcast.storage.database import Database
 from summitcast.storage.tables import Location, Summit
+from tests.conftest import TEST_LINKS
 from tests.services.test_attendance import T0, World, _attend, make_world
 
 pytestmark = pytest.mark.integration
@@ -79,7 +80,7 @@ def test_live_log_grows_by_closed_buckets_and_finishes_as_the_publication(
     with database.session() as db:
         location = db.get(Location, world.locations[0].id)
         assert location is not None
-        host = attendance.host_inclusion(db, settings, location, location.secret)
+        host = attendance.host_inclusion(db, settings, location, TEST_LINKS.open(location))
     # Answered through the index built when the live log was finished.
     assert host.proof_ok, host.message
     assert host.buckets == [T0 + 300 * b for b in range(6)]

@@ -16,7 +16,7 @@ from summitcast.services.accounts import Actor
 from summitcast.services.locations import LocationInput
 from summitcast.storage.database import Database
 from summitcast.storage.tables import Location, PresenceSample, Summit
-from tests.conftest import make_summit, make_user
+from tests.conftest import TEST_LINKS, make_summit, make_user
 
 pytestmark = pytest.mark.integration
 
@@ -36,6 +36,7 @@ def _register(
             db.get(Summit, summit.id),  # type: ignore[arg-type]
             LocationInput(**values),  # type: ignore[arg-type]
             at_risk=at_risk,
+            links=TEST_LINKS,
         )
 
 
@@ -52,7 +53,7 @@ def test_register_location_matches_city_offline(database: Database) -> None:
     )
     assert (location.status, location.privacy_level, location.kind) == ("pending", "public", "hall")
     assert len(location.public_id) == 16
-    assert len(location.secret) == 43
+    assert len(TEST_LINKS.open(location)) == 43
 
 
 def test_register_location_unknown_city_keeps_country_only(database: Database) -> None:
@@ -157,7 +158,7 @@ def test_revoke_location_changes_identity_status(database: Database) -> None:
         loaded = locations.get_location(db, db.get(Summit, summit.id), location.id)  # type: ignore[arg-type]
         locations.approve_location(db, loaded)
         locations.revoke_location(db, loaded)
-        identity = locations.load_identity(db, location.public_id)
+        identity = locations.load_identity(db, location.public_id, TEST_LINKS)
 
     assert identity is not None
     assert identity.status == "revoked"
@@ -169,8 +170,8 @@ def test_identity_of_hidden_location_counts_under_zz_without_cell(database: Data
     public = _register(database, summit)
 
     with database.session() as db:
-        hidden_identity = locations.load_identity(db, hidden.public_id)
-        public_identity = locations.load_identity(db, public.public_id)
+        hidden_identity = locations.load_identity(db, hidden.public_id, TEST_LINKS)
+        public_identity = locations.load_identity(db, public.public_id, TEST_LINKS)
 
     assert hidden_identity is not None
     assert public_identity is not None
@@ -190,6 +191,7 @@ def _bulk(
             db,
             db.get(Summit, summit.id),  # type: ignore[arg-type]
             inputs,
+            links=TEST_LINKS,
             approve=False,
         )
         wanted = [m.location_id for m in made]
@@ -446,7 +448,7 @@ def test_locations_csv_lists_every_location_without_secrets(database: Database) 
         ("'=HYPERLINK(evil)", "FR", "Paris", "pending", "host@example.org"),
         ("Hall B", "KE", "Nairobi", "pending", ""),
     ]
-    assert first.secret not in text
+    assert TEST_LINKS.open(first) not in text
     assert first.public_id not in text
 
 
@@ -458,14 +460,14 @@ def test_reissue_link_changes_secret_keeps_public_id_and_is_audited(database: Da
     with database.session() as db:
         loaded = locations.get_location(db, db.get(Summit, summit.id), location.id)  # type: ignore[arg-type]
         actor = Actor(user_id=organiser.id, is_admin=False)
-        locations.reissue_link(db, loaded, actor)
-        identity = locations.load_identity(db, location.public_id)
+        locations.reissue_link(db, loaded, actor, TEST_LINKS)
+        identity = locations.load_identity(db, location.public_id, TEST_LINKS)
         events = [
             (e.user_id, e.action, e.subject)
             for e in audit_trail.events_of(db, db.get(Summit, summit.id))  # type: ignore[arg-type]
         ]
 
     assert identity is not None
-    assert identity.secret not in (b"", location.secret.encode())
+    assert identity.secret not in (b"", TEST_LINKS.open(location).encode())
     assert identity.location_id == location.public_id
     assert events == [(organiser.id, "location.link_reissued", f"location:{location.id}")]

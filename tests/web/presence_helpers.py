@@ -9,7 +9,7 @@ from summitcast.services import locations
 from summitcast.services.locations import LocationInput
 from summitcast.storage.database import Database
 from summitcast.storage.tables import Location, Summit
-from tests.conftest import make_summit
+from tests.conftest import TEST_LINKS, make_summit
 
 
 def hall(database: Database, *, approve: bool = True) -> Location:
@@ -24,6 +24,7 @@ def hall(database: Database, *, approve: bool = True) -> Location:
             db.get(Summit, summit.id),  # type: ignore[arg-type]
             LocationInput(label="Hall", country="KE", city="Nairobi"),
             at_risk=frozenset(),
+            links=TEST_LINKS,
         )
         if approve:
             locations.approve_location(db, location)
@@ -33,6 +34,10 @@ def hall(database: Database, *, approve: bool = True) -> Location:
 def token(location: Location, seq: int = 0, *, secret: str = "", epoch: str = "epoch-one") -> str:
     """A heartbeat token of ``location`` signed now (with its own secret unless given)."""
     heartbeat = sign_heartbeat(
-        (secret or location.secret).encode(), location.public_id, epoch, seq, int(time.time())
+        (secret or TEST_LINKS.open(location)).encode(),
+        location.public_id,
+        epoch,
+        seq,
+        int(time.time()),
     )
     return encode_heartbeat(heartbeat)

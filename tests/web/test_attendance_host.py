@@ -7,6 +7,7 @@ from fastapi.testclient import TestClient
 
 from summitcast.config import Settings
 from summitcast.storage.database import Database
+from tests.conftest import TEST_LINKS
 from tests.services.test_attendance import make_world
 
 pytestmark = pytest.mark.integration
@@ -24,7 +25,7 @@ def test_screen_links_to_counted_page_carrying_the_secret(
     assert '<script src="/static/js/location-secret.js"></script>' in screen.text
     assert form.headers["cache-control"] == "no-store"
     assert form.text.count("data-location-secret") == 2  # the check and the deletion
-    assert location.secret not in screen.text + form.text
+    assert TEST_LINKS.open(location) not in screen.text + form.text
 
 
 def test_counted_page_before_publication_says_so(
@@ -37,7 +38,8 @@ def test_counted_page_before_publication_says_so(
     token = token.split('"')[0]
 
     page = client.post(
-        f"/l/{location.public_id}/counted", data={"csrf_token": token, "secret": location.secret}
+        f"/l/{location.public_id}/counted",
+        data={"csrf_token": token, "secret": TEST_LINKS.open(location)},
     )
     unknown = client.get("/l/no-such-location/counted")
 

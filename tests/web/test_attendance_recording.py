@@ -12,6 +12,7 @@ from summitcast.domain.presence import encode_heartbeat, sign_heartbeat
 from summitcast.services.attendance import stored_counts
 from summitcast.storage.database import Database
 from summitcast.storage.tables import Summit
+from tests.conftest import TEST_LINKS
 from tests.services.test_attendance import make_world
 
 pytestmark = pytest.mark.integration
@@ -25,7 +26,9 @@ def test_accepted_heartbeats_are_flushed_at_shutdown(app, database: Database, se
     with TestClient(app, base_url="http://127.0.0.1") as client:
         for seq in range(3):
             token = encode_heartbeat(
-                sign_heartbeat(location.secret.encode(), location.public_id, "epoch-one", seq, now)
+                sign_heartbeat(
+                    TEST_LINKS.open(location).encode(), location.public_id, "epoch-one", seq, now
+                )
             )
             client.post("/live/heartbeat", content=json.dumps({"token": token}))
         replay = client.post("/live/heartbeat", content=json.dumps({"token": token}))

@@ -11,7 +11,7 @@ from summitcast.domain.accounts import Role
 from summitcast.services import audit_trail
 from summitcast.storage.database import Database
 from summitcast.storage.tables import AuditEvent, Location, Summit
-from tests.conftest import csrf_of, grant, log_in, make_summit, make_user
+from tests.conftest import TEST_LINKS, csrf_of, grant, log_in, make_summit, make_user
 
 pytestmark = pytest.mark.integration
 
@@ -88,7 +88,7 @@ def test_location_actions_on_the_review_page_reach_the_trail(
     assert f'href="/backstage/s/test-summit/locations?q=Mombasa%20hall#location-{two}"' in page.text
     assert "organiser-test-summit" in page.text  # the author's display name
     # No secret and no address: neither the new link's secret nor the client's address.
-    new_secret = _locations(database)[1].secret
+    new_secret = TEST_LINKS.open(_locations(database)[1])
     assert new_secret in reissued.text
     assert new_secret not in page.text
     assert "127.0.0.1" not in page.text

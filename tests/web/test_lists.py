@@ -14,7 +14,7 @@ from summitcast.services import audit_trail, locations, programme
 from summitcast.services.locations import LocationInput
 from summitcast.storage.database import Database
 from summitcast.storage.tables import AuditEvent, Location, Summit
-from tests.conftest import grant, log_in, make_summit, make_user
+from tests.conftest import TEST_LINKS, grant, log_in, make_summit, make_user
 
 pytestmark = pytest.mark.integration
 
@@ -37,7 +37,7 @@ def _bulk(
     )
     with database.session() as db:
         locations.register_locations_bulk(
-            db, programme.get_summit(db, "test-summit"), inputs, approve=approve
+            db, programme.get_summit(db, "test-summit"), inputs, links=TEST_LINKS, approve=approve
         )
 
 

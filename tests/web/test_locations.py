@@ -18,7 +18,7 @@ from summitcast.domain.presence import encode_heartbeat, sign_heartbeat
 from summitcast.services import locations
 from summitcast.storage.database import Database
 from summitcast.storage.tables import AuditEvent, Location, Summit
-from tests.conftest import csrf_of, grant, log_in, make_summit, make_user
+from tests.conftest import TEST_LINKS, csrf_of, grant, log_in, make_summit, make_user
 from tests.presence.conftest import REDIS_URL, redis_or_skip
 
 pytestmark = pytest.mark.integration
@@ -79,8 +79,8 @@ def test_register_redirects_after_post_and_shows_the_secret_link_once(
 
     assert response.status_code == 303
     assert response.headers["location"] == f"/s/test-summit/registered/{row.public_id}"
-    assert row.secret not in response.headers["location"]
-    assert row.secret not in response.headers.get("set-cookie", "")
+    assert TEST_LINKS.open(row) not in response.headers["location"]
+    assert TEST_LINKS.open(row) not in response.headers.get("set-cookie", "")
     assert (row.label, row.country, row.city, row.status) == (
         "Town hall",
         "KE",
@@ -90,10 +90,10 @@ def test_register_redirects_after_post_and_shows_the_secret_link_once(
     assert first.status_code == 200
     assert first.headers["cache-control"] == "no-store"
     assert "Pending approval" in first.text
-    assert f'href="/l/{row.public_id}#k={row.secret}"' in first.text
+    assert f'href="/l/{row.public_id}#k={TEST_LINKS.open(row)}"' in first.text
     assert refreshed.status_code == 200
     assert "Pending approval" in refreshed.text
-    assert row.secret not in refreshed.text
+    assert TEST_LINKS.open(row) not in refreshed.text
     assert 'id="link-shown-once"' in refreshed.text
     assert len(_rows(database)) == 1  # the refresh registered nothing
 
@@ -109,7 +109,7 @@ def test_registered_page_shows_no_link_to_another_browser(
     theirs = client.get(location)
 
     assert theirs.status_code == 200
-    assert row.secret not in theirs.text
+    assert TEST_LINKS.open(row) not in theirs.text
     assert client.get("/s/test-summit/registered/no-such-location").status_code == 404
 
 
@@ -120,12 +120,12 @@ def test_registered_page_hides_a_link_reissued_since(
     location = _register(client).headers["location"]
     [row] = _rows(database)
     with database.session() as db:
-        locations.reissue_link(db, db.get(Location, row.id), None)  # type: ignore[arg-type]
+        locations.reissue_link(db, db.get(Location, row.id), None, TEST_LINKS)  # type: ignore[arg-type]
     [reissued] = _rows(database)
 
     page = client.get(location)
 
-    assert reissued.secret not in page.text
+    assert TEST_LINKS.open(reissued) not in page.text
     assert 'id="link-shown-once"' in page.text
 
 
@@ -263,7 +263,7 @@ def test_location_screen_has_player_and_presence_client(
     assert 'id="player"' in page.text
     assert 'data-ws-url="/live/ws?push=on_air"' in page.text
     assert 'data-heartbeat-url="/live/heartbeat"' in page.text
-    assert row.secret not in page.text
+    assert TEST_LINKS.open(row) not in page.text
     assert client.get("/l/no-such-location").status_code == 404
     # A summit without sessions: nothing to play or announce (web/on_air.py).
     assert client.get(f"/l/{row.public_id}/now.json").json() == {
@@ -394,7 +394,7 @@ def test_locations_csv_export(client: TestClient, database: Database) -> None:
     assert lines[1].startswith(
         f"{row.id},Town hall,KE,Nairobi,hall,120,public,pending,'+254 700 000000,"
     )
-    assert row.secret not in response.text
+    assert TEST_LINKS.open(row) not in response.text
 
 
 def test_dashboard_shows_figures_and_table(client: TestClient, database: Database) -> None:
@@ -438,7 +438,7 @@ def test_reissue_link_shows_new_secret_and_old_one_stops_counting_at_once(
     client.post(
         "/backstage/s/test-summit/locations/approve", data={"ids": str(old.id), "csrf_token": token}
     )
-    counted_before = _beat(client, old, old.secret, 0).status_code
+    counted_before = _beat(client, old, TEST_LINKS.open(old), 0).status_code
     online_before = _online(client)
 
     page = client.post(
@@ -448,17 +448,17 @@ def test_reissue_link_shows_new_secret_and_old_one_stops_counting_at_once(
     )
     online_after = _online(client)
     new = _rows(database)[0]
-    old_beat = _beat(client, old, old.secret, 1)
-    new_beat = _beat(client, new, new.secret, 0)
+    old_beat = _beat(client, old, TEST_LINKS.open(old), 1)
+    new_beat = _beat(client, new, TEST_LINKS.open(new), 0)
     with database.session() as db:
         events = [(e.action, e.subject) for e in db.query(AuditEvent)]
 
     assert (counted_before, online_before) == (200, 1)
     assert page.status_code == 200
     assert page.headers["cache-control"] == "no-store"
-    assert f'href="/l/{old.public_id}#k={new.secret}"' in page.text
-    assert old.secret not in page.text
-    assert new.secret != old.secret
+    assert f'href="/l/{old.public_id}#k={TEST_LINKS.open(new)}"' in page.text
+    assert TEST_LINKS.open(old) not in page.text
+    assert TEST_LINKS.open(new) != TEST_LINKS.open(old)
     assert new.public_id == old.public_id
     assert online_after == 0  # the old link stopped counting at once, not after the timeout
     assert (old_beat.status_code, old_beat.json()["reason"]) == (403, "bad_signature")
@@ -499,7 +499,7 @@ def test_reissue_link_needs_csrf_the_role_and_a_location_of_this_summit(
     assert not_theirs.status_code == 403
     assert bad_id.status_code == 422
     assert "id" in bad_id.text
-    assert [r.secret for r in _rows(database)] == [ours.secret, theirs.secret]
+    assert [r.sealed_secret for r in _rows(database)] == [ours.sealed_secret, theirs.sealed_secret]
 
 
 @pytest.mark.redis

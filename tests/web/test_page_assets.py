@@ -14,6 +14,7 @@ from fastapi.testclient import TestClient
 from summitcast.config import Settings
 from summitcast.domain.accounts import Role
 from summitcast.services import locations, programme, speakers
+from summitcast.services.link_secrets import LinkSecrets
 from summitcast.storage.database import Database
 from summitcast.storage.tables import Location
 from tests.conftest import grant, log_in, make_summit, make_user
@@ -75,7 +76,11 @@ def _seed(database: Database, settings: Settings) -> list[str]:
         )
         for label, code in [("Hall", "KE"), ("Square", "BR"), ("Library", "IN")]:
             locations.register_location(
-                db, summit, locations.LocationInput(label=label, country=code), at_risk=()
+                db,
+                summit,
+                locations.LocationInput(label=label, country=code),
+                at_risk=(),
+                links=LinkSecrets.of(settings),
             )
         for row in db.query(Location).filter(Location.label != "Library"):
             locations.approve_location(db, row)

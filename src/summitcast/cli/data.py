@@ -131,9 +131,12 @@ def open_database(settings: Settings, *, create: bool) -> Iterator[Database]:
     """The upgraded database for one command, closed afterwards; created only when create."""
     if not create:
         require_database(settings)
+    from summitcast.services.link_secrets import seal_stored_raw
+
     database = Database(settings.effective_database_url)
     try:
         database.upgrade()
+        seal_stored_raw(database, settings)  # secrets stored raw before migration 0015
         yield database
     finally:
         database.dispose()

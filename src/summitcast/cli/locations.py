@@ -74,6 +74,7 @@ def bulk_create(
 ) -> None:
     """Register COUNT approved locations in one summit and write their secrets to OUT."""
     from summitcast.services import locations, programme
+    from summitcast.services.link_secrets import LinkSecrets
 
     codes = [c.strip().upper() for c in countries.split(",") if c.strip()]
     if not codes:
@@ -93,6 +94,7 @@ def bulk_create(
             db,
             target,
             simulated_inputs(count, codes),
+            links=LinkSecrets.of(settings),
             approve=approve,
             at_risk=settings.at_risk_countries,
             on_batch=lambda n: progress.advance(task, n),

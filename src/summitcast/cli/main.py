@@ -290,6 +290,7 @@ def demo(
         seed_demo_attendance,
         seed_demo_audience,
     )
+    from summitcast.services.link_secrets import LinkSecrets
 
     # The folder every other command reads by default, so they see the demo (cli/data.py).
     data_dir = settings_for(data_dir).data_dir
@@ -317,7 +318,7 @@ def demo(
         with database.session() as db:
             made = seed_demo(db, start=datetime.now(UTC).date())
             seed_demo_attendance(db, made, settings)
-            audience = seed_demo_audience(db, made)
+            audience = seed_demo_audience(db, made, LinkSecrets.of(settings))
     base = f"http://{host}:{port}"
     console.print(
         f"\n[bold]summitcast demo[/] — data in {data_dir.resolve()} (delete it to start over)"

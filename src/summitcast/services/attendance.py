@@ -22,7 +22,6 @@ import asyncio
 import base64
 import bisect
 import hashlib
-import hmac
 import json
 import logging
 import os
@@ -82,6 +81,7 @@ from summitcast.errors import (
     PermissionDeniedError,
     ValidationError,
 )
+from summitcast.services.link_secrets import LinkSecrets
 from summitcast.storage.database import Database
 from summitcast.storage.tables import (
     AttendanceCounts,
@@ -1081,9 +1081,9 @@ class LivePublisher:
 # --- hosts -------------------------------------------------------------------------------
 
 
-def check_location_secret(location: Location, secret: str) -> None:
+def check_location_secret(settings: Settings, location: Location, secret: str) -> None:
     """Refuse unless `secret` is the location's own secret (constant-time comparison)."""
-    if not secret or not hmac.compare_digest(secret.encode(), location.secret.encode()):
+    if not LinkSecrets.of(settings).matches(location, secret):
         raise PermissionDeniedError("This is not the secret of this location's link.")
 
 
@@ -1123,7 +1123,7 @@ def host_inclusion(
     bucket_start: int | None = None,
 ) -> HostInclusion:
     """Tell a host (proved by their secret) in which published buckets their location counted."""
-    check_location_secret(location, secret)
+    check_location_secret(settings, location, secret)
     summit = location.summit
     publication = latest_publication(db, summit)
     if publication is None:
@@ -1199,9 +1199,11 @@ def _indexed_proof(
     return host.starts, host.country, proof, head
 
 
-def forget_host_data(db: DbSession, location: Location, secret: str) -> Location:
+def forget_host_data(
+    db: DbSession, settings: Settings, location: Location, secret: str
+) -> Location:
     """Delete a location's personal data (label, contact); its counts and the log stay intact."""
-    check_location_secret(location, secret)
+    check_location_secret(settings, location, secret)
     # Country, privacy level and the attendance rows stay: they are what was counted
     # and published, and none of them names the host.
     location.label = ""

@@ -17,6 +17,7 @@ from summitcast.domain.broadcast import BroadcastStatus
 from summitcast.domain.programme import ItemKind, ItemStatus
 from summitcast.services import accounts, programme
 from summitcast.services.attendance import store_bucket_counts
+from summitcast.services.link_secrets import LinkSecrets
 from summitcast.storage.tables import Location, PresenceSample, Summit, User
 
 # (path, burnt-in text or None, tone Hz or None for the floor) -> the clip, made if missing.
@@ -284,8 +285,7 @@ def seed_demo_attendance(
             "contact": "",
             "privacy_level": loc.privacy,
             "status": "approved",
-            # Fictional locations that never send heartbeats: no usable secret needed.
-            "secret": f"demo-not-a-secret-{n}",
+            # Fictional locations that never send heartbeats: no secret at all.
             "simulated": True,
         }
         for n, loc in enumerate(simulated.locations)
@@ -325,8 +325,8 @@ def seed_demo_attendance(
     return True
 
 
-def seed_demo_audience(db: DbSession, made: DemoSummit) -> int:
+def seed_demo_audience(db: DbSession, made: DemoSummit, links: LinkSecrets) -> int:
     """Give the demo its simulated live audience (flagged rows, once); returns its size."""
     from summitcast.services.demo_presence import ensure_audience
 
-    return ensure_audience(db, made.summit)
+    return ensure_audience(db, made.summit, links)

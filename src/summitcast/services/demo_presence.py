@@ -19,7 +19,6 @@ import contextlib
 import logging
 import math
 import random
-import secrets
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -29,6 +28,7 @@ from sqlalchemy.orm import Session as DbSession
 
 from summitcast.domain.presence import encode_heartbeat, next_interval, sign_heartbeat
 from summitcast.errors import ValidationError
+from summitcast.services.link_secrets import LinkSecrets
 from summitcast.services.live import LiveService
 from summitcast.services.locations import KINDS
 from summitcast.storage.tables import Location, Summit
@@ -100,7 +100,12 @@ COUNTRIES: tuple[tuple[str, int, tuple[tuple[str, float, float], ...]], ...] = (
 
 
 def ensure_audience(
-    db: DbSession, summit: Summit, *, size: int = AUDIENCE_SIZE, seed: int = AUDIENCE_SEED
+    db: DbSession,
+    summit: Summit,
+    links: LinkSecrets,
+    *,
+    size: int = AUDIENCE_SIZE,
+    seed: int = AUDIENCE_SEED,
 ) -> int:
     """Give a demo summit its simulated, approved watch locations once; returns how many it has."""
     if not summit.is_demo:
@@ -124,10 +129,11 @@ def ensure_audience(
             privacy = "hidden" if roll < 0.04 else "country" if roll < 0.12 else "public"
             public = privacy == "public"
             kind = rng.choice(kinds)
+            public_id = f"{AUDIENCE_PREFIX}{len(rows):04d}"
             rows.append(
                 {
                     "summit_id": summit.id,
-                    "public_id": f"{AUDIENCE_PREFIX}{len(rows):04d}",
+                    "public_id": public_id,
                     "label": f"{KINDS[kind]} in {name} (simulated)",
                     "country": country,
                     "city": name if public else "",
@@ -138,7 +144,7 @@ def ensure_audience(
                     "contact": "",
                     "privacy_level": privacy,
                     "status": "approved",
-                    "secret": secrets.token_urlsafe(32),
+                    "sealed_secret": links.new(public_id)[1],
                     "simulated": True,
                 }
             )
@@ -178,10 +184,10 @@ class _Pool:
     filled: bool = False  # the first step fills up to the target at once
 
 
-def _load_screens(db: DbSession) -> dict[str, list[_Screen]]:
+def _load_screens(db: DbSession, links: LinkSecrets) -> dict[str, list[_Screen]]:
     """The approved simulated audience of every demo summit, by summit key."""
     query = (
-        select(Location.summit_id, Location.public_id, Location.secret)
+        select(Location.summit_id, Location.public_id, Location.sealed_secret)
         .join(Summit, Summit.id == Location.summit_id)
         # Only the audience: the demo's other simulated rows (its past attendance) stay silent.
         .where(Summit.is_demo, Location.simulated, Location.status == "approved")
@@ -189,7 +195,10 @@ def _load_screens(db: DbSession) -> dict[str, list[_Screen]]:
         .order_by(Location.id)
     )
     pools: dict[str, list[_Screen]] = {}
-    for summit_id, public_id, secret in db.execute(query):
+    for summit_id, public_id, sealed in db.execute(query):
+        secret = links.open_sealed(public_id, sealed)
+        if not secret:
+            continue  # sealed under another app key: it could only be refused
         key = str(summit_id)
         pools.setdefault(key, []).append(_Screen(key, public_id, secret.encode()))
     return pools
@@ -231,7 +240,7 @@ class DemoAudience:
 
     def _read(self) -> dict[str, list[_Screen]]:
         with self.live.database.session() as db:
-            return _load_screens(db)
+            return _load_screens(db, self.live.links)
 
     def target(self, pool_size: int, now: float) -> int:
         """How many screens of a pool should be watching at now: a slow, uneven wave."""

@@ -58,6 +58,7 @@ from summitcast.presence.base import Message, Presence, PresenceSnapshot, PubSub
 from summitcast.presence.coalesce import Coalescer
 from summitcast.presence.messages import presence_channel
 from summitcast.services import locations
+from summitcast.services.link_secrets import LinkSecrets
 from summitcast.services.locations import PresenceIdentity, Transition
 from summitcast.storage.database import Database
 from summitcast.storage.tables import Location, Summit
@@ -213,6 +214,9 @@ class LiveService:
         rng: random.Random | None = None,
     ) -> None:
         self.settings = settings
+        # Opens the sealed link secrets of locations when identities are (re)read.
+        self.links = LinkSecrets.of(settings)
+        self._unopenable_logged = False
         self.database = database
         self.presence = presence
         self.pubsub = pubsub
@@ -279,7 +283,7 @@ class LiveService:
 
     def _load_identity(self, location_id: str) -> PresenceIdentity | None:
         with self.database.session() as db:
-            return locations.load_identity(db, location_id)
+            return locations.load_identity(db, location_id, self.links, self._identities)
 
     async def heartbeat(self, token: str, *, bound_to: str | None = None) -> Outcome:
         """Verify a heartbeat token and count its location; refusals are never counted."""
@@ -603,6 +607,8 @@ class LiveService:
             for identity in identities:
                 if identity.location_id in skip:
                     continue
+                if not identity.secret and identity.sealed_secret:
+                    self._cannot_open(identity)
                 self._remember(identity.location_id, identity, now)
                 if identity.status == "approved":
                     self._summits.add(identity.summit_key)
@@ -612,7 +618,20 @@ class LiveService:
 
     def _live_identities(self, after: int) -> tuple[list[PresenceIdentity], int]:
         with self.database.session() as db:
-            return locations.identities_of_live_summits(db, after_id=after, limit=IDENTITY_PAGE)
+            return locations.identities_of_live_summits(
+                db, self.links, after_id=after, limit=IDENTITY_PAGE, known=self._identities
+            )
+
+    def _cannot_open(self, identity: PresenceIdentity) -> None:
+        # Once per worker: every location sealed under another key fails the same way.
+        if not self._unopenable_logged:
+            self._unopenable_logged = True
+            log.warning(
+                "a location's link secret does not open with this app key: was"
+                " SUMMITCAST_SECRET_KEY changed? Heartbeats of every location sealed under"
+                " another key are refused until their links are re-issued (summit %s)",
+                identity.summit_key,
+            )
 
     async def sample(self, wall_now: float | None = None) -> int:
         """Store one presence sample per live summit at the current aligned tick."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import secrets
-from collections.abc import Callable, Collection, Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any, cast
@@ -21,6 +21,7 @@ from summitcast.errors import NotFoundError, ValidationError
 from summitcast.presence.base import PresenceSnapshot
 from summitcast.services.accounts import Actor
 from summitcast.services.audit_trail import record_event, record_events
+from summitcast.services.link_secrets import LinkSecrets
 from summitcast.storage.tables import Location, LocationSettings, PresenceSample, Summit, utcnow
 
 STATUSES = ("pending", "approved", "revoked")
@@ -58,7 +59,8 @@ class PresenceIdentity:
 
     summit_key: str
     location_id: str
-    secret: bytes
+    secret: bytes  # the link secret, opened once per cache fill ("" when it cannot be)
+    sealed_secret: str  # as stored: a refresh that finds it unchanged keeps ``secret``
     status: str
     country_key: str  # the country it counts under in presence ("ZZ" when hidden)
     cell_key: str | None  # "CC|lat|lon|city" for a public city, else None
@@ -160,9 +162,14 @@ def set_auto_approve(
 
 
 def register_location(
-    db: DbSession, summit: Summit, data: LocationInput, *, at_risk: Collection[str]
+    db: DbSession,
+    summit: Summit,
+    data: LocationInput,
+    *,
+    at_risk: Collection[str],
+    links: LinkSecrets,
 ) -> Location:
-    """Register a watch location; pending unless the summit auto-approves."""
+    """Register a watch location (its secret sealed); pending unless the summit auto-approves."""
     label = _text(data.label, "label", limit=200, required=True)
     country = validate_country(data.country)
     typed_city = _text(data.city, "city", limit=200)
@@ -180,9 +187,10 @@ def register_location(
     # An unknown city leaves the location at country level; only a public one keeps
     # its city name, so nothing finer than the country is stored for the others.
     decimals = _DECIMALS[level]
+    public_id = secrets.token_urlsafe(12)
     location = Location(
         summit_id=summit.id,
-        public_id=secrets.token_urlsafe(12),
+        public_id=public_id,
         label=label,
         country=country,
         city=city.name if city is not None and level == "public" else "",
@@ -193,7 +201,7 @@ def register_location(
         contact=contact,
         privacy_level=level,
         status="pending",
-        secret=secrets.token_urlsafe(32),
+        sealed_secret=links.new(public_id)[1],
     )
     if auto_approves(db, summit):
         location.status = "approved"
@@ -208,7 +216,7 @@ class BulkRegistered:
     """A location made by register_locations_bulk: what a load tool needs to speak for it."""
 
     location_id: str  # the public id carried in heartbeat tokens
-    secret: str
+    secret: str  # in memory only: the table holds it sealed
     country: str
 
 
@@ -217,6 +225,7 @@ def register_locations_bulk(
     summit: Summit,
     inputs: Iterable[LocationInput],
     *,
+    links: LinkSecrets,
     approve: bool = True,
     at_risk: Collection[str] = frozenset(),
     batch_size: int = 1000,
@@ -255,7 +264,8 @@ def register_locations_bulk(
         level = resolve_privacy(data.privacy_level, country, at_risk)
         city = geo.lookup_city(country, typed_city) if typed_city else None
         decimals = _DECIMALS[level]
-        public_id, secret = secrets.token_urlsafe(12), secrets.token_urlsafe(32)
+        public_id = secrets.token_urlsafe(12)
+        secret, sealed = links.new(public_id)
         rows.append(
             {
                 "summit_id": summit.id,
@@ -270,7 +280,7 @@ def register_locations_bulk(
                 "contact": _text(data.contact, "contact", limit=300),
                 "privacy_level": level,
                 "status": "approved" if approve else "pending",
-                "secret": secret,
+                "sealed_secret": sealed,
                 "created_at": now,
                 "approved_at": now if approve else None,
             }
@@ -519,29 +529,37 @@ def revoke_location(db: DbSession, location: Location, actor: Actor | None = Non
     return location
 
 
-def reissue_link(db: DbSession, location: Location, actor: Actor | None) -> Location:
-    """Give a location a new secret: its old link and every token signed with it stop counting."""
+def reissue_link(db: DbSession, location: Location, actor: Actor | None, links: LinkSecrets) -> str:
+    """Give a location a new secret (returned): its old link and its tokens stop counting."""
     # The public id stays: it names the location in the published attendance log,
     # which must keep following the same location across the new link.
-    location.secret = secrets.token_urlsafe(32)
+    secret, location.sealed_secret = links.new(location.public_id)
+    location.unsealed_secret = ""
     record_event(db, location.summit, actor, "location.link_reissued", f"location:{location.id}")
     db.flush()
-    return location
+    return secret
 
 
-def identity_of(location: Location) -> PresenceIdentity:
+# The identities a worker holds, by public id: a refresh that finds a location's sealed
+# secret unchanged reuses the one opened before instead of opening it again.
+KnownIdentities = Mapping[str, PresenceIdentity | None]
+
+
+def identity_of(
+    location: Location, links: LinkSecrets, known: KnownIdentities | None = None
+) -> PresenceIdentity:
     """What the heartbeat path needs of a location."""
     # Only a simulated location needs its summit read (real ones count everywhere).
     demo = bool(location.simulated) and location.summit.is_demo
     columns = (getattr(location, column.key) for column in _IDENTITY_COLUMNS)
-    return _identity(*columns, demo_summit=demo)
+    return _identity(*columns, demo_summit=demo, links=links, known=known or {})
 
 
 # What an identity is made of: read as plain columns when thousands are loaded at once.
 _IDENTITY_COLUMNS = (
     Location.summit_id,
     Location.public_id,
-    Location.secret,
+    Location.sealed_secret,
     Location.status,
     Location.privacy_level,
     Location.country,
@@ -555,7 +573,7 @@ _IDENTITY_COLUMNS = (
 def _identity(
     summit_id: int,
     public_id: str,
-    secret: str,
+    sealed_secret: str,
     status: str,
     privacy_level: str,
     country: str,
@@ -565,7 +583,15 @@ def _identity(
     simulated: bool | None,
     *,
     demo_summit: bool,
+    links: LinkSecrets,
+    known: KnownIdentities,
 ) -> PresenceIdentity:
+    before = known.get(public_id)
+    if before is not None and before.sealed_secret == sealed_secret:
+        secret = before.secret
+    else:
+        # Opened here, once per cache fill of a changed row, never per heartbeat (~4 µs).
+        secret = links.open_sealed(public_id, sealed_secret).encode()
     level: PrivacyLevel = "public"
     for candidate in PRIVACY_LEVELS:
         if privacy_level == candidate:
@@ -574,7 +600,8 @@ def _identity(
     return PresenceIdentity(
         summit_key=str(summit_id),
         location_id=public_id,
-        secret=secret.encode(),
+        secret=secret,
+        sealed_secret=sealed_secret,
         status=status,
         country_key=presence_country_key(country, level),
         cell_key=cell_key(country, city or "", lat or 0.0, lon or 0.0) if public_city else None,
@@ -582,14 +609,21 @@ def _identity(
     )
 
 
-def load_identity(db: DbSession, public_id: str) -> PresenceIdentity | None:
+def load_identity(
+    db: DbSession, public_id: str, links: LinkSecrets, known: KnownIdentities | None = None
+) -> PresenceIdentity | None:
     """The presence identity of a location by public id, or None when there is none."""
     location = db.scalar(select(Location).where(Location.public_id == public_id))
-    return identity_of(location) if location is not None else None
+    return identity_of(location, links, known) if location is not None else None
 
 
 def identities_of_live_summits(
-    db: DbSession, *, after_id: int = 0, limit: int | None = None
+    db: DbSession,
+    links: LinkSecrets,
+    *,
+    after_id: int = 0,
+    limit: int | None = None,
+    known: KnownIdentities | None = None,
 ) -> tuple[list[PresenceIdentity], int]:
     """Identities of locations in summits with approved locations, by id after ``after_id``.
 
@@ -608,7 +642,9 @@ def identities_of_live_summits(
     last = after_id
     identities = []
     for location_id, *columns, demo_summit in db.execute(query):
-        identities.append(_identity(*columns, demo_summit=demo_summit))
+        identities.append(
+            _identity(*columns, demo_summit=demo_summit, links=links, known=known or {})
+        )
         last = location_id
     return identities, last
 

@@ -304,9 +304,11 @@ class Location(Base):
     contact: Mapped[str] = mapped_column(String(300), default="")
     privacy_level: Mapped[str] = mapped_column(String(16))
     status: Mapped[str] = mapped_column(String(16), default="pending", index=True)
-    # The HMAC key of the heartbeats: the server must be able to recompute signatures,
-    # so it is kept as is; it is never logged and only ever shown in the host's link.
-    secret: Mapped[str] = mapped_column(String(64))
+    # The link secret (the heartbeats' HMAC key) sealed with a key derived from the app's
+    # secret key (services/link_secrets.py): the table alone opens no host's link.
+    sealed_secret: Mapped[str] = mapped_column(String(128), default="")
+    # A secret stored raw before migration 0015, "" once sealed (at the app's next start).
+    unsealed_secret: Mapped[str] = mapped_column(String(64), default="")
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     approved_at: Mapped[datetime | None] = mapped_column(default=None)
     revoked_at: Mapped[datetime | None] = mapped_column(default=None)

@@ -114,7 +114,11 @@ def register(
         raise ValidationError("This registration was refused.", field="website")
     try:
         location = locations.register_location(
-            db, summit, forms.location_input(values), at_risk=settings.at_risk_countries
+            db,
+            summit,
+            forms.location_input(values),
+            at_risk=settings.at_risk_countries,
+            links=_live(request).links,
         )
     except ValidationError as error:
         return render(
@@ -126,20 +130,21 @@ def register(
     db.commit()  # before the browser asks for the page that reads it back
     # Redirect after POST, so a refresh cannot register the place twice. The secret
     # never goes into the URL: the session (a signed cookie) keeps only a one-time
-    # ticket naming the location and a digest of its secret; the next page reads the
-    # secret from the database, shows it once and deletes the ticket.
+    # ticket naming the location and a digest of its sealed secret; the next page
+    # opens the secret from the database, shows it once and deletes the ticket.
     request.session[LINK_TICKET] = {
         "location": location.public_id,
-        "digest": _digest(location.secret),
+        "digest": _digest(location.sealed_secret),
         "until": time.time() + LINK_TICKET_S,
         "city_typed": city.strip()[:200],
     }
     return RedirectResponse(f"/s/{summit.slug}/registered/{location.public_id}", status_code=303)
 
 
-def _digest(secret: str) -> str:
-    # Ties the ticket to this secret: a link re-issued meanwhile is not shown to the registrant.
-    return hashlib.sha256(secret.encode()).hexdigest()[:32]
+def _digest(sealed: str) -> str:
+    # Ties the ticket to this secret (each sealing is random, so a re-issued link has
+    # another digest): a link re-issued meanwhile is not shown to the registrant.
+    return hashlib.sha256(sealed.encode()).hexdigest()[:32]
 
 
 @router.get("/s/{slug}/registered/{public_id}", response_class=HTMLResponse)
@@ -153,7 +158,7 @@ def registered(request: Request, slug: str, public_id: str, db: DbDep) -> Respon
     show_link = (
         isinstance(ticket, dict)
         and ticket.get("location") == public_id
-        and ticket.get("digest") == _digest(location.secret)
+        and ticket.get("digest") == _digest(location.sealed_secret)
         and float(ticket.get("until", 0)) > time.time()
     )
     city_typed = ""
@@ -168,6 +173,7 @@ def registered(request: Request, slug: str, public_id: str, db: DbDep) -> Respon
             "location": location,
             "show_link": show_link,
             "city_typed": city_typed,
+            "link_secret": _live(request).links.open(location) if show_link else "",
         },
     )
     # The secret must stay out of every cache, the browser's back-forward one included.
@@ -391,14 +397,17 @@ async def reissue(
     id: LocationId,
 ) -> Response:
     """Give a location a new secret link; the old link stops counting at once."""
-    location = locations.reissue_link(db, locations.get_location(db, summit, id), actor)
+    location = locations.get_location(db, summit, id)
+    secret = locations.reissue_link(db, location, actor, _live(request).links)
     db.commit()  # before other workers are told to re-read the location
     # Offline now: whoever holds the old link must not keep it counted until the timeout.
     await _live(request).location_changed(summit.id, location.public_id, offline=True)
     # Rendered, never redirected to: the new secret must not appear in any URL the
     # server sees; no-store keeps it out of the browser's cache too.
     response = render(
-        request, "backstage/location_link.html", {"summit": summit, "location": location}
+        request,
+        "backstage/location_link.html",
+        {"summit": summit, "location": location, "link_secret": secret},
     )
     response.headers["Cache-Control"] = "no-store"
     return response

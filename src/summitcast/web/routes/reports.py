@@ -333,9 +333,13 @@ def counted_proof(
 
 
 @router.post("/l/{public_id}/forget", response_class=HTMLResponse)
-def forget(request: Request, db: DbDep, public_id: str, secret: Secret = "") -> Response:
+def forget(
+    request: Request, db: DbDep, settings: SettingsDep, public_id: str, secret: Secret = ""
+) -> Response:
     """Delete the location's label and contact; what was counted and published stays."""
-    location = attendance.forget_host_data(db, attendance.find_for_host(db, public_id), secret)
+    location = attendance.forget_host_data(
+        db, settings, attendance.find_for_host(db, public_id), secret
+    )
     return _no_store(
         render(
             request,
