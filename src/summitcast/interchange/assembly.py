@@ -21,6 +21,9 @@ DEFAULT_MAX_BYTES = 20 * 1024 * 1024
 # frab and pretalx write "HH:MM"; some tools add seconds ("0:45:00").
 _DURATION = re.compile(r"^\s*(\d{1,4}):([0-5]\d)(?::([0-5]\d))?\s*$")
 _CLOCK = re.compile(r"^\s*([01]?\d|2[0-3]):([0-5]\d)(?::([0-5]\d))?\s*$")
+# Ids are kept in INTEGER columns: 32-bit on PostgreSQL, whatever the file's tool used.
+MAX_EXTERNAL_ID = 2**31 - 1
+_ASCII_DIGITS = re.compile(r"^[0-9]+$")
 # Namespace for guids we have to invent, so that re-importing gives the same ones.
 _GUID_NAMESPACE = uuid.UUID("6f1c3c52-6a43-5b0e-9d0b-7a0c2d1e5f10")
 
@@ -75,6 +78,21 @@ def load_zone(name: str, where: str) -> ZoneInfo:
         raise ImportFormatError(
             f"{where}: {describe(name)} is not a known IANA time zone", field=where
         ) from None
+
+
+def parse_external_id(value: object, where: str) -> int | None:
+    """An optional id: a non-negative number, or its digits as text (frab writes both)."""
+    if value is None or value == "":
+        return None
+    # str.isdigit() also passes "²", which int() refuses: only ASCII digits are an id.
+    if isinstance(value, str) and _ASCII_DIGITS.match(value.strip()):
+        value = int(value.strip())
+    if isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= MAX_EXTERNAL_ID:
+        return value
+    raise ImportFormatError(
+        f"{where}: {describe(value)} is not a whole number from 0 to {MAX_EXTERNAL_ID}",
+        field=where,
+    )
 
 
 def parse_duration(text: str, where: str) -> int:

@@ -16,7 +16,6 @@ from summitcast.interchange.assembly import (
     canonical_guid,
     check_size,
     clock,
-    describe,
     event_slug,
     export_acronym,
     export_id,
@@ -25,6 +24,7 @@ from summitcast.interchange.assembly import (
     load_zone,
     parse_day,
     parse_duration,
+    parse_external_id,
     parse_flag,
     parse_moment,
     resolve_start,
@@ -129,16 +129,7 @@ def _text(container: dict[str, Any], key: str, path: str, *, required: bool = Fa
 
 def _integer(container: dict[str, Any], key: str, path: str) -> int | None:
     """An optional integer id; frab sometimes writes it as a digit string."""
-    value = container.get(key)
-    if value is None or value == "":
-        return None
-    if isinstance(value, str) and value.strip().isdigit():
-        return int(value.strip())
-    if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
-        return value
-    raise ImportFormatError(
-        f"{path}.{key}: {describe(value)} is not a non-negative integer", field=f"{path}.{key}"
-    )
+    return parse_external_id(container.get(key), f"{path}.{key}")
 
 
 def _read_document(raw: object) -> ScheduleDocument:

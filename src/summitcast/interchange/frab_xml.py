@@ -27,6 +27,7 @@ from summitcast.interchange.assembly import (
     load_zone,
     parse_day,
     parse_duration,
+    parse_external_id,
     parse_flag,
     parse_moment,
     resolve_start,
@@ -193,10 +194,7 @@ def _read_event(
 ) -> ScheduleItem:
     text = reader.child_text
     title = text(event, "title")
-    id_text = event.get("id", "").strip()
-    if id_text and not id_text.isdigit():
-        raise ImportFormatError(f"id: {describe(id_text)} is not a non-negative integer")
-    external_id = int(id_text) if id_text else None
+    external_id = parse_external_id(event.get("id", "").strip(), "id")
     start = resolve_start(
         day_date=day_date,
         day_start=day_start,
