@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request, Response
 
@@ -28,7 +28,9 @@ from summitcast.web.schemas import (
 from summitcast.web.security import verify_csrf
 
 # Refusals are documented as they are sent (app.py's handlers), not as FastAPI's default 422.
-REFUSALS = {status: {"model": ErrorOut} for status in (400, 401, 403, 404, 409, 413, 422, 429)}
+REFUSALS: dict[int | str, dict[str, Any]] = {
+    status: {"model": ErrorOut} for status in (400, 401, 403, 404, 409, 413, 422, 429)
+}
 router = APIRouter(
     prefix="/api", tags=["programme"], dependencies=[Depends(verify_csrf)], responses=REFUSALS
 )
