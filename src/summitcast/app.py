@@ -38,6 +38,12 @@ from summitcast.services.link_secrets import seal_stored_raw
 from summitcast.services.live import LiveService
 from summitcast.services.reports import ReportCache
 from summitcast.storage.database import Database, connection_lost
+from summitcast.web.edge import (
+    EdgeMiddleware,
+    TextFieldGuard,
+    install_edge_handlers,
+    wants_json,
+)
 from summitcast.web.presence_socket import PresenceSockets
 from summitcast.web.proxies import TrustedProxies
 from summitcast.web.routes import (
@@ -93,12 +99,8 @@ ROUTERS = (
 )
 
 
-def _wants_json(request: Request) -> bool:
-    path = request.url.path
-    # The speaker upload protocol is an API too, whatever the client's Accept header says.
-    if path.startswith("/speak/") and "/uploads" in path:
-        return True
-    return path.startswith("/api/") or "application/json" in request.headers.get("accept", "")
+# One rule for the errors of routes and of the edge (web/edge.py): JSON for API clients.
+_wants_json = wants_json
 
 
 def create_app(
@@ -268,11 +270,16 @@ def create_app(
         https_only=settings.cookies_secure,  # Secure: always in production
     )
     headers = security_headers(strict_transport=settings.strict_transport)
+    # Inside the body cap, which bounds the form and JSON bodies it checks (web/edge.py).
+    app.add_middleware(TextFieldGuard)
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_import_bytes + 64 * 1024)
     app.add_middleware(SecurityHeadersMiddleware, headers=headers)
     # A speaker's upload chunk skips them too (its link authenticates it; the chunk plan
     # caps its length): ~0.2 s of server CPU per GiB (web/upload_fast_path.py).
     app.add_middleware(UploadChunkFastPath, headers=headers)
+    # Malformed paths and queries refused before routing, and a 500 without a traceback
+    # per request for whatever escapes; heartbeats and presence sockets skip it.
+    app.add_middleware(EdgeMiddleware, headers=headers)
     # Heartbeats skip the session (they carry none), routing, dependencies and the other
     # middleware; it applies its own body cap and headers.
     app.add_middleware(HeartbeatFastPath, headers=headers)
@@ -280,6 +287,9 @@ def create_app(
         # Outermost (added last): every layer, fast paths and rate limits included, sees
         # the client the trusted proxy forwarded (web/proxies.py).
         app.add_middleware(TrustedProxies, trusted=settings.trusted_proxies)
+
+    # 404, 405 and 413 as a page for browsers; values the database refuses as 400.
+    install_edge_handlers(app)
 
     @app.exception_handler(SummitcastError)
     async def summitcast_error(request: Request, exc: SummitcastError) -> Response:

@@ -15,6 +15,7 @@ from summitcast.services import accounts, second_factor
 from summitcast.services.programme import get_summit
 from summitcast.storage.database import Database
 from summitcast.storage.tables import Summit, User
+from summitcast.web.edge import Slug
 
 
 def get_db(request: Request) -> Iterator[DbSession]:
@@ -71,7 +72,7 @@ CurrentActor = Annotated[accounts.Actor, Depends(require_actor)]
 def summit_for(permission: Permission) -> Any:
     """A dependency loading the summit named in the path and checking the caller's role on it."""
 
-    def load(slug: str, db: DbDep, actor: ActorDep) -> Summit:
+    def load(slug: Slug, db: DbDep, actor: ActorDep) -> Summit:
         if actor is None:
             raise AuthenticationError("Log in to do this.")
         summit = get_summit(db, slug)

@@ -10,6 +10,7 @@ from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from summitcast.errors import PermissionDeniedError
+from summitcast.web.edge import error_response
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 CSRF_FIELD = "csrf_token"
@@ -126,7 +127,7 @@ class BodyLimitMiddleware:
             return
         declared = dict(scope["headers"]).get(b"content-length")
         if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
-            await _too_large(send, self.max_bytes)
+            await _too_large(scope, receive, send, self.max_bytes)
             return
         received = 0
         started = False
@@ -150,7 +151,7 @@ class BodyLimitMiddleware:
             await self.app(scope, counting_receive, tracking_send)
         except _BodyTooLargeError:
             if not started:
-                await _too_large(send, self.max_bytes)
+                await _too_large(scope, receive, send, self.max_bytes)
 
 
 class _BodyTooLargeError(HTTPException):
@@ -164,16 +165,10 @@ class _BodyTooLargeError(HTTPException):
         )
 
 
-async def _too_large(send: Send, limit: int) -> None:
-    body = (
-        f'{{"detail":"The request is larger than {limit // (1024 * 1024)} MiB, '
-        'the most this server accepts."}'
-    ).encode()
-    await send(
-        {
-            "type": "http.response.start",
-            "status": 413,
-            "headers": [(b"content-type", b"application/json"), (b"connection", b"close")],
-        }
+async def _too_large(scope: Scope, receive: Receive, send: Send, limit: int) -> None:
+    message = (
+        f"The request is larger than {limit // (1024 * 1024)} MiB, the most this server accepts."
     )
-    await send({"type": "http.response.body", "body": body})
+    # Before routing too: a backstage form gets the error page, an API client JSON.
+    response = error_response(Request(scope, receive), 413, message, connection="close")
+    await response(scope, receive, send)

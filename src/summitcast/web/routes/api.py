@@ -10,6 +10,7 @@ from summitcast.services import programme, schedule
 from summitcast.services.programme import ItemInput, SessionInput, SpeakerInput, SummitInput
 from summitcast.storage.tables import Item, Session, Speaker
 from summitcast.web.deps import CurrentActor, DbDep, EditableSummit, SettingsDep
+from summitcast.web.edge import RowId, Slug
 from summitcast.web.schemas import (
     ErrorOut,
     ImportOut,
@@ -79,7 +80,7 @@ def create_summit(body: SummitIn, db: DbDep, actor: CurrentActor) -> SummitOut:
 
 
 @router.get("/summits/{slug}")
-def get_summit(slug: str, db: DbDep) -> SummitOut:
+def get_summit(slug: Slug, db: DbDep) -> SummitOut:
     """One summit."""
     return SummitOut.model_validate(programme.get_summit(db, slug))
 
@@ -91,7 +92,7 @@ def update_summit(body: SummitIn, db: DbDep, summit: EditableSummit) -> SummitOu
 
 
 @router.get("/summits/{slug}/sessions")
-def list_sessions(slug: str, db: DbDep) -> list[SessionOut]:
+def list_sessions(slug: Slug, db: DbDep) -> list[SessionOut]:
     """The programme: sessions with their items."""
     summit = programme.get_summit(db, slug)
     return [_session_out(s) for s in programme.programme_of(db, summit)]
@@ -104,7 +105,7 @@ def add_session(body: SessionIn, db: DbDep, summit: EditableSummit) -> SessionOu
 
 
 @router.get("/summits/{slug}/sessions/{session_id}")
-def get_session(slug: str, session_id: int, db: DbDep) -> SessionOut:
+def get_session(slug: Slug, session_id: RowId, db: DbDep) -> SessionOut:
     """One session with its run of show."""
     summit = programme.get_summit(db, slug)
     return _session_out(programme.get_session(db, summit, session_id))
@@ -112,7 +113,7 @@ def get_session(slug: str, session_id: int, db: DbDep) -> SessionOut:
 
 @router.put("/summits/{slug}/sessions/{session_id}")
 def update_session(
-    session_id: int, body: SessionIn, db: DbDep, summit: EditableSummit
+    session_id: RowId, body: SessionIn, db: DbDep, summit: EditableSummit
 ) -> SessionOut:
     """Replace a session's title and window."""
     session = programme.get_session(db, summit, session_id)
@@ -120,21 +121,21 @@ def update_session(
 
 
 @router.delete("/summits/{slug}/sessions/{session_id}", status_code=204)
-def delete_session(session_id: int, db: DbDep, summit: EditableSummit) -> Response:
+def delete_session(session_id: RowId, db: DbDep, summit: EditableSummit) -> Response:
     """Remove a session."""
     programme.delete_session(db, programme.get_session(db, summit, session_id))
     return Response(status_code=204)
 
 
 @router.post("/summits/{slug}/sessions/{session_id}/items", status_code=201)
-def add_item(session_id: int, body: ItemIn, db: DbDep, summit: EditableSummit) -> ItemOut:
+def add_item(session_id: RowId, body: ItemIn, db: DbDep, summit: EditableSummit) -> ItemOut:
     """Append an item to a session's run of show."""
     session = programme.get_session(db, summit, session_id)
     return _item_out(programme.add_item(db, session, ItemInput(**body.model_dump())))
 
 
 @router.put("/summits/{slug}/sessions/{session_id}/order")
-def set_order(session_id: int, body: OrderIn, db: DbDep, summit: EditableSummit) -> SessionOut:
+def set_order(session_id: RowId, body: OrderIn, db: DbDep, summit: EditableSummit) -> SessionOut:
     """Reorder a session's run of show."""
     session = programme.get_session(db, summit, session_id)
     programme.set_order(db, session, body.order)
@@ -142,34 +143,36 @@ def set_order(session_id: int, body: OrderIn, db: DbDep, summit: EditableSummit)
 
 
 @router.get("/summits/{slug}/items/{item_id}")
-def get_item(slug: str, item_id: int, db: DbDep) -> ItemOut:
+def get_item(slug: Slug, item_id: RowId, db: DbDep) -> ItemOut:
     """One item."""
     return _item_out(programme.get_item(db, programme.get_summit(db, slug), item_id))
 
 
 @router.put("/summits/{slug}/items/{item_id}")
-def update_item(item_id: int, body: ItemIn, db: DbDep, summit: EditableSummit) -> ItemOut:
+def update_item(item_id: RowId, body: ItemIn, db: DbDep, summit: EditableSummit) -> ItemOut:
     """Replace an item's fields."""
     item = programme.get_item(db, summit, item_id)
     return _item_out(programme.update_item(db, item, ItemInput(**body.model_dump())))
 
 
 @router.put("/summits/{slug}/items/{item_id}/speakers")
-def set_item_speakers(item_id: int, body: SpeakersIn, db: DbDep, summit: EditableSummit) -> ItemOut:
+def set_item_speakers(
+    item_id: RowId, body: SpeakersIn, db: DbDep, summit: EditableSummit
+) -> ItemOut:
     """Set who speaks in an item."""
     item = programme.get_item(db, summit, item_id)
     return _item_out(programme.set_item_speakers(db, item, body.speakers))
 
 
 @router.delete("/summits/{slug}/items/{item_id}", status_code=204)
-def delete_item(item_id: int, db: DbDep, summit: EditableSummit) -> Response:
+def delete_item(item_id: RowId, db: DbDep, summit: EditableSummit) -> Response:
     """Remove an item."""
     programme.delete_item(db, programme.get_item(db, summit, item_id))
     return Response(status_code=204)
 
 
 @router.get("/summits/{slug}/speakers")
-def list_speakers(slug: str, db: DbDep) -> list[SpeakerOut]:
+def list_speakers(slug: Slug, db: DbDep) -> list[SpeakerOut]:
     """Every speaker of a summit."""
     return [_speaker_out(s) for s in programme.get_summit(db, slug).speakers]
 
@@ -181,14 +184,14 @@ def add_speaker(body: SpeakerIn, db: DbDep, summit: EditableSummit) -> SpeakerOu
 
 
 @router.get("/summits/{slug}/speakers/{speaker_id}")
-def get_speaker(slug: str, speaker_id: int, db: DbDep) -> SpeakerOut:
+def get_speaker(slug: Slug, speaker_id: RowId, db: DbDep) -> SpeakerOut:
     """One speaker."""
     return _speaker_out(programme.get_speaker(db, programme.get_summit(db, slug), speaker_id))
 
 
 @router.put("/summits/{slug}/speakers/{speaker_id}")
 def update_speaker(
-    speaker_id: int, body: SpeakerIn, db: DbDep, summit: EditableSummit
+    speaker_id: RowId, body: SpeakerIn, db: DbDep, summit: EditableSummit
 ) -> SpeakerOut:
     """Replace a speaker's fields."""
     speaker = programme.get_speaker(db, summit, speaker_id)
@@ -196,7 +199,7 @@ def update_speaker(
 
 
 @router.delete("/summits/{slug}/speakers/{speaker_id}", status_code=204)
-def delete_speaker(speaker_id: int, db: DbDep, summit: EditableSummit) -> Response:
+def delete_speaker(speaker_id: RowId, db: DbDep, summit: EditableSummit) -> Response:
     """Remove a speaker."""
     programme.delete_speaker(db, programme.get_speaker(db, summit, speaker_id))
     return Response(status_code=204)
@@ -229,7 +232,7 @@ async def import_schedule(
 
 @router.get("/summits/{slug}/schedule")
 def export_schedule(
-    slug: str,
+    slug: Slug,
     db: DbDep,
     format: Annotated[str, Query(pattern="^(json|xml|ics)$")] = "json",
 ) -> Response:

@@ -22,6 +22,7 @@ from summitcast.web.deps import (
     SettingsDep,
     summit_for,
 )
+from summitcast.web.edge import RowId
 from summitcast.web.security import verify_csrf
 from summitcast.web.templating import render
 
@@ -95,7 +96,7 @@ def add_session(db: DbDep, summit: EditableSummit, data: forms.SessionForm) -> R
 
 @router.get("/s/{slug}/sessions/{session_id}", response_class=HTMLResponse)
 def session_page(
-    request: Request, db: DbDep, actor: CurrentActor, summit: BackstageSummit, session_id: int
+    request: Request, db: DbDep, actor: CurrentActor, summit: BackstageSummit, session_id: RowId
 ) -> Response:
     """The run of show of one session."""
     from summitcast.domain.accounts import allows
@@ -119,7 +120,7 @@ def session_page(
 
 @router.post("/s/{slug}/sessions/{session_id}")
 def update_session(
-    db: DbDep, summit: EditableSummit, session_id: int, data: forms.SessionForm
+    db: DbDep, summit: EditableSummit, session_id: RowId, data: forms.SessionForm
 ) -> Response:
     """Save a session's title and window."""
     session = programme.get_session(db, summit, session_id)
@@ -128,14 +129,16 @@ def update_session(
 
 
 @router.post("/s/{slug}/sessions/{session_id}/delete")
-def delete_session(db: DbDep, summit: EditableSummit, session_id: int) -> Response:
+def delete_session(db: DbDep, summit: EditableSummit, session_id: RowId) -> Response:
     """Remove a session and its items."""
     programme.delete_session(db, programme.get_session(db, summit, session_id))
     return _back(f"/backstage/s/{summit.slug}")
 
 
 @router.post("/s/{slug}/sessions/{session_id}/items")
-def add_item(db: DbDep, summit: EditableSummit, session_id: int, data: forms.ItemForm) -> Response:
+def add_item(
+    db: DbDep, summit: EditableSummit, session_id: RowId, data: forms.ItemForm
+) -> Response:
     """Append an item to the run of show."""
     session = programme.get_session(db, summit, session_id)
     programme.add_item(db, session, data)
@@ -143,7 +146,7 @@ def add_item(db: DbDep, summit: EditableSummit, session_id: int, data: forms.Ite
 
 
 @router.post("/s/{slug}/sessions/{session_id}/order")
-def set_order(db: DbDep, summit: EditableSummit, session_id: int, order: ShortText) -> Response:
+def set_order(db: DbDep, summit: EditableSummit, session_id: RowId, order: ShortText) -> Response:
     """Put the run of show in the order given as comma-separated item ids (drag and drop)."""
     session = programme.get_session(db, summit, session_id)
     try:
@@ -157,7 +160,7 @@ def set_order(db: DbDep, summit: EditableSummit, session_id: int, order: ShortTe
 
 
 @router.get("/s/{slug}/items/{item_id}", response_class=HTMLResponse)
-def item_page(request: Request, db: DbDep, summit: EditableSummit, item_id: int) -> Response:
+def item_page(request: Request, db: DbDep, summit: EditableSummit, item_id: RowId) -> Response:
     """Edit one item and who speaks in it."""
     item = programme.get_item(db, summit, item_id)
     return render(
@@ -178,7 +181,7 @@ def item_page(request: Request, db: DbDep, summit: EditableSummit, item_id: int)
 def update_item(
     db: DbDep,
     summit: EditableSummit,
-    item_id: int,
+    item_id: RowId,
     data: forms.ItemForm,
     speakers: Annotated[list[int] | None, Form()] = None,
 ) -> Response:
@@ -193,7 +196,7 @@ def update_item(
 def move_item(
     db: DbDep,
     summit: EditableSummit,
-    item_id: int,
+    item_id: RowId,
     direction: Annotated[str, Form(pattern="^(up|down)$")],
 ) -> Response:
     """Move an item one place up or down."""
@@ -204,7 +207,7 @@ def move_item(
 
 
 @router.post("/s/{slug}/items/{item_id}/delete")
-def delete_item(db: DbDep, summit: EditableSummit, item_id: int) -> Response:
+def delete_item(db: DbDep, summit: EditableSummit, item_id: RowId) -> Response:
     """Remove an item."""
     item = programme.get_item(db, summit, item_id)
     session_id = item.session_id
@@ -255,7 +258,9 @@ def add_speaker(db: DbDep, summit: EditableSummit, data: forms.SpeakerForm) -> R
 
 
 @router.get("/s/{slug}/speakers/{speaker_id}", response_class=HTMLResponse)
-def speaker_page(request: Request, db: DbDep, summit: EditableSummit, speaker_id: int) -> Response:
+def speaker_page(
+    request: Request, db: DbDep, summit: EditableSummit, speaker_id: RowId
+) -> Response:
     """Edit one speaker."""
     speaker = programme.get_speaker(db, summit, speaker_id)
     return render(request, "backstage/speaker.html", {"summit": summit, "speaker": speaker})
@@ -263,7 +268,7 @@ def speaker_page(request: Request, db: DbDep, summit: EditableSummit, speaker_id
 
 @router.post("/s/{slug}/speakers/{speaker_id}")
 def update_speaker(
-    db: DbDep, summit: EditableSummit, speaker_id: int, data: forms.SpeakerForm
+    db: DbDep, summit: EditableSummit, speaker_id: RowId, data: forms.SpeakerForm
 ) -> Response:
     """Save a speaker."""
     speaker = programme.get_speaker(db, summit, speaker_id)
@@ -276,7 +281,7 @@ async def upload_photo(
     db: DbDep,
     settings: SettingsDep,
     summit: EditableSummit,
-    speaker_id: int,
+    speaker_id: RowId,
     photo: Annotated[UploadFile, File()],
 ) -> Response:
     """Replace a speaker's photo with a sanitised copy of the upload."""
@@ -290,7 +295,7 @@ async def upload_photo(
 
 
 @router.post("/s/{slug}/speakers/{speaker_id}/delete")
-def delete_speaker(db: DbDep, summit: EditableSummit, speaker_id: int) -> Response:
+def delete_speaker(db: DbDep, summit: EditableSummit, speaker_id: RowId) -> Response:
     """Remove a speaker."""
     programme.delete_speaker(db, programme.get_speaker(db, summit, speaker_id))
     return _back(f"/backstage/s/{summit.slug}/speakers")

@@ -20,6 +20,7 @@ from summitcast.services import broadcast as service
 from summitcast.services import programme
 from summitcast.storage.tables import Summit, utcnow
 from summitcast.web.deps import CurrentActor, DbDep, SettingsDep, summit_for
+from summitcast.web.edge import OptionalRowId, RowId, Slug
 from summitcast.web.routes.hls import master_url
 from summitcast.web.security import verify_csrf
 from summitcast.web.templating import render
@@ -71,7 +72,7 @@ def on_air_view(plan: service.BroadcastPlan, run: list[PlayoutItem]) -> dict[str
 
 @router.get("/s/{slug}/watch", response_class=HTMLResponse)
 def watch_page(
-    request: Request, slug: str, db: DbDep, settings: SettingsDep, session: int | None = None
+    request: Request, slug: Slug, db: DbDep, settings: SettingsDep, session: OptionalRowId = None
 ) -> Response:
     """The public player for the session on air (or the next one), and its recordings after."""
     summit = programme.get_summit(db, slug)
@@ -109,7 +110,7 @@ def watch_page(
 
 
 @router.get("/s/{slug}/sessions/{session_id}/on-air.json")
-def on_air_json(slug: str, session_id: int, db: DbDep) -> Response:
+def on_air_json(slug: Slug, session_id: RowId, db: DbDep) -> Response:
     """What is on air and next in one session, for watch pages and location screens."""
     summit = programme.get_summit(db, slug)
     session = programme.get_session(db, summit, session_id)
@@ -246,7 +247,7 @@ def _control_view(request: Request, db: DbDep, summit: Summit, session_id: int) 
 
 @backstage_router.get("/s/{slug}/sessions/{session_id}/control", response_class=HTMLResponse)
 def control_room(
-    request: Request, db: DbDep, actor: CurrentActor, summit: RunnerSummit, session_id: int
+    request: Request, db: DbDep, actor: CurrentActor, summit: RunnerSummit, session_id: RowId
 ) -> Response:
     """The producer's control room of one session."""
     session = programme.get_session(db, summit, session_id)
@@ -275,7 +276,9 @@ def control_room(
 
 
 @backstage_router.get("/s/{slug}/sessions/{session_id}/control/health.json")
-def control_health(request: Request, db: DbDep, summit: RunnerSummit, session_id: int) -> Response:
+def control_health(
+    request: Request, db: DbDep, summit: RunnerSummit, session_id: RowId
+) -> Response:
     """Stream health, what is on air and which buttons apply, polled by the control room."""
     view = _control_view(request, db, summit, session_id)
     return JSONResponse(view, headers={"Cache-Control": "no-store"})
@@ -297,7 +300,7 @@ def _act(request: Request, db: DbDep, summit: Summit, session_id: int) -> Respon
 
 @backstage_router.post("/s/{slug}/sessions/{session_id}/control/start")
 def control_start(
-    request: Request, db: DbDep, actor: CurrentActor, summit: RunnerSummit, session_id: int
+    request: Request, db: DbDep, actor: CurrentActor, summit: RunnerSummit, session_id: RowId
 ) -> Response:
     """Start the session (countdown first if its planned start is ahead)."""
     service.start_session(db, actor, summit, session_id)
@@ -306,7 +309,7 @@ def control_start(
 
 @backstage_router.post("/s/{slug}/sessions/{session_id}/control/start-now")
 def control_start_now(
-    request: Request, db: DbDep, actor: CurrentActor, summit: RunnerSummit, session_id: int
+    request: Request, db: DbDep, actor: CurrentActor, summit: RunnerSummit, session_id: RowId
 ) -> Response:
     """Start the session with its first item, skipping any countdown."""
     service.start_session(db, actor, summit, session_id, countdown=False)
@@ -315,7 +318,7 @@ def control_start_now(
 
 @backstage_router.post("/s/{slug}/sessions/{session_id}/control/next")
 def control_next(
-    request: Request, db: DbDep, actor: CurrentActor, summit: RunnerSummit, session_id: int
+    request: Request, db: DbDep, actor: CurrentActor, summit: RunnerSummit, session_id: RowId
 ) -> Response:
     """Take the next item."""
     service.take_next(db, actor, summit, session_id)
@@ -324,7 +327,7 @@ def control_next(
 
 @backstage_router.post("/s/{slug}/sessions/{session_id}/control/hold")
 def control_hold(
-    request: Request, db: DbDep, actor: CurrentActor, summit: RunnerSummit, session_id: int
+    request: Request, db: DbDep, actor: CurrentActor, summit: RunnerSummit, session_id: RowId
 ) -> Response:
     """Hold on the slate."""
     service.hold(db, actor, summit, session_id)
@@ -333,7 +336,7 @@ def control_hold(
 
 @backstage_router.post("/s/{slug}/sessions/{session_id}/control/live")
 def control_live(
-    request: Request, db: DbDep, actor: CurrentActor, summit: RunnerSummit, session_id: int
+    request: Request, db: DbDep, actor: CurrentActor, summit: RunnerSummit, session_id: RowId
 ) -> Response:
     """Cut to the live input."""
     service.cut_to_live(db, actor, summit, session_id)
@@ -342,7 +345,7 @@ def control_live(
 
 @backstage_router.post("/s/{slug}/sessions/{session_id}/control/back")
 def control_back(
-    request: Request, db: DbDep, actor: CurrentActor, summit: RunnerSummit, session_id: int
+    request: Request, db: DbDep, actor: CurrentActor, summit: RunnerSummit, session_id: RowId
 ) -> Response:
     """Back to the run of show."""
     service.back_to_programme(db, actor, summit, session_id)
@@ -351,7 +354,7 @@ def control_back(
 
 @backstage_router.post("/s/{slug}/sessions/{session_id}/control/end")
 def control_end(
-    request: Request, db: DbDep, actor: CurrentActor, summit: RunnerSummit, session_id: int
+    request: Request, db: DbDep, actor: CurrentActor, summit: RunnerSummit, session_id: RowId
 ) -> Response:
     """End the session."""
     service.end_session(db, actor, summit, session_id)
@@ -360,7 +363,7 @@ def control_end(
 
 @backstage_router.post("/s/{slug}/sessions/{session_id}/control/rotate-key")
 def control_rotate_key(
-    request: Request, db: DbDep, actor: CurrentActor, summit: RunnerSummit, session_id: int
+    request: Request, db: DbDep, actor: CurrentActor, summit: RunnerSummit, session_id: RowId
 ) -> Response:
     """Give the session a new ingest key."""
     service.rotate_ingest_key(db, actor, summit, session_id)

@@ -14,6 +14,7 @@ from summitcast.services import greenroom as service
 from summitcast.services import programme
 from summitcast.storage.tables import Summit
 from summitcast.web.deps import CurrentActor, DbDep, summit_for
+from summitcast.web.edge import RowId
 from summitcast.web.security import verify_csrf
 from summitcast.web.templating import render
 
@@ -72,7 +73,7 @@ def _feeds_view(request: Request, feeds: list[service.FeedView], base: str) -> l
     "/s/{slug}/sessions/{session_id}/control/greenroom", response_class=HTMLResponse
 )
 def green_room_page(
-    request: Request, db: DbDep, actor: CurrentActor, summit: RunnerSummit, session_id: int
+    request: Request, db: DbDep, actor: CurrentActor, summit: RunnerSummit, session_id: RowId
 ) -> Response:
     """The green room of one session: every speaker's feed, its preview and the take button."""
     session = programme.get_session(db, summit, session_id)
@@ -87,7 +88,7 @@ def green_room_page(
 
 @backstage_router.get("/s/{slug}/sessions/{session_id}/control/greenroom.json")
 def green_room_json(
-    request: Request, db: DbDep, actor: CurrentActor, summit: RunnerSummit, session_id: int
+    request: Request, db: DbDep, actor: CurrentActor, summit: RunnerSummit, session_id: RowId
 ) -> Response:
     """The feeds' status, polled by the green room page (keys left out: the page has them)."""
     session = programme.get_session(db, summit, session_id)
@@ -107,8 +108,8 @@ def green_room_preview(
     db: DbDep,
     actor: CurrentActor,
     summit: RunnerSummit,
-    session_id: int,
-    speaker_id: int,
+    session_id: RowId,
+    speaker_id: RowId,
 ) -> Response:
     """The latest preview frame of a speaker's feed ("no signal" before the first one)."""
     feeds = service.green_room(db, actor, summit, programme.get_session(db, summit, session_id).id)
@@ -139,8 +140,8 @@ def green_room_open(
     db: DbDep,
     actor: CurrentActor,
     summit: RunnerSummit,
-    session_id: int,
-    speaker_id: int,
+    session_id: RowId,
+    speaker_id: RowId,
 ) -> Response:
     """Give the speaker their own ingest key and open their listeners."""
     settings = request.app.state.settings
@@ -156,8 +157,8 @@ def green_room_close(
     db: DbDep,
     actor: CurrentActor,
     summit: RunnerSummit,
-    session_id: int,
-    speaker_id: int,
+    session_id: RowId,
+    speaker_id: RowId,
 ) -> Response:
     """Close the speaker's feed (their key stops working)."""
     service.close_feed(db, actor, summit, session_id, speaker_id)
@@ -170,8 +171,8 @@ def green_room_take(
     db: DbDep,
     actor: CurrentActor,
     summit: RunnerSummit,
-    session_id: int,
-    speaker_id: int,
+    session_id: RowId,
+    speaker_id: RowId,
 ) -> Response:
     """Put the speaker's feed on air."""
     service.take_feed(db, actor, summit, session_id, speaker_id)
@@ -184,8 +185,8 @@ def green_room_release(
     db: DbDep,
     actor: CurrentActor,
     summit: RunnerSummit,
-    session_id: int,
-    speaker_id: int,
+    session_id: RowId,
+    speaker_id: RowId,
 ) -> Response:
     """Take the speaker off air; the live input is the studio again."""
     service.release_feed(db, actor, summit, session_id, speaker_id)

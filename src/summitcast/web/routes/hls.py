@@ -13,6 +13,7 @@ from summitcast.media.http_cache import cache_headers_for
 from summitcast.media.ladder import MASTER_NAME
 from summitcast.media.manager import BroadcastManager
 from summitcast.media.segment_store import LocalSegmentStore, clean_path
+from summitcast.web.edge import RowId
 
 router = APIRouter(include_in_schema=False)
 
@@ -23,7 +24,7 @@ def master_url(summit_slug: str, session_id: int) -> str:
 
 
 @router.get("/hls/{summit}/{session_id}/{path:path}")
-def hls_file(request: Request, summit: str, session_id: int, path: str) -> Response:
+def hls_file(request: Request, summit: str, session_id: RowId, path: str) -> Response:
     """One playlist or segment of a session, from its segment store (404 for anything else)."""
     if not SLUG_RE.match(summit) or session_id < 1:
         raise NotFoundError("No such stream.")
@@ -41,7 +42,11 @@ def hls_file(request: Request, summit: str, session_id: int, path: str) -> Respo
     if isinstance(store, LocalSegmentStore):
         # The default: ffmpeg's own folder, served straight from disk (sendfile, no copy).
         target = store.local_path(name)
-        if not target.is_file():
+        try:
+            found = target.is_file()
+        except (OSError, ValueError):  # a name the file system refuses (too long, a NUL byte)
+            found = False
+        if not found:
             raise NotFoundError("No such stream file.")
         if name.endswith(".m3u8"):
             # Read whole: ffmpeg replaces playlists by renaming, so one read sees one version.

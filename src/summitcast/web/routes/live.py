@@ -23,6 +23,7 @@ from summitcast.services.live import LiveService, Reason
 from summitcast.storage.database import Database
 from summitcast.storage.tables import Summit
 from summitcast.web.deps import DbDep, get_actor, summit_for
+from summitcast.web.edge import Slug
 from summitcast.web.presence_socket import PUSH_ON_AIR, AsgiScreen, PresenceSockets, answer
 from summitcast.web.templating import render
 
@@ -124,7 +125,7 @@ async def answer_heartbeat(
 
 
 @router.get("/s/{slug}/live", response_class=HTMLResponse)
-def live_map_page(request: Request, slug: str, db: DbDep) -> Response:
+def live_map_page(request: Request, slug: Slug, db: DbDep) -> Response:
     """The public live world map with counters."""
     summit = programme.get_summit(db, slug)
     return render(
@@ -133,7 +134,7 @@ def live_map_page(request: Request, slug: str, db: DbDep) -> Response:
 
 
 @router.get("/live/s/{slug}/figures.json")
-async def public_figures(request: Request, slug: str) -> Response:
+async def public_figures(request: Request, slug: Slug) -> Response:
     """The public figures of a summit right now (k-anonymous)."""
     live = _live(request)
     try:
@@ -145,7 +146,7 @@ async def public_figures(request: Request, slug: str) -> Response:
 
 
 @router.get("/live/s/{slug}/public")
-async def public_events(request: Request, slug: str) -> Response:
+async def public_events(request: Request, slug: Slug) -> Response:
     """Public figures pushed as Server-Sent Events (the fallback of the WebSocket below)."""
     live = _live(request)
     try:
@@ -157,7 +158,7 @@ async def public_events(request: Request, slug: str) -> Response:
 
 
 @router.websocket("/live/s/{slug}/public")
-async def public_socket(websocket: WebSocket, slug: str) -> None:
+async def public_socket(websocket: WebSocket, slug: Slug) -> None:
     """Public figures pushed over a WebSocket, at most once per push interval."""
     live = _live(websocket)
     try:
@@ -182,7 +183,7 @@ async def organiser_events(
 
 
 @backstage_router.websocket("/s/{slug}/live")
-async def organiser_socket(websocket: WebSocket, slug: str) -> None:
+async def organiser_socket(websocket: WebSocket, slug: Slug) -> None:
     """Organiser figures over a WebSocket; the session cookie must grant MANAGE_LOCATIONS."""
     summit_id = await asyncio.to_thread(_organiser_summit, websocket, slug)
     if summit_id is None:

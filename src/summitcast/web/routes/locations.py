@@ -20,6 +20,7 @@ from summitcast.services.live import LiveService
 from summitcast.storage.tables import Summit
 from summitcast.web import forms, lists
 from summitcast.web.deps import CurrentActor, DbDep, SettingsDep, summit_for
+from summitcast.web.edge import Slug
 from summitcast.web.on_air import screen_view
 from summitcast.web.security import verify_csrf
 from summitcast.web.templating import render
@@ -76,7 +77,7 @@ def _form_context(
 
 
 @router.get("/s/{slug}/register", response_class=HTMLResponse)
-def register_page(request: Request, slug: str, db: DbDep) -> Response:
+def register_page(request: Request, slug: Slug, db: DbDep) -> Response:
     """The public form for registering a watch location."""
     summit = programme.get_summit(db, slug)
     return render(request, "locations/register.html", _form_context(summit, {}))
@@ -85,7 +86,7 @@ def register_page(request: Request, slug: str, db: DbDep) -> Response:
 @router.post("/s/{slug}/register", response_class=HTMLResponse)
 def register(
     request: Request,
-    slug: str,
+    slug: Slug,
     db: DbDep,
     settings: SettingsDep,
     label: RegisterText = "",
@@ -148,7 +149,7 @@ def _digest(sealed: str) -> str:
 
 
 @router.get("/s/{slug}/registered/{public_id}", response_class=HTMLResponse)
-def registered(request: Request, slug: str, public_id: str, db: DbDep) -> Response:
+def registered(request: Request, slug: Slug, public_id: str, db: DbDep) -> Response:
     """A registered location's status, and its secret link the first time only."""
     summit = programme.get_summit(db, slug)
     location = locations.find_location(db, public_id)

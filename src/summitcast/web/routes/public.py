@@ -11,6 +11,7 @@ from fastapi.responses import FileResponse, HTMLResponse, Response
 from summitcast.errors import NotFoundError
 from summitcast.services import programme, schedule
 from summitcast.web.deps import DbDep, SettingsDep
+from summitcast.web.edge import OptionalRowId, RowId, Slug
 from summitcast.web.templating import render
 
 router = APIRouter(include_in_schema=False)
@@ -23,7 +24,7 @@ def home(request: Request, db: DbDep) -> Response:
 
 
 @router.get("/s/{slug}", response_class=HTMLResponse)
-def summit_page(request: Request, slug: str, db: DbDep) -> Response:
+def summit_page(request: Request, slug: Slug, db: DbDep) -> Response:
     """A summit's public programme, grouped by day in the summit's time zone."""
     summit = programme.get_summit(db, slug)
     sessions = programme.programme_of(db, summit)
@@ -32,7 +33,7 @@ def summit_page(request: Request, slug: str, db: DbDep) -> Response:
 
 
 @router.get("/s/{slug}/sessions/{session_id}", response_class=HTMLResponse)
-def session_page(request: Request, slug: str, session_id: int, db: DbDep) -> Response:
+def session_page(request: Request, slug: Slug, session_id: RowId, db: DbDep) -> Response:
     """One session's run of show with planned times."""
     summit = programme.get_summit(db, slug)
     session = programme.get_session(db, summit, session_id)
@@ -41,14 +42,14 @@ def session_page(request: Request, slug: str, session_id: int, db: DbDep) -> Res
 
 
 @router.get("/s/{slug}/speakers", response_class=HTMLResponse)
-def speakers_page(request: Request, slug: str, db: DbDep) -> Response:
+def speakers_page(request: Request, slug: Slug, db: DbDep) -> Response:
     """Every speaker of the summit."""
     summit = programme.get_summit(db, slug)
     return render(request, "speakers.html", {"summit": summit, "speakers": summit.speakers})
 
 
 @router.get("/s/{slug}/speakers/{speaker_id}", response_class=HTMLResponse)
-def speaker_page(request: Request, slug: str, speaker_id: int, db: DbDep) -> Response:
+def speaker_page(request: Request, slug: Slug, speaker_id: RowId, db: DbDep) -> Response:
     """One speaker and their items."""
     summit = programme.get_summit(db, slug)
     speaker = programme.get_speaker(db, summit, speaker_id)
@@ -60,8 +61,12 @@ def speaker_page(request: Request, slug: str, speaker_id: int, db: DbDep) -> Res
 def photo(name: str, settings: SettingsDep) -> Response:
     """A sanitised speaker photo."""
     folder = (settings.data_dir / "photos").resolve()
-    path = (folder / Path(name).name).resolve()
-    if path.parent != folder or not path.is_file() or path.suffix != ".jpg":
+    try:
+        path = (folder / Path(name).name).resolve()
+        found = path.parent == folder and path.suffix == ".jpg" and path.is_file()
+    except (OSError, ValueError):  # a name the file system refuses (too long, a NUL byte)
+        found = False
+    if not found:
         raise NotFoundError("No such photo.")
     return FileResponse(
         path, media_type="image/jpeg", headers={"Cache-Control": "public, max-age=86400"}
@@ -69,21 +74,21 @@ def photo(name: str, settings: SettingsDep) -> Response:
 
 
 @router.get("/s/{slug}/schedule.json")
-def export_json(slug: str, db: DbDep) -> Response:
+def export_json(slug: Slug, db: DbDep) -> Response:
     """The programme as a c3voc/frab JSON schedule."""
     body, media_type = schedule.export_summit(db, programme.get_summit(db, slug), "json")
     return Response(body, media_type=media_type)
 
 
 @router.get("/s/{slug}/schedule.xml")
-def export_xml(slug: str, db: DbDep) -> Response:
+def export_xml(slug: Slug, db: DbDep) -> Response:
     """The programme as a frab XML schedule."""
     body, media_type = schedule.export_summit(db, programme.get_summit(db, slug), "xml")
     return Response(body, media_type=media_type)
 
 
 @router.get("/s/{slug}/schedule.ics")
-def export_ics(slug: str, db: DbDep, session: int | None = None) -> Response:
+def export_ics(slug: Slug, db: DbDep, session: OptionalRowId = None) -> Response:
     """The programme (or one session) as iCalendar."""
     summit = programme.get_summit(db, slug)
     body, media_type = schedule.export_summit(db, summit, "ics", session_id=session)

@@ -24,6 +24,7 @@ from summitcast.services import attendance, programme
 from summitcast.services.reports import DOWNLOADS, EXACT_CSV, ReportCache, public_csv, public_map
 from summitcast.storage.tables import AttendancePublication, Summit
 from summitcast.web.deps import DbDep, SettingsDep, summit_for
+from summitcast.web.edge import Slug
 from summitcast.web.security import verify_csrf
 from summitcast.web.templating import render
 
@@ -143,7 +144,7 @@ async def publish_live(
 # --- public ------------------------------------------------------------------------------
 
 
-def _live(settings: SettingsDep, db: DbDep, slug: str) -> tuple[Summit, Path]:
+def _live(settings: SettingsDep, db: DbDep, slug: Slug) -> tuple[Summit, Path]:
     summit = programme.get_summit(db, slug)
     path = attendance.live_log_path(settings, summit)
     if path is None:
@@ -152,7 +153,7 @@ def _live(settings: SettingsDep, db: DbDep, slug: str) -> tuple[Summit, Path]:
 
 
 @router.get("/s/{slug}/attendance/heads.json")
-def public_heads(db: DbDep, settings: SettingsDep, slug: str) -> Response:
+def public_heads(db: DbDep, settings: SettingsDep, slug: Slug) -> Response:
     """Every signed head of the live log, each with its consistency proof from the one before."""
     summit, _ = _live(settings, db, slug)
     key, _ = attendance.summit_keys(settings, summit)
@@ -166,7 +167,7 @@ def public_heads(db: DbDep, settings: SettingsDep, slug: str) -> Response:
 
 
 @router.get("/s/{slug}/attendance/live-log.jsonl")
-def public_live_log(db: DbDep, settings: SettingsDep, slug: str) -> Response:
+def public_live_log(db: DbDep, settings: SettingsDep, slug: Slug) -> Response:
     """The live log up to its newest head (lines appended after it are not served yet)."""
     summit, path = _live(settings, db, slug)
     length = attendance.live_log_length(path)
@@ -193,7 +194,7 @@ def public_live_log(db: DbDep, settings: SettingsDep, slug: str) -> Response:
     )
 
 
-def _published(db: DbDep, slug: str) -> tuple[Summit, AttendancePublication]:
+def _published(db: DbDep, slug: Slug) -> tuple[Summit, AttendancePublication]:
     summit = programme.get_summit(db, slug)
     publication = attendance.latest_publication(db, summit)
     if publication is None:
@@ -202,7 +203,7 @@ def _published(db: DbDep, slug: str) -> tuple[Summit, AttendancePublication]:
 
 
 @router.get("/s/{slug}/attendance", response_class=HTMLResponse)
-def public_page(request: Request, db: DbDep, settings: SettingsDep, slug: str) -> Response:
+def public_page(request: Request, db: DbDep, settings: SettingsDep, slug: Slug) -> Response:
     """Published attendance figures (k-suppressed), the log, the key and how to verify."""
     summit = programme.get_summit(db, slug)
     publication = attendance.latest_publication(db, summit)
@@ -227,7 +228,7 @@ def public_page(request: Request, db: DbDep, settings: SettingsDep, slug: str) -
 
 
 @router.get("/s/{slug}/attendance/log.jsonl")
-def public_log(db: DbDep, settings: SettingsDep, slug: str) -> Response:
+def public_log(db: DbDep, settings: SettingsDep, slug: Slug) -> Response:
     """The published attendance log (JSON Lines)."""
     summit, publication = _published(db, slug)
     return FileResponse(
@@ -238,14 +239,14 @@ def public_log(db: DbDep, settings: SettingsDep, slug: str) -> Response:
 
 
 @router.get("/s/{slug}/attendance/public-key.txt")
-def public_key(db: DbDep, slug: str) -> Response:
+def public_key(db: DbDep, slug: Slug) -> Response:
     """The summit's Ed25519 public key (base64), as `audit verify --public-key` takes it."""
     _, publication = _published(db, slug)
     return Response(publication.public_key + "\n", media_type="text/plain; charset=utf-8")
 
 
 @router.get("/s/{slug}/attendance/{name}.csv")
-def public_csv_file(db: DbDep, slug: str, name: str) -> Response:
+def public_csv_file(db: DbDep, slug: Slug, name: str) -> Response:
     """Published figures as CSV: countries (k-suppressed), sessions or the bucket timeline."""
     summit, publication = _published(db, slug)
     body = public_csv(publication.figures, name)
@@ -257,7 +258,7 @@ def public_csv_file(db: DbDep, slug: str, name: str) -> Response:
 
 
 @router.get("/s/{slug}/attendance/map.png")
-async def public_map_png(db: DbDep, settings: SettingsDep, slug: str) -> Response:
+async def public_map_png(db: DbDep, settings: SettingsDep, slug: Slug) -> Response:
     """The world map of the published (k-suppressed) per-country figures."""
     summit, publication = _published(db, slug)
     path = await asyncio.to_thread(public_map, settings, summit, publication)

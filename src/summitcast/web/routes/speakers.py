@@ -33,6 +33,7 @@ from summitcast.storage.database import Database
 from summitcast.storage.tables import SpeakerInvitation, Upload
 from summitcast.web import lists
 from summitcast.web.deps import CurrentActor, DbDep, EditableSummit, SettingsDep
+from summitcast.web.edge import RowId
 from summitcast.web.security import verify_csrf
 from summitcast.web.templating import render
 
@@ -427,7 +428,7 @@ def _item_page_url(slug: str, item_id: int) -> str:
 
 @backstage_router.get("/s/{slug}/items/{item_id}/speaker", response_class=HTMLResponse)
 def readiness_page(
-    request: Request, db: DbDep, summit: EditableSummit, item_id: int, settings: SettingsDep
+    request: Request, db: DbDep, summit: EditableSummit, item_id: RowId, settings: SettingsDep
 ) -> Response:
     """Invitations, uploads, check results, preview and approval of one item."""
     item = programme.get_item(db, summit, item_id)
@@ -457,7 +458,7 @@ def invite(
     db: DbDep,
     actor: CurrentActor,
     summit: EditableSummit,
-    item_id: int,
+    item_id: RowId,
     speaker_id: Annotated[int, Form()],
     email: Annotated[str, Form(max_length=254)] = "",
     valid_days: Annotated[int, Form()] = 60,
@@ -477,7 +478,7 @@ def invite(
 
 
 @backstage_router.post("/s/{slug}/invitations/{invitation_id}/revoke")
-def revoke(db: DbDep, summit: EditableSummit, invitation_id: int) -> Response:
+def revoke(db: DbDep, summit: EditableSummit, invitation_id: RowId) -> Response:
     """Withdraw a speaker's link."""
     invitation = speakers.get_invitation(db, summit, invitation_id)
     speakers.revoke_invitation(db, invitation)
@@ -486,7 +487,7 @@ def revoke(db: DbDep, summit: EditableSummit, invitation_id: int) -> Response:
 
 @backstage_router.post("/s/{slug}/items/{item_id}/approve")
 def approve(
-    db: DbDep, actor: CurrentActor, summit: EditableSummit, item_id: int, settings: SettingsDep
+    db: DbDep, actor: CurrentActor, summit: EditableSummit, item_id: RowId, settings: SettingsDep
 ) -> Response:
     """Approve the ready file for air."""
     item = programme.get_item(db, summit, item_id)
@@ -500,7 +501,7 @@ def retake(
     db: DbDep,
     actor: CurrentActor,
     summit: EditableSummit,
-    item_id: int,
+    item_id: RowId,
     settings: SettingsDep,
     reason: Annotated[str, Form(max_length=2000)],
 ) -> Response:
