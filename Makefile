@@ -53,9 +53,12 @@ test: install assets browser
 	$(BIN)/python -m pytest -q -p no:cacheprovider $(PYTEST_ARGS)
 
 lint: install
-	$(BIN)/ruff check src tests benchmarks
-	$(BIN)/ruff format --check src tests benchmarks
+	$(BIN)/ruff check src tests benchmarks tools
+	$(BIN)/ruff format --check src tests benchmarks tools
 	$(BIN)/mypy
+	$(BIN)/bandit -c pyproject.toml -r src -q
+	@# Known vulnerabilities in requirements.lock; .pip-audit-ignore says why any is accepted.
+	$(BIN)/python tools/audit_dependencies.py
 
 typecheck: install
 	$(BIN)/mypy
