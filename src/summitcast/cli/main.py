@@ -53,7 +53,8 @@ app.add_typer(locations_app, name="locations")
 app.add_typer(loadtest_app, name="loadtest")
 
 console = Console(soft_wrap=True)  # URLs and credentials must stay on one line
-errors = Console(stderr=True)
+# Never wrapped: piped to a file or a log (no terminal) Rich would break lines at 80 columns.
+errors = Console(stderr=True, soft_wrap=True)
 
 
 @contextmanager
@@ -284,6 +285,7 @@ def demo(
     """Create a fictional demo summit on the embedded defaults and serve it."""
     import os
 
+    from summitcast.cli.demo_ports import demo_listener_env
     from summitcast.services.demo import (
         prepare_demo_broadcast,
         seed_demo,
@@ -299,6 +301,10 @@ def demo(
     os.environ.setdefault("SUMMITCAST_BROADCAST_LADDER", "small")
     # A few hundred simulated locations come and go on the live map (demo summits only).
     os.environ.setdefault("SUMMITCAST_DEMO_AUDIENCE", "true")
+    # Ingest and green-room listeners on a free block derived from --port, so several
+    # demos on one machine never fight over RTMP 1935 (unless ports are set explicitly).
+    ingest_host = settings_for(data_dir).ingest_host
+    os.environ.update(demo_listener_env(port, os.environ, host=ingest_host))
     settings = Settings(data_dir=data_dir)
     with (
         _database(settings) as database,
@@ -331,6 +337,11 @@ def demo(
     console.print(f"  Attendance (public): {base}/s/{slug}/attendance")
     console.print(f"  Backstage:         {base}/backstage")
     console.print(f"  API (OpenAPI):     {base}/api/openapi.json")
+    console.print(
+        f"  Studio ingest:     rtmp://{host}:{settings.ingest_rtmp_port}/live and "
+        f"srt://{host}:{settings.ingest_srt_port} (keys in the control room); "
+        f"green room from port {settings.greenroom_rtmp_port}"
+    )
     console.print(f"  Organiser login:   {made.organiser_email} / {made.password}")
     console.print(f"  Producer login:    {made.producer_email} / {made.password}\n")
     if not no_serve:

@@ -12,6 +12,7 @@ from datetime import date, datetime
 from zoneinfo import ZoneInfo
 
 from defusedxml import DefusedXmlException
+from defusedxml.common import DTDForbidden, EntitiesForbidden, ExternalReferenceForbidden
 from defusedxml.ElementTree import DefusedXMLParser
 
 from summitcast.errors import ImportFormatError
@@ -83,6 +84,17 @@ class _Reader:
         return "" if child is None else (child.text or "")
 
 
+def _refused(error: DefusedXmlException) -> str:
+    """What a refused XML construct is, in words (defusedxml's own text is a Python repr)."""
+    if isinstance(error, EntitiesForbidden):
+        return f"declares the entity “{error.name}”"
+    if isinstance(error, ExternalReferenceForbidden):
+        return "refers to an external resource"
+    if isinstance(error, DTDForbidden):
+        return "declares a document type"
+    return "uses an XML feature that is not accepted"
+
+
 def parse_frab_xml(data: bytes, *, max_bytes: int = DEFAULT_MAX_BYTES) -> ScheduleDocument:
     """Read a frab schedule.xml; entity tricks are refused; failures are ImportFormatError."""
     check_size(data, max_bytes)
@@ -105,8 +117,8 @@ def parse_frab_xml(data: bytes, *, max_bytes: int = DEFAULT_MAX_BYTES) -> Schedu
     except DefusedXmlException as exc:
         line = parser.parser.CurrentLineNumber
         raise ImportFormatError(
-            f"XML line {line}: refused {type(exc).__name__} ({exc}); schedules may not declare "
-            "entities or reference external resources",
+            f"XML line {line}: {_refused(exc)}; schedules may not declare entities or "
+            "reference external resources",
             field=f"XML line {line}",
         ) from None
     except (ValueError, LookupError) as exc:  # e.g. an encoding expat does not know
