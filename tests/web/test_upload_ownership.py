@@ -3,18 +3,23 @@
 from __future__ import annotations
 
 import base64
+import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 
+import imageio_ffmpeg
 import pytest
 from fastapi.testclient import TestClient
 
 from summitcast.domain.accounts import Role
 from summitcast.domain.uploads import crc32c_digest
+from summitcast.media.testclips import make_clip
 from summitcast.services import programme, speakers
 from summitcast.storage.database import Database
-from summitcast.storage.tables import Upload
+from summitcast.storage.tables import Item, ItemMedia, Notice, Upload
 from tests.conftest import grant, log_in, make_summit, make_user
+from tests.web.test_speaker_portal import _drain, _upload
 
 pytestmark = pytest.mark.integration
 
@@ -26,8 +31,17 @@ NO_SUCH_UPLOAD = {"detail": "No such upload."}
 
 @pytest.fixture
 def settings(settings):  # type: ignore[no-untyped-def]
-    """Small chunks; no background worker."""
-    return settings.model_copy(update={"upload_chunk_bytes": CHUNK, "job_workers": False})
+    """Small chunks and programme format (real ffmpeg stays quick); no background worker."""
+    return settings.model_copy(
+        update={
+            "programme_width": 320,
+            "programme_height": 180,
+            "programme_fps": 15,
+            "normalise_preset": "ultrafast",
+            "upload_chunk_bytes": CHUNK,
+            "job_workers": False,
+        }
+    )
 
 
 @dataclass(frozen=True)
@@ -154,3 +168,50 @@ def test_each_speaker_lists_their_own_and_the_organiser_all(
     assert (anas in ben_page, bens in ben_page) == (False, True)
     assert ben_own.status_code == 200
     assert (anas in organiser_page, bens in organiser_page) == (True, True)
+
+
+def test_co_speakers_file_waits_on_standby_until_the_organiser_chooses_it(
+    client: TestClient, app, database: Database, tmp_path: Path
+) -> None:  # type: ignore[no-untyped-def]
+    panel = _panel(database, _secret(app))
+    ffmpeg = imageio_ffmpeg.get_ffmpeg_exe()
+    anas = make_clip(ffmpeg, tmp_path / "ana.mp4", duration_s=1.0).read_bytes()
+    bens = make_clip(ffmpeg, tmp_path / "ben.mp4", duration_s=1.0, width=160, height=90)
+    ana_url = _upload(client, panel.ana, anas, chunk=CHUNK)
+    ben_url = _upload(client, panel.ben, bens.read_bytes(), chunk=CHUNK)
+    ana_id, ben_id = ana_url.rsplit("/", 1)[1], ben_url.rsplit("/", 1)[1]
+    _drain(app)
+
+    def states() -> tuple[str, str, str, str]:
+        with database.session() as db:
+            by_id = {u.public_id: u for u in db.query(Upload)}
+            media = db.query(ItemMedia).filter_by(item_id=panel.item_id, kind="programme").one()
+            on_air = next(u.public_id for u in by_id.values() if u.output_path == media.path)
+            item = db.get(Item, panel.item_id)
+            return by_id[ana_id].state, by_id[ben_id].state, on_air, item.status
+
+    after_upload = states()
+    with database.session() as db:
+        told = [n.message for n in db.query(Notice).order_by(Notice.id)]
+    user = make_user(database, "org@example.org")
+    with database.session() as db:
+        grant(database, user, programme.get_summit(db, "panel"), Role.ORGANISER)
+    csrf = log_in(client, "org@example.org")
+    page = client.get(f"/backstage/s/panel/items/{panel.item_id}/speaker").text
+    chosen = client.post(
+        f"/backstage/s/panel/uploads/{ben_id}/choose",
+        data={"csrf_token": csrf},
+        follow_redirects=False,
+    )
+    after_choice = states()
+
+    assert after_upload == ("ready", "standby", ana_id, "ready")
+    assert told[-1] == (
+        "Your video passed the checks. Another speaker of this item sent one that is in the "
+        "programme already; the organisers choose which one goes on air."
+    )
+    assert re.search(r"from Ben Okafor · \d+ bytes", page)
+    assert f"/backstage/s/panel/uploads/{ben_id}/choose" in page
+    assert f"/backstage/s/panel/uploads/{ana_id}/choose" not in page  # in the programme
+    assert chosen.status_code == 303
+    assert after_choice == ("standby", "ready", ben_id, "ready")

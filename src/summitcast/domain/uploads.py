@@ -75,11 +75,22 @@ class UploadState(StrEnum):
     FAILED = "failed"  # our side failed after retries; problem says why
     EXPIRED = "expired"  # left unfinished too long; bytes deleted
     REPLACED = "replaced"  # a newer upload of the same kind took its place
+    # Normalised, but another speaker's file of the item is the one in the programme:
+    # the organisers choose between them (a co-speaker never replaces it by uploading).
+    STANDBY = "standby"
 
 
 FINAL_STATES = frozenset(
-    {UploadState.READY, UploadState.REJECTED, UploadState.FAILED, UploadState.EXPIRED}
+    {
+        UploadState.READY,
+        UploadState.REJECTED,
+        UploadState.FAILED,
+        UploadState.EXPIRED,
+        UploadState.STANDBY,
+    }
 )
+# States whose normalised file the organisers may put (back) in the programme.
+CHOOSABLE_STATES = frozenset({UploadState.READY, UploadState.STANDBY, UploadState.REPLACED})
 
 
 class Sniffed(StrEnum):

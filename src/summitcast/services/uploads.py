@@ -815,6 +815,42 @@ def record_check(
     jobs.enqueue(db, JOB_NORMALISE, upload_id=upload.id, max_attempts=3)
 
 
+def _speaker_of(db: DbSession, upload: Upload) -> int | None:
+    """The speaker whose link started an upload."""
+    invitation = db.get(SpeakerInvitation, upload.invitation_id)
+    return invitation.speaker_id if invitation is not None else None
+
+
+def _in_programme(db: DbSession, upload: Upload) -> list[Upload]:
+    """The item's other ready uploads of this upload's kind and language (its media's)."""
+    return list(
+        db.scalars(
+            select(Upload).where(
+                Upload.item_id == upload.item_id,
+                Upload.kind == upload.kind,
+                Upload.language == upload.language,
+                Upload.state == UploadState.READY.value,
+                Upload.id != upload.id,
+            )
+        )
+    )
+
+
+MEDIA_KINDS = {
+    UploadKind.PROGRAMME: MediaKind.PROGRAMME,
+    UploadKind.AUDIO: MediaKind.AUDIO,
+    UploadKind.SUBTITLES: MediaKind.SUBTITLES,
+}
+
+
+def _what(upload: Upload) -> str:
+    return {
+        UploadKind.PROGRAMME: "Your video",
+        UploadKind.AUDIO: f"Your {upload.language} interpretation audio",
+        UploadKind.SUBTITLES: f"Your {upload.language} subtitles",
+    }[UploadKind(upload.kind)]
+
+
 def record_normalised(
     db: DbSession,
     upload: Upload,
@@ -823,41 +859,78 @@ def record_normalised(
     poster: Path | None,
     info: dict[str, Any],
 ) -> None:
-    """Point the item's media at the normalised file and mark the item ready."""
+    """Point the item's media at the normalised file and mark the item ready.
+
+    A speaker's new file replaces their own earlier one. It never replaces a co-speaker's
+    file in the programme: it waits on standby until the organisers choose (choose_upload).
+    """
     item = db.get(Item, upload.item_id)
     if item is None:
         return
-    kind = {
-        UploadKind.PROGRAMME: MediaKind.PROGRAMME,
-        UploadKind.AUDIO: MediaKind.AUDIO,
-        UploadKind.SUBTITLES: MediaKind.SUBTITLES,
-    }[UploadKind(upload.kind)]
-    attach_media(db, item, kind, str(output), language=upload.language, info=info)
-    for older in db.scalars(
-        select(Upload).where(
-            Upload.item_id == upload.item_id,
-            Upload.kind == upload.kind,
-            Upload.language == upload.language,
-            Upload.state == UploadState.READY.value,
-            Upload.id != upload.id,
-        )
-    ):
-        older.state = UploadState.REPLACED.value
-    upload.state = UploadState.READY.value
     upload.output_path = str(output)
     upload.poster_path = str(poster) if poster else ""
+    current = _in_programme(db, upload)
+    speaker = _speaker_of(db, upload)
+    if any(_speaker_of(db, other) != speaker for other in current):
+        upload.state = UploadState.STANDBY.value
+        _set_item_status(db, upload, ItemStatus.READY)  # the co-speaker's file is ready
+        _notify(
+            db,
+            upload,
+            notifications.NoticeLevel.DONE,
+            f"{_what(upload)} passed the checks. Another speaker of this item sent one that "
+            "is in the programme already; the organisers choose which one goes on air.",
+        )
+        return
+    attach_media(
+        db, item, MEDIA_KINDS[UploadKind(upload.kind)], str(output),
+        language=upload.language, info=info,
+    )  # fmt: skip
+    for older in current:
+        older.state = UploadState.REPLACED.value
+    upload.state = UploadState.READY.value
     _set_item_status(db, upload, ItemStatus.READY)
-    what = {
-        UploadKind.PROGRAMME: "Your video",
-        UploadKind.AUDIO: f"Your {upload.language} interpretation audio",
-        UploadKind.SUBTITLES: f"Your {upload.language} subtitles",
-    }[UploadKind(upload.kind)]
     _notify(
         db,
         upload,
         notifications.NoticeLevel.DONE,
-        f"{what} passed the checks and is ready. The organisers will look at it.",
+        f"{_what(upload)} passed the checks and is ready. The organisers will look at it.",
     )
+
+
+def choose_upload(db: DbSession, item: Item, upload: Upload) -> None:
+    """The organisers' choice: this upload's normalised file becomes the item's, of its kind."""
+    if upload.item_id != item.id:
+        raise NotFoundError("No such upload.")
+    if UploadState(upload.state) not in rules.CHOOSABLE_STATES or not upload.output_path:
+        raise ConflictError(
+            f"Only a file that passed the checks can go on air; this one is {upload.state}."
+        )
+    if ItemStatus(item.status) in (ItemStatus.ON_AIR, ItemStatus.DONE):
+        raise ConflictError("This item has already been on air.", field="status")
+    if upload.state == UploadState.READY:
+        return  # in the programme already
+    info: dict[str, Any] = {"upload": upload.public_id, "sha256": upload.sha256}
+    if upload.kind != UploadKind.SUBTITLES:
+        info["duration_s"] = float((upload.facts or {}).get("duration_s") or 0.0)
+    attach_media(
+        db, item, MEDIA_KINDS[UploadKind(upload.kind)], upload.output_path,
+        language=upload.language, info=info,
+    )  # fmt: skip
+    for other in _in_programme(db, upload):
+        other.state = UploadState.STANDBY.value  # the organisers may choose it back
+        _notify(
+            db, other, notifications.NoticeLevel.INFO,
+            "The organisers chose another file for this item; yours is kept in case.",
+        )  # fmt: skip
+    upload.state = UploadState.READY.value
+    if upload.kind == UploadKind.PROGRAMME and item.status == ItemStatus.APPROVED:
+        item.status = ItemStatus.READY.value  # another file than the approved one: look again
+    _set_item_status(db, upload, ItemStatus.READY)
+    _notify(
+        db, upload, notifications.NoticeLevel.DONE,
+        f"The organisers chose {_what(upload).lower()} for the broadcast.",
+    )  # fmt: skip
 
 
 def record_failure(db: DbSession, upload: Upload, reason: str) -> None:

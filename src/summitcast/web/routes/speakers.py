@@ -392,7 +392,7 @@ def _abandon_chunk(database: Database, ticket: uploads.ChunkTicket) -> None:
 
 def _media_file(upload: Upload, which: str) -> Path:
     path = upload.poster_path if which == "poster" else upload.output_path
-    if upload.state not in (UploadState.READY, UploadState.REPLACED) or not path:
+    if upload.state not in upload_rules.CHOOSABLE_STATES or not path:
         raise NotFoundError("This file is not ready yet.")
     return Path(path)
 
@@ -438,6 +438,8 @@ def readiness_page(
         for inv in speakers.invitations_of_item(db, item)
     ]
     item_uploads = speakers.uploads_of_item(db, item.id)
+    # Who sent each file: co-speakers of one item each upload their own.
+    senders = {inv.id: inv.speaker.name for inv, _link in invitations}
     return render(
         request,
         "backstage/speaker_invite.html",
@@ -446,6 +448,7 @@ def readiness_page(
             "item": item,
             "invitations": invitations,
             "uploads": item_uploads,
+            "senders": senders,
             "jobs": {u.id: jobs.jobs_of_upload(db, u.id) for u in item_uploads},
             "speakers": summit.speakers,
             "valid_days": settings.invitation_valid_days,
@@ -516,6 +519,15 @@ def _summit_upload(db: DbDep, summit: EditableSummit, upload_id: str) -> Upload:
     upload = uploads.upload_by_public_id(db, upload_id)
     programme.get_item(db, summit, upload.item_id)  # 404 unless the item is this summit's
     return upload
+
+
+@backstage_router.post("/s/{slug}/uploads/{upload_id}/choose")
+def choose(db: DbDep, summit: EditableSummit, upload_id: str) -> Response:
+    """Put this file in the programme instead of the item's current one (of its kind)."""
+    upload = _summit_upload(db, summit, upload_id)
+    item = programme.get_item(db, summit, upload.item_id)
+    uploads.choose_upload(db, item, upload)
+    return _back(_item_page_url(summit.slug, item.id))
 
 
 @backstage_router.get("/s/{slug}/uploads/{upload_id}/poster.jpg")
