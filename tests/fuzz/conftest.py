@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
-import os
 import re
+import time as clock
 from collections.abc import Iterator
-from contextlib import ExitStack
-from dataclasses import dataclass
-from datetime import UTC, datetime
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass, field
+from datetime import datetime, time, timedelta
+from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
+from httpx import Response
 from hypothesis import HealthCheck, settings
 from sqlalchemy import select
 
@@ -23,21 +26,51 @@ from summitcast.storage.database import Database
 from summitcast.storage.tables import Item, Session, Speaker, Summit
 from tests.conftest import PASSWORD, grant, make_summit, make_user, scratch_postgres
 
-# Short budgets for `make test`; benchmarks/fuzz_long.py raises them (SUMMITCAST_FUZZ_EXAMPLES).
-EXAMPLES = int(os.environ.get("SUMMITCAST_FUZZ_EXAMPLES", "0")) or None
 
-
-def fuzz_settings(examples: int) -> settings:
-    """Reproducible Hypothesis settings: derandomized, no example database, no deadline."""
+def fuzz_settings(examples: int, *, randomize: bool = False) -> settings:
+    """Hypothesis settings: derandomized (reproducible in CI) unless asked, no example database."""
     return settings(
-        max_examples=EXAMPLES or examples,
+        max_examples=examples,
         deadline=None,
-        derandomize=True,
+        derandomize=not randomize,
         database=None,
         # Each example is a real request against a real database: slow by Hypothesis' measure.
         suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
         print_blob=True,
     )
+
+
+@dataclass(slots=True)
+class Run:
+    """One fuzzer's budget and tally: `make test` runs it short, benchmarks/fuzz_long.py long."""
+
+    examples: int
+    randomize: bool = False
+    # clock.monotonic() past which no further Hypothesis run starts (long runs are bounded).
+    until: float | None = None
+    sent: int = 0
+    failures: list[str] = field(default_factory=list)
+
+    def settings(self, examples: int | None = None) -> settings:
+        """Settings for one Hypothesis run of this fuzzer."""
+        return fuzz_settings(examples or self.examples, randomize=self.randomize)
+
+    def chunks(self, size: int = 500) -> Iterator[int]:
+        """Example counts of successive Hypothesis runs adding up to run.examples, in time."""
+        left = self.examples
+        while left > 0 and not self.out_of_time():
+            yield min(size, left)
+            left -= size
+
+    def out_of_time(self) -> bool:
+        """Whether the time of a bounded run is over."""
+        return self.until is not None and clock.monotonic() > self.until
+
+    def check(self, response: Response, what: str) -> None:
+        """Count one request; note it when it was answered 500 or more."""
+        self.sent += 1
+        if response.status_code >= 500:
+            self.failures.append(f"{what}: {response.status_code} {response.text[:200]!r}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,9 +113,15 @@ def world(
 ) -> Iterator[World]:
     """A migrated database of the fuzz tests' own (one per back-end), its app and organiser."""
     # Package scope: migrating and seeding once per back-end keeps the fuzzing within budget.
-    folder = tmp_path_factory.mktemp(f"fuzz-{request.param}")
+    with open_world(request.param, tmp_path_factory.mktemp(f"fuzz-{request.param}")) as world:
+        yield world
+
+
+@contextmanager
+def open_world(backend: str, folder: Path) -> Iterator[World]:
+    """A new SQLite file or PostgreSQL database, migrated and seeded, with its app."""
     with ExitStack() as stack:
-        if request.param == "sqlite":
+        if backend == "sqlite":
             url = f"sqlite:///{folder / 'summitcast.db'}"
         else:
             url = stack.enter_context(scratch_postgres("summitcast_fuzz"))
@@ -113,19 +152,31 @@ def seed_world(database: Database) -> None:
     summit = make_summit(database, "fuzz")
     organiser = make_user(database, "organiser@fuzz.example")
     grant(database, organiser, summit, Role.ORGANISER)
+    replenish(database)
+
+
+def replenish(database: Database) -> None:
+    """Give the first summit a session, an item and a speaker again if fuzzing deleted them."""
     with database.session() as db:
-        found = programme.get_summit(db, "fuzz")
-        session = programme.add_session(
-            db,
-            found,
-            programme.SessionInput(
-                title="Opening",
-                planned_start=datetime(2027, 7, 17, 10, tzinfo=UTC),
-                planned_end=datetime(2027, 7, 17, 12, tzinfo=UTC),
-            ),
-        )
-        programme.add_item(db, session, programme.ItemInput(title="Welcome"))
-        programme.add_speaker(db, found, programme.SpeakerInput(name="Ada"))
+        summit = db.scalar(select(Summit).order_by(Summit.id).limit(1))
+        assert summit is not None, "the seeded summit is gone"
+        sessions = programme.programme_of(db, summit)
+        if not sessions:
+            # Noon on the summit's first day in its own zone: inside whatever dates it has now.
+            noon = datetime.combine(summit.start_date, time(12), ZoneInfo(summit.time_zone))
+            sessions = [
+                programme.add_session(
+                    db,
+                    summit,
+                    programme.SessionInput(
+                        title="Opening", planned_start=noon, planned_end=noon + timedelta(hours=1)
+                    ),
+                )
+            ]
+        if not any(session.items for session in sessions):
+            programme.add_item(db, sessions[0], programme.ItemInput(title="Welcome"))
+        if not summit.speakers:
+            programme.add_speaker(db, summit, programme.SpeakerInput(name="Ada"))
 
 
 def log_in_organiser(app: FastAPI) -> Organiser:

@@ -19,7 +19,7 @@ from schemathesis.python.asgi import shutdown_lifespans
 from schemathesis.specs.openapi.checks import response_schema_conformance
 
 from summitcast.storage.database import Database
-from tests.fuzz.conftest import Organiser, World, fuzz_settings, real_ids
+from tests.fuzz.conftest import Organiser, Run, World, real_ids
 
 pytestmark = pytest.mark.integration
 
@@ -39,25 +39,23 @@ def api_schema(world: World) -> Iterator[schemathesis.BaseSchema]:
 
 
 def fuzz_operations(
-    schema: schemathesis.BaseSchema, organiser: Organiser, database: Database
-) -> tuple[int, list[str]]:
-    """Fuzz every operation; return the number of requests and one line per failing one."""
-    count = [0]
-    failures: list[str] = []
+    schema: schemathesis.BaseSchema, organiser: Organiser, database: Database, run: Run
+) -> None:
+    """Fuzz every operation run.examples times per mode; one line per failing one."""
     for result in schema.get_all_operations():
         operation = result.ok()
         modes = [GenerationMode.POSITIVE]
         if _negatable(operation):
             modes.append(GenerationMode.NEGATIVE)
         for mode in modes:
-            run = _fuzzer(operation, mode, organiser, database, count)
+            if run.out_of_time():
+                return
             try:
-                run()
+                _fuzzer(operation, mode, organiser, database, run)()
             except Unsatisfiable:
                 pass
             except Exception as exc:  # one line per operation, the whole report at the end
-                failures.append(f"{operation.label} [{mode.value}]: {_first_lines(exc)}")
-    return count[0], failures
+                run.failures.append(f"{operation.label} [{mode.value}]: {_first_lines(exc)}")
 
 
 def _fuzzer(
@@ -65,23 +63,23 @@ def _fuzzer(
     mode: GenerationMode,
     organiser: Organiser,
     database: Database,
-    count: list[int],
+    run: Run,
 ) -> Callable[[], None]:
-    """A Hypothesis test of one operation in one mode, counting its requests in count[0]."""
+    """A Hypothesis test of one operation in one mode, counting its requests in run."""
 
-    @fuzz_settings(EXAMPLES)
+    @run.settings()
     @given(case=operation.as_strategy(generation_mode=mode), aim=st.booleans())
-    def run(case: schemathesis.Case, aim: bool) -> None:
+    def test(case: schemathesis.Case, aim: bool) -> None:
         # Invalid cases keep their invalid parameters; valid ones may aim at real objects.
         if aim and mode.is_positive and case.path_parameters:
             known = real_ids(database)
             case.path_parameters = {
                 name: known.get(name, value) for name, value in case.path_parameters.items()
             }
-        count[0] += 1
+        run.sent += 1
         case.call_and_validate(headers=organiser.headers, cookies=organiser.cookies, checks=CHECKS)
 
-    return run
+    return test
 
 
 def _negatable(operation: schemathesis.APIOperation) -> bool:
@@ -105,7 +103,9 @@ def _first_lines(error: BaseException) -> str:
 def test_api_operations_answer_no_5xx_and_match_the_schema(
     api_schema: schemathesis.BaseSchema, world: World
 ) -> None:
-    sent, failures = fuzz_operations(api_schema, world.organiser, world.database)
+    run = Run(examples=EXAMPLES)
 
-    assert sent >= 100, f"only {sent} requests were sent: the fuzzing itself is broken"
-    assert not failures, "\n".join(failures)
+    fuzz_operations(api_schema, world.organiser, world.database, run)
+
+    assert run.sent >= 100, f"only {run.sent} requests were sent: the fuzzing itself is broken"
+    assert not run.failures, "\n".join(run.failures)

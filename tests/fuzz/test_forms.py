@@ -21,7 +21,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from summitcast.app import ROUTERS
-from tests.fuzz.conftest import World, fuzz_settings, real_ids
+from tests.fuzz.conftest import Run, World, real_ids
 
 pytestmark = pytest.mark.integration
 
@@ -53,26 +53,28 @@ def form_routes() -> list[tuple[str, str, dict[str, bool]]]:
     return sorted(found, key=lambda found: found[:2])
 
 
+def fuzz_forms(world: World, run: Run) -> None:
+    """Fill every form run.examples times; 500s and worse are noted in run."""
+    with world.client() as client:
+        for method, path, fields in form_routes():
+            if run.out_of_time():
+                return
+            _form_fuzzer(world, client, method, path, fields, run)()
+
+
 def _form_fuzzer(
-    world: World,
-    client: TestClient,
-    method: str,
-    path: str,
-    fields: dict[str, bool],
-    failures: list[str],
-    count: list[int],
+    world: World, client: TestClient, method: str, path: str, fields: dict[str, bool], run: Run
 ) -> Callable[[], None]:
-    """A Hypothesis test of one form: failures noted, requests counted in count[0]."""
+    """A Hypothesis test of one form."""
     texts = {name: TEXT for name, is_file in fields.items() if not is_file}
     files = {name: FILE for name, is_file in fields.items() if is_file}
 
-    @fuzz_settings(EXAMPLES)
+    @run.settings()
     @given(text=st.fixed_dictionaries({}, optional=texts), upload=st.fixed_dictionaries(files))
     def fill(text: dict[str, str], upload: dict[str, bytes]) -> None:
         # Objects are looked up afresh: a fuzzed form may rename or delete them.
         real = real_ids(world.database)
         url = PARAMETER.sub(lambda m: real.get(m.group(1), "1"), path)
-        count[0] += 1
         response = client.request(
             method,
             url,
@@ -80,8 +82,7 @@ def _form_fuzzer(
             files={name: ("f.bin", body) for name, body in upload.items()} or None,
             follow_redirects=False,
         )
-        if response.status_code >= 500:
-            failures.append(f"{method} {path} {text!r:.300}: {response.status_code}")
+        run.check(response, f"{method} {path} {text!r:.300}")
 
     return fill
 
@@ -97,13 +98,14 @@ def test_form_walk_finds_the_forms() -> None:
 def test_forms_filled_with_anything_are_answered_below_500(
     world: World, caplog: pytest.LogCaptureFixture
 ) -> None:
-    failures: list[str] = []
-    count = [0]
-    with world.client() as client, caplog.at_level(logging.ERROR):
-        for method, path, fields in form_routes():
-            _form_fuzzer(world, client, method, path, fields, failures, count)()
+    run = Run(examples=EXAMPLES)
+
+    with caplog.at_level(logging.ERROR):
+        fuzz_forms(world, run)
     tracebacks = [r.getMessage() for r in caplog.records if r.exc_info]
 
-    assert count[0] >= 100, f"only {count[0]} forms were sent: the walk itself is broken"
-    assert not failures, f"{len(failures)} answers of 500 or more:\n" + "\n".join(failures[:40])
+    assert run.sent >= 100, f"only {run.sent} forms were sent: the walk itself is broken"
+    assert not run.failures, f"{len(run.failures)} answers of 500 or more:\n" + "\n".join(
+        run.failures[:40]
+    )
     assert not tracebacks, f"{len(tracebacks)} tracebacks logged: {tracebacks[:5]}"

@@ -11,16 +11,18 @@ from __future__ import annotations
 import json
 import logging
 import xml.etree.ElementTree as ET
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
 import pytest
+from fastapi.testclient import TestClient
 from hypothesis import given
 from hypothesis import strategies as st
 
 from summitcast.errors import ImportFormatError
 from summitcast.interchange import ScheduleDocument, export_ical, parse_schedule
-from tests.fuzz.conftest import World, fuzz_settings, real_ids
+from tests.fuzz.conftest import Run, World, real_ids
 from tests.interchange.counting import FIXTURES
 
 JSON_FILES = [FIXTURES / "pretalx-democon-day1.json", FIXTURES / "frab-camp2019-trimmed.json"]
@@ -118,16 +120,73 @@ SCHEDULES = st.one_of(
 HINTS = st.sampled_from(["", "json", "xml", "upload.json", "upload.xml", "schedule.ics"])
 
 
-@pytest.mark.unit
-@fuzz_settings(400)
-@given(data=SCHEDULES, hint=HINTS)
-def test_any_file_reads_as_a_schedule_or_an_import_format_error(data: bytes, hint: str) -> None:
-    try:
-        read: ScheduleDocument | str = parse_schedule(data, hint)
-    except ImportFormatError as error:
-        read = error.message
+def fuzz_reader(run: Run) -> None:
+    """Read run.examples damaged files: each gives a document or an ImportFormatError."""
 
-    assert isinstance(read, ScheduleDocument) or read.strip(), "an import error without words"
+    for examples in run.chunks():
+        _reader(run, examples)()
+
+
+def _reader(run: Run, examples: int) -> Callable[[], None]:
+    """One Hypothesis run of the reader."""
+
+    @run.settings(examples)
+    @given(data=SCHEDULES, hint=HINTS)
+    def read(data: bytes, hint: str) -> None:
+        run.sent += 1
+        try:
+            parsed: ScheduleDocument | str = parse_schedule(data, hint)
+        except ImportFormatError as error:
+            parsed = error.message
+        except Exception as error:  # anything else is the finding
+            run.failures.append(f"{hint!r} {data[:200]!r}: {error!r}")
+            return
+        if not isinstance(parsed, ScheduleDocument) and not parsed.strip():
+            run.failures.append(f"{hint!r} {data[:200]!r}: an import error without words")
+
+    return read
+
+
+def fuzz_imports(world: World, run: Run) -> None:
+    """Send run.examples damaged files through the API and the backstage form."""
+    with world.client() as client:
+        for examples in run.chunks():
+            _sender(world, client, run, examples)()
+
+
+def _sender(world: World, client: TestClient, run: Run, examples: int) -> Callable[[], None]:
+    """One Hypothesis run of files sent to the app."""
+
+    @run.settings(examples)
+    @given(data=SCHEDULES, xml=st.booleans(), form=st.booleans())
+    def send(data: bytes, xml: bool, form: bool) -> None:
+        slug = real_ids(world.database)["slug"]
+        kind = "xml" if xml else "json"
+        if form:
+            response = client.post(
+                f"/backstage/s/{slug}/import",
+                files={"file": (f"schedule.{kind}", data)},
+                follow_redirects=False,
+            )
+        else:
+            response = client.post(
+                f"/api/summits/{slug}/schedule",
+                content=data,
+                headers={"Content-Type": f"application/{kind}"},
+            )
+        run.check(response, f"{'form' if form else 'API'} {kind} {data[:200]!r}")
+
+    return send
+
+
+@pytest.mark.unit
+def test_any_file_reads_as_a_schedule_or_an_import_format_error() -> None:
+    run = Run(examples=400)
+
+    fuzz_reader(run)
+
+    assert run.sent >= 300
+    assert not run.failures, "\n".join(run.failures[:20])
 
 
 @pytest.mark.unit
@@ -162,31 +221,14 @@ def test_an_ical_file_is_refused_with_the_formats_we_read() -> None:
 def test_imported_files_are_answered_below_500(
     world: World, caplog: pytest.LogCaptureFixture
 ) -> None:
-    failures: list[str] = []
-    with world.client() as client, caplog.at_level(logging.ERROR):
+    run = Run(examples=60)
 
-        @fuzz_settings(60)
-        @given(data=SCHEDULES, xml=st.booleans(), form=st.booleans())
-        def send(data: bytes, xml: bool, form: bool) -> None:
-            slug = real_ids(world.database)["slug"]
-            kind = "xml" if xml else "json"
-            if form:
-                response = client.post(
-                    f"/backstage/s/{slug}/import",
-                    files={"file": (f"schedule.{kind}", data)},
-                    follow_redirects=False,
-                )
-            else:
-                response = client.post(
-                    f"/api/summits/{slug}/schedule",
-                    content=data,
-                    headers={"Content-Type": f"application/{kind}"},
-                )
-            if response.status_code >= 500:
-                failures.append(f"{'form' if form else 'API'} {data[:200]!r}: {response.text}")
-
-        send()
+    with caplog.at_level(logging.ERROR):
+        fuzz_imports(world, run)
     tracebacks = [r.getMessage() for r in caplog.records if r.exc_info]
 
-    assert not failures, f"{len(failures)} answers of 500 or more:\n" + "\n".join(failures[:20])
+    assert run.sent >= 50
+    assert not run.failures, f"{len(run.failures)} answers of 500 or more:\n" + "\n".join(
+        run.failures[:20]
+    )
     assert not tracebacks, f"{len(tracebacks)} tracebacks logged: {tracebacks[:5]}"
