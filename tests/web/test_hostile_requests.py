@@ -139,13 +139,13 @@ def test_control_characters_in_text_fields_are_refused_and_store_nothing(
     grant(database, organiser, make_summit(database, "target"), Role.ORGANISER)
     anonymous = csrf_of(client)
     answers = []
+    places = []
     for bad in BAD_TEXT:
         login = {"email": f"org@example.org{bad}", "password": "x", "csrf_token": anonymous}
         place = {"label": f"Town hall {bad}", "country": "DE", "csrf_token": anonymous}
-        answers += [
-            client.post("/login", data=login, follow_redirects=False),
-            client.post("/s/target/register", data=place, follow_redirects=False),
-        ]
+        answers.append(client.post("/login", data=login, follow_redirects=False))
+        # The registration form checks its own text: the form again, the field marked.
+        places.append(client.post("/s/target/register", data=place, follow_redirects=False))
     # Multipart bodies are not read by the edge: the database refuses the NUL on
     # PostgreSQL (400, not 500), and on SQLite no user has that address (login refused).
     multipart = client.post(
@@ -177,6 +177,8 @@ def test_control_characters_in_text_fields_are_refused_and_store_nothing(
     )
 
     assert [a.status_code for a in answers] == [400] * len(answers)
+    assert [p.status_code for p in places] == [422] * len(places)
+    assert all('data-field="label"' in p.text for p in places)
     assert all("control character" in a.text for a in answers)
     assert "<html" in answers[-2].text  # a page for the browser's form
     assert "control character" in answers[-1].json()["detail"]  # JSON for the API

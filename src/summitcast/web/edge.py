@@ -53,6 +53,10 @@ _FIELD_CONTROL_BYTES = re.compile(b"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 # escaped ("\\u0000" is the six characters \u0000, which are fine).
 _JSON_CONTROL_ESCAPE = re.compile(rb"(?<!\\)(?:\\\\)*\\u00(?:0[0-8bBcCeEfF]|1[0-9a-fA-F]|7[fF])")
 
+# Forms that check their own text and answer the form again with the field marked and
+# what the person typed kept (the location registration: forms.location_input).
+SELF_CHECKED = re.compile(r"^/s/[^/]+/register$")
+
 BAD_CHARACTER = (
     "The address holds a control character (such as a NUL byte, %00), "
     "which no page here has: check the link."
@@ -279,7 +283,7 @@ def _json_has_control(body: bytes) -> bool:
 
 
 def _body_check(scope: Scope) -> Callable[[bytes], bool] | None:
-    if scope["method"] in ("GET", "HEAD", "OPTIONS"):
+    if scope["method"] in ("GET", "HEAD", "OPTIONS") or SELF_CHECKED.match(scope["path"]):
         return None
     content_type = b""
     for name, value in scope["headers"]:
