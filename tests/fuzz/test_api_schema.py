@@ -109,3 +109,25 @@ def test_api_operations_answer_no_5xx_and_match_the_schema(
 
     assert run.sent >= 100, f"only {run.sent} requests were sent: the fuzzing itself is broken"
     assert not run.failures, "\n".join(run.failures)
+
+
+@pytest.mark.parametrize(
+    ("operation", "body"),
+    [
+        ("items/{item_id}/speakers", {"speakers": [2**63]}),
+        ("items/{item_id}/speakers", {"speakers": [2**31]}),
+        ("sessions/{session_id}/order", {"order": [0]}),
+    ],
+)
+def test_ids_in_bodies_past_the_id_column_are_refused_by_field(
+    world: World, operation: str, body: dict[str, list[int]]
+) -> None:
+    real = real_ids(world.database)
+    path = operation.format(**real)
+
+    with world.client() as client:
+        response = client.put(f"/api/summits/{real['slug']}/{path}", json=body)
+
+    assert response.status_code == 422
+    (field,) = body
+    assert response.json()["detail"][0].startswith(f"{field}.0: Input should be")

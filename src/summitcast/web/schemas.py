@@ -3,10 +3,15 @@
 from __future__ import annotations
 
 from datetime import date, datetime
+from typing import Annotated
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from summitcast.domain.programme import ItemKind, ItemStatus
+
+# Rows are numbered in INTEGER columns (32-bit on PostgreSQL): a larger id names nothing,
+# and is refused with the field's name before it reaches SQL.
+RowId = Annotated[int, Field(ge=1, le=2**31 - 1)]
 
 
 class SummitIn(BaseModel):
@@ -127,13 +132,13 @@ class SpeakerOut(BaseModel):
 class OrderIn(BaseModel):
     """Every item id of a session, in the new order."""
 
-    order: list[int] = Field(max_length=10_000)
+    order: list[RowId] = Field(max_length=10_000)
 
 
 class SpeakersIn(BaseModel):
     """Speaker ids of an item, in billing order."""
 
-    speakers: list[int] = Field(max_length=100)
+    speakers: list[RowId] = Field(max_length=100)
 
 
 class ErrorOut(BaseModel):
