@@ -9,12 +9,9 @@ one line and passes, because no change to the project could make that audit run.
 
 from __future__ import annotations
 
-import json
 import re
 import subprocess
 import sys
-import urllib.error
-import urllib.request
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -51,37 +48,41 @@ def audit(service: str) -> tuple[int, str]:
     return done.returncode, (done.stdout + done.stderr).strip()
 
 
-def _get(url: str, data: bytes | None = None) -> tuple[int | None, str]:
-    # Only the fixed https:// addresses below are ever opened.
-    request = urllib.request.Request(url, data=data, headers={"Accept": "application/json"})  # noqa: S310
-    try:
-        with urllib.request.urlopen(request, timeout=TIMEOUT_S) as response:  # noqa: S310
-            return response.status, response.read(512_000).decode("utf-8", "replace")
-    except urllib.error.HTTPError as error:
-        return error.code, ""
-    except (urllib.error.URLError, OSError) as error:
-        return None, str(getattr(error, "reason", error))
-
-
 def services_unreachable() -> str | None:
     """Evidence that neither service can answer from here, or None if one can."""
+    # pip-audit's own clients ask exactly what the audit asked, at the addresses it uses.
+    import requests
+    from packaging.version import Version
+    from pip_audit._service import OsvService, PyPIService, ResolvedDependency, ServiceError
+
     name, version = _first_pin()
-    status, _ = _get(f"https://pypi.org/pypi/{name}/{version}/json")
-    if status == 200:
-        return None
-    listed_status, index = _get(f"https://pypi.org/simple/{name}/")
-    if listed_status != 200 or f"-{version}" not in index:
-        return None  # the index is unreachable too, or the pin is wrong: not proven
-    osv_status, osv_error = _get(
-        "https://api.osv.dev/v1/query",
-        json.dumps({"package": {"name": name, "ecosystem": "PyPI"}, "version": version}).encode(),
-    )
-    if osv_status is not None:
-        return None
-    return (
-        f"PyPI's JSON API answered {status} for {name} {version}, a release its simple index "
-        f"lists (the per-release vulnerability data is not served here); OSV: {osv_error}"
-    )
+    pin = ResolvedDependency(name=name, version=Version(version))
+    try:
+        answered, _ = PyPIService(timeout=TIMEOUT_S).query(pin)
+    except ServiceError as error:
+        pypi = f"PyPI's vulnerability service: {error}"
+    else:
+        if not answered.is_skipped():
+            return None
+        if not _index_lists(name, version):
+            return None  # the index is unreachable too, or the pin is wrong: not proven
+        pypi = (
+            f"PyPI's JSON API knows no release {name} {version}, which the package index "
+            "lists (the per-release vulnerability data is not served here)"
+        )
+    try:
+        OsvService(timeout=TIMEOUT_S).query(pin)
+    except (ServiceError, requests.RequestException) as error:
+        reason = str(error.__cause__ or error)
+        return f"{pypi}; OSV: {reason[:160]}"
+    return None
+
+
+def _index_lists(name: str, version: str) -> bool:
+    """Whether pip's configured index lists this release."""
+    argv = [sys.executable, "-m", "pip", "index", "versions", name]
+    done = subprocess.run(argv, capture_output=True, text=True, timeout=120, check=False)
+    return done.returncode == 0 and re.search(rf"\b{re.escape(version)}\b", done.stdout) is not None
 
 
 def _first_pin() -> tuple[str, str]:
