@@ -23,6 +23,7 @@ from summitcast.storage.database import Database
 from summitcast.storage.tables import Item, Location, Speaker, Upload
 
 SLUG = "demo-summit"
+KINDS = ("read", "register", "edit", "upload")  # the Load's kinds of request
 CHUNK = 64 * 1024  # SUMMITCAST_UPLOAD_CHUNK_BYTES of the drills' servers
 UPLOAD_CHUNKS = 24  # an upload stays unfinished for the length of a short drill
 REGISTER_FORM = {
@@ -99,12 +100,12 @@ class Tally:
     sample: dict[tuple[str, int], str] = field(default_factory=dict)  # first answer of a kind
     lock: threading.Lock = field(default_factory=threading.Lock)
 
-    def note(self, kind: str, response: httpx.Response) -> None:
-        """Count one answer; a 5xx other than a 503 with Retry-After is wrong."""
+    def note(self, kind: str, response: httpx.Response, *, ok: tuple[int, ...] = (200,)) -> None:
+        """Count one answer (ok: its statuses of success); a 5xx but 503 + Retry-After is wrong."""
         with self.lock:
             self.statuses[response.status_code] += 1
             self.sample.setdefault((kind, response.status_code), response.text[:200])
-            if response.status_code < 400:
+            if response.status_code in ok:
                 self.last_ok[kind] = time.monotonic()
             unavailable = response.status_code == 503 and "retry-after" in response.headers
             if response.status_code >= 500 and not unavailable:
@@ -155,7 +156,7 @@ class Load:
 
     def _csrf(self, client: httpx.Client, kind: str) -> str | None:
         page = client.get("/login")
-        self.tally.note(kind, page)
+        self.tally.note(f"{kind} form", page)
         match = CSRF.search(page.text) if page.status_code == 200 else None
         if match is None:
             time.sleep(0.1)
@@ -177,7 +178,7 @@ class Load:
                 n += 1
                 form = {**REGISTER_FORM, "label": f"Drill {worker}-{n}", "csrf_token": token}
                 answer = client.post(f"/s/{SLUG}/register", data=form)
-                self.tally.note("register", answer)
+                self.tally.note("register", answer, ok=(303,))
                 if answer.status_code == 303:
                     with self.tally.lock:
                         self.tally.registered.append(answer.headers["location"].rsplit("/", 1)[1])
@@ -189,7 +190,7 @@ class Load:
                 return
             login = {"email": DEMO_ORGANISER, "password": DEMO_PASSWORD, "csrf_token": token}
             answer = client.post("/login", data=login)
-            self.tally.note("edit", answer)
+            self.tally.note("login", answer, ok=(303,))
             if answer.status_code != 303:
                 time.sleep(0.2)
                 return
@@ -200,7 +201,7 @@ class Load:
                 name = f"Drill speaker {id(client)}-{n}"
                 form = {"name": name, "csrf_token": token}
                 answer = client.post(f"/backstage/s/{SLUG}/speakers", data=form)
-                self.tally.note("edit", answer)
+                self.tally.note("edit", answer, ok=(303,))
                 if answer.status_code == 303:
                     with self.tally.lock:
                         self.tally.speakers.append(name)
@@ -213,7 +214,7 @@ class Load:
                 f"/speak/{token}/uploads",
                 json={"size": CHUNK * UPLOAD_CHUNKS, "kind": "programme", "filename": "t.mp4"},
             )
-            self.tally.note("upload", created)
+            self.tally.note("upload", created, ok=(201,))
             if created.status_code != 201:
                 time.sleep(0.1)
                 return
@@ -230,7 +231,7 @@ class Load:
                     content=part,
                     headers={"Upload-Offset": str(offset), "Upload-Checksum": f"crc32c {digest}"},
                 )
-                self.tally.note("upload", answer)
+                self.tally.note("upload", answer, ok=(204,))
                 if answer.status_code == 204:
                     offset = int(answer.headers["upload-offset"])
                     with self.tally.lock:

@@ -5,7 +5,9 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
+import signal
 import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Iterator
@@ -13,11 +15,12 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+import httpx
 import psycopg
 import pytest
 
 from tests.e2e.conftest import free_port
-from tests.loadtest.servers import RedisServer
+from tests.loadtest.servers import RedisServer, Server
 
 PG_BIN = Path("/usr/lib/postgresql/15/bin")
 
@@ -113,3 +116,37 @@ def wait_until(check: object, timeout_s: float, what: object) -> None:
             return
         time.sleep(0.05)
     raise AssertionError(f"not within {timeout_s} s: {what() if callable(what) else what}")
+
+
+@contextmanager
+def serve(env: dict[str, str], tmp: Path, *, ready_s: float = 180) -> Iterator[Server]:
+    """`summitcast serve` (one worker) with env on a free port, ready when this yields."""
+    # Its own start-up wait: on a loaded 2-core machine the app's start-up (migrations,
+    # the city index) has taken over a minute, and a drill must not start before it.
+    port = free_port()
+    log = tmp / f"serve-{port}.log"
+    full_env = {**os.environ, "PYTHONUNBUFFERED": "1", "SUMMITCAST_BROADCAST_WORKERS": "false"}
+    argv = [sys.executable, "-m", "summitcast.cli", "serve", "--port", str(port)]
+    with log.open("ab") as out:
+        process = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, env=full_env | env)
+    server = Server(process, f"http://127.0.0.1:{port}", log)
+    try:
+        deadline = time.monotonic() + ready_s
+        while True:
+            assert process.poll() is None, log.read_text(errors="replace")[-3000:]
+            try:
+                if httpx.get(f"{server.base_url}/healthz", timeout=5).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            assert time.monotonic() < deadline, f"not serving after {ready_s} s"
+            time.sleep(0.2)
+        yield server
+    finally:
+        if process.poll() is None:
+            process.send_signal(signal.SIGINT)
+            try:
+                process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()

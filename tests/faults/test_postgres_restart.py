@@ -9,14 +9,12 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.faults.load import SLUG, Load, drill_env, missing_writes, seed
-from tests.faults.servers import private_postgres, wait_until
-from tests.loadtest.servers import serve
+from tests.faults.load import KINDS, SLUG, Load, drill_env, missing_writes, seed
+from tests.faults.servers import private_postgres, serve, wait_until
 
 pytestmark = pytest.mark.e2e
 
 DOWN_S = 3.0
-KINDS = ("read", "register", "edit", "upload")
 
 
 def test_app_answers_503_while_postgres_restarts_and_reconnects_by_itself(tmp_path: Path) -> None:

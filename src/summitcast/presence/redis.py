@@ -501,12 +501,15 @@ class RedisPubSub:
         while True:
             try:
                 raw = await self._pubsub.get_message(timeout=1.0)
+                if failures:
+                    log.warning("redis pub/sub reading again after %d failed reads", failures)
                 failures = 0
             except (RedisConnectionError, RedisTimeoutError, OSError) as error:
                 # redis-py reconnects and re-subscribes on the next read; wait a little
                 # longer each time so a Redis outage does not become a busy loop.
                 failures += 1
-                log.warning("redis pub/sub read failed (%s); retrying", error)
+                if failures == 1:  # one line an outage, however long it lasts
+                    log.warning("redis pub/sub read failed (%s); retrying", error)
                 await asyncio.sleep(min(5.0, 0.1 * 2**failures))
                 continue
             except Exception:
