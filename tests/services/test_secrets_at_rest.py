@@ -180,3 +180,14 @@ def test_another_app_key_opens_no_link(database: Database, settings: Settings) -
     outcomes = {_beat(live, pid, secret.encode()).reason for pid, secret in secrets.items()}
 
     assert outcomes == {Reason.BAD_SIGNATURE}
+
+
+def test_host_pages_refuse_odd_secrets_plainly(database: Database, settings: Settings) -> None:
+    _world(database, settings)
+
+    with database.session() as db:
+        location = db.scalars(sa.select(Location)).first()
+        assert location is not None
+        for presented in ("", "\ud800", "é" * 43, "x" * 5000):
+            with pytest.raises(PermissionDeniedError):
+                attendance.check_location_secret(settings, location, presented)

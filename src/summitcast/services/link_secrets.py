@@ -64,8 +64,10 @@ class LinkSecrets:
     def matches(self, location: Location, presented: str) -> bool:
         """True when ``presented`` is the location's secret (compared in constant time)."""
         secret = self.open(location)
-        # compare_digest on bytes: a str with non-ASCII characters would raise TypeError.
-        return bool(secret) and hmac.compare_digest(presented.encode(), secret.encode())
+        # compare_digest on bytes: a str with non-ASCII characters would raise TypeError,
+        # and a lone surrogate from a hostile form must not raise on encoding either.
+        given = presented.encode(errors="replace")
+        return bool(secret) and hmac.compare_digest(given, secret.encode())
 
 
 def seal_stored_raw(database: Database, settings: Settings) -> int:
