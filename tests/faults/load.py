@@ -17,8 +17,10 @@ from sqlalchemy import select
 
 from summitcast.domain.programme import ItemKind
 from summitcast.domain.uploads import crc32c_digest
-from summitcast.services import programme, speakers
+from summitcast.services import locations, programme, speakers
 from summitcast.services.demo import DEMO_ORGANISER, DEMO_PASSWORD, seed_demo
+from summitcast.services.link_secrets import LinkSecrets
+from summitcast.services.programme import get_summit
 from summitcast.storage.database import Database
 from summitcast.storage.tables import Item, Location, Speaker, Upload
 
@@ -75,6 +77,22 @@ def seed(database_url: str, secret_key: str, invitations: int) -> list[str]:
     finally:
         database.dispose()
     return tokens
+
+
+def screen_location(database_url: str, secret_key: str) -> locations.BulkRegistered:
+    """An approved location of the demo summit, for a screen's heartbeats."""
+    database = Database(database_url)
+    try:
+        with database.session() as db:
+            [made] = locations.register_locations_bulk(
+                db,
+                get_summit(db, SLUG),
+                [locations.LocationInput(label="Hall", country="FR")],
+                links=LinkSecrets(secret_key),
+            )
+    finally:
+        database.dispose()
+    return made
 
 
 MP4_HEAD = b"\x00\x00\x00\x18ftypisom\x00\x00\x02\x00isomiso2"  # what the sniffer wants

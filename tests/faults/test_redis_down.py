@@ -13,31 +13,13 @@ import pytest
 
 from summitcast.domain.presence import encode_heartbeat, sign_heartbeat
 from summitcast.services import locations
-from summitcast.services.link_secrets import LinkSecrets
-from summitcast.services.programme import get_summit
-from summitcast.storage.database import Database
-from tests.faults.load import SLUG, Tally, drill_env, seed
+from tests.faults.load import SLUG, Tally, drill_env, screen_location, seed
 from tests.faults.servers import private_redis, serve, wait_until
 
 pytestmark = [pytest.mark.e2e, pytest.mark.redis]
 
 DOWN_S = 2.0
 PAGES = (f"/s/{SLUG}", f"/s/{SLUG}/live", f"/s/{SLUG}/register", "/login", "/api/summits")
-
-
-def _location(database_url: str, secret_key: str) -> locations.BulkRegistered:
-    database = Database(database_url)
-    try:
-        with database.session() as db:
-            [made] = locations.register_locations_bulk(
-                db,
-                get_summit(db, SLUG),
-                [locations.LocationInput(label="Hall", country="FR")],
-                links=LinkSecrets(secret_key),
-            )
-    finally:
-        database.dispose()
-    return made
 
 
 def _load(base_url: str, screen: locations.BulkRegistered, stop: threading.Event) -> Tally:
@@ -65,7 +47,7 @@ def test_redis_down_degrades_presence_only_and_recovers(tmp_path: Path) -> None:
     data.mkdir()
     url = f"sqlite:///{data / 'summitcast.db'}"
     seed(url, secret, invitations=0)
-    screen = _location(url, secret)
+    screen = screen_location(url, secret)
     with private_redis() as redis_server:
         env = drill_env(url, secret) | {
             "SUMMITCAST_DATA_DIR": str(data),

@@ -150,6 +150,13 @@
           await sleep(1000 * body.retry_after_s);
         }
         offset = body.offset;  // another tab or a lost answer moved it: follow the server
+      } else if (response.status === 503) {
+        // The server is without its database for a moment (a restart): wait as it says.
+        var wait = parseInt(response.headers.get("Retry-After"), 10) || 5;
+        say("The server is busy for a moment; retrying in " + wait + " s…");
+        await sleep(1000 * wait);
+        var now = await statusOf(url).catch(function () { return null; });
+        if (now) offset = now.offset;
       } else {
         var problem = await response.json().catch(function () { return {}; });
         throw new Error(problem.detail || ("The server answered " + response.status));
