@@ -107,12 +107,14 @@ def error_response(request: Request, status: int, message: str, **headers: str) 
 def refusal(scope: Scope) -> tuple[int, str] | None:
     """(status, message) for a request whose path or query no route may see, else None."""
     path: str = scope["path"]
-    if len(scope.get("raw_path") or path.encode()) > MAX_PATH_BYTES:
+    raw: bytes = scope.get("raw_path") or path.encode()
+    if len(raw) > MAX_PATH_BYTES:
         return 414, PATH_TOO_LONG
     if _CONTROL.search(path):
         return 400, BAD_CHARACTER
-    # Only a long path can hold a long segment: the usual request pays one len().
-    if len(path) > MAX_SEGMENT_BYTES and any(
+    # Only a long path can hold a long segment (the raw path, percent-encoded, is at least
+    # as long in bytes as the decoded one): the usual request pays one len().
+    if len(raw) > MAX_SEGMENT_BYTES and any(
         len(part.encode()) > MAX_SEGMENT_BYTES for part in path.split("/")
     ):
         return 404, NO_SUCH_PAGE
