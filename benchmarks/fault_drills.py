@@ -45,6 +45,8 @@ from tests.faults.servers import private_postgres, private_redis, serve, wait_un
 
 from summitcast.domain.presence import encode_heartbeat, sign_heartbeat
 
+# The first requests of a fresh server are slow (imports, caches): not the reference.
+WARM_UP_S = 10.0
 WRITES = (303, 201, 204)  # a registration or an edit (PRG), an upload made, a chunk kept
 
 
@@ -66,7 +68,8 @@ def _recovered(tally: Tally, since: float, kinds: tuple[str, ...] = KINDS) -> fl
 
 def _report(name: str, tally: Tally, lost: list[str], figures: dict[str, float]) -> None:
     print(f"\n== {name}")
-    print(f"answers: {dict(sorted(tally.statuses.items()))}; connections refused: {tally.refused}")
+    answers = dict(sorted(tally.statuses.items()))
+    print(f"answers: {answers}; no answer (refused or timed out): {tally.refused}")
     print(f"wrong answers (5xx but 503 + Retry-After): {len(tally.wrong)} {tally.wrong[:3]}")
     acked = sum(offset // (64 * 1024) for _, offset in tally.acked.values())
     print(
@@ -88,6 +91,7 @@ def drill_postgres(args: argparse.Namespace, tmp: Path) -> None:
             load.start()
             try:
                 _recovered(load.tally, 0)
+                time.sleep(WARM_UP_S)
                 before = _rate(lambda: _writes(load.tally), args.before)
                 postgres.stop()
                 time.sleep(args.down)
@@ -124,6 +128,7 @@ def drill_kill(args: argparse.Namespace, tmp: Path) -> None:
         load.start()
         try:
             _recovered(load.tally, 0)
+            time.sleep(WARM_UP_S)
             before = _rate(lambda: _writes(load.tally), args.before)
             killed = time.monotonic()
             os.kill(server.process.pid, signal.SIGKILL)
@@ -189,6 +194,7 @@ def drill_redis(args: argparse.Namespace, tmp: Path) -> None:
             beater.start()
             try:
                 _recovered(beats, 0, ("heartbeat",))
+                time.sleep(WARM_UP_S)
                 before = _rate(lambda: beats.statuses[200], args.before)
                 redis_server.stop()
                 time.sleep(args.down)
