@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import secrets
 import signal
@@ -11,7 +12,16 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.faults.load import KINDS, SLUG, Load, drill_env, missing_writes, seed
+from summitcast.domain.presence import encode_heartbeat, sign_heartbeat
+from tests.faults.load import (
+    KINDS,
+    SLUG,
+    Load,
+    drill_env,
+    missing_writes,
+    screen_location,
+    seed,
+)
 from tests.faults.servers import private_postgres, serve, wait_until
 
 pytestmark = pytest.mark.e2e
@@ -23,6 +33,7 @@ def test_503_while_postgres_restarts_then_back_and_no_write_lost_to_kill_9(tmp_p
     secret = secrets.token_urlsafe(48)
     with private_postgres() as postgres:
         tokens = seed(postgres.url, secret, invitations=2)
+        screen = screen_location(postgres.url, secret)
         env = drill_env(postgres.url, secret) | {"SUMMITCAST_DATA_DIR": str(tmp_path / "data")}
         with serve(env, tmp_path) as server:
             load = Load(server.base_url, tokens)
@@ -36,6 +47,12 @@ def test_503_while_postgres_restarts_then_back_and_no_write_lost_to_kill_9(tmp_p
                 postgres.stop()
                 stopped_at = time.monotonic()
                 during = httpx.get(f"{server.base_url}/s/{SLUG}", timeout=20)
+                # A screen's heartbeat does not need PostgreSQL: identities are cached.
+                beat = sign_heartbeat(
+                    screen.secret.encode(), screen.location_id, "drill-epoch", 1, int(time.time())
+                )
+                body = json.dumps({"token": encode_heartbeat(beat)})
+                heartbeat = httpx.post(f"{server.base_url}/live/heartbeat", content=body)
                 time.sleep(max(0.0, DOWN_S - (time.monotonic() - stopped_at)))
                 outage_statuses = dict(load.tally.statuses)
                 postgres.start()
@@ -59,6 +76,7 @@ def test_503_while_postgres_restarts_then_back_and_no_write_lost_to_kill_9(tmp_p
 
     assert during.status_code == 503, during.text
     assert during.headers["retry-after"] == "5"
+    assert heartbeat.status_code == 200, heartbeat.text  # still counted
     assert outage_statuses.get(503, 0) > 0
     assert tally.wrong == []
     assert unanswered_before_kill == 0  # the app itself stayed up through the restart
