@@ -123,9 +123,7 @@ def login(
         )
     # A second factor next, where the user has one (or must enrol one, in production).
     settings = request.app.state.settings
-    return second_factor.after_password(
-        request, db, user, next=_safe_next(next), settings=settings
-    )
+    return second_factor.after_password(request, db, user, next=_safe_next(next), settings=settings)
 
 
 @router.post("/logout", dependencies=[Depends(verify_csrf)])
