@@ -240,19 +240,35 @@ def test_import_of_50_mib_file_is_refused_with_413(client: TestClient, organiser
     assert "MiB" in response.text
 
 
-def test_login_is_rate_limited(client: TestClient, database: Database) -> None:
-    make_user(database, "victim@example.org")
+def test_login_is_rate_limited_per_client(client: TestClient, database: Database) -> None:
     token = csrf_of(client)
+    # One guess at each of twelve accounts: no account's delay starts, the client's limit does.
     codes = [
         client.post(
             "/login",
-            data={"email": "victim@example.org", "password": f"guess-{n:08d}", "csrf_token": token},
+            data={"email": f"victim{n}@example.org", "password": "guess", "csrf_token": token},
             follow_redirects=False,
         ).status_code
         for n in range(12)
     ]
     assert codes[:10] == [401] * 10
     assert codes[10:] == [429, 429]
+
+
+def test_login_guesses_at_one_account_are_slowed(client: TestClient, database: Database) -> None:
+    make_user(database, "victim@example.org")
+    token = csrf_of(client)
+    answers = [
+        client.post(
+            "/login",
+            data={"email": "victim@example.org", "password": f"guess-{n}", "csrf_token": token},
+            follow_redirects=False,
+        )
+        for n in range(5)
+    ]
+    # Three free tries, then the account's doubling delay refuses the next ones at once.
+    assert [a.status_code for a in answers] == [401, 401, 401, 429, 429]
+    assert int(answers[-1].headers["Retry-After"]) >= 1
 
 
 def test_login_redirect_refuses_offsite_next(client: TestClient, database: Database) -> None:
