@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
+import time
 from collections.abc import Iterator
 
+import httpx
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
@@ -12,7 +15,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from summitcast.domain.accounts import Role
 from summitcast.storage.database import Database
 from summitcast.storage.tables import Session
-from tests.conftest import grant, log_in, make_summit, make_user
+from tests.conftest import PASSWORD, grant, log_in, make_summit, make_user
 
 pytestmark = pytest.mark.integration
 
@@ -80,3 +83,34 @@ def test_refused_write_leaves_nothing_behind(probed: tuple[TestClient, CountAtAn
 
     assert 400 <= refused.status_code < 500, refused.text
     assert wrapper.counts == [0]
+
+
+def test_more_requests_than_connections_all_answer(app, database: Database) -> None:  # type: ignore[no-untyped-def]
+    """Ten times the pool's connections at once: every request is answered, none waits it out."""
+    user = make_user(database, "org@example.org")
+    grant(database, user, make_summit(database), Role.ORGANISER)
+
+    async def read_all() -> tuple[list[int], float]:
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1") as client:
+            page = await client.get("/login")
+            token = page.text.split('name="csrf_token" value="', 1)[1].split('"', 1)[0]
+            logged_in = await client.post(
+                "/login",
+                data={"email": "org@example.org", "password": PASSWORD, "csrf_token": token},
+            )
+            assert logged_in.status_code == 303, logged_in.text
+            started = time.monotonic()
+            # Each read holds its connection across the actor and summit dependencies'
+            # thread hops; without the request slots they starved the thread pool.
+            answers = await asyncio.gather(
+                *(
+                    client.get("/api/summits/test-summit/sessions")
+                    for _ in range(database.capacity * 10)
+                )
+            )
+            return [a.status_code for a in answers], time.monotonic() - started
+
+    codes, took = asyncio.run(read_all())
+    assert set(codes) == {200}
+    assert took < 25, f"{len(codes)} reads took {took:.1f} s"

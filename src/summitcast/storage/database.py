@@ -15,6 +15,9 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
 
 MIGRATIONS = Path(__file__).parent / "migrations"
+# Connections one engine keeps (POOL_SIZE) and may open beyond them under load.
+POOL_SIZE = 10
+MAX_OVERFLOW = 20
 # SQLSTATEs of a server going away or not taking connections yet: class 08 (connection
 # exception), admin and crash shutdown, "the database system is starting up".
 _LOST_SQLSTATES = ("08", "57P01", "57P02", "57P03")
@@ -25,7 +28,12 @@ def make_engine(url: str) -> Engine:
     if url.startswith("sqlite"):
         if url.startswith("sqlite:///") and not url.startswith("sqlite:///:memory:"):
             Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
-        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
+        engine = create_engine(
+            url,
+            pool_size=POOL_SIZE,
+            max_overflow=MAX_OVERFLOW,
+            connect_args={"check_same_thread": False, "timeout": 30},
+        )
         event.listen(engine, "connect", _sqlite_pragmas)
         return engine
     if url.startswith("postgresql://"):
@@ -36,8 +44,8 @@ def make_engine(url: str) -> Engine:
         # A pooled connection that a PostgreSQL restart cut is found by a ping at checkout
         # and replaced, so the app reconnects by itself once the server is back.
         pool_pre_ping=True,
-        pool_size=10,
-        max_overflow=20,
+        pool_size=POOL_SIZE,
+        max_overflow=MAX_OVERFLOW,
         # While the server is unreachable a request waits at most this long for a
         # connection, then answers 503, instead of holding a worker thread for minutes.
         pool_timeout=10,
@@ -97,6 +105,11 @@ class Database:
             raise
         finally:
             db.close()
+
+    @property
+    def capacity(self) -> int:
+        """How many connections the pool hands out at most at once."""
+        return POOL_SIZE + MAX_OVERFLOW
 
     def upgrade(self) -> None:
         """Bring the schema to the newest migration."""

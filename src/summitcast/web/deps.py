@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import asyncio
+from collections.abc import AsyncIterator, Iterator
 from typing import Annotated, Any
 
 from fastapi import Depends, Request
@@ -17,8 +18,32 @@ from summitcast.storage.database import Database
 from summitcast.storage.tables import Summit, User
 from summitcast.web.edge import Slug
 
+# Connections left to background work (jobs, attendance flushes, sweeps) while requests
+# hold every request slot.
+BACKGROUND_CONNECTIONS = 5
 
-def get_db(request: Request) -> Iterator[DbSession]:
+
+async def _db_slot(request: Request) -> AsyncIterator[None]:
+    """Wait, on the event loop, for one of the pool's request slots; held to the commit."""
+    # A request holds its connection across several thread hops (dependencies, handler).
+    # Without this bound, more requests than the pool has connections could each hold one
+    # while waiting for a worker thread, with every worker thread blocked waiting for a
+    # connection: nothing moves until the pool's timeout (100 uploads at once got 72 x 503).
+    loop = asyncio.get_running_loop()
+    held: tuple[asyncio.AbstractEventLoop, asyncio.Semaphore] | None = getattr(
+        request.app.state, "db_slots", None
+    )
+    if held is None or held[0] is not loop:  # a test client may run the app in a new loop
+        database: Database = request.app.state.database
+        held = (loop, asyncio.Semaphore(max(1, database.capacity - BACKGROUND_CONNECTIONS)))
+        request.app.state.db_slots = held
+    async with held[1]:
+        yield
+
+
+def get_db(
+    request: Request, _slot: Annotated[None, Depends(_db_slot, scope="function")]
+) -> Iterator[DbSession]:
     """One unit of work per request, committed when the handler returns (before the answer)."""
     database: Database = request.app.state.database
     with database.session() as db:
