@@ -144,7 +144,7 @@ def main() -> None:
             time.sleep(max(0.0, args.seconds - (time.monotonic() - started) + opened_s))
             attempts = count_for(counts, started, time.monotonic())
             window_s = time.monotonic() - started
-            told = {}
+            told: dict[str, int] = {}
             for page in pages:
                 state = page.locator("#presence-status").get_attribute("data-state")
                 cover = page.locator("#screen-refused").is_visible()
