@@ -5,24 +5,25 @@ from __future__ import annotations
 import pyotp
 import pytest
 
+from summitcast.domain import sealing
 from summitcast.domain import second_factor as rules
 
 pytestmark = pytest.mark.unit
 
-KEY = rules.sealing_key("a-secret-key-of-at-least-32-characters!!", "totp-secret")
+KEY = sealing.sealing_key("a-secret-key-of-at-least-32-characters!!", "totp-secret")
 NOW = 1_800_000_000.0  # a fixed instant: step 60,000,000
 
 
 def test_sealed_secret_opens_with_its_key_and_context() -> None:
-    sealed = rules.seal(KEY, b"JBSWY3DPEHPK3PXP", context=b"totp:7")
+    sealed = sealing.seal(KEY, b"JBSWY3DPEHPK3PXP", context=b"totp:7")
 
     assert b"JBSWY3DPEHPK3PXP" not in sealed
-    assert rules.unseal(KEY, sealed, context=b"totp:7") == b"JBSWY3DPEHPK3PXP"
+    assert sealing.unseal(KEY, sealed, context=b"totp:7") == b"JBSWY3DPEHPK3PXP"
 
 
 def test_sealed_secret_refuses_another_key_context_or_a_changed_byte() -> None:
-    sealed = rules.seal(KEY, b"JBSWY3DPEHPK3PXP", context=b"totp:7")
-    other_key = rules.sealing_key("another-secret-key-of-32-characters-or-more", "totp-secret")
+    sealed = sealing.seal(KEY, b"JBSWY3DPEHPK3PXP", context=b"totp:7")
+    other_key = sealing.sealing_key("another-secret-key-of-32-characters-or-more", "totp-secret")
     tampered = sealed[:-1] + bytes([sealed[-1] ^ 1])
 
     for key, blob, context in (
@@ -31,14 +32,14 @@ def test_sealed_secret_refuses_another_key_context_or_a_changed_byte() -> None:
         (KEY, tampered, b"totp:7"),
         (KEY, b"short", b"totp:7"),
     ):
-        with pytest.raises(rules.SealError):
-            rules.unseal(key, blob, context=context)
+        with pytest.raises(sealing.SealError):
+            sealing.unseal(key, blob, context=context)
 
 
 def test_sealing_keys_differ_by_purpose() -> None:
     secret = "a-secret-key-of-at-least-32-characters!!"
 
-    assert rules.sealing_key(secret, "totp-secret") != rules.sealing_key(secret, "other")
+    assert sealing.sealing_key(secret, "totp-secret") != sealing.sealing_key(secret, "other")
     assert len(KEY) == 32
 
 

@@ -31,29 +31,63 @@ def sealed_length(secret_chars: int) -> int:
     return len(SEALED_PREFIX) + (raw * 4 + 2) // 3
 
 
+class SealError(Exception):
+    """A sealed value could not be opened (another key, another context, or tampered with)."""
+
+
+def sealing_key(app_key: str | bytes, purpose: str) -> bytes:
+    """A 256-bit key for one purpose, derived from the app key (HKDF-SHA256)."""
+    if not app_key:
+        raise ValueError("app_key must not be empty")
+    raw = app_key.encode() if isinstance(app_key, str) else app_key
+    # A key of its own per purpose: the session signer and the sealers share no key material.
+    derive = HKDF(
+        algorithm=hashes.SHA256(),
+        length=32,
+        salt=None,
+        info=f"summitcast sealing/{purpose}".encode(),
+    )
+    return derive.derive(raw)
+
+
+def seal(key: bytes, plaintext: bytes, *, context: bytes) -> bytes:
+    """nonce || AES-256-GCM(plaintext); opens only with the same key and context."""
+    return _seal(AESGCM(key), plaintext, context)
+
+
+def unseal(key: bytes, sealed: bytes, *, context: bytes) -> bytes:
+    """Open what seal() made with the same key and context, else SealError."""
+    return _unseal(AESGCM(key), sealed, context)
+
+
+def _seal(aead: AESGCM, plaintext: bytes, context: bytes) -> bytes:
+    nonce = os.urandom(_NONCE_BYTES)
+    return nonce + aead.encrypt(nonce, plaintext, context)
+
+
+def _unseal(aead: AESGCM, sealed: bytes, context: bytes) -> bytes:
+    if len(sealed) <= _NONCE_BYTES + _TAG_BYTES:
+        raise SealError("the sealed value is too short")
+    try:
+        return aead.decrypt(sealed[:_NONCE_BYTES], sealed[_NONCE_BYTES:], context)
+    except InvalidTag:
+        raise SealError("the sealed value does not open with this key") from None
+
+
 class Sealer:
     """Seals and opens short secrets for one purpose under a key derived from the app key."""
 
     __slots__ = ("_aead",)
 
     def __init__(self, app_key: bytes, purpose: str) -> None:
-        if not app_key:
-            raise ValueError("app_key must not be empty")
-        key = HKDF(
-            algorithm=hashes.SHA256(),
-            length=32,
-            salt=None,
-            info=f"summitcast sealing/{purpose}".encode(),
-        ).derive(app_key)
-        self._aead = AESGCM(key)
+        self._aead = AESGCM(sealing_key(app_key, purpose))
 
     def seal(self, secret: str, bound_to: str) -> str:
         """The sealed form of ``secret``, which opens only for ``bound_to``."""
         if not secret or len(secret) > MAX_SECRET_CHARS or not secret.isascii():
             raise ValueError(f"a secret to seal is 1 to {MAX_SECRET_CHARS} ASCII characters")
-        nonce = os.urandom(_NONCE_BYTES)
-        box = self._aead.encrypt(nonce, secret.encode("ascii"), bound_to.encode())
-        return SEALED_PREFIX + base64.urlsafe_b64encode(nonce + box).rstrip(b"=").decode("ascii")
+        box = _seal(self._aead, secret.encode("ascii"), bound_to.encode())
+        return SEALED_PREFIX + base64.urlsafe_b64encode(box).rstrip(b"=").decode("ascii")
 
     def open(self, sealed: str, bound_to: str) -> str | None:
         """The secret in ``sealed``; None unless this key sealed it for ``bound_to``."""
@@ -64,10 +98,8 @@ class Sealer:
             raw = base64.urlsafe_b64decode(body + "=" * (-len(body) % 4))
         except (binascii.Error, ValueError):
             return None
-        if len(raw) <= _NONCE_BYTES + _TAG_BYTES:
-            return None
         try:
-            plain = self._aead.decrypt(raw[:_NONCE_BYTES], raw[_NONCE_BYTES:], bound_to.encode())
-        except InvalidTag:
+            plain = _unseal(self._aead, raw, bound_to.encode())
+        except SealError:
             return None
         return plain.decode("ascii", errors="replace")

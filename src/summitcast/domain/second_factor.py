@@ -1,4 +1,4 @@
-"""Second sign-in factors as pure rules: sealing secrets, TOTP steps, recovery codes."""
+"""Second sign-in factors as pure rules: TOTP steps, recovery codes, passkey names."""
 
 from __future__ import annotations
 
@@ -8,10 +8,6 @@ import re
 import secrets
 
 import pyotp
-from cryptography.exceptions import InvalidTag
-from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 TOTP_STEP_S = 30
 TOTP_DIGITS = 6
@@ -19,34 +15,6 @@ TOTP_DIGITS = 6
 TOTP_WINDOW = 1
 RECOVERY_CODE_COUNT = 10
 MAX_PASSKEY_NAME = 100
-_NONCE_BYTES = 12
-
-
-class SealError(Exception):
-    """A sealed value could not be opened (another key, or tampered with)."""
-
-
-def sealing_key(secret_key: str, purpose: str) -> bytes:
-    """A 256-bit key for one purpose, derived from the server's secret key (HKDF-SHA256)."""
-    # A key of its own per purpose: the session signer and this never share key material.
-    derive = HKDF(
-        algorithm=hashes.SHA256(), length=32, salt=None, info=f"summitcast:{purpose}".encode()
-    )
-    return derive.derive(secret_key.encode())
-
-
-def seal(key: bytes, plaintext: bytes, *, context: bytes) -> bytes:
-    """Encrypt and authenticate plaintext; context (e.g. the user id) must match to open it."""
-    nonce = secrets.token_bytes(_NONCE_BYTES)
-    return nonce + AESGCM(key).encrypt(nonce, plaintext, context)
-
-
-def unseal(key: bytes, sealed: bytes, *, context: bytes) -> bytes:
-    """Open what seal() made with the same key and context, else SealError."""
-    try:
-        return AESGCM(key).decrypt(sealed[:_NONCE_BYTES], sealed[_NONCE_BYTES:], context)
-    except (InvalidTag, ValueError):
-        raise SealError("the sealed value does not open with this key") from None
 
 
 def passkey_label(name: str) -> str:

@@ -29,6 +29,7 @@ from webauthn.helpers.structs import (
     UserVerificationRequirement,
 )
 
+from summitcast.domain import sealing
 from summitcast.domain import second_factor as rules
 from summitcast.domain.accounts import Role
 from summitcast.errors import (
@@ -311,7 +312,7 @@ def start_totp(db: DbSession, user: User, *, key: bytes) -> str:
     if row is None:
         row = TotpSecret(user_id=user.id)
         db.add(row)
-    row.sealed_secret = rules.seal(key, secret.encode(), context=_context(user.id))
+    row.sealed_secret = sealing.seal(key, secret.encode(), context=_context(user.id))
     row.last_step = 0
     db.flush()
     return secret
@@ -329,8 +330,8 @@ def pending_totp_secret(db: DbSession, user: User, *, key: bytes) -> str:
 
 def _open(row: TotpSecret, key: bytes) -> str:
     try:
-        return rules.unseal(key, row.sealed_secret, context=_context(row.user_id)).decode()
-    except rules.SealError:
+        return sealing.unseal(key, row.sealed_secret, context=_context(row.user_id)).decode()
+    except sealing.SealError:
         # The server's secret key changed since: the app must be set up again.
         raise AuthenticationError(
             "Your authenticator app can no longer be checked here; use a recovery code "

@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session as DbSession
 from webauthn.helpers import base64url_to_bytes, bytes_to_base64url
 
 from summitcast.config import Settings
-from summitcast.domain.second_factor import sealing_key
+from summitcast.domain.sealing import sealing_key
 from summitcast.errors import (
     AuthenticationError,
     RateLimitedError,
