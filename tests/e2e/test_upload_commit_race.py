@@ -20,7 +20,7 @@ pytestmark = pytest.mark.e2e
 
 CHUNK = 64 * 1024
 CLIENTS = 100
-ROUNDS = 2
+ROUNDS = 1
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
