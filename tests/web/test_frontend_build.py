@@ -12,7 +12,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 BUILD = ROOT / "src" / "summitcast" / "web" / "static" / "build"
-BUNDLES = ["player.js", "map.js", "live.js", "golive.js"]
+BUNDLES = ["player.js", "map.js", "live.js", "golive.js", "passkey.js"]
 EXPECTED = [*BUNDLES, "countries-110m.json", "iso-numeric.json", "summitcast.css"]
 
 # URIs that appear in the bundles as identifiers, never fetched.

@@ -8,10 +8,11 @@ from typing import Annotated
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from summitcast.domain.programme import ItemKind, ItemStatus
+from summitcast.web.edge import MAX_ROW_ID
 
 # Rows are numbered in INTEGER columns (32-bit on PostgreSQL): a larger id names nothing,
-# and is refused with the field's name before it reaches SQL.
-RowId = Annotated[int, Field(ge=1, le=2**31 - 1)]
+# and is refused with the field's name before it reaches SQL (the bound of the edge's ids).
+BodyRowId = Annotated[int, Field(ge=1, le=MAX_ROW_ID)]
 
 
 class SummitIn(BaseModel):
@@ -132,13 +133,13 @@ class SpeakerOut(BaseModel):
 class OrderIn(BaseModel):
     """Every item id of a session, in the new order."""
 
-    order: list[RowId] = Field(max_length=10_000)
+    order: list[BodyRowId] = Field(max_length=10_000)
 
 
 class SpeakersIn(BaseModel):
     """Speaker ids of an item, in billing order."""
 
-    speakers: list[RowId] = Field(max_length=100)
+    speakers: list[BodyRowId] = Field(max_length=100)
 
 
 class ErrorOut(BaseModel):
