@@ -482,11 +482,13 @@ def account_delay(
     """The in-process per-account delay, or one shared through Redis when configured."""
     if not redis_url:
         return AccountDelay(base_s=base_s, cap_s=cap_s, salt=salt)
-    import redis
-
-    client = redis.Redis.from_url(redis_url, socket_timeout=1.0, socket_connect_timeout=1.0)
     return RedisAccountDelay(
-        client, name=name, base_s=base_s, cap_s=cap_s, salt=salt, prefix=redis_prefix
+        _redis_client(redis_url),
+        name=name,
+        base_s=base_s,
+        cap_s=cap_s,
+        salt=salt,
+        prefix=redis_prefix,
     )
 
 
@@ -502,11 +504,20 @@ def rate_limiter(
     """The in-process limiter (embedded default), or one shared through Redis when configured."""
     if not redis_url:
         return RateLimiter(limit=limit, window_s=window_s, salt=salt)
+    return RedisRateLimiter(
+        _redis_client(redis_url),
+        name=name,
+        limit=limit,
+        window_s=window_s,
+        salt=salt,
+        prefix=redis_prefix,
+    )
+
+
+def _redis_client(redis_url: str) -> Any:
+    """A Redis client for the shared limiters, with short timeouts."""
     # Imported here so the embedded default never loads the Redis client.
     import redis
 
     # Short timeouts: a Redis that does not answer must not hold a login for long.
-    client = redis.Redis.from_url(redis_url, socket_timeout=1.0, socket_connect_timeout=1.0)
-    return RedisRateLimiter(
-        client, name=name, limit=limit, window_s=window_s, salt=salt, prefix=redis_prefix
-    )
+    return redis.Redis.from_url(redis_url, socket_timeout=1.0, socket_connect_timeout=1.0)
