@@ -25,11 +25,11 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from summitcast import __version__, geo
 from summitcast.config import Settings
 from summitcast.errors import AuthenticationError, RateLimitedError, SummitcastError
-from summitcast.media.greenroom import GreenRoomManager
-from summitcast.media.manager import BroadcastManager
-from summitcast.media.upload_worker import UploadJobs, chunk_store
-from summitcast.media.webrtc import BrowserContributions
 from summitcast.presence import Presence, PubSub, create_backends
+from summitcast.runtime.broadcast_manager import BroadcastManager
+from summitcast.runtime.greenroom import GreenRoomManager
+from summitcast.runtime.upload_jobs import UploadJobs, chunk_store
+from summitcast.runtime.webrtc import BrowserContributions
 from summitcast.services.accounts import account_delay, rate_limiter
 from summitcast.services.attendance import AttendanceRecorder, LivePublisher
 from summitcast.services.demo_presence import DemoAudience

@@ -9,8 +9,8 @@ import httpx
 import m3u8
 import pytest
 
-from summitcast.media import manager
 from summitcast.media.ladder import LadderSpec
+from summitcast.runtime import broadcast_manager as manager
 from tests.e2e.broadcast_server import ffmpeg_children, running_server
 from tests.e2e.browser import chromium_page
 

@@ -15,7 +15,7 @@ import pytest
 
 from summitcast.config import Settings
 from summitcast.media.testclips import make_clip
-from summitcast.media.upload_worker import UploadJobs, chunk_store
+from summitcast.runtime.upload_jobs import UploadJobs, chunk_store
 from summitcast.services import jobs, programme, speakers, uploads
 from summitcast.storage.database import Database
 from summitcast.storage.tables import Item, Job, SpeakerInvitation, Upload

@@ -24,7 +24,7 @@ from summitcast.domain.uploads import (
     crc32c_digest,
 )
 from summitcast.errors import ConflictError, ValidationError
-from summitcast.media.upload_worker import chunk_store
+from summitcast.runtime.upload_jobs import chunk_store
 from summitcast.services import programme, speakers, uploads
 from summitcast.storage.database import Database
 from summitcast.storage.tables import Item, SpeakerInvitation, Upload

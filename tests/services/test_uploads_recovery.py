@@ -9,7 +9,7 @@ import pytest
 
 from summitcast.config import Settings
 from summitcast.domain.uploads import UploadState, crc32c_digest
-from summitcast.media.upload_worker import chunk_store
+from summitcast.runtime.upload_jobs import chunk_store
 from summitcast.services import uploads
 from summitcast.storage.database import Database
 from tests.services.test_uploads_lifecycle import CHUNK, MP4_HEAD, _create, _invitation, _send

@@ -6,8 +6,8 @@ import pytest
 from fastapi.testclient import TestClient
 
 from summitcast.config import Settings
-from summitcast.media.manager import session_folder
 from summitcast.media.segment_store import InMemorySegmentStore
+from summitcast.runtime.broadcast_manager import session_folder
 
 pytestmark = [
     pytest.mark.integration,

@@ -9,6 +9,7 @@ item ending by itself) changes nothing.
 
 from __future__ import annotations
 
+import hmac
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
@@ -268,3 +269,8 @@ def cue_for(
         audio_paths=item.audio_paths if choice.source is SourceKind.FILE else (),
         subtitle_paths=subtitles if choice.source is SourceKind.FILE else (),
     )
+
+
+def ingest_key_matches(expected: str, offered: str) -> bool:
+    """Compare keys in constant time, so timing does not reveal how much of a guess was right."""
+    return hmac.compare_digest(expected.encode(), offered.encode())

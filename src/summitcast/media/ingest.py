@@ -35,9 +35,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from summitcast.domain.broadcast import ingest_key_matches
 from summitcast.media.playout import FeedSource
 from summitcast.media.supervisor import Supervisor
-from summitcast.services.broadcast import ingest_key_matches
 
 logger = logging.getLogger(__name__)
 

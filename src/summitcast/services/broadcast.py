@@ -1,13 +1,12 @@
 """Use cases of the broadcast: start a session, take the next item, hold, cut to live, end.
 
 Each change is stored in the ``broadcasts`` row of the session; the playout
-worker (``summitcast.media.manager``) polls these rows and plays what they say,
+worker (``summitcast.runtime.broadcast_manager``) polls these rows and plays what they say,
 so a button pressed on any app node reaches the node that runs the encoder.
 """
 
 from __future__ import annotations
 
-import hmac
 import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -71,11 +70,6 @@ class BroadcastPlan:
 def new_ingest_key() -> str:
     """A fresh random ingest key (RTMP stream key and SRT passphrase)."""
     return secrets.token_urlsafe(INGEST_KEY_BYTES)
-
-
-def ingest_key_matches(expected: str, offered: str) -> bool:
-    """Compare keys in constant time, so timing does not reveal how much of a guess was right."""
-    return hmac.compare_digest(expected.encode(), offered.encode())
 
 
 def _row(db: DbSession, session: Session) -> Broadcast:

@@ -2,7 +2,7 @@
 
 A browser is one more way to reach the speaker's own ingest: like OBS, it may send
 only once the producer has opened the speaker's green-room feed, and only to that
-feed (``summitcast.media.webrtc`` pushes it there).
+feed (``summitcast.runtime.webrtc`` pushes it there).
 """
 
 from __future__ import annotations

@@ -2,7 +2,7 @@
 
 The producer opens a feed for a speaker of the session; the speaker gets their own
 RTMP stream key / SRT passphrase (never the studio's), and sends to it whenever
-they are ready. The feed's listeners (``summitcast.media.greenroom``) show the
+they are ready. The feed's listeners (``summitcast.runtime.greenroom``) show the
 producer a preview; nothing reaches the programme until the producer *takes* the
 feed, which marks it as the broadcast's live input and cuts the session to live
 in the same transaction. Like the broadcast, every decision is a row: the

@@ -14,8 +14,8 @@ from summitcast.domain.accounts import Permission
 from summitcast.domain.broadcast import Action, BroadcastStatus, following
 from summitcast.domain.playout import PlayoutItem
 from summitcast.domain.programme import format_duration
-from summitcast.media.manager import BroadcastManager, language_name, session_folder
 from summitcast.media.recording import list_recordings
+from summitcast.runtime.broadcast_manager import BroadcastManager, language_name, session_folder
 from summitcast.services import broadcast as service
 from summitcast.services import programme
 from summitcast.storage.tables import Summit, utcnow

@@ -19,7 +19,7 @@ from fastapi.responses import HTMLResponse, JSONResponse, Response
 
 from summitcast.domain.contribution import MAX_OFFER_BYTES, check_offer
 from summitcast.errors import PermissionDeniedError, ValidationError
-from summitcast.media.webrtc import BrowserContributions, browser_ice_servers
+from summitcast.runtime.webrtc import BrowserContributions, browser_ice_servers
 from summitcast.services import browser_live, speakers
 from summitcast.web.deps import DbDep, SettingsDep
 from summitcast.web.routes.speakers import PRIVATE, Invitation

@@ -8,8 +8,8 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 
 from summitcast.domain.accounts import Permission
-from summitcast.media.greenroom import GreenRoomManager
-from summitcast.media.webrtc import BrowserContributions
+from summitcast.runtime.greenroom import GreenRoomManager
+from summitcast.runtime.webrtc import BrowserContributions
 from summitcast.services import greenroom as service
 from summitcast.services import programme
 from summitcast.storage.tables import Summit

@@ -11,8 +11,8 @@ from summitcast.domain.programme import SLUG_RE
 from summitcast.errors import NotFoundError, ValidationError
 from summitcast.media.http_cache import cache_headers_for
 from summitcast.media.ladder import MASTER_NAME
-from summitcast.media.manager import BroadcastManager
 from summitcast.media.segment_store import LocalSegmentStore, clean_path
+from summitcast.runtime.broadcast_manager import BroadcastManager
 from summitcast.web.edge import RowId
 
 router = APIRouter(include_in_schema=False)

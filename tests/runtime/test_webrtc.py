@@ -28,8 +28,8 @@ from pydantic import SecretStr
 from summitcast.config import Settings
 from summitcast.domain.contribution import check_offer
 from summitcast.errors import ConflictError
-from summitcast.media.greenroom import FeedPorts, SpeakerFeed
-from summitcast.media.webrtc import (
+from summitcast.runtime.greenroom import FeedPorts, SpeakerFeed
+from summitcast.runtime.webrtc import (
     BrowserContributions,
     NotServedHereError,
     browser_ice_servers,

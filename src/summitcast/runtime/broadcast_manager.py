@@ -27,7 +27,6 @@ from summitcast.config import Settings
 from summitcast.domain.broadcast import Cue
 from summitcast.errors import ConfigurationError
 from summitcast.media.broadcast import SessionPlayout, health_view, segment_age_s
-from summitcast.media.health_board import PUBLISH_INTERVAL_S, HealthBoard
 from summitcast.media.ingest import IngestPorts, SessionIngest, free_port
 from summitcast.media.ladder import (
     DEFAULT_RUNGS,
@@ -44,6 +43,7 @@ from summitcast.media.segment_store import (
     SegmentStore,
 )
 from summitcast.presence import MemoryPubSub, PubSub
+from summitcast.runtime.health_board import PUBLISH_INTERVAL_S, HealthBoard
 from summitcast.services import broadcast as service
 from summitcast.storage.database import Database
 

@@ -6,8 +6,8 @@ import asyncio
 
 import pytest
 
-from summitcast.media.health_board import HealthBoard
 from summitcast.presence import MemoryPubSub
+from summitcast.runtime.health_board import HealthBoard
 
 pytestmark = pytest.mark.unit
 

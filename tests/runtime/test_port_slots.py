@@ -9,7 +9,7 @@ import pytest
 
 from summitcast.config import Settings
 from summitcast.errors import ConfigurationError
-from summitcast.media.manager import BroadcastManager
+from summitcast.runtime.broadcast_manager import BroadcastManager
 from summitcast.storage.database import Database
 
 pytestmark = pytest.mark.unit

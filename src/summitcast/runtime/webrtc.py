@@ -6,7 +6,7 @@ own threads), ``FlvPusher`` encodes them to H.264 + AAC in a thread of its own, 
 child ffmpeg publishes that over RTMP to the speaker's green-room listener, as OBS
 would. From there on nothing differs from an OBS push: the same listener makes the
 producer's preview, sound level and relay, and taking the feed on air is the
-producer's button as before (``summitcast.media.greenroom``).
+producer's button as before (``summitcast.runtime.greenroom``).
 
 - The publisher connects to the listener behind the RTMP key gate: the speaker's signed
   link already said who this is, so the key is in no URL, argv or log line. The gate
@@ -44,8 +44,8 @@ import av
 from summitcast.config import Settings
 from summitcast.domain.contribution import Offer
 from summitcast.errors import ConflictError, SummitcastError, ValidationError
-from summitcast.media.greenroom import GreenRoomManager
 from summitcast.media.ingest import LIVE_FRESH_S
+from summitcast.runtime.greenroom import GreenRoomManager
 from summitcast.services.greenroom import FeedPlan
 
 if TYPE_CHECKING:

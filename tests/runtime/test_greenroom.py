@@ -6,7 +6,7 @@ import os
 import time
 from pathlib import Path
 
-from summitcast.media.greenroom import last_level, rtmp_listener_argv, srt_listener_argv
+from summitcast.runtime.greenroom import last_level, rtmp_listener_argv, srt_listener_argv
 
 OUTPUTS = [
     "-map", "0:v:0?", "-map", "0:a:0?", "-c", "copy",

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from summitcast.config import Settings
+from summitcast.domain.broadcast import ingest_key_matches
 from summitcast.domain.playout import SourceKind
 from summitcast.media.ingest import (
     LIVE_FRESH_S,
@@ -33,11 +34,10 @@ from summitcast.media.ingest import (
     srt_listener_script,
     srt_script_input,
 )
-from summitcast.media.manager import BroadcastManager
 from summitcast.media.playout import FeedSource
 from summitcast.media.supervisor import Supervisor
+from summitcast.runtime.broadcast_manager import BroadcastManager
 from summitcast.services import greenroom as service
-from summitcast.services.broadcast import ingest_key_matches
 from summitcast.storage.database import Database
 
 logger = logging.getLogger(__name__)

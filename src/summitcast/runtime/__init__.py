@@ -1,0 +1,1 @@
+"""Long-running reconcilers and job handlers that drive the use cases."""
