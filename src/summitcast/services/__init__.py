@@ -1,1 +1,15 @@
-"""Use cases: each public function is one thing a user does."""
+"""Use cases: each public function is one thing a user does.
+
+The web edge imports neither SQLAlchemy nor storage: the names it types what use cases
+take and hand back with (the unit of work, the database handle, the rows) come from here.
+"""
+
+from sqlalchemy import orm
+
+from summitcast.storage.database import Database
+from summitcast.storage.tables import Item, Speaker, Summit, User
+
+# The unit of work a use case runs in (one per request, committed by the web's DbDep).
+DbSession = orm.Session
+
+__all__ = ["Database", "DbSession", "Item", "Speaker", "Summit", "User"]
