@@ -19,6 +19,7 @@ from fastapi import FastAPI, Request, WebSocket
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
+from sqlalchemy.exc import DataError
 from starlette.middleware.sessions import SessionMiddleware
 from starlette.types import ASGIApp, Receive, Scope, Send
 
@@ -289,7 +290,7 @@ def create_app(
         app.add_middleware(TrustedProxies, trusted=settings.trusted_proxies)
 
     # 404, 405 and 413 as a page for browsers; values the database refuses as 400.
-    install_edge_handlers(app)
+    install_edge_handlers(app, data_errors=(DataError,))
 
     @app.exception_handler(SummitcastError)
     async def summitcast_error(request: Request, exc: SummitcastError) -> Response:

@@ -18,7 +18,6 @@ from typing import Annotated, Any
 from urllib.parse import unquote_to_bytes
 
 from fastapi import FastAPI, Path, Query
-from sqlalchemy.exc import DataError
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
@@ -319,13 +318,17 @@ async def handle_data_error(request: Request, exc: Exception) -> Response:
     return error_response(request, 400, BAD_DATA)
 
 
-def install_edge_handlers(app: FastAPI) -> None:
-    """Register the edge's exception handlers on the app (the middleware is added apart)."""
+def install_edge_handlers(app: FastAPI, *, data_errors: tuple[type[Exception], ...] = ()) -> None:
+    """Register the edge's exception handlers on the app (the middleware is added apart).
+
+    ``data_errors``: the database's "value refused" errors (SQLAlchemy's DataError, handed
+    in by the composition root: the web edge imports no database library), answered 400.
+    """
     handlers: dict[Any, Callable[[Request, Exception], Any]] = {
         HTTPException: handle_http_error,
-        DataError: handle_data_error,
         # SQLite's driver cannot bind an int past 2**63 and raises this before SQL runs.
         OverflowError: handle_data_error,
     }
+    handlers.update(dict.fromkeys(data_errors, handle_data_error))
     for kind, handler in handlers.items():
         app.add_exception_handler(kind, handler)
