@@ -56,6 +56,8 @@ lint: install
 	$(BIN)/ruff check src tests benchmarks tools
 	$(BIN)/ruff format --check src tests benchmarks tools
 	$(BIN)/mypy
+	@# The floor plan: [tool.importlinter] in pyproject.toml (tests/test_layers.py shows it bites).
+	$(BIN)/lint-imports
 	$(BIN)/bandit -c pyproject.toml -r src -q
 	@# Known vulnerabilities in requirements.lock; .pip-audit-ignore says why any is accepted.
 	$(BIN)/python tools/audit_dependencies.py
