@@ -21,6 +21,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from summitcast.presence import PubSub
+from summitcast.runtime.periodic import Backoff, Periodic
 
 logger = logging.getLogger(__name__)
 
@@ -52,21 +53,31 @@ class HealthBoard:
         self.stale_after_s = stale_after_s
         # session id → (time received, node, view)
         self._views: dict[int, tuple[float, str, dict[str, Any]]] = {}
-        self._task: asyncio.Task[None] | None = None
         self._subscribed = asyncio.Event()
+        # After the back-end failed (or the subscription ended) subscribe again, every
+        # RESUBSCRIBE_S; one warning line a failure, no traceback: an outage, not a bug.
+        self._listener = Periodic(
+            "health-board",
+            self._listen,
+            RESUBSCRIBE_S,
+            immediately=True,
+            backoff=Backoff(first_s=RESUBSCRIBE_S, cap_s=RESUBSCRIBE_S),
+            expected=(Exception,),
+            on_expected=lambda _, exc: logger.warning(
+                "stream health board lost its subscription: %s", exc
+            ),
+            logger=logger,
+        )
 
     async def start(self) -> None:
         """Listen for other nodes' health; returns once subscribed (or after a short wait)."""
-        self._task = asyncio.create_task(self._listen(), name="health-board")
+        self._listener.start()
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._subscribed.wait(), 5)
 
     async def stop(self) -> None:
         """Stop listening."""
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+        await self._listener.stop()
 
     async def publish(self, views: Mapping[int, dict[str, Any]]) -> None:
         """Send the health views of the sessions this node runs (the next one repairs a loss)."""
@@ -103,15 +114,8 @@ class HealthBoard:
                     self._views[int(key)] = (now, node, view)
 
     async def _listen(self) -> None:
-        """Subscribe and keep the latest views; resubscribe after a back-end failure."""
-        while True:
-            try:
-                async with self.pubsub.subscribe(HEALTH_CHANNEL) as subscription:
-                    self._subscribed.set()
-                    async for message in subscription:
-                        self.receive(message)
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
-                logger.warning("stream health board lost its subscription: %s", exc)
-            await asyncio.sleep(RESUBSCRIBE_S)
+        """Subscribe and keep the latest views until the subscription ends or fails."""
+        async with self.pubsub.subscribe(HEALTH_CHANNEL) as subscription:
+            self._subscribed.set()
+            async for message in subscription:
+                self.receive(message)
