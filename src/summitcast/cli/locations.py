@@ -14,7 +14,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from summitcast.cli.data import DatabaseUrlOption, DataDirOption, open_database, settings_for
 
 if TYPE_CHECKING:
-    from summitcast.services.locations import LocationInput
+    from summitcast.domain.locations import LocationInput
 
 locations_app = typer.Typer(help="Watch locations in bulk.", no_args_is_help=True)
 console = Console(stderr=True)
@@ -43,7 +43,7 @@ DEFAULT_COUNTRIES = "DE,KE,BR,IN,NG,US,FR,JP,MX,ZA,GB,ID,PH,EG,AR,CA"
 
 def simulated_inputs(count: int, countries: list[str]) -> Iterator[LocationInput]:
     """Locations spread round-robin over countries: half public with a city, the rest not."""
-    from summitcast.services.locations import LocationInput
+    from summitcast.domain.locations import LocationInput
 
     for i in range(count):
         country = countries[i % len(countries)]

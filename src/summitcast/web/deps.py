@@ -1,21 +1,28 @@
-"""Dependencies that keep handlers short: the database session, the caller, the summit."""
+"""Dependencies that keep handlers short: the database session, the caller, the summit.
+
+Everything a route needs from the app (settings, the unit of work, the broadcast manager,
+the rate limiters, the report cache) comes from here: routes never read request.app.state.
+"""
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from typing import Annotated, Any
 
 from fastapi import Depends, Request
-from sqlalchemy.orm import Session as DbSession
 
 from summitcast.config import Settings
 from summitcast.domain.accounts import Permission
 from summitcast.errors import AuthenticationError
-from summitcast.services import accounts, second_factor
+from summitcast.services import Database, DbSession, Summit, accounts, second_factor
+from summitcast.services.accounts import Delay, Limiter
+from summitcast.services.broadcast_control import BroadcastControl
+from summitcast.services.hls_origin import HlsOrigin
+from summitcast.services.live.service import LiveService
 from summitcast.services.programme import get_summit
-from summitcast.storage.database import Database
-from summitcast.storage.tables import Summit, User
+from summitcast.services.upload_protocol import UploadProtocol
+from summitcast.services.reports import ReportCache
 from summitcast.web.edge import Slug
 
 # Connections left to background work (jobs, attendance flushes, sweeps) while requests
@@ -56,24 +63,23 @@ def get_settings(request: Request) -> Settings:
     return settings
 
 
-def get_actor(request: Request, db: DbDep) -> accounts.Actor | None:
+def get_actor(request: Request, db: DbDep, settings: SettingsDep) -> accounts.Actor | None:
     """The logged-in caller, or None; a deleted user's stale cookie counts as logged out."""
     user_id = request.session.get("user_id")
     if not isinstance(user_id, int):
         return None
-    user = db.get(User, user_id)
-    if user is None or request.session.get("pw") != user.password_hash[-16:]:
-        # The cookie carries a fragment of the hash so a password change logs out other sessions.
+    # The cookie carries a fragment of the hash so a password change logs out other
+    # sessions; in production staff need a session signed in with a second factor.
+    actor = second_factor.signed_in_actor(
+        db,
+        user_id,
+        request.session.get("pw"),
+        request.session.get("factor"),
+        factor_required=settings.environment == "production",
+    )
+    if actor is None:
         request.session.clear()
-        return None
-    settings: Settings = request.app.state.settings
-    if settings.environment == "production" and not second_factor.session_allowed(
-        db, user, request.session.get("factor")
-    ):
-        # Staff signed in without a second factor (a cookie from before it was required).
-        request.session.clear()
-        return None
-    return accounts.Actor(user_id=user.id, is_admin=user.is_admin)
+    return actor
 
 
 def require_actor(actor: ActorDep) -> accounts.Actor:
@@ -109,3 +115,97 @@ def summit_for(permission: Permission) -> Any:
 
 BackstageSummit = Annotated[Summit, summit_for(Permission.VIEW_BACKSTAGE)]
 EditableSummit = Annotated[Summit, summit_for(Permission.EDIT_PROGRAMME)]
+RunnerSummit = Annotated[Summit, summit_for(Permission.RUN_BROADCAST)]
+
+
+def get_broadcasts(request: Request) -> BroadcastControl:
+    """The broadcast manager, as pages may use it."""
+    broadcasts: BroadcastControl = request.app.state.broadcasts
+    return broadcasts
+
+
+def get_hls_origin(request: Request) -> HlsOrigin:
+    """Every session's HLS files, from the configured segment store."""
+    origin: HlsOrigin = request.app.state.hls_origin
+    return origin
+
+
+def get_login_limiter(request: Request) -> Limiter:
+    """Logins per client address."""
+    limiter: Limiter = request.app.state.login_limiter
+    return limiter
+
+
+def get_login_delay(request: Request) -> Delay:
+    """The per-account wait after wrong passwords."""
+    delay: Delay = request.app.state.login_delay
+    return delay
+
+
+def get_second_factor_limiter(request: Request) -> Limiter:
+    """Second-factor codes and passkey answers per account."""
+    limiter: Limiter = request.app.state.second_factor_limiter
+    return limiter
+
+
+def get_report_cache(request: Request) -> ReportCache:
+    """Built attendance reports per summit."""
+    cache: ReportCache = request.app.state.reports
+    return cache
+
+
+def get_attendance_flush(request: Request) -> Callable[[], Awaitable[int]]:
+    """Writes this worker's closed attendance buckets to the database when awaited."""
+    recorder: Any = request.app.state.attendance
+    database: Database = request.app.state.database
+
+    def flush() -> Awaitable[int]:
+        result: Awaitable[int] = recorder.flush(database)
+        return result
+
+    return flush
+
+
+BroadcastsDep = Annotated[BroadcastControl, Depends(get_broadcasts)]
+HlsOriginDep = Annotated[HlsOrigin, Depends(get_hls_origin)]
+LoginLimiterDep = Annotated[Limiter, Depends(get_login_limiter)]
+LoginDelayDep = Annotated[Delay, Depends(get_login_delay)]
+SecondFactorLimiterDep = Annotated[Limiter, Depends(get_second_factor_limiter)]
+ReportCacheDep = Annotated[ReportCache, Depends(get_report_cache)]
+AttendanceFlushDep = Annotated[Callable[[], Awaitable[int]], Depends(get_attendance_flush)]
+
+
+def get_live(request: Request) -> LiveService:
+    """The app's live service: presence, heartbeats, location changes told to every worker."""
+    live: LiveService = request.app.state.live
+    return live
+
+
+def get_registration_limiter(request: Request) -> accounts.Limiter:
+    """The limiter of location registrations per client."""
+    limiter: accounts.Limiter = request.app.state.registration_limiter
+    return limiter
+
+
+# How a session's stream is doing (the broadcast manager's health), None when unknown.
+StreamHealth = Callable[[int], dict[str, Any] | None]
+
+
+def get_stream_health(request: Request) -> StreamHealth:
+    """The broadcast manager's health of a session, for pages that play its stream."""
+    health: StreamHealth = request.app.state.broadcasts.health
+    return health
+
+
+LiveDep = Annotated[LiveService, Depends(get_live)]
+RegistrationLimiterDep = Annotated[accounts.Limiter, Depends(get_registration_limiter)]
+StreamHealthDep = Annotated[StreamHealth, Depends(get_stream_health)]
+
+
+async def get_upload_protocol(request: Request) -> UploadProtocol:
+    """The speakers' upload protocol (app.py builds it); on the event loop, no thread hop."""
+    protocol: UploadProtocol = request.app.state.upload_protocol
+    return protocol
+
+
+UploadProtocolDep = Annotated[UploadProtocol, Depends(get_upload_protocol)]

@@ -12,8 +12,8 @@ from typing import Annotated
 from fastapi import Depends, Form
 
 from summitcast.domain import programme as rules
+from summitcast.domain.locations import FIELD_NAMES, MAX_AUDIENCE, LocationInput
 from summitcast.errors import ValidationError
-from summitcast.services.locations import FIELD_NAMES, MAX_AUDIENCE, LocationInput
 from summitcast.services.programme import ItemInput, SessionInput, SpeakerInput, SummitInput
 from summitcast.web.deps import EditableSummit
 

@@ -14,12 +14,19 @@ from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Resp
 from summitcast.domain import paging
 from summitcast.domain.accounts import Permission
 from summitcast.domain.privacy import PRIVACY_LEVELS
-from summitcast.errors import NotFoundError, ValidationError
-from summitcast.services import locations, programme
-from summitcast.services.live import LiveService
-from summitcast.storage.tables import Summit
+from summitcast.errors import ValidationError
+from summitcast.services import Summit, locations, programme
+from summitcast.services.locations import review
 from summitcast.web import forms, lists
-from summitcast.web.deps import CurrentActor, DbDep, SettingsDep, summit_for
+from summitcast.web.deps import (
+    CurrentActor,
+    DbDep,
+    LiveDep,
+    RegistrationLimiterDep,
+    SettingsDep,
+    StreamHealthDep,
+    summit_for,
+)
 from summitcast.web.edge import Slug
 from summitcast.web.on_air import screen_view
 from summitcast.web.security import verify_csrf
@@ -49,11 +56,6 @@ COUNTRIES = sorted(
     + [("XK", "Kosovo")],
     key=lambda pair: pair[1],
 )
-
-
-def _live(request: Request) -> LiveService:
-    live: LiveService = request.app.state.live
-    return live
 
 
 def _client_key(request: Request) -> str:
@@ -89,6 +91,8 @@ def register(
     slug: Slug,
     db: DbDep,
     settings: SettingsDep,
+    live: LiveDep,
+    limiter: RegistrationLimiterDep,
     label: RegisterText = "",
     country: RegisterText = "",
     city: RegisterText = "",
@@ -99,7 +103,7 @@ def register(
     website: RegisterText = "",
 ) -> Response:
     """Register a location, then send the browser to the page that shows its link once."""
-    request.app.state.registration_limiter.hit(_client_key(request))
+    limiter.hit(_client_key(request))
     summit = programme.get_summit(db, slug)
     values = {
         "label": label,
@@ -119,7 +123,7 @@ def register(
             summit,
             forms.location_input(values),
             at_risk=settings.at_risk_countries,
-            links=_live(request).links,
+            links=live.links,
         )
     except ValidationError as error:
         return render(
@@ -128,11 +132,11 @@ def register(
             _form_context(summit, values, error.message, error.field),
             status_code=422,
         )
-    db.commit()  # before the browser asks for the page that reads it back
-    # Redirect after POST, so a refresh cannot register the place twice. The secret
-    # never goes into the URL: the session (a signed cookie) keeps only a one-time
-    # ticket naming the location and a digest of its sealed secret; the next page
-    # opens the secret from the database, shows it once and deletes the ticket.
+    # Redirect after POST (DbDep commits before the answer, so the next page finds the
+    # row), so a refresh cannot register the place twice. The secret never goes into
+    # the URL: the session (a signed cookie) keeps only a one-time ticket naming the
+    # location and a digest of its sealed secret; the next page opens the secret from
+    # the database, shows it once and deletes the ticket.
     request.session[LINK_TICKET] = {
         "location": location.public_id,
         "digest": _digest(location.sealed_secret),
@@ -149,12 +153,10 @@ def _digest(sealed: str) -> str:
 
 
 @router.get("/s/{slug}/registered/{public_id}", response_class=HTMLResponse)
-def registered(request: Request, slug: Slug, public_id: str, db: DbDep) -> Response:
+def registered(request: Request, slug: Slug, public_id: str, db: DbDep, live: LiveDep) -> Response:
     """A registered location's status, and its secret link the first time only."""
-    summit = programme.get_summit(db, slug)
-    location = locations.find_location(db, public_id)
-    if location.summit_id != summit.id:
-        raise NotFoundError("No such location.")
+    location = locations.registered_location(db, slug, public_id)
+    summit = location.summit
     ticket = request.session.get(LINK_TICKET)
     show_link = (
         isinstance(ticket, dict)
@@ -174,7 +176,7 @@ def registered(request: Request, slug: Slug, public_id: str, db: DbDep) -> Respo
             "location": location,
             "show_link": show_link,
             "city_typed": city_typed,
-            "link_secret": _live(request).links.open(location) if show_link else "",
+            "link_secret": live.links.open(location) if show_link else "",
         },
     )
     # The secret must stay out of every cache, the browser's back-forward one included.
@@ -184,7 +186,9 @@ def registered(request: Request, slug: Slug, public_id: str, db: DbDep) -> Respo
 
 
 @router.get("/l/{public_id}", response_class=HTMLResponse)
-def location_screen(request: Request, public_id: str, db: DbDep, settings: SettingsDep) -> Response:
+def location_screen(
+    request: Request, public_id: str, db: DbDep, settings: SettingsDep, health: StreamHealthDep
+) -> Response:
     """The full-screen player a host opens in the hall: broadcast, now and next, presence."""
     location = locations.find_location(db, public_id)
     summit = location.summit
@@ -196,19 +200,19 @@ def location_screen(request: Request, public_id: str, db: DbDep, settings: Setti
             "location": location,
             # The broadcast's own state (not the planned times); later changes are
             # pushed over the screen's presence socket (web/on_air.py).
-            "view": screen_view(db, summit, request.app.state.broadcasts.health),
+            "view": screen_view(db, summit, health),
             "interval_s": settings.heartbeat_interval_s,
         },
     )
 
 
 @router.get("/l/{public_id}/now.json")
-def location_now(request: Request, public_id: str, db: DbDep) -> Response:
+def location_now(public_id: str, db: DbDep, health: StreamHealthDep) -> Response:
     """What the screen plays and shows now, for a screen whose presence socket is blocked."""
     location = locations.find_location(db, public_id)
     # Only screens on the HTTP fallback ask, every 30 s; a CDN may keep it a few seconds.
     return JSONResponse(
-        screen_view(db, location.summit, request.app.state.broadcasts.health),
+        screen_view(db, location.summit, health),
         headers={"Cache-Control": "public, max-age=5"},
     )
 
@@ -266,9 +270,10 @@ def review_page(
     query = _filter_query(chosen, view)
     if (tidy := lists.tidy_redirect(request, query, view.page)) is not None:
         return tidy
-    listed = locations.page_of_locations(
+    shown = locations.review_listing(
         db, summit, chosen, sort=view.sort, page=view.page, size=view.size
     )
+    listed = shown.listed
     return render(
         request,
         "backstage/locations.html",
@@ -278,7 +283,7 @@ def review_page(
             "pager": listed.page,
             "query": query,
             "back": lists.with_page(query, listed.page.number),
-            "auto_approve": locations.auto_approves(db, summit),
+            "auto_approve": shown.auto_approve,
             "filter": chosen,
             "view": view,
             "statuses": locations.STATUSES,
@@ -288,12 +293,6 @@ def review_page(
             "notice": request.session.pop(NOTICE, ""),
         },
     )
-
-
-async def _announce(request: Request, summit: Summit, public_ids: list[str]) -> None:
-    # Every worker drops its cached identity of these locations, so their next beats count.
-    for public_id in public_ids:
-        await _live(request).location_changed(summit.id, public_id, offline=False)
 
 
 def _approved_text(count: int) -> str:
@@ -308,6 +307,7 @@ async def approve(
     db: DbDep,
     summit: LocationsSummit,
     actor: CurrentActor,
+    live: LiveDep,
     ids: Annotated[list[int] | None, Form()] = None,
     back: BackField = "",
 ) -> Response:
@@ -316,9 +316,8 @@ async def approve(
         _notice(request, "No location was selected: tick the ones to approve first.")
         return _back(_list_url(summit, back))
     # An id past any row's is no location of this summit, like an id of another summit.
-    approved = locations.approve_selected(db, summit, [i for i in ids if 0 < i <= MAX_ID], actor)
-    db.commit()  # before other workers are told to re-read these locations
-    await _announce(request, summit, approved)
+    wanted = [i for i in ids if 0 < i <= MAX_ID]
+    approved = await review.approve_ticked(db, summit, wanted, actor, live)
     _notice(request, _approved_text(len(approved)))
     return _back(_list_url(summit, back))
 
@@ -329,6 +328,7 @@ async def approve_all(
     db: DbDep,
     summit: LocationsSummit,
     actor: CurrentActor,
+    live: LiveDep,
     up_to: Annotated[int, Form(ge=0, le=MAX_ID)],
     status: Annotated[str, Form(max_length=40)] = "",
     country: Annotated[str, Form(max_length=40)] = "",
@@ -343,14 +343,7 @@ async def approve_all(
             field="confirm",
         )
     chosen = locations.location_filter(status=status, country=country, text=q)
-    if chosen.status not in ("", "pending"):
-        raise ValidationError(
-            f"Only pending locations can be approved; this list shows {chosen.status} ones.",
-            field="status",
-        )
-    approved = locations.approve_matching(db, summit, chosen, actor, up_to_id=up_to)
-    db.commit()
-    await _announce(request, summit, approved)
+    approved = await review.approve_all(db, summit, chosen, actor, live, up_to_id=up_to)
     _notice(request, _approved_text(len(approved)))
     return _back(_list_url(summit, back))
 
@@ -361,13 +354,12 @@ async def reapprove(
     db: DbDep,
     summit: LocationsSummit,
     actor: CurrentActor,
+    live: LiveDep,
     id: LocationId,
     back: BackField = "",
 ) -> Response:
     """Approve one revoked location again (bulk approval leaves revoked ones alone)."""
-    location = locations.approve_location(db, locations.get_location(db, summit, id), actor)
-    db.commit()
-    await _announce(request, summit, [location.public_id])
+    location = await review.approve_again(db, summit, id, actor, live)
     _notice(request, f"{location.label} is approved again.")
     return _back(_list_url(summit, back))
 
@@ -378,13 +370,12 @@ async def revoke(
     db: DbDep,
     summit: LocationsSummit,
     actor: CurrentActor,
+    live: LiveDep,
     id: LocationId,
     back: BackField = "",
 ) -> Response:
     """Revoke a location: it is taken offline now and its heartbeats are refused."""
-    location = locations.revoke_location(db, locations.get_location(db, summit, id), actor)
-    db.commit()
-    await _live(request).location_changed(summit.id, location.public_id, offline=True)
+    location = await review.revoke(db, summit, id, actor, live)
     _notice(request, f"{location.label} is revoked: its screen no longer counts.")
     return _back(_list_url(summit, back))
 
@@ -395,14 +386,11 @@ async def reissue(
     db: DbDep,
     summit: LocationsSummit,
     actor: CurrentActor,
+    live: LiveDep,
     id: LocationId,
 ) -> Response:
     """Give a location a new secret link; the old link stops counting at once."""
-    location = locations.get_location(db, summit, id)
-    secret = locations.reissue_link(db, location, actor, _live(request).links)
-    db.commit()  # before other workers are told to re-read the location
-    # Offline now: whoever holds the old link must not keep it counted until the timeout.
-    await _live(request).location_changed(summit.id, location.public_id, offline=True)
+    location, secret = await review.reissue(db, summit, id, actor, live)
     # Rendered, never redirected to: the new secret must not appear in any URL the
     # server sees; no-store keeps it out of the browser's cache too.
     response = render(
@@ -438,21 +426,21 @@ def export_csv(db: DbDep, summit: LocationsSummit) -> Response:
 
 @backstage_router.get("/s/{slug}/dashboard", response_class=HTMLResponse)
 async def dashboard(
-    request: Request, db: DbDep, summit: LocationsSummit, country: str = ""
+    request: Request, db: DbDep, summit: LocationsSummit, live: LiveDep, country: str = ""
 ) -> Response:
     """Live figures for organisers: online now, peak, per country, arrivals and drops."""
-    figures = await _live(request).organiser_figures(summit.id)
     code = country.strip().upper()
+    shown = await review.dashboard(db, summit, live, country=code)
     return render(
         request,
         "backstage/dashboard.html",
         {
             "summit": summit,
-            "figures": figures,
-            "approved": locations.approved_by_country(db, summit),
-            "arrivals": locations.newest_arrivals(db, summit, country=code),
-            "drops": locations.recent_drops(db, summit, country=code),
+            "figures": shown.figures,
+            "approved": shown.approved,
+            "arrivals": shown.arrivals,
+            "drops": shown.drops,
             "country": code,
-            "counts": locations.status_counts(db, summit),
+            "counts": shown.counts,
         },
     )
