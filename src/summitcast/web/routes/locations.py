@@ -19,12 +19,12 @@ from summitcast.services import Summit, locations, programme
 from summitcast.services.locations import review
 from summitcast.web import forms, lists
 from summitcast.web.deps import (
+    BroadcastsDep,
     CurrentActor,
     DbDep,
     LiveDep,
     RegistrationLimiterDep,
     SettingsDep,
-    StreamHealthDep,
     summit_for,
 )
 from summitcast.web.edge import Slug
@@ -187,7 +187,7 @@ def registered(request: Request, slug: Slug, public_id: str, db: DbDep, live: Li
 
 @router.get("/l/{public_id}", response_class=HTMLResponse)
 def location_screen(
-    request: Request, public_id: str, db: DbDep, settings: SettingsDep, health: StreamHealthDep
+    request: Request, public_id: str, db: DbDep, settings: SettingsDep, broadcasts: BroadcastsDep
 ) -> Response:
     """The full-screen player a host opens in the hall: broadcast, now and next, presence."""
     location = locations.find_location(db, public_id)
@@ -200,19 +200,19 @@ def location_screen(
             "location": location,
             # The broadcast's own state (not the planned times); later changes are
             # pushed over the screen's presence socket (web/on_air.py).
-            "view": screen_view(db, summit, health),
+            "view": screen_view(db, summit, broadcasts.health),
             "interval_s": settings.heartbeat_interval_s,
         },
     )
 
 
 @router.get("/l/{public_id}/now.json")
-def location_now(public_id: str, db: DbDep, health: StreamHealthDep) -> Response:
+def location_now(public_id: str, db: DbDep, broadcasts: BroadcastsDep) -> Response:
     """What the screen plays and shows now, for a screen whose presence socket is blocked."""
     location = locations.find_location(db, public_id)
     # Only screens on the HTTP fallback ask, every 30 s; a CDN may keep it a few seconds.
     return JSONResponse(
-        screen_view(db, location.summit, health),
+        screen_view(db, location.summit, broadcasts.health),
         headers={"Cache-Control": "public, max-age=5"},
     )
 
