@@ -126,6 +126,12 @@ def require(db: DbSession, actor: Actor | None, summit: Summit, permission: Perm
         )
 
 
+def may(db: DbSession, actor: Actor, summit: Summit, permission: Permission) -> bool:
+    """Whether the actor may do this to this summit (pages grey out what they may not)."""
+    roles = roles_in(db, user_id=actor.user_id, summit_id=summit.id)
+    return allows(roles, permission, is_admin=actor.is_admin)
+
+
 def can_create_summits(db: DbSession, actor: Actor | None) -> bool:
     """Admins and anyone who organises a summit may create another."""
     if actor is None:
@@ -156,6 +162,19 @@ def get_user(db: DbSession, user_id: int) -> User:
     user = db.get(User, user_id)
     if user is None:
         raise NotFoundError("No such user.")
+    return user
+
+
+def password_mark(user: User) -> str:
+    """The end of the user's password hash, kept in a session: a new password ends the others."""
+    return user.password_hash[-16:]
+
+
+def user_of_session(db: DbSession, user_id: object, mark: object) -> User | None:
+    """The user a session names, or None if gone or their password changed since it began."""
+    user = db.get(User, user_id) if isinstance(user_id, int) else None
+    if user is None or mark != password_mark(user):
+        return None
     return user
 
 

@@ -152,6 +152,11 @@ def get_summit(db: DbSession, slug: str) -> Summit:
     return summit
 
 
+def summit_by_id(db: DbSession, summit_id: int) -> Summit | None:
+    """The summit with this id, or None if there is none (any more)."""
+    return db.get(Summit, summit_id)
+
+
 def list_summits(db: DbSession) -> list[Summit]:
     """Every summit, soonest first."""
     return list(db.scalars(select(Summit).order_by(Summit.start_date, Summit.id)))

@@ -38,6 +38,7 @@ from summitcast.errors import (
     NotFoundError,
     ValidationError,
 )
+from summitcast.services.accounts import Actor, user_of_session
 from summitcast.storage.tables import (
     Membership,
     RecoveryCode,
@@ -437,6 +438,19 @@ def _claimed(db: DbSession, statement: Update) -> bool:
 def session_allowed(db: DbSession, user: User, factor: object) -> bool:
     """Where a second factor is required: a session signed in with one, or a non-staff user's."""
     return factor in STRONG_FACTORS or not is_staff(db, user)
+
+
+def signed_in_actor(
+    db: DbSession, user_id: object, mark: object, factor: object, *, factor_required: bool
+) -> Actor | None:
+    """The caller a session cookie names; None if gone, re-passworded or lacking a factor."""
+    user = user_of_session(db, user_id, mark)
+    if user is None:
+        return None
+    if factor_required and not session_allowed(db, user, factor):
+        # Staff signed in without a second factor (a cookie from before it was required).
+        return None
+    return Actor(user_id=user.id, is_admin=user.is_admin)
 
 
 def reset_second_factors(db: DbSession, email: str) -> tuple[User, int]:

@@ -21,12 +21,9 @@ from collections.abc import Callable
 from datetime import UTC
 from typing import Any, Protocol
 
-from sqlalchemy.orm import Session as DbSession
-
 from summitcast.errors import NotFoundError
-from summitcast.services import broadcast as service
-from summitcast.storage.database import Database
-from summitcast.storage.tables import Summit
+from summitcast.services import Database, DbSession, Summit, programme
+from summitcast.services import broadcast_control as control
 from summitcast.web.routes.broadcast import on_air_view
 from summitcast.web.routes.hls import master_url
 
@@ -54,13 +51,13 @@ def screen_view(db: DbSession, summit: Summit, health: Health | None = None) -> 
     view: dict[str, Any] = {"type": MESSAGE_TYPE, "active": False, "ready": False}
     view["session_id"] = None
     try:
-        session = service.current_session(db, summit)
+        shown = control.on_air(db, summit)
     except NotFoundError:  # a summit without sessions: nothing to play or announce
         return view | {"session": None, "master": None, "status": "idle", "live": False,
                        "on_air": None, "next": None, "starts_at": None}  # fmt: skip
-    plan = service.public_plan(db, summit, session.id)
-    view = on_air_view(plan, service.run_of_show(db, session))
-    active = plan.state.active
+    session = shown.session
+    view = on_air_view(shown.plan, shown.run)
+    active = shown.plan.state.active
     return {
         "type": MESSAGE_TYPE,
         "active": active,
@@ -82,7 +79,7 @@ def screen_view_of(
 ) -> dict[str, Any] | None:
     """screen_view of the summit with this presence key (its id), or None if it is gone."""
     with database.session() as db:
-        summit = db.get(Summit, int(summit_key))
+        summit = programme.summit_by_id(db, int(summit_key))
         return None if summit is None else screen_view(db, summit, health)
 
 

@@ -3,23 +3,21 @@
 from __future__ import annotations
 
 import socket
+from collections.abc import Callable
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 
-from summitcast.domain.accounts import Permission
 from summitcast.domain.broadcast import Action, BroadcastStatus, following
 from summitcast.domain.playout import PlayoutItem
 from summitcast.domain.programme import format_duration
-from summitcast.media.recording import list_recordings
-from summitcast.runtime.broadcast_manager import BroadcastManager, language_name, session_folder
-from summitcast.services import broadcast as service
-from summitcast.services import programme
-from summitcast.storage.tables import Summit, utcnow
-from summitcast.web.deps import CurrentActor, DbDep, SettingsDep, summit_for
+from summitcast.services import Summit
+from summitcast.services import broadcast_control as control
+from summitcast.services.broadcast import BroadcastPlan
+from summitcast.web.deps import BroadcastsDep, CurrentActor, DbDep, RunnerSummit, SettingsDep
 from summitcast.web.edge import OptionalRowId, RowId, Slug
 from summitcast.web.routes.hls import master_url
 from summitcast.web.security import verify_csrf
@@ -30,15 +28,8 @@ backstage_router = APIRouter(
     prefix="/backstage", include_in_schema=False, dependencies=[Depends(verify_csrf)]
 )
 
-RunnerSummit = Annotated[Summit, summit_for(Permission.RUN_BROADCAST)]
 
-
-def _manager(request: Request) -> BroadcastManager:
-    manager: BroadcastManager = request.app.state.broadcasts
-    return manager
-
-
-def on_air_view(plan: service.BroadcastPlan, run: list[PlayoutItem]) -> dict[str, Any]:
+def on_air_view(plan: BroadcastPlan, run: list[PlayoutItem]) -> dict[str, Any]:
     """What is on air and what comes next, for pages and JSON (never the ingest key)."""
     state = plan.state
     current = None
@@ -75,26 +66,18 @@ def watch_page(
     request: Request, slug: Slug, db: DbDep, settings: SettingsDep, session: OptionalRowId = None
 ) -> Response:
     """The public player for the session on air (or the next one), and its recordings after."""
-    summit = programme.get_summit(db, slug)
-    chosen = (
-        programme.get_session(db, summit, session)
-        if session is not None
-        else service.current_session(db, summit)
-    )
-    plan = service.public_plan(db, summit, chosen.id)
-    view = on_air_view(plan, service.run_of_show(db, chosen))
-    recordings = []
-    if plan.state.status is BroadcastStatus.ENDED:
-        base = master_url(summit.slug, chosen.id).rsplit("/", 1)[0]
-        recordings = [
-            {
-                "language": language_name(rec.language),
-                "code": rec.language,
-                "url": f"{base}/{rec.path}",
-                "size_mb": round(rec.size_bytes / 1_000_000, 1),
-            }
-            for rec in list_recordings(session_folder(settings, summit.slug, chosen.id))
-        ]
+    shown = control.on_air_in(db, slug, session, settings=settings)
+    summit, chosen = shown.summit, shown.session
+    base = master_url(summit.slug, chosen.id).rsplit("/", 1)[0]
+    recordings = [
+        {
+            "language": rec.language,
+            "code": rec.code,
+            "url": f"{base}/{rec.path}",
+            "size_mb": round(rec.size_bytes / 1_000_000, 1),
+        }
+        for rec in shown.recordings
+    ]
     return render(
         request,
         "watch.html",
@@ -102,7 +85,7 @@ def watch_page(
             "recordings": recordings,
             "summit": summit,
             "session": chosen,
-            "view": view,
+            "view": on_air_view(shown.plan, shown.run),
             "player_src": master_url(summit.slug, chosen.id),
             "on_air_url": f"/s/{summit.slug}/sessions/{chosen.id}/on-air.json",
         },
@@ -112,11 +95,9 @@ def watch_page(
 @router.get("/s/{slug}/sessions/{session_id}/on-air.json")
 def on_air_json(slug: Slug, session_id: RowId, db: DbDep) -> Response:
     """What is on air and next in one session, for watch pages and location screens."""
-    summit = programme.get_summit(db, slug)
-    session = programme.get_session(db, summit, session_id)
-    plan = service.public_plan(db, summit, session.id)
-    view = on_air_view(plan, service.run_of_show(db, session))
-    view["master"] = master_url(summit.slug, session.id)
+    shown = control.on_air_in(db, slug, session_id)
+    view = on_air_view(shown.plan, shown.run)
+    view["master"] = master_url(shown.summit.slug, shown.session.id)
     return JSONResponse(view, headers={"Cache-Control": "public, max-age=1"})
 
 
@@ -136,7 +117,7 @@ BUTTONS: tuple[tuple[Action, str, str | None, str], ...] = (
 )
 
 
-def status_words(plan: service.BroadcastPlan, time_zone: str) -> str:
+def status_words(plan: BroadcastPlan, time_zone: str) -> str:
     """Where the broadcast stands, as the producer says it."""
     state = plan.state
     if state.status is BroadcastStatus.COUNTDOWN and state.countdown_to is not None:
@@ -179,7 +160,7 @@ def remaining_words(seconds: float) -> str:
 
 
 def _elapsed_s(
-    plan: service.BroadcastPlan, item: PlayoutItem, health: dict[str, Any] | None, now: datetime
+    plan: BroadcastPlan, item: PlayoutItem, health: dict[str, Any] | None, now: datetime
 ) -> float:
     """How long the item on air has played: as the encoder reports it, else since the change."""
     reported = health or {}
@@ -193,7 +174,7 @@ def _elapsed_s(
 
 
 def control_view(
-    plan: service.BroadcastPlan,
+    plan: BroadcastPlan,
     run: list[PlayoutItem],
     health: dict[str, Any] | None,
     *,
@@ -228,33 +209,34 @@ def control_view(
     return view
 
 
-def _control_view(request: Request, db: DbDep, summit: Summit, session_id: int) -> dict[str, Any]:
-    """The control room's view of one session of this summit, read now."""
-    session = programme.get_session(db, summit, session_id)
-    plan = service.plan_of(db, summit, session.id)
-    manager = _manager(request)
+def _state_view(state: control.ControlState, time_zone: str) -> dict[str, Any]:
+    """The control room's view of one session, as its page and polling show it."""
     view = control_view(
-        plan,
-        service.run_of_show(db, session),
-        manager.health(session.id),
-        time_zone=summit.time_zone,
-        this_node=manager.board.node,
-        now=utcnow(),
+        state.plan,
+        state.run,
+        state.health,
+        time_zone=time_zone,
+        this_node=state.node,
+        now=state.now,
     )
-    view["manager_error"] = manager.last_error
+    view["manager_error"] = state.manager_error
     return view
 
 
 @backstage_router.get("/s/{slug}/sessions/{session_id}/control", response_class=HTMLResponse)
 def control_room(
-    request: Request, db: DbDep, actor: CurrentActor, summit: RunnerSummit, session_id: RowId
+    request: Request,
+    db: DbDep,
+    actor: CurrentActor,
+    summit: RunnerSummit,
+    session_id: RowId,
+    broadcasts: BroadcastsDep,
+    settings: SettingsDep,
 ) -> Response:
     """The producer's control room of one session."""
-    session = programme.get_session(db, summit, session_id)
-    run = service.run_of_show(db, session)
-    key = service.ingest_key_of(db, actor, summit, session.id)
-    manager = _manager(request)
-    view = _control_view(request, db, summit, session.id)
+    room = control.control_room(db, broadcasts, actor, summit, session_id)
+    session, run = room.state.session, room.state.run
+    view = _state_view(room.state, summit.time_zone)
     return render(
         request,
         "backstage/control.html",
@@ -266,9 +248,9 @@ def control_room(
             "buttons": BUTTONS,
             "run": run,
             "durations": [format_duration(round(item.duration_s)) for item in run],
-            "ingest": manager.ingest_urls(session.id, key),
-            "ingest_key": key,
-            "workers": manager.settings.broadcast_workers,
+            "ingest": room.ingest,
+            "ingest_key": room.ingest_key,
+            "workers": settings.broadcast_workers,
             "player_src": master_url(summit.slug, session.id),
             "base": _control_url(summit, session.id),
         },
@@ -277,94 +259,57 @@ def control_room(
 
 @backstage_router.get("/s/{slug}/sessions/{session_id}/control/health.json")
 def control_health(
-    request: Request, db: DbDep, summit: RunnerSummit, session_id: RowId
+    db: DbDep, summit: RunnerSummit, session_id: RowId, broadcasts: BroadcastsDep
 ) -> Response:
     """Stream health, what is on air and which buttons apply, polled by the control room."""
-    view = _control_view(request, db, summit, session_id)
-    return JSONResponse(view, headers={"Cache-Control": "no-store"})
+    state = control.control_state(db, broadcasts, summit, session_id)
+    return JSONResponse(_state_view(state, summit.time_zone), headers={"Cache-Control": "no-store"})
 
 
-def _act(request: Request, db: DbDep, summit: Summit, session_id: int) -> Response:
-    """Commit the change now so the manager's next look sees it, wake it, answer.
+# The control room's POST buttons: the last part of the URL (control.CHANGES has what
+# each does) and the handler's docstring. One handler each, made by _button below.
+CONTROL_POSTS: tuple[tuple[str, str], ...] = (
+    (Action.START, "Start the session (countdown first if its planned start is ahead)."),
+    (Action.START_NOW, "Start the session with its first item, skipping any countdown."),
+    (Action.NEXT, "Take the next item."),
+    (Action.HOLD, "Hold on the slate."),
+    (Action.LIVE, "Cut to the live input."),
+    (Action.BACK, "Back to the run of show."),
+    (Action.END, "End the session."),
+    (control.ROTATE_KEY, "Give the session a new ingest key."),
+)
+
+
+def _button(button: str, doc: str) -> Callable[..., Response]:
+    """The handler of one control-room button.
 
     The page's script asks for JSON and gets the new view (no reload: the preview
     keeps playing); a browser without script is sent back to the control room.
     """
-    db.commit()
-    _manager(request).kick()
-    if "application/json" in request.headers.get("accept", ""):
-        view = _control_view(request, db, summit, session_id)
-        return JSONResponse(view, headers={"Cache-Control": "no-store"})
-    return RedirectResponse(_control_url(summit, session_id), status_code=303)
+
+    def press(
+        request: Request,
+        db: DbDep,
+        actor: CurrentActor,
+        summit: RunnerSummit,
+        session_id: RowId,
+        broadcasts: BroadcastsDep,
+    ) -> Response:
+        wants_view = "application/json" in request.headers.get("accept", "")
+        state = control.press(
+            db, broadcasts, actor, summit, session_id, button, read_back=wants_view
+        )
+        if state is not None:
+            view = _state_view(state, summit.time_zone)
+            return JSONResponse(view, headers={"Cache-Control": "no-store"})
+        return RedirectResponse(_control_url(summit, session_id), status_code=303)
+
+    press.__name__ = f"control_{button.replace('-', '_')}"
+    press.__doc__ = doc
+    return press
 
 
-@backstage_router.post("/s/{slug}/sessions/{session_id}/control/start")
-def control_start(
-    request: Request, db: DbDep, actor: CurrentActor, summit: RunnerSummit, session_id: RowId
-) -> Response:
-    """Start the session (countdown first if its planned start is ahead)."""
-    service.start_session(db, actor, summit, session_id)
-    return _act(request, db, summit, session_id)
-
-
-@backstage_router.post("/s/{slug}/sessions/{session_id}/control/start-now")
-def control_start_now(
-    request: Request, db: DbDep, actor: CurrentActor, summit: RunnerSummit, session_id: RowId
-) -> Response:
-    """Start the session with its first item, skipping any countdown."""
-    service.start_session(db, actor, summit, session_id, countdown=False)
-    return _act(request, db, summit, session_id)
-
-
-@backstage_router.post("/s/{slug}/sessions/{session_id}/control/next")
-def control_next(
-    request: Request, db: DbDep, actor: CurrentActor, summit: RunnerSummit, session_id: RowId
-) -> Response:
-    """Take the next item."""
-    service.take_next(db, actor, summit, session_id)
-    return _act(request, db, summit, session_id)
-
-
-@backstage_router.post("/s/{slug}/sessions/{session_id}/control/hold")
-def control_hold(
-    request: Request, db: DbDep, actor: CurrentActor, summit: RunnerSummit, session_id: RowId
-) -> Response:
-    """Hold on the slate."""
-    service.hold(db, actor, summit, session_id)
-    return _act(request, db, summit, session_id)
-
-
-@backstage_router.post("/s/{slug}/sessions/{session_id}/control/live")
-def control_live(
-    request: Request, db: DbDep, actor: CurrentActor, summit: RunnerSummit, session_id: RowId
-) -> Response:
-    """Cut to the live input."""
-    service.cut_to_live(db, actor, summit, session_id)
-    return _act(request, db, summit, session_id)
-
-
-@backstage_router.post("/s/{slug}/sessions/{session_id}/control/back")
-def control_back(
-    request: Request, db: DbDep, actor: CurrentActor, summit: RunnerSummit, session_id: RowId
-) -> Response:
-    """Back to the run of show."""
-    service.back_to_programme(db, actor, summit, session_id)
-    return _act(request, db, summit, session_id)
-
-
-@backstage_router.post("/s/{slug}/sessions/{session_id}/control/end")
-def control_end(
-    request: Request, db: DbDep, actor: CurrentActor, summit: RunnerSummit, session_id: RowId
-) -> Response:
-    """End the session."""
-    service.end_session(db, actor, summit, session_id)
-    return _act(request, db, summit, session_id)
-
-
-@backstage_router.post("/s/{slug}/sessions/{session_id}/control/rotate-key")
-def control_rotate_key(
-    request: Request, db: DbDep, actor: CurrentActor, summit: RunnerSummit, session_id: RowId
-) -> Response:
-    """Give the session a new ingest key."""
-    service.rotate_ingest_key(db, actor, summit, session_id)
-    return _act(request, db, summit, session_id)
+for _path, _doc in CONTROL_POSTS:
+    backstage_router.post(f"/s/{{slug}}/sessions/{{session_id}}/control/{_path}")(
+        _button(_path, _doc)
+    )
