@@ -12,6 +12,16 @@ loadtest_app = typer.Typer(help="Load tests against a running server.", no_args_
 console = Console(soft_wrap=True)
 
 
+def _print_progress(row: dict[str, object]) -> None:
+    """One line of a sample: the server's count and the clients' own."""
+    console.print(
+        f"t={row['at_s']:>6}s  server online {row['server']}  "
+        f"clients online {row.get('online', 0)}  sent {row.get('sent', 0)}  "
+        f"acked {row.get('acked', 0)}  reconnects {row.get('reconnects', 0)}  "
+        f"connect errors {row.get('connect_errors', 0)}"
+    )
+
+
 @loadtest_app.command("presence")
 def presence(
     secrets: Annotated[
@@ -66,16 +76,7 @@ def presence(
         probes=probes,
         timeout_s=timeout,
     )
-
-    def progress(row: dict[str, object]) -> None:
-        console.print(
-            f"t={row['at_s']:>6}s  server online {row['server']}  "
-            f"clients online {row.get('online', 0)}  sent {row.get('sent', 0)}  "
-            f"acked {row.get('acked', 0)}  reconnects {row.get('reconnects', 0)}  "
-            f"connect errors {row.get('connect_errors', 0)}"
-        )
-
-    result = LoadTest(plan, None if quiet else progress).run()
+    result = LoadTest(plan, None if quiet else _print_progress).run()
     print_result(result, console)
     if json_out is not None:
         write_json(result, json_out)

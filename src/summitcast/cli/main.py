@@ -7,7 +7,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated, NoReturn
+from typing import TYPE_CHECKING, Annotated, NoReturn
 
 import typer
 from rich.console import Console
@@ -30,6 +30,9 @@ from summitcast.config import Settings
 from summitcast.domain.accounts import Role
 from summitcast.errors import SummitcastError
 from summitcast.storage.database import Database
+
+if TYPE_CHECKING:
+    from summitcast.services.demo import DemoSummit
 
 app = typer.Typer(
     help=(
@@ -216,7 +219,18 @@ def serve(
         )
     with _database(settings):  # migrate once, before workers start racing to do it
         pass
-    options = {
+    options = _uvicorn_options(host, port, workers, backlog)
+    # Become a small uvicorn master (cli/serving.py): same process, so signals and the
+    # pid a caller holds still reach the server.
+    sys.stdout.flush()
+    sys.stderr.flush()
+    argv = [sys.executable, "-m", "summitcast.cli.serving", json.dumps(options)]
+    os.execv(sys.executable, argv)  # noqa: S606 - our own interpreter, no shell
+
+
+def _uvicorn_options(host: str, port: int, workers: int, backlog: int) -> dict[str, object]:
+    """uvicorn's settings for summitcast (each one says why it differs from uvicorn's)."""
+    return {
         "host": host,
         "port": port,
         "workers": workers,
@@ -233,22 +247,16 @@ def serve(
         # streams write a keep-alive every 15 s. Pings would add a ping and a pong per
         # socket every 20 s: a third of all frames at 30,000 screens.
         "ws_ping_interval": None,
-        # Location screens' sockets on a callback-only protocol (web/presence_socket.py:
+        # Location screens' sockets on a callback-only protocol (web/transport/presence_socket.py:
         # no per-message coroutine, so no multi-second garbage collections at 15,000
         # sockets); every other WebSocket is handed on to uvicorn's own.
-        "ws": "summitcast.web.presence_socket:PresenceWebSockets",
+        "ws": "summitcast.web.transport.presence_socket:PresenceWebSockets",
         # A thundering herd of screens reconnecting at once overflows the default 2048.
         "backlog": backlog,
         # The supervisor kills a worker that misses a 5 s health ping; a worker busy with
         # 15,000 sockets on a loaded 2-core machine missed it, and its screens all dropped.
         "timeout_worker_healthcheck": 30,
     }
-    # Become a small uvicorn master (cli/serving.py): same process, so signals and the
-    # pid a caller holds still reach the server.
-    sys.stdout.flush()
-    sys.stderr.flush()
-    argv = [sys.executable, "-m", "summitcast.cli.serving", json.dumps(options)]
-    os.execv(sys.executable, argv)  # noqa: S606 - our own interpreter, no shell
 
 
 def _demo_clip_maker() -> Callable[[Path, str | None, int | None], Path]:
@@ -275,24 +283,11 @@ def _demo_clip_maker() -> Callable[[Path, str | None, int | None], Path]:
     return make
 
 
-@app.command()
-def demo(
-    host: Annotated[str, typer.Option(envvar="SUMMITCAST_HOST")] = "127.0.0.1",
-    port: Annotated[int, typer.Option(envvar="SUMMITCAST_PORT")] = 8000,
-    data_dir: DataDirOption = None,
-    no_serve: Annotated[bool, typer.Option(help="Create the demo data and exit.")] = False,
-) -> None:
-    """Create a fictional demo summit on the embedded defaults and serve it."""
+def _demo_settings(data_dir: Path | None, port: int) -> Settings:
+    """The demo's Settings, its choices also in the environment for the server's workers."""
     import os
 
     from summitcast.cli.demo_ports import demo_listener_env
-    from summitcast.services.demo import (
-        prepare_demo_broadcast,
-        seed_demo,
-        seed_demo_attendance,
-        seed_demo_audience,
-    )
-    from summitcast.services.link_secrets import LinkSecrets
 
     # The folder every other command reads by default, so they see the demo (cli/data.py).
     data_dir = settings_for(data_dir).data_dir
@@ -305,7 +300,58 @@ def demo(
     # demos on one machine never fight over RTMP 1935 (unless ports are set explicitly).
     ingest_host = settings_for(data_dir).ingest_host
     os.environ.update(demo_listener_env(port, os.environ, host=ingest_host))
-    settings = Settings(data_dir=data_dir)
+    return Settings(data_dir=data_dir)
+
+
+def _print_demo_links(
+    base: str,
+    host: str,
+    settings: Settings,
+    made: DemoSummit,
+    slug: str,
+    session_id: int,
+    audience: int,
+) -> None:
+    """Print where the demo's pages, ingest and logins are."""
+    data_dir = settings.data_dir
+    console.print(
+        f"\n[bold]summitcast demo[/] — data in {data_dir.resolve()} (delete it to start over)"
+    )
+    console.print(f"  Watch (on air):    {base}/s/{slug}/watch")
+    console.print(f"  Control room:      {base}/backstage/s/{slug}/sessions/{session_id}/control")
+    console.print(f"  Public programme:  {base}/s/{slug}")
+    console.print(f"  Live map:          {base}/s/{slug}/live ({audience} simulated locations)")
+    console.print(f"  Attendance report: {base}/backstage/s/{slug}/report")
+    console.print(f"  Attendance (public): {base}/s/{slug}/attendance")
+    console.print(f"  Backstage:         {base}/backstage")
+    console.print(f"  API (OpenAPI):     {base}/api/openapi.json")
+    console.print(
+        f"  Studio ingest:     rtmp://{host}:{settings.ingest_rtmp_port}/live and "
+        f"srt://{host}:{settings.ingest_srt_port} (keys in the control room); "
+        f"green room from port {settings.greenroom_rtmp_port}"
+    )
+    console.print(f"  Organiser login:   {made.organiser_email} / {made.password}")
+    console.print(f"  Producer login:    {made.producer_email} / {made.password}\n")
+
+
+@app.command()
+def demo(
+    host: Annotated[str, typer.Option(envvar="SUMMITCAST_HOST")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(envvar="SUMMITCAST_PORT")] = 8000,
+    data_dir: DataDirOption = None,
+    no_serve: Annotated[bool, typer.Option(help="Create the demo data and exit.")] = False,
+) -> None:
+    """Create a fictional demo summit on the embedded defaults and serve it."""
+    from summitcast.services.demo import (
+        prepare_demo_broadcast,
+        seed_demo,
+        seed_demo_attendance,
+        seed_demo_audience,
+    )
+    from summitcast.services.link_secrets import LinkSecrets
+
+    settings = _demo_settings(data_dir, port)
+    data_dir = settings.data_dir
     with (
         _database(settings) as database,
         Progress(SpinnerColumn(), TextColumn("{task.description}"), console=console) as bar,
@@ -325,25 +371,7 @@ def demo(
             made = seed_demo(db, start=datetime.now(UTC).date())
             seed_demo_attendance(db, made, settings)
             audience = seed_demo_audience(db, made, LinkSecrets.of(settings))
-    base = f"http://{host}:{port}"
-    console.print(
-        f"\n[bold]summitcast demo[/] — data in {data_dir.resolve()} (delete it to start over)"
-    )
-    console.print(f"  Watch (on air):    {base}/s/{slug}/watch")
-    console.print(f"  Control room:      {base}/backstage/s/{slug}/sessions/{session_id}/control")
-    console.print(f"  Public programme:  {base}/s/{slug}")
-    console.print(f"  Live map:          {base}/s/{slug}/live ({audience} simulated locations)")
-    console.print(f"  Attendance report: {base}/backstage/s/{slug}/report")
-    console.print(f"  Attendance (public): {base}/s/{slug}/attendance")
-    console.print(f"  Backstage:         {base}/backstage")
-    console.print(f"  API (OpenAPI):     {base}/api/openapi.json")
-    console.print(
-        f"  Studio ingest:     rtmp://{host}:{settings.ingest_rtmp_port}/live and "
-        f"srt://{host}:{settings.ingest_srt_port} (keys in the control room); "
-        f"green room from port {settings.greenroom_rtmp_port}"
-    )
-    console.print(f"  Organiser login:   {made.organiser_email} / {made.password}")
-    console.print(f"  Producer login:    {made.producer_email} / {made.password}\n")
+    _print_demo_links(f"http://{host}:{port}", host, settings, made, slug, session_id, audience)
     if not no_serve:
         serve(host=host, port=port, workers=1)
 

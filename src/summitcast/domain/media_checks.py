@@ -262,7 +262,6 @@ def _check_picture(
         ]
     found: list[Finding] = []
     width, height = display_size(video)
-    target_w, target_h = programme_size
     if video.rotation % 360:
         found.append(
             Finding(
@@ -278,49 +277,56 @@ def _check_picture(
                 "screen with black bars on both sides; film holding the phone sideways to fill it.",
             )
         )
+    found.append(_size_finding(width, height, programme_size))
+    found += _frame_rate_findings(video, programme_fps)
+    return found
+
+
+def _size_finding(width: int, height: int, programme_size: tuple[int, int]) -> Finding:
+    """The picture's size against the broadcast's: too small, scaled down, or fine."""
+    target_w, target_h = programme_size
     if min(height, width) < MIN_GOOD_HEIGHT and height < target_h:
-        found.append(
-            Finding(
-                Level.WARNING,
-                f"Your video is {width}×{height}; the broadcast is {target_w}×{target_h}, "
-                "so it will look blurred. If you can, export it at a higher resolution.",
-            )
+        return Finding(
+            Level.WARNING,
+            f"Your video is {width}×{height}; the broadcast is {target_w}×{target_h}, "
+            "so it will look blurred. If you can, export it at a higher resolution.",
         )
-    elif width > target_w or height > target_h:
-        found.append(
-            Finding(
-                Level.NOTE,
-                f"Your video is {width}×{height}; we scale it to the broadcast's "
-                f"{target_w}×{target_h}.",
-            )
+    if width > target_w or height > target_h:
+        return Finding(
+            Level.NOTE,
+            f"Your video is {width}×{height}; we scale it to the broadcast's "
+            f"{target_w}×{target_h}.",
         )
-    else:
-        found.append(Finding(Level.OK, f"Picture: {width}×{height}."))
+    return Finding(Level.OK, f"Picture: {width}×{height}.")
+
+
+def _frame_rate_findings(video: VideoFacts, programme_fps: int) -> list[Finding]:
+    """What a variable, low or different frame rate means (nothing when it matches)."""
     if video.variable_frame_rate:
-        found.append(
+        return [
             Finding(
                 Level.NOTE,
                 f"Your video has a variable frame rate (common on phones); "
                 f"we convert it to a steady {programme_fps} frames per second.",
             )
-        )
-    elif video.fps and video.fps < MIN_FPS:
-        found.append(
+        ]
+    if video.fps and video.fps < MIN_FPS:
+        return [
             Finding(
                 Level.WARNING,
                 f"Your video has only {video.fps:g} frames per second, so movement will look "
                 "jerky. Record at 25 or 30 frames per second if you can.",
             )
-        )
-    elif video.fps and abs(video.fps - programme_fps) > 0.01:
-        found.append(
+        ]
+    if video.fps and abs(video.fps - programme_fps) > 0.01:
+        return [
             Finding(
                 Level.NOTE,
                 f"Your video runs at {video.fps:g} frames per second; "
                 f"we convert it to {programme_fps}.",
             )
-        )
-    return found
+        ]
+    return []
 
 
 def _check_sound(facts: MediaFacts, kind: UploadKind) -> list[Finding]:

@@ -227,6 +227,31 @@ def _read_event(
         guid = invented_guid(acronym, str(external_id))
     else:
         guid = invented_guid(acronym, room, start.isoformat(), title)
+    person_keys = _read_persons(builder, event, reader)
+    optout = event.find("recording/optout")
+    flag_text = text(event, "do_not_record") if optout is None else (optout.text or "")
+    event_type = text(event, "type").strip()
+    return ScheduleItem(
+        guid=guid,
+        external_id=external_id,
+        title=title,
+        subtitle=text(event, "subtitle"),
+        kind=kind_for_type(event_type),
+        type=event_type,
+        start=start,
+        duration_s=duration_s,
+        language=text(event, "language").strip(),
+        abstract=text(event, "abstract"),
+        description=text(event, "description"),
+        track=text(event, "track"),
+        do_not_record=parse_flag(flag_text, "recording/optout"),
+        url=text(event, "url").strip(),
+        person_keys=person_keys,
+    )
+
+
+def _read_persons(builder: ScheduleBuilder, event: ET.Element, reader: _Reader) -> tuple[str, ...]:
+    """Add the event's speakers to the schedule; their keys in order, each once."""
     person_keys: list[str] = []
     # frab nests <person> in <persons>; some generators put bare <person> in the event.
     for person in [*event.findall("persons/person"), *event.findall("person")]:
@@ -247,26 +272,7 @@ def _read_event(
             )
         if key not in person_keys:
             person_keys.append(key)
-    optout = event.find("recording/optout")
-    flag_text = text(event, "do_not_record") if optout is None else (optout.text or "")
-    event_type = text(event, "type").strip()
-    return ScheduleItem(
-        guid=guid,
-        external_id=external_id,
-        title=title,
-        subtitle=text(event, "subtitle"),
-        kind=kind_for_type(event_type),
-        type=event_type,
-        start=start,
-        duration_s=duration_s,
-        language=text(event, "language").strip(),
-        abstract=text(event, "abstract"),
-        description=text(event, "description"),
-        track=text(event, "track"),
-        do_not_record=parse_flag(flag_text, "recording/optout"),
-        url=text(event, "url").strip(),
-        person_keys=tuple(person_keys),
-    )
+    return tuple(person_keys)
 
 
 # --- writing -----------------------------------------------------------------------------

@@ -241,24 +241,37 @@ class ClientProcess:
         except (TimeoutError, asyncio.CancelledError, OSError, HandshakeError, ValueError) as error:
             if isinstance(error, asyncio.CancelledError) and self._stopped:
                 raise
-            if registered:
-                # Closed while waiting for the hello (_closed already reconnects), or no
-                # hello in time: close it, and _closed reconnects.
-                if screen.socket is socket and socket is not None:
-                    self.stats.error_kinds["no hello"] += 1
-                    socket.close()
-                return
-            # Never upgraded: a connect error.
-            if socket is not None:
-                socket.close()
-            if not self._stopping():
-                self.stats.connect_errors += 1
-                kind = (
-                    "connect timeout" if isinstance(error, TimeoutError) else type(error).__name__
-                )
-                self.stats.error_kinds[kind] += 1
-                self._reconnect_later(screen)
+            self._connect_failed(screen, socket, error, registered=registered)
             return
+        self._connected(screen, interval)
+
+    def _connect_failed(
+        self,
+        screen: _Screen,
+        socket: ScreenSocket | None,
+        error: BaseException,
+        *,
+        registered: bool,
+    ) -> None:
+        """Count a failed connection and reconnect later (or let _closed do it)."""
+        if registered:
+            # Closed while waiting for the hello (_closed already reconnects), or no
+            # hello in time: close it, and _closed reconnects.
+            if screen.socket is socket and socket is not None:
+                self.stats.error_kinds["no hello"] += 1
+                socket.close()
+            return
+        # Never upgraded: a connect error.
+        if socket is not None:
+            socket.close()
+        if not self._stopping():
+            self.stats.connect_errors += 1
+            kind = "connect timeout" if isinstance(error, TimeoutError) else type(error).__name__
+            self.stats.error_kinds[kind] += 1
+            self._reconnect_later(screen)
+
+    def _connected(self, screen: _Screen, interval: float) -> None:
+        """Start beating on a new connection, at a random phase of the interval."""
         reconnect = screen.connected_before
         if reconnect:
             self.stats.reconnects += 1
@@ -272,7 +285,7 @@ class ClientProcess:
         # 504 ms after 30,000 joined at once, 17 ms after a 60 s ramp, issue 13).
         phase = self.rng.random() * interval
         if reconnect:
-            screen.timer = loop.call_later(phase, self._beat, screen)
+            screen.timer = asyncio.get_running_loop().call_later(phase, self._beat, screen)
         else:
             self._beat(screen, next_in=phase)
 

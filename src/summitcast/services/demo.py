@@ -6,6 +6,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time
 from pathlib import Path
+from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
@@ -19,6 +20,9 @@ from summitcast.services import accounts, programme
 from summitcast.services.attendance import store_bucket_counts
 from summitcast.services.link_secrets import LinkSecrets
 from summitcast.storage.tables import Location, PresenceSample, Summit, User
+
+if TYPE_CHECKING:
+    from summitcast.reports.simulate import SimulatedSummit
 
 # (path, burnt-in text or None, tone Hz or None for the floor) -> the clip, made if missing.
 ClipMaker = Callable[[Path, str | None, int | None], Path]
@@ -111,52 +115,7 @@ def seed_demo(db: DbSession, *, start: date) -> DemoSummit:
     producer = _user(db, DEMO_PRODUCER, "Demo producer")
     summit = db.scalar(select(Summit).where(Summit.slug == DEMO_SLUG))
     if summit is None:
-        zone_name = "Europe/Berlin"
-        zone = ZoneInfo(zone_name)
-        summit = programme.create_summit(
-            db,
-            programme.SummitInput(
-                slug=DEMO_SLUG,
-                title="Summit of Many Rooms (demo)",
-                time_zone=zone_name,
-                start_date=start,
-                end_date=date.fromordinal(start.toordinal() + 3),
-                languages=("en", "fr", "es"),
-                description="A fictional summit watched from homes, halls and squares.",
-            ),
-            creator=organiser,
-        )
-        people = [
-            programme.add_speaker(
-                db,
-                summit,
-                programme.SpeakerInput(name=name, role_line=role, country=country, language=lang),
-            )
-            for name, role, country, lang in SPEAKERS
-        ]
-        for offset, begin, end, title, items in SESSIONS:
-            day = date.fromordinal(start.toordinal() + offset)
-            session = programme.add_session(
-                db,
-                summit,
-                programme.SessionInput(
-                    title=title,
-                    planned_start=datetime.combine(day, begin, zone),
-                    planned_end=datetime.combine(day, end, zone),
-                ),
-            )
-            for item_title, kind, minutes, speaker_ids in items:
-                item = programme.add_item(
-                    db,
-                    session,
-                    programme.ItemInput(
-                        title=item_title,
-                        kind=kind,
-                        planned_duration_s=minutes * 60,
-                        status=ItemStatus.PLANNED,
-                    ),
-                )
-                programme.set_item_speakers(db, item, [people[i].id for i in speaker_ids])
+        summit = _create_demo_programme(db, organiser, start)
     # Marked on every run (also a data folder made before the flag existed): only a demo
     # summit counts simulated locations and gets the simulated audience.
     summit.is_demo = True
@@ -167,6 +126,57 @@ def seed_demo(db: DbSession, *, start: date) -> DemoSummit:
         producer_email=DEMO_PRODUCER,
         password=DEMO_PASSWORD,
     )
+
+
+def _create_demo_programme(db: DbSession, organiser: User, start: date) -> Summit:
+    """The demo summit with its speakers, sessions and items, starting on start."""
+    zone_name = "Europe/Berlin"
+    zone = ZoneInfo(zone_name)
+    summit = programme.create_summit(
+        db,
+        programme.SummitInput(
+            slug=DEMO_SLUG,
+            title="Summit of Many Rooms (demo)",
+            time_zone=zone_name,
+            start_date=start,
+            end_date=date.fromordinal(start.toordinal() + 3),
+            languages=("en", "fr", "es"),
+            description="A fictional summit watched from homes, halls and squares.",
+        ),
+        creator=organiser,
+    )
+    people = [
+        programme.add_speaker(
+            db,
+            summit,
+            programme.SpeakerInput(name=name, role_line=role, country=country, language=lang),
+        )
+        for name, role, country, lang in SPEAKERS
+    ]
+    for offset, begin, end, title, items in SESSIONS:
+        day = date.fromordinal(start.toordinal() + offset)
+        session = programme.add_session(
+            db,
+            summit,
+            programme.SessionInput(
+                title=title,
+                planned_start=datetime.combine(day, begin, zone),
+                planned_end=datetime.combine(day, end, zone),
+            ),
+        )
+        for item_title, kind, minutes, speaker_ids in items:
+            item = programme.add_item(
+                db,
+                session,
+                programme.ItemInput(
+                    title=item_title,
+                    kind=kind,
+                    planned_duration_s=minutes * 60,
+                    status=ItemStatus.PLANNED,
+                ),
+            )
+            programme.set_item_speakers(db, item, [people[i].id for i in speaker_ids])
+    return summit
 
 
 DEMO_CLIP_S = 20  # short enough to generate in seconds on 2 cores, long enough to watch
@@ -273,9 +283,19 @@ def seed_demo_attendance(
     simulated = simulate_attendance(
         windows, locations, seed=DEMO_ATTENDANCE_SEED, session_titles=titles, id_prefix=_DEMO_PREFIX
     )
-    rows = [
+    db.execute(insert(Location), _demo_location_rows(summit.id, simulated))
+    _store_demo_counts(db, summit, simulated, settings)
+    db.flush()
+    if latest_publication(db, summit) is None:
+        publish_attendance(db, summit, settings)
+    return True
+
+
+def _demo_location_rows(summit_id: int, simulated: SimulatedSummit) -> list[dict[str, object]]:
+    """Rows of the simulated locations: approved, flagged simulated, without a secret."""
+    return [
         {
-            "summit_id": summit.id,
+            "summit_id": summit_id,
             "public_id": loc.location_id,
             "label": f"Demo location {n + 1}",
             "country": loc.country,
@@ -290,7 +310,14 @@ def seed_demo_attendance(
         }
         for n, loc in enumerate(simulated.locations)
     ]
-    db.execute(insert(Location), rows)
+
+
+def _store_demo_counts(
+    db: DbSession, summit: Summit, simulated: SimulatedSummit, settings: Settings
+) -> None:
+    """Store the simulated heartbeat counts per bucket and the presence samples."""
+    from sqlalchemy import insert
+
     ids: dict[str, int] = {
         public_id: location_id
         for public_id, location_id in db.execute(
@@ -319,10 +346,6 @@ def seed_demo_attendance(
             for at, online in simulated.online_timeline(sample_s)
         ],
     )
-    db.flush()
-    if latest_publication(db, summit) is None:
-        publish_attendance(db, summit, settings)
-    return True
 
 
 def seed_demo_audience(db: DbSession, made: DemoSummit, links: LinkSecrets) -> int:

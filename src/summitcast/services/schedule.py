@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import asdict, dataclass
-from datetime import UTC, timedelta
+from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session as DbSession
@@ -299,25 +299,7 @@ def document_of(db: DbSession, summit: Summit) -> ScheduleDocument:
                 continue
             for link in item.speaker_links:
                 used[link.speaker.id] = link.speaker
-            items.append(
-                ScheduleItem(
-                    guid=item.guid,
-                    external_id=item.external_id,
-                    title=item.title,
-                    subtitle=item.subtitle,
-                    kind=item.kind,
-                    type=item.event_type or item.kind,
-                    start=timed.start,
-                    duration_s=item.planned_duration_s,
-                    language=item.language,
-                    abstract="",
-                    description=item.description,
-                    track=item.track,
-                    do_not_record=item.do_not_record,
-                    url="",
-                    person_keys=tuple(link.speaker.guid for link in item.speaker_links),
-                )
-            )
+            items.append(_schedule_item(item, timed.start))
         session_docs.append(
             ScheduleSession(
                 key=session.key,
@@ -351,6 +333,27 @@ def document_of(db: DbSession, summit: Summit) -> ScheduleDocument:
         people=people,
         url=None,
         generator="summitcast",
+    )
+
+
+def _schedule_item(item: Item, start: datetime) -> ScheduleItem:
+    """One programme item as a schedule event starting at start."""
+    return ScheduleItem(
+        guid=item.guid,
+        external_id=item.external_id,
+        title=item.title,
+        subtitle=item.subtitle,
+        kind=item.kind,
+        type=item.event_type or item.kind,
+        start=start,
+        duration_s=item.planned_duration_s,
+        language=item.language,
+        abstract="",
+        description=item.description,
+        track=item.track,
+        do_not_record=item.do_not_record,
+        url="",
+        person_keys=tuple(link.speaker.guid for link in item.speaker_links),
     )
 
 
