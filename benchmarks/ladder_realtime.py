@@ -1,16 +1,17 @@
 """Does the default ladder keep up in real time on this machine? Five minutes of 1080p30 playout.
 
 The run of show is ten 30 s items of a generated 1080p30 clip with two language
-tracks, played by ``PlayoutWorker`` in real time (feeders read with -re, as on
-air) into the default ladder: 1080p/720p/480p/360p + audio-only, x264 veryfast,
+tracks, played by ``SessionPlayout`` (the engine on air in production, its items
+cued in turn by ``play_steps``) in real time (feeders read with -re, as on air),
+into the default ladder: 1080p/720p/480p/360p + audio-only, x264 veryfast,
 2 s segments, English and French renditions. Every second it samples the
 encoder's output time against the wall clock. Keeping up means the lag (wall
 time − programme time written) stays bounded instead of growing, the speed over
 every 10 s window stays ≥ ~1.0×, and every segment of the programme is listed.
 Reference in the same run: the wall clock itself (speed 1.0×).
 
-    .venv/bin/python benchmarks/ladder_realtime.py [--items 10] [--preset veryfast]
-        [--tune zerolatency|none]
+    .venv/bin/python benchmarks/ladder_realtime.py [--items 10] [--item-seconds 30]
+        [--preset veryfast] [--tune zerolatency|none]
 """
 
 from __future__ import annotations
@@ -26,10 +27,11 @@ from pathlib import Path
 import imageio_ffmpeg
 import m3u8
 
-from summitcast.domain.playout import PlayoutItem, plan_playout
+from summitcast.domain.broadcast import Cue
+from summitcast.domain.playout import PlayoutItem, PlayoutStep, plan_playout
 from summitcast.domain.programme import ItemKind
+from summitcast.media.broadcast import SessionPlayout, play_steps
 from summitcast.media.ladder import AudioLanguage, LadderSpec
-from summitcast.media.playout import PlayoutWorker
 from summitcast.media.segment_store import LocalSegmentStore
 from summitcast.media.testclips import Tone, make_clip
 
@@ -37,24 +39,30 @@ CACHE = Path(tempfile.gettempdir()) / "summitcast-bench"
 ITEM_S = 30
 
 
-def source_clip(ffmpeg: str) -> Path:
-    """The 30 s 1080p30 clip with an English and a French tone (shared with ladder_speed.py)."""
+def source_clip(ffmpeg: str, seconds: int = ITEM_S) -> Path:
+    """The 1080p30 clip with an English and a French tone (shared with ladder_speed.py)."""
     CACHE.mkdir(exist_ok=True)
-    path = CACHE / f"source_1080p30_{ITEM_S}s.mp4"
+    path = CACHE / f"source_1080p30_{seconds}s.mp4"
     if not path.exists():
         tones = (Tone(440, "eng"), Tone(880, "fra"))
-        make_clip(ffmpeg, path, duration_s=ITEM_S, width=1920, height=1080, fps=30, tones=tones)
+        make_clip(ffmpeg, path, duration_s=seconds, width=1920, height=1080, fps=30, tones=tones)
     return path
 
 
-async def play(worker: PlayoutWorker) -> list[tuple[float, float, float]]:
-    """Run the worker; sample (wall s, programme s written, load) once a second."""
+async def _nothing(_cue: Cue) -> None:
+    return None
+
+
+async def play(
+    playout: SessionPlayout, steps: list[PlayoutStep]
+) -> list[tuple[float, float, float]]:
+    """Play the steps; sample (wall s, programme s written, load) once a second."""
     samples: list[tuple[float, float, float]] = []
-    task = asyncio.create_task(worker.run())
+    task = asyncio.create_task(play_steps(playout, steps))
     began = time.monotonic()
     while not task.done():
         await asyncio.sleep(1)
-        health = worker.health
+        health = playout.encoder.health
         if health.running:
             samples.append((time.monotonic() - began, health.out_time_s, os.getloadavg()[0]))
     await task
@@ -65,6 +73,9 @@ def main() -> None:
     """Play the run of show in real time and print lag, window speeds and segments."""
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--items", type=int, default=10, help="30 s items (10 = 5 minutes)")
+    parser.add_argument(
+        "--item-seconds", type=int, default=ITEM_S, help="length of each item (a short check)"
+    )
     parser.add_argument("--preset", default="veryfast", help="x264 preset of the ladder")
     parser.add_argument(
         "--tune", default=LadderSpec.tune, help="x264 tune of the ladder ('none': no -tune)"
@@ -72,7 +83,7 @@ def main() -> None:
     args = parser.parse_args()
     tune = None if args.tune == "none" else args.tune
     ffmpeg = imageio_ffmpeg.get_ffmpeg_exe()
-    clip = source_clip(ffmpeg)
+    clip = source_clip(ffmpeg, args.item_seconds)
     spec = LadderSpec(
         preset=args.preset,
         tune=tune,
@@ -80,24 +91,24 @@ def main() -> None:
     )
     start = datetime.now(UTC)
     items = [
-        PlayoutItem(i, ItemKind.SPEECH, f"Item {i}", float(ITEM_S), media_path=str(clip))
+        PlayoutItem(i, ItemKind.SPEECH, f"Item {i}", float(args.item_seconds), media_path=str(clip))
         for i in range(1, args.items + 1)
     ]
     steps = plan_playout(items, now=start, start=start, session_title="Bench", hold_s=0.001)[:-1]
-    programme_s = ITEM_S * args.items
+    programme_s = args.item_seconds * args.items
     with tempfile.TemporaryDirectory() as out:
-        worker = PlayoutWorker(
-            ffmpeg, steps, spec, LocalSegmentStore(Path(out)), Path(out) / "work", realtime=True
+        worker = SessionPlayout(
+            ffmpeg, spec, LocalSegmentStore(Path(out)), Path(out) / "work", on_cue_finished=_nothing
         )
         print(f"load average before: {os.getloadavg()[0]:.2f}")
         began = time.monotonic()
-        samples = asyncio.run(play(worker))
+        samples = asyncio.run(play(worker, steps))
         wall = time.monotonic() - began
         playlists = {r.name: m3u8.load(str(Path(out) / r.name / "vod.m3u8")) for r in spec.rungs}
         for lang in spec.languages:
             for folder in (f"audio_{lang.code}", f"audio_low_{lang.code}"):
                 playlists[folder] = m3u8.load(str(Path(out) / folder / "vod.m3u8"))
-    health = worker.health
+    health = worker.encoder.health
     lags = [w - t for w, t, _ in samples if t > 0]
     windows = [
         (b[1] - a[1]) / (b[0] - a[0])
@@ -116,10 +127,13 @@ def main() -> None:
         f"lag (wall − programme written): first {lags[0]:.1f} s, "
         f"last {lags[-1]:.1f} s, max {max(lags):.1f} s, growth {lags[-1] - lags[0]:+.1f} s"
     )
-    print(
-        f"speed over 10 s windows: min {min(windows):.3f}×, "
-        f"median {sorted(windows)[len(windows) // 2]:.3f}×"
-    )
+    if windows:
+        print(
+            f"speed over 10 s windows: min {min(windows):.3f}×, "
+            f"median {sorted(windows)[len(windows) // 2]:.3f}×"
+        )
+    else:
+        print("speed over 10 s windows: none (the programme is shorter than 11 s)")
     print(f"ffmpeg: dropped frames {health.drop_frames}, duplicated {health.dup_frames}")
     print(f"encoder restarts {health.restarts}, slates instead of items {len(worker.fallbacks)}")
     for name, playlist in playlists.items():

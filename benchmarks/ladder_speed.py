@@ -1,9 +1,11 @@
 """Speed of summitcast's ladder through its playout and supervisor vs the same ffmpeg commands bare.
 
 The programme is a generated 1080p30 clip with two language tracks. "summitcast"
-is ``PlayoutWorker`` (probe, feeder subprocess, Python copying the feed into the
-``Supervisor``-run ladder encoder); "bare" is the very same two argvs joined by an
-OS pipe with no Python in between. Both run free (no -re), alternately, several
+is ``SessionPlayout``, the engine on air in production (probe, feeder subprocess,
+Python copying the feed into the ``Supervisor``-run ladder encoder and stamping the
+feed clock, the publisher writing the live playlists every 20 ms), fed one item
+through ``play_steps``; "bare" is the very same two argvs joined by an OS pipe
+with no Python in between. Both run free (no -re), alternately, several
 times; the ratio of the median speeds should be ≥ 0.95.
 
     .venv/bin/python benchmarks/ladder_speed.py [--seconds 30] [--repeat 2] [--preset veryfast]
@@ -25,10 +27,12 @@ from pathlib import Path
 
 import imageio_ffmpeg
 
+from summitcast.domain.broadcast import Cue
 from summitcast.domain.playout import PlayoutItem, plan_playout
 from summitcast.domain.programme import ItemKind
+from summitcast.media.broadcast import SessionPlayout, play_steps
 from summitcast.media.ladder import AudioLanguage, LadderInput, LadderSpec, ladder_argv
-from summitcast.media.playout import FeedSource, PlayoutWorker, feed_argv
+from summitcast.media.playout import FeedSource, feed_argv
 from summitcast.media.segment_store import LocalSegmentStore
 from summitcast.media.testclips import Tone, make_clip
 
@@ -86,20 +90,25 @@ def run_bare(ffmpeg: str, clip: Path, seconds: int, spec: LadderSpec, out: Path)
 
 
 def run_summitcast(ffmpeg: str, clip: Path, seconds: int, spec: LadderSpec, out: Path) -> float:
-    """The same programme through PlayoutWorker and its Supervisor; return wall seconds."""
+    """The same programme through SessionPlayout and its Supervisor; return wall seconds."""
     start = datetime.now(UTC)
     item = PlayoutItem(1, ItemKind.SPEECH, "Bench", float(seconds), media_path=str(clip))
     # The plan ends on a hold slate; keep it to one frame's worth of programme.
     steps = plan_playout([item], now=start, start=start, session_title="Bench", hold_s=0.001)
-    worker = PlayoutWorker(
-        ffmpeg, steps[:1], spec, LocalSegmentStore(out), out / "work", realtime=False
+    playout = SessionPlayout(
+        ffmpeg, spec, LocalSegmentStore(out), out / "work", on_cue_finished=_nothing, realtime=False
     )
     began = time.perf_counter()
-    asyncio.run(worker.run())
+    asyncio.run(play_steps(playout, steps[:1]))
     took = time.perf_counter() - began
-    if worker.fallbacks or worker.health.restarts or worker.health.last_exit_code != 0:
-        raise SystemExit(f"summitcast run failed: {worker.health.last_error}")
+    health = playout.encoder.health
+    if playout.fallbacks or health.restarts or health.last_exit_code != 0 or playout.alarm:
+        raise SystemExit(f"summitcast run failed: {health.last_error or playout.alarm}")
     return took
+
+
+async def _nothing(_cue: Cue) -> None:
+    return None
 
 
 def main() -> None:

@@ -26,6 +26,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from summitcast import __version__, geo
 from summitcast.config import Settings
 from summitcast.errors import AuthenticationError, RateLimitedError, SummitcastError
+from summitcast.media.segment_store import SessionStores
 from summitcast.presence import Presence, PubSub, create_backends
 from summitcast.runtime.broadcast_manager import BroadcastManager
 from summitcast.runtime.greenroom import GreenRoomManager
@@ -135,7 +136,9 @@ def create_app(
         else None
     )
     # Its stream health reaches control rooms on every worker through the pub/sub.
-    broadcasts = BroadcastManager(settings, db, pubsub=pubsub)
+    # Each session's HLS store: filled by this node's playouts, served by any node.
+    segment_stores = SessionStores(settings.segment_store, settings.effective_segment_dir)
+    broadcasts = BroadcastManager(settings, db, pubsub=pubsub, stores=segment_stores)
     presence_sockets.on_air.health = broadcasts.health  # screens play once a stream is ready
     # Live speakers' own feeds, previewed before the producer takes one on air.
     green_room = GreenRoomManager(settings, db, broadcasts)
@@ -219,6 +222,7 @@ def create_app(
     app.state.settings = settings
     app.state.database = db
     app.state.broadcasts = broadcasts
+    app.state.hls_origin = segment_stores
     app.state.greenroom = green_room
     app.state.browser_live = browser_live
     app.state.live = live_service

@@ -1,4 +1,4 @@
-"""End to end: three generated clips and slates → one continuous HLS programme."""
+"""End to end: three generated clips and slates → one continuous HLS programme (SessionPlayout)."""
 
 from __future__ import annotations
 
@@ -16,10 +16,17 @@ import imageio_ffmpeg
 import m3u8
 import pytest
 
-from summitcast.domain.playout import PlayoutItem, SourceKind, StepReason, plan_playout
+from summitcast.domain.broadcast import Cue
+from summitcast.domain.playout import (
+    PlayoutItem,
+    PlayoutStep,
+    SourceKind,
+    StepReason,
+    plan_playout,
+)
 from summitcast.domain.programme import ItemKind, ItemStatus
+from summitcast.media.broadcast import SessionPlayout, play_steps
 from summitcast.media.ladder import AudioLanguage, LadderSpec, Rung, SubtitleTrack
-from summitcast.media.playout import PlayoutWorker
 from summitcast.media.segment_store import LocalSegmentStore
 from summitcast.media.testclips import Tone, make_clip, write_webvtt
 
@@ -51,8 +58,41 @@ def _pts(playlist: Path, kind: str) -> list[float]:
     return sorted(times)
 
 
+async def _nothing(_cue: Cue) -> None:
+    return None
+
+
+def _playout(
+    spec: LadderSpec, store: LocalSegmentStore, work: Path, *, realtime: bool
+) -> SessionPlayout:
+    """The playout on air, with the spec's subtitle languages."""
+    return SessionPlayout(
+        FFMPEG,
+        spec,
+        store,
+        work,
+        on_cue_finished=_nothing,
+        subtitle_languages=tuple(track.code for track in spec.subtitles),
+        realtime=realtime,
+    )
+
+
+async def _play(
+    steps: list[PlayoutStep],
+    spec: LadderSpec,
+    store: LocalSegmentStore,
+    work: Path,
+    *,
+    realtime: bool,
+) -> SessionPlayout:
+    """Play a plan's steps in turn through SessionPlayout; return the playout once ended."""
+    playout = _playout(spec, store, work, realtime=realtime)
+    await play_steps(playout, steps)
+    return playout
+
+
 @pytest.fixture(scope="module")
-def programme(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, PlayoutWorker, float]:
+def programme(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, SessionPlayout, float]:
     """Play the test programme once for every test of this module."""
     media = tmp_path_factory.mktemp("media")
     bilingual = make_clip(
@@ -92,23 +132,22 @@ def programme(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, PlayoutWo
     ]
     assert steps[4].reason is StepReason.FALLBACK_MISSING
     out = tmp_path_factory.mktemp("hls")
-    worker = PlayoutWorker(
-        FFMPEG, steps, SPEC, LocalSegmentStore(out), tmp_path_factory.mktemp("work"), realtime=False
-    )
+    work = tmp_path_factory.mktemp("work")
     began = time.monotonic()
-    asyncio.run(worker.run())
+    worker = asyncio.run(_play(steps, SPEC, LocalSegmentStore(out), work, realtime=False))
     return out, worker, time.monotonic() - began
 
 
 def test_playout_master_lists_rungs_languages_and_subtitles(
-    programme: tuple[Path, PlayoutWorker, float],
+    programme: tuple[Path, SessionPlayout, float],
 ) -> None:
     out, _worker, _took = programme
     master = m3u8.load(str(out / "master.m3u8"))
+    # The session has ended, so the master names each rendition's replay list.
     assert [p.uri for p in master.playlists] == [
-        "240p/index.m3u8",
-        "144p/index.m3u8",
-        "audio_low_en/index.m3u8",
+        "240p/vod.m3u8",
+        "144p/vod.m3u8",
+        "audio_low_en/vod.m3u8",
     ]
     assert [(m.type, m.group_id, m.language, m.default) for m in master.media] == [
         ("AUDIO", "aud", "en", "YES"),
@@ -124,7 +163,7 @@ def test_playout_master_lists_rungs_languages_and_subtitles(
     ["240p", "144p", "audio_en", "audio_fr", "audio_low_en", "audio_low_fr", "subs_en"],
 )
 def test_playout_rendition_decodes_without_errors(
-    programme: tuple[Path, PlayoutWorker, float], rendition: str
+    programme: tuple[Path, SessionPlayout, float], rendition: str
 ) -> None:
     out, _worker, _took = programme
     playlist = out / rendition / "index.m3u8"
@@ -141,7 +180,7 @@ def test_playout_rendition_decodes_without_errors(
 
 
 def test_playout_media_playlists_one_continuous_programme(
-    programme: tuple[Path, PlayoutWorker, float],
+    programme: tuple[Path, SessionPlayout, float],
 ) -> None:
     out, _worker, _took = programme
     live = m3u8.load(str(out / "240p" / "index.m3u8"))
@@ -156,7 +195,7 @@ def test_playout_media_playlists_one_continuous_programme(
 
 
 def test_playout_video_timestamps_continuous(
-    programme: tuple[Path, PlayoutWorker, float],
+    programme: tuple[Path, SessionPlayout, float],
 ) -> None:
     out, _worker, _took = programme
     for rung in ("240p", "144p"):
@@ -166,7 +205,7 @@ def test_playout_video_timestamps_continuous(
 
 
 def test_playout_audio_timestamps_continuous(
-    programme: tuple[Path, PlayoutWorker, float],
+    programme: tuple[Path, SessionPlayout, float],
 ) -> None:
     out, _worker, _took = programme
     frame_s = 1024 / 48000  # one AAC frame
@@ -178,7 +217,7 @@ def test_playout_audio_timestamps_continuous(
 
 
 def test_playout_subtitles_placed_in_programme(
-    programme: tuple[Path, PlayoutWorker, float],
+    programme: tuple[Path, SessionPlayout, float],
 ) -> None:
     out, _worker, _took = programme
     playlist = m3u8.load(str(out / "subs_en" / "index.m3u8"))
@@ -189,9 +228,9 @@ def test_playout_subtitles_placed_in_programme(
     assert "00:00:03.200 --> 00:00:04.000\nWorld" in second
 
 
-def test_playout_runs_faster_than_a_minute(programme: tuple[Path, PlayoutWorker, float]) -> None:
+def test_playout_runs_faster_than_a_minute(programme: tuple[Path, SessionPlayout, float]) -> None:
     _out, worker, took = programme
-    assert (worker.fallbacks, worker.health.restarts) == ([], 0)
+    assert (worker.fallbacks, worker.encoder.health.restarts) == ([], 0)
     assert took < 60
 
 
@@ -201,12 +240,10 @@ def test_playout_unreadable_file_replaced_by_slate(tmp_path: Path) -> None:
     item = PlayoutItem(1, ItemKind.SPEECH, "Broken", 2.0, media_path=str(bad))
     steps = plan_playout([item], now=START, start=START, session_title="S", hold_s=2)
     spec = LadderSpec(rungs=(Rung("144p", 256, 144, 150, 48),), fps=FPS, preset="ultrafast")
-    worker = PlayoutWorker(
-        FFMPEG, steps, spec, LocalSegmentStore(tmp_path / "hls"), tmp_path / "work", realtime=False
-    )
-    asyncio.run(worker.run())
+    store = LocalSegmentStore(tmp_path / "hls")
+    worker = asyncio.run(_play(steps, spec, store, tmp_path / "work", realtime=False))
     playlist = m3u8.load(str(tmp_path / "hls" / "144p" / "index.m3u8"))
-    assert worker.fallbacks == [0]
+    assert worker.fallbacks == [1]  # the broken item's id
     assert ([s.duration for s in playlist.segments], playlist.is_endlist) == ([2.0, 2.0], True)
 
 
@@ -214,22 +251,22 @@ def test_playout_encoder_killed_resumes_same_playlists(tmp_path: Path) -> None:
     items = [PlayoutItem(i, ItemKind.SLATE, f"Slate {i}", 3.0) for i in (1, 2)]
     steps = plan_playout(items, now=START, start=START, session_title="S", hold_s=1)
     spec = LadderSpec(rungs=(Rung("144p", 256, 144, 150, 48),), fps=FPS, preset="ultrafast")
-    worker = PlayoutWorker(
-        FFMPEG, steps, spec, LocalSegmentStore(tmp_path / "hls"), tmp_path / "work", realtime=True
-    )
+    store = LocalSegmentStore(tmp_path / "hls")
 
-    async def scenario() -> None:
-        playing = asyncio.create_task(worker.run())
-        while worker.health.frame < 15:  # 1.5 s into the programme
+    async def scenario() -> SessionPlayout:
+        worker = _playout(spec, store, tmp_path / "work", realtime=True)
+        playing = asyncio.create_task(play_steps(worker, steps))
+        while worker.encoder.health.frame < 15:  # 1.5 s into the programme
             await asyncio.sleep(0.05)
-        assert worker.health.pid is not None
-        os.kill(worker.health.pid, signal.SIGKILL)
+        assert worker.encoder.health.pid is not None
+        os.kill(worker.encoder.health.pid, signal.SIGKILL)
         await playing
+        return worker
 
-    asyncio.run(scenario())
+    worker = asyncio.run(scenario())
     playlist_path = tmp_path / "hls" / "144p" / "index.m3u8"
     playlist = m3u8.load(str(playlist_path))
-    assert worker.health.restarts == 1
+    assert worker.encoder.health.restarts == 1
     assert playlist.is_endlist is True
     # One seam, marked, in the same playlist: numbering continues, nothing restarts.
     assert sum(s.discontinuity for s in playlist.segments) == 1

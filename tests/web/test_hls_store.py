@@ -5,9 +5,11 @@ from __future__ import annotations
 import pytest
 from fastapi.testclient import TestClient
 
+from summitcast.app import create_app
 from summitcast.config import Settings
-from summitcast.media.segment_store import InMemorySegmentStore
+from summitcast.media.segment_store import SessionStores
 from summitcast.runtime.broadcast_manager import session_folder
+from summitcast.storage.database import Database
 
 pytestmark = [
     pytest.mark.integration,
@@ -49,18 +51,20 @@ def test_hls_request_for_unknown_session_creates_no_folder(
     assert not session_folder(settings, "summit", 99).exists()
 
 
-def test_hls_from_memory_store_serves_what_the_store_holds(client: TestClient) -> None:
-    manager = client.app.state.broadcasts  # type: ignore[attr-defined]
-    manager.store_factory = lambda _slug, _sid: InMemorySegmentStore()
-    store = InMemorySegmentStore()
-    manager.stores[("summit", 4)] = store  # as a playout on this node would have filled it
-    store.put("360p/index.m3u8", PLAYLIST)
-    store.put("360p/seg_00000.m4s", b"\x01segment")
-    playlist = client.get("/hls/summit/4/360p/index.m3u8")
-    segment = client.get("/hls/summit/4/360p/seg_00000.m4s")
-    assert (playlist.status_code, playlist.content) == (200, PLAYLIST)
-    assert playlist.headers["cache-control"] == "public, max-age=1"
-    assert (segment.status_code, segment.content) == (200, b"\x01segment")
-    assert segment.headers["content-type"] == "video/iso.segment"
-    assert client.get("/hls/summit/4/360p/seg_00001.m4s").status_code == 404
-    assert client.get("/hls/summit/5/360p/index.m3u8").status_code == 404  # another session
+def test_hls_from_memory_store_serves_what_the_store_holds(
+    settings: Settings, database: Database
+) -> None:
+    app = create_app(settings.model_copy(update={"segment_store": "memory"}), database=database)
+    with TestClient(app, base_url="http://127.0.0.1") as client:
+        origin: SessionStores = app.state.hls_origin
+        store = origin.open("summit", 4)  # as a playout on this node would have filled it
+        store.put("360p/index.m3u8", PLAYLIST)
+        store.put("360p/seg_00000.m4s", b"\x01segment")
+        playlist = client.get("/hls/summit/4/360p/index.m3u8")
+        segment = client.get("/hls/summit/4/360p/seg_00000.m4s")
+        assert (playlist.status_code, playlist.content) == (200, PLAYLIST)
+        assert playlist.headers["cache-control"] == "public, max-age=1"
+        assert (segment.status_code, segment.content) == (200, b"\x01segment")
+        assert segment.headers["content-type"] == "video/iso.segment"
+        assert client.get("/hls/summit/4/360p/seg_00001.m4s").status_code == 404
+        assert client.get("/hls/summit/5/360p/index.m3u8").status_code == 404  # another session

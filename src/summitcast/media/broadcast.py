@@ -1,13 +1,14 @@
 """A session on air under a producer's control: one ladder encoder, one feeder at a time.
 
-``PlayoutWorker`` (``summitcast.media.playout``) plays a fixed plan; a live
-session changes its mind: the producer takes the next item early, holds, cuts
-to the studio. ``SessionPlayout`` keeps the one encoder running and swaps the
-feeder in front of it. A replaced feeder gets SIGTERM, so ffmpeg finishes the
-MPEG-TS packets it is writing and the encoder never sees half a frame; the
-timestamps actually sent are read from the stream (``TsClock``), so the next
-feeder continues exactly where the last one stopped and the programme stays
-one stream with continuous timestamps.
+The one playout engine. A live session changes its mind: the producer takes the
+next item early, holds, cuts to the studio. ``SessionPlayout`` keeps the one
+encoder running and swaps the feeder in front of it (``summitcast.media.playout``).
+A replaced feeder gets SIGTERM, so ffmpeg finishes the MPEG-TS packets it is
+writing and the encoder never sees half a frame; the timestamps actually sent are
+read from the stream (``TsClock``), so the next feeder continues exactly where the
+last one stopped and the programme stays one stream with continuous timestamps.
+What the session publishes goes through one writer (``summitcast.media.session_output``).
+A fixed plan (tests, benchmarks) is played by cueing its steps in turn (``play_steps``).
 """
 
 from __future__ import annotations
@@ -15,113 +16,48 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import errno
-import io
 import logging
 import os
 import shutil
-import signal
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import av
-
 from summitcast.domain.broadcast import HOLD_HEADING, Cue
-from summitcast.domain.playout import Slate, SourceKind
+from summitcast.domain.playout import PlayoutStep, Slate, SourceKind
 from summitcast.errors import ValidationError
 from summitcast.media.feed_clock import FeedClock
 from summitcast.media.ladder import (
     ENCODER_PLAYLIST_NAME,
-    FFMPEG_MASTER_NAME,
-    MASTER_NAME,
-    MEDIA_PLAYLIST_NAME,
-    VOD_PLAYLIST_NAME,
     LadderInput,
     LadderSpec,
-    codecs_from_ffmpeg_master,
     ladder_argv,
-    master_playlist,
-    subtitle_dir,
 )
 from summitcast.media.playout import (
-    FEED_BASE_S,
-    PIPE_CHUNK,
     TECHNICAL_SLATE,
     FeedSource,
     countdown_text,
     feed_argv,
+    run_feeder,
 )
 from summitcast.media.probe import probe
 from summitcast.media.publisher import SegmentPublisher
-from summitcast.media.segment_store import LocalSegmentStore, SegmentStore
+from summitcast.media.segment_store import SegmentStore
+from summitcast.media.session_output import SessionOutput
 from summitcast.media.slate import render_slate
-from summitcast.media.subtitles import (
-    Cue as SubtitleCue,
-)
-from summitcast.media.subtitles import (
-    media_playlist,
-    parse_webvtt,
-    place_cues,
-    segment_count,
-    segment_name,
-    segment_text,
-)
 from summitcast.media.supervisor import EncoderHealth, Supervisor
 
 logger = logging.getLogger(__name__)
 
-TS_PACKET = 188
 LIVE_RETRY_S = 1.0  # slate chunk played while the live input is missing, then look again
-FEEDER_STOP_TIMEOUT_S = 3.0
 # After the feed ends the encoder writes its last segments and playlists (well under a
 # second on a 2-core machine); longer than this it is stuck and gets SIGTERM.
 ENCODER_FLUSH_S = 5.0
 DISK_CHECK_INTERVAL_S = 5.0
 MIN_FREE_BYTES = 200 * 1024 * 1024  # below this the control room shows a disk alarm
-
-
-class TsClock:
-    """Follows the MPEG-TS a feeder writes and remembers the last video timestamp in it."""
-
-    def __init__(self, fps: int) -> None:
-        self.frame_s = 1 / fps
-        self.last_video_pts: int | None = None
-        self._carry = b""
-
-    def feed(self, data: bytes) -> None:
-        """Read the PES headers of every whole 188-byte packet in data."""
-        data = self._carry + data
-        whole = len(data) - len(data) % TS_PACKET
-        for at in range(0, whole, TS_PACKET):
-            self._packet(data[at : at + TS_PACKET])
-        self._carry = data[whole:]
-
-    def _packet(self, packet: bytes) -> None:
-        if packet[0] != 0x47 or not packet[1] & 0x40:  # not synced, or no PES starts here
-            return
-        payload = 4
-        if packet[3] & 0x20:  # an adaptation field comes first
-            payload += 1 + packet[4]
-        pes = packet[payload:]
-        # 00 00 01 start code, video stream ids E0–EF, PTS flag in the header flags.
-        if len(pes) < 14 or pes[:3] != b"\x00\x00\x01" or not 0xE0 <= pes[3] <= 0xEF:
-            return
-        if not pes[7] & 0x80:
-            return
-        b = pes[9:14]
-        pts = ((b[0] >> 1) & 0x07) << 30 | b[1] << 22 | (b[2] >> 1) << 15 | b[3] << 7 | b[4] >> 1
-        if self.last_video_pts is None or pts > self.last_video_pts:
-            self.last_video_pts = pts
-
-    @property
-    def end_s(self) -> float | None:
-        """Feed time just after the last video frame seen (None before any)."""
-        if self.last_video_pts is None:
-            return None
-        return self.last_video_pts / 90000 + self.frame_s
 
 
 @dataclass
@@ -178,62 +114,64 @@ class SessionPlayout:
         interpreters: Callable[[], tuple[str | None, ...]] = tuple,
         subtitle_languages: tuple[str, ...] = (),
         min_free_bytes: int = MIN_FREE_BYTES,
+        realtime: bool = True,
     ) -> None:
         self.ffmpeg = ffmpeg
         self.spec = spec
-        self.store = store
         self.work_dir = work_dir
         # ffmpeg writes here; the store is this folder itself (the default: no copying)
         # or somewhere else, which the publisher fills from here in a safe order.
-        store_folder = store.folder if isinstance(store, LocalSegmentStore) else None
-        self.output_dir = output_dir or store_folder or work_dir / "hls"
+        self.output_dir = output_dir or store.local_folder() or work_dir / "hls"
         # When each programme frame reached the encoder: the publisher dates segments by it.
         self.feed_clock = FeedClock(spec.fps)
-        # Writes the live and replay playlists from ffmpeg's (and fills a store elsewhere).
-        self.publisher = SegmentPublisher(
-            self.output_dir,
-            store,
-            clock=self.feed_clock,
-            window_segments=spec.window_segments,
-            segment_s=spec.segment_s,
+        # The one writer of the store: master, playlists, subtitles, segments.
+        self.output = SessionOutput(
+            spec, store, self.output_dir, self.feed_clock, subtitle_languages
         )
-        self._publisher_task: asyncio.Task[None] | None = None
         self.on_cue_finished = on_cue_finished
         self.live_source = live_source
         # Per ladder language: the relay URL of a live interpreter sending now, or None.
         self.interpreters = interpreters
         self._live_interpreters: tuple[str | None, ...] = ()
-        self._interpreter_task: asyncio.Task[None] | None = None
         # Set when the feeder stops only because interpreters came or went: the same cue
         # then resumes where it was (``_resume``: the cue and its programme start).
         self._interpreters_changed = False
         self._resume: tuple[Cue, float] | None = None
         self.min_free_bytes = min_free_bytes
-        self.subtitle_languages = subtitle_languages
+        # False: feeders read files as fast as the encoder takes them (tests, benchmarks).
+        self.realtime = realtime
         self.wanted: Cue | None = None
         self.on_air = OnAir()
         self.alarm: str | None = None
         self.fallbacks: list[int] = []
         self.programme_s = 0.0
-        self.cues: dict[str, list[SubtitleCue]] = {code: [] for code in subtitle_languages}
         self._changed = asyncio.Event()
         self._stopping = False
         self._task: asyncio.Task[None] | None = None
-        self._subtitle_task: asyncio.Task[None] | None = None
-        self._disk_task: asyncio.Task[None] | None = None
-        self._codecs_known = False
-        self._mpegts_base: int | None = None
+        self._helpers: list[asyncio.Task[None]] = []  # output, disk and interpreter watchers
+        self.encoder = self._encoder()
+
+    def _encoder(self) -> Supervisor:
+        """The ladder encoder reading the feed on its stdin, restarted if it dies."""
+        # The feed's streams are known, so probing is cut from ffmpeg's default 5 s
+        # (which would hold the first segment back by as much) to about 1 s.
         probe_options = ("-f", "mpegts", "-probesize", "1000000", "-analyzeduration", "1000000")
         feed = [LadderInput("pipe:0", probe_options)]
+        out = self.output_dir
         # A session resumed after an app restart continues the playlists already there.
-        resume = (self.output_dir / spec.rungs[0].name / ENCODER_PLAYLIST_NAME).is_file()
-        self.encoder = Supervisor(
-            ladder_argv(ffmpeg, feed, spec, self.output_dir, resume=resume),
+        resume = (out / self.spec.rungs[0].name / ENCODER_PLAYLIST_NAME).is_file()
+        return Supervisor(
+            ladder_argv(self.ffmpeg, feed, self.spec, out, resume=resume),
             name="ladder",
             stdin_pipe=True,
             restart_on_success=False,
-            restart_argv=ladder_argv(ffmpeg, feed, spec, self.output_dir, resume=True),
+            restart_argv=ladder_argv(self.ffmpeg, feed, self.spec, out, resume=True),
         )
+
+    @property
+    def publisher(self) -> SegmentPublisher:
+        """The writer of the session's store (ffmpeg's output, our files)."""
+        return self.output.publisher
 
     @property
     def health(self) -> PlayoutHealth:
@@ -255,64 +193,55 @@ class SessionPlayout:
         """Start playing in the background (the first cue may come later)."""
         self._task = asyncio.create_task(self._run(), name="session-playout")
 
-    async def stop(self) -> None:
-        """Stop feeding, let the encoder close its playlists, and stop it."""
+    def end(self) -> None:
+        """End the programme now, without waiting: from on_cue_finished, no hold slate follows."""
         self._stopping = True
         self._changed.set()
+
+    async def wait(self) -> None:
+        """Wait until the programme has ended (end(), stop(), or the output became unwritable)."""
+        if self._task is not None:
+            await asyncio.shield(self._task)
+
+    async def stop(self) -> None:
+        """Stop feeding, let the encoder close its playlists, and stop it."""
+        self.end()
         if self._task is not None:
             await self._task
-        for task in (
-            self._subtitle_task,
-            self._disk_task,
-            self._interpreter_task,
-            self._publisher_task,
-        ):
-            if task is not None:
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
+        for task in self._helpers:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
 
-    async def _run(self) -> None:
-        """Wait for a writable folder, start the encoder, then feed cue after cue."""
-        self.work_dir.mkdir(parents=True, exist_ok=True)
+    async def _wait_for_disk(self) -> None:
+        """Wait until the output folder is writable (a low disk only raises the alarm)."""
         while not self._stopping:
             self.alarm = disk_problem(self.output_dir, min_free_bytes=self.min_free_bytes)
             if self.alarm is None or "left on the disk" in self.alarm:
-                break
+                return
             # No encoder while the folder is unwritable: it would only crash and restart.
             logger.error("playout waits: %s", self.alarm)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._changed.wait(), DISK_CHECK_INTERVAL_S)
             if not self._stopping:
                 self._changed.clear()
+
+    async def _run(self) -> None:
+        """Wait for a writable folder, start the encoder, then feed cue after cue."""
+        self.work_dir.mkdir(parents=True, exist_ok=True)
+        await self._wait_for_disk()
         if self._stopping:
             return
         try:
-            self.store.put(MASTER_NAME, master_playlist(self.spec).encode())
+            self.output.start()
             await self.encoder.start()
-            if self.publisher is not None:
-                self._publisher_task = asyncio.create_task(self.publisher.run())
-            self._subtitle_task = asyncio.create_task(self._subtitle_loop())
-            # Its own task: a hold slate or a live input may stay on air for hours.
-            self._disk_task = asyncio.create_task(self._disk_loop())
-            self._interpreter_task = asyncio.create_task(self._interpreter_loop())
-            while not self._stopping:
-                cue = self.wanted
-                if cue is None:
-                    await self._changed.wait()
-                    self._changed.clear()
-                    continue
-                self._changed.clear()
-                ended_by_itself = await self._play(cue)
-                if not self._codecs_known:
-                    self._write_master()
-                if ended_by_itself and self.wanted is cue and not self._stopping:
-                    await self.on_cue_finished(cue)
-                    if self.wanted is cue:
-                        # Nobody said what comes next: hold rather than repeat the item.
-                        self.wanted = Cue(
-                            cue.generation, SourceKind.SLATE, cue.reason, slate=Slate(HOLD_HEADING)
-                        )
+            self._helpers = [
+                asyncio.create_task(self.output.run(lambda: self.encoder.health.out_time_s)),
+                # Its own task: a hold slate or a live input may stay on air for hours.
+                asyncio.create_task(self._disk_loop()),
+                asyncio.create_task(self._interpreter_loop()),
+            ]
+            await self._cue_after_cue()
             await self._finish_encoder()
         except OSError as exc:
             self.alarm = f"Cannot write segments: {exc}"
@@ -320,11 +249,27 @@ class SessionPlayout:
         finally:
             await self.encoder.stop()
             with contextlib.suppress(OSError, ValidationError):
-                if self.publisher is not None:
-                    # The last segments, the playlists with EXT-X-ENDLIST, the replay lists.
-                    await asyncio.to_thread(self.publisher.finish)
-                self._write_subtitles(ended=True)
-                self._write_master(ended=True)
+                await asyncio.to_thread(self.output.finish, self.programme_s)
+
+    async def _cue_after_cue(self) -> None:
+        """Play the wanted cue; when one ends by itself, report it and hold unless told."""
+        while not self._stopping:
+            cue = self.wanted
+            if cue is None:
+                await self._changed.wait()
+                self._changed.clear()
+                continue
+            self._changed.clear()
+            ended_by_itself = await self._play(cue)
+            if not self.output.codecs_known:
+                self.output.write_master()
+            if ended_by_itself and self.wanted is cue and not self._stopping:
+                await self.on_cue_finished(cue)
+                if self.wanted is cue:
+                    # Nobody said what comes next: hold rather than repeat the item.
+                    self.wanted = Cue(
+                        cue.generation, SourceKind.SLATE, cue.reason, slate=Slate(HOLD_HEADING)
+                    )
 
     async def _finish_encoder(self) -> None:
         """Close the feed and let the encoder flush and write EXT-X-ENDLIST; never restart it."""
@@ -427,7 +372,7 @@ class SessionPlayout:
         since = self.on_air.since if resume_s > 0 else time.monotonic()
         self.on_air = OnAir(cue, kind, label, since)
         if kind == "file" and resume_s == 0:
-            self._collect_cues(cue, start_s)
+            self.output.collect_cues(cue, start_s)
         sent, replaced = await self._feed(source, duration)
         only_interpreters = (
             replaced and self._interpreters_changed and self.wanted is cue and not self._stopping
@@ -448,7 +393,7 @@ class SessionPlayout:
                 self._slate_source(TECHNICAL_SLATE, "fallback"), remaining
             )
         if replaced and kind == "file":
-            self._trim_cues(start_s, self.programme_s)
+            self.output.trim_cues(start_s, self.programme_s)
         if kind in ("live", "fallback") and cue.source is SourceKind.LIVE:
             return False  # live plays until the producer moves on; look for the input again
         return not replaced and not self._stopping
@@ -461,90 +406,12 @@ class SessionPlayout:
             self.spec,
             offset_s=self.programme_s,
             duration_s=duration,
-            realtime=True,
+            realtime=self.realtime,
         )
-        feeder = await asyncio.create_subprocess_exec(
-            *argv,
-            stdin=asyncio.subprocess.DEVNULL,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE,
-            # Its own session, like the encoder's (supervisor.py): a Ctrl-C must not end the
-            # item, which would count as finished and move the programme on at every restart.
-            start_new_session=True,
-        )
-        assert feeder.stdout is not None
-        assert feeder.stderr is not None
-        clock = TsClock(self.spec.fps)
-        sent = 0
-        replaced = False
-
-        async def interrupt() -> None:
-            nonlocal replaced
-            await self._changed.wait()
-            replaced = True
-            # SIGTERM: ffmpeg stops reading, flushes and closes the TS cleanly.
-            with contextlib.suppress(ProcessLookupError):
-                feeder.send_signal(signal.SIGTERM)
-            await asyncio.sleep(FEEDER_STOP_TIMEOUT_S)
-            with contextlib.suppress(ProcessLookupError):
-                feeder.kill()
-
-        watcher = asyncio.create_task(interrupt())
-        errors_task = asyncio.create_task(feeder.stderr.read())
-        try:
-            while chunk := await feeder.stdout.read(PIPE_CHUNK):
-                clock.feed(chunk)
-                await self.encoder.write_stdin(chunk)
-                if clock.end_s is not None:
-                    # Into which encoder process: a restarted one starts a new timeline.
-                    self.feed_clock.fed(clock.end_s - FEED_BASE_S, self.encoder.health.pid)
-                sent += len(chunk)
-            code = await feeder.wait()
-            errors = (await errors_task).decode("utf-8", "replace").strip()
-            if code not in (0, 255, -signal.SIGTERM) and not replaced:
-                logger.warning("feeder exited %d: %s", code, errors[-500:])
-        finally:
-            watcher.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await watcher
-            if feeder.returncode is None:
-                feeder.kill()
-                await feeder.wait()
-            if not errors_task.done():
-                errors_task.cancel()
-        if clock.end_s is not None:
-            self.programme_s = max(self.programme_s, clock.end_s - FEED_BASE_S)
-        return sent, replaced
-
-    def _collect_cues(self, cue: Cue, start_s: float) -> None:
-        """Place the item's subtitles (per language) at its programme time."""
-        if not self.cues or cue.duration_s is None:
-            return
-        first = self.subtitle_languages[0] if self.subtitle_languages else ""
-        for code, path in cue.subtitle_paths:
-            language = code or first
-            if language not in self.cues:
-                continue
-            try:
-                parsed = parse_webvtt(Path(path).read_text(encoding="utf-8"))
-            except (OSError, UnicodeDecodeError, ValidationError) as exc:
-                logger.warning("subtitles of item %s unreadable: %s", cue.item_id, exc)
-                continue
-            self.cues[language] += place_cues(parsed, start_s, cue.duration_s)
-
-    def _trim_cues(self, start_s: float, end_s: float) -> None:
-        """Cut the cues of an item that was replaced at end_s."""
-        for language, cues in self.cues.items():
-            kept = []
-            for c in cues:
-                if c.start_s >= start_s and c.start_s >= end_s:
-                    continue
-                kept.append(
-                    SubtitleCue(c.start_s, min(c.end_s, end_s), c.text)
-                    if c.start_s >= start_s
-                    else c
-                )
-            self.cues[language] = kept
+        fed = await run_feeder(argv, self.encoder, self.feed_clock, self._changed)
+        if fed.end_s is not None:
+            self.programme_s = max(self.programme_s, fed.end_s)
+        return fed.sent, fed.replaced
 
     def _seek_within(self, source: FeedSource, resume_s: float) -> float:
         """Where to resume a file: resume_s, or just before its end if it is shorter."""
@@ -592,78 +459,6 @@ class SessionPlayout:
                     logger.info("playout alarm cleared")
             self.alarm = problem
 
-    async def _subtitle_loop(self) -> None:
-        """Write subtitle segments as the encoder's output passes them."""
-        while True:
-            await asyncio.sleep(self.spec.segment_s / 2)
-            with contextlib.suppress(OSError):
-                self._write_subtitles(ended=False)
-
-    def _write_subtitles(self, *, ended: bool) -> None:
-        """Write subtitle segments up to what the encoder has output, and their playlists."""
-        if not self.cues:
-            return
-        until_s = self.programme_s if ended else self.encoder.health.out_time_s
-        if not ended:
-            until_s = (until_s // self.spec.segment_s) * self.spec.segment_s
-        if until_s <= 0:
-            return
-        count = segment_count(until_s, self.spec.segment_s)
-        if self._mpegts_base is None:
-            self._mpegts_base = self._find_mpegts_base()
-            if self._mpegts_base is None:
-                return
-        base = self._mpegts_base
-        for code, cues in self.cues.items():
-            folder = subtitle_dir(code)
-            for index in range(count):
-                name = f"{folder}/{segment_name(index)}"
-                if not self.store.exists(name):  # published segments never change
-                    self.store.put(
-                        name, segment_text(cues, index, self.spec.segment_s, base).encode()
-                    )
-            playlist = media_playlist(
-                until_s,
-                self.spec.segment_s,
-                ended=ended,
-                window_segments=self.spec.window_segments,
-                date_of=self.feed_clock.segment_date,
-            )
-            self.store.put(f"{folder}/{MEDIA_PLAYLIST_NAME}", playlist.encode())
-            if ended:
-                vod = media_playlist(
-                    until_s, self.spec.segment_s, ended=True, date_of=self.feed_clock.segment_date
-                )
-                self.store.put(f"{folder}/{VOD_PLAYLIST_NAME}", vod.encode())
-
-    def _find_mpegts_base(self) -> int | None:
-        """The 90 kHz timestamp of programme time 0 in the media segments (None: not yet known)."""
-        rung = self.spec.rungs[0].name
-        # Read the first segment itself: opening the live playlist would wait for its end.
-        first = self.store.get(f"{rung}/seg_00000.{self.spec.segment_extension}")
-        if first is None:
-            return None
-        init = (
-            self.store.get(f"{rung}/init_{rung}.mp4") or b""
-            if self.spec.container == "fmp4"
-            else b""
-        )
-        try:
-            with av.open(io.BytesIO(init + first), mode="r") as container:
-                for packet in container.demux(video=0):
-                    if packet.pts is not None and packet.time_base is not None:
-                        return round(float(packet.pts * packet.time_base) * 90000)
-        except (av.error.FFmpegError, OSError):
-            pass
-        return 126000 if self.spec.container == "ts" else 0
-
-    def _write_master(self, *, ended: bool = False) -> None:
-        """Rewrite master.m3u8 with ffmpeg's exact CODECS (when known); the replay once ended."""
-        ffmpeg_master = self.store.get(FFMPEG_MASTER_NAME)
-        codecs = codecs_from_ffmpeg_master(ffmpeg_master.decode()) if ffmpeg_master else {}
-        self._codecs_known = bool(codecs)
-        self.store.put(MASTER_NAME, master_playlist(self.spec, codecs, ended=ended).encode())
-
 
 def segment_age_s(output_dir: Path, spec: LadderSpec) -> float | None:
     """Seconds since the encoder last rewrote the top rung's playlist (a new segment), or None."""
@@ -697,3 +492,36 @@ def health_view(health: PlayoutHealth, segment_age: float | None) -> dict[str, A
         "alarm": health.alarm,
         "fallback_items": health.fallbacks,
     }
+
+
+def step_cue(step: PlayoutStep, generation: int) -> Cue:
+    """A step of a fixed plan as the cue that plays it."""
+    return Cue(
+        generation,
+        step.source,
+        step.reason,
+        item_id=step.item_id,
+        duration_s=step.duration_s,
+        path=step.path,
+        slate=step.slate,
+        subtitle_paths=(("", step.subtitle_path),) if step.subtitle_path else (),
+    )
+
+
+async def play_steps(playout: SessionPlayout, steps: Sequence[PlayoutStep]) -> None:
+    """Play a fixed plan through the playout on air: each step as the last one ends, then stop."""
+    if not steps:
+        raise ValidationError("nothing to play: the plan is empty")
+    cues = [step_cue(step, generation) for generation, step in enumerate(steps)]
+
+    async def next_cue(cue: Cue) -> None:
+        if cue.generation + 1 < len(cues):
+            playout.cue(cues[cue.generation + 1])
+        else:
+            playout.end()  # the programme ends with the plan: no hold slate after it
+
+    playout.on_cue_finished = next_cue
+    await playout.start()
+    playout.cue(cues[0])
+    await playout.wait()
+    await playout.stop()

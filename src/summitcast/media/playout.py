@@ -1,11 +1,12 @@
-"""Play a playout plan as ONE continuous HLS programme.
+"""The feed of ONE continuous HLS programme: feeders and what they write.
 
 Design: one long-running ladder encoder (``ladder_argv`` reading MPEG-TS on its
-stdin, kept alive by a ``Supervisor``) and, per step, a short-lived *feeder*
+stdin, kept alive by a ``Supervisor``; ``SessionPlayout`` in
+``summitcast.media.broadcast`` runs it) and, per cue, a short-lived *feeder*
 ffmpeg that turns the step's source (file, live URL, slate PNG) into a uniform
 MPEG-TS: same size, frame rate, audio layout and one audio track per language,
-with ``-output_ts_offset`` set to the step's programme offset. The feeders'
-outputs are copied one after the other into the encoder's stdin, so the encoder
+with ``-output_ts_offset`` set to the cue's programme offset. The feeders'
+outputs are copied one after the other into the encoder's stdin (``run_feeder``), so the encoder
 sees a single stream whose timestamps never restart: the master and media
 playlists are written once and only grow. Only if the encoder itself dies does
 a seam appear; ``append_list`` then marks it with EXT-X-DISCONTINUITY.
@@ -19,44 +20,20 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Sequence
+import signal
 from dataclasses import dataclass
-from pathlib import Path
 
-import av
-
-from summitcast.domain.playout import PlayoutStep, Slate, SourceKind
-from summitcast.errors import ValidationError
-from summitcast.media.ladder import (
-    FFMPEG_MASTER_NAME,
-    MASTER_NAME,
-    MEDIA_PLAYLIST_NAME,
-    LadderInput,
-    LadderSpec,
-    codecs_from_ffmpeg_master,
-    ladder_argv,
-    master_playlist,
-    subtitle_dir,
-)
-from summitcast.media.probe import probe
-from summitcast.media.publisher import SegmentPublisher
-from summitcast.media.segment_store import LocalSegmentStore
-from summitcast.media.slate import render_slate
-from summitcast.media.subtitles import (
-    Cue,
-    media_playlist,
-    parse_webvtt,
-    place_cues,
-    segment_count,
-    segment_name,
-    segment_text,
-)
-from summitcast.media.supervisor import EncoderHealth, Supervisor
+from summitcast.domain.playout import Slate
+from summitcast.media.feed_clock import FeedClock
+from summitcast.media.ladder import LadderSpec
+from summitcast.media.supervisor import Supervisor
 
 logger = logging.getLogger(__name__)
 
 PIPE_CHUNK = 64 * 1024
 FEED_AUDIO_RATE = 48000
+TS_PACKET = 188
+FEEDER_STOP_TIMEOUT_S = 3.0
 FEED_BASE_S = 10.0  # programme time 0 on the feed's clock (the encoder rebases it to 0)
 TECHNICAL_SLATE = Slate("We will be back in a moment", ("Technical difficulties",))
 
@@ -235,204 +212,110 @@ def feed_argv(
     return argv
 
 
-class PlayoutWorker:
-    """Plays the steps of a plan back to back into one ladder encoder."""
+class TsClock:
+    """Follows the MPEG-TS a feeder writes and remembers the last video timestamp in it."""
 
-    def __init__(
-        self,
-        ffmpeg: str,
-        steps: Sequence[PlayoutStep],
-        spec: LadderSpec,
-        store: LocalSegmentStore,
-        work_dir: Path,
-        *,
-        realtime: bool = True,
-    ) -> None:
-        if not steps:
-            raise ValidationError("nothing to play: the plan is empty")
-        self.ffmpeg = ffmpeg
-        self.steps = list(steps)
-        self.spec = spec
-        self.store = store
-        self.work_dir = work_dir
-        self.realtime = realtime
-        self.cues: list[Cue] = []
-        self.fallbacks: list[int] = []  # indexes of steps replaced at run time
-        self._mpegts_base: int | None = None
-        self._codecs_known = False
-        # The feed's streams are known, so probing is cut from ffmpeg's default 5 s
-        # (which would hold the first segment back by as much) to about 1 s.
-        probe_options = ("-f", "mpegts", "-probesize", "1000000", "-analyzeduration", "1000000")
-        feed = [LadderInput("pipe:0", probe_options)]
-        # Writes the live playlists from ffmpeg's private ones. No feed clock here (this
-        # worker is for tests and benchmarks): segments are dated when they are listed.
-        self.publisher = SegmentPublisher(
-            store.folder, store, window_segments=spec.window_segments, segment_s=spec.segment_s
-        )
-        # restart_on_success=False: the encoder exits 0 when the programme ends.
-        self.encoder = Supervisor(
-            ladder_argv(ffmpeg, feed, spec, store.folder),
-            name="ladder",
-            stdin_pipe=True,
-            restart_on_success=False,
-            restart_argv=ladder_argv(ffmpeg, feed, spec, store.folder, resume=True),
-        )
+    def __init__(self, fps: int) -> None:
+        self.frame_s = 1 / fps
+        self.last_video_pts: int | None = None
+        self._carry = b""
+
+    def feed(self, data: bytes) -> None:
+        """Read the PES headers of every whole 188-byte packet in data."""
+        data = self._carry + data
+        whole = len(data) - len(data) % TS_PACKET
+        for at in range(0, whole, TS_PACKET):
+            self._packet(data[at : at + TS_PACKET])
+        self._carry = data[whole:]
+
+    def _packet(self, packet: bytes) -> None:
+        if packet[0] != 0x47 or not packet[1] & 0x40:  # not synced, or no PES starts here
+            return
+        payload = 4
+        if packet[3] & 0x20:  # an adaptation field comes first
+            payload += 1 + packet[4]
+        pes = packet[payload:]
+        # 00 00 01 start code, video stream ids E0–EF, PTS flag in the header flags.
+        if len(pes) < 14 or pes[:3] != b"\x00\x00\x01" or not 0xE0 <= pes[3] <= 0xEF:
+            return
+        if not pes[7] & 0x80:
+            return
+        b = pes[9:14]
+        pts = ((b[0] >> 1) & 0x07) << 30 | b[1] << 22 | (b[2] >> 1) << 15 | b[3] << 7 | b[4] >> 1
+        if self.last_video_pts is None or pts > self.last_video_pts:
+            self.last_video_pts = pts
 
     @property
-    def health(self) -> EncoderHealth:
-        """The encoder's health, for the producer's dashboard."""
-        return self.encoder.health
+    def end_s(self) -> float | None:
+        """Feed time just after the last video frame seen (None before any)."""
+        if self.last_video_pts is None:
+            return None
+        return self.last_video_pts / 90000 + self.frame_s
 
-    async def run(self) -> None:
-        """Play every step, then let the encoder finish its last segment and stop."""
-        self.work_dir.mkdir(parents=True, exist_ok=True)
-        # Players may fetch the master before the first segment; it never changes
-        # afterwards except to take ffmpeg's exact CODECS once they are known.
-        self.store.put(MASTER_NAME, master_playlist(self.spec).encode())
-        await self.encoder.start()
-        publishing = asyncio.create_task(self.publisher.run())
-        try:
-            for step in self.steps:
-                self._collect_cues(step)
-                await self._play(step)
-                if not self._codecs_known:
-                    self._write_master()
-                self._write_subtitles(step.end_s, ended=False)
-            await self._finish_encoder()
-        finally:
-            await self.encoder.stop()
-            publishing.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await publishing
-        await asyncio.to_thread(self.publisher.finish)  # EXT-X-ENDLIST and vod.m3u8
-        self._write_master()
-        self._write_subtitles(self.steps[-1].end_s, ended=True)
 
-    async def _finish_encoder(self) -> None:
-        """Close the feed and wait for the encoder to flush and write EXT-X-ENDLIST."""
-        proc = self.encoder.process
-        if proc is not None and proc.stdin is not None:
-            proc.stdin.close()
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self.encoder.finished.wait(), 30)
+@dataclass(frozen=True)
+class Fed:
+    """What one feeder put into the encoder."""
 
-    def _source_for(self, step: PlayoutStep) -> FeedSource:
-        """Turn a step into a feeder source, rendering slates and probing files."""
-        if step.source is SourceKind.FILE and step.path is not None:
-            info = probe(Path(step.path))  # raises ValidationError for unreadable files
-            return FeedSource(
-                step.path, has_video=info.video is not None, audio_tracks=len(info.audio)
-            )
-        if step.source is SourceKind.LIVE and step.url is not None:
-            # RTMP/SRT from OBS carries one audio track: every language hears the floor
-            # until interpreters arrive as inputs of their own (not built yet).
-            return FeedSource(step.url, audio_tracks=1)
-        return self._slate_source(step.slate or TECHNICAL_SLATE, f"slate_{step.index}")
+    sent: int  # bytes
+    replaced: bool  # stopped because something else goes on air
+    end_s: float | None  # programme time just after its last video frame (None: no frame)
 
-    def _slate_source(self, slate: Slate, stem: str) -> FeedSource:
-        """Render a slate at the top rung's size and feed it as a looped image."""
-        top = self.spec.rungs[0]
-        png = render_slate(slate, self.work_dir / f"{stem}.png", top.width, top.height)
-        return FeedSource(str(png), is_image=True)
 
-    async def _play(self, step: PlayoutStep) -> None:
-        """Run the feeder of one step; if it produces nothing, a slate fills the slot."""
-        try:
-            source = self._source_for(step)
-        except ValidationError as exc:
-            logger.warning("step %d cannot play (%s); slate instead", step.index, exc.message)
-            source = self._slate_source(TECHNICAL_SLATE, f"fallback_{step.index}")
-            self.fallbacks.append(step.index)
-        sent = await self._feed(source, step)
-        if sent == 0 and not source.is_image:
-            logger.warning("step %d produced no output; slate instead", step.index)
-            self.fallbacks.append(step.index)
-            await self._feed(self._slate_source(TECHNICAL_SLATE, f"fallback_{step.index}"), step)
+async def _stop_on(
+    changed: asyncio.Event, feeder: asyncio.subprocess.Process, replaced: list[bool]
+) -> None:
+    """Stop the feeder when changed is set (something else goes on air)."""
+    await changed.wait()
+    replaced.append(True)
+    # SIGTERM: ffmpeg stops reading, flushes and closes the TS cleanly.
+    with contextlib.suppress(ProcessLookupError):
+        feeder.send_signal(signal.SIGTERM)
+    await asyncio.sleep(FEEDER_STOP_TIMEOUT_S)
+    with contextlib.suppress(ProcessLookupError):
+        feeder.kill()
 
-    async def _feed(self, source: FeedSource, step: PlayoutStep) -> int:
-        """Copy one feeder's MPEG-TS into the encoder; return the bytes sent."""
-        argv = feed_argv(
-            self.ffmpeg,
-            source,
-            self.spec,
-            offset_s=step.offset_s,
-            duration_s=step.duration_s,
-            realtime=self.realtime,
-        )
-        feeder = await asyncio.create_subprocess_exec(
-            *argv,
-            stdin=asyncio.subprocess.DEVNULL,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE,
-        )
-        assert feeder.stdout is not None
-        assert feeder.stderr is not None
-        sent = 0
-        try:
-            errors_task = asyncio.create_task(feeder.stderr.read())
-            while chunk := await feeder.stdout.read(PIPE_CHUNK):
-                await self.encoder.write_stdin(chunk)
-                sent += len(chunk)
-            errors = (await errors_task).decode("utf-8", "replace").strip()
-            code = await feeder.wait()
-            if code != 0:
-                logger.warning("feeder of step %d exited %d: %s", step.index, code, errors)
-        finally:
-            if feeder.returncode is None:
-                feeder.kill()
-                await feeder.wait()
-        return sent
 
-    def _collect_cues(self, step: PlayoutStep) -> None:
-        """Add the step's subtitles, placed at its programme offset."""
-        if step.subtitle_path is None or not self.spec.subtitles:
-            return
-        try:
-            text = Path(step.subtitle_path).read_text(encoding="utf-8")
-            cues = parse_webvtt(text)
-        except (OSError, UnicodeDecodeError, ValidationError) as exc:
-            logger.warning("subtitles of step %d unreadable: %s", step.index, exc)
-            return
-        self.cues += place_cues(cues, step.offset_s, step.duration_s)
-
-    def _find_mpegts_base(self) -> int:
-        """The 90 kHz timestamp of programme time 0 in the media segments."""
-        playlist = self.store.local_path(f"{self.spec.rungs[0].name}/{MEDIA_PLAYLIST_NAME}")
-        try:
-            with av.open(str(playlist)) as container:
-                for packet in container.demux(video=0):
-                    if packet.pts is not None and packet.time_base is not None:
-                        return round(float(packet.pts * packet.time_base) * 90000)
-        except (av.error.FFmpegError, OSError):
-            pass
-        # ffmpeg's TS muxer starts at 1.4 s; fMP4 starts at 0.
-        return 126000 if self.spec.container == "ts" else 0
-
-    def _write_subtitles(self, until_s: float, *, ended: bool) -> None:
-        """Write the subtitle segments before until_s, and the subtitle playlists."""
-        if not self.spec.subtitles:
-            return
-        if not ended:
-            # Later steps' cues start at their offsets, so whole segments before
-            # until_s are final; a partial one waits for the next call.
-            until_s = (until_s // self.spec.segment_s) * self.spec.segment_s
-        count = segment_count(until_s, self.spec.segment_s)
-        if self._mpegts_base is None:
-            self._mpegts_base = self._find_mpegts_base()
-        for track in self.spec.subtitles:
-            folder = subtitle_dir(track.code)
-            # Segments are immutable once published: write each one only once.
-            for index in range(count):
-                name = f"{folder}/{segment_name(index)}"
-                if not self.store.exists(name):
-                    text = segment_text(self.cues, index, self.spec.segment_s, self._mpegts_base)
-                    self.store.put(name, text.encode())
-            playlist = media_playlist(until_s, self.spec.segment_s, ended=ended)
-            self.store.put(f"{folder}/{MEDIA_PLAYLIST_NAME}", playlist.encode())
-
-    def _write_master(self) -> None:
-        """Rewrite master.m3u8 with ffmpeg's exact CODECS strings, when known."""
-        ffmpeg_master = self.store.get(FFMPEG_MASTER_NAME)
-        codecs = codecs_from_ffmpeg_master(ffmpeg_master.decode()) if ffmpeg_master else {}
-        self._codecs_known = bool(codecs)
-        self.store.put(MASTER_NAME, master_playlist(self.spec, codecs).encode())
+async def run_feeder(
+    argv: list[str], encoder: Supervisor, feed_clock: FeedClock, changed: asyncio.Event
+) -> Fed:
+    """Copy one feeder's MPEG-TS into the encoder until it ends or changed is set."""
+    feeder = await asyncio.create_subprocess_exec(
+        *argv,
+        stdin=asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+        # Its own session, like the encoder's (supervisor.py): a Ctrl-C must not end the
+        # item, which would count as finished and move the programme on at every restart.
+        start_new_session=True,
+    )
+    assert feeder.stdout is not None
+    assert feeder.stderr is not None
+    clock = TsClock(round(1 / feed_clock.frame_s))
+    sent = 0
+    replaced: list[bool] = []
+    watcher = asyncio.create_task(_stop_on(changed, feeder, replaced))
+    errors_task = asyncio.create_task(feeder.stderr.read())
+    try:
+        while chunk := await feeder.stdout.read(PIPE_CHUNK):
+            clock.feed(chunk)
+            await encoder.write_stdin(chunk)
+            if clock.end_s is not None:
+                # Into which encoder process: a restarted one starts a new timeline.
+                feed_clock.fed(clock.end_s - FEED_BASE_S, encoder.health.pid)
+            sent += len(chunk)
+        code = await feeder.wait()
+        errors = (await errors_task).decode("utf-8", "replace").strip()
+        if code not in (0, 255, -signal.SIGTERM) and not replaced:
+            logger.warning("feeder exited %d: %s", code, errors[-500:])
+    finally:
+        watcher.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await watcher
+        if feeder.returncode is None:
+            feeder.kill()
+            await feeder.wait()
+        if not errors_task.done():
+            errors_task.cancel()
+    end_s = None if clock.end_s is None else clock.end_s - FEED_BASE_S
+    return Fed(sent, bool(replaced), end_s)

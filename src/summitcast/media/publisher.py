@@ -15,13 +15,17 @@ rendition (``.encoder.m3u8``) and ``SegmentPublisher``, every 50 ms:
   ``EXT-X-ENDLIST`` and writes ``vod.m3u8``, the whole session, for replay and
   recordings. No segment file is ever deleted.
 
-When the session's ``SegmentStore`` is that same folder (the embedded default)
-nothing is copied; otherwise each playlist goes to the store only after every
-file it names: init section (``EXT-X-MAP``) and segments first, then the
-playlist. A player reading the store therefore never sees a playlist naming a
-file the store lacks. ffmpeg closes a segment before it rewrites the playlist
-that lists it, and it replaces playlists by renaming, so reading a playlist and
-then the files it names always reads whole files.
+The publisher is the one writer of a session's store: the playout hands it the
+files it makes itself (master playlist, subtitles: ``put``) and reads ffmpeg's
+output from the folder, not back through the store (``read_output``).
+
+When the session's ``SegmentStore`` is that same folder (the embedded default,
+``SegmentStore.local_folder``) nothing is copied; otherwise each playlist goes to
+the store only after every file it names: init section (``EXT-X-MAP``) and
+segments first, then the playlist. A player reading the store therefore never
+sees a playlist naming a file the store lacks. ffmpeg closes a segment before it
+rewrites the playlist that lists it, and it replaces playlists by renaming, so
+reading a playlist and then the files it names always reads whole files.
 
 Low-latency HLS would add partial segments: a packager writing them names each
 one in an ``EXT-X-PART`` tag before or beside its parent segment. The same rule
@@ -130,7 +134,8 @@ class SegmentPublisher:
         self.segment_s = segment_s
         self._now = now
         self._local = LocalSegmentStore(folder, create=False)  # atomic writes into the folder
-        same = isinstance(store, LocalSegmentStore) and _same(store.folder, folder)
+        store_folder = store.local_folder()
+        same = store_folder is not None and _same(store_folder, folder)
         self.copies = not same  # the store is elsewhere: files are put into it, then playlists
         self._renditions: dict[str, _Rendition] = {}
         self._published: set[str] = set()  # store paths of media files already put
@@ -138,6 +143,21 @@ class SegmentPublisher:
         # One pass at a time: the final pass at the end of a session may start while the
         # watcher's last pass still runs in its thread.
         self._lock = threading.Lock()
+
+    def put(self, path: str, data: bytes) -> None:
+        """Publish a file the playout makes itself (master, subtitles): straight into the store."""
+        self.store.put(path, data)
+
+    def has(self, path: str) -> bool:
+        """Whether the store already holds path (published files never change)."""
+        return self.store.exists(path)
+
+    def read_output(self, path: str) -> bytes | None:
+        """One of ffmpeg's own files, read from its folder (never back through the store)."""
+        try:
+            return (self.folder / clean_path(path)).read_bytes()
+        except (FileNotFoundError, IsADirectoryError):
+            return None
 
     def sync(self) -> int:
         """One pass: list new segments, write the live playlists, publish; return files written."""

@@ -1,4 +1,5 @@
-"""Where HLS playlists and segments live: a small protocol, a local folder, and memory."""
+"""Where HLS playlists and segments live: a small protocol, a local folder, memory, and
+the registry of each session's store (``SessionStores``, which also serves them)."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ import os
 import tempfile
 import threading
 from pathlib import Path, PurePosixPath
-from typing import Protocol, runtime_checkable
+from typing import Literal, Protocol, runtime_checkable
 
 from summitcast.errors import ValidationError
 
@@ -28,7 +29,7 @@ def clean_path(path: str) -> str:
 
 @runtime_checkable
 class SegmentStore(Protocol):
-    """Six operations an HLS origin needs; paths are relative, '/'-separated."""
+    """Seven operations an HLS origin needs; paths are relative, '/'-separated."""
 
     def put(self, path: str, data: bytes) -> None:
         """Store data at path; readers see the old or the new bytes, never a mix."""
@@ -47,6 +48,9 @@ class SegmentStore(Protocol):
 
     def url_for(self, path: str) -> str:
         """The URL (relative to the HLS base URL) a player fetches path from."""
+
+    def local_folder(self) -> Path | None:
+        """The folder on this machine holding the stored files as they are, or None."""
 
 
 class InMemorySegmentStore:
@@ -86,6 +90,10 @@ class InMemorySegmentStore:
     def url_for(self, path: str) -> str:
         """URL of path under the base URL."""
         return f"{self._base_url}/{_clean(path)}"
+
+    def local_folder(self) -> Path | None:
+        """None: nothing of this store is a file."""
+        return None
 
 
 class LocalSegmentStore:
@@ -145,3 +153,64 @@ class LocalSegmentStore:
     def url_for(self, path: str) -> str:
         """URL of path under the base URL."""
         return f"{self._base_url}/{_clean(path)}"
+
+    def local_folder(self) -> Path | None:
+        """The store's folder: ffmpeg may write there and the origin send files from it."""
+        return self.folder
+
+
+class SessionStores:
+    """Each session's segment store as configured: a folder under segment_dir, or memory.
+
+    One per app: the broadcast manager opens a session's store for its playout, and
+    the HLS origin reads any session's store through ``hls_file``, whether or not this
+    node runs encoders (a folder is found by its path; memory only on the node that
+    filled it).
+    """
+
+    def __init__(self, kind: Literal["local", "memory"], segment_dir: Path) -> None:
+        self.kind = kind
+        self.segment_dir = segment_dir
+        # Stores opened on this node, by (summit slug, session id): readers find a memory
+        # store here after its session ended, and never make one by asking.
+        self._opened: dict[tuple[str, int], SegmentStore] = {}
+
+    def folder(self, summit_slug: str, session_id: int) -> Path:
+        """Where a session's HLS lives when the store is local."""
+        return self.segment_dir / summit_slug / str(session_id)
+
+    def open(self, summit_slug: str, session_id: int) -> SegmentStore:
+        """The store a session's playout fills (a new one in memory; the folder is not made)."""
+        store: SegmentStore = (
+            LocalSegmentStore(self.folder(summit_slug, session_id), create=False)
+            if self.kind == "local"
+            else InMemorySegmentStore()
+        )
+        self._opened[(summit_slug, session_id)] = store
+        return store
+
+    def find(self, summit_slug: str, session_id: int) -> SegmentStore | None:
+        """The store a session's HLS is read from (creates nothing), or None."""
+        if self.kind == "local":
+            return LocalSegmentStore(self.folder(summit_slug, session_id), create=False)
+        return self._opened.get((summit_slug, session_id))
+
+    def hls_file(self, summit_slug: str, session_id: int, name: str) -> bytes | Path | None:
+        """A session's file: its bytes, the local file holding it (sent as it is), or None."""
+        store = self.find(summit_slug, session_id)
+        if store is None:
+            return None
+        folder = store.local_folder()
+        if folder is None:
+            return store.get(name)
+        target = folder / _clean(name)
+        try:
+            found = target.is_file()
+        except (OSError, ValueError):  # a name the file system refuses (too long, a NUL byte)
+            found = False
+        if not found:
+            return None
+        if name.endswith(".m3u8"):
+            # Read whole: ffmpeg replaces playlists by renaming, so one read sees one version.
+            return target.read_bytes()
+        return target  # segments: served straight from disk (sendfile, no copy)

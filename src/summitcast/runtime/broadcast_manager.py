@@ -14,7 +14,6 @@ import contextlib
 import logging
 import socket
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -37,13 +36,10 @@ from summitcast.media.ladder import (
     SubtitleTrack,
 )
 from summitcast.media.recording import write_recordings
-from summitcast.media.segment_store import (
-    InMemorySegmentStore,
-    LocalSegmentStore,
-    SegmentStore,
-)
+from summitcast.media.segment_store import InMemorySegmentStore, SegmentStore, SessionStores
 from summitcast.presence import MemoryPubSub, PubSub
 from summitcast.runtime.health_board import PUBLISH_INTERVAL_S, HealthBoard
+from summitcast.runtime.periodic import Periodic
 from summitcast.services import broadcast as service
 from summitcast.storage.database import Database
 
@@ -107,19 +103,18 @@ class BroadcastManager:
         ffmpeg: str | None = None,
         poll_s: float = 0.5,
         pubsub: PubSub | None = None,
+        stores: SessionStores | None = None,
     ) -> None:
         self.settings = settings
-        # Where each session's HLS is stored and served from; None: the local segment
-        # folder, which ffmpeg writes into directly (no copy).
-        self.store_factory: Callable[[str, int], SegmentStore] | None = None
-        if settings.segment_store == "memory":
-            self.store_factory = lambda _slug, _session_id: InMemorySegmentStore()
-        # The stores this node's playouts filled, by (summit slug, session id): readers
-        # find them here after a session ends, and never make one by asking.
-        self.stores: dict[tuple[str, int], SegmentStore] = {}
+        # Where each session's HLS is stored and served from (the app shares it with the
+        # HLS origin): the local segment folder, which ffmpeg writes into directly (no
+        # copy), or memory.
+        self.segment_stores = stores or SessionStores(
+            settings.segment_store, settings.effective_segment_dir
+        )
         # Health of sessions on air, published by the node with the encoders, read by all.
         self.board = HealthBoard(pubsub or MemoryPubSub())
-        self._health_task: asyncio.Task[None] | None = None
+        self._health = Periodic("health-publish", self._publish_health, PUBLISH_INTERVAL_S)
         self.database = database
         self.ffmpeg = ffmpeg or imageio_ffmpeg.get_ffmpeg_exe()
         self.poll_s = poll_s
@@ -135,7 +130,7 @@ class BroadcastManager:
         await self.board.start()
         if self.settings.broadcast_workers:
             self._task = asyncio.create_task(self._loop(), name="broadcast-manager")
-            self._health_task = asyncio.create_task(self._publish_health(), name="health-publish")
+            self._health.start()
 
     async def stop(self) -> None:
         """Stop every playout and ingest this node runs."""
@@ -143,10 +138,7 @@ class BroadcastManager:
         self._kick.set()
         if self._task is not None:
             await self._task
-        if self._health_task is not None:
-            self._health_task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._health_task
+        await self._health.stop()
         await self.board.stop()
         # Sessions still on air are resumed by the next start, so they get no recording now.
         await asyncio.gather(*(self._stop_runtime(sid) for sid in list(self.runtimes)))
@@ -215,20 +207,16 @@ class BroadcastManager:
 
     def store_for(self, summit_slug: str, session_id: int) -> SegmentStore:
         """The store a session's HLS is served from (read-only use: creates nothing)."""
-        if self.store_factory is None:
-            return LocalSegmentStore(
-                session_folder(self.settings, summit_slug, session_id), create=False
-            )
-        # Another store: what this node published, else nothing (an empty store).
-        return self.stores.get((summit_slug, session_id)) or InMemorySegmentStore()
+        # Not found (memory a playout of this node never filled): an empty store.
+        return self.segment_stores.find(summit_slug, session_id) or InMemorySegmentStore()
 
     def _work_dir(self, plan: service.BroadcastPlan) -> Path:
         return self.settings.data_dir / "playout" / plan.summit_slug / str(plan.session_id)
 
     async def _start_runtime(self, plan: service.BroadcastPlan) -> SessionRuntime:
         spec = ladder_for(self.settings, plan)
-        if self.store_factory is None:
-            folder = session_folder(self.settings, plan.summit_slug, plan.session_id)
+        if self.segment_stores.kind == "local":
+            folder = self.segment_stores.folder(plan.summit_slug, plan.session_id)
         else:
             folder = self._work_dir(plan) / "hls"  # ffmpeg's output, published to the store
         top = folder / spec.rungs[0].name / MEDIA_PLAYLIST_NAME
@@ -237,12 +225,7 @@ class BroadcastManager:
             folder.rename(folder.with_name(f"{folder.name}.ended-{int(time.time())}"))
         # An uncreatable folder still gets its store: the playout waits on the disk alarm.
         _can_create(folder)
-        store: SegmentStore = (
-            LocalSegmentStore(folder, create=False)
-            if self.store_factory is None
-            else self.store_factory(plan.summit_slug, plan.session_id)
-        )
-        self.stores[(plan.summit_slug, plan.session_id)] = store
+        store = self.segment_stores.open(plan.summit_slug, plan.session_id)
         slot = self._free_slot()
         opened = SessionIngest(
             self.ffmpeg, self.settings.ingest_host, self._ports(slot), plan.ingest_key
@@ -372,12 +355,10 @@ class BroadcastManager:
             runtime.playout.cue(plan.cue)
 
     async def _publish_health(self) -> None:
-        """Publish the health of every session this node runs, once a second."""
-        while True:
-            await asyncio.sleep(PUBLISH_INTERVAL_S)
-            views = {sid: view for sid in list(self.runtimes) if (view := self.local_health(sid))}
-            if views:
-                await self.board.publish(views)
+        """Publish the health of every session this node runs (once a second, by Periodic)."""
+        views = {sid: view for sid in list(self.runtimes) if (view := self.local_health(sid))}
+        if views:
+            await self.board.publish(views)
 
     def health(self, session_id: int) -> dict[str, Any] | None:
         """The control room's view of one session: from this node, else as another published it."""

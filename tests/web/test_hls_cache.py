@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from summitcast.media.http_cache import cache_headers_for, content_type_for
+from summitcast.web.hls_cache import cache_headers_for, content_type_for
 
 IMMUTABLE = "public, max-age=31536000, immutable"
 

@@ -1,5 +1,7 @@
 """HTTP headers for HLS files: what a CDN may cache, for how long, and as what type.
 
+The HLS origin's cache and CORS policy (``routes/hls.py``): HTTP, so it lives in web.
+
 Live playlists change every segment (2 s), so they live at most one second in any
 cache (a session's replay list, a minute); segments and init sections never change
 once written, so they are immutable for a long time. A CDN in front of the origin
@@ -20,7 +22,7 @@ from __future__ import annotations
 
 from pathlib import PurePosixPath
 
-from summitcast.media.ladder import VOD_PLAYLIST_NAME
+from summitcast.services.hls_origin import VOD_PLAYLIST_NAME
 
 PLAYLIST_MAX_AGE_S = 1
 # A session's replay list (vod.m3u8, ~1.2 MB after 8 hours) is written once, when the
