@@ -187,19 +187,8 @@ def get_registration_limiter(request: Request) -> accounts.Limiter:
     return limiter
 
 
-# How a session's stream is doing (the broadcast manager's health), None when unknown.
-StreamHealth = Callable[[int], dict[str, Any] | None]
-
-
-def get_stream_health(request: Request) -> StreamHealth:
-    """The broadcast manager's health of a session, for pages that play its stream."""
-    health: StreamHealth = request.app.state.broadcasts.health
-    return health
-
-
 LiveDep = Annotated[LiveService, Depends(get_live)]
 RegistrationLimiterDep = Annotated[accounts.Limiter, Depends(get_registration_limiter)]
-StreamHealthDep = Annotated[StreamHealth, Depends(get_stream_health)]
 
 
 async def get_upload_protocol(request: Request) -> UploadProtocol:
