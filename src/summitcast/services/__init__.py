@@ -7,9 +7,27 @@ take and hand back with (the unit of work, the database handle, the rows) come f
 from sqlalchemy import orm
 
 from summitcast.storage.database import Database
-from summitcast.storage.tables import Item, Speaker, Summit, User
+from summitcast.storage.tables import (
+    AttendancePublication,
+    Item,
+    Speaker,
+    SpeakerInvitation,
+    Summit,
+    Upload,
+    User,
+)
 
 # The unit of work a use case runs in (one per request, committed by the web's DbDep).
 DbSession = orm.Session
 
-__all__ = ["Database", "DbSession", "Item", "Speaker", "Summit", "User"]
+__all__ = [
+    "AttendancePublication",
+    "Database",
+    "DbSession",
+    "Item",
+    "Speaker",
+    "SpeakerInvitation",
+    "Summit",
+    "Upload",
+    "User",
+]

@@ -157,6 +157,11 @@ def backstage_summits(db: DbSession, actor: Actor) -> list[Summit]:
     return list(db.scalars(query).unique())
 
 
+def find_user(db: DbSession, user_id: int) -> User | None:
+    """A user by id, or None if there is none (any more)."""
+    return db.get(User, user_id)
+
+
 def get_user(db: DbSession, user_id: int) -> User:
     """Load a user by id."""
     user = db.get(User, user_id)

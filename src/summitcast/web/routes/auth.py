@@ -10,8 +10,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from summitcast.errors import AuthenticationError, PermissionDeniedError, RateLimitedError
 from summitcast.services import accounts
-from summitcast.services.accounts import Limiter
-from summitcast.web.deps import DbDep
+from summitcast.web.deps import DbDep, LoginDelayDep, LoginLimiterDep, SettingsDep
 from summitcast.web.routes import second_factor
 from summitcast.web.security import verify_csrf
 from summitcast.web.templating import render
@@ -78,6 +77,9 @@ def login_form(request: Request, next: str = "/backstage") -> Response:
 def login(
     request: Request,
     db: DbDep,
+    settings: SettingsDep,
+    limiter: LoginLimiterDep,
+    delay: LoginDelayDep,
     csrf_problem: Annotated[str | None, Depends(_csrf_problem)],
     email: Annotated[str, Form()] = "",
     password: Annotated[str, Form()] = "",
@@ -94,7 +96,6 @@ def login(
     if not email or not password:
         error = "Enter your e-mail and your password."
         return _login_page(request, next=next, email=email, error=error, status_code=400)
-    limiter: Limiter = request.app.state.login_limiter
     # Behind a trusted proxy, the address it forwarded (web/proxies.py); hashed by the limiter.
     client = request.client.host if request.client else "unknown"
     try:
@@ -103,9 +104,7 @@ def login(
             # The same answer as a wrong password: the length says nothing about the account.
             raise AuthenticationError("E-mail or password is wrong.")
         # Per account too: a wrong password doubles the wait before its next check.
-        user = accounts.authenticate_delayed(
-            db, request.app.state.login_delay, email=email, password=password
-        )
+        user = accounts.authenticate_delayed(db, delay, email=email, password=password)
     except RateLimitedError as refused:
         wait = readable_wait(refused.retry_after)
         return _login_page(
@@ -122,7 +121,6 @@ def login(
             request, next=next, email=email, error=wrong.message, status_code=wrong.status_code
         )
     # A second factor next, where the user has one (or must enrol one, in production).
-    settings = request.app.state.settings
     return second_factor.after_password(request, db, user, next=_safe_next(next), settings=settings)
 
 

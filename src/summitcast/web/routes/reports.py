@@ -20,10 +20,15 @@ from fastapi.responses import (
 
 from summitcast.domain.accounts import Permission
 from summitcast.errors import NotFoundError
-from summitcast.services import attendance, programme
-from summitcast.services.reports import DOWNLOADS, EXACT_CSV, ReportCache, public_csv, public_map
-from summitcast.storage.tables import AttendancePublication, Summit
-from summitcast.web.deps import DbDep, SettingsDep, summit_for
+from summitcast.services import AttendancePublication, Summit, attendance, programme
+from summitcast.services.reports import DOWNLOADS, EXACT_CSV, public_csv, public_map
+from summitcast.web.deps import (
+    AttendanceFlushDep,
+    DbDep,
+    ReportCacheDep,
+    SettingsDep,
+    summit_for,
+)
 from summitcast.web.edge import Slug
 from summitcast.web.security import verify_csrf
 from summitcast.web.templating import render
@@ -38,11 +43,6 @@ ReportSummit = Annotated[Summit, summit_for(Permission.VIEW_REPORTS)]
 Secret = Annotated[str, Form(max_length=200)]
 # Host pages carry the location's secret: never cache them anywhere.
 NO_STORE = {"Cache-Control": "no-store"}
-
-
-def _cache(request: Request) -> ReportCache:
-    cache: ReportCache = request.app.state.reports
-    return cache
 
 
 def _no_store(response: Response) -> Response:
@@ -69,10 +69,14 @@ def _when(epoch: int | None) -> str:
 
 @backstage_router.get("/s/{slug}/report", response_class=HTMLResponse)
 async def report_page(
-    request: Request, db: DbDep, settings: SettingsDep, summit: ReportSummit
+    request: Request,
+    db: DbDep,
+    settings: SettingsDep,
+    summit: ReportSummit,
+    cache: ReportCacheDep,
 ) -> Response:
     """The attendance report: figures, charts, map, tables, downloads and publishing."""
-    built = await asyncio.to_thread(_cache(request).get, summit)
+    built = await asyncio.to_thread(cache.get, summit)
     publication = attendance.latest_publication(db, summit)
     public_rows = {row.country: row.locations for row in built.data.public.countries}
     return render(
@@ -100,13 +104,13 @@ async def report_page(
 
 
 @backstage_router.get("/s/{slug}/report/download")
-async def report_file(request: Request, summit: ReportSummit, file: str = "") -> Response:
+async def report_file(summit: ReportSummit, cache: ReportCacheDep, file: str = "") -> Response:
     """One file of the built report (PDF, CSV, PNG), by its fixed name."""
     name = file
     media_type = DOWNLOADS.get(name)
     if media_type is None:
         raise NotFoundError("No such report file.")
-    built = await asyncio.to_thread(_cache(request).get, summit)
+    built = await asyncio.to_thread(cache.get, summit)
     path = built.files.out_dir / name
     if not path.is_file():
         raise NotFoundError("No such report file.")
@@ -121,22 +125,26 @@ async def report_file(request: Request, summit: ReportSummit, file: str = "") ->
 
 @backstage_router.post("/s/{slug}/attendance/publish")
 async def publish(
-    request: Request, db: DbDep, settings: SettingsDep, summit: ReportSummit
+    db: DbDep,
+    settings: SettingsDep,
+    summit: ReportSummit,
+    flush: AttendanceFlushDep,
+    cache: ReportCacheDep,
 ) -> Response:
     """Publish the signed attendance log and its figures (replacing the public ones)."""
-    await request.app.state.attendance.flush(request.app.state.database)
+    await flush()
     # Seconds of counting, hashing and signing at 50,000 locations: off the event loop.
     await asyncio.to_thread(attendance.publish_attendance, db, summit, settings)
-    _cache(request).forget(summit.id)
+    cache.forget(summit.id)
     return RedirectResponse(f"/backstage/s/{summit.slug}/report#publication", status_code=303)
 
 
 @backstage_router.post("/s/{slug}/attendance/live")
 async def publish_live(
-    request: Request, db: DbDep, settings: SettingsDep, summit: ReportSummit
+    db: DbDep, settings: SettingsDep, summit: ReportSummit, flush: AttendanceFlushDep
 ) -> Response:
     """Start publishing the attendance log live: a signed head every head interval."""
-    await request.app.state.attendance.flush(request.app.state.database)
+    await flush()
     await asyncio.to_thread(attendance.start_live_publishing, db, summit, settings)
     return RedirectResponse(f"/backstage/s/{summit.slug}/report#publication", status_code=303)
 

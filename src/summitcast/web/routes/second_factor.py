@@ -8,7 +8,6 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Form, Path, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
-from sqlalchemy.orm import Session as DbSession
 from webauthn.helpers import base64url_to_bytes, bytes_to_base64url
 
 from summitcast.config import Settings
@@ -19,10 +18,9 @@ from summitcast.errors import (
     SummitcastError,
     ValidationError,
 )
-from summitcast.services import second_factor
+from summitcast.services import DbSession, User, accounts, second_factor
 from summitcast.services.accounts import Limiter
-from summitcast.storage.tables import User
-from summitcast.web.deps import ActorDep, DbDep, SettingsDep
+from summitcast.web.deps import ActorDep, DbDep, SecondFactorLimiterDep, SettingsDep
 from summitcast.web.security import verify_csrf
 from summitcast.web.templating import render
 
@@ -53,9 +51,8 @@ def _rp(settings: Settings) -> second_factor.RelyingParty:
     return second_factor.relying_party(settings.base_url)
 
 
-def _limit(request: Request, user: User) -> None:
+def _limit(limiter: Limiter, user: User) -> None:
     # Per account: six digits fall to guessing without it, whoever's addresses try.
-    limiter: Limiter = request.app.state.second_factor_limiter
     limiter.hit(f"second-factor:{user.id}")
 
 
@@ -63,7 +60,7 @@ def _sign_in(request: Request, user: User, *, factor: str) -> None:
     """Start the fully signed-in session (fresh: new CSRF token, nothing carried over)."""
     request.session.clear()
     request.session["user_id"] = user.id
-    request.session["pw"] = user.password_hash[-16:]
+    request.session["pw"] = accounts.password_mark(user)
     # What the second step used ("none": not asked); production checks it on every request.
     request.session["factor"] = factor
 
@@ -73,7 +70,7 @@ def after_password(
 ) -> Response:
     """Where a correct password leads: the second step, a forced enrolment, or in."""
     request.session.clear()
-    held = {"uid": user.id, "pw": user.password_hash[-16:], "next": next, "at": time.time()}
+    held = {"uid": user.id, "pw": accounts.password_mark(user), "next": next, "at": time.time()}
     if second_factor.has_second_factor(db, user.id):
         request.session["pending"] = held
         return RedirectResponse(STEP_PAGE, status_code=303)
@@ -89,11 +86,7 @@ def _held(request: Request, db: DbSession, name: str, max_age_s: float) -> User 
     held = request.session.get(name)
     if not isinstance(held, dict) or time.time() - float(held.get("at", 0)) > max_age_s:
         return None
-    user_id = held.get("uid")
-    user = db.get(User, user_id) if isinstance(user_id, int) else None
-    if user is None or held.get("pw") != user.password_hash[-16:]:
-        return None
-    return user
+    return accounts.user_of_session(db, held.get("uid"), held.get("pw"))
 
 
 def _pending(request: Request, db: DbSession) -> User:
@@ -180,11 +173,13 @@ def step_passkey_options(request: Request, db: DbDep, settings: SettingsDep) -> 
 
 
 @router.post(f"{STEP_PAGE}/passkey")
-async def step_passkey(request: Request, db: DbDep, settings: SettingsDep) -> Response:
+async def step_passkey(
+    request: Request, db: DbDep, settings: SettingsDep, limiter: SecondFactorLimiterDep
+) -> Response:
     """Check the passkey's answer and finish logging in."""
     body = await _json_body(request)
     user = _pending(request, db)
-    _limit(request, user)
+    _limit(limiter, user)
     challenge = _take_challenge(request, "login")
     second_factor.verify_passkey(
         db, _rp(settings), user, credential=body.get("credential"), challenge=challenge
@@ -196,12 +191,16 @@ async def step_passkey(request: Request, db: DbDep, settings: SettingsDep) -> Re
 
 @router.post(f"{STEP_PAGE}/code")
 def step_code(
-    request: Request, db: DbDep, settings: SettingsDep, code: Annotated[str, Form()] = ""
+    request: Request,
+    db: DbDep,
+    settings: SettingsDep,
+    limiter: SecondFactorLimiterDep,
+    code: Annotated[str, Form()] = "",
 ) -> Response:
     """Check a code from the authenticator app or a recovery code and finish logging in."""
     user = _pending(request, db)
     try:
-        _limit(request, user)
+        _limit(limiter, user)
         used = second_factor.verify_code(
             db, user, code[:MAX_CODE], key=_keys(settings)[0], now=time.time()
         )
@@ -224,7 +223,7 @@ def step_code(
 def _account(request: Request, db: DbSession, actor: Any) -> tuple[User, bool]:
     """The signed-in user, or the one a forced enrolment holds (True then)."""
     if actor is not None:
-        user = db.get(User, actor.user_id)
+        user = accounts.find_user(db, actor.user_id)
         if user is not None:
             return user, False
     user = _held(request, db, "enrol", ENROL_S)
@@ -342,12 +341,13 @@ def confirm_totp(
     db: DbDep,
     actor: ActorDep,
     settings: SettingsDep,
+    limiter: SecondFactorLimiterDep,
     code: Annotated[str, Form()] = "",
 ) -> Response:
     """Turn the app on once its code matches; new recovery codes if there are none."""
     user, enrolling = _account(request, db, actor)
     try:
-        _limit(request, user)
+        _limit(limiter, user)
         second_factor.confirm_totp(
             db, user, code[:MAX_CODE], key=_keys(settings)[0], now=time.time()
         )
