@@ -7,7 +7,6 @@ import base64
 import binascii
 import contextlib
 import itertools
-from datetime import UTC, datetime
 
 import pytest
 import sqlalchemy as sa
@@ -23,6 +22,7 @@ from summitcast.services.live import LiveService, Outcome, Reason
 from summitcast.services.locations import LocationInput
 from summitcast.storage.database import Database
 from summitcast.storage.tables import Location, Summit
+from tests import factories
 from tests.conftest import make_summit
 
 pytestmark = pytest.mark.integration
@@ -67,18 +67,7 @@ def _world(database: Database, settings: Settings) -> tuple[dict[str, str], str]
             db, summit, [LocationInput(label="Bulk", country="KE")], links=links
         )
         secrets[bulk[0].location_id] = bulk[0].secret
-        session = programme.add_session(
-            db,
-            summit,
-            programme.SessionInput(
-                title="S",
-                planned_start=datetime(2027, 7, 17, 10, tzinfo=UTC),
-                planned_end=datetime(2027, 7, 17, 11, tzinfo=UTC),
-            ),
-        )
-        item = programme.add_item(db, session, programme.ItemInput(title="Talk"))
-        speaker = programme.add_speaker(db, summit, programme.SpeakerInput(name="Speaker"))
-        invitation = speakers.invite_speaker(db, summit, item, speaker.id, valid_days=5)
+        invitation = factories.invitation(db, summit, valid_days=5)
         token = speakers.invitation_token(invitation, _app_key(settings))
     return secrets, token
 
