@@ -7,7 +7,6 @@ the same display-rotation flag a phone writes (3840x2160 would only cost CPU her
 from __future__ import annotations
 
 import subprocess
-from datetime import UTC, datetime
 from pathlib import Path
 
 import imageio_ffmpeg
@@ -16,9 +15,10 @@ import pytest
 from summitcast.config import Settings
 from summitcast.media.testclips import make_clip
 from summitcast.runtime.upload_jobs import UploadJobs, chunk_store
-from summitcast.services import jobs, programme, speakers, uploads
+from summitcast.services import jobs, programme, uploads
 from summitcast.storage.database import Database
 from summitcast.storage.tables import Item, Job, SpeakerInvitation, Upload
+from tests import factories
 from tests.conftest import make_summit
 
 pytestmark = pytest.mark.e2e
@@ -101,20 +101,9 @@ def _run(env: tuple[Settings, Database], path: Path, *, kind: str = "programme",
     make_summit(database, f"s{abs(hash(path.name)) % 10**6}")
     with database.session() as db:
         summit = programme.list_summits(db)[-1]
-        session = programme.add_session(
-            db,
-            summit,
-            programme.SessionInput(
-                title="S",
-                planned_start=datetime(2027, 7, 17, 10, tzinfo=UTC),
-                planned_end=datetime(2027, 7, 17, 11, tzinfo=UTC),
-            ),
+        invitation = factories.invitation(
+            db, summit, speaker_name="S", planned_duration_s=slot_s, valid_days=5
         )
-        item = programme.add_item(
-            db, session, programme.ItemInput(title="Talk", planned_duration_s=slot_s)
-        )
-        speaker = programme.add_speaker(db, summit, programme.SpeakerInput(name="S"))
-        invitation = speakers.invite_speaker(db, summit, item, speaker.id, valid_days=5)
         data = path.read_bytes()
         upload = uploads.create_upload(
             db, store, invitation, size=len(data), kind=kind, language=language
@@ -129,7 +118,7 @@ def _run(env: tuple[Settings, Database], path: Path, *, kind: str = "programme",
             )
             if upload.state == "rejected":
                 break
-        upload_id, item_id = upload.id, item.id
+        upload_id, item_id = upload.id, invitation.item_id
     worker.drain()
     with database.session() as db:
         return (

@@ -28,6 +28,7 @@ from summitcast.runtime.upload_jobs import chunk_store
 from summitcast.services import programme, speakers, uploads
 from summitcast.storage.database import Database
 from summitcast.storage.tables import Item, SpeakerInvitation, Upload
+from tests import factories
 from tests.conftest import make_summit
 
 pytestmark = pytest.mark.integration
@@ -46,18 +47,7 @@ def _invitation(database: Database) -> int:
     make_summit(database, "uploads")
     with database.session() as db:
         summit = programme.get_summit(db, "uploads")
-        session = programme.add_session(
-            db,
-            summit,
-            programme.SessionInput(
-                title="S",
-                planned_start=datetime(2027, 7, 17, 10, tzinfo=UTC),
-                planned_end=datetime(2027, 7, 17, 11, tzinfo=UTC),
-            ),
-        )
-        item = programme.add_item(db, session, programme.ItemInput(title="Talk"))
-        speaker = programme.add_speaker(db, summit, programme.SpeakerInput(name="Ana"))
-        return speakers.invite_speaker(db, summit, item, speaker.id, valid_days=1).id
+        return factories.invitation(db, summit, speaker_name="Ana").id
 
 
 def _create(database: Database, store: uploads.ChunkStore, invitation_id: int, size: int) -> str:

@@ -8,9 +8,10 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from summitcast.errors import ValidationError
-from summitcast.services import programme, speakers, uploads
+from summitcast.services import programme, uploads
 from summitcast.storage.database import Database
 from summitcast.storage.tables import Upload
+from tests import factories
 from tests.conftest import make_summit
 
 pytestmark = pytest.mark.integration
@@ -24,23 +25,16 @@ def _uploads(
     """An item with the speaker invited to it, and one upload row per (file, state, size)."""
     with database.session() as db:
         summit = programme.get_summit(db, slug)
-        session = programme.add_session(
-            db,
-            summit,
-            programme.SessionInput(
-                title="S", planned_start=START, planned_end=START + timedelta(hours=1)
-            ),
+        invitation = factories.invitation(
+            db, summit, item_title=f"Talk of {speaker}", speaker_name=speaker
         )
-        item = programme.add_item(db, session, programme.ItemInput(title=f"Talk of {speaker}"))
-        person = programme.add_speaker(db, summit, programme.SpeakerInput(name=speaker))
-        invitation = speakers.invite_speaker(db, summit, item, person.id, valid_days=1)
         for filename, state, size in files:
             # Rows only: the list reads rows, and the chunk protocol has its own tests.
             db.add(
                 Upload(
                     public_id=secrets.token_urlsafe(16),
                     invitation_id=invitation.id,
-                    item_id=item.id,
+                    item_id=invitation.item_id,
                     kind="programme",
                     filename=filename,
                     size=size,
