@@ -8,15 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from summitcast.media.ingest import (
-    HANDSHAKE_BYTES,
-    RtmpRefusedError,
-    RtmpSniffer,
-    SecretScript,
-    rtmp_listener_argv,
-    srt_listener_argv,
-    srt_listener_script,
-)
+from summitcast.media.ingest import rtmp_listener_argv, srt_listener_argv
+from summitcast.media.listeners import SecretScript, srt_listener_script
+from summitcast.media.rtmp_gate import HANDSHAKE_BYTES, RtmpRefusedError, RtmpSniffer
 
 pytestmark = pytest.mark.unit
 

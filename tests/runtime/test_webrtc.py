@@ -28,7 +28,8 @@ from pydantic import SecretStr
 from summitcast.config import Settings
 from summitcast.domain.contribution import check_offer
 from summitcast.errors import ConflictError
-from summitcast.runtime.greenroom import FeedPorts, SpeakerFeed
+from summitcast.media.listeners import ListenerPorts
+from summitcast.runtime.greenroom import SpeakerFeed
 from summitcast.runtime.webrtc import (
     BrowserContributions,
     NotServedHereError,
@@ -96,7 +97,7 @@ def settings(tmp_path: Path) -> Settings:
 @contextlib.asynccontextmanager
 async def green_room_feed(settings: Settings, folder: Path) -> AsyncIterator[SpeakerFeed]:
     """The speaker's real green-room listeners (RTMP gate, ffmpeg, preview), as OBS meets them."""
-    ports = FeedPorts(
+    ports = ListenerPorts(
         rtmp=settings.greenroom_rtmp_port,
         srt=settings.greenroom_srt_port,
         rtmp_upstream=_port(),

@@ -1,7 +1,8 @@
 """The green room's listeners: one RTMP (gated) and one SRT listener per live speaker.
 
-Each listener is one ffmpeg with two outputs: the same loopback MPEG-TS relay as
-the studio ingest (``summitcast.media.ingest``), which a feeder reads only once
+Each speaker's feed is a listener pair (``summitcast.media.listeners``), as a studio's
+ingest is. Each listener is one ffmpeg with two outputs: the same loopback MPEG-TS
+relay as the studio ingest (``summitcast.media.ingest``), which a feeder reads only once
 the producer takes the feed, and a small JPEG preview rewritten a few times a
 second, which the control room polls. A speaker sending therefore costs one
 small decode, and nothing reaches the programme until the feed is taken.
@@ -19,23 +20,14 @@ import shutil
 import socket
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from summitcast.config import Settings
 from summitcast.domain.broadcast import ingest_key_matches
 from summitcast.domain.playout import SourceKind
-from summitcast.media.ingest import (
-    LIVE_FRESH_S,
-    RtmpGate,
-    SecretScript,
-    free_port,
-    srt_listener_script,
-    srt_script_input,
-)
+from summitcast.media.listeners import ListenerPair, ListenerPorts, free_port, srt_script_input
 from summitcast.media.playout import FeedSource
-from summitcast.media.supervisor import Supervisor
 from summitcast.runtime.broadcast_manager import BroadcastManager
 from summitcast.services import greenroom as service
 from summitcast.storage.database import Database
@@ -146,38 +138,25 @@ def srt_listener_argv(
     ]
 
 
-@dataclass
-class FeedPorts:
-    """Where one speaker's feed listens (public) and relays (loopback)."""
-
-    rtmp: int
-    srt: int
-    rtmp_upstream: int
-    rtmp_relay: int
-    srt_relay: int
-
-
-class SpeakerFeed:
-    """The running listeners of one speaker's feed."""
+class SpeakerFeed(ListenerPair):
+    """The running listeners of one speaker's feed, with their previews and sound levels."""
 
     def __init__(
         self,
         ffmpeg: str,
         host: str,
-        ports: FeedPorts,
+        ports: ListenerPorts,
         key: str,
         folder: Path,
         preview_fps: float,
     ) -> None:
-        self.ports = ports
-        self.folder = folder
-        self._key = key
-        self.gate = RtmpGate(
-            host, ports.rtmp, ports.rtmp_upstream, lambda k: ingest_key_matches(self._key, k)
-        )
         folder.mkdir(parents=True, exist_ok=True)
-        self.rtmp = Supervisor(
-            rtmp_listener_argv(
+        super().__init__(
+            host,
+            ports,
+            key,
+            check_key=lambda sent: ingest_key_matches(key, sent),
+            rtmp_argv=rtmp_listener_argv(
                 ffmpeg,
                 ports.rtmp_upstream,
                 ports.rtmp_relay,
@@ -185,51 +164,22 @@ class SpeakerFeed:
                 preview_fps,
                 folder / "rtmp.level",
             ),
-            name="greenroom-rtmp",
-            max_backoff_s=5.0,
-        )
-        # Kept until stop(): the supervisor's restarts read it again.
-        self._srt_script = SecretScript("srt.ffconcat", srt_listener_script(host, ports.srt, key))
-        self.srt = Supervisor(
-            srt_listener_argv(
+            srt_argv=lambda script: srt_listener_argv(
                 ffmpeg,
-                self._srt_script.path,
+                script,
                 ports.srt_relay,
                 folder / "srt.jpg",
                 preview_fps,
                 folder / "srt.level",
             ),
-            name="greenroom-srt",
-            max_backoff_s=5.0,
+            name="greenroom",
         )
-
-    @property
-    def key(self) -> str:
-        """The key this feed accepts."""
-        return self._key
-
-    async def start(self) -> None:
-        """Open both listeners."""
-        await self.rtmp.start()
-        await self.srt.start()
-        await self.gate.start()
+        self.folder = folder
 
     async def stop(self) -> None:
         """Close both listeners and forget the preview."""
-        await self.gate.stop()
-        await self.rtmp.stop()
-        await self.srt.stop()
-        self._srt_script.close()
+        await super().stop()
         shutil.rmtree(self.folder, ignore_errors=True)
-
-    def receiving(self) -> str | None:
-        """ "rtmp" or "srt" while the speaker is sending, else None."""
-        for name, supervisor in (("rtmp", self.rtmp), ("srt", self.srt)):
-            health = supervisor.health
-            fresh = time.monotonic() - health.updated_at < LIVE_FRESH_S
-            if health.running and fresh and health.out_time_s > 0:
-                return name
-        return None
 
     def preview_path(self) -> Path | None:
         """The JPEG of whichever listener is receiving (the last one seen, if none is)."""
@@ -246,26 +196,11 @@ class SpeakerFeed:
             return None
         return last_level(self.folder / f"{protocol}.level")
 
-    def live_source(self) -> FeedSource | None:
-        """A feeder source reading this speaker's relay, while they are sending."""
-        protocol = self.receiving()
-        if protocol is None:
-            return None
-        port = self.ports.rtmp_relay if protocol == "rtmp" else self.ports.srt_relay
-        return FeedSource(
-            # Same reading as the studio relay: end 2 s after the speaker stops (timeout µs),
-            # drop packets rather than fail on a slow moment.
-            f"udp://127.0.0.1:{port}?timeout=2000000&fifo_size=1000000&overrun_nonfatal=1",
-            input_options=("-probesize", "500000", "-analyzeduration", "1000000"),
-            audio_tracks=1,
-            live=True,
-        )
-
     def status(self) -> dict[str, Any]:
         """The green room's view of this feed."""
-        protocol = self.receiving()
         preview = self.preview_path()
         age = None if preview is None else max(0.0, time.time() - preview.stat().st_mtime)
+        protocol = self.receiving()
         health = (self.srt if protocol == "srt" else self.rtmp).health
         return {
             "listening": True,
@@ -341,8 +276,9 @@ class GreenRoomManager:
         self.feeds.clear()
 
     def kick(self) -> None:
-        """Look at the database now (a producer just pressed a button)."""
+        """Have the green room and the broadcast look at the database now (a button was pressed)."""
         self._kick.set()
+        self.broadcasts.kick()  # a take or release also cut the session to live or back
 
     async def _loop(self) -> None:
         while not self._stopping:
@@ -360,8 +296,8 @@ class GreenRoomManager:
         with self.database.session() as db:
             return service.open_feeds(db)
 
-    def _ports(self, slot: int) -> FeedPorts:
-        return FeedPorts(
+    def _ports(self, slot: int) -> ListenerPorts:
+        return ListenerPorts(
             rtmp=self.settings.greenroom_rtmp_port + slot,
             srt=self.settings.greenroom_srt_port + slot,
             rtmp_upstream=free_port(),
@@ -444,6 +380,16 @@ class GreenRoomManager:
         feed = self.feeds.get(feed_id)
         return None if feed is None else feed.preview_path()
 
+    def preview_frame(self, feed_id: int) -> bytes | None:
+        """The latest preview JPEG of one feed, if any frame arrived yet."""
+        path = self.preview(feed_id)
+        try:
+            # Read whole, not streamed: the listener renames a new frame over this one about
+            # twice a second, and a streamed file could change size under its Content-Length.
+            return path.read_bytes() if path is not None else None
+        except OSError:  # the feed closed meanwhile
+            return None
+
     def urls(self, plan: service.FeedPlan) -> dict[str, str]:
         """The URLs the speaker sends to (key included: for them and producers only)."""
         host = self.broadcasts.ingest_urls(plan.session_id, plan.ingest_key)["rtmp_server"]
@@ -455,3 +401,8 @@ class GreenRoomManager:
             "rtmp_url": f"rtmp://{host}:{rtmp_port}/live/{plan.ingest_key}",
             "srt_url": f"srt://{host}:{srt_port}?passphrase={plan.ingest_key}&pbkeylen=16",
         }
+
+
+if TYPE_CHECKING:
+    # The web reaches the manager only through this port: mypy checks that it fits.
+    _PORT: type[service.GreenRoom] = GreenRoomManager

@@ -44,7 +44,7 @@ import av
 from summitcast.config import Settings
 from summitcast.domain.contribution import Offer
 from summitcast.errors import ConflictError, SummitcastError, ValidationError
-from summitcast.media.ingest import LIVE_FRESH_S
+from summitcast.media.listeners import LIVE_FRESH_S
 from summitcast.runtime.greenroom import GreenRoomManager
 from summitcast.services.greenroom import FeedPlan
 
@@ -52,6 +52,9 @@ if TYPE_CHECKING:
     # aiortc and aioice are imported where a peer is made, not with the app: they cost
     # every worker ~30 MiB, and most nodes never see a browser speaker.
     from aiortc import MediaStreamTrack, RTCIceServer, RTCPeerConnection
+
+    from summitcast.services.browser_live import BrowserBridge
+    from summitcast.services.greenroom import BrowserSenders
 
 logger = logging.getLogger(__name__)
 
@@ -494,6 +497,10 @@ class BrowserContributions:
         """Whether a browser session of this node pushes to this feed."""
         return feed_id in self.sessions
 
+    def browser_ice_servers(self) -> list[dict[str, str]]:
+        """The STUN/TURN servers as the browser's RTCPeerConnection takes them."""
+        return browser_ice_servers(self.settings)
+
     def status(self, feed_id: int, session_id: str) -> dict[str, Any]:
         """Where a page's own session stands: connecting, sending, or ended and why."""
         session = self.sessions.get(feed_id)
@@ -560,3 +567,9 @@ class BrowserContributions:
             task.cancel()
         await asyncio.gather(*session.tasks, return_exceptions=True)
         await session.pusher.stop()
+
+
+if TYPE_CHECKING:
+    # The web reaches the bridge only through these ports: mypy checks that it fits.
+    _BRIDGE: type[BrowserBridge] = BrowserContributions
+    _SENDERS: type[BrowserSenders] = BrowserContributions

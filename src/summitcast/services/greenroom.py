@@ -7,11 +7,16 @@ producer a preview; nothing reaches the programme until the producer *takes* the
 feed, which marks it as the broadcast's live input and cuts the session to live
 in the same transaction. Like the broadcast, every decision is a row: the
 worker node polls the rows and plays what they say.
+
+The web edge reaches the listeners only through the ``GreenRoom`` port below, which
+``GreenRoomManager`` satisfies structurally; app.py hands it to the routes (web/deps.py).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any, Protocol
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session as DbSession
@@ -45,6 +50,33 @@ class FeedPlan:
     taken: bool
     # repr=False: plans appear in log lines; keys must not.
     ingest_key: str = field(repr=False)
+
+
+class GreenRoom(Protocol):
+    """What pages ask of the green room's listeners (GreenRoomManager satisfies it)."""
+
+    @property
+    def last_error(self) -> str | None:
+        """Why the listeners' last look at the database failed, or None."""
+
+    def kick(self) -> None:
+        """Have the green room and the broadcast look at the database now."""
+
+    def status(self, feed_id: int) -> dict[str, Any] | None:
+        """The listeners' view of one feed, or None if they do not run on this node."""
+
+    def preview_frame(self, feed_id: int) -> bytes | None:
+        """The latest preview JPEG of one feed, if any frame arrived yet."""
+
+    def urls(self, plan: FeedPlan) -> dict[str, str]:
+        """The URLs the speaker sends to (key included: for them and producers only)."""
+
+
+class BrowserSenders(Protocol):
+    """Which feeds a speaker's browser pushes to from this node (the WebRTC bridge)."""
+
+    def sending(self, feed_id: int) -> bool:
+        """Whether a browser session of this node pushes to this feed."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -226,3 +258,94 @@ def feed_of_invitation(db: DbSession, invitation: SpeakerInvitation) -> FeedPlan
         return None
     row = _feed(db, item.session_id, invitation.speaker_id)
     return _plan(db, row) if row is not None else None
+
+
+# What the green room shows as a browser's input: it reaches the listener as RTMP from
+# this node's own peer, and the producer should know it is the browser, not OBS.
+BROWSER_INPUT = "browser (WebRTC)"
+
+
+@dataclass(frozen=True, slots=True)
+class RoomFeed:
+    """One speaker in the green room, with what the listeners report of their open feed."""
+
+    speaker_id: int
+    speaker_name: str
+    feed: FeedPlan | None
+    urls: dict[str, str] | None  # None while the feed is closed
+    status: dict[str, Any] | None  # None while closed, or when no listener runs here
+
+
+@dataclass(frozen=True, slots=True)
+class Room:
+    """The green room of one session as the producer's page shows it."""
+
+    session: Session
+    feeds: list[RoomFeed]
+    manager_error: str | None
+
+
+def _room_feed(view: FeedView, room: GreenRoom, browsers: BrowserSenders) -> RoomFeed:
+    if view.feed is None:
+        return RoomFeed(view.speaker_id, view.speaker_name, None, None, None)
+    status = room.status(view.feed.feed_id)
+    if status and status["receiving"] == "rtmp" and browsers.sending(view.feed.feed_id):
+        status["receiving"] = BROWSER_INPUT
+    return RoomFeed(view.speaker_id, view.speaker_name, view.feed, room.urls(view.feed), status)
+
+
+def room_view(
+    db: DbSession,
+    actor: accounts.Actor,
+    summit: Summit,
+    session_id: int,
+    room: GreenRoom,
+    browsers: BrowserSenders,
+) -> Room:
+    """The green room of a session: every speaker, their feed's URLs, key and status."""
+    session = get_session(db, summit, session_id)
+    feeds = [_room_feed(view, room, browsers) for view in green_room(db, actor, summit, session.id)]
+    return Room(session, feeds, room.last_error)
+
+
+def preview_frame(
+    db: DbSession,
+    actor: accounts.Actor,
+    summit: Summit,
+    session_id: int,
+    speaker_id: int,
+    room: GreenRoom,
+) -> bytes | None:
+    """The latest preview frame of a speaker's feed, or None (closed, or no frame yet)."""
+    feeds = green_room(db, actor, summit, get_session(db, summit, session_id).id)
+    feed = next((v.feed for v in feeds if v.speaker_id == speaker_id), None)
+    return room.preview_frame(feed.feed_id) if feed is not None else None
+
+
+# The producer's buttons of an open feed ("open" takes the installation's cap as well).
+CHANGES: dict[str, Callable[[DbSession, accounts.Actor, Summit, int, int], object]] = {
+    "close": close_feed,
+    "take": take_feed,
+    "release": release_feed,
+}
+
+
+def press(
+    db: DbSession,
+    room: GreenRoom,
+    actor: accounts.Actor,
+    summit: Summit,
+    session_id: int,
+    speaker_id: int,
+    button: str,
+    *,
+    max_feeds: int,
+) -> None:
+    """Apply one of a feed's buttons, commit it, and wake the green room and the broadcast."""
+    if button == "open":
+        open_feed(db, actor, summit, session_id, speaker_id, max_feeds=max_feeds)
+    else:
+        CHANGES[button](db, actor, summit, session_id, speaker_id)
+    # Committed now, not when the request ends, so both workers' next look sees it.
+    db.commit()
+    room.kick()

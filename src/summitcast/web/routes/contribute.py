@@ -19,9 +19,8 @@ from fastapi.responses import HTMLResponse, JSONResponse, Response
 
 from summitcast.domain.contribution import MAX_OFFER_BYTES, check_offer
 from summitcast.errors import PermissionDeniedError, ValidationError
-from summitcast.runtime.webrtc import BrowserContributions, browser_ice_servers
-from summitcast.services import browser_live, speakers
-from summitcast.web.deps import DbDep, SettingsDep
+from summitcast.services import browser_live
+from summitcast.web.deps import BrowserBridgeDep, DbDep, SettingsDep
 from summitcast.web.routes.speakers import PRIVATE, Invitation
 from summitcast.web.security import verify_csrf
 from summitcast.web.templating import render
@@ -31,11 +30,6 @@ router = APIRouter(include_in_schema=False)
 MAX_BODY_BYTES = MAX_OFFER_BYTES + 8 * 1024
 # The site-wide policy refuses the microphone; this page needs it (and the camera).
 PERMISSIONS = {"Permissions-Policy": "geolocation=(), microphone=(self), camera=(self)"}
-
-
-def _contributions(request: Request) -> BrowserContributions:
-    contributions: BrowserContributions = request.app.state.browser_live
-    return contributions
 
 
 def _origin_of(url: str) -> str:
@@ -87,18 +81,18 @@ async def _offer_body(request: Request) -> dict[str, Any]:
 
 @router.get("/speak/{token}/live", response_class=HTMLResponse)
 def golive_page(
-    request: Request, token: str, db: DbDep, invitation: Invitation, settings: SettingsDep
+    request: Request, token: str, db: DbDep, invitation: Invitation, bridge: BrowserBridgeDep
 ) -> Response:
     """Camera preview and the go-live button (once the producer opened the green room)."""
-    view = speakers.portal(db, invitation)
+    page = browser_live.go_live_page(db, invitation, bridge)
     response = render(
         request,
         "speaker/golive.html",
         {
-            "p": view,
+            "p": page.portal,
             "token": token,
-            "feed": browser_live.contribution_view(db, invitation),
-            "ice_servers": json.dumps(browser_ice_servers(settings)),
+            "feed": page.feed,
+            "ice_servers": json.dumps(page.ice_servers),
         },
     )
     response.headers.update({**PRIVATE, **PERMISSIONS})
@@ -107,14 +101,17 @@ def golive_page(
 
 @router.post("/speak/{token}/live/sessions", status_code=201)
 async def go_live(
-    request: Request, token: str, db: DbDep, invitation: Invitation, _page: None = SameOriginPage
+    request: Request,
+    token: str,
+    db: DbDep,
+    invitation: Invitation,
+    bridge: BrowserBridgeDep,
+    _page: None = SameOriginPage,
 ) -> Response:
     """Answer the browser's offer with a peer that sends its picture to the green room."""
     body = await _offer_body(request)
     offer = check_offer(body.get("type"), body.get("sdp"))
-    plan = browser_live.contribution_feed(db, invitation)
-    db.commit()  # last_used_at of the link; no transaction held while the peer connects
-    session_id, answer = await _contributions(request).answer(plan, offer)
+    session_id, answer = await browser_live.go_live(db, invitation, offer, bridge)
     url = f"/speak/{token}/live/sessions/{session_id}"
     return JSONResponse(
         {"type": "answer", "sdp": answer, "session": session_id, "url": url},
@@ -124,28 +121,22 @@ async def go_live(
 
 
 @router.get("/speak/{token}/live/sessions/{session_id}")
-def live_status(request: Request, db: DbDep, invitation: Invitation, session_id: str) -> Response:
+def live_status(
+    db: DbDep, invitation: Invitation, session_id: str, bridge: BrowserBridgeDep
+) -> Response:
     """Where the page's session stands, and whether the producer has put it on air."""
-    view = browser_live.contribution_view(db, invitation)
-    status: dict[str, Any] = {"feed_open": view.open, "on_air": view.on_air}
-    if view.plan is None:
-        status |= {"state": "ended", "reason": "The producer closed your green room."}
-    else:
-        status |= _contributions(request).status(view.plan.feed_id, session_id)
+    status = browser_live.live_status(db, invitation, session_id, bridge)
     return JSONResponse(status, headers=PRIVATE)
 
 
 @router.delete("/speak/{token}/live/sessions/{session_id}", status_code=204)
 async def stop_live(
-    request: Request,
     db: DbDep,
     invitation: Invitation,
     session_id: str,
+    bridge: BrowserBridgeDep,
     _page: None = SameOriginPage,
 ) -> Response:
     """End the page's session (its Stop button, or the tab closing)."""
-    plan = browser_live.contribution_view(db, invitation).plan
-    if plan is not None:
-        db.commit()
-        await _contributions(request).stop(plan.feed_id, session_id)
+    await browser_live.stop_live(db, invitation, session_id, bridge)
     return Response(status_code=204, headers=PRIVATE)

@@ -2,18 +2,21 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from collections.abc import Callable
+from typing import Any
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 
-from summitcast.domain.accounts import Permission
-from summitcast.runtime.greenroom import GreenRoomManager
-from summitcast.runtime.webrtc import BrowserContributions
 from summitcast.services import greenroom as service
-from summitcast.services import programme
-from summitcast.storage.tables import Summit
-from summitcast.web.deps import CurrentActor, DbDep, summit_for
+from summitcast.web.deps import (
+    BrowserBridgeDep,
+    CurrentActor,
+    DbDep,
+    GreenRoomDep,
+    RunnerSummit,
+    SettingsDep,
+)
 from summitcast.web.edge import RowId
 from summitcast.web.security import verify_csrf
 from summitcast.web.templating import render
@@ -22,7 +25,6 @@ backstage_router = APIRouter(
     prefix="/backstage", include_in_schema=False, dependencies=[Depends(verify_csrf)]
 )
 
-RunnerSummit = Annotated[Summit, summit_for(Permission.RUN_BROADCAST)]
 # Shown instead of a frame while a feed has none: the page's <img> keeps its size.
 NO_SIGNAL_SVG = (
     '<svg xmlns="http://www.w3.org/2000/svg" width="320" height="180" viewBox="0 0 320 180">'
@@ -30,22 +32,14 @@ NO_SIGNAL_SVG = (
     'font-family="sans-serif" font-size="20" text-anchor="middle">No signal</text></svg>'
 )
 NO_STORE = {"Cache-Control": "no-store"}
-BROWSER_INPUT = "browser (WebRTC)"
 
 
-def _manager(request: Request) -> GreenRoomManager:
-    manager: GreenRoomManager = request.app.state.greenroom
-    return manager
+def _room_url(slug: str, session_id: int) -> str:
+    return f"/backstage/s/{slug}/sessions/{session_id}/control/greenroom"
 
 
-def _room_url(summit: Summit, session_id: int) -> str:
-    return f"/backstage/s/{summit.slug}/sessions/{session_id}/control/greenroom"
-
-
-def _feeds_view(request: Request, feeds: list[service.FeedView], base: str) -> list[dict[str, Any]]:
+def _feeds_view(feeds: list[service.RoomFeed], base: str) -> list[dict[str, Any]]:
     """One entry per speaker: their feed's URLs, key, status and preview (for producers only)."""
-    manager = _manager(request)
-    browsers: BrowserContributions = request.app.state.browser_live
     views = []
     for view in feeds:
         entry: dict[str, Any] = {
@@ -54,17 +48,11 @@ def _feeds_view(request: Request, feeds: list[service.FeedView], base: str) -> l
             "open": view.feed is not None,
             "taken": bool(view.feed and view.feed.taken),
             "preview_url": f"{base}/{view.speaker_id}/preview.jpg",
-            "status": None,
+            "status": view.status,
         }
         if view.feed is not None:
-            entry["urls"] = manager.urls(view.feed)
+            entry["urls"] = view.urls
             entry["key"] = view.feed.ingest_key
-            status = manager.status(view.feed.feed_id)
-            # A browser's feed reaches the listener as RTMP from this node's own peer:
-            # the producer should know it is the speaker's browser, not OBS.
-            if status and status["receiving"] == "rtmp" and browsers.sending(view.feed.feed_id):
-                status["receiving"] = BROWSER_INPUT
-            entry["status"] = status
         views.append(entry)
     return views
 
@@ -73,121 +61,95 @@ def _feeds_view(request: Request, feeds: list[service.FeedView], base: str) -> l
     "/s/{slug}/sessions/{session_id}/control/greenroom", response_class=HTMLResponse
 )
 def green_room_page(
-    request: Request, db: DbDep, actor: CurrentActor, summit: RunnerSummit, session_id: RowId
+    request: Request,
+    db: DbDep,
+    actor: CurrentActor,
+    summit: RunnerSummit,
+    session_id: RowId,
+    room: GreenRoomDep,
+    browsers: BrowserBridgeDep,
 ) -> Response:
     """The green room of one session: every speaker's feed, its preview and the take button."""
-    session = programme.get_session(db, summit, session_id)
-    base = _room_url(summit, session.id)
-    feeds = _feeds_view(request, service.green_room(db, actor, summit, session.id), base)
+    view = service.room_view(db, actor, summit, session_id, room, browsers)
+    base = _room_url(summit.slug, view.session.id)
     return render(
         request,
         "backstage/greenroom.html",
-        {"summit": summit, "session": session, "feeds": feeds, "base": base},
+        {
+            "summit": summit,
+            "session": view.session,
+            "feeds": _feeds_view(view.feeds, base),
+            "base": base,
+        },
     )
 
 
 @backstage_router.get("/s/{slug}/sessions/{session_id}/control/greenroom.json")
 def green_room_json(
-    request: Request, db: DbDep, actor: CurrentActor, summit: RunnerSummit, session_id: RowId
+    db: DbDep,
+    actor: CurrentActor,
+    summit: RunnerSummit,
+    session_id: RowId,
+    room: GreenRoomDep,
+    browsers: BrowserBridgeDep,
 ) -> Response:
     """The feeds' status, polled by the green room page (keys left out: the page has them)."""
-    session = programme.get_session(db, summit, session_id)
-    base = _room_url(summit, session.id)
-    feeds = _feeds_view(request, service.green_room(db, actor, summit, session.id), base)
+    view = service.room_view(db, actor, summit, session_id, room, browsers)
+    feeds = _feeds_view(view.feeds, _room_url(summit.slug, view.session.id))
     for entry in feeds:
         entry.pop("key", None)
         entry.pop("urls", None)
-    return JSONResponse(
-        {"feeds": feeds, "manager_error": _manager(request).last_error}, headers=NO_STORE
-    )
+    return JSONResponse({"feeds": feeds, "manager_error": view.manager_error}, headers=NO_STORE)
 
 
 @backstage_router.get("/s/{slug}/sessions/{session_id}/control/greenroom/{speaker_id}/preview.jpg")
 def green_room_preview(
-    request: Request,
     db: DbDep,
     actor: CurrentActor,
     summit: RunnerSummit,
     session_id: RowId,
     speaker_id: RowId,
+    room: GreenRoomDep,
 ) -> Response:
     """The latest preview frame of a speaker's feed ("no signal" before the first one)."""
-    feeds = service.green_room(db, actor, summit, programme.get_session(db, summit, session_id).id)
-    feed = next((v.feed for v in feeds if v.speaker_id == speaker_id), None)
-    path = _manager(request).preview(feed.feed_id) if feed is not None else None
-    try:
-        # Read whole, not streamed: the listener renames a new frame over this one about
-        # twice a second, and a streamed file could change size under its Content-Length.
-        frame = path.read_bytes() if path is not None else None
-    except OSError:  # the feed closed meanwhile
-        frame = None
+    frame = service.preview_frame(db, actor, summit, session_id, speaker_id, room)
     if frame is None:
         return Response(NO_SIGNAL_SVG, media_type="image/svg+xml", headers=NO_STORE)
     return Response(frame, media_type="image/jpeg", headers=NO_STORE)
 
 
-def _act(request: Request, db: DbDep, summit: Summit, session_id: int) -> Response:
-    """Commit now so both workers' next look sees it, wake them, go back to the room."""
-    db.commit()
-    _manager(request).kick()
-    request.app.state.broadcasts.kick()
-    return RedirectResponse(_room_url(summit, session_id), status_code=303)
+# A feed's POST buttons: the last part of the URL (service.press does what each says)
+# and the handler's docstring. One handler each, made by _button below.
+FEED_POSTS: tuple[tuple[str, str], ...] = (
+    ("open", "Give the speaker their own ingest key and open their listeners."),
+    ("close", "Close the speaker's feed (their key stops working)."),
+    ("take", "Put the speaker's feed on air."),
+    ("release", "Take the speaker off air; the live input is the studio again."),
+)
 
 
-@backstage_router.post("/s/{slug}/sessions/{session_id}/control/greenroom/{speaker_id}/open")
-def green_room_open(
-    request: Request,
-    db: DbDep,
-    actor: CurrentActor,
-    summit: RunnerSummit,
-    session_id: RowId,
-    speaker_id: RowId,
-) -> Response:
-    """Give the speaker their own ingest key and open their listeners."""
-    settings = request.app.state.settings
-    service.open_feed(
-        db, actor, summit, session_id, speaker_id, max_feeds=settings.greenroom_max_feeds
-    )
-    return _act(request, db, summit, session_id)
+def _button(button: str, doc: str) -> Callable[..., Response]:
+    """The handler of one of a feed's buttons: press it, then back to the room."""
+
+    def press(
+        db: DbDep,
+        actor: CurrentActor,
+        summit: RunnerSummit,
+        session_id: RowId,
+        speaker_id: RowId,
+        room: GreenRoomDep,
+        settings: SettingsDep,
+    ) -> Response:
+        max_feeds = settings.greenroom_max_feeds
+        service.press(db, room, actor, summit, session_id, speaker_id, button, max_feeds=max_feeds)
+        return RedirectResponse(_room_url(summit.slug, session_id), status_code=303)
+
+    press.__name__ = f"green_room_{button}"
+    press.__doc__ = doc
+    return press
 
 
-@backstage_router.post("/s/{slug}/sessions/{session_id}/control/greenroom/{speaker_id}/close")
-def green_room_close(
-    request: Request,
-    db: DbDep,
-    actor: CurrentActor,
-    summit: RunnerSummit,
-    session_id: RowId,
-    speaker_id: RowId,
-) -> Response:
-    """Close the speaker's feed (their key stops working)."""
-    service.close_feed(db, actor, summit, session_id, speaker_id)
-    return _act(request, db, summit, session_id)
-
-
-@backstage_router.post("/s/{slug}/sessions/{session_id}/control/greenroom/{speaker_id}/take")
-def green_room_take(
-    request: Request,
-    db: DbDep,
-    actor: CurrentActor,
-    summit: RunnerSummit,
-    session_id: RowId,
-    speaker_id: RowId,
-) -> Response:
-    """Put the speaker's feed on air."""
-    service.take_feed(db, actor, summit, session_id, speaker_id)
-    return _act(request, db, summit, session_id)
-
-
-@backstage_router.post("/s/{slug}/sessions/{session_id}/control/greenroom/{speaker_id}/release")
-def green_room_release(
-    request: Request,
-    db: DbDep,
-    actor: CurrentActor,
-    summit: RunnerSummit,
-    session_id: RowId,
-    speaker_id: RowId,
-) -> Response:
-    """Take the speaker off air; the live input is the studio again."""
-    service.release_feed(db, actor, summit, session_id, speaker_id)
-    return _act(request, db, summit, session_id)
+for _path, _doc in FEED_POSTS:
+    backstage_router.post(
+        f"/s/{{slug}}/sessions/{{session_id}}/control/greenroom/{{speaker_id}}/{_path}"
+    )(_button(_path, _doc))
