@@ -39,6 +39,8 @@ from summitcast.services.jobs import JobWorker
 from summitcast.services.link_secrets import seal_stored_raw
 from summitcast.services.live import LiveService
 from summitcast.services.reports import ReportCache
+from summitcast.services.speakers import link_secret
+from summitcast.services.upload_protocol import UploadProtocol
 from summitcast.storage.database import Database, connection_lost
 from summitcast.web.edge import (
     EdgeMiddleware,
@@ -71,7 +73,7 @@ from summitcast.web.security import (
     security_headers,
 )
 from summitcast.web.templating import make_templates, render
-from summitcast.web.upload_fast_path import UploadChunkFastPath
+from summitcast.web.transport.uploads import UploadChunkFastPath
 
 log = logging.getLogger(__name__)
 STATIC = Path(__file__).parent / "web" / "static"
@@ -232,6 +234,12 @@ def create_app(
     app.state.upload_store = upload_store
     app.state.upload_jobs = upload_jobs
     app.state.job_worker = job_worker
+    app.state.upload_protocol = UploadProtocol(
+        db,
+        upload_store,
+        link_secret(settings),
+        kick=job_worker.kick if job_worker is not None else None,
+    )
     app.state.templates = make_templates()
     secret = settings.secret_key.get_secret_value().encode()
     # Shared by every worker through Redis when it is configured (else per process).
@@ -280,8 +288,10 @@ def create_app(
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_import_bytes + 64 * 1024)
     app.add_middleware(SecurityHeadersMiddleware, headers=headers)
     # A speaker's upload chunk skips them too (its link authenticates it; the chunk plan
-    # caps its length): ~0.2 s of server CPU per GiB (web/upload_fast_path.py).
-    app.add_middleware(UploadChunkFastPath, headers=headers)
+    # caps its length): ~0.2 s of server CPU per GiB (web/transport/uploads.py).
+    app.add_middleware(
+        UploadChunkFastPath, protocol=app.state.upload_protocol, headers=headers
+    )
     # Malformed paths and queries refused before routing, and a 500 without a traceback
     # per request for whatever escapes; heartbeats and presence sockets skip it.
     app.add_middleware(EdgeMiddleware, headers=headers)

@@ -1,4 +1,4 @@
-"""ChunkSink writes and checksums a chunk and starts its writeback; BackgroundSyncs syncs it."""
+"""ChunkSink writes, checksums and starts the writeback of a chunk; its record awaits its sync."""
 
 from __future__ import annotations
 
@@ -10,16 +10,20 @@ from pathlib import Path
 import pytest
 
 from summitcast.domain.uploads import UploadKind, crc32c_digest
-from summitcast.services import uploads
-from summitcast.services.uploads import BackgroundSyncs, ChunkDigests, ChunkSink, ChunkTicket
+from summitcast.errors import ValidationError
+from summitcast.services import upload_chunks, uploads
+from summitcast.services.upload_chunks import ChunkDigests, ChunkSink, ChunkTicket
+from summitcast.storage import chunks
+from summitcast.storage.chunks import BackgroundSyncs, DiskChunkFiles
 
 pytestmark = pytest.mark.unit
 
 
 def _ticket(path: Path, offset: int, length: int, *, synced: int = 0) -> ChunkTicket:
+    """A claimed chunk of the upload file at path (its folder: DiskChunkFiles(path.parent))."""
     return ChunkTicket(
         upload_id=1,
-        path=path,
+        name=path.name,
         offset=offset,
         length=length,
         index=offset // max(1, length),
@@ -35,7 +39,9 @@ def _ticket(path: Path, offset: int, length: int, *, synced: int = 0) -> ChunkTi
 
 def _sink_write(path: Path, offset: int, pieces: list[bytes]) -> ChunkDigests:
     """Write one chunk of these pieces at offset through a ChunkSink; its digests."""
-    sink = ChunkSink(_ticket(path, offset, sum(len(piece) for piece in pieces)))
+    sink = ChunkSink(
+        _ticket(path, offset, sum(len(piece) for piece in pieces)), DiskChunkFiles(path.parent)
+    )
     try:
         for piece in pieces:
             sink.write([piece])
@@ -47,13 +53,13 @@ def _sink_write(path: Path, offset: int, pieces: list[bytes]) -> ChunkDigests:
 def _record_writebacks(monkeypatch: pytest.MonkeyPatch) -> list[tuple[int, int]]:
     """Record each writeback the sink starts as (offset, length), and start it for real."""
     started: list[tuple[int, int]] = []
-    real_start = uploads.start_writeback
+    real_start = chunks.start_writeback
 
     def recording(fd: int, offset: int, length: int) -> None:
         started.append((offset, length))
         real_start(fd, offset, length)
 
-    monkeypatch.setattr(uploads, "start_writeback", recording)
+    monkeypatch.setattr(chunks, "start_writeback", recording)
     return started
 
 
@@ -77,28 +83,16 @@ def test_each_written_piece_starts_its_writeback(
 def test_a_short_chunk_is_refused_and_a_long_one_stops_at_its_length(tmp_path: Path) -> None:
     path = tmp_path / "upload"
     path.write_bytes(b"")
-    sink = ChunkSink(_ticket(path, 0, 10))
+    sink = ChunkSink(_ticket(path, 0, 10), DiskChunkFiles(path.parent))
     try:
         sink.write([b"12345"])
-        with pytest.raises(uploads.ValidationError, match="ended after 5 of its 10 bytes"):
+        with pytest.raises(ValidationError, match="ended after 5 of its 10 bytes"):
             sink.finish()
-        with pytest.raises(uploads.ValidationError, match="more than the 10 bytes"):
+        with pytest.raises(ValidationError, match="more than the 10 bytes"):
             sink.write([b"1234567"])
     finally:
         sink.close()
     assert path.read_bytes() == b"12345"
-
-
-def test_writeback_starter_takes_a_real_file(tmp_path: Path) -> None:
-    """sync_file_range from libc is called with the right types (no ctypes error)."""
-    path = tmp_path / "upload"
-    path.write_bytes(b"x" * 4096)
-    fd = os.open(path, os.O_WRONLY)
-    try:
-        uploads.start_writeback(fd, 0, 4096)
-        uploads.start_writeback(fd, 1 << 40, 4096)  # beyond the end: nothing to write, no error
-    finally:
-        os.close(fd)
 
 
 def _record_syncs(monkeypatch: pytest.MonkeyPatch) -> list[int]:
@@ -112,64 +106,6 @@ def _record_syncs(monkeypatch: pytest.MonkeyPatch) -> list[int]:
 
     monkeypatch.setattr(os, "fdatasync", recording)
     return sizes
-
-
-def test_a_background_sync_tells_where_it_made_the_file_durable(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    path = tmp_path / "upload"
-    path.write_bytes(b"a" * 300)
-    sizes = _record_syncs(monkeypatch)
-    syncs = BackgroundSyncs()
-
-    syncs.start(7, path, 300)
-
-    assert syncs.wait(7) == 300
-    assert sizes == [300]
-    assert syncs.wait(7) == 0  # told once: the next chunk's record takes it
-    assert syncs.wait(8) == 0  # never started in this process
-
-
-def test_a_background_sync_then_drops_the_synced_pages_from_memory(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    path = tmp_path / "upload"
-    path.write_bytes(b"a" * 300)
-    events: list[tuple[str, int, int]] = []
-    real_fdatasync, real_fadvise = os.fdatasync, os.posix_fadvise
-
-    def fdatasync(fd: int) -> None:
-        events.append(("sync", 0, os.fstat(fd).st_size))
-        real_fdatasync(fd)
-
-    def fadvise(fd: int, offset: int, length: int, advice: int) -> None:
-        assert advice == os.POSIX_FADV_DONTNEED
-        events.append(("drop", offset, length))
-        real_fadvise(fd, offset, length, advice)
-
-    monkeypatch.setattr(os, "fdatasync", fdatasync)
-    monkeypatch.setattr(os, "posix_fadvise", fadvise)
-    syncs = BackgroundSyncs()
-    syncs.start(7, path, 200)  # bytes from 200 on are the next chunk's, being written
-
-    assert syncs.wait(7) == 200
-    assert events == [("sync", 0, 300), ("drop", 0, 200)]  # only pages already clean
-
-
-def test_a_failed_background_sync_counts_for_nothing(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    path = tmp_path / "upload"
-    path.write_bytes(b"a" * 300)
-
-    def failing(fd: int) -> None:
-        raise OSError(5, "Input/output error")
-
-    monkeypatch.setattr(os, "fdatasync", failing)
-    syncs = BackgroundSyncs()
-    syncs.start(7, path, 300)
-
-    assert syncs.wait(7) == 0
 
 
 def test_the_next_chunk_waits_for_the_sync_still_running(
@@ -187,12 +123,13 @@ def test_the_next_chunk_waits_for_the_sync_still_running(
     monkeypatch.setattr(os, "fdatasync", slow)
     syncs = BackgroundSyncs()
     syncs.start(1, path, 300)  # the upload of _ticket
-    store = uploads.ChunkStore(tmp_path, uploads.UploadLimits(10_000, 300, 60), machine="m")
-    store.syncs = syncs
+    files = DiskChunkFiles(tmp_path, machine="m")
+    files.syncs = syncs
+    store = uploads.ChunkStore(files, uploads.UploadLimits(10_000, 300, 60))
     result: list[int] = []
     waiter = threading.Thread(
         target=lambda: result.append(
-            uploads._durable_before(store, _ticket(path, 300, 300, synced=0))
+            upload_chunks._durable_before(store, _ticket(path, 300, 300, synced=0))
         )
     )
 
@@ -212,19 +149,11 @@ def test_without_a_sync_in_this_process_the_next_chunk_syncs_itself(
     path = tmp_path / "upload"
     path.write_bytes(b"a" * 600)
     sizes = _record_syncs(monkeypatch)
-    store = uploads.ChunkStore(tmp_path, uploads.UploadLimits(10_000, 300, 60), machine="m")
+    store = uploads.ChunkStore(
+        DiskChunkFiles(tmp_path, machine="m"), uploads.UploadLimits(10_000, 300, 60)
+    )
 
-    synced = uploads._durable_before(store, _ticket(path, 300, 300, synced=0))
+    synced = upload_chunks._durable_before(store, _ticket(path, 300, 300, synced=0))
 
     assert synced == 600  # this chunk too: the sync covered it
     assert sizes == [600]
-
-
-def test_machine_id_is_this_boot_or_a_name_of_its_own(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    assert uploads.machine_id() == uploads.machine_id()
-    monkeypatch.setattr(uploads, "BOOT_ID", tmp_path / "missing")
-    unknown = uploads.machine_id()
-    assert unknown.startswith("process-")
-    assert unknown != uploads.machine_id()  # no other process may take it for its own

@@ -15,7 +15,7 @@ import pytest
 from summitcast.config import Settings
 from summitcast.media.testclips import make_clip
 from summitcast.runtime.upload_jobs import UploadJobs, chunk_store
-from summitcast.services import jobs, programme, uploads
+from summitcast.services import jobs, programme, upload_chunks, upload_results, uploads
 from summitcast.storage.database import Database
 from summitcast.storage.tables import Item, Job, SpeakerInvitation, Upload
 from tests import factories
@@ -109,7 +109,7 @@ def _run(env: tuple[Settings, Database], path: Path, *, kind: str = "programme",
             db, store, invitation, size=len(data), kind=kind, language=language
         )
         for offset in range(0, len(data), store.limits.chunk_bytes):
-            upload = uploads.write_chunk(
+            upload = upload_chunks.write_chunk(
                 db,
                 store,
                 upload,
@@ -172,7 +172,7 @@ def test_failure_text_of_ffmpeg_stays_backstage(env, clips) -> None:  # type: ig
     with database.session() as db:
         row = db.get(Upload, upload.id)
         row.state = "processing"
-        uploads.record_failure(db, row, tool_text)
+        upload_results.record_failure(db, row, tool_text)
         status = uploads.status_of(row)
         speaker_id = db.get(SpeakerInvitation, row.invitation_id).speaker_id
         told = notifications.notices_for(db, speaker_id, row.item_id)[0].message

@@ -25,7 +25,7 @@ from summitcast.domain.uploads import (
 )
 from summitcast.errors import ConflictError, ValidationError
 from summitcast.runtime.upload_jobs import chunk_store
-from summitcast.services import programme, speakers, uploads
+from summitcast.services import programme, speakers, upload_chunks, upload_results, uploads
 from summitcast.storage.database import Database
 from summitcast.storage.tables import Item, SpeakerInvitation, Upload
 from tests import factories
@@ -69,7 +69,9 @@ def _send(
     with database.session() as db:
         upload = uploads.upload_by_public_id(db, public_id)
         checksum = checksum or ChunkChecksum(ChunkAlgorithm.CRC32C, crc32c_digest(data))
-        return uploads.write_chunk(db, store, upload, offset=offset, data=data, checksum=checksum)
+        return upload_chunks.write_chunk(
+            db, store, upload, offset=offset, data=data, checksum=checksum
+        )
 
 
 def _row(database: Database, public_id: str) -> tuple[str, int, str]:
@@ -153,17 +155,17 @@ def test_second_node_cannot_claim_a_chunk_being_written_until_the_claim_expires(
     data = MP4_HEAD + os.urandom(2 * CHUNK - len(MP4_HEAD))
     public_id = _create(database, store, _invitation(database), len(data))
     with database.session() as db:  # node A claims chunk 0 and commits the claim
-        ticket = uploads.begin_chunk(
+        ticket = upload_chunks.begin_chunk(
             db, store, uploads.upload_by_public_id(db, public_id), offset=0, length=CHUNK
         )
 
-    with database.session() as db, pytest.raises(uploads.ChunkBusyError) as busy:
-        uploads.begin_chunk(
+    with database.session() as db, pytest.raises(upload_chunks.ChunkBusyError) as busy:
+        upload_chunks.begin_chunk(
             db, store, uploads.upload_by_public_id(db, public_id), offset=0, length=CHUNK
         )
-    later = datetime.now(UTC) + timedelta(seconds=uploads.CLAIM_S + 1)
+    later = datetime.now(UTC) + timedelta(seconds=upload_chunks.CLAIM_S + 1)
     with database.session() as db:  # A crashed: after expiry node B takes the chunk over
-        taken = uploads.begin_chunk(
+        taken = upload_chunks.begin_chunk(
             db,
             store,
             uploads.upload_by_public_id(db, public_id),
@@ -171,14 +173,14 @@ def test_second_node_cannot_claim_a_chunk_being_written_until_the_claim_expires(
             length=CHUNK,
             now=later,
         )
-    digests = uploads.ChunkDigests(crc32c=crc32c_digest(data[:CHUNK]), sha256=None)
+    digests = upload_chunks.ChunkDigests(crc32c=crc32c_digest(data[:CHUNK]), sha256=None)
     with database.session() as db:
-        renewed = (uploads.renew_claim(db, taken), uploads.renew_claim(db, ticket))
+        renewed = (upload_chunks.renew_claim(db, taken), upload_chunks.renew_claim(db, ticket))
     with database.session() as db, pytest.raises(ConflictError, match="took it over"):
-        uploads.end_chunk(db, store, ticket, digests=digests, checksum=None, head=data[:4096])
+        upload_chunks.end_chunk(db, store, ticket, digests=digests, checksum=None, head=data[:4096])
 
     assert busy.value.status_code == 409
-    assert 1 <= busy.value.retry_after_s <= uploads.CLAIM_S + 1
+    assert 1 <= busy.value.retry_after_s <= upload_chunks.CLAIM_S + 1
     assert taken.claim not in ("", ticket.claim)
     assert renewed == (True, False)  # the crashed writer, back, learns it lost the chunk
     assert _row(database, public_id)[1] == 0
@@ -334,7 +336,7 @@ def test_expiry_spares_fresh_partials_and_finished_uploads(
         uploads.upload_by_public_id(db, fresh).expires_at = later + timedelta(hours=1)
 
     with database.session() as db:
-        count = uploads.expire_partials(db, store, now=later)
+        count = upload_results.expire_partials(db, store, now=later)
 
     assert count == 1
     assert [_row(database, p)[0] for p in (finished, stale, fresh)] == [
@@ -407,9 +409,9 @@ def test_connection_dropped_mid_chunk_frees_the_chunk_for_the_next_attempt(
 def test_slow_chunk_keeps_its_claim_past_the_claim_time_by_renewing_it(
     small: Settings, database: Database, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(uploads, "CLAIM_S", 0.6)
-    monkeypatch.setattr(uploads, "CLAIM_RENEW_S", 0.1)
-    monkeypatch.setattr(uploads, "CLAIM_MARGIN_S", 0.2)
+    monkeypatch.setattr(upload_chunks, "CLAIM_S", 0.6)
+    monkeypatch.setattr(upload_chunks, "CLAIM_RENEW_S", 0.1)
+    monkeypatch.setattr(upload_chunks, "CLAIM_MARGIN_S", 0.2)
     invitation_id = _invitation(database)
     with database.session() as db:
         token = speakers.invitation_token(

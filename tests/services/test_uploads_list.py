@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from summitcast.errors import ValidationError
-from summitcast.services import programme, uploads
+from summitcast.services import programme, upload_list
 from summitcast.storage.database import Database
 from summitcast.storage.tables import Upload
 from tests import factories
@@ -46,10 +46,12 @@ def _uploads(
         db.flush()
 
 
-def _page(database: Database, slug: str = "test-summit", **kwargs: object) -> uploads.UploadPage:
+def _page(
+    database: Database, slug: str = "test-summit", **kwargs: object
+) -> upload_list.UploadPage:
     with database.session() as db:
         summit = programme.get_summit(db, slug)
-        return uploads.page_of_uploads(db, summit, **kwargs)  # type: ignore[arg-type]
+        return upload_list.page_of_uploads(db, summit, **kwargs)  # type: ignore[arg-type]
 
 
 def test_page_of_uploads_filters_by_state_and_text_and_counts_states(database: Database) -> None:

@@ -10,7 +10,8 @@ import pytest
 from summitcast.config import Settings
 from summitcast.domain.uploads import UploadState, crc32c_digest
 from summitcast.runtime.upload_jobs import chunk_store
-from summitcast.services import uploads
+from summitcast.services import upload_chunks, uploads
+from summitcast.storage.chunks import DiskChunkFiles
 from summitcast.storage.database import Database
 from tests.services.test_uploads_lifecycle import CHUNK, MP4_HEAD, _create, _invitation, _send
 
@@ -26,7 +27,8 @@ def small(settings: Settings) -> Settings:
 def _store(settings: Settings, machine: str) -> uploads.ChunkStore:
     """The upload folder as seen by one boot of one machine."""
     return uploads.ChunkStore(
-        settings.effective_upload_dir, chunk_store(settings).limits, machine=machine
+        DiskChunkFiles(settings.effective_upload_dir, machine=machine),
+        chunk_store(settings).limits,
     )
 
 
@@ -38,7 +40,7 @@ def _state(database: Database, public_id: str) -> tuple[int, int, str, bytes]:
 
 def _recover(database: Database, store: uploads.ChunkStore, public_id: str) -> bool:
     with database.session() as db:
-        return uploads.recover_unsynced(db, store, uploads.upload_by_public_id(db, public_id))
+        return upload_chunks.recover_unsynced(db, store, uploads.upload_by_public_id(db, public_id))
 
 
 def _three_chunks_on(small: Settings, database: Database) -> tuple[str, bytes, Path]:
@@ -115,7 +117,9 @@ def test_no_check_while_a_writer_holds_the_next_chunk(small: Settings, database:
     public_id, _data, _path = _three_chunks_on(small, database)
     with database.session() as db:
         upload = uploads.upload_by_public_id(db, public_id)
-        uploads.begin_chunk(db, _store(small, "boot-a"), upload, offset=3 * CHUNK, length=CHUNK)
+        upload_chunks.begin_chunk(
+            db, _store(small, "boot-a"), upload, offset=3 * CHUNK, length=CHUNK
+        )
 
     assert not _recover(database, _store(small, "boot-b"), public_id)
     assert _state(database, public_id)[:3] == (3 * CHUNK, 2 * CHUNK, "boot-a")

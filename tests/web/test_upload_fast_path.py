@@ -14,7 +14,7 @@ from summitcast.app import create_app
 from summitcast.config import Settings
 from summitcast.domain.uploads import crc32c_digest
 from summitcast.storage.database import Database
-from summitcast.web.upload_fast_path import UploadChunkFastPath
+from summitcast.web.transport.uploads import UploadChunkFastPath
 from tests.web.test_speaker_portal import _secret, _setup
 
 pytestmark = pytest.mark.integration
@@ -40,7 +40,7 @@ def fast(settings: Settings, database: Database) -> Iterator[tuple[TestClient, l
             passed.append(f"{scope['method']} {scope['path']}")
         await app(scope, receive, send)
 
-    fast_path = UploadChunkFastPath(routed)
+    fast_path = UploadChunkFastPath(routed, protocol=app.state.upload_protocol)
 
     async def outer(scope: Scope, receive: Receive, send: Send) -> None:
         scope["app"] = app  # as Starlette sets it for the middleware it wraps

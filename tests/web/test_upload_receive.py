@@ -15,10 +15,12 @@ from fastapi.testclient import TestClient
 
 from summitcast.config import Settings
 from summitcast.domain.uploads import crc32c_digest
-from summitcast.services import uploads
-from summitcast.services.uploads import ChunkSink
+from summitcast.services import upload_chunks, uploads
+from summitcast.services.upload_chunks import ChunkSink
+from summitcast.services.upload_protocol import OpenChunk
+from summitcast.storage.chunks import DiskChunkFiles
 from summitcast.storage.database import Database
-from summitcast.web.routes.speakers import _receive
+from summitcast.web.transport.uploads import receive
 from tests.services.test_upload_sink import _ticket
 from tests.web.test_speaker_portal import _secret, _setup
 
@@ -41,11 +43,11 @@ async def _receive_with(
 ) -> None:
     """Receive the body as the route does, its claim (the sink) known after claim_after_s."""
 
-    async def claim() -> tuple[ChunkSink, None]:
+    async def claim() -> OpenChunk:
         await asyncio.sleep(claim_after_s)
-        return sink, None
+        return OpenChunk(sink, None)
 
-    await _receive(request, None, asyncio.ensure_future(claim()), buffers)  # type: ignore[arg-type]
+    await receive(request, None, asyncio.ensure_future(claim()), buffers)  # type: ignore[arg-type]
 
 
 @pytest.mark.parametrize(
@@ -61,7 +63,7 @@ def test_pieces_of_any_size_cross_the_buffers_into_file_and_checksums(
     pieces = [data[a:b] for a, b in zip([0, *cuts], [*cuts, len(data)], strict=True)]
     path = tmp_path / "upload"
     path.write_bytes(b"\xff" * 100)  # the chunk before, stored already
-    sink = ChunkSink(_ticket(path, 100, len(data)), sha256=sha256)
+    sink = ChunkSink(_ticket(path, 100, len(data)), DiskChunkFiles(tmp_path), sha256=sha256)
     buffers = [bytearray(1000) for _ in range(count)]  # small: dozens of switches per chunk
     request: Any = _Body(pieces)
 
@@ -89,15 +91,15 @@ def test_a_refused_claim_ends_the_body_and_writes_nothing(tmp_path: Path) -> Non
                 read.append(len(piece))
                 yield piece
 
-    async def refused() -> tuple[ChunkSink, None]:
+    async def refused() -> OpenChunk:
         await asyncio.sleep(0)
-        raise uploads.ChunkBusyError(0, 5)
+        raise upload_chunks.ChunkBusyError(0, 5)
 
     async def run() -> None:
         opening = asyncio.ensure_future(refused())
-        await _receive(Counting(pieces), None, opening, [bytearray(4000)] * 2)  # type: ignore[arg-type]
+        await receive(Counting(pieces), None, opening, [bytearray(4000)] * 2)  # type: ignore[arg-type]
 
-    with pytest.raises(uploads.ChunkBusyError):
+    with pytest.raises(upload_chunks.ChunkBusyError):
         asyncio.run(run())
 
     assert path.read_bytes() == b""

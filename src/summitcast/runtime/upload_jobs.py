@@ -18,6 +18,7 @@ import imageio_ffmpeg
 from summitcast.config import Settings
 from summitcast.domain.media_checks import (
     MediaFacts,
+    Verdict,
     check_media,
     check_subtitles,
     slot_limit_s,
@@ -25,9 +26,9 @@ from summitcast.domain.media_checks import (
 from summitcast.domain.uploads import UploadKind, UploadState
 from summitcast.media import normalise
 from summitcast.media.upload_probe import Loudness, measure_loudness, probe_upload
-from summitcast.services import jobs, notifications, uploads
-from summitcast.storage.database import Database
-from summitcast.storage.tables import Item, Upload, utcnow
+from summitcast.services import Database, jobs, notifications, upload_results, uploads
+from summitcast.services.upload_results import JobUpload
+from summitcast.storage.chunks import DiskChunkFiles
 
 logger = logging.getLogger(__name__)
 
@@ -48,7 +49,7 @@ def chunk_store(settings: Settings) -> uploads.ChunkStore:
     # A chunk must fit under the request body cap (BodyLimitMiddleware) with room for headers.
     chunk = min(settings.upload_chunk_bytes, settings.max_import_bytes)
     return uploads.ChunkStore(
-        settings.effective_upload_dir,
+        DiskChunkFiles(settings.effective_upload_dir),
         uploads.UploadLimits(
             max_bytes=settings.max_upload_bytes,
             chunk_bytes=chunk,
@@ -87,85 +88,75 @@ class UploadJobs:
             )
         ]
 
-    def _load(self, context: jobs.JobContext) -> tuple[Upload, float]:
-        with self.database.session() as db:
-            upload = db.get(Upload, context.upload_id)
-            if upload is None:
-                raise jobs.PermanentJobError("the upload was deleted")
-            item = db.get(Item, upload.item_id)
-            slot = float(item.planned_duration_s) if item is not None else 0.0
-            db.expunge(upload)
-        return upload, slot
-
     def check(self, context: jobs.JobContext) -> None:
         """Probe the upload and judge it; a usable file goes on to normalisation."""
-        upload, slot_s = self._load(context)
+        upload = upload_results.load_for_job(self.database, self.store, context.upload_id)
         if upload.state != UploadState.CHECKING:
             return  # checked already (a retry after a lost acknowledgement)
-        path = self.store.path_of(upload)
-        if not upload.sha256 and not self._record_file_checksum(upload, path):
+        if not upload.sha256 and not self._record_file_checksum(upload):
             return  # not the file the speaker declared: rejected, said why
         context.progress(0.2)
-        facts_json: dict[str, Any]
         if upload.kind == UploadKind.SUBTITLES:
-            verdict, _text = check_subtitles(path.read_bytes())
-            facts_json = {"container": upload.sniffed}
+            verdict, _text = check_subtitles(upload.path.read_bytes())
+            facts_json: dict[str, Any] = {"container": upload.sniffed}
         else:
-            facts = probe_upload(path)
-            if facts.unreadable:
-                # The tools' words, for whoever looks into it; the speaker reads plain ones.
-                logger.info("upload %s unreadable: %s", upload.public_id, facts.unreadable)
-            context.progress(0.5)
-            loudness: Loudness | None = None
-            if facts.audio is not None and not facts.unreadable:
-                loudness = measure_loudness(
-                    self.ffmpeg,
-                    path,
-                    target_lufs=self.format.loudness_lufs,
-                    timeout_s=max(120.0, slot_limit_s(slot_s) * 2),
-                )
-            facts = MediaFacts(
-                container=facts.container,
-                duration_s=facts.duration_s,
-                video=facts.video,
-                audio=facts.audio,
-                readable_s=facts.readable_s,
-                loudness_lufs=loudness.input_i if loudness else None,
-                unreadable=facts.unreadable,
-            )
-            verdict = check_media(
-                facts,
-                kind=UploadKind(upload.kind),
-                slot_s=slot_s,
-                programme_size=(self.format.width, self.format.height),
-                programme_fps=self.format.fps,
-            )
-            facts_json = _facts_json(facts, loudness)
-        with self.database.session() as db:
-            row = db.get(Upload, upload.id)
-            if row is not None and row.state == UploadState.CHECKING:
-                uploads.record_check(db, self.store, row, verdict, facts_json)
+            verdict, facts_json = self._check_media(upload, context)
+        upload_results.record_check_for_job(
+            self.database, self.store, upload.id, verdict, facts_json
+        )
 
-    def _record_file_checksum(self, upload: Upload, path: Path) -> bool:
+    def _check_media(
+        self, upload: JobUpload, context: jobs.JobContext
+    ) -> tuple[Verdict, dict[str, Any]]:
+        """Probe a video or audio upload, measure its loudness, and judge it."""
+        path, slot_s = upload.path, upload.slot_s
+        facts = probe_upload(path)
+        if facts.unreadable:
+            # The tools' words, for whoever looks into it; the speaker reads plain ones.
+            logger.info("upload %s unreadable: %s", upload.public_id, facts.unreadable)
+        context.progress(0.5)
+        loudness: Loudness | None = None
+        if facts.audio is not None and not facts.unreadable:
+            loudness = measure_loudness(
+                self.ffmpeg,
+                path,
+                target_lufs=self.format.loudness_lufs,
+                timeout_s=max(120.0, slot_limit_s(slot_s) * 2),
+            )
+        facts = MediaFacts(
+            container=facts.container,
+            duration_s=facts.duration_s,
+            video=facts.video,
+            audio=facts.audio,
+            readable_s=facts.readable_s,
+            loudness_lufs=loudness.input_i if loudness else None,
+            unreadable=facts.unreadable,
+        )
+        verdict = check_media(
+            facts,
+            kind=UploadKind(upload.kind),
+            slot_s=slot_s,
+            programme_size=(self.format.width, self.format.height),
+            programme_fps=self.format.fps,
+        )
+        return verdict, _facts_json(facts, loudness)
+
+    def _record_file_checksum(self, upload: JobUpload) -> bool:
         """Hash the whole file (SHA-256) and keep it; False when the upload was rejected for it."""
         # Here rather than as chunks arrive: the chunks' CRC-32C caught damage on the way
         # at a tenth of the cost, and this pass reads the file once, on a job worker.
-        with path.open("rb") as handle:
+        with upload.path.open("rb") as handle:
             sha256 = hashlib.file_digest(handle, "sha256").hexdigest()
-        with self.database.session() as db:
-            row = db.get(Upload, upload.id)
-            if row is None or row.state != UploadState.CHECKING:
-                return False
-            kept = uploads.record_file_checksum(db, self.store, row, sha256)
-        upload.sha256 = sha256
-        return kept
+        return upload_results.record_file_checksum_for_job(
+            self.database, self.store, upload.id, sha256
+        )
 
     def normalise(self, context: jobs.JobContext) -> None:
         """Conform the upload to the programme, grab a poster, and mark the item ready."""
-        upload, _slot = self._load(context)
+        upload = upload_results.load_for_job(self.database, self.store, context.upload_id)
         if upload.state != UploadState.PROCESSING:
             return
-        source = self.store.path_of(upload)
+        source = upload.path
         folder = self.settings.effective_media_dir / f"item-{upload.item_id}"
         folder.mkdir(parents=True, exist_ok=True)
         poster: Path | None = None
@@ -177,7 +168,7 @@ class UploadJobs:
                 raise jobs.PermanentJobError("the subtitles stopped being readable")
             output.write_text(_as_webvtt(text), encoding="utf-8")
         else:
-            facts = upload.facts or {}
+            facts = upload.facts
             measured = _loudness_from(facts.get("loudness"))
             duration = float(facts.get("duration_s") or 0.0)
             has_audio = bool(facts.get("audio"))
@@ -202,17 +193,13 @@ class UploadJobs:
                     self.ffmpeg, output, folder / f"{upload.public_id}.jpg", duration_s=duration
                 )
             info["duration_s"] = duration
-        with self.database.session() as db:
-            row = db.get(Upload, upload.id)
-            if row is not None and row.state == UploadState.PROCESSING:
-                uploads.record_normalised(db, row, output=output, poster=poster, info=info)
+        upload_results.record_normalised_for_job(
+            self.database, upload.id, output=output, poster=poster, info=info
+        )
 
     def failed(self, context: jobs.JobContext) -> None:
         """A check or normalisation failed for good: the speaker and the run of show see it."""
-        with self.database.session() as db:
-            row = db.get(Upload, context.upload_id)
-            if row is not None and row.state in (UploadState.CHECKING, UploadState.PROCESSING):
-                uploads.record_failure(db, row, context.failure)
+        upload_results.record_failure_for_job(self.database, context.upload_id, context.failure)
 
     def email(self, context: jobs.JobContext) -> None:
         """Send one notice by e-mail (a no-op without SMTP settings)."""
@@ -221,8 +208,7 @@ class UploadJobs:
 
     def expire(self) -> None:
         """Delete the bytes of partial uploads past their expiry."""
-        with self.database.session() as db:
-            count = uploads.expire_partials(db, self.store, now=utcnow())
+        count = upload_results.expire_partials_now(self.database, self.store)
         if count:
             logger.info("expired %d partial uploads", count)
 

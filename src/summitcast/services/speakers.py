@@ -18,6 +18,7 @@ from typing import Any
 from sqlalchemy import ColumnElement, Select, func, or_, select
 from sqlalchemy.orm import Session as DbSession
 
+from summitcast.config import Settings
 from summitcast.domain import paging
 from summitcast.domain.programme import ItemKind, ItemStatus, TimedItem
 from summitcast.domain.uploads import FINAL_STATES, UploadState
@@ -55,6 +56,11 @@ UPLOAD_OPEN = frozenset(
 def _signature(secret: bytes, public_id: str, expires: int) -> str:
     mac = hmac.new(secret, TOKEN_CONTEXT + f":{public_id}:{expires}".encode(), hashlib.sha256)
     return base64.urlsafe_b64encode(mac.digest()[:24]).decode().rstrip("=")
+
+
+def link_secret(settings: Settings) -> bytes:
+    """The secret the speakers' link tokens are signed with."""
+    return settings.secret_key.get_secret_value().encode()
 
 
 def invitation_token(invitation: SpeakerInvitation, secret: bytes) -> str:

@@ -18,11 +18,10 @@ from summitcast.errors import AuthenticationError
 from summitcast.services import Database, DbSession, Summit, accounts, second_factor
 from summitcast.services.accounts import Delay, Limiter
 from summitcast.services.broadcast_control import BroadcastControl
-from summitcast.services.browser_live import BrowserBridge
-from summitcast.services.greenroom import GreenRoom
 from summitcast.services.hls_origin import HlsOrigin
 from summitcast.services.live.service import LiveService
 from summitcast.services.programme import get_summit
+from summitcast.services.upload_protocol import UploadProtocol
 from summitcast.services.upload_protocol import UploadProtocol
 from summitcast.services.reports import ReportCache
 from summitcast.web.edge import Slug
@@ -202,17 +201,10 @@ async def get_upload_protocol(request: Request) -> UploadProtocol:
 UploadProtocolDep = Annotated[UploadProtocol, Depends(get_upload_protocol)]
 
 
-def get_green_room(request: Request) -> GreenRoom:
-    """The green room's listeners (runtime.greenroom.GreenRoomManager), as pages may use them."""
-    room: GreenRoom = request.app.state.greenroom
-    return room
+async def get_upload_protocol(request: Request) -> UploadProtocol:
+    """The speakers' upload protocol (app.py builds it); on the event loop, no thread hop."""
+    protocol: UploadProtocol = request.app.state.upload_protocol
+    return protocol
 
 
-def get_browser_bridge(request: Request) -> BrowserBridge:
-    """The WebRTC bridge of speakers going live from their browser (runtime.webrtc)."""
-    bridge: BrowserBridge = request.app.state.browser_live
-    return bridge
-
-
-GreenRoomDep = Annotated[GreenRoom, Depends(get_green_room)]
-BrowserBridgeDep = Annotated[BrowserBridge, Depends(get_browser_bridge)]
+UploadProtocolDep = Annotated[UploadProtocol, Depends(get_upload_protocol)]

@@ -7,68 +7,58 @@ the token itself. The upload protocol is described in ``summitcast.domain.upload
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import mmap
-import time
-from collections.abc import Callable, Sequence
+import functools
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import Annotated
 
 from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, RedirectResponse, Response
 from pydantic import BaseModel, ConfigDict, Field
-from sqlalchemy.orm import Session as DbSession
 from starlette.concurrency import run_in_threadpool
-from starlette.datastructures import Headers
-from starlette.requests import ClientDisconnect
 
 from summitcast.domain import paging
 from summitcast.domain import uploads as upload_rules
 from summitcast.domain.media_checks import minutes
 from summitcast.domain.uploads import UploadState
-from summitcast.errors import ConflictError, NotFoundError
-from summitcast.services import greenroom, jobs, notifications, programme, speakers, uploads
-from summitcast.storage.database import Database
-from summitcast.storage.tables import SpeakerInvitation, Upload
+from summitcast.errors import NotFoundError
+from summitcast.services import (
+    SpeakerInvitation,
+    Upload,
+    greenroom,
+    jobs,
+    notifications,
+    programme,
+    speakers,
+    upload_list,
+    upload_results,
+    uploads,
+)
+from summitcast.services.upload_protocol import OFFSET_HEADER
 from summitcast.web import lists
-from summitcast.web.deps import CurrentActor, DbDep, EditableSummit, SettingsDep
+from summitcast.web.deps import (
+    CurrentActor,
+    DbDep,
+    EditableSummit,
+    SettingsDep,
+    UploadProtocolDep,
+)
 from summitcast.web.edge import RowId
 from summitcast.web.security import verify_csrf
 from summitcast.web.templating import render
+from summitcast.web.transport.uploads import PRIVATE, serve_chunk
 
 router = APIRouter(include_in_schema=False)
 backstage_router = APIRouter(
     prefix="/backstage", include_in_schema=False, dependencies=[Depends(verify_csrf)]
 )
-OFFSET_HEADER = "Upload-Offset"
-_T = TypeVar("_T")
-# No shared cache may keep a portal answer: the token is in the URL.
-PRIVATE = {"Cache-Control": "no-store", "Referrer-Policy": "no-referrer"}
 
 
-def _secret(request: Request) -> bytes:
-    settings = request.app.state.settings
-    return bytes(settings.secret_key.get_secret_value().encode())
-
-
-def open_link(token: str, request: Request, db: DbDep) -> SpeakerInvitation:
+def open_link(token: str, db: DbDep, settings: SettingsDep) -> SpeakerInvitation:
     """The invitation of the link in the path; 404 forged, 403 expired or revoked."""
-    return speakers.open_invitation(db, token, _secret(request))
+    return speakers.open_invitation(db, token, speakers.link_secret(settings))
 
 
 Invitation = Annotated[SpeakerInvitation, Depends(open_link)]
-
-
-def _store(request: Request) -> uploads.ChunkStore:
-    store: uploads.ChunkStore = request.app.state.upload_store
-    return store
-
-
-def _kick(request: Request) -> None:
-    worker: jobs.JobWorker | None = request.app.state.job_worker
-    if worker is not None:
-        worker.kick()
 
 
 class NewUpload(BaseModel):
@@ -87,11 +77,16 @@ class NewUpload(BaseModel):
 
 @router.get("/speak/{token}", response_class=HTMLResponse)
 def portal_page(
-    request: Request, token: str, db: DbDep, invitation: Invitation, settings: SettingsDep
+    request: Request,
+    token: str,
+    db: DbDep,
+    invitation: Invitation,
+    settings: SettingsDep,
+    protocol: UploadProtocolDep,
 ) -> Response:
     """The speaker's portal: slot, limits, instructions, uploads, notices."""
     view = speakers.portal(db, invitation)
-    store = _store(request)
+    limits = protocol.limits
     feed = greenroom.feed_of_invitation(db, invitation)
     response = render(
         request,
@@ -102,8 +97,8 @@ def portal_page(
             "live": request.app.state.greenroom.urls(feed) if feed is not None else None,
             "token": token,
             "minutes": minutes,
-            "chunk_size": store.limits.chunk_bytes,
-            "max_size": upload_rules.human_bytes(store.limits.max_bytes),
+            "chunk_size": limits.chunk_bytes,
+            "max_size": upload_rules.human_bytes(limits.max_bytes),
             "settings": settings,
         },
     )
@@ -112,42 +107,23 @@ def portal_page(
 
 
 # The upload protocol's routes take no DbDep: each runs its one unit of work in one worker
-# thread (link, lookup, write, commit) and answers after the commit. A DbDep spans several
-# thread hops (the link dependency, the handler, the commit), holding a pooled connection
-# between them: 100 speakers at once left every worker thread waiting for a connection
-# that the requests holding them needed a thread to give back (503s after the pool's
-# timeout, tests/e2e/test_upload_commit_race.py).
-
-
-def _in_one_transaction(
-    request: Request, token: str, work: Callable[[DbSession, SpeakerInvitation], _T]
-) -> _T:
-    """Open the link and do work with it in one unit of work, committed before returning."""
-    database: Database = request.app.state.database
-    with database.session() as db:
-        # The link first: a forged or withdrawn one is refused whatever else was asked.
-        return work(db, speakers.open_invitation(db, token, _secret(request)))
+# thread and answers after the commit (services/upload_protocol.py says why).
 
 
 @router.post("/speak/{token}/uploads", status_code=201)
-async def create_upload(request: Request, token: str, body: NewUpload) -> Response:
+async def create_upload(token: str, body: NewUpload, protocol: UploadProtocolDep) -> Response:
     """Start a resumable upload; answers its id, offset 0 and the chunk size."""
-    store = _store(request)
-
-    def create(db: DbSession, invitation: SpeakerInvitation) -> dict[str, Any]:
-        upload = uploads.create_upload(
-            db,
-            store,
-            invitation,
+    status = await run_in_threadpool(
+        functools.partial(
+            protocol.create,
+            token,
             size=body.size,
             kind=body.kind,
             language=body.language,
             checksum=body.checksum,
             filename=body.filename,
         )
-        return uploads.status_of(upload)
-
-    status = await run_in_threadpool(_in_one_transaction, request, token, create)
+    )
     status["url"] = f"/speak/{token}/uploads/{status['id']}"
     return JSONResponse(
         status,
@@ -156,29 +132,17 @@ async def create_upload(request: Request, token: str, body: NewUpload) -> Respon
     )
 
 
-async def _resumable_status(request: Request, token: str, upload_id: str) -> dict[str, Any]:
-    """The speaker's upload's status, its offset checked first if a gone machine wrote it."""
-    store = _store(request)
-
-    def status(db: DbSession, invitation: SpeakerInvitation) -> dict[str, Any]:
-        upload = uploads.get_upload(db, invitation, upload_id)
-        uploads.recover_unsynced(db, store, upload)  # committed with the unit of work
-        return uploads.status_of(upload)
-
-    return await run_in_threadpool(_in_one_transaction, request, token, status)
-
-
 @router.get("/speak/{token}/uploads/{upload_id}")
-async def upload_status(request: Request, token: str, upload_id: str) -> Response:
+async def upload_status(token: str, upload_id: str, protocol: UploadProtocolDep) -> Response:
     """Where an upload stands (offset to resume from, checks, state)."""
-    status = await _resumable_status(request, token, upload_id)
+    status = await run_in_threadpool(protocol.status, token, upload_id)
     return JSONResponse(status, headers={**PRIVATE, OFFSET_HEADER: str(status["offset"])})
 
 
 @router.head("/speak/{token}/uploads/{upload_id}")
-async def upload_head(request: Request, token: str, upload_id: str) -> Response:
+async def upload_head(token: str, upload_id: str, protocol: UploadProtocolDep) -> Response:
     """Where an upload stands, in headers only (tus style)."""
-    status = await _resumable_status(request, token, upload_id)
+    status = await run_in_threadpool(protocol.status, token, upload_id)
     return Response(
         status_code=204,
         headers={
@@ -191,203 +155,11 @@ async def upload_head(request: Request, token: str, upload_id: str) -> Response:
 
 
 @router.patch("/speak/{token}/uploads/{upload_id}")
-async def upload_chunk(request: Request, token: str, upload_id: str) -> Response:
-    """Store one chunk at Upload-Offset, written and checked as it arrives; 409 if it does not fit.
-
-    No DbDep: the request must not hold a database transaction while the body trickles
-    in over a slow link; it uses one short transaction before the body and one after.
-    """
-    database: Database = request.app.state.database
-    store = _store(request)
-    # The claim's transaction runs while the first MiBs of the body arrive: they wait in
-    # the chunk's buffers, unwritten, until the claim is known (~3 ms a chunk otherwise).
-    opening: asyncio.Future[_OpenChunk] = asyncio.ensure_future(
-        run_in_threadpool(
-            _begin_chunk, database, store, _secret(request), token, upload_id, request.headers
-        )
-    )
-    buffers = store.lend_buffers()
-    try:
-        await _receive(request, database, opening, buffers)
-        sink, checksum = await opening
-        answer = await run_in_threadpool(_end_chunk, database, store, sink, checksum)
-    except upload_rules.OffsetMismatchError as exc:
-        return _resume_from(exc.message, exc.offset)
-    except uploads.ChunkBusyError as exc:
-        return _resume_from(exc.message, exc.offset, retry_after_s=exc.retry_after_s)
-    except ClientDisconnect:
-        await _abandon(database, opening)
-        return Response(status_code=400)  # nobody is listening any more
-    except BaseException:
-        await _abandon(database, opening)
-        raise
-    finally:
-        if opening.done() and not opening.cancelled() and opening.exception() is None:
-            opening.result()[0].close()
-        store.give_back(buffers)
-    state, received, findings = answer
-    if state == UploadState.REJECTED:
-        return JSONResponse(
-            {
-                "detail": " ".join(f["message"] for f in findings if f["level"] == "problem"),
-                "state": state,
-                "findings": findings,
-            },
-            status_code=422,
-            headers=PRIVATE,
-        )
-    if state != UploadState.RECEIVING:
-        _kick(request)  # the check job was committed with the last chunk
-    return Response(
-        status_code=204, headers={**PRIVATE, OFFSET_HEADER: str(received), "Upload-State": state}
-    )
-
-
-_OpenChunk = tuple[uploads.ChunkSink, upload_rules.ChunkChecksum | None]
-
-
-async def _receive(
-    request: Request,
-    database: Database,
-    opening: asyncio.Future[_OpenChunk],
-    buffers: Sequence[mmap.mmap],
-) -> None:
-    """Copy the body into free buffers while a thread writes and checks the full ones."""
-    # Received pieces (64-256 KiB each) are copied, not kept: see ChunkStore.lend_buffers.
-    # One write at a time (the checksum runs in order), carrying every buffer filled
-    # meanwhile: with two buffers the socket waited on the disk ~40% of a chunk's time.
-    # Nothing is written before `opening` (the claim) is done; a refusal ends the body.
-    free = [memoryview(buffer) for buffer in buffers]
-    size = len(buffers[0])
-    current, filled = free.pop(), 0
-    full: list[memoryview] = []  # filled, waiting for the claim or the write in flight
-    in_write: list[memoryview] = []
-    writing: asyncio.Future[None] | None = None
-
-    async def write_done() -> None:
-        nonlocal writing, in_write
-        assert writing is not None
-        await writing
-        free.extend(in_write)
-        writing, in_write = None, []
-
-    async def write_full() -> None:
-        nonlocal writing, in_write, full
-        sink, _checksum = await opening
-        in_write, full = full, []
-        writing = asyncio.ensure_future(run_in_threadpool(sink.write, in_write))
-
-    renew_at = time.monotonic() + uploads.CLAIM_RENEW_S
-    try:
-        async for piece in request.stream():
-            if time.monotonic() > renew_at:
-                # A slow link (a chunk may take minutes): keep the claim alive, checked on
-                # every piece, so no other node takes the chunk over while bytes still come.
-                sink = (await opening)[0]
-                renewed_at = time.monotonic()
-                if sink.ticket.claim and not await run_in_threadpool(
-                    _renew_claim, database, sink.ticket
-                ):
-                    raise ConflictError(
-                        "This chunk took so long that another connection took it over; "
-                        "send it again."
-                    )
-                sink.claim_renewed(renewed_at)
-                renew_at = renewed_at + uploads.CLAIM_RENEW_S
-            if opening.done() and opening.exception() is not None:
-                break  # refused (an offset, a busy chunk, a link): answered without the rest
-            rest = memoryview(piece)
-            while rest:
-                step = min(len(rest), size - filled)
-                current[filled : filled + step] = rest[:step]
-                filled += step
-                rest = rest[step:]
-                if filled < size:
-                    continue
-                full.append(current)
-                if writing is not None and (writing.done() or not free):
-                    await write_done()  # no buffer left to fill: wait for the disk
-                if writing is None and (opening.done() or not free):
-                    await write_full()
-                if not free:
-                    await write_done()  # every buffer went into this write (a late claim)
-                current, filled = free.pop(), 0
-        if writing is not None:
-            await write_done()
-        if filled:
-            full.append(current[:filled])
-        if full:
-            await write_full()
-            await write_done()
-    finally:
-        if writing is not None and not writing.done():
-            # The buffers are lent again after this returns: never under a running write.
-            with contextlib.suppress(BaseException):
-                await asyncio.shield(writing)
-
-
-async def _abandon(database: Database, opening: asyncio.Future[_OpenChunk]) -> None:
-    """Give up the chunk's claim, if the chunk got one."""
-    try:
-        sink, _checksum = await asyncio.shield(opening)
-    except BaseException:
-        return  # refused before any claim: nothing to give up
-    await run_in_threadpool(_abandon_chunk, database, sink.ticket)
-
-
-def _resume_from(message: str, offset: int, *, retry_after_s: int | None = None) -> Response:
-    headers = {**PRIVATE, OFFSET_HEADER: str(offset)}
-    body: dict[str, Any] = {"detail": message, "offset": offset}
-    if retry_after_s is not None:
-        headers["Retry-After"] = str(retry_after_s)
-        body["retry_after_s"] = retry_after_s
-    return JSONResponse(body, status_code=409, headers=headers)
-
-
-def _begin_chunk(
-    database: Database,
-    store: uploads.ChunkStore,
-    secret: bytes,
-    token: str,
-    upload_id: str,
-    headers: Headers,
-) -> _OpenChunk:
-    with database.session() as db:
-        # The link first: a forged or withdrawn one is refused whatever the headers say.
-        invitation = speakers.open_invitation(db, token, secret)
-        upload = uploads.get_upload(db, invitation, upload_id)
-        if uploads.recover_unsynced(db, store, upload):
-            db.commit()  # kept whatever this chunk's fate: the offset to resume from moved
-        offset = upload_rules.parse_offset(headers.get(OFFSET_HEADER))
-        length = upload_rules.parse_length(headers.get("content-length"))
-        checksum = upload_rules.parse_checksum(headers.get("Upload-Checksum"))
-        ticket = uploads.begin_chunk(db, store, upload, offset=offset, length=length)
-    # After the commit: a sink (and its file descriptor) only for a claim that holds.
-    return uploads.ChunkSink(ticket, sha256=uploads.wants_sha256(checksum)), checksum
-
-
-def _end_chunk(
-    database: Database,
-    store: uploads.ChunkStore,
-    sink: uploads.ChunkSink,
-    checksum: upload_rules.ChunkChecksum | None,
-) -> tuple[str, int, list[dict[str, Any]]]:
-    digests = sink.finish()
-    with database.session() as db:
-        outcome = uploads.end_chunk(
-            db, store, sink.ticket, digests=digests, checksum=checksum, head=sink.head
-        )
-    return outcome.state, outcome.received, outcome.findings
-
-
-def _renew_claim(database: Database, ticket: uploads.ChunkTicket) -> bool:
-    with database.session() as db:
-        return uploads.renew_claim(db, ticket)
-
-
-def _abandon_chunk(database: Database, ticket: uploads.ChunkTicket) -> None:
-    with database.session() as db:
-        uploads.abandon_chunk(db, ticket)
+async def upload_chunk(
+    request: Request, token: str, upload_id: str, protocol: UploadProtocolDep
+) -> Response:
+    """Store one chunk at Upload-Offset (web/transport/uploads.py; its fast path skips this)."""
+    return await serve_chunk(request, protocol, token, upload_id)
 
 
 def _media_file(upload: Upload, which: str) -> Path:
@@ -432,7 +204,7 @@ def readiness_page(
 ) -> Response:
     """Invitations, uploads, check results, preview and approval of one item."""
     item = programme.get_item(db, summit, item_id)
-    secret = _secret(request)
+    secret = speakers.link_secret(settings)
     invitations = [
         (inv, f"{settings.base_url.rstrip('/')}/speak/{speakers.invitation_token(inv, secret)}")
         for inv in speakers.invitations_of_item(db, item)
@@ -526,7 +298,7 @@ def choose(db: DbDep, summit: EditableSummit, upload_id: str) -> Response:
     """Put this file in the programme instead of the item's current one (of its kind)."""
     upload = _summit_upload(db, summit, upload_id)
     item = programme.get_item(db, summit, upload.item_id)
-    uploads.choose_upload(db, item, upload)
+    upload_results.choose_upload(db, item, upload)
     return _back(_item_page_url(summit.slug, item.id))
 
 
@@ -556,12 +328,12 @@ def uploads_page(
     page: lists.ListCode = "",
 ) -> Response:
     """Every speaker upload of the summit a page at a time, by state, file, item or speaker."""
-    view = lists.list_view(page, per, sort, uploads.UPLOAD_SORTS)
+    view = lists.list_view(page, per, sort, upload_list.UPLOAD_SORTS)
     text = paging.search_text(q)
     query = view.query(state=state.strip(), q=text)
     if (tidy := lists.tidy_redirect(request, query, view.page)) is not None:
         return tidy
-    listed = uploads.page_of_uploads(
+    listed = upload_list.page_of_uploads(
         db, summit, state=state.strip(), text=text, sort=view.sort, page=view.page, size=view.size
     )
     return render(
@@ -576,7 +348,7 @@ def uploads_page(
             "text": text,
             "states": [s.value for s in UploadState],
             "view": view,
-            "sorts": uploads.UPLOAD_SORTS,
+            "sorts": upload_list.UPLOAD_SORTS,
             "sizes": paging.PAGE_SIZES,
         },
     )
