@@ -15,21 +15,21 @@ from pathlib import Path
 from typing import IO
 from urllib.parse import quote
 
-from fastapi import FastAPI, Request, WebSocket
+from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from sqlalchemy.exc import DataError
 from starlette.middleware.sessions import SessionMiddleware
-from starlette.types import ASGIApp, Receive, Scope, Send
 
 from summitcast import __version__, geo
 from summitcast.config import Settings
 from summitcast.errors import AuthenticationError, RateLimitedError, SummitcastError
 from summitcast.media.segment_store import SessionStores
-from summitcast.presence import Presence, PubSub, create_backends
+from summitcast.presence import Presence, PresenceUnavailableError, PubSub, create_backends
 from summitcast.runtime.broadcast_manager import BroadcastManager
 from summitcast.runtime.greenroom import GreenRoomManager
+from summitcast.runtime.presence_tasks import PresenceTasks
 from summitcast.runtime.upload_jobs import UploadJobs, chunk_store
 from summitcast.runtime.webrtc import BrowserContributions
 from summitcast.services.accounts import account_delay, rate_limiter
@@ -48,7 +48,6 @@ from summitcast.web.edge import (
     install_edge_handlers,
     wants_json,
 )
-from summitcast.web.presence_socket import PresenceSockets
 from summitcast.web.proxies import TrustedProxies
 from summitcast.web.routes import (
     api,
@@ -67,12 +66,14 @@ from summitcast.web.routes import (
     speakers,
 )
 from summitcast.web.security import (
-    SECURITY_HEADERS,
     BodyLimitMiddleware,
     SecurityHeadersMiddleware,
     security_headers,
 )
 from summitcast.web.templating import make_templates, render
+from summitcast.web.transport.heartbeat import HeartbeatFastPath
+from summitcast.web.transport.presence_protocol import backend_unavailable
+from summitcast.web.transport.presence_socket import PresenceSockets
 from summitcast.web.transport.uploads import UploadChunkFastPath
 
 log = logging.getLogger(__name__)
@@ -126,7 +127,7 @@ def create_app(
     # Counts every accepted heartbeat into its bucket in memory; flushed below.
     attendance = AttendanceRecorder(settings.attendance_bucket_s)
     live_service.on_accepted = attendance.count
-    # Presence sockets served before ASGI under `summitcast serve` (web/presence_socket.py).
+    # Presence sockets served before ASGI under `summitcast serve` (web/transport/).
     presence_sockets = PresenceSockets(live_service)
     # Appends closed buckets to live attendance logs and signs a new head each interval.
     live_logs = LivePublisher(settings, db)
@@ -137,6 +138,8 @@ def create_app(
         if settings.demo_audience and settings.broadcast_workers
         else None
     )
+    # Sweeps timed-out locations, publishes figures, samples counts for reports.
+    presence_tasks = PresenceTasks(live_service, audience)
     # Its stream health reaches control rooms on every worker through the pub/sub.
     # Each session's HLS store: filled by this node's playouts, served by any node.
     segment_stores = SessionStores(settings.segment_store, settings.effective_segment_dir)
@@ -163,8 +166,7 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
-        # Sweeps timed-out locations, publishes figures, samples counts for reports.
-        await live_service.start()
+        await presence_tasks.start()
         presence_sockets.start()
         # Moves closed attendance buckets into the database (adding to other workers').
         attendance_task = asyncio.create_task(
@@ -178,8 +180,6 @@ def create_app(
         await green_room.start()
         if job_worker is not None:
             await job_worker.start()
-        if audience is not None:
-            await audience.start()
         # The city index takes ~1 s to build (over 10 s on a loaded machine): build it
         # now, off the loop, so the first registration does not wait for it, and
         # before gc.freeze() so its objects are not scanned by every collection.
@@ -190,15 +190,13 @@ def create_app(
             yield
         finally:
             gc.callbacks.remove(gc_watch)
-            if audience is not None:
-                await audience.stop()
             if job_worker is not None:
                 await job_worker.stop()
             await browser_live.close()
             await green_room.stop()
             await broadcasts.stop()
             await presence_sockets.stop()
-            await live_service.stop()
+            await presence_tasks.stop()
             heads_task.cancel()
             attendance_task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -297,7 +295,9 @@ def create_app(
     app.add_middleware(EdgeMiddleware, headers=headers)
     # Heartbeats skip the session (they carry none), routing, dependencies and the other
     # middleware; it applies its own body cap and headers.
-    app.add_middleware(HeartbeatFastPath, headers=headers)
+    app.add_middleware(
+        HeartbeatFastPath, live=live_service, sockets=presence_sockets, headers=headers
+    )
     if settings.trusted_proxies:
         # Outermost (added last): every layer, fast paths and rate limits included, sees
         # the client the trusted proxy forwarded (web/proxies.py).
@@ -327,7 +327,7 @@ def create_app(
         return page
 
     if settings.redis_url:
-        _answer_503_while_redis_is_away(app)
+        _answer_503_while_presence_is_away(app)
     _answer_503_while_the_database_is_away(app)
 
     @app.exception_handler(RequestValidationError)
@@ -356,84 +356,16 @@ def create_app(
     return app
 
 
-class HeartbeatFastPath:
-    """Hands the heartbeat POST and the presence socket straight to their route functions."""
-
-    # Route matching over ~80 routes, dependency solving, the exit stack and three
-    # middleware cost ~300 µs per request; the heartbeat itself ~10 µs
-    # (benchmarks/heartbeat_path.py). A socket pays that once, at its handshake, but
-    # 30,000 screens reconnecting at once pay it 30,000 times, and each socket's task
-    # would keep every frame of that stack alive while the screen stays connected.
-    PATH = "/live/heartbeat"
-    SOCKET_PATH = "/live/ws"
-    MAX_BODY = 16 * 1024  # a heartbeat is ~200 bytes; live.MAX_MESSAGE_CHARS refuses > 1 KiB
-
-    def __init__(
-        self, app: ASGIApp, *, headers: tuple[tuple[bytes, bytes], ...] = SECURITY_HEADERS
-    ) -> None:
-        self.app = app
-        self.headers = ((b"content-type", b"application/json"), *headers)
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        """Serve a heartbeat POST or a presence socket here; pass everything else on."""
-        if scope["type"] == "websocket" and scope["path"] == self.SOCKET_PATH:
-            await live.presence_socket(WebSocket(scope, receive, send))
-            return
-        if scope["type"] != "http" or scope["path"] != self.PATH or scope["method"] != "POST":
-            await self.app(scope, receive, send)
-            return
-        body = await self._body(receive)
-        extra: list[tuple[str, str]] = []
-        if body is None:
-            status, answer = 413, _HEARTBEAT_TOO_LARGE
-        else:
-            status, answer, extra = await live.answer_heartbeat(scope["app"].state.live, body)
-        headers = [*self.headers, (b"content-length", str(len(answer)).encode())]
-        headers += [(k.encode(), v.encode()) for k, v in extra]
-        await send({"type": "http.response.start", "status": status, "headers": headers})
-        await send({"type": "http.response.body", "body": answer})
-
-    async def _body(self, receive: Receive) -> bytes | None:
-        """The request body, or None once it grows past MAX_BODY."""
-        parts: list[bytes] = []
-        size = 0
-        while True:
-            message = await receive()
-            if message["type"] != "http.request":
-                return b""  # the client left; its empty heartbeat is refused as malformed
-            chunk = message.get("body", b"")
-            size += len(chunk)
-            if size > self.MAX_BODY:
-                return None
-            parts.append(chunk)
-            if not message.get("more_body", False):
-                return b"".join(parts)
-
-
-_HEARTBEAT_TOO_LARGE = (
-    b'{"ok":false,"reason":"malformed","detail":"A heartbeat is at most 16 KiB."}'
-)
-
-
-def _answer_503_while_redis_is_away(app: FastAPI) -> None:
-    """Answer 503 with Retry-After, not 500, while the Redis back-end is unreachable."""
-    # Imported here: the embedded default never loads the Redis client.
-    from redis.exceptions import ConnectionError as RedisConnectionError
-    from redis.exceptions import TimeoutError as RedisTimeoutError
-
+def _answer_503_while_presence_is_away(app: FastAPI) -> None:
+    """Answer 503 with Retry-After, not 500, while the presence back-end is unreachable."""
     # One line an outage, no traceback: a restart of Redis is an operations event, not a bug.
     outage = _OutageLine("presence back-end")
 
     async def unavailable(request: Request, exc: Exception) -> Response:
         outage.failed(exc)
-        return JSONResponse(
-            {"detail": "Live presence is briefly unavailable; try again."},
-            status_code=503,
-            headers={"Retry-After": "2"},
-        )
+        return backend_unavailable()
 
-    app.add_exception_handler(RedisConnectionError, unavailable)
-    app.add_exception_handler(RedisTimeoutError, unavailable)
+    app.add_exception_handler(PresenceUnavailableError, unavailable)
 
 
 def _answer_503_while_the_database_is_away(app: FastAPI) -> None:

@@ -61,7 +61,7 @@ def app_server(
                 *(sys.executable, "-m", "uvicorn", "summitcast.app:app_from_environment"),
                 *("--factory", "--host", "127.0.0.1", "--port", str(port), "--no-access-log"),
                 # As `summitcast serve`: location screens' sockets on the callback-only protocol.
-                *("--ws", "summitcast.web.presence_socket:PresenceWebSockets"),
+                *("--ws", "summitcast.web.transport.presence_socket:PresenceWebSockets"),
             ],
             stdout=out,
             stderr=subprocess.STDOUT,

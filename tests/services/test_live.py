@@ -17,10 +17,10 @@ from summitcast.config import Settings
 from summitcast.domain.presence import encode_heartbeat, sign_heartbeat
 from summitcast.presence.base import Presence, PubSub
 from summitcast.presence.memory import MemoryPresence, MemoryPubSub
-from summitcast.presence.messages import presence_channel
-from summitcast.services import live as live_module
+from summitcast.presence.names import presence_channel
 from summitcast.services import locations
 from summitcast.services.live import LiveService, OutageLog, Outcome, Reason
+from summitcast.services.live import identities as identities_module
 from summitcast.services.locations import LocationInput
 from summitcast.storage.database import Database
 from summitcast.storage.tables import Location, PresenceSample, Summit
@@ -426,6 +426,43 @@ def test_figure_stream_coalesces_to_one_update_per_interval(env: Env) -> None:
     assert received[1][0] - received[0][0] >= 0.45
 
 
+def test_sweep_publishes_only_when_someone_went_offline(env: Env) -> None:
+    # Moved from tests/presence/test_messages.py: the public message is LiveService's now.
+    halls = [env.register(label=f"Hall {i}", country="DE", city="") for i in range(6)]
+
+    async def scenario() -> list[object]:
+        await env.live.heartbeat(env.token(halls[0]))
+        env.clock.now += 1.0
+        for hall in halls[1:]:
+            await env.live.heartbeat(env.token(hall))
+        await env.live.publish_dirty()  # the arrivals' figures, before we listen
+        start = env.clock.now - 1.0
+        async with env.live.pubsub.subscribe(presence_channel(str(env.summit.id))) as sub:
+            nothing_gone = await env.live.sweep(now=start + TIMEOUT - 0.5)
+            await env.live.publish_dirty()
+            gone = await env.live.sweep(now=start + TIMEOUT + 0.5)
+            await env.live.publish_dirty()
+            message = await sub.get(timeout=5)
+            silence = await sub.get(timeout=0.2)
+        return [nothing_gone, gone, message, silence]
+
+    assert run(scenario) == [
+        [],
+        [halls[0].public_id],
+        {
+            "type": "presence",
+            "total": 5,
+            "countries": {"DE": 5},
+            "elsewhere": 0,
+            "peak": 6,
+            "country_count": 1,
+            "cities": [],
+            "k": 5,
+        },
+        None,
+    ]
+
+
 def test_publish_dirty_pushes_public_figures_to_subscribers(env: Env) -> None:
     location = env.register()
 
@@ -546,16 +583,16 @@ def test_dashboard_lists_show_arrivals_and_drops_after_they_are_stored(env: Env)
 def test_refresh_reads_identities_a_page_at_a_time_and_keeps_unchanged_ones(
     env: Env, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(live_module, "IDENTITY_PAGE", 2)
-    monkeypatch.setattr(live_module, "IDENTITY_PAGE_PAUSE_S", 0.0)
+    monkeypatch.setattr(identities_module, "IDENTITY_PAGE", 2)
+    monkeypatch.setattr(identities_module, "IDENTITY_PAGE_PAUSE_S", 0.0)
     made = [env.register(city="Paris") for _ in range(5)]
     pending = env.register(city="Lyon", approve=False)
 
     async def scenario() -> tuple[set[str], bool]:
         await env.live.refresh_summits()
-        first = dict(env.live._identities)
+        first = dict(env.live.identities.entries)
         await env.live.refresh_summits()
-        kept = all(env.live._identities[k] is first[k] for k in first)
+        kept = all(env.live.identities.entries[k] is first[k] for k in first)
         return set(first), kept
 
     cached, kept = run(scenario)
@@ -580,7 +617,7 @@ def test_reissue_racing_a_heartbeat_on_another_worker_stops_counting_at_once(
     old_secret = TEST_LINKS.open(location)
 
     async def scenario() -> tuple[int, int, Any]:
-        follower = asyncio.create_task(second._follow_changes())
+        follower = asyncio.create_task(second.follow_changes())
         await asyncio.sleep(0)  # subscribed
         await second.heartbeat(first.token(location))  # the second worker caches the identity
         with database.session() as db:

@@ -14,7 +14,7 @@ from summitcast.app import create_app
 from summitcast.config import Settings
 from summitcast.storage.database import Database
 from summitcast.storage.tables import Location
-from summitcast.web.routes.live import presence_socket
+from summitcast.web.transport.presence_socket import serve_screen
 from tests.web.presence_helpers import hall, token
 
 pytestmark = pytest.mark.integration
@@ -102,8 +102,9 @@ class _GoneDuringHandshake:
 def test_presence_socket_of_a_client_gone_during_the_handshake_ends_quietly(
     client: TestClient,
 ) -> None:
-    socket = _GoneDuringHandshake(client.app.state.live)  # type: ignore[attr-defined]
+    state = client.app.state  # type: ignore[attr-defined]
+    socket = _GoneDuringHandshake(state.live)
 
-    asyncio.run(presence_socket(socket))  # type: ignore[arg-type]
+    asyncio.run(serve_screen(socket, state.live, state.presence_sockets))  # type: ignore[arg-type]
 
     assert socket.sent == []

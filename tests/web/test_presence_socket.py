@@ -29,9 +29,9 @@ from summitcast.services import programme
 from summitcast.services.programme import SessionInput
 from summitcast.storage.database import Database
 from summitcast.storage.tables import Location, Session, Summit
-from summitcast.web.presence_socket import (
+from summitcast.web.transport.presence_socket import MAX_WAITING, PresenceWebSockets
+from summitcast.web.transport.websocket_frames import (
     MAX_MESSAGE,
-    MAX_WAITING,
     OP_BINARY,
     OP_CLOSE,
     OP_CONTINUATION,
@@ -39,7 +39,6 @@ from summitcast.web.presence_socket import (
     OP_PONG,
     OP_TEXT,
     FrameError,
-    PresenceWebSockets,
     accept_key,
     take_frame,
 )

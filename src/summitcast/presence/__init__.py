@@ -3,7 +3,14 @@
 from __future__ import annotations
 
 from summitcast.config import Settings
-from summitcast.presence.base import Message, Presence, PresenceSnapshot, PubSub, Subscription
+from summitcast.presence.base import (
+    Message,
+    Presence,
+    PresenceSnapshot,
+    PresenceUnavailableError,
+    PubSub,
+    Subscription,
+)
 from summitcast.presence.coalesce import Coalescer, coalesce
 from summitcast.presence.memory import MemoryPresence, MemoryPubSub
 
@@ -14,6 +21,7 @@ __all__ = [
     "Message",
     "Presence",
     "PresenceSnapshot",
+    "PresenceUnavailableError",
     "PubSub",
     "Subscription",
     "coalesce",

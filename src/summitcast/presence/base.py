@@ -22,6 +22,15 @@ from typing import Any, Protocol
 Message = dict[str, Any]
 
 
+class PresenceUnavailableError(ConnectionError):
+    """The presence or pub/sub back-end cannot be reached for now (an operations event).
+
+    Each back-end raises this for its own outage errors (Redis refusing, restarting or
+    timing out), so callers never need to know which client library is loaded. A
+    ConnectionError, so ``except OSError`` around a back-end call catches it too.
+    """
+
+
 @dataclass(frozen=True, slots=True)
 class PresenceSnapshot:
     """Online figures of one summit at one instant (``peak_at`` is on the back-end's clock)."""

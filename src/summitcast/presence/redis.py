@@ -22,9 +22,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from contextlib import asynccontextmanager
-from typing import Any, TypeAlias
+from functools import wraps
+from typing import Any, Concatenate, ParamSpec, TypeAlias, TypeVar
 
 import redis.asyncio as aioredis
 from redis.commands.core import AsyncScript
@@ -32,10 +33,15 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import NoScriptError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from summitcast.presence.base import Message, PresenceSnapshot
+from summitcast.presence.base import Message, PresenceSnapshot, PresenceUnavailableError
 from summitcast.presence.memory import LocalHub, LocalSubscription, encode_message
 
 log = logging.getLogger(__name__)
+
+# What the Redis client raises while the server is away (BusyLoadingError of a Redis
+# restarting and MaxConnectionsError are ConnectionErrors): callers see them only as
+# PresenceUnavailableError.
+OUTAGE = (RedisConnectionError, RedisTimeoutError)
 
 # redis 8 ships its own (non-generic) types; stale types-redis stubs must not be installed.
 Redis: TypeAlias = aioredis.Redis
@@ -198,6 +204,33 @@ return 1
 """
 
 
+P = ParamSpec("P")
+R = TypeVar("R")
+S = TypeVar("S")
+
+
+def unavailable(error: BaseException) -> PresenceUnavailableError:
+    """The back-end's own outage error for one of the Redis client's."""
+    translated = PresenceUnavailableError(f"redis: {error}")
+    translated.__cause__ = error
+    return translated
+
+
+def _translated(
+    method: Callable[Concatenate[S, P], Awaitable[R]],
+) -> Callable[Concatenate[S, P], Coroutine[Any, Any, R]]:
+    """Raise PresenceUnavailableError for the Redis client's outage errors."""
+
+    @wraps(method)
+    async def call(self: S, /, *args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return await method(self, *args, **kwargs)
+        except OUTAGE as error:
+            raise unavailable(error) from error
+
+    return call
+
+
 def _pooled_client(url: str, max_connections: int = 64) -> Redis:
     """A client whose pool waits for a free connection instead of failing."""
     # redis-py's default pool raises MaxConnectionsError past 100 connections: a burst of
@@ -265,9 +298,11 @@ class _ScriptBatcher:
                 for i, result in zip(missing, retried, strict=True):
                     results[i] = result
         except Exception as error:
+            # Translated here, once per batch: the heartbeat's own path adds no handler.
+            failure = unavailable(error) if isinstance(error, OUTAGE) else error
             for *_, future in batch:
                 if not future.done():
-                    future.set_exception(error)
+                    future.set_exception(failure)
             return
         for (*_, future), result in zip(batch, results, strict=True):
             if future.done():  # its caller was cancelled
@@ -340,6 +375,7 @@ class RedisPresence:
         args: ScriptArgs = [_now_arg(now), self.timeout_s, location_id, country]
         return bool(await self._batch.call(self._heartbeat, self._keys(summit_id), args))
 
+    @_translated
     async def expire(self, summit_id: str, now: float | None = None) -> list[str]:
         """Drop locations whose timeout has passed; return them (each reported once)."""
         keys = self._keys(summit_id)[:3]
@@ -352,6 +388,7 @@ class RedisPresence:
             if len(batch) < self._expire_batch:
                 return gone
 
+    @_translated
     async def online_count(self, summit_id: str, now: float | None = None) -> int:
         """How many locations are online at ``now`` (exact even if expire() lags)."""
         keys = self._keys(summit_id)[:1]
@@ -361,21 +398,25 @@ class RedisPresence:
         """Online locations per country at ``now``; countries with none are left out."""
         return (await self.snapshot(summit_id, now)).by_country
 
+    @_translated
     async def peak(self, summit_id: str) -> tuple[int, float | None]:
         """The highest online count seen and the ``now`` at which it was first reached."""
         peak, at = await self._client.hmget(self._keys(summit_id)[3], ["peak", "at"])
         return (int(peak), float(_text(at))) if peak is not None else (0, None)
 
+    @_translated
     async def is_online(self, summit_id: str, location_id: str, now: float | None = None) -> bool:
         """True while the location's last heartbeat is younger than the timeout."""
         keys = self._keys(summit_id)[:1]
         args: ScriptArgs = [_now_arg(now), self.timeout_s, location_id]
         return bool(await self._is_online(keys=keys, args=args))
 
+    @_translated
     async def forget(self, summit_id: str, location_id: str) -> bool:
         """Take a location out at once (revoked); True when it was being tracked."""
         return bool(await self._forget(keys=self._keys(summit_id)[:3], args=[location_id]))
 
+    @_translated
     async def snapshot(self, summit_id: str, now: float | None = None) -> PresenceSnapshot:
         """Total, per-country counts and peak read together (one script, one instant)."""
         total, flat, peak, at = await self._snapshot(
@@ -447,6 +488,7 @@ class RedisPubSub:
         """Connect lazily to the Redis at ``url``."""
         return cls(_pooled_client(url), prefix=prefix)
 
+    @_translated
     async def publish(self, channel: str, message: Message) -> None:
         """Send a JSON-serialisable dict to every subscriber of ``channel`` in every worker."""
         await self._client.publish(self._channel_prefix + channel, encode_message(message))
@@ -471,10 +513,12 @@ class RedisPubSub:
                 self._confirmed[channel] = asyncio.Event()
                 try:
                     await self._pubsub.subscribe(self._channel_prefix + channel)
-                except BaseException:
+                except BaseException as error:
                     # Redis is away: forget the attempt, or every later subscriber of
                     # this channel would count on a subscription that never happened.
                     del self._refs[channel], self._confirmed[channel]
+                    if isinstance(error, OUTAGE):
+                        raise unavailable(error) from error
                     raise
                 if self._reader is None:
                     self._reader = asyncio.create_task(self._read(), name="redis-pubsub-reader")
@@ -483,9 +527,9 @@ class RedisPubSub:
         # published right after subscribe() returns could be missed.
         try:
             await asyncio.wait_for(confirmed.wait(), self._confirm_timeout_s)
-        except TimeoutError:
+        except TimeoutError as error:
             await self._release(channel)
-            raise
+            raise PresenceUnavailableError("redis did not confirm a subscription") from error
 
     async def _release(self, channel: str) -> None:
         async with self._lock:
@@ -493,7 +537,7 @@ class RedisPubSub:
             if self._refs[channel] == 0:
                 del self._refs[channel]
                 del self._confirmed[channel]
-                with contextlib.suppress(RedisConnectionError, RedisTimeoutError):
+                with contextlib.suppress(*OUTAGE):
                     await self._pubsub.unsubscribe(self._channel_prefix + channel)
 
     async def _read(self) -> None:
@@ -504,7 +548,7 @@ class RedisPubSub:
                 if failures:
                     log.warning("redis pub/sub reading again after %d failed reads", failures)
                 failures = 0
-            except (RedisConnectionError, RedisTimeoutError, OSError) as error:
+            except (*OUTAGE, OSError) as error:
                 # redis-py reconnects and re-subscribes on the next read; wait a little
                 # longer each time so a Redis outage does not become a busy loop.
                 failures += 1

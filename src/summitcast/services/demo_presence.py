@@ -15,7 +15,6 @@ silent, and the presence timeout takes it offline as it would a closed laptop.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import math
 import random
@@ -224,7 +223,6 @@ class DemoAudience:
         self.stay_s = stay_s
         self.pools: dict[str, _Pool] = {}
         self._loaded_at: float | None = None
-        self._task: asyncio.Task[None] | None = None
 
     async def load(self) -> int:
         """Read the simulated locations of demo summits; screens already watching keep on."""
@@ -306,25 +304,10 @@ class DemoAudience:
             log.debug("simulated location %s refused: %s", screen.public_id, outcome.reason)
         return outcome.ok
 
-    async def run(self) -> None:
-        """Step once per tick for as long as the app runs."""
-        while True:
-            try:
-                now = self._clock()
-                if self._loaded_at is None or now - self._loaded_at >= RELOAD_S:
-                    await self.load()
-                await self.step(now)
-            except self.live.outage_errors as error:
-                self.live.outages.failed("demo audience", error)
-            await asyncio.sleep(self.tick_s)
-
-    async def start(self) -> None:
-        """Run the simulation in the background."""
-        self._task = asyncio.create_task(self.run(), name="demo-audience")
-
-    async def stop(self) -> None:
-        """Stop the simulation; its screens go silent and time out."""
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+    async def tick(self) -> Step:
+        """One tick of the simulation: read the pool again when due, then step at now."""
+        # Run every tick_s by runtime/presence_tasks.py, which logs an outage as one line.
+        now = self._clock()
+        if self._loaded_at is None or now - self._loaded_at >= RELOAD_S:
+            await self.load()
+        return await self.step(now)

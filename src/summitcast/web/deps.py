@@ -11,6 +11,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from typing import Annotated, Any
 
 from fastapi import Depends, Request
+from fastapi.requests import HTTPConnection
 
 from summitcast.config import Settings
 from summitcast.domain.accounts import Permission
@@ -58,7 +59,7 @@ def get_db(
         yield db
 
 
-def get_settings(request: Request) -> Settings:
+def get_settings(request: HTTPConnection) -> Settings:
     """The app's Settings."""
     settings: Settings = request.app.state.settings
     return settings
@@ -176,7 +177,7 @@ ReportCacheDep = Annotated[ReportCache, Depends(get_report_cache)]
 AttendanceFlushDep = Annotated[Callable[[], Awaitable[int]], Depends(get_attendance_flush)]
 
 
-def get_live(request: Request) -> LiveService:
+def get_live(request: HTTPConnection) -> LiveService:
     """The app's live service: presence, heartbeats, location changes told to every worker."""
     live: LiveService = request.app.state.live
     return live
@@ -208,3 +209,12 @@ async def get_upload_protocol(request: Request) -> UploadProtocol:
 
 
 UploadProtocolDep = Annotated[UploadProtocol, Depends(get_upload_protocol)]
+
+
+def get_database(connection: HTTPConnection) -> Database:
+    """The app's database, for a WebSocket that opens its own short unit of work."""
+    database: Database = connection.app.state.database
+    return database
+
+
+DatabaseDep = Annotated[Database, Depends(get_database)]

@@ -1,6 +1,8 @@
 """Real time: the location screen's presence socket and heartbeat fallback, live figure pushes.
 
-The wire protocol is described in services/live.py.
+The wire protocol is written down in web/transport/presence_protocol.py; under create_app
+the heartbeat and the presence socket are served by web/transport/heartbeat.py before
+routing, and the two routes below hold the same conversation for any other mounting.
 """
 
 from __future__ import annotations
@@ -15,158 +17,75 @@ from urllib.parse import urlsplit
 from fastapi import APIRouter, Request, WebSocket, WebSocketDisconnect
 from fastapi.responses import HTMLResponse, JSONResponse, Response, StreamingResponse
 
+from summitcast.config import Settings
 from summitcast.domain.accounts import Permission
 from summitcast.errors import SummitcastError
 from summitcast.presence.base import Message
-from summitcast.services import accounts, programme
-from summitcast.services.live import LiveService, Reason
-from summitcast.storage.database import Database
-from summitcast.storage.tables import Summit
-from summitcast.web.deps import DbDep, get_actor, summit_for
+from summitcast.services import Database, Summit, accounts, programme
+from summitcast.services.live import OUTAGE_ERRORS, LiveService
+from summitcast.web.deps import DatabaseDep, DbDep, LiveDep, SettingsDep, get_actor, summit_for
 from summitcast.web.edge import Slug
-from summitcast.web.presence_socket import PUSH_ON_AIR, AsgiScreen, PresenceSockets, answer
 from summitcast.web.templating import render
+from summitcast.web.transport.presence_protocol import answer_heartbeat, unavailable
+from summitcast.web.transport.presence_socket import PresenceSocketsDep, serve_screen
 
 router = APIRouter(include_in_schema=False)
 backstage_router = APIRouter(prefix="/backstage", include_in_schema=False)
 
 LocationsSummit = Annotated[Summit, summit_for(Permission.MANAGE_LOCATIONS)]
 
-# HTTP status of a refused heartbeat on the fallback path.
-_STATUS = {Reason.REPLAY: 409, Reason.MALFORMED: 400, Reason.STALE: 400, Reason.FUTURE: 400}
-_OK = b'{"ok":true,"interval_s":%s}'
-# Seconds a fallback client waits before its next try while a back-end is away.
-_RETRY_AFTER_S = "2"
-_UNAVAILABLE_JSON = json.dumps(
-    {
-        "ok": False,
-        "reason": Reason.UNAVAILABLE.value,
-        "detail": "Live presence is briefly unavailable; try again in a few seconds.",
-    }
-).encode()
-
-
-def _live(connection: Request | WebSocket) -> LiveService:
-    live: LiveService = connection.app.state.live
-    return live
-
 
 @router.websocket("/live/ws")
-async def presence_socket(websocket: WebSocket) -> None:
-    """A location screen's presence: hello, then signed heartbeats (see services/live.py)."""
-    # `summitcast serve` answers this path before ASGI (web/presence_socket.py); this
-    # route serves it under any other ASGI server and in the in-process test client.
-    live = _live(websocket)
-    try:
-        await websocket.accept()
-        await websocket.send_text(json.dumps(live.hello()))
-    except (WebSocketDisconnect, RuntimeError):
-        # The screen gave up while its handshake waited (a herd of reconnects on a busy
-        # worker): uvicorn drops the accept of a closing connection and then refuses
-        # any send with a RuntimeError. Nothing to answer; the screen retries later.
-        return
-    bound: str | None = None
-    # Silence for two whole timeouts closes the socket, as PresenceSockets' sweep does.
-    idle_s = 2 * live.settings.heartbeat_timeout_s
-    sockets: PresenceSockets = websocket.app.state.presence_sockets
-    screen = AsgiScreen(websocket)  # gets what is on air once its first heartbeat counts
-    on_air = PUSH_ON_AIR in websocket.query_params.getlist("push")
-    summit_key: str | None = None
-    try:
-        while True:
-            try:
-                async with asyncio.timeout(idle_s):
-                    message = await websocket.receive()
-            except TimeoutError:
-                await websocket.close(code=1000, reason="no heartbeat")
-                return
-            if message["type"] == "websocket.disconnect":
-                return
-            text = message.get("text")
-            reply = await answer(live, text if isinstance(text, str) else "", bound)
-            bound = reply.bound
-            if on_air and summit_key is None and bound is not None:
-                summit_key = sockets.joined(bound, screen)
-            if reply.text is not None:
-                await websocket.send_text(reply.text)
-            if reply.close:
-                await websocket.close(code=reply.close_code, reason=reply.close_reason)
-                return
-    except WebSocketDisconnect:
-        return
-    finally:
-        if summit_key is not None:
-            sockets.on_air.leave(summit_key, screen)
+async def presence_socket(websocket: WebSocket, live: LiveDep, sockets: PresenceSocketsDep) -> None:
+    """A location screen's presence: hello, then signed heartbeats."""
+    await serve_screen(websocket, live, sockets)
 
 
 @router.post("/live/heartbeat")
-async def heartbeat(request: Request) -> Response:
+async def heartbeat(request: Request, live: LiveDep) -> Response:
     """The HTTP fallback of the presence socket: one heartbeat per request."""
-    # Read raw and answered with pre-encoded bytes: this is the hot path of a
-    # location screen without WebSocket, so no pydantic model and no session.
-    status, body, headers = await answer_heartbeat(_live(request), await request.body())
+    status, body, headers = await answer_heartbeat(live, await request.body())
     return Response(body, status, headers=dict(headers), media_type="application/json")
 
 
-async def answer_heartbeat(
-    live: LiveService, body: bytes
-) -> tuple[int, bytes, list[tuple[str, str]]]:
-    """The fallback's answer to one heartbeat body: status, JSON bytes, extra headers."""
-    try:
-        outcome = await live.heartbeat_message(body.decode("utf-8", "replace"))
-    except live.outage_errors as error:
-        live.outages.failed("heartbeat", error)
-        return 503, _UNAVAILABLE_JSON, [("retry-after", _RETRY_AFTER_S)]
-    if outcome.ok:
-        return 200, _OK % str(live.hello()["interval_s"]).encode(), []
-    reason = outcome.reason or Reason.MALFORMED
-    refusal = json.dumps({"ok": False, "reason": reason.value}).encode()
-    return _STATUS.get(reason, 403), refusal, []
-
-
 @router.get("/s/{slug}/live", response_class=HTMLResponse)
-def live_map_page(request: Request, slug: Slug, db: DbDep) -> Response:
+def live_map_page(request: Request, slug: Slug, db: DbDep, settings: SettingsDep) -> Response:
     """The public live world map with counters."""
     summit = programme.get_summit(db, slug)
-    return render(
-        request, "live/map.html", {"summit": summit, "k": request.app.state.settings.k_anonymity}
-    )
+    return render(request, "live/map.html", {"summit": summit, "k": settings.k_anonymity})
 
 
 @router.get("/live/s/{slug}/figures.json")
-async def public_figures(request: Request, slug: Slug) -> Response:
+async def public_figures(slug: Slug, live: LiveDep) -> Response:
     """The public figures of a summit right now (k-anonymous)."""
-    live = _live(request)
     try:
-        summit_id = await _summit_id(request.app.state.database, slug)
+        summit_id = await live.summit_id(slug)
         return JSONResponse(await live.public_figures(summit_id))
-    except live.outage_errors as error:
+    except OUTAGE_ERRORS as error:
         live.outages.failed("figures", error)
-        return _unavailable()
+        return unavailable()
 
 
 @router.get("/live/s/{slug}/public")
-async def public_events(request: Request, slug: Slug) -> Response:
+async def public_events(slug: Slug, live: LiveDep) -> Response:
     """Public figures pushed as Server-Sent Events (the fallback of the WebSocket below)."""
-    live = _live(request)
     try:
-        summit_id = await _summit_id(request.app.state.database, slug)
-    except live.outage_errors as error:
+        summit_id = await live.summit_id(slug)
+    except OUTAGE_ERRORS as error:
         live.outages.failed("figures", error)
-        return _unavailable()
+        return unavailable()
     return _sse(live, summit_id, organiser=False)
 
 
 @router.websocket("/live/s/{slug}/public")
-async def public_socket(websocket: WebSocket, slug: Slug) -> None:
+async def public_socket(websocket: WebSocket, slug: Slug, live: LiveDep) -> None:
     """Public figures pushed over a WebSocket, at most once per push interval."""
-    live = _live(websocket)
     try:
-        summit_id = await _summit_id(websocket.app.state.database, slug)
+        summit_id = await live.summit_id(slug)
     except SummitcastError:
         await websocket.close(code=1008)
         return
-    except live.outage_errors as error:
+    except OUTAGE_ERRORS as error:
         live.outages.failed("figures", error)
         # 1013 "try again later": the client reconnects with backoff.
         await websocket.close(code=1013)
@@ -175,22 +94,26 @@ async def public_socket(websocket: WebSocket, slug: Slug) -> None:
 
 
 @backstage_router.get("/s/{slug}/live")
-async def organiser_events(
-    request: Request, summit: LocationsSummit, country: str = ""
-) -> Response:
+async def organiser_events(summit: LocationsSummit, live: LiveDep, country: str = "") -> Response:
     """Organiser figures (exact, per country and city; arrivals, drops) as Server-Sent Events."""
-    return _sse(_live(request), summit.id, organiser=True, country=_country(country))
+    return _sse(live, summit.id, organiser=True, country=_country(country))
 
 
 @backstage_router.websocket("/s/{slug}/live")
-async def organiser_socket(websocket: WebSocket, slug: Slug) -> None:
+async def organiser_socket(
+    websocket: WebSocket,
+    slug: Slug,
+    live: LiveDep,
+    database: DatabaseDep,
+    settings: SettingsDep,
+) -> None:
     """Organiser figures over a WebSocket; the session cookie must grant MANAGE_LOCATIONS."""
-    summit_id = await asyncio.to_thread(_organiser_summit, websocket, slug)
+    summit_id = await asyncio.to_thread(_organiser_summit, websocket, database, settings, slug)
     if summit_id is None:
         await websocket.close(code=1008)
         return
     country = _country(websocket.query_params.get("country", ""))
-    await _push(websocket, _live(websocket), summit_id, organiser=True, country=country)
+    await _push(websocket, live, summit_id, organiser=True, country=country)
 
 
 def _country(code: str) -> str:
@@ -199,40 +122,23 @@ def _country(code: str) -> str:
     return value if len(value) == 2 and value.isascii() and value.isalpha() else ""
 
 
-def _unavailable() -> Response:
-    """503 with Retry-After while a back-end is away (the fallback clients retry on it)."""
-    return Response(
-        _UNAVAILABLE_JSON,
-        503,
-        headers={"Retry-After": _RETRY_AFTER_S},
-        media_type="application/json",
-    )
-
-
-def _organiser_summit(websocket: WebSocket, slug: str) -> int | None:
+def _organiser_summit(
+    websocket: WebSocket, database: Database, settings: Settings, slug: str
+) -> int | None:
     # A cross-site page may open a WebSocket with our cookie: only our own origin may.
     origin = websocket.headers.get("origin")
     host = websocket.headers.get("host")
     if origin is None or urlsplit(origin).netloc != host:
         return None
-    database: Database = websocket.app.state.database
     with database.session() as db:
         # get_actor reads only .session, which a WebSocket has like a Request.
-        actor = get_actor(cast(Request, websocket), db)
+        actor = get_actor(cast(Request, websocket), db, settings)
         try:
             summit = programme.get_summit(db, slug)
             accounts.require(db, actor, summit, Permission.MANAGE_LOCATIONS)
         except SummitcastError:
             return None
         return summit.id
-
-
-async def _summit_id(database: Database, slug: str) -> int:
-    def load() -> int:
-        with database.session() as db:
-            return programme.get_summit(db, slug).id
-
-    return await asyncio.to_thread(load)
 
 
 async def _push(
