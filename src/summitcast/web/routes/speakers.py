@@ -39,6 +39,7 @@ from summitcast.web.deps import (
     CurrentActor,
     DbDep,
     EditableSummit,
+    GreenRoomDep,
     SettingsDep,
     UploadProtocolDep,
 )
@@ -83,6 +84,7 @@ def portal_page(
     invitation: Invitation,
     settings: SettingsDep,
     protocol: UploadProtocolDep,
+    green_room: GreenRoomDep,
 ) -> Response:
     """The speaker's portal: slot, limits, instructions, uploads, notices."""
     view = speakers.portal(db, invitation)
@@ -94,7 +96,7 @@ def portal_page(
         {
             "p": view,
             # A live speaker's own ingest, once the producer opened their green-room feed.
-            "live": request.app.state.greenroom.urls(feed) if feed is not None else None,
+            "live": green_room.urls(feed) if feed is not None else None,
             "token": token,
             "minutes": minutes,
             "chunk_size": limits.chunk_bytes,
