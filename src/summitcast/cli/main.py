@@ -243,7 +243,7 @@ def _uvicorn_options(host: str, port: int, workers: int, backlog: int) -> dict[s
         # heartbeats that barely compress: 30,000 screens would pay ~1 GiB for nothing.
         "ws_per_message_deflate": False,
         # No protocol pings: location screens prove they are alive with a heartbeat every
-        # ~10 s and their socket closes after two silent timeouts (web/routes/live.py); figure
+        # ~10 s and their socket closes after two silent timeouts (web/transport/); figure
         # streams write a keep-alive every 15 s. Pings would add a ping and a pong per
         # socket every 20 s: a third of all frames at 30,000 screens.
         "ws_ping_interval": None,
