@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import fcntl
 import gc
 import logging
@@ -27,6 +26,7 @@ from summitcast.config import Settings
 from summitcast.errors import AuthenticationError, RateLimitedError, SummitcastError
 from summitcast.media.segment_store import SessionStores
 from summitcast.presence import Presence, PresenceUnavailableError, PubSub, create_backends
+from summitcast.runtime.attendance import AttendanceTasks
 from summitcast.runtime.broadcast_manager import BroadcastManager
 from summitcast.runtime.greenroom import GreenRoomManager
 from summitcast.runtime.presence_tasks import PresenceTasks
@@ -131,6 +131,7 @@ def create_app(
     presence_sockets = PresenceSockets(live_service)
     # Appends closed buckets to live attendance logs and signs a new head each interval.
     live_logs = LivePublisher(settings, db)
+    attendance_tasks = AttendanceTasks(settings, db, attendance, live_logs)
     # `summitcast demo`: simulated screens of demo summits beat through live_service. One
     # process per node runs them (the one with the encoders), or each worker would add its own.
     audience = (
@@ -168,13 +169,8 @@ def create_app(
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         await presence_tasks.start()
         presence_sockets.start()
-        # Moves closed attendance buckets into the database (adding to other workers').
-        attendance_task = asyncio.create_task(
-            attendance.run(db, settings.attendance_flush_interval_s), name="attendance-flush"
-        )
-        heads_task = asyncio.create_task(
-            live_logs.run(settings.attendance_head_interval_s), name="attendance-heads"
-        )
+        # Moves closed attendance buckets into the database; advances the live logs.
+        attendance_tasks.start()
         # Plays every session on air; sessions left on air by a previous run resume.
         await broadcasts.start()
         await green_room.start()
@@ -197,17 +193,8 @@ def create_app(
             await broadcasts.stop()
             await presence_sockets.stop()
             await presence_tasks.stop()
-            heads_task.cancel()
-            attendance_task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await heads_task
-            with contextlib.suppress(asyncio.CancelledError):
-                await attendance_task
-            # The open bucket too: the next worker's counts add to it, none are lost.
-            try:
-                await attendance.flush(db, everything=True)
-            except Exception:
-                logging.getLogger(__name__).exception("attendance counts lost at shutdown")
+            # Writes the open bucket too: the next worker's counts add to it.
+            await attendance_tasks.stop()
             if database is None:
                 db.dispose()
 

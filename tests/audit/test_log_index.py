@@ -11,7 +11,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from summitcast.audit.log import AttendanceLogWriter, LogEntry, read_log
 from summitcast.audit.log_index import LogIndex, LogIndexBuilder
-from summitcast.audit.verify import inclusion_proof_for
+from summitcast.audit.proofs import inclusion_proof_for
 from summitcast.domain.attendance import CountingRule, SessionWindow
 
 pytestmark = pytest.mark.unit

@@ -26,12 +26,8 @@ from summitcast.audit.log import (
     read_log,
     write_attendance_log,
 )
-from summitcast.audit.verify import (
-    check_saved_head,
-    inclusion_proof_for,
-    verify_inclusion_proof,
-    verify_log,
-)
+from summitcast.audit.proofs import check_saved_head, inclusion_proof_for, verify_inclusion_proof
+from summitcast.audit.verify import verify_log
 from summitcast.domain.attendance import (
     CountingRule,
     LocationHeartbeats,

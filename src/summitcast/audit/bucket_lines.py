@@ -18,8 +18,9 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
-from summitcast.audit.log import leaf_hashes, parse_bucket_columns, parse_record
+from summitcast.audit.log import parse_bucket_columns, parse_record
 from summitcast.audit.merkle import compact_range
+from summitcast.audit.records import leaf_hashes
 from summitcast.audit.tally import ColumnTally, Names
 from summitcast.errors import ValidationError
 

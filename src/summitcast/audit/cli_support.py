@@ -15,20 +15,17 @@ from rich.console import Console
 from rich.progress import BarColumn, DownloadColumn, Progress, TimeRemainingColumn
 from rich.table import Table
 
+from summitcast.audit.dispatch import Progress as ProgressCallback
 from summitcast.audit.live import PublishedHead
-from summitcast.audit.log import SignedTreeHead, read_log
-from summitcast.audit.verify import (
+from summitcast.audit.log import read_log
+from summitcast.audit.proofs import (
     InclusionProof,
     ProofCheck,
-    VerificationReport,
-    check_published_heads,
     inclusion_proof_for,
     verify_inclusion_proof,
-    verify_log,
 )
-from summitcast.audit.verify import (
-    Progress as ProgressCallback,
-)
+from summitcast.audit.records import SignedTreeHead
+from summitcast.audit.verify import VerificationReport, check_published_heads, verify_log
 from summitcast.errors import ValidationError
 
 __all__ = [

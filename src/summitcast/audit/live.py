@@ -32,17 +32,16 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 from summitcast.audit.bucket_lines import BUCKET_PREFIX, parse_bucket_line
-from summitcast.audit.log import (
-    BucketObserver,
+from summitcast.audit.log import BucketObserver, parse_record
+from summitcast.audit.merkle import CompactTree, consistency_proof_from_compact
+from summitcast.audit.records import (
     LogHeader,
     SignedTreeHead,
     canonical_json,
     figures_to_dict,
     head_message,
     leaf_hashes,
-    parse_record,
 )
-from summitcast.audit.merkle import CompactTree, consistency_proof_from_compact
 from summitcast.domain.attendance import (
     SUPPRESSED_COUNTRY,
     AttendanceFigures,

@@ -25,8 +25,8 @@ from contextlib import closing
 from pathlib import Path
 
 from summitcast.audit.bucket_lines import parse_bucket_line
-from summitcast.audit.log import SignedTreeHead, leaf_hashes
 from summitcast.audit.merkle import _path_ranges, node_hash, root_from_hashes
+from summitcast.audit.records import SignedTreeHead, leaf_hashes
 
 __all__ = ["BLOCK_LEVEL", "IndexedHost", "LogIndex", "LogIndexBuilder"]
 

@@ -1,21 +1,14 @@
-"""Verify a public attendance log end to end, and prove or check one host's inclusion."""
+"""Verify a public attendance log end to end; check heads published during the event."""
 
 from __future__ import annotations
 
 import base64
-import bisect
-import collections
 import contextlib
 import dataclasses
 import hashlib
-import mmap
-import multiprocessing
-import os
-import queue
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -23,54 +16,38 @@ from summitcast.audit.bucket_lines import (
     BUCKET_PREFIX,
     HashedBucket,
     bucket_start_of,
-    entries_by_length,
-    expected_entries,
-    hash_bucket_line,
     parse_bucket_line,
 )
+from summitcast.audit.dispatch import (
+    BucketDispatcher,
+    LogLine,
+    Progress,
+    TallySpec,
+    default_workers,
+    log_lines,
+)
 from summitcast.audit.live import PublishedHead
-from summitcast.audit.log import (
-    AttendanceLog,
+from summitcast.audit.log import parse_record
+from summitcast.audit.merkle import EMPTY_ROOT, CompactTree, verify_consistency
+from summitcast.audit.records import (
     LogHeader,
     SignedTreeHead,
+    bucket_time,
     canonical_json,
     figures_from_dict,
-    leaf_bytes,
     leaf_hashes,
-    parse_record,
 )
-from summitcast.audit.merkle import (
-    EMPTY_ROOT,
-    CompactTree,
-    consistency_proof_from_hashes,
-    inclusion_proof_from_batches,
-    verify_consistency,
-    verify_inclusion,
-)
-from summitcast.audit.tally import ColumnTally
 from summitcast.domain.attendance import (
     SUPPRESSED_COUNTRY,
     AttendanceFigures,
     AttendanceTally,
-    CountingRule,
     SessionFigures,
-    SessionWindow,
 )
-from summitcast.errors import NotFoundError, ValidationError
+from summitcast.errors import ValidationError
 
-__all__ = [
-    "InclusionProof",
-    "ProofCheck",
-    "VerificationReport",
-    "check_published_heads",
-    "check_saved_head",
-    "inclusion_proof_for",
-    "verify_inclusion_proof",
-    "verify_log",
-]
+__all__ = ["VerificationReport", "check_published_heads", "verify_log"]
 
 MAX_PROBLEMS = 100
-Progress = Callable[[int, int | None], None]
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,18 +62,6 @@ class VerificationReport:
     header: LogHeader | None = None
     final_head: SignedTreeHead | None = None
     head_roots: dict[int, bytes] = dataclasses.field(default_factory=dict)  # size → root
-
-
-@dataclass(frozen=True, slots=True)
-class ProofCheck:
-    """Outcome of checking one proof, with a sentence for a person."""
-
-    ok: bool
-    message: str
-
-
-def _when(bucket_start: int) -> str:
-    return datetime.fromtimestamp(bucket_start, UTC).strftime("%Y-%m-%d %H:%M UTC")
 
 
 def _b64(key: bytes) -> str:
@@ -118,7 +83,7 @@ def _compare_figures(published: AttendanceFigures, recomputed: AttendanceFigures
             for start in sorted(set(mine_map) | set(theirs_map)):
                 if mine_map.get(start) != theirs_map.get(start):
                     problems.append(
-                        f"published figure concurrent at {_when(start)} is "
+                        f"published figure concurrent at {bucket_time(start)} is "
                         f"{theirs_map.get(start)} but the entries give {mine_map.get(start)}"
                     )
         else:
@@ -194,14 +159,14 @@ class _Verifier:
         """Note a bucket's place; return why it is out of order ("" when it is in order)."""
         if self.last_bucket is not None and start <= self.last_bucket[0]:
             return (
-                f"bucket {start} ({_when(start)}) is out of order: it does not come after "
+                f"bucket {start} ({bucket_time(start)}) is out of order: it does not come after "
                 f"bucket {self.last_bucket[0]} on line {self.last_bucket[1]}"
             )
         self.last_bucket = (start, lineno)
         return ""
 
     def bucket_hashed(
-        self, lineno: int, hashed: HashedBucket | str, order: str | None, line: _Line
+        self, lineno: int, hashed: HashedBucket | str, order: str | None, line: LogLine
     ) -> None:
         """Take in one bucket line parsed (and maybe tallied) by `hash_bucket_line`.
 
@@ -364,230 +329,22 @@ class _Verifier:
                 "it is truncated or unfinished",
             )
 
-
-# Enough of a line to read a bucket's start, and of its end to see how it closes.
-_LINE_HEAD = 128
-_LINE_TAIL = 4
-
-
-@dataclass(frozen=True, slots=True)
-class _Line:
-    """One line of the log: where it lies in the file, and its first bytes.
-
-    Bucket lines of a file are not read by the main process at all: workers read
-    their byte range themselves, so a 3.7 GB log is not copied through pipes.
-    """
-
-    head: bytes  # the whole line when `mapped` is None, else its first bytes
-    tail: bytes
-    offset: int
-    length: int
-    mapped: mmap.mmap | None = None
-
-    def whole(self) -> bytes:
-        """Return all the bytes of the line."""
-        if self.mapped is None:
-            return self.head
-        return self.mapped[self.offset : self.offset + self.length]
-
-
-def _file_lines(path: Path, stack: contextlib.ExitStack) -> Iterator[_Line]:
-    """Yield the lines of a file, mapped until `stack` closes (after the last result is in)."""
-    handle = stack.enter_context(path.open("rb"))
-    size = os.fstat(handle.fileno()).st_size
-    if size == 0:
-        return  # mmap refuses an empty file
-    mapped = stack.enter_context(mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ))
-    offset = 0
-    while offset < size:
-        end = mapped.find(b"\n", offset)  # memchr: the only pass over every byte
-        end = size if end < 0 else end + 1
-        head = mapped[offset : min(end, offset + _LINE_HEAD)]
-        tail = mapped[max(offset, end - _LINE_TAIL) : end]
-        yield _Line(head, tail, offset, end - offset, mapped)
-        offset = end
-
-
-def _lines(
-    source: str | Path | Iterable[str], progress: Progress | None, stack: contextlib.ExitStack
-) -> Iterator[_Line]:
-    """Yield the lines of a file (progress in bytes) or of an iterable of strings."""
-    if isinstance(source, str | Path):
-        path = Path(source)
-        total = path.stat().st_size
-        for line in _file_lines(path, stack):
-            if progress is not None:
-                progress(line.offset + line.length, total)
-            yield line
-        return
-    done = 0
-    for text in source:
-        data = text.encode("utf-8", "surrogateescape")
-        done += len(data)
-        if progress is not None:
-            progress(done, None)
-        yield _Line(data, data[-_LINE_TAIL:], 0, len(data))
-
-
-def _read_range(fd: int, offset: int, length: int) -> bytes:
-    """Return `length` bytes of the file at `offset` (fewer only at its end)."""
-    parts = []
-    while length > 0:
-        # Linux returns at most ~2 GiB per call: loop until done or at the end.
-        part = os.pread(fd, length, offset)
-        if not part:
-            break
-        parts.append(part)
-        offset += len(part)
-        length -= len(part)
-    return parts[0] if len(parts) == 1 else b"".join(parts)
-
-
-# Logs smaller than this are verified in-process: starting workers costs more.
-PARALLEL_MIN_BYTES = 64 * 1024 * 1024
-
-
-def _default_workers(source: str | Path | Iterable[str]) -> int:
-    if not isinstance(source, str | Path) or Path(source).stat().st_size < PARALLEL_MIN_BYTES:
-        return 0
-    return min(2, len(os.sched_getaffinity(0)))
-
-
-TallySpec = tuple[tuple[SessionWindow, ...], CountingRule]
-
-
-def _worker_main(inbox: Any, outbox: Any, path: str | None) -> None:
-    """Parse, hash and tally the bucket lines sent to this worker, in order; hand its tally over.
-
-    A line comes either as its bytes or as a byte range of the log at `path`,
-    which the worker reads itself.
-    """
-    tally: ColumnTally | None = None
-    fd = os.open(path, os.O_RDONLY) if path is not None else None
-    try:
-        while True:
-            message = inbox.get()
-            if message is None:
-                return
-            if message[0] == "collect":
-                outbox.put(None if tally is None else tally.tally())
-                tally = None
-                continue
-            kind, line, position, spec = message
-            try:
-                if kind == "range":
-                    assert fd is not None
-                    line = _read_range(fd, *line)
-                if spec is not None and tally is None:
-                    tally = ColumnTally(*spec)
-                outbox.put(hash_bucket_line(line, position, tally if spec is not None else None))
-            except Exception as error:  # the main process must not wait forever for an answer
-                outbox.put(f"internal error while checking this bucket: {error!r}")
-    finally:
-        if fd is not None:
-            os.close(fd)
-
-
-class _Dispatcher:
-    """Hands bucket lines to worker processes and gives results back in log order.
-
-    Each worker keeps a partial tally of the buckets it parsed and hands it over
-    when collected: splitting 57 million entries into columns and counting them in
-    the main process was what bounded `audit verify`.  Lines go round-robin to
-    workers with a queue each, so results come back in order without sorting and
-    `collect` reaches every worker exactly once.
-    """
-
-    def __init__(self, workers: int, path: str | Path | None = None) -> None:
-        # spawn, not fork: the caller may run threads (a progress bar) that fork would copy.
-        context = multiprocessing.get_context("spawn")
-        # Queues with feeder threads: a blocking put of a 3 MB line into a worker that is
-        # itself blocked putting its result (the main is not reading yet) would deadlock.
-        self._queues = [(context.Queue(), context.Queue()) for _ in range(workers)]
-        self._processes = [
-            context.Process(
-                target=_worker_main,
-                args=(*queues, None if path is None else os.fspath(path)),
-                daemon=True,
-            )
-            for queues in self._queues
-        ]
-        for process in self._processes:
-            process.start()
-        self._local: ColumnTally | None = None  # the in-process share (no workers)
-        self._turn = 0
-        self._window = 2 * workers + 2
-        self._pending: collections.deque[tuple[int, Any, int, Any, _Line]] = collections.deque()
-        self.position = 0  # where the next bucket's leaves are expected to start
-
-    def submit(self, lineno: int, line: _Line, spec: TallySpec | None, note: Any = None) -> None:
-        """Queue a bucket line; with a spec its share of the figures is tallied where parsed."""
-        if not self._processes:
-            data = line.whole()
-            expected = expected_entries(data)
-            if spec is not None and self._local is None:
-                self._local = ColumnTally(*spec)
-            item: Any = hash_bucket_line(data, self.position, self._local if spec else None)
-        else:
-            guess = None
-            if line.mapped is not None:
-                guess = entries_by_length(line.head, line.tail, line.length)
-            if guess is None:
-                data = line.whole()
-                expected = expected_entries(data)
-                message: tuple[Any, ...] = ("bucket", data, self.position, spec)
-            else:
-                expected = guess
-                message = ("range", (line.offset, line.length), self.position, spec)
-            item = self._turn
-            self._queues[item][0].put(message)
-            self._turn = (self._turn + 1) % len(self._processes)
-        self._pending.append((lineno, item, expected, note, line))
-        self.position += expected
-
-    def ready(self, drain: bool = False) -> Iterator[tuple[int, HashedBucket | str, Any, _Line]]:
-        """Yield finished results in order; all of them when draining, else beyond the window."""
-        while self._pending and (drain or len(self._pending) > self._window):
-            lineno, item, expected, note, line = self._pending.popleft()
-            result = item if not self._processes else self._answer(item)
-            actual = 0 if isinstance(result, str) else result.count
-            # Later guesses shift with this bucket's true size; in-flight ones get recomputed.
-            self.position += actual - expected
-            yield lineno, result, note, line
-
-    def _answer(self, worker: int) -> Any:
-        """Return the worker's next answer; raise if it died (it would never answer)."""
-        outbox = self._queues[worker][1]
-        while True:
-            try:
-                return outbox.get(timeout=1)
-            except queue.Empty:
-                if not self._processes[worker].is_alive():
-                    raise RuntimeError(
-                        f"verification worker {worker} stopped "
-                        f"(exit code {self._processes[worker].exitcode})"
-                    ) from None
-
-    def collect(self) -> list[AttendanceTally]:
-        """Return (and forget) the partial tallies of every bucket tallied so far."""
-        assert not self._pending, "drain before collecting"
-        partial = [self._local.tally()] if self._local is not None else []
-        self._local = None
-        for inbox, _ in self._queues:
-            inbox.put(("collect",))
-        for worker in range(len(self._queues)):
-            tally = self._answer(worker)
-            if tally is not None:
-                partial.append(tally)
-        return partial
-
-    def close(self) -> None:
-        for inbox, _ in self._queues:
-            inbox.put(None)
-        for process in self._processes:
-            process.join(timeout=5)
-            if process.is_alive():
-                process.terminate()
+    def report(self) -> VerificationReport:
+        """Return the outcome so far, with at most MAX_PROBLEMS problems spelt out."""
+        problems = self.problems
+        if len(problems) > MAX_PROBLEMS:
+            more = len(problems) - MAX_PROBLEMS
+            problems = [*problems[:MAX_PROBLEMS], f"… and {more} more problems"]
+        return VerificationReport(
+            ok=not problems,
+            problems=problems,
+            figures=self.figures,
+            tree_size=self.tree.size,
+            heads_checked=self.heads_checked,
+            header=self.header,
+            final_head=self.final_head,
+            head_roots=self.head_roots,
+        )
 
 
 def verify_log(
@@ -608,57 +365,11 @@ def verify_log(
     """
     verifier = _Verifier(expected_public_key)
     path = source if isinstance(source, str | Path) else None
-    dispatcher = _Dispatcher(_default_workers(source) if workers is None else workers, path)
-    lineno = 0
+    dispatcher = BucketDispatcher(default_workers(source) if workers is None else workers, path)
     # Lines still in flight at the end of the file may need their bytes again.
     stack = contextlib.ExitStack()
     try:
-        for lineno, line in enumerate(_lines(source, progress, stack), start=1):
-            if lineno > 1 and line.head.startswith(BUCKET_PREFIX) and verifier.header is not None:
-                if verifier.final_line:
-                    verifier.problem(lineno, "record after the final figures record")
-                start = bucket_start_of(line.head)
-                # Order is decided here, so the worker that parses an in-order line can
-                # also count it; a line whose start cannot be read yet is decided later.
-                order = None if start is None else verifier.bucket_order(lineno, start)
-                spec = verifier.tally_spec() if order == "" else None
-                dispatcher.submit(lineno, line, spec, order)
-                for done in dispatcher.ready():
-                    verifier.bucket_hashed(*done)
-                continue
-            # Any other record depends on every bucket before it.
-            for done in dispatcher.ready(drain=True):
-                verifier.bucket_hashed(*done)
-            try:
-                kind, record = parse_record(line.whole().decode("utf-8", "replace"))
-            except ValidationError as error:
-                if lineno == 1:
-                    verifier.problem(1, f"{error.message}; cannot read the header")
-                    break
-                verifier.problem(lineno, error.message)
-                continue
-            if lineno == 1:
-                if not verifier.header_line(lineno, kind, record):
-                    break
-                continue
-            if verifier.final_line:
-                verifier.problem(lineno, "record after the final figures record")
-            if kind == "bucket":
-                # Same JSON, spelt differently from our writer: the general path.
-                dispatcher.submit(lineno, line, None)
-                for done in dispatcher.ready(drain=True):
-                    verifier.bucket_hashed(*done)
-            elif kind == "head":
-                verifier.head_line(lineno, record)
-            elif kind == "figures":
-                verifier.absorb(lineno, dispatcher.collect())
-                verifier.figures_line(lineno, record)
-            else:
-                verifier.problem(lineno, "a second header record")
-        for done in dispatcher.ready(drain=True):
-            verifier.bucket_hashed(*done)
-        if verifier.header is not None:
-            verifier.absorb(0, dispatcher.collect())
+        lineno = _read_through(verifier, dispatcher, log_lines(source, progress, stack))
     finally:
         dispatcher.close()
         stack.close()
@@ -666,19 +377,74 @@ def verify_log(
         verifier.problem(0, "the log is empty")
     elif verifier.header is not None:
         verifier.finish(lineno, unfinished_ok=live)
-    problems = verifier.problems
-    if len(problems) > MAX_PROBLEMS:
-        problems = [*problems[:MAX_PROBLEMS], f"… and {len(problems) - MAX_PROBLEMS} more problems"]
-    return VerificationReport(
-        ok=not problems,
-        problems=problems,
-        figures=verifier.figures,
-        tree_size=verifier.tree.size,
-        heads_checked=verifier.heads_checked,
-        header=verifier.header,
-        final_head=verifier.final_head,
-        head_roots=verifier.head_roots,
-    )
+    return verifier.report()
+
+
+def _read_through(
+    verifier: _Verifier, dispatcher: BucketDispatcher, lines: Iterator[LogLine]
+) -> int:
+    """Check every line in order; return the number of the last line read (0 when none)."""
+    lineno = 0
+    for lineno, line in enumerate(lines, start=1):
+        if lineno > 1 and line.head.startswith(BUCKET_PREFIX) and verifier.header is not None:
+            _bucket_line(verifier, dispatcher, lineno, line)
+        elif not _record_line(verifier, dispatcher, lineno, line):
+            break
+    for done in dispatcher.ready(drain=True):
+        verifier.bucket_hashed(*done)
+    if verifier.header is not None:
+        verifier.absorb(0, dispatcher.collect())
+    return lineno
+
+
+def _bucket_line(
+    verifier: _Verifier, dispatcher: BucketDispatcher, lineno: int, line: LogLine
+) -> None:
+    """Send a bucket line as our writer spells it to a worker; take in the answers due."""
+    if verifier.final_line:
+        verifier.problem(lineno, "record after the final figures record")
+    start = bucket_start_of(line.head)
+    # Order is decided here, so the worker that parses an in-order line can
+    # also count it; a line whose start cannot be read yet is decided later.
+    order = None if start is None else verifier.bucket_order(lineno, start)
+    spec = verifier.tally_spec() if order == "" else None
+    dispatcher.submit(lineno, line, spec, order)
+    for done in dispatcher.ready():
+        verifier.bucket_hashed(*done)
+
+
+def _record_line(
+    verifier: _Verifier, dispatcher: BucketDispatcher, lineno: int, line: LogLine
+) -> bool:
+    """Check any other line; return False when the header is unreadable (nothing else can be)."""
+    # Any other record depends on every bucket before it.
+    for done in dispatcher.ready(drain=True):
+        verifier.bucket_hashed(*done)
+    try:
+        kind, record = parse_record(line.whole().decode("utf-8", "replace"))
+    except ValidationError as error:
+        if lineno == 1:
+            verifier.problem(1, f"{error.message}; cannot read the header")
+            return False
+        verifier.problem(lineno, error.message)
+        return True
+    if lineno == 1:
+        return verifier.header_line(lineno, kind, record)
+    if verifier.final_line:
+        verifier.problem(lineno, "record after the final figures record")
+    if kind == "bucket":
+        # Same JSON, spelt differently from our writer: the general path.
+        dispatcher.submit(lineno, line, None)
+        for done in dispatcher.ready(drain=True):
+            verifier.bucket_hashed(*done)
+    elif kind == "head":
+        verifier.head_line(lineno, record)
+    elif kind == "figures":
+        verifier.absorb(lineno, dispatcher.collect())
+        verifier.figures_line(lineno, record)
+    else:
+        verifier.problem(lineno, "a second header record")
+    return True
 
 
 def check_published_heads(report: VerificationReport, heads: Sequence[PublishedHead]) -> list[str]:
@@ -717,118 +483,3 @@ def check_published_heads(report: VerificationReport, heads: Sequence[PublishedH
             )
         previous = head
     return problems
-
-
-@dataclass(frozen=True, slots=True)
-class InclusionProof:
-    """What a host needs to check that their pseudonym is in one bucket of the log."""
-
-    bucket_start: int
-    pseudonym: str
-    country: str
-    leaf_index: int
-    tree_size: int
-    path: tuple[bytes, ...]
-
-    def to_json(self) -> dict[str, Any]:
-        """Return the proof as a JSON object (hashes in hex)."""
-        return {
-            "bucket_start": self.bucket_start,
-            "pseudonym": self.pseudonym,
-            "country": self.country,
-            "leaf_index": self.leaf_index,
-            "tree_size": self.tree_size,
-            "path": [node.hex() for node in self.path],
-        }
-
-    @classmethod
-    def from_json(cls, record: dict[str, Any]) -> InclusionProof:
-        """Build a proof from `to_json` output, or raise ValidationError."""
-        try:
-            return cls(
-                bucket_start=int(record["bucket_start"]),
-                pseudonym=str(record["pseudonym"]),
-                country=str(record["country"]),
-                leaf_index=int(record["leaf_index"]),
-                tree_size=int(record["tree_size"]),
-                path=tuple(bytes.fromhex(node) for node in record["path"]),
-            )
-        except (KeyError, TypeError, ValueError) as error:
-            raise ValidationError(f"inclusion proof is malformed: {error}") from error
-
-
-def _leaf_hash_batches(log: AttendanceLog) -> Iterator[list[bytes]]:
-    for bucket in log.buckets:
-        yield leaf_hashes(
-            bucket.bucket_start,
-            [e.pseudonym for e in bucket.entries],
-            [e.country for e in bucket.entries],
-        )
-
-
-def inclusion_proof_for(
-    log: AttendanceLog, pseudonym: str, bucket_start: int, head: SignedTreeHead | None = None
-) -> InclusionProof:
-    """Return the proof that `pseudonym` is in the bucket, against `head` (default: final)."""
-    head = head or log.final_head
-    index = 0
-    for bucket in log.buckets:
-        if bucket.bucket_start == bucket_start:
-            names = [e.pseudonym for e in bucket.entries]
-            position = bisect.bisect_left(names, pseudonym)
-            if position == len(names) or names[position] != pseudonym:
-                raise NotFoundError(f"pseudonym {pseudonym} is not in bucket {_when(bucket_start)}")
-            if index + position >= head.tree_size:
-                raise NotFoundError(f"the entry came after the head of size {head.tree_size}")
-            path = inclusion_proof_from_batches(
-                _leaf_hash_batches(log), index + position, head.tree_size
-            )
-            country = bucket.entries[position].country
-            return InclusionProof(
-                bucket_start, pseudonym, country, index + position, head.tree_size, tuple(path)
-            )
-        index += len(bucket.entries)
-    raise NotFoundError(f"the log has no bucket {bucket_start} ({_when(bucket_start)})")
-
-
-def verify_inclusion_proof(
-    pseudonym: str,
-    proof: InclusionProof,
-    head: SignedTreeHead,
-    public_key: bytes | None = None,
-) -> ProofCheck:
-    """Check a host's proof against a published head (and its signature, given the key)."""
-    if proof.pseudonym != pseudonym:
-        return ProofCheck(False, f"the proof is for pseudonym {proof.pseudonym}, not {pseudonym}")
-    if proof.tree_size != head.tree_size:
-        return ProofCheck(
-            False, f"the proof is for a tree of {proof.tree_size}, the head has {head.tree_size}"
-        )
-    if public_key is not None and not head.signature_valid(public_key):
-        return ProofCheck(False, "the tree head's signature does not verify with the given key")
-    leaf = leaf_bytes(proof.bucket_start, pseudonym, proof.country)
-    if not verify_inclusion(leaf, proof.leaf_index, proof.tree_size, proof.path, head.root_hash):
-        return ProofCheck(False, "the proof does not lead to the head's root: not included")
-    return ProofCheck(
-        True,
-        f"{pseudonym} ({proof.country}) is entry {proof.leaf_index} of {head.tree_size}, "
-        f"in bucket {_when(proof.bucket_start)}",
-    )
-
-
-def check_saved_head(log: AttendanceLog, saved: SignedTreeHead) -> ProofCheck:
-    """Check that a head someone kept earlier is a prefix of this log (RFC 9162 consistency)."""
-    hashes = [h for batch in _leaf_hash_batches(log) for h in batch]
-    final = log.final_head
-    if saved.tree_size > final.tree_size:
-        return ProofCheck(False, f"the saved head has {saved.tree_size} entries, the log fewer")
-    proof = consistency_proof_from_hashes(hashes[: final.tree_size], saved.tree_size)
-    if not verify_consistency(
-        saved.tree_size, final.tree_size, saved.root_hash, final.root_hash, proof
-    ):
-        return ProofCheck(
-            False,
-            f"the log was rewritten: its first {saved.tree_size} entries no longer give the "
-            "saved root",
-        )
-    return ProofCheck(True, f"the log extends the saved head of {saved.tree_size} entries")

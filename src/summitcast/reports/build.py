@@ -214,12 +214,7 @@ def _title_page(figures: AttendanceFigures, summit_title: str, map_note: str | N
         figure.text(0.08, y, label, fontsize=12)
         figure.text(0.55, y, value, fontsize=12, weight="bold")
         y -= 0.035
-    text = COUNTING_TEXT.format(
-        minutes=figures.bucket_seconds // 60,
-        beats=figures.min_heartbeats,
-        percent=figures.session_min_percent,
-        k=figures.k,
-    )
+    text = _counting_text(figures)
     figure.text(0.08, y - 0.02, _wrap(text, 95), fontsize=9, va="top", linespacing=1.5)
     if map_note:
         figure.text(0.08, 0.06, map_note, fontsize=8, color="#555555")
@@ -256,26 +251,17 @@ def _data_uri(path: Path) -> str:
     return "data:image/png;base64," + base64.b64encode(path.read_bytes()).decode()
 
 
-def build_report(
-    figures: AttendanceFigures,
-    *,
-    summit_title: str,
-    out_dir: Path,
-    sessions: Sequence[SessionWindow] = (),
-    session_titles: Mapping[str, str] | None = None,
-    timeline: Sequence[tuple[int, int]] | None = None,
-    timeline_step: int = 60,
-    progress: Progress | None = None,
-) -> ReportFiles:
-    """Write the report for published figures into out_dir and return what was written.
+def _counting_text(figures: AttendanceFigures) -> str:
+    return COUNTING_TEXT.format(
+        minutes=figures.bucket_seconds // 60,
+        beats=figures.min_heartbeats,
+        percent=figures.session_min_percent,
+        k=figures.k,
+    )
 
-    `timeline` is the presence time series (sample start, locations online), e.g.
-    1-minute samples; without it the 5-minute bucket counts of the figures are used.
-    """
-    out_dir.mkdir(parents=True, exist_ok=True)
-    titles = dict(session_titles or {})
-    points = list(figures.concurrent) if timeline is None else list(timeline)
-    step = figures.bucket_seconds if timeline is None else timeline_step
+
+def _ticker(progress: Progress | None) -> Callable[[str], None]:
+    """Return a function that reports one more step of `_STEPS` done."""
     done = 0
 
     def tick(step_name: str) -> None:
@@ -284,29 +270,58 @@ def build_report(
         if progress is not None:
             progress(step_name, done, len(_STEPS))
 
-    files = {
-        "timeline": out_dir / "timeline.png",
-        "sessions": out_dir / "sessions.png",
-        "countries": out_dir / "countries.png",
-        "map": out_dir / "map.png",
-    }
-    timeline_figure = _timeline_figure(points, step, sessions, titles)
-    _png(timeline_figure, files["timeline"])
+    return tick
+
+
+@dataclass(frozen=True, slots=True)
+class _Charts:
+    """The charts drawn for a report, each also written as a PNG (the map only with an atlas)."""
+
+    pngs: dict[str, Path]
+    timeline: Figure
+    sessions: Figure
+    countries: Figure
+    map: Figure | None
+    map_note: str
+
+    def images(self) -> dict[str, Path]:
+        """Return the PNGs written, by chart name."""
+        return {
+            name: path for name, path in self.pngs.items() if name != "map" or self.map is not None
+        }
+
+
+def _draw_charts(
+    figures: AttendanceFigures,
+    out_dir: Path,
+    timeline: tuple[Sequence[tuple[int, int]], int],
+    sessions: Sequence[SessionWindow],
+    titles: Mapping[str, str],
+    tick: Callable[[str], None],
+) -> _Charts:
+    """Draw the four charts and write each as a PNG into out_dir."""
+    pngs = {name: out_dir / f"{name}.png" for name in ("timeline", "sessions", "countries", "map")}
+    timeline_figure = _timeline_figure(*timeline, sessions, titles)
+    _png(timeline_figure, pngs["timeline"])
     tick("timeline")
     sessions_figure = _sessions_figure(figures, titles)
-    _png(sessions_figure, files["sessions"])
+    _png(sessions_figure, pngs["sessions"])
     tick("sessions")
     countries_figure = _countries_figure(figures)
-    _png(countries_figure, files["countries"])
+    _png(countries_figure, pngs["countries"])
     tick("countries")
     map_figure, map_note = _map_figure(figures)
     if map_figure is not None:
-        _png(map_figure, files["map"])
-    elif files["map"].exists():
-        files["map"].unlink()
+        _png(map_figure, pngs["map"])
+    elif pngs["map"].exists():
+        pngs["map"].unlink()
     tick("map")
+    return _Charts(pngs, timeline_figure, sessions_figure, countries_figure, map_figure, map_note)
 
-    session_rows = [
+
+def _session_rows(figures: AttendanceFigures, titles: Mapping[str, str]) -> list[list[Any]]:
+    """Return one row per session, as the sessions CSV and the web page show them."""
+    return [
         [
             s.slug,
             titles.get(s.slug, s.slug),
@@ -318,18 +333,29 @@ def build_report(
         ]
         for s in figures.sessions
     ]
-    country_rows = [[r.country, r.locations] for r in figures.countries]
-    pdf = out_dir / "attendance-report.pdf"
+
+
+def _write_pdf(
+    pdf: Path,
+    figures: AttendanceFigures,
+    summit_title: str,
+    charts: _Charts,
+    session_rows: Sequence[Sequence[Any]],
+    country_rows: Sequence[Sequence[Any]],
+) -> None:
+    """Write the PDF: title page, the charts, then the sessions and countries tables."""
     # No creation date: the same figures give the same PDF.
     with PdfPages(
         pdf, metadata={"Title": f"{summit_title}: attendance", "CreationDate": None}
     ) as doc:
-        doc.savefig(_title_page(figures, summit_title, map_note if map_figure is None else None))
-        doc.savefig(timeline_figure)
-        if map_figure is not None:
-            doc.savefig(map_figure)
-        doc.savefig(sessions_figure)
-        doc.savefig(countries_figure)
+        doc.savefig(
+            _title_page(figures, summit_title, charts.map_note if charts.map is None else None)
+        )
+        doc.savefig(charts.timeline)
+        if charts.map is not None:
+            doc.savefig(charts.map)
+        doc.savefig(charts.sessions)
+        doc.savefig(charts.countries)
         doc.savefig(
             _table_page(
                 "Sessions",
@@ -347,8 +373,15 @@ def build_report(
                 [[str(c), f"{n:,}"] for c, n in country_rows],
             )
         )
-    tick("pdf")
 
+
+def _write_csvs(
+    out_dir: Path,
+    points: Sequence[tuple[int, int]],
+    country_rows: Sequence[Sequence[Any]],
+    session_rows: Sequence[Sequence[Any]],
+) -> dict[str, Path]:
+    """Write the timeline, countries and sessions CSV files; return them by name."""
     csv_files = {
         "timeline": out_dir / "timeline.csv",
         "countries": out_dir / "countries.csv",
@@ -371,23 +404,44 @@ def build_report(
         ],
         session_rows,
     )
-    tick("csv")
+    return csv_files
 
+
+def build_report(
+    figures: AttendanceFigures,
+    *,
+    summit_title: str,
+    out_dir: Path,
+    sessions: Sequence[SessionWindow] = (),
+    session_titles: Mapping[str, str] | None = None,
+    timeline: Sequence[tuple[int, int]] | None = None,
+    timeline_step: int = 60,
+    progress: Progress | None = None,
+) -> ReportFiles:
+    """Write the report for published figures into out_dir and return what was written.
+
+    `timeline` is the presence time series (sample start, locations online), e.g.
+    1-minute samples; without it the 5-minute bucket counts of the figures are used.
+    """
+    out_dir.mkdir(parents=True, exist_ok=True)
+    titles = dict(session_titles or {})
+    points = list(figures.concurrent) if timeline is None else list(timeline)
+    step = figures.bucket_seconds if timeline is None else timeline_step
+    tick = _ticker(progress)
+    charts = _draw_charts(figures, out_dir, (points, step), sessions, titles, tick)
+    session_rows = _session_rows(figures, titles)
+    country_rows = [[r.country, r.locations] for r in figures.countries]
+    pdf = out_dir / "attendance-report.pdf"
+    _write_pdf(pdf, figures, summit_title, charts, session_rows, country_rows)
+    tick("pdf")
+    csv_files = _write_csvs(out_dir, points, country_rows, session_rows)
+    tick("csv")
     html: dict[str, Any] = {
         "title": summit_title,
         "headline": _headline(figures),
-        "counting": COUNTING_TEXT.format(
-            minutes=figures.bucket_seconds // 60,
-            beats=figures.min_heartbeats,
-            percent=figures.session_min_percent,
-            k=figures.k,
-        ),
-        "images": {
-            name: _data_uri(path)
-            for name, path in files.items()
-            if name != "map" or map_figure is not None
-        },
-        "map_note": map_note,
+        "counting": _counting_text(figures),
+        "images": {name: _data_uri(path) for name, path in charts.images().items()},
+        "map_note": charts.map_note,
         "sessions": session_rows,
         "countries": country_rows,
         "downloads": {name: path.name for name, path in csv_files.items()} | {"pdf": pdf.name},
@@ -395,10 +449,10 @@ def build_report(
     return ReportFiles(
         out_dir=out_dir,
         pdf=pdf,
-        timeline_png=files["timeline"],
-        sessions_png=files["sessions"],
-        countries_png=files["countries"],
-        map_png=files["map"] if map_figure is not None else None,
+        timeline_png=charts.pngs["timeline"],
+        sessions_png=charts.pngs["sessions"],
+        countries_png=charts.pngs["countries"],
+        map_png=charts.pngs["map"] if charts.map is not None else None,
         timeline_csv=csv_files["timeline"],
         countries_csv=csv_files["countries"],
         sessions_csv=csv_files["sessions"],

@@ -18,10 +18,13 @@ from matplotlib.figure import Figure, SubFigure
 from matplotlib.patches import Polygon
 from matplotlib.text import Text
 
+from summitcast.domain.attendance import OTHER_ROW
+
 __all__ = [
     "Atlas",
     "atlas_candidates",
     "colour_ticks",
+    "draw_published_map",
     "draw_world_map",
     "find_atlas",
     "load_atlas",
@@ -205,3 +208,30 @@ def draw_world_map(
     # it below the colour bar. Inside the axes (as it once was) it covered Chile and
     # Argentina, whatever corner was picked: the map fills the axes edge to edge.
     return figure.supxlabel(note, x=0.01, ha="left", fontsize=7, color="#444444")
+
+
+def draw_published_map(figures: Mapping[str, Any], path: Path) -> bool:
+    """Write the PNG world map of a published figures record to path; False without an atlas."""
+    atlas = find_atlas()
+    if atlas is None:
+        return False
+    k = int(figures["k"])
+    counts = {
+        row["country"]: int(row["locations"])
+        for row in figures["countries"]
+        if row["country"] != OTHER_ROW
+    }
+    other = sum(int(r["locations"]) for r in figures["countries"] if r["country"] == OTHER_ROW)
+    figure = Figure(figsize=(11, 5.6), layout="constrained")
+    ax = figure.add_subplot()
+    note = (
+        f"Countries with fewer than {k} locations and hidden hosts are not shown "
+        f"({other:,} locations)."
+    )
+    draw_world_map(ax, load_atlas(atlas), counts, k=k, note=note)
+    ax.set_title("Counted locations per country (published figures)")
+    # Renamed only when whole: a reader never gets half a PNG.
+    partial = path.with_name(f".partial-{path.name}")
+    figure.savefig(partial, format="png", dpi=100, metadata={"Software": None})
+    partial.rename(path)
+    return True

@@ -2,21 +2,17 @@
 
 from __future__ import annotations
 
-import csv
-import io
 import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.orm import Session as DbSession
 
 from summitcast.config import Settings
-from summitcast.domain.attendance import OTHER_ROW, SUPPRESSED_COUNTRY
-from summitcast.errors import NotFoundError
+from summitcast.reports import tables
 from summitcast.services.attendance import AttendanceData, attendance_data
 from summitcast.storage.database import Database
 from summitcast.storage.tables import AttendancePublication, Summit
@@ -24,8 +20,9 @@ from summitcast.storage.tables import AttendancePublication, Summit
 if TYPE_CHECKING:
     from summitcast.reports.build import ReportFiles
 
-# summitcast.reports (matplotlib, numpy: ~56 MiB) is imported where a report is drawn,
-# not with the app: each of the workers holding 15,000 sockets would carry it for nothing.
+# summitcast.reports' drawing modules (matplotlib, numpy: ~56 MiB) are imported where a report
+# is drawn, not with the app: each of the workers holding 15,000 sockets would carry them for
+# nothing (reports.tables needs only csv).
 
 __all__ = [
     "DOWNLOADS",
@@ -92,12 +89,7 @@ def build_attendance_report(
         timeline_step=int(settings.presence_sample_interval_s),
         progress=progress,
     )
-    with (out_dir / EXACT_CSV).open("w", encoding="utf-8", newline="") as handle:
-        writer = csv.writer(handle, lineterminator="\n")
-        writer.writerow(["country", "locations", "note"])
-        for country, n in data.exact.items():
-            note = "hidden hosts (country never shown)" if country == SUPPRESSED_COUNTRY else ""
-            writer.writerow([country, n, note])
+    tables.write_exact_csv(out_dir / EXACT_CSV, data.exact)
     return BuiltReport(files, data, time.monotonic())
 
 
@@ -145,36 +137,9 @@ class ReportCache:
         self._built.pop(summit_id, None)
 
 
-def _iso(epoch: object) -> str:
-    if not isinstance(epoch, int):
-        return ""
-    return datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
 def public_csv(figures: Mapping[str, Any], name: str) -> str:
     """Return a CSV of published figures: 'countries', 'sessions' or 'timeline'."""
-    out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\n")
-    if name == "countries":
-        # Exactly the published rows: cells under k are already inside "other".
-        writer.writerow(["country", "locations"])
-        writer.writerows([row["country"], row["locations"]] for row in figures["countries"])
-    elif name == "sessions":
-        writer.writerow(
-            ["session", "buckets", "counted_locations", "peak_concurrent",
-             "peak_bucket_start_utc", "average_seconds_watched"]
-        )  # fmt: skip
-        for s in figures["sessions"]:
-            writer.writerow(
-                [s["slug"], s["buckets"], s["counted_locations"], s["peak_concurrent"],
-                 _iso(s["peak_bucket_start"]), s["average_seconds_watched"]]
-            )  # fmt: skip
-    elif name == "timeline":
-        writer.writerow(["bucket_start_utc", "present_locations"])
-        writer.writerows([_iso(start), n] for start, n in figures["concurrent"])
-    else:
-        raise NotFoundError("No such file.")
-    return out.getvalue()
+    return tables.public_csv(figures, name)
 
 
 def public_map(
@@ -184,30 +149,6 @@ def public_map(
     path = settings.attendance_dir / summit.slug / f"map-{publication.id}.png"
     if path.is_file():
         return path
-    from matplotlib.figure import Figure
+    from summitcast.reports.worldmap import draw_published_map
 
-    from summitcast.reports.worldmap import draw_world_map, find_atlas, load_atlas
-
-    atlas = find_atlas()
-    if atlas is None:
-        return None
-    figures = publication.figures
-    k = int(figures["k"])
-    counts = {
-        row["country"]: int(row["locations"])
-        for row in figures["countries"]
-        if row["country"] != OTHER_ROW
-    }
-    other = sum(int(r["locations"]) for r in figures["countries"] if r["country"] == OTHER_ROW)
-    figure = Figure(figsize=(11, 5.6), layout="constrained")
-    ax = figure.add_subplot()
-    note = (
-        f"Countries with fewer than {k} locations and hidden hosts are not shown "
-        f"({other:,} locations)."
-    )
-    draw_world_map(ax, load_atlas(atlas), counts, k=k, note=note)
-    ax.set_title("Counted locations per country (published figures)")
-    partial = path.with_name(f".partial-{path.name}")
-    figure.savefig(partial, format="png", dpi=100, metadata={"Software": None})
-    partial.rename(path)
-    return path
+    return path if draw_published_map(publication.figures, path) else None
