@@ -6,6 +6,7 @@ take and hand back with (the unit of work, the database handle, the rows) come f
 
 from sqlalchemy import orm
 
+from summitcast.storage import tables
 from summitcast.storage.database import Database
 from summitcast.storage.tables import (
     AttendancePublication,
@@ -17,6 +18,8 @@ from summitcast.storage.tables import (
     User,
 )
 
+# A session of a summit's programme (a row), not to be confused with the unit of work.
+ProgrammeSession = tables.Session
 # The unit of work a use case runs in (one per request, committed by the web's DbDep).
 DbSession = orm.Session
 
@@ -25,6 +28,7 @@ __all__ = [
     "Database",
     "DbSession",
     "Item",
+    "ProgrammeSession",
     "Speaker",
     "SpeakerInvitation",
     "Summit",

@@ -15,7 +15,13 @@ from sqlalchemy.orm import selectinload
 
 from summitcast.domain import programme as rules
 from summitcast.domain.accounts import Role
-from summitcast.errors import ConflictError, NotFoundError, ValidationError
+from summitcast.errors import (
+    ConflictError,
+    NotFoundError,
+    PermissionDeniedError,
+    ValidationError,
+)
+from summitcast.services import accounts, photos
 from summitcast.storage.tables import Day, Item, ItemSpeaker, Session, Speaker, Summit, User
 
 
@@ -118,6 +124,13 @@ def create_summit(db: DbSession, data: SummitInput, *, creator: User | None = No
 
         grant_role(db, user=creator, summit=summit, role=Role.ORGANISER)
     return summit
+
+
+def create_summit_as(db: DbSession, actor: accounts.Actor, data: SummitInput) -> Summit:
+    """Create a summit for this caller, who organises it (admins and organisers only)."""
+    if not accounts.can_create_summits(db, actor):
+        raise PermissionDeniedError("Only organisers may create summits.")
+    return create_summit(db, data, creator=accounts.get_user(db, actor.user_id))
 
 
 def update_summit(db: DbSession, summit: Summit, data: SummitInput) -> Summit:
@@ -328,6 +341,12 @@ def move_item(db: DbSession, item: Item, new_index: int) -> list[Item]:
     return set_order(db, session, order)
 
 
+def move_item_by(db: DbSession, item: Item, step: int) -> list[Item]:
+    """Move one item `step` places later in its run of show (earlier if negative)."""
+    index = [i.id for i in item.session.items].index(item.id)
+    return move_item(db, item, index + step)
+
+
 def set_order(db: DbSession, session: Session, order: list[int]) -> list[Item]:
     """Put the session's items in exactly this order of ids."""
     by_id = {i.id: i for i in session.items}
@@ -462,3 +481,17 @@ def set_speaker_photo(db: DbSession, speaker: Speaker, name: str, *, folder: Pat
     if old and old != name:
         (folder / Path(old).name).unlink(missing_ok=True)
     return speaker
+
+
+def replace_speaker_photo(
+    db: DbSession, speaker: Speaker, data: bytes, *, folder: Path, max_bytes: int
+) -> Speaker:
+    """Store a sanitised copy of an uploaded photo as the speaker's (the old one goes)."""
+    name = photos.store_photo(folder, data, max_bytes=max_bytes)
+    return set_speaker_photo(db, speaker, name, folder=folder)
+
+
+def save_item(db: DbSession, item: Item, data: ItemInput, speaker_ids: list[int]) -> Item:
+    """Save an item's fields and who speaks in it."""
+    update_item(db, item, data)
+    return set_item_speakers(db, item, speaker_ids)

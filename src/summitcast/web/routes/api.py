@@ -6,9 +6,8 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request, Response
 
-from summitcast.services import programme, schedule
+from summitcast.services import Item, ProgrammeSession, Speaker, programme, schedule
 from summitcast.services.programme import ItemInput, SessionInput, SpeakerInput, SummitInput
-from summitcast.storage.tables import Item, Session, Speaker
 from summitcast.web.deps import CurrentActor, DbDep, EditableSummit, SettingsDep
 from summitcast.web.edge import RowId, Slug
 from summitcast.web.schemas import (
@@ -47,7 +46,7 @@ def _item_out(item: Item) -> ItemOut:
     return out
 
 
-def _session_out(session: Session) -> SessionOut:
+def _session_out(session: ProgrammeSession) -> SessionOut:
     out = SessionOut.model_validate(session, from_attributes=True)
     out.items = [_item_out(i) for i in session.items]
     return out
@@ -68,15 +67,7 @@ def list_summits(db: DbDep) -> list[SummitOut]:
 @router.post("/summits", status_code=201)
 def create_summit(body: SummitIn, db: DbDep, actor: CurrentActor) -> SummitOut:
     """Create a summit; the caller becomes its organiser."""
-    from summitcast.errors import PermissionDeniedError
-    from summitcast.services import accounts
-
-    if not accounts.can_create_summits(db, actor):
-        raise PermissionDeniedError("Only organisers may create summits.")
-    summit = programme.create_summit(
-        db, _summit_input(body), creator=accounts.get_user(db, actor.user_id)
-    )
-    return SummitOut.model_validate(summit)
+    return SummitOut.model_validate(programme.create_summit_as(db, actor, _summit_input(body)))
 
 
 @router.get("/summits/{slug}")

@@ -10,9 +10,8 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from summitcast.domain import paging
 from summitcast.domain.accounts import Permission
 from summitcast.domain.programme import ItemKind, ItemStatus
-from summitcast.errors import PermissionDeniedError, ValidationError
-from summitcast.services import accounts, audit_trail, photos, programme, schedule, speakers
-from summitcast.storage.tables import Summit
+from summitcast.errors import ValidationError
+from summitcast.services import Summit, accounts, audit_trail, programme, schedule, speakers
 from summitcast.web import forms, lists
 from summitcast.web.deps import (
     BackstageSummit,
@@ -54,9 +53,7 @@ def home(request: Request, db: DbDep, actor: CurrentActor) -> Response:
 @router.post("/summits")
 def create_summit(db: DbDep, actor: CurrentActor, data: forms.SummitForm) -> Response:
     """Create a summit; the creator organises it."""
-    if not accounts.can_create_summits(db, actor):
-        raise PermissionDeniedError("Only organisers may create summits.")
-    summit = programme.create_summit(db, data, creator=accounts.get_user(db, actor.user_id))
+    summit = programme.create_summit_as(db, actor, data)
     return _back(f"/backstage/s/{summit.slug}")
 
 
@@ -65,9 +62,6 @@ def summit_page(
     request: Request, db: DbDep, actor: CurrentActor, summit: BackstageSummit
 ) -> Response:
     """A summit's sessions, warnings and settings."""
-    roles = accounts.roles_in(db, user_id=actor.user_id, summit_id=summit.id)
-    from summitcast.domain.accounts import allows
-
     return render(
         request,
         "backstage/summit.html",
@@ -75,7 +69,7 @@ def summit_page(
             "summit": summit,
             "sessions": programme.programme_of(db, summit),
             "warnings": programme.session_warnings(summit),
-            "can_edit": allows(roles, Permission.EDIT_PROGRAMME, is_admin=actor.is_admin),
+            "can_edit": accounts.may(db, actor, summit, Permission.EDIT_PROGRAMME),
         },
     )
 
@@ -99,10 +93,7 @@ def session_page(
     request: Request, db: DbDep, actor: CurrentActor, summit: BackstageSummit, session_id: RowId
 ) -> Response:
     """The run of show of one session."""
-    from summitcast.domain.accounts import allows
-
     session = programme.get_session(db, summit, session_id)
-    roles = accounts.roles_in(db, user_id=actor.user_id, summit_id=summit.id)
     return render(
         request,
         "backstage/session.html",
@@ -113,7 +104,7 @@ def session_page(
             "warnings": programme.session_warnings(summit).get(session.id, []),
             "kinds": list(ItemKind),
             "statuses": list(ItemStatus),
-            "can_edit": allows(roles, Permission.EDIT_PROGRAMME, is_admin=actor.is_admin),
+            "can_edit": accounts.may(db, actor, summit, Permission.EDIT_PROGRAMME),
         },
     )
 
@@ -187,8 +178,7 @@ def update_item(
 ) -> Response:
     """Save an item and its speakers."""
     item = programme.get_item(db, summit, item_id)
-    programme.update_item(db, item, data)
-    programme.set_item_speakers(db, item, speakers or [])
+    programme.save_item(db, item, data, speakers or [])
     return _back(f"/backstage/s/{summit.slug}/sessions/{item.session_id}")
 
 
@@ -201,8 +191,7 @@ def move_item(
 ) -> Response:
     """Move an item one place up or down."""
     item = programme.get_item(db, summit, item_id)
-    index = [i.id for i in item.session.items].index(item.id)
-    programme.move_item(db, item, index - 1 if direction == "up" else index + 1)
+    programme.move_item_by(db, item, -1 if direction == "up" else 1)
     return _back(f"/backstage/s/{summit.slug}/sessions/{item.session_id}#item-{item.id}")
 
 
@@ -287,10 +276,9 @@ async def upload_photo(
     """Replace a speaker's photo with a sanitised copy of the upload."""
     speaker = programme.get_speaker(db, summit, speaker_id)
     data = await photo.read(settings.max_photo_bytes + 1)
-    name = photos.store_photo(
-        settings.data_dir / "photos", data, max_bytes=settings.max_photo_bytes
+    programme.replace_speaker_photo(
+        db, speaker, data, folder=settings.data_dir / "photos", max_bytes=settings.max_photo_bytes
     )
-    programme.set_speaker_photo(db, speaker, name, folder=settings.data_dir / "photos")
     return _back(f"/backstage/s/{summit.slug}/speakers/{speaker.id}")
 
 
