@@ -15,7 +15,7 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
-from summitcast.audit.cli_support import check_host_proof, export_host_proof, verify_log_file
+from summitcast.audit.auditor import check_host_proof, export_host_proof, verify_log_file
 from summitcast.audit.log import (
     AttendanceLog,
     LogEntry,

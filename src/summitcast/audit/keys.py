@@ -22,10 +22,8 @@ from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 from summitcast.errors import ValidationError
 
-__all__ = ["SIGNING_KEY_FILE", "AUDIT_SECRET_FILE", "public_key_b64", "summit_folder", "summit_keys"]
+__all__ = ["public_key_b64", "summit_folder", "summit_keys"]
 
-SIGNING_KEY_FILE = "signing-key.pem"
-AUDIT_SECRET_FILE = "audit-secret"
 _SAFE_SLUG = re.compile(r"[a-z0-9][a-z0-9-]{0,63}")
 
 
@@ -59,12 +57,12 @@ def _new_signing_key() -> bytes:
 
 
 def summit_keys(folder: Path) -> tuple[Ed25519PrivateKey, bytes]:
-    """Return the Ed25519 signing key and audit secret kept in a summit folder, made on first use."""
-    pem = _private_file(folder / SIGNING_KEY_FILE, _new_signing_key)
+    """Return the Ed25519 signing key and audit secret of a summit folder, made on first use."""
+    pem = _private_file(folder / "signing-key.pem", _new_signing_key)
     key = serialization.load_pem_private_key(pem, password=None)
     if not isinstance(key, Ed25519PrivateKey):
         raise ValidationError("the summit's signing key is not an Ed25519 key")
-    secret = _private_file(folder / AUDIT_SECRET_FILE, lambda: os.urandom(32))
+    secret = _private_file(folder / "audit-secret", lambda: os.urandom(32))
     return key, secret
 
 

@@ -2,23 +2,26 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated
 
 import typer
 from rich.console import Console
 from rich.markup import escape
+from rich.progress import BarColumn, DownloadColumn, Progress, TimeRemainingColumn
+from rich.table import Table
 
-from summitcast.audit.cli_support import (
+from summitcast.audit.auditor import (
     check_host_proof,
-    exit_code,
     export_host_proof,
     proof_root,
-    render_report,
-    rich_progress,
     verify_log_file,
 )
+from summitcast.audit.dispatch import Progress as ProgressCallback
+from summitcast.audit.verify import VerificationReport
 from summitcast.errors import ValidationError
 
 audit_app = typer.Typer(
@@ -55,6 +58,68 @@ def parse_bucket(text: str) -> int:
     if moment.tzinfo is None:
         raise ValidationError(f"bucket time {text!r} needs a time zone (say Z)", field="bucket")
     return int(moment.timestamp())
+
+
+@contextmanager
+def rich_progress(console: Console | None = None) -> Iterator[ProgressCallback]:
+    """Yield a `verify_log` progress callback that draws a Rich progress bar."""
+    with Progress(
+        "[progress.description]{task.description}",
+        BarColumn(),
+        DownloadColumn(),
+        TimeRemainingColumn(),
+        console=console,
+        transient=True,
+    ) as bar:
+        task = bar.add_task("verifying", total=None)
+
+        def update(done: int, total: int | None) -> None:
+            bar.update(task, completed=done, total=total)
+
+        yield update
+
+
+def exit_code(report: VerificationReport) -> int:
+    """Return the process exit code: 0 verified, 1 problems found."""
+    return 0 if report.ok else 1
+
+
+def render_report(report: VerificationReport, console: Console) -> None:
+    """Print the verdict, the problems and the recomputed headline figures."""
+    if report.ok and report.final_head is None:
+        console.print(
+            f"[green]OK[/green]: {report.tree_size} entries and {report.heads_checked} signed "
+            "tree heads so far (a live log: no figures published yet)"
+        )
+    elif report.ok:
+        console.print(
+            f"[green]OK[/green]: {report.tree_size} entries, {report.heads_checked} signed "
+            "tree heads and every published figure recomputed"
+        )
+    else:
+        console.print(f"[red]FAILED[/red]: {len(report.problems)} problem(s)")
+        for problem in report.problems:
+            console.print(f"  - {problem}", markup=False, highlight=False)
+    figures = report.figures
+    if figures is None:
+        return
+    table = Table("figure", "recomputed value")
+    if report.final_head is not None:
+        table.add_row("entries signed by the final head", str(report.final_head.tree_size))
+        table.add_row("final root hash", report.final_head.root_hash.hex())
+    table.add_row("buckets", str(figures.buckets))
+    peak_at = (
+        "-"
+        if figures.peak_bucket_start is None
+        else datetime.fromtimestamp(figures.peak_bucket_start, UTC).isoformat()
+    )
+    table.add_row("peak concurrent locations", f"{figures.peak_concurrent} at {peak_at}")
+    table.add_row("distinct locations", str(figures.distinct_locations))
+    table.add_row("distinct countries", str(figures.distinct_countries))
+    table.add_row("average time watched (s)", str(figures.average_seconds_watched))
+    for session in figures.sessions:
+        table.add_row(f"session {session.slug}: counted locations", str(session.counted_locations))
+    console.print(table)
 
 
 @audit_app.command("verify")

@@ -13,7 +13,7 @@ from collections.abc import Iterable
 import numpy as np
 import numpy.typing as npt
 
-__all__ = ["ids_array", "beats_array", "pack_beats", "pack_ids", "unpack_beats", "unpack_ids"]
+__all__ = ["beats_array", "ids_array", "pack_beats", "pack_ids", "unpack_beats", "unpack_ids"]
 
 _LITTLE_ENDIAN = sys.byteorder == "little"
 
