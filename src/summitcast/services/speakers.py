@@ -23,13 +23,14 @@ from summitcast.domain import paging
 from summitcast.domain.programme import ItemKind, ItemStatus, TimedItem
 from summitcast.domain.uploads import FINAL_STATES, UploadState
 from summitcast.errors import ConflictError, NotFoundError, PermissionDeniedError, ValidationError
-from summitcast.services import notifications
+from summitcast.services import jobs, notifications
 from summitcast.services.accounts import Actor
 from summitcast.services.audit_trail import record_event
-from summitcast.services.programme import timed_items
+from summitcast.services.programme import get_item, timed_items
 from summitcast.storage.tables import (
     Item,
     ItemSpeaker,
+    Job,
     Notice,
     Speaker,
     SpeakerInvitation,
@@ -187,6 +188,36 @@ def uploads_of_item(db: DbSession, item_id: int) -> list[Upload]:
             .where(Upload.item_id == item_id)
             .order_by(Upload.created_at.desc(), Upload.id.desc())
         )
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class Readiness:
+    """One item's speaker side as the organisers review it: links, files, their jobs."""
+
+    item: Item
+    invitations: list[tuple[SpeakerInvitation, str]]  # each with its link
+    uploads: list[Upload]
+    senders: dict[int, str]  # invitation id: its speaker's name (co-speakers each send)
+    jobs: dict[int, list[Job]]  # upload id: its check and normalisation jobs
+
+
+def readiness(
+    db: DbSession, summit: Summit, item_id: int, *, secret: bytes, base_url: str
+) -> Readiness:
+    """The invitations, uploads and upload jobs of one item of the summit."""
+    item = get_item(db, summit, item_id)
+    invitations = [
+        (inv, f"{base_url.rstrip('/')}/speak/{invitation_token(inv, secret)}")
+        for inv in invitations_of_item(db, item)
+    ]
+    item_uploads = uploads_of_item(db, item.id)
+    return Readiness(
+        item=item,
+        invitations=invitations,
+        uploads=item_uploads,
+        senders={inv.id: inv.speaker.name for inv, _link in invitations},
+        jobs={u.id: jobs.jobs_of_upload(db, u.id) for u in item_uploads},
     )
 
 

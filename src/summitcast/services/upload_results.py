@@ -24,10 +24,11 @@ from summitcast.domain.uploads import UploadKind, UploadState
 from summitcast.errors import ConflictError, NotFoundError
 from summitcast.services import jobs, notifications
 from summitcast.services.broadcast import MediaKind, attach_media
+from summitcast.services.programme import get_item
 from summitcast.services.speakers import UPLOAD_OPEN
-from summitcast.services.uploads import JOB_CHECK, JOB_NORMALISE, ChunkStore
+from summitcast.services.uploads import JOB_CHECK, JOB_NORMALISE, ChunkStore, summit_upload
 from summitcast.storage.database import Database
-from summitcast.storage.tables import Item, SpeakerInvitation, Upload, utcnow
+from summitcast.storage.tables import Item, SpeakerInvitation, Summit, Upload, utcnow
 
 log = logging.getLogger(__name__)
 
@@ -227,6 +228,14 @@ def choose_upload(db: DbSession, item: Item, upload: Upload) -> None:
         db, upload, notifications.NoticeLevel.DONE,
         f"The organisers chose {_what(upload).lower()} for the broadcast.",
     )  # fmt: skip
+
+
+def choose_in_summit(db: DbSession, summit: Summit, public_id: str) -> Item:
+    """choose_upload for an upload of this summit (by its protocol id); the item it is for."""
+    upload = summit_upload(db, summit, public_id)
+    item = get_item(db, summit, upload.item_id)
+    choose_upload(db, item, upload)
+    return item
 
 
 def record_failure(db: DbSession, upload: Upload, reason: str) -> None:

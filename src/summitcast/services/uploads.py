@@ -24,9 +24,10 @@ from summitcast.domain.media_checks import speaker_reason
 from summitcast.domain.programme import ItemStatus
 from summitcast.domain.uploads import UploadKind, UploadState
 from summitcast.errors import ConflictError, NotFoundError
+from summitcast.services.programme import get_item
 from summitcast.services.speakers import UPLOAD_OPEN, speaker_uploads
 from summitcast.storage.chunks import ChunkFiles
-from summitcast.storage.tables import SpeakerInvitation, Upload, utcnow
+from summitcast.storage.tables import SpeakerInvitation, Summit, Upload, utcnow
 
 JOB_CHECK = "check_upload"
 JOB_NORMALISE = "normalise_upload"
@@ -123,6 +124,13 @@ def upload_by_public_id(db: DbSession, public_id: str) -> Upload:
     upload = db.scalar(select(Upload).where(Upload.public_id == public_id))
     if upload is None:
         raise NotFoundError("No such upload.")
+    return upload
+
+
+def summit_upload(db: DbSession, summit: Summit, public_id: str) -> Upload:
+    """An upload to an item of this summit, by its protocol id, or 404."""
+    upload = upload_by_public_id(db, public_id)
+    get_item(db, summit, upload.item_id)  # 404 unless the item is this summit's
     return upload
 
 

@@ -25,7 +25,6 @@ from summitcast.services import (
     SpeakerInvitation,
     Upload,
     greenroom,
-    jobs,
     notifications,
     programme,
     speakers,
@@ -205,25 +204,19 @@ def readiness_page(
     request: Request, db: DbDep, summit: EditableSummit, item_id: RowId, settings: SettingsDep
 ) -> Response:
     """Invitations, uploads, check results, preview and approval of one item."""
-    item = programme.get_item(db, summit, item_id)
-    secret = speakers.link_secret(settings)
-    invitations = [
-        (inv, f"{settings.base_url.rstrip('/')}/speak/{speakers.invitation_token(inv, secret)}")
-        for inv in speakers.invitations_of_item(db, item)
-    ]
-    item_uploads = speakers.uploads_of_item(db, item.id)
-    # Who sent each file: co-speakers of one item each upload their own.
-    senders = {inv.id: inv.speaker.name for inv, _link in invitations}
+    view = speakers.readiness(
+        db, summit, item_id, secret=speakers.link_secret(settings), base_url=settings.base_url
+    )
     return render(
         request,
         "backstage/speaker_invite.html",
         {
             "summit": summit,
-            "item": item,
-            "invitations": invitations,
-            "uploads": item_uploads,
-            "senders": senders,
-            "jobs": {u.id: jobs.jobs_of_upload(db, u.id) for u in item_uploads},
+            "item": view.item,
+            "invitations": view.invitations,
+            "uploads": view.uploads,
+            "senders": view.senders,
+            "jobs": view.jobs,
             "speakers": summit.speakers,
             "valid_days": settings.invitation_valid_days,
         },
@@ -289,32 +282,24 @@ def retake(
     return _back(_item_page_url(summit.slug, item.id))
 
 
-def _summit_upload(db: DbDep, summit: EditableSummit, upload_id: str) -> Upload:
-    upload = uploads.upload_by_public_id(db, upload_id)
-    programme.get_item(db, summit, upload.item_id)  # 404 unless the item is this summit's
-    return upload
-
-
 @backstage_router.post("/s/{slug}/uploads/{upload_id}/choose")
 def choose(db: DbDep, summit: EditableSummit, upload_id: str) -> Response:
     """Put this file in the programme instead of the item's current one (of its kind)."""
-    upload = _summit_upload(db, summit, upload_id)
-    item = programme.get_item(db, summit, upload.item_id)
-    upload_results.choose_upload(db, item, upload)
+    item = upload_results.choose_in_summit(db, summit, upload_id)
     return _back(_item_page_url(summit.slug, item.id))
 
 
 @backstage_router.get("/s/{slug}/uploads/{upload_id}/poster.jpg")
 def backstage_poster(db: DbDep, summit: EditableSummit, upload_id: str) -> Response:
     """The poster frame of an upload, for the organiser."""
-    upload = _summit_upload(db, summit, upload_id)
+    upload = uploads.summit_upload(db, summit, upload_id)
     return FileResponse(_media_file(upload, "poster"), media_type="image/jpeg")
 
 
 @backstage_router.get("/s/{slug}/uploads/{upload_id}/preview.mp4")
 def backstage_preview(db: DbDep, summit: EditableSummit, upload_id: str) -> Response:
     """The normalised file, for the organiser to watch before approving."""
-    upload = _summit_upload(db, summit, upload_id)
+    upload = uploads.summit_upload(db, summit, upload_id)
     return FileResponse(_media_file(upload, "preview"), media_type="video/mp4")
 
 
