@@ -21,9 +21,10 @@ from summitcast.domain.contribution import MAX_OFFER_BYTES, check_offer
 from summitcast.errors import PermissionDeniedError, ValidationError
 from summitcast.services import browser_live
 from summitcast.web.deps import BrowserBridgeDep, DbDep, SettingsDep
-from summitcast.web.routes.speakers import PRIVATE, Invitation
+from summitcast.web.routes.speakers import Invitation
 from summitcast.web.security import verify_csrf
 from summitcast.web.templating import render
+from summitcast.web.transport.uploads import PRIVATE
 
 router = APIRouter(include_in_schema=False)
 # The JSON around the SDP ({"type": "offer", "sdp": "…"}, escapes) stays well under this.
