@@ -84,6 +84,7 @@ __all__ = [
     "parse_record",
     "pseudonym",
     "read_log",
+    "read_published_figures",
     "write_attendance_log",
     "write_attendance_log_from_buckets",
 ]
@@ -244,6 +245,46 @@ def read_log(source: str | Path | Iterable[str]) -> AttendanceLog:
     if final is None:
         raise ImportFormatError(f"the log ends at line {lineno} without its figures record")
     return AttendanceLog(header, tuple(buckets), tuple(heads), final[0], final[1])
+
+
+def _last_line(path: Path) -> str:
+    """Return the last line of a file without reading the rest (logs reach gigabytes)."""
+    with path.open("rb") as handle:
+        handle.seek(0, 2)
+        end = handle.tell()
+        block = 1 << 16
+        data = b""
+        while end > 0:
+            start = max(0, end - block)
+            handle.seek(start)
+            data = handle.read(end - start) + data
+            lines = data.rstrip(b"\n").rsplit(b"\n", 1)
+            if len(lines) == 2 or start == 0:
+                return lines[-1].decode("utf-8")
+            end = start
+    return ""
+
+
+def _first_line(path: Path) -> str:
+    with path.open("rb") as handle:
+        return handle.readline().decode("utf-8")
+
+
+def read_published_figures(path: Path) -> tuple[LogHeader, AttendanceFigures]:
+    """Return a finished log's header and published figures, reading only its first and last line.
+
+    Nothing is verified (`verify_log` does that); raises ImportFormatError naming the file.
+    """
+    try:
+        kind, header_record = parse_record(_first_line(path))
+        header = LogHeader.from_record(header_record)
+        last_kind, last = parse_record(_last_line(path))
+        if kind != "header" or last_kind != "figures":
+            raise ValidationError("not a finished attendance log (header … figures)")
+        figures = figures_from_dict(last["figures"])
+    except ValidationError as error:
+        raise ImportFormatError(f"{path}: {error.message}") from error
+    return header, figures
 
 
 def _utc_now() -> datetime:

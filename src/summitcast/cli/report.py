@@ -14,43 +14,14 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
-from summitcast.audit.log import (
-    LogHeader,
-    figures_from_dict,
-    parse_record,
-    write_attendance_log_from_buckets,
-)
+from summitcast.audit.log import read_published_figures, write_attendance_log_from_buckets
 from summitcast.cli.data import DatabaseUrlOption, DataDirOption, open_database, settings_for
 from summitcast.config import Settings
 from summitcast.domain.attendance import AttendanceFigures, CountingRule, SessionWindow
-from summitcast.errors import ImportFormatError, ValidationError
 from summitcast.reports.build import ReportFiles, build_report
 from summitcast.reports.simulate import simulate_summit
 
 report_app = typer.Typer(help="Attendance reports (PDF, charts, map, CSV).", no_args_is_help=True)
-
-
-def _last_line(path: Path) -> str:
-    """Return the last line of a file without reading the rest (logs reach gigabytes)."""
-    with path.open("rb") as handle:
-        handle.seek(0, 2)
-        end = handle.tell()
-        block = 1 << 16
-        data = b""
-        while end > 0:
-            start = max(0, end - block)
-            handle.seek(start)
-            data = handle.read(end - start) + data
-            lines = data.rstrip(b"\n").rsplit(b"\n", 1)
-            if len(lines) == 2 or start == 0:
-                return lines[-1].decode("utf-8")
-            end = start
-    return ""
-
-
-def _first_line(path: Path) -> str:
-    with path.open("rb") as handle:
-        return handle.readline().decode("utf-8")
 
 
 def _build(
@@ -110,15 +81,7 @@ def build(
         _build_summit(console, summit, output, settings_for(data_dir, database_url))
         return
     assert log is not None
-    try:
-        kind, header_record = parse_record(_first_line(log))
-        header = LogHeader.from_record(header_record)
-        last_kind, last = parse_record(_last_line(log))
-        if kind != "header" or last_kind != "figures":
-            raise ValidationError("not a finished attendance log (header … figures)")
-        figures = figures_from_dict(last["figures"])
-    except ValidationError as error:
-        raise ImportFormatError(f"{log}: {error.message}") from error
+    header, figures = read_published_figures(log)
     files = _build(console, figures, header.sessions, {}, title or header.summit, output)
     _summary(console, files)
 
