@@ -318,17 +318,24 @@ class _MemoryWriter:
 class MemoryChunkFiles:
     """Upload files kept in the process: the twin of DiskChunkFiles for tests.
 
-    ``durable(name)`` tells how far a file was synced, so a test can see what a crash
-    (``lose_unsynced``) would have kept.
+    ``durable(name)`` tells how far a file was synced, and ``lose_unsynced`` is a crash
+    of the machine: a test sees what a power cut would have kept. ``on_machine`` is the
+    same files seen from another node.
     """
 
     def __init__(self, *, machine: str = "memory", buffer_bytes: int = WRITE_BUFFER_BYTES) -> None:
         self._machine = machine
         self._files: dict[str, bytearray] = {}
         self._durable: dict[str, int] = {}
-        self._pending: dict[int, int] = {}  # key: the end its background sync covers
+        self._pending: dict[int, tuple[str, int]] = {}  # key: (file, end) of a sync in flight
         self._lock = threading.Lock()  # writes and syncs run in worker threads
         self._buffers = _BufferPool(lambda: bytearray(buffer_bytes))
+
+    def on_machine(self, machine: str) -> MemoryChunkFiles:
+        """The same files as another machine (or this one after a restart) sees them."""
+        other = MemoryChunkFiles(machine=machine)
+        other._files, other._durable, other._lock = self._files, self._durable, self._lock
+        return other
 
     @property
     def machine(self) -> str:
@@ -394,15 +401,19 @@ class MemoryChunkFiles:
             self._durable[name] = len(self._file(name))
 
     def sync_in_background(self, key: int, name: str, end: int) -> None:
-        """Synced at once; told by wait_for_sync."""
-        self.sync(name)
+        """A sync in flight: durable only once waited for (a crash before loses it)."""
         with self._lock:
-            self._pending[key] = end
+            self._file(name)
+            self._pending[key] = (name, end)
 
     def wait_for_sync(self, key: int) -> int:
-        """Where the background sync under key made the file durable (once)."""
+        """Finish the background sync under key; where it made the file durable (once)."""
         with self._lock:
-            return self._pending.pop(key, 0)
+            name, end = self._pending.pop(key, ("", 0))
+            if name not in self._files:
+                return 0
+            self._durable[name] = max(self._durable[name], end)
+            return end
 
     def durable(self, name: str) -> int:
         """How many of the file's first bytes a crash would keep."""
