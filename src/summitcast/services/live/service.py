@@ -65,7 +65,6 @@ class LiveService:
         # Opens the sealed link secrets of locations when identities are (re)read.
         self.links = LinkSecrets.of(settings)
         self.identities = IdentityCache(database, self.links)
-        self.outage_errors = OUTAGE_ERRORS
         self.outages = OutageLog(log)
         self.figures = FigurePublisher(
             settings=settings,
