@@ -6,7 +6,6 @@ import asyncio
 import json
 from collections.abc import Iterator
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Form, Request
@@ -20,8 +19,8 @@ from fastapi.responses import (
 
 from summitcast.domain.accounts import Permission
 from summitcast.errors import NotFoundError
-from summitcast.services import AttendancePublication, Summit, attendance, programme
-from summitcast.services.reports import DOWNLOADS, EXACT_CSV, public_csv, public_map
+from summitcast.services import Summit, attendance, attendance_pages
+from summitcast.services.reports import DOWNLOADS, EXACT_CSV
 from summitcast.web.deps import (
     AttendanceFlushDep,
     DbDep,
@@ -76,8 +75,8 @@ async def report_page(
     cache: ReportCacheDep,
 ) -> Response:
     """The attendance report: figures, charts, map, tables, downloads and publishing."""
-    built = await asyncio.to_thread(cache.get, summit)
-    publication = attendance.latest_publication(db, summit)
+    report = await asyncio.to_thread(attendance_pages.organiser_report, db, settings, cache, summit)
+    built = report.built
     public_rows = {row.country: row.locations for row in built.data.public.countries}
     return render(
         request,
@@ -94,8 +93,8 @@ async def report_page(
             ),
             "titles": built.data.titles,
             "k": settings.k_anonymity,
-            "publication": publication,
-            "live": attendance.live_log_is_open(settings, summit),
+            "publication": report.publication,
+            "live": report.live,
             "head_every": _every(settings.attendance_head_interval_s),
             "when": _when,
             "exact_csv": EXACT_CSV,
@@ -132,10 +131,7 @@ async def publish(
     cache: ReportCacheDep,
 ) -> Response:
     """Publish the signed attendance log and its figures (replacing the public ones)."""
-    await flush()
-    # Seconds of counting, hashing and signing at 50,000 locations: off the event loop.
-    await asyncio.to_thread(attendance.publish_attendance, db, summit, settings)
-    cache.forget(summit.id)
+    await attendance_pages.publish(db, settings, summit, flush=flush, cache=cache)
     return RedirectResponse(f"/backstage/s/{summit.slug}/report#publication", status_code=303)
 
 
@@ -144,40 +140,24 @@ async def publish_live(
     db: DbDep, settings: SettingsDep, summit: ReportSummit, flush: AttendanceFlushDep
 ) -> Response:
     """Start publishing the attendance log live: a signed head every head interval."""
-    await flush()
-    await asyncio.to_thread(attendance.start_live_publishing, db, summit, settings)
+    await attendance_pages.start_live(db, settings, summit, flush=flush)
     return RedirectResponse(f"/backstage/s/{summit.slug}/report#publication", status_code=303)
 
 
 # --- public ------------------------------------------------------------------------------
 
 
-def _live(settings: SettingsDep, db: DbDep, slug: Slug) -> tuple[Summit, Path]:
-    summit = programme.get_summit(db, slug)
-    path = attendance.live_log_path(settings, summit)
-    if path is None:
-        raise NotFoundError("The organisers have not started publishing attendance live.")
-    return summit, path
-
-
 @router.get("/s/{slug}/attendance/heads.json")
 def public_heads(db: DbDep, settings: SettingsDep, slug: Slug) -> Response:
     """Every signed head of the live log, each with its consistency proof from the one before."""
-    summit, _ = _live(settings, db, slug)
-    key, _ = attendance.summit_keys(settings, summit)
-    body = {
-        "summit": summit.slug,
-        "public_key": attendance.public_key_b64(key),
-        "log": f"/s/{summit.slug}/attendance/live-log.jsonl",
-        "heads": [head.to_json() for head in attendance.live_heads(settings, summit)],
-    }
+    body = attendance_pages.live_heads_document(db, settings, slug)
     return Response(json.dumps(body, indent=1), media_type="application/json")
 
 
 @router.get("/s/{slug}/attendance/live-log.jsonl")
 def public_live_log(db: DbDep, settings: SettingsDep, slug: Slug) -> Response:
     """The live log up to its newest head (lines appended after it are not served yet)."""
-    summit, path = _live(settings, db, slug)
+    summit, path = attendance_pages.live_log_of(db, settings, slug)
     length = attendance.live_log_length(path)
 
     def chunks() -> Iterator[bytes]:
@@ -202,33 +182,23 @@ def public_live_log(db: DbDep, settings: SettingsDep, slug: Slug) -> Response:
     )
 
 
-def _published(db: DbDep, slug: Slug) -> tuple[Summit, AttendancePublication]:
-    summit = programme.get_summit(db, slug)
-    publication = attendance.latest_publication(db, summit)
-    if publication is None:
-        raise NotFoundError("The organisers have not published attendance figures yet.")
-    return summit, publication
-
-
 @router.get("/s/{slug}/attendance", response_class=HTMLResponse)
 def public_page(request: Request, db: DbDep, settings: SettingsDep, slug: Slug) -> Response:
     """Published attendance figures (k-suppressed), the log, the key and how to verify."""
-    summit = programme.get_summit(db, slug)
-    publication = attendance.latest_publication(db, summit)
-    _, titles = attendance.session_windows(db, summit)
-    heads = attendance.live_heads(settings, summit)
+    shown = attendance_pages.public_attendance(db, settings, slug)
+    publication, heads = shown.publication, shown.heads
     return render(
         request,
         "attendance.html",
         {
-            "summit": summit,
+            "summit": shown.summit,
             "publication": publication,
             # Newest first; the whole chain is in heads.json.
             "heads": list(reversed(heads[-24:])),
             "head_count": len(heads),
             "head_every": _every(settings.attendance_head_interval_s),
             "figures": publication.figures if publication else None,
-            "titles": titles,
+            "titles": shown.titles,
             "when": _when,
             "base_url": str(request.base_url).rstrip("/"),
         },
@@ -238,9 +208,9 @@ def public_page(request: Request, db: DbDep, settings: SettingsDep, slug: Slug) 
 @router.get("/s/{slug}/attendance/log.jsonl")
 def public_log(db: DbDep, settings: SettingsDep, slug: Slug) -> Response:
     """The published attendance log (JSON Lines)."""
-    summit, publication = _published(db, slug)
+    summit, path = attendance_pages.published_log(db, settings, slug)
     return FileResponse(
-        attendance.published_log_path(settings, summit, publication),
+        path,
         media_type="application/jsonl",
         filename=f"{summit.slug}-attendance-log.jsonl",
     )
@@ -249,15 +219,14 @@ def public_log(db: DbDep, settings: SettingsDep, slug: Slug) -> Response:
 @router.get("/s/{slug}/attendance/public-key.txt")
 def public_key(db: DbDep, slug: Slug) -> Response:
     """The summit's Ed25519 public key (base64), as `audit verify --public-key` takes it."""
-    _, publication = _published(db, slug)
+    _, publication = attendance_pages.publication_of(db, slug)
     return Response(publication.public_key + "\n", media_type="text/plain; charset=utf-8")
 
 
 @router.get("/s/{slug}/attendance/{name}.csv")
 def public_csv_file(db: DbDep, slug: Slug, name: str) -> Response:
     """Published figures as CSV: countries (k-suppressed), sessions or the bucket timeline."""
-    summit, publication = _published(db, slug)
-    body = public_csv(publication.figures, name)
+    summit, body = attendance_pages.published_csv(db, slug, name)
     return Response(
         body,
         media_type="text/csv; charset=utf-8",
@@ -268,10 +237,7 @@ def public_csv_file(db: DbDep, slug: Slug, name: str) -> Response:
 @router.get("/s/{slug}/attendance/map.png")
 async def public_map_png(db: DbDep, settings: SettingsDep, slug: Slug) -> Response:
     """The world map of the published (k-suppressed) per-country figures."""
-    summit, publication = _published(db, slug)
-    path = await asyncio.to_thread(public_map, settings, summit, publication)
-    if path is None:
-        raise NotFoundError("No world map: the world-atlas file is missing.")
+    path = await asyncio.to_thread(attendance_pages.published_map, db, settings, slug)
     return FileResponse(path, media_type="image/png")
 
 
@@ -300,8 +266,7 @@ def counted(
     secret: Secret = "",
 ) -> Response:
     """Whether and in which published buckets this location was counted, with a proof."""
-    location = attendance.find_for_host(db, public_id)
-    result = attendance.host_inclusion(db, settings, location, secret.strip())
+    location, result = attendance_pages.host_check(db, settings, public_id, secret.strip())
     return _no_store(
         render(
             request,
@@ -327,8 +292,9 @@ def counted_proof(
     bucket: Annotated[int | None, Form()] = None,
 ) -> Response:
     """The inclusion proof of one bucket as a file for `summitcast audit check-proof`."""
-    location = attendance.find_for_host(db, public_id)
-    result = attendance.host_inclusion(db, settings, location, secret.strip(), bucket_start=bucket)
+    _, result = attendance_pages.host_check(
+        db, settings, public_id, secret.strip(), bucket_start=bucket
+    )
     if result.proof is None:
         raise NotFoundError(result.message)
     return Response(
@@ -346,9 +312,7 @@ def forget(
     request: Request, db: DbDep, settings: SettingsDep, public_id: str, secret: Secret = ""
 ) -> Response:
     """Delete the location's label and contact; what was counted and published stays."""
-    location = attendance.forget_host_data(
-        db, settings, attendance.find_for_host(db, public_id), secret
-    )
+    location = attendance_pages.forget_host(db, settings, public_id, secret)
     return _no_store(
         render(
             request,
