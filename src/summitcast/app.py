@@ -29,13 +29,13 @@ from summitcast.presence import Presence, PresenceUnavailableError, PubSub, crea
 from summitcast.runtime.attendance import AttendanceTasks
 from summitcast.runtime.broadcast_manager import BroadcastManager
 from summitcast.runtime.greenroom import GreenRoomManager
+from summitcast.runtime.job_worker import JobWorker
 from summitcast.runtime.presence_tasks import PresenceTasks
 from summitcast.runtime.upload_jobs import UploadJobs, chunk_store
 from summitcast.runtime.webrtc import BrowserContributions
 from summitcast.services.accounts import account_delay, rate_limiter
 from summitcast.services.attendance import AttendanceRecorder, LivePublisher
 from summitcast.services.demo_presence import DemoAudience
-from summitcast.services.jobs import JobWorker
 from summitcast.services.link_secrets import seal_stored_raw
 from summitcast.services.live import LiveService
 from summitcast.services.reports import ReportCache

@@ -6,6 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from summitcast.runtime.job_worker import JobWorker
 from summitcast.services import jobs
 from summitcast.storage.database import Database
 from summitcast.storage.tables import Job
@@ -44,7 +45,7 @@ def test_failing_handler_is_retried_then_shows_its_reason(database: Database) ->
         raise RuntimeError("disk full")
 
     failed: list[str] = []
-    worker = jobs.JobWorker(
+    worker = JobWorker(
         database, {"k": broken}, on_failure={"k": lambda c: failed.append(c.failure)}
     )
     with database.session() as db:
@@ -67,7 +68,7 @@ def test_permanent_failure_is_not_retried(database: Database) -> None:
     def refuse(_context: jobs.JobContext) -> None:
         raise jobs.PermanentJobError("the file was deleted")
 
-    worker = jobs.JobWorker(database, {"k": refuse})
+    worker = JobWorker(database, {"k": refuse})
     with database.session() as db:
         job_id = jobs.enqueue(db, "k", max_attempts=5).id
 
@@ -84,7 +85,7 @@ def test_progress_and_success_are_recorded(database: Database) -> None:
         context.progress(0.5)
         seen.append(_job(database, context.job_id).progress)
 
-    worker = jobs.JobWorker(database, {"k": work})
+    worker = JobWorker(database, {"k": work})
     with database.session() as db:
         job_id = jobs.enqueue(db, "k").id
 
@@ -122,7 +123,7 @@ def test_stopping_worker_requeues_its_running_job(database: Database) -> None:
             context.progress(0.1)
             context.cancel.wait(0.05)
 
-    worker = jobs.JobWorker(database, {"k": slow}, poll_interval_s=0.05)
+    worker = JobWorker(database, {"k": slow}, poll_interval_s=0.05)
     with database.session() as db:
         job_id = jobs.enqueue(db, "k").id
 

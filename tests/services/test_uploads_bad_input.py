@@ -14,6 +14,7 @@ import pytest
 
 from summitcast.config import Settings
 from summitcast.media.testclips import make_clip
+from summitcast.runtime.job_worker import JobWorker
 from summitcast.runtime.upload_jobs import UploadJobs, chunk_store
 from summitcast.services import jobs, programme, upload_chunks, upload_results, uploads
 from summitcast.storage.database import Database
@@ -97,7 +98,7 @@ def _run(env: tuple[Settings, Database], path: Path, *, kind: str = "programme",
     settings, database = env
     store = chunk_store(settings)
     handlers = UploadJobs(settings, database, store)
-    worker = jobs.JobWorker(database, handlers.handlers(), on_failure=handlers.failure_hooks())
+    worker = JobWorker(database, handlers.handlers(), on_failure=handlers.failure_hooks())
     make_summit(database, f"s{abs(hash(path.name)) % 10**6}")
     with database.session() as db:
         summit = programme.list_summits(db)[-1]

@@ -189,7 +189,7 @@ def test_file_other_than_the_one_declared_is_rejected_by_its_checksum(
 
 
 def _drain(app) -> int:  # type: ignore[no-untyped-def]
-    from summitcast.services.jobs import JobWorker
+    from summitcast.runtime.job_worker import JobWorker
 
     upload_jobs = app.state.upload_jobs
     worker = JobWorker(

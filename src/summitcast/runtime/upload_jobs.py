@@ -26,6 +26,7 @@ from summitcast.domain.media_checks import (
 from summitcast.domain.uploads import UploadKind, UploadState
 from summitcast.media import normalise
 from summitcast.media.upload_probe import Loudness, measure_loudness, probe_upload
+from summitcast.runtime.job_worker import PeriodicChore
 from summitcast.services import Database, jobs, notifications, upload_results, uploads
 from summitcast.services.upload_results import JobUpload
 from summitcast.storage.chunks import DiskChunkFiles
@@ -80,10 +81,10 @@ class UploadJobs:
         """Job kind → what to do once it failed for good."""
         return {uploads.JOB_CHECK: self.failed, uploads.JOB_NORMALISE: self.failed}
 
-    def periodic(self) -> list[jobs.Periodic]:
+    def periodic(self) -> list[PeriodicChore]:
         """The cleanup of expired partial uploads."""
         return [
-            jobs.Periodic(
+            PeriodicChore(
                 "expire-partial-uploads", self.settings.upload_sweep_interval_s, self.expire
             )
         ]

@@ -1,4 +1,4 @@
-"""A durable job queue in the database, with an in-process worker by default.
+"""A durable job queue in the database (its worker: ``summitcast.runtime.job_worker``).
 
 Jobs are rows, so any node that can reach the database can work them: on
 PostgreSQL a worker claims the oldest due job with ``SELECT … FOR UPDATE SKIP
@@ -14,11 +14,7 @@ message is shown as is); any other exception is retried with backoff up to
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
-import os
-import socket
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -30,7 +26,7 @@ from typing import Any
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session as DbSession
 
-from summitcast.storage.database import Database, connection_lost
+from summitcast.storage.database import Database
 from summitcast.storage.tables import Job, utcnow
 
 logger = logging.getLogger(__name__)
@@ -204,165 +200,41 @@ def jobs_of_upload(db: DbSession, upload_id: int) -> list[Job]:
     return list(db.scalars(select(Job).where(Job.upload_id == upload_id).order_by(Job.id)))
 
 
-def default_worker_id() -> str:
-    """host:pid, unique among the workers of a cluster."""
-    return f"{socket.gethostname()}:{os.getpid()}"[:100]
+# --- units of work for the worker (runtime.job_worker) ------------------------------------
 
 
-@dataclass(frozen=True)
-class Periodic:
-    """A task the worker runs every interval_s seconds (say, deleting expired uploads)."""
+def claim_next(
+    database: Database, worker_id: str, kinds: Sequence[str], *, stale_after_s: float
+) -> JobContext | None:
+    """Queue stale jobs again, then claim the oldest due one of these kinds; its context."""
+    with database.session() as db:
+        requeue_stale(db, now=utcnow(), stale_after_s=stale_after_s)
+        job = claim(db, worker_id, list(kinds), now=utcnow())
+        if job is None:
+            return None
+        return JobContext(
+            job_id=job.id,
+            kind=job.kind,
+            upload_id=job.upload_id,
+            payload=dict(job.payload),
+            attempt=job.attempts,
+            database=database,
+        )
 
-    name: str
-    interval_s: float
-    run: Callable[[], object]
+
+def finish_now(database: Database, job_id: int) -> None:
+    """finish in a unit of work of its own."""
+    with database.session() as db:
+        finish(db, job_id, now=utcnow())
 
 
-class JobWorker:
-    """Claims and runs jobs one at a time in a thread, so the event loop stays free."""
+def release_now(database: Database, job_id: int) -> None:
+    """release in a unit of work of its own."""
+    with database.session() as db:
+        release(db, job_id)
 
-    def __init__(
-        self,
-        database: Database,
-        handlers: Mapping[str, Handler],
-        *,
-        worker_id: str | None = None,
-        poll_interval_s: float = 1.0,
-        stale_after_s: float = 120.0,
-        periodic: Sequence[Periodic] = (),
-        on_failure: Mapping[str, Handler] | None = None,
-    ) -> None:
-        self.database = database
-        self.handlers = dict(handlers)
-        # Per kind: called once a job has failed for good (its reason in context.failure).
-        self.on_failure = dict(on_failure or {})
-        self.worker_id = worker_id or default_worker_id()
-        self.poll_interval_s = poll_interval_s
-        self.stale_after_s = stale_after_s
-        self.periodic = list(periodic)
-        self._next_periodic = {p.name: 0.0 for p in self.periodic}
-        self._task: asyncio.Task[None] | None = None
-        self._wake = asyncio.Event()
-        self._stopping = False
-        self._current: JobContext | None = None
-        self._event_loop: asyncio.AbstractEventLoop | None = None
-        self._database_away = False  # an outage is logged once, at its start
 
-    async def start(self) -> None:
-        """Start polling for jobs in the background."""
-        if self._task is None:
-            self._event_loop = asyncio.get_running_loop()
-            self._task = asyncio.create_task(self._loop(), name="job-worker")
-
-    async def stop(self) -> None:
-        """Stop after asking the running handler (if any) to give up; its job is queued again."""
-        self._stopping = True
-        self._wake.set()
-        if self._current is not None:
-            self._current.cancel.set()
-        if self._task is not None:
-            await self._task
-            self._task = None
-
-    def kick(self) -> None:
-        """Look for work now instead of at the next poll; safe to call from any thread."""
-        if self._event_loop is not None and not self._event_loop.is_closed():
-            self._event_loop.call_soon_threadsafe(self._wake.set)
-
-    async def _loop(self) -> None:
-        while not self._stopping:
-            try:
-                await asyncio.to_thread(self._run_periodic)
-                worked = await asyncio.to_thread(self.run_once)
-            except Exception as error:  # a database hiccup must not end the worker for good
-                self._note_failure(error)
-                worked = False
-            else:
-                if self._database_away:
-                    logger.warning("job worker: database reachable again")
-                    self._database_away = False
-            if worked:
-                continue
-            self._wake.clear()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), self.poll_interval_s)
-
-    def _note_failure(self, error: Exception) -> None:
-        """Log a failed iteration: a traceback, or one line for a whole database outage."""
-        if not connection_lost(error):
-            logger.error("job worker iteration failed", exc_info=error)
-            return
-        # A database restart fails every poll until it is back: one line, not one
-        # traceback a poll interval.
-        if not self._database_away:
-            reason = " ".join(str(error).split())[:300]
-            logger.warning("job worker: database unavailable (%s); retrying", reason)
-        self._database_away = True
-
-    def _run_periodic(self) -> None:
-        now = time.monotonic()
-        for task in self.periodic:
-            if now >= self._next_periodic[task.name]:
-                self._next_periodic[task.name] = now + task.interval_s
-                try:
-                    task.run()
-                except Exception as error:
-                    if connection_lost(error):
-                        raise  # the loop logs a database outage once
-                    logger.exception("periodic task %s failed", task.name)
-
-    def run_once(self) -> bool:
-        """Claim and run one due job in this thread; False when there was none."""
-        with self.database.session() as db:
-            requeue_stale(db, now=utcnow(), stale_after_s=self.stale_after_s)
-            job = claim(db, self.worker_id, list(self.handlers), now=utcnow())
-            if job is None:
-                return False
-            context = JobContext(
-                job_id=job.id,
-                kind=job.kind,
-                upload_id=job.upload_id,
-                payload=dict(job.payload),
-                attempt=job.attempts,
-                database=self.database,
-            )
-        self._current = context
-        if self._stopping:
-            context.cancel.set()
-        try:
-            self.handlers[context.kind](context)
-        except JobCancelledError:
-            with self.database.session() as db:
-                release(db, context.job_id)
-            return True
-        except PermanentJobError as exc:
-            self._record_failure(context, str(exc), permanent=True)
-            return True
-        except Exception as exc:  # never let one bad file end the worker
-            logger.exception("job %s (%s) failed", context.job_id, context.kind)
-            self._record_failure(context, f"{type(exc).__name__}: {exc}", permanent=False)
-            return True
-        finally:
-            self._current = None
-        with self.database.session() as db:
-            finish(db, context.job_id, now=utcnow())
-        return True
-
-    def _record_failure(self, context: JobContext, message: str, *, permanent: bool) -> None:
-        with self.database.session() as db:
-            job = fail(db, context.job_id, message, permanent=permanent, now=utcnow())
-            failed_for_good = job.state == JobState.FAILED.value
-        if failed_for_good and (hook := self.on_failure.get(context.kind)):
-            # Lets the owner of the job (say, an upload) show the reason where people look.
-            context.failure = message[:MESSAGE_LIMIT]
-            try:
-                hook(context)
-            except Exception:
-                logger.exception("failure hook of job %s failed", context.job_id)
-
-    def drain(self, *, limit: int = 100) -> int:
-        """Run due jobs until none is left (tests, CLI); return how many ran."""
-        ran = 0
-        while ran < limit and self.run_once():
-            ran += 1
-        return ran
+def fail_now(database: Database, job_id: int, message: str, *, permanent: bool) -> bool:
+    """fail in a unit of work of its own; True when the job failed for good."""
+    with database.session() as db:
+        return fail(db, job_id, message, permanent=permanent, now=utcnow()).state == JobState.FAILED
