@@ -7,7 +7,7 @@ the rate limiters, the report cache) comes from here: routes never read request.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Iterator
 from typing import Annotated, Any
 
 from fastapi import Depends, Request
@@ -18,13 +18,16 @@ from summitcast.domain.accounts import Permission
 from summitcast.errors import AuthenticationError
 from summitcast.services import Database, DbSession, Summit, accounts, second_factor
 from summitcast.services.accounts import Delay, Limiter
+from summitcast.services.attendance import AttendanceRecorder
+from summitcast.services.attendance_pages import Flush
 from summitcast.services.broadcast_control import BroadcastControl
+from summitcast.services.browser_live import BrowserBridge
+from summitcast.services.greenroom import GreenRoom
 from summitcast.services.hls_origin import HlsOrigin
 from summitcast.services.live.service import LiveService
 from summitcast.services.programme import get_summit
-from summitcast.services.upload_protocol import UploadProtocol
-from summitcast.services.upload_protocol import UploadProtocol
 from summitcast.services.reports import ReportCache
+from summitcast.services.upload_protocol import UploadProtocol
 from summitcast.web.edge import Slug
 
 # Connections left to background work (jobs, attendance flushes, sweeps) while requests
@@ -156,16 +159,11 @@ def get_report_cache(request: Request) -> ReportCache:
     return cache
 
 
-def get_attendance_flush(request: Request) -> Callable[[], Awaitable[int]]:
+def get_attendance_flush(request: Request) -> Flush:
     """Writes this worker's closed attendance buckets to the database when awaited."""
-    recorder: Any = request.app.state.attendance
+    recorder: AttendanceRecorder = request.app.state.attendance
     database: Database = request.app.state.database
-
-    def flush() -> Awaitable[int]:
-        result: Awaitable[int] = recorder.flush(database)
-        return result
-
-    return flush
+    return lambda: recorder.flush(database)
 
 
 BroadcastsDep = Annotated[BroadcastControl, Depends(get_broadcasts)]
@@ -174,7 +172,7 @@ LoginLimiterDep = Annotated[Limiter, Depends(get_login_limiter)]
 LoginDelayDep = Annotated[Delay, Depends(get_login_delay)]
 SecondFactorLimiterDep = Annotated[Limiter, Depends(get_second_factor_limiter)]
 ReportCacheDep = Annotated[ReportCache, Depends(get_report_cache)]
-AttendanceFlushDep = Annotated[Callable[[], Awaitable[int]], Depends(get_attendance_flush)]
+AttendanceFlushDep = Annotated[Flush, Depends(get_attendance_flush)]
 
 
 def get_live(request: HTTPConnection) -> LiveService:
@@ -202,13 +200,20 @@ async def get_upload_protocol(request: Request) -> UploadProtocol:
 UploadProtocolDep = Annotated[UploadProtocol, Depends(get_upload_protocol)]
 
 
-async def get_upload_protocol(request: Request) -> UploadProtocol:
-    """The speakers' upload protocol (app.py builds it); on the event loop, no thread hop."""
-    protocol: UploadProtocol = request.app.state.upload_protocol
-    return protocol
+def get_green_room(request: Request) -> GreenRoom:
+    """The green room's listeners (runtime.greenroom.GreenRoomManager), as pages may use them."""
+    room: GreenRoom = request.app.state.greenroom
+    return room
 
 
-UploadProtocolDep = Annotated[UploadProtocol, Depends(get_upload_protocol)]
+def get_browser_bridge(request: Request) -> BrowserBridge:
+    """The WebRTC bridge of speakers going live from their browser (runtime.webrtc)."""
+    bridge: BrowserBridge = request.app.state.browser_live
+    return bridge
+
+
+GreenRoomDep = Annotated[GreenRoom, Depends(get_green_room)]
+BrowserBridgeDep = Annotated[BrowserBridge, Depends(get_browser_bridge)]
 
 
 def get_database(connection: HTTPConnection) -> Database:
