@@ -8,7 +8,7 @@ import logging
 
 import pytest
 
-from summitcast.runtime.periodic import Backoff, Periodic, stop_all
+from summitcast.runtime.periodic import RUN_AGAIN, Backoff, Periodic, stop_all
 
 pytestmark = pytest.mark.unit
 
@@ -201,3 +201,83 @@ def test_stop_all_ends_every_task() -> None:
         return [task.running for task in tasks]
 
     assert asyncio.run(scenario()) == [False, False, False]
+
+
+def test_wake_cuts_the_pause_short() -> None:
+    async def scenario() -> float:
+        loop = asyncio.get_running_loop()
+        ran = asyncio.Event()
+
+        async def step() -> None:
+            ran.set()
+
+        task = Periodic("reconciler", step, interval_s=60.0)
+        task.start()
+        started = loop.time()
+        task.wake()  # a producer pressed a button: look now, not in a minute
+        await asyncio.wait_for(ran.wait(), 5)
+        await task.stop()
+        return loop.time() - started
+
+    assert asyncio.run(scenario()) < 5
+
+
+def test_a_step_that_found_work_runs_again_without_a_pause() -> None:
+    async def scenario() -> int:
+        queue = [1, 2, 3]
+        done = asyncio.Event()
+
+        async def step() -> object:
+            if queue:
+                queue.pop()
+                return RUN_AGAIN
+            done.set()
+            return None
+
+        task = Periodic("jobs", step, interval_s=60.0, immediately=True)
+        task.start()
+        await asyncio.wait_for(done.wait(), 5)
+        await task.stop()
+        return len(queue)
+
+    assert asyncio.run(scenario()) == 0
+
+
+def test_graceful_stop_lets_the_running_step_finish() -> None:
+    events: list[str] = []
+
+    async def scenario() -> None:
+        async def step() -> None:
+            events.append("began")
+            await asyncio.sleep(0.05)  # say, an encoder half started
+            events.append("finished")
+
+        task = Periodic("manager", step, interval_s=60.0, immediately=True)
+        task.start()
+        await asyncio.sleep(0.01)
+        await task.stop(graceful=True)
+
+    asyncio.run(scenario())
+
+    assert events == ["began", "finished"]
+
+
+def test_the_failure_hook_may_take_over_the_logging(caplog: pytest.LogCaptureFixture) -> None:
+    seen: list[str] = []
+
+    def noted(error: BaseException) -> bool:
+        seen.append(str(error))
+        return True
+
+    async def scenario() -> object:
+        async def step() -> None:
+            raise RuntimeError("database hiccup")
+
+        return await Periodic("sync", step, interval_s=1.0, on_failure=noted).run_once()
+
+    with caplog.at_level(logging.WARNING):
+        result = asyncio.run(scenario())
+
+    assert result is False
+    assert seen == ["database hiccup"]
+    assert caplog.records == []

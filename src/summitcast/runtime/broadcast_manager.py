@@ -10,7 +10,6 @@ and a button pressed on another app node reaches the node with the encoders.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import socket
 import time
@@ -39,7 +38,7 @@ from summitcast.media.recording import write_recordings
 from summitcast.media.segment_store import InMemorySegmentStore, SegmentStore, SessionStores
 from summitcast.presence import MemoryPubSub, PubSub
 from summitcast.runtime.health_board import PUBLISH_INTERVAL_S, HealthBoard
-from summitcast.runtime.periodic import Periodic
+from summitcast.runtime.periodic import Backoff, Periodic
 from summitcast.services import broadcast as service
 from summitcast.storage.database import Database
 
@@ -120,24 +119,31 @@ class BroadcastManager:
         self.poll_s = poll_s
         self.runtimes: dict[int, SessionRuntime] = {}
         self.last_error: str | None = None
-        self._kick = asyncio.Event()
-        self._task: asyncio.Task[None] | None = None
-        self._stopping = False
+        # Every poll_s, or at once when kicked; a failed sync is retried at the same pace
+        # (a database hiccup must not end the broadcast).
+        self._poller = Periodic(
+            "broadcast-manager",
+            self.sync,
+            poll_s,
+            backoff=Backoff(first_s=poll_s, cap_s=poll_s),
+            immediately=True,
+            on_success=self._synced,
+            on_failure=self._sync_failed,
+            logger=logger,
+        )
         self.recordings: set[asyncio.Task[None]] = set()  # MP4 remuxes of ended sessions
 
     async def start(self) -> None:
         """Listen for stream health; poll and publish health only if this node runs encoders."""
         await self.board.start()
         if self.settings.broadcast_workers:
-            self._task = asyncio.create_task(self._loop(), name="broadcast-manager")
+            self._poller.start()
             self._health.start()
 
     async def stop(self) -> None:
         """Stop every playout and ingest this node runs."""
-        self._stopping = True
-        self._kick.set()
-        if self._task is not None:
-            await self._task
+        # Graceful: a sync half-way through starting an encoder finishes first.
+        await self._poller.stop(graceful=True)
         await self._health.stop()
         await self.board.stop()
         # Sessions still on air are resumed by the next start, so they get no recording now.
@@ -150,19 +156,15 @@ class BroadcastManager:
 
     def kick(self) -> None:
         """Look at the database now (a producer just pressed a button)."""
-        self._kick.set()
+        self._poller.wake()
 
-    async def _loop(self) -> None:
-        while not self._stopping:
-            try:
-                await self.sync()
-                self.last_error = None
-            except Exception as exc:  # a database hiccup must not end the broadcast
-                self.last_error = f"{type(exc).__name__}: {exc}"
-                logger.exception("broadcast manager could not sync")
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._kick.wait(), self.poll_s)
-            self._kick.clear()
+    def _synced(self) -> None:
+        self.last_error = None
+
+    def _sync_failed(self, error: BaseException) -> bool:
+        self.last_error = f"{type(error).__name__}: {error}"
+        logger.error("broadcast manager could not sync", exc_info=error)
+        return True
 
     def _read_plans(self) -> list[service.BroadcastPlan]:
         with self.database.session() as db:

@@ -14,7 +14,6 @@ runs their listeners, and points each session's playout at the taken feed.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import shutil
 import socket
@@ -29,6 +28,7 @@ from summitcast.domain.playout import SourceKind
 from summitcast.media.listeners import ListenerPair, ListenerPorts, free_port, srt_script_input
 from summitcast.media.playout import FeedSource
 from summitcast.runtime.broadcast_manager import BroadcastManager
+from summitcast.runtime.periodic import Backoff, Periodic
 from summitcast.services import greenroom as service
 from summitcast.storage.database import Database
 
@@ -257,40 +257,43 @@ class GreenRoomManager:
         self.last_error: str | None = None
         # Sessions whose playout reads a speaker's feed because of us (session → feed id).
         self.wired: dict[int, int] = {}
-        self._kick = asyncio.Event()
-        self._task: asyncio.Task[None] | None = None
-        self._stopping = False
+        # Every poll_s, or at once when kicked; a failed sync is retried at the same pace
+        # (a database hiccup must not close the green room).
+        self._poller = Periodic(
+            "greenroom-manager",
+            self.sync,
+            poll_s,
+            backoff=Backoff(first_s=poll_s, cap_s=poll_s),
+            immediately=True,
+            on_success=self._synced,
+            on_failure=self._sync_failed,
+            logger=logger,
+        )
 
     async def start(self) -> None:
         """Start polling (only on the node that runs the broadcast workers)."""
         if self.settings.broadcast_workers:
-            self._task = asyncio.create_task(self._loop(), name="greenroom-manager")
+            self._poller.start()
 
     async def stop(self) -> None:
         """Close every listener this node runs."""
-        self._stopping = True
-        self._kick.set()
-        if self._task is not None:
-            await self._task
+        # Graceful: a sync half-way through starting a listener finishes first.
+        await self._poller.stop(graceful=True)
         await asyncio.gather(*(feed.stop() for feed in self.feeds.values()))
         self.feeds.clear()
 
     def kick(self) -> None:
         """Have the green room and the broadcast look at the database now (a button was pressed)."""
-        self._kick.set()
+        self._poller.wake()
         self.broadcasts.kick()  # a take or release also cut the session to live or back
 
-    async def _loop(self) -> None:
-        while not self._stopping:
-            try:
-                await self.sync()
-                self.last_error = None
-            except Exception as exc:  # a database hiccup must not close the green room
-                self.last_error = f"{type(exc).__name__}: {exc}"
-                logger.exception("green room could not sync")
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._kick.wait(), self.poll_s)
-            self._kick.clear()
+    def _synced(self) -> None:
+        self.last_error = None
+
+    def _sync_failed(self, error: BaseException) -> bool:
+        self.last_error = f"{type(error).__name__}: {error}"
+        logger.error("green room could not sync", exc_info=error)
+        return True
 
     def _read(self) -> list[service.FeedPlan]:
         with self.database.session() as db:

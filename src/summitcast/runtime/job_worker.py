@@ -7,7 +7,6 @@ the long-running loop around it, started and stopped with the app (app.py).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import os
 import socket
@@ -15,6 +14,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
+from summitcast.runtime.periodic import RUN_AGAIN, Backoff, Periodic
 from summitcast.services import Database, jobs
 from summitcast.services.jobs import Handler, JobCancelledError, JobContext, PermanentJobError
 from summitcast.storage.database import connection_lost
@@ -59,8 +59,18 @@ class JobWorker:
         self.stale_after_s = stale_after_s
         self.periodic = list(periodic)
         self._next_periodic = {p.name: 0.0 for p in self.periodic}
-        self._task: asyncio.Task[None] | None = None
-        self._wake = asyncio.Event()
+        # Every poll_s, or at once when kicked or after a job was done; a failed
+        # iteration (a database hiccup) is retried at the same pace.
+        self._poller = Periodic(
+            "job-worker",
+            self._iteration,
+            poll_interval_s,
+            backoff=Backoff(first_s=poll_interval_s, cap_s=poll_interval_s),
+            immediately=True,
+            on_success=self._reachable,
+            on_failure=self._note_failure,
+            logger=logger,
+        )
         self._stopping = False
         self._current: JobContext | None = None
         self._event_loop: asyncio.AbstractEventLoop | None = None
@@ -68,54 +78,43 @@ class JobWorker:
 
     async def start(self) -> None:
         """Start polling for jobs in the background."""
-        if self._task is None:
-            self._event_loop = asyncio.get_running_loop()
-            self._task = asyncio.create_task(self._loop(), name="job-worker")
+        self._event_loop = asyncio.get_running_loop()
+        self._poller.start()
 
     async def stop(self) -> None:
         """Stop after asking the running handler (if any) to give up; its job is queued again."""
         self._stopping = True
-        self._wake.set()
         if self._current is not None:
             self._current.cancel.set()
-        if self._task is not None:
-            await self._task
-            self._task = None
+        await self._poller.stop(graceful=True)
 
     def kick(self) -> None:
         """Look for work now instead of at the next poll; safe to call from any thread."""
         if self._event_loop is not None and not self._event_loop.is_closed():
-            self._event_loop.call_soon_threadsafe(self._wake.set)
+            self._event_loop.call_soon_threadsafe(self._poller.wake)
 
-    async def _loop(self) -> None:
-        while not self._stopping:
-            try:
-                await asyncio.to_thread(self._run_periodic)
-                worked = await asyncio.to_thread(self.run_once)
-            except Exception as error:  # a database hiccup must not end the worker for good
-                self._note_failure(error)
-                worked = False
-            else:
-                if self._database_away:
-                    logger.warning("job worker: database reachable again")
-                    self._database_away = False
-            if worked:
-                continue
-            self._wake.clear()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), self.poll_interval_s)
+    async def _iteration(self) -> object:
+        await asyncio.to_thread(self._run_periodic)
+        worked = await asyncio.to_thread(self.run_once)
+        return RUN_AGAIN if worked else None  # a job was done: look for the next at once
 
-    def _note_failure(self, error: Exception) -> None:
+    def _reachable(self) -> None:
+        if self._database_away:
+            logger.warning("job worker: database reachable again")
+            self._database_away = False
+
+    def _note_failure(self, error: BaseException) -> bool:
         """Log a failed iteration: a traceback, or one line for a whole database outage."""
         if not connection_lost(error):
             logger.error("job worker iteration failed", exc_info=error)
-            return
+            return True
         # A database restart fails every poll until it is back: one line, not one
         # traceback a poll interval.
         if not self._database_away:
             reason = " ".join(str(error).split())[:300]
             logger.warning("job worker: database unavailable (%s); retrying", reason)
         self._database_away = True
+        return True
 
     def _run_periodic(self) -> None:
         now = time.monotonic()

@@ -13,6 +13,10 @@ log = logging.getLogger(__name__)
 
 Step = Callable[[], Awaitable[object]]
 ErrorHook = Callable[[str, BaseException], None]
+# Sees a failure before it is logged; answers True when it has logged it itself.
+FailureHook = Callable[[BaseException], bool]
+# Returned by a step that found work: the next step runs without a pause.
+RUN_AGAIN = object()
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,6 +46,12 @@ class Periodic:
     backoff. Errors listed in ``expected`` (an outage of Redis or the database) go to
     ``on_expected`` as one line, without a traceback; any other exception is logged with
     its traceback. Cancellation is never swallowed.
+
+    Reconcilers (the broadcast and green-room managers, the job worker) also need:
+    ``wake()`` cuts the current pause short (a producer pressed a button); a step that
+    returns ``RUN_AGAIN`` runs again at once (a job was done, look for the next one);
+    ``on_failure`` sees every failure first and may take over its logging; and
+    ``stop(graceful=True)`` lets the running step finish instead of cancelling it.
     """
 
     name: str
@@ -52,43 +62,60 @@ class Periodic:
     expected: tuple[type[BaseException], ...] = ()
     on_expected: ErrorHook | None = None
     on_success: Callable[[], None] | None = None
+    on_failure: FailureHook | None = None
     logger: logging.Logger = log
     failures: int = 0
     _task: asyncio.Task[None] | None = None
+    _wake: asyncio.Event = field(default_factory=asyncio.Event)
+    _stopping: bool = False
 
     async def run(self) -> None:
-        """Run the step forever (until cancelled)."""
+        """Run the step until cancelled or stopped gracefully."""
         if not self.immediately:
-            await asyncio.sleep(self.interval_s)
-        while True:
-            await self.run_once()
-            await asyncio.sleep(max(self.interval_s, self.backoff.delay(self.failures)))
+            await self._pause(self.interval_s)
+        while not self._stopping:
+            again = await self.run_once()
+            if again is RUN_AGAIN or self._stopping:
+                continue
+            await self._pause(max(self.interval_s, self.backoff.delay(self.failures)))
 
-    async def run_once(self) -> bool:
-        """Run the step once; True when it succeeded (a failure is logged, not raised)."""
+    async def _pause(self, seconds: float) -> None:
+        """Sleep for `seconds`, or less if woken; a wake-up during the step is kept."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._wake.wait(), seconds)
+        self._wake.clear()
+
+    def wake(self) -> None:
+        """Run the next step now instead of at the end of the pause (same event loop only)."""
+        self._wake.set()
+
+    async def run_once(self) -> object:
+        """Run the step once: its result, or False when it failed (logged, not raised)."""
         try:
-            await self.step()
+            result = await self.step()
         except asyncio.CancelledError:
             raise
-        except self.expected as error:
+        except Exception as error:
             self.failures += 1
-            if self.on_expected is not None:
-                self.on_expected(self.name, error)
+            if self.on_failure is not None and self.on_failure(error):
+                return False
+            if isinstance(error, self.expected):
+                if self.on_expected is not None:
+                    self.on_expected(self.name, error)
+                else:
+                    self.logger.warning("%s failed: %s; retrying", self.name, error)
             else:
-                self.logger.warning("%s failed: %s; retrying", self.name, error)
-            return False
-        except Exception:
-            self.failures += 1
-            self.logger.exception("%s failed; retrying", self.name)
+                self.logger.exception("%s failed; retrying", self.name)
             return False
         self.failures = 0
         if self.on_success is not None:
             self.on_success()
-        return True
+        return True if result is None else result
 
     def start(self) -> asyncio.Task[None]:
         """Start running in the background (needs a running event loop); returns the task."""
         if self._task is None or self._task.done():
+            self._stopping = False
             self._task = asyncio.create_task(self.run(), name=self.name)
         return self._task
 
@@ -97,10 +124,19 @@ class Periodic:
         """Whether the background task runs."""
         return self._task is not None and not self._task.done()
 
-    async def stop(self) -> None:
-        """Cancel the background task and wait until it has ended; idempotent."""
+    async def stop(self, *, graceful: bool = False) -> None:
+        """Stop the background task and wait until it has ended; idempotent.
+
+        Graceful: the running step finishes (a reconciler half-way through starting an
+        encoder must not leave it orphaned); otherwise the task is cancelled at once.
+        """
         task, self._task = self._task, None
         if task is None:
+            return
+        if graceful:
+            self._stopping = True
+            self._wake.set()
+            await task
             return
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
