@@ -8,7 +8,7 @@ from fastapi.testclient import TestClient
 from summitcast.app import create_app
 from summitcast.config import Settings
 from summitcast.media.segment_store import SessionStores
-from summitcast.runtime.broadcast_manager import session_folder
+from summitcast.services.broadcast_control import session_folder
 from summitcast.storage.database import Database
 
 pytestmark = [

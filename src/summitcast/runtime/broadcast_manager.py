@@ -19,7 +19,6 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import imageio_ffmpeg
-import pycountry
 
 from summitcast.config import Settings
 from summitcast.domain.broadcast import Cue
@@ -40,19 +39,13 @@ from summitcast.presence import MemoryPubSub, PubSub
 from summitcast.runtime.health_board import PUBLISH_INTERVAL_S, HealthBoard
 from summitcast.runtime.periodic import Backoff, Periodic
 from summitcast.services import broadcast as service
+from summitcast.services.broadcast_control import language_name
 from summitcast.storage.database import Database
 
 logger = logging.getLogger(__name__)
 
 RECORDING_WAIT_S = 60.0  # at shutdown, let remuxes of just-ended sessions finish this long
 SMALL_RUNGS = (Rung("360p", 640, 360, 800, 96), Rung("240p", 426, 240, 400, 64))
-
-
-def language_name(code: str) -> str:
-    """A readable name for a language code (its English name; the code if unknown)."""
-    found = pycountry.languages.get(alpha_2=code) if len(code) == 2 else None
-    found = found or pycountry.languages.get(alpha_3=code)
-    return str(getattr(found, "name", code))
 
 
 def ladder_for(settings: Settings, plan: service.BroadcastPlan) -> LadderSpec:
@@ -69,11 +62,6 @@ def ladder_for(settings: Settings, plan: service.BroadcastPlan) -> LadderSpec:
             SubtitleTrack(code, language_name(code)) for code in plan.subtitle_languages
         ),
     )
-
-
-def session_folder(settings: Settings, summit_slug: str, session_id: int) -> Path:
-    """Where one session's HLS output lives (and the HLS route serves from)."""
-    return settings.effective_segment_dir / summit_slug / str(session_id)
 
 
 @dataclass
