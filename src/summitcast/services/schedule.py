@@ -21,7 +21,13 @@ from summitcast.interchange.model import (
     ScheduleSession,
 )
 from summitcast.interchange.reader import parse_schedule
-from summitcast.services.programme import SummitInput, create_summit, ensure_day, programme_of
+from summitcast.services.programme import (
+    SummitInput,
+    create_summit,
+    ensure_day,
+    get_summit,
+    programme_of,
+)
 from summitcast.storage.tables import Item, ItemSpeaker, Session, Speaker, Summit
 
 GAP_NAMESPACE = uuid.UUID("6f1d2d0e-5d43-4a8e-9f0b-5b3d0c9a1e77")
@@ -363,6 +369,13 @@ def _is_uuid(value: str) -> bool:
     except ValueError:
         return False
     return True
+
+
+def export_programme(
+    db: DbSession, slug: str, fmt: str, *, session_id: int | None = None
+) -> tuple[bytes, str]:
+    """The programme of the summit named by slug as 'json', 'xml' or 'ics' (bytes, media type)."""
+    return export_summit(db, get_summit(db, slug), fmt, session_id=session_id)
 
 
 def export_summit(

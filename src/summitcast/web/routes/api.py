@@ -228,5 +228,5 @@ def export_schedule(
     format: Annotated[str, Query(pattern="^(json|xml|ics)$")] = "json",
 ) -> Response:
     """Export the programme as frab JSON, frab XML or iCalendar."""
-    body, media_type = schedule.export_summit(db, programme.get_summit(db, slug), format)
+    body, media_type = schedule.export_programme(db, slug, format)
     return Response(body, media_type=media_type)

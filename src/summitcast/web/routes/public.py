@@ -76,24 +76,23 @@ def photo(name: str, settings: SettingsDep) -> Response:
 @router.get("/s/{slug}/schedule.json")
 def export_json(slug: Slug, db: DbDep) -> Response:
     """The programme as a c3voc/frab JSON schedule."""
-    body, media_type = schedule.export_summit(db, programme.get_summit(db, slug), "json")
+    body, media_type = schedule.export_programme(db, slug, "json")
     return Response(body, media_type=media_type)
 
 
 @router.get("/s/{slug}/schedule.xml")
 def export_xml(slug: Slug, db: DbDep) -> Response:
     """The programme as a frab XML schedule."""
-    body, media_type = schedule.export_summit(db, programme.get_summit(db, slug), "xml")
+    body, media_type = schedule.export_programme(db, slug, "xml")
     return Response(body, media_type=media_type)
 
 
 @router.get("/s/{slug}/schedule.ics")
 def export_ics(slug: Slug, db: DbDep, session: OptionalRowId = None) -> Response:
     """The programme (or one session) as iCalendar."""
-    summit = programme.get_summit(db, slug)
-    body, media_type = schedule.export_summit(db, summit, "ics", session_id=session)
+    body, media_type = schedule.export_programme(db, slug, "ics", session_id=session)
     return Response(
         body,
         media_type=media_type,
-        headers={"Content-Disposition": f'attachment; filename="{summit.slug}.ics"'},
+        headers={"Content-Disposition": f'attachment; filename="{slug}.ics"'},
     )
