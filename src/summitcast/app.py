@@ -9,21 +9,19 @@ import logging
 import sys
 import time
 from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
-from urllib.parse import quote
 
-from fastapi import FastAPI, Request
-from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, RedirectResponse, Response
+from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
-from sqlalchemy.exc import DataError
+from sqlalchemy.exc import DataError, InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from starlette.middleware.sessions import SessionMiddleware
 
 from summitcast import __version__, geo
 from summitcast.config import Settings
-from summitcast.errors import AuthenticationError, RateLimitedError, SummitcastError
 from summitcast.media.segment_store import SessionStores
 from summitcast.presence import Presence, PresenceUnavailableError, PubSub, create_backends
 from summitcast.runtime.attendance import AttendanceTasks
@@ -41,13 +39,10 @@ from summitcast.services.live import LiveService
 from summitcast.services.reports import ReportCache
 from summitcast.services.speakers import link_secret
 from summitcast.services.upload_protocol import UploadProtocol
+from summitcast.services.uploads import ChunkStore
 from summitcast.storage.database import Database, connection_lost
-from summitcast.web.edge import (
-    EdgeMiddleware,
-    TextFieldGuard,
-    install_edge_handlers,
-    wants_json,
-)
+from summitcast.web.edge import EdgeMiddleware, TextFieldGuard, install_edge_handlers
+from summitcast.web.errors import answer_503_while_away, install_error_handlers
 from summitcast.web.proxies import TrustedProxies
 from summitcast.web.routes import (
     api,
@@ -70,7 +65,7 @@ from summitcast.web.security import (
     SecurityHeadersMiddleware,
     security_headers,
 )
-from summitcast.web.templating import make_templates, render
+from summitcast.web.templating import make_templates
 from summitcast.web.transport.heartbeat import HeartbeatFastPath
 from summitcast.web.transport.presence_protocol import backend_unavailable
 from summitcast.web.transport.presence_socket import PresenceSockets
@@ -104,8 +99,25 @@ ROUTERS = (
 )
 
 
-# One rule for the errors of routes and of the edge (web/edge.py): JSON for API clients.
-_wants_json = wants_json
+@dataclass(frozen=True)
+class _Parts:
+    """The back-ends, use cases and runtime objects of one app, wired to each other."""
+
+    settings: Settings
+    db: Database
+    live: LiveService
+    attendance: AttendanceRecorder
+    attendance_tasks: AttendanceTasks
+    presence_sockets: PresenceSockets
+    presence_tasks: PresenceTasks
+    segment_stores: SessionStores
+    broadcasts: BroadcastManager
+    green_room: GreenRoomManager
+    browser_live: BrowserContributions
+    upload_store: ChunkStore
+    upload_protocol: UploadProtocol
+    upload_jobs: UploadJobs
+    job_worker: JobWorker | None
 
 
 def create_app(
@@ -123,15 +135,40 @@ def create_app(
         presence, pubsub = create_backends(settings)
     # Link secrets stored raw before migration 0015 (a migration cannot read the app key).
     seal_stored_raw(db, settings)
+    parts = _wire(settings, db, presence, pubsub)
+    app = FastAPI(
+        title="summitcast",
+        version=__version__,
+        openapi_url="/api/openapi.json",
+        docs_url="/api/docs",
+        redoc_url=None,
+        lifespan=_lifespan(parts, dispose=database is None),
+    )
+    _publish(app, parts)
+    _add_middleware(app, parts)
+    # 404, 405 and 413 as a page for browsers; values the database refuses as 400.
+    install_edge_handlers(app, data_errors=(DataError,))
+    install_error_handlers(app)
+    _answer_503_while_away(app, settings)
+    app.mount("/static", StaticFiles(directory=STATIC, check_dir=False), name="static")
+    for router in ROUTERS:
+        app.include_router(router)
+
+    @app.get("/healthz", include_in_schema=False)
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok", "version": __version__}
+
+    return app
+
+
+def _wire(settings: Settings, db: Database, presence: Presence, pubsub: PubSub) -> _Parts:
+    """Build every long-lived object of the app and hand each the others it needs."""
     live_service = LiveService(settings=settings, database=db, presence=presence, pubsub=pubsub)
-    # Counts every accepted heartbeat into its bucket in memory; flushed below.
+    # Counts every accepted heartbeat into its bucket in memory; flushed by its task.
     attendance = AttendanceRecorder(settings.attendance_bucket_s)
     live_service.on_accepted = attendance.count
     # Presence sockets served before ASGI under `summitcast serve` (web/transport/).
     presence_sockets = PresenceSockets(live_service)
-    # Appends closed buckets to live attendance logs and signs a new head each interval.
-    live_logs = LivePublisher(settings, db)
-    attendance_tasks = AttendanceTasks(settings, db, attendance, live_logs)
     # `summitcast demo`: simulated screens of demo summits beat through live_service. One
     # process per node runs them (the one with the encoders), or each worker would add its own.
     audience = (
@@ -139,95 +176,121 @@ def create_app(
         if settings.demo_audience and settings.broadcast_workers
         else None
     )
-    # Sweeps timed-out locations, publishes figures, samples counts for reports.
-    presence_tasks = PresenceTasks(live_service, audience)
-    # Its stream health reaches control rooms on every worker through the pub/sub.
     # Each session's HLS store: filled by this node's playouts, served by any node.
     segment_stores = SessionStores(settings.segment_store, settings.effective_segment_dir)
+    # Its stream health reaches control rooms on every worker through the pub/sub.
     broadcasts = BroadcastManager(settings, db, pubsub=pubsub, stores=segment_stores)
     presence_sockets.on_air.health = broadcasts.health  # screens play once a stream is ready
     # Live speakers' own feeds, previewed before the producer takes one on air.
     green_room = GreenRoomManager(settings, db, broadcasts)
-    # Speakers going live from their browser: WebRTC peers pushing to their green-room feed.
-    browser_live = BrowserContributions(settings, green_room)
     upload_store = chunk_store(settings)
     upload_jobs = UploadJobs(settings, db, upload_store)
-    # Probes and normalises uploads; durable in the database, so another node may do it.
-    job_worker = (
-        JobWorker(
+    job_worker = _job_worker(settings, db, upload_jobs)
+    return _Parts(
+        settings=settings,
+        db=db,
+        live=live_service,
+        attendance=attendance,
+        # Appends closed buckets to live attendance logs and signs a new head each interval.
+        attendance_tasks=AttendanceTasks(settings, db, attendance, LivePublisher(settings, db)),
+        presence_sockets=presence_sockets,
+        # Sweeps timed-out locations, publishes figures, samples counts for reports.
+        presence_tasks=PresenceTasks(live_service, audience),
+        segment_stores=segment_stores,
+        broadcasts=broadcasts,
+        green_room=green_room,
+        # Speakers going live from their browser: WebRTC peers pushing to their feed.
+        browser_live=BrowserContributions(settings, green_room),
+        upload_protocol=UploadProtocol(
             db,
-            upload_jobs.handlers(),
-            poll_interval_s=settings.job_poll_interval_s,
-            periodic=upload_jobs.periodic(),
-            on_failure=upload_jobs.failure_hooks(),
-        )
-        if settings.job_workers
-        else None
+            upload_store,
+            link_secret(settings),
+            kick=job_worker.kick if job_worker is not None else None,
+        ),
+        upload_store=upload_store,
+        upload_jobs=upload_jobs,
+        job_worker=job_worker,
     )
+
+
+def _job_worker(settings: Settings, db: Database, upload_jobs: UploadJobs) -> JobWorker | None:
+    """Probes and normalises uploads; durable in the database, so another node may do it."""
+    if not settings.job_workers:
+        return None
+    return JobWorker(
+        db,
+        upload_jobs.handlers(),
+        poll_interval_s=settings.job_poll_interval_s,
+        periodic=upload_jobs.periodic(),
+        on_failure=upload_jobs.failure_hooks(),
+    )
+
+
+def _lifespan(
+    parts: _Parts, *, dispose: bool
+) -> Callable[[FastAPI], AbstractAsyncContextManager[None]]:
+    """Start the background work with the app, and stop it in the reverse order."""
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
-        await presence_tasks.start()
-        presence_sockets.start()
+        await parts.presence_tasks.start()
+        parts.presence_sockets.start()
         # Moves closed attendance buckets into the database; advances the live logs.
-        attendance_tasks.start()
+        parts.attendance_tasks.start()
         # Plays every session on air; sessions left on air by a previous run resume.
-        await broadcasts.start()
-        await green_room.start()
-        if job_worker is not None:
-            await job_worker.start()
+        await parts.broadcasts.start()
+        await parts.green_room.start()
+        if parts.job_worker is not None:
+            await parts.job_worker.start()
         # The city index takes ~1 s to build (over 10 s on a loaded machine): build it
         # now, off the loop, so the first registration does not wait for it, and
         # before gc.freeze() so its objects are not scanned by every collection.
         await asyncio.to_thread(geo.city_index)
-        _tune_gc(settings)
+        _tune_gc(parts.settings)
         gc_watch = _log_long_collections()
         try:
             yield
         finally:
             gc.callbacks.remove(gc_watch)
-            if job_worker is not None:
-                await job_worker.stop()
-            await browser_live.close()
-            await green_room.stop()
-            await broadcasts.stop()
-            await presence_sockets.stop()
-            await presence_tasks.stop()
+            if parts.job_worker is not None:
+                await parts.job_worker.stop()
+            await parts.browser_live.close()
+            await parts.green_room.stop()
+            await parts.broadcasts.stop()
+            await parts.presence_sockets.stop()
+            await parts.presence_tasks.stop()
             # Writes the open bucket too: the next worker's counts add to it.
-            await attendance_tasks.stop()
-            if database is None:
-                db.dispose()
+            await parts.attendance_tasks.stop()
+            if dispose:
+                parts.db.dispose()
 
-    app = FastAPI(
-        title="summitcast",
-        version=__version__,
-        openapi_url="/api/openapi.json",
-        docs_url="/api/docs",
-        redoc_url=None,
-        lifespan=lifespan,
-    )
+    return lifespan
+
+
+def _publish(app: FastAPI, parts: _Parts) -> None:
+    """Put what the web edge's dependencies hand to routes (web/deps.py) on app.state."""
+    settings = parts.settings
     app.state.settings = settings
-    app.state.database = db
-    app.state.broadcasts = broadcasts
-    app.state.hls_origin = segment_stores
-    app.state.greenroom = green_room
-    app.state.browser_live = browser_live
-    app.state.live = live_service
-    app.state.presence_sockets = presence_sockets
-    app.state.attendance = attendance
-    app.state.reports = ReportCache(settings, db)
-    app.state.upload_store = upload_store
-    app.state.upload_jobs = upload_jobs
-    app.state.job_worker = job_worker
-    app.state.upload_protocol = UploadProtocol(
-        db,
-        upload_store,
-        link_secret(settings),
-        kick=job_worker.kick if job_worker is not None else None,
-    )
+    app.state.database = parts.db
+    app.state.broadcasts = parts.broadcasts
+    app.state.hls_origin = parts.segment_stores
+    app.state.greenroom = parts.green_room
+    app.state.browser_live = parts.browser_live
+    app.state.live = parts.live
+    app.state.presence_sockets = parts.presence_sockets
+    app.state.attendance = parts.attendance
+    app.state.reports = ReportCache(settings, parts.db)
+    app.state.upload_store = parts.upload_store
+    app.state.upload_jobs = parts.upload_jobs
+    app.state.job_worker = parts.job_worker
+    app.state.upload_protocol = parts.upload_protocol
     app.state.templates = make_templates()
+    _publish_limiters(app, settings)
+
+
+def _publish_limiters(app: FastAPI, settings: Settings) -> None:
+    """The rate limits and login delay, shared by every worker through Redis when configured."""
     secret = settings.secret_key.get_secret_value().encode()
-    # Shared by every worker through Redis when it is configured (else per process).
     shared = {"redis_url": settings.redis_url, "redis_prefix": settings.redis_prefix}
     app.state.login_limiter = rate_limiter(
         name="login",
@@ -259,6 +322,10 @@ def create_app(
         **shared,
     )
 
+
+def _add_middleware(app: FastAPI, parts: _Parts) -> None:
+    """The middleware stack, innermost first (each added one wraps the ones before)."""
+    settings = parts.settings
     app.add_middleware(
         SessionMiddleware,
         secret_key=settings.secret_key.get_secret_value(),
@@ -274,147 +341,42 @@ def create_app(
     app.add_middleware(SecurityHeadersMiddleware, headers=headers)
     # A speaker's upload chunk skips them too (its link authenticates it; the chunk plan
     # caps its length): ~0.2 s of server CPU per GiB (web/transport/uploads.py).
-    app.add_middleware(
-        UploadChunkFastPath, protocol=app.state.upload_protocol, headers=headers
-    )
+    app.add_middleware(UploadChunkFastPath, protocol=parts.upload_protocol, headers=headers)
     # Malformed paths and queries refused before routing, and a 500 without a traceback
     # per request for whatever escapes; heartbeats and presence sockets skip it.
     app.add_middleware(EdgeMiddleware, headers=headers)
     # Heartbeats skip the session (they carry none), routing, dependencies and the other
     # middleware; it applies its own body cap and headers.
     app.add_middleware(
-        HeartbeatFastPath, live=live_service, sockets=presence_sockets, headers=headers
+        HeartbeatFastPath, live=parts.live, sockets=parts.presence_sockets, headers=headers
     )
     if settings.trusted_proxies:
         # Outermost (added last): every layer, fast paths and rate limits included, sees
         # the client the trusted proxy forwarded (web/proxies.py).
         app.add_middleware(TrustedProxies, trusted=settings.trusted_proxies)
 
-    # 404, 405 and 413 as a page for browsers; values the database refuses as 400.
-    install_edge_handlers(app, data_errors=(DataError,))
 
-    @app.exception_handler(SummitcastError)
-    async def summitcast_error(request: Request, exc: SummitcastError) -> Response:
-        headers = {}
-        if isinstance(exc, RateLimitedError):
-            headers["Retry-After"] = str(exc.retry_after)
-        if _wants_json(request):
-            body = {"detail": exc.message, **({"field": exc.field} if exc.field else {})}
-            return JSONResponse(body, status_code=exc.status_code, headers=headers)
-        if isinstance(exc, AuthenticationError) and request.method == "GET":
-            return RedirectResponse(f"/login?next={quote(request.url.path)}", status_code=303)
-        page = render(
-            request,
-            "error.html",
-            {"message": exc.message, "status": exc.status_code},
-            status_code=exc.status_code,
-        )
-        # A browser's 429 page needs Retry-After as much as an API client does.
-        page.headers.update(headers)
-        return page
-
+def _answer_503_while_away(app: FastAPI, settings: Settings) -> None:
+    """503 with Retry-After, not 500, while Redis or the database cannot be reached."""
     if settings.redis_url:
-        _answer_503_while_presence_is_away(app)
-    _answer_503_while_the_database_is_away(app)
-
-    @app.exception_handler(RequestValidationError)
-    async def validation_error(request: Request, exc: RequestValidationError) -> Response:
-        problems = [
-            f"{'.'.join(str(p) for p in err['loc'] if p != 'body')}: {err['msg']}"
-            for err in exc.errors()
-        ]
-        if _wants_json(request):
-            return JSONResponse({"detail": problems}, status_code=422)
-        return render(
-            request,
-            "error.html",
-            {"message": "; ".join(problems), "status": 422},
-            status_code=422,
+        answer_503_while_away(
+            app,
+            "presence back-end",
+            (PresenceUnavailableError,),
+            reply=lambda _request: backend_unavailable(),
         )
-
-    app.mount("/static", StaticFiles(directory=STATIC, check_dir=False), name="static")
-    for router in ROUTERS:
-        app.include_router(router)
-
-    @app.get("/healthz", include_in_schema=False)
-    async def healthz() -> dict[str, str]:
-        return {"status": "ok", "version": __version__}
-
-    return app
-
-
-def _answer_503_while_presence_is_away(app: FastAPI) -> None:
-    """Answer 503 with Retry-After, not 500, while the presence back-end is unreachable."""
-    # One line an outage, no traceback: a restart of Redis is an operations event, not a bug.
-    outage = _OutageLine("presence back-end")
-
-    async def unavailable(request: Request, exc: Exception) -> Response:
-        outage.failed(exc)
-        return backend_unavailable()
-
-    app.add_exception_handler(PresenceUnavailableError, unavailable)
-
-
-def _answer_503_while_the_database_is_away(app: FastAPI) -> None:
-    """Answer 503 with Retry-After, not 500, while the database cannot be reached."""
-    from sqlalchemy.exc import InterfaceError, OperationalError
-    from sqlalchemy.exc import TimeoutError as PoolTimeoutError
-
-    outage = _OutageLine("database")
-
-    async def unavailable(request: Request, exc: Exception) -> Response:
-        if not isinstance(exc, PoolTimeoutError) and not connection_lost(exc):
-            raise exc  # a bad query, a locked SQLite file: the app's general error handling
-        outage.failed(exc)
-        body = {"detail": "The service is briefly unavailable; try again in a few seconds."}
-        if _wants_json(request):
-            return JSONResponse(body, status_code=503, headers={"Retry-After": "5"})
-        page = render(
-            request, "error.html", {"message": body["detail"], "status": 503}, status_code=503
-        )
-        page.headers["Retry-After"] = "5"
-        return page
-
-    for error in (OperationalError, InterfaceError, PoolTimeoutError):
-        app.add_exception_handler(error, unavailable)
+    database_errors: list[type[Exception]] = [OperationalError, InterfaceError]
+    database_errors.append(PoolTimeoutError)
     psycopg = sys.modules.get("psycopg")  # loaded by a PostgreSQL engine only
     if psycopg is not None:
         # Raised bare where code holds a psycopg connection of its own (LISTEN, COPY).
-        app.add_exception_handler(psycopg.OperationalError, unavailable)
-
-
-class _OutageLine:
-    """One warning when a back-end becomes unreachable, then a tally at most every 10 s."""
-
-    # A database restart under load fails hundreds of requests a second: a line (or a
-    # traceback) for each would bury the log. The next success is not seen here, so an
-    # outage counts as over after quiet_s without a failure.
-    def __init__(self, what: str, every_s: float = 10.0, quiet_s: float = 5.0) -> None:
-        self.what = what
-        self.every_s = every_s
-        self.quiet_s = quiet_s
-        self.since = self.last_line = self.last_failure = 0.0
-        self.unreported = 0
-
-    def failed(self, error: BaseException) -> None:
-        """Note one failed request; log the first of an outage and a tally now and then."""
-        now = time.monotonic()
-        first_line = str(error).strip().splitlines()[0] if str(error).strip() else ""
-        if now - self.last_failure > self.quiet_s:
-            self.since, self.last_line, self.unreported = now, now, 0
-            log.warning("%s unavailable (%s); answering 503", self.what, first_line)
-        else:
-            self.unreported += 1
-            if now - self.last_line >= self.every_s:
-                log.warning(
-                    "%s still unavailable after %.0f s (%d requests answered 503 since the"
-                    " last line)",
-                    self.what,
-                    now - self.since,
-                    self.unreported,
-                )
-                self.last_line, self.unreported = now, 0
-        self.last_failure = now
+        database_errors.append(psycopg.OperationalError)
+    answer_503_while_away(
+        app,
+        "database",
+        tuple(database_errors),
+        is_outage=lambda error: isinstance(error, PoolTimeoutError) or connection_lost(error),
+    )
 
 
 def _log_long_collections(threshold_s: float = 0.1) -> Callable[[str, dict[str, int]], None]:

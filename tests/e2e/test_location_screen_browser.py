@@ -5,7 +5,7 @@ captions) is started by the producer while the screen is open: the screen picks 
 without a reload, plays it, turns the sound on with one click, shows the chosen
 captions, follows "take next", keeps its choices across a reload and recovers from a
 dropped network by itself. The server runs the presence socket as ``summitcast
-serve`` does (web/presence_socket.py), which pushes what is on air.
+serve`` does (web/transport/presence_socket.py), which pushes what is on air.
 """
 
 from __future__ import annotations
@@ -94,7 +94,7 @@ def screen_server(tmp_path: Path) -> Iterator[Screen]:
         host="127.0.0.1",
         port=port,
         log_level="warning",
-        ws="summitcast.web.presence_socket:PresenceWebSockets",
+        ws="summitcast.web.transport.presence_socket:PresenceWebSockets",
     )
     server = uvicorn.Server(config)
     thread = threading.Thread(target=lambda: asyncio.run(server.serve()), daemon=True)
@@ -127,6 +127,8 @@ def _console_errors(page: Page) -> list[str]:
     errors: list[str] = []
     page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
     page.on("pageerror", lambda e: errors.append(f"pageerror: {e}"))
+    # Chromium's console line for a failed load names no URL: note which one it was.
+    page.on("response", lambda r: errors.append(f"{r.status} {r.url}") if r.status >= 400 else None)
     return errors
 
 
