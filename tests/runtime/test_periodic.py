@@ -8,7 +8,7 @@ import logging
 
 import pytest
 
-from summitcast.runtime.periodic import RUN_AGAIN, Backoff, Periodic, stop_all
+from summitcast.runtime.periodic import RUN_AGAIN, Backoff, Periodic, Reconciler, stop_all
 
 pytestmark = pytest.mark.unit
 
@@ -281,3 +281,27 @@ def test_the_failure_hook_may_take_over_the_logging(caplog: pytest.LogCaptureFix
     assert result is False
     assert seen == ["database hiccup"]
     assert caplog.records == []
+
+
+def test_a_reconciler_shows_its_last_error_until_a_sync_succeeds(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    outcomes = iter([RuntimeError("database hiccup"), None])
+
+    async def sync() -> None:
+        if (error := next(outcomes)) is not None:
+            raise error
+
+    async def scenario() -> list[str | None]:
+        reconciler = Reconciler("green room", sync, 1.0, logging.getLogger("test"))
+        seen = [reconciler.last_error]
+        await reconciler.task.run_once()
+        seen.append(reconciler.last_error)
+        await reconciler.task.run_once()
+        return [*seen, reconciler.last_error]
+
+    with caplog.at_level(logging.ERROR):
+        seen = asyncio.run(scenario())
+
+    assert seen == [None, "RuntimeError: database hiccup", None]
+    assert [r.getMessage() for r in caplog.records] == ["green room could not sync"]

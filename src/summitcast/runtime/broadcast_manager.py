@@ -37,7 +37,7 @@ from summitcast.media.recording import write_recordings
 from summitcast.media.segment_store import InMemorySegmentStore, SegmentStore, SessionStores
 from summitcast.presence import MemoryPubSub, PubSub
 from summitcast.runtime.health_board import PUBLISH_INTERVAL_S, HealthBoard
-from summitcast.runtime.periodic import Backoff, Periodic
+from summitcast.runtime.periodic import Periodic, Reconciler
 from summitcast.services import broadcast as service
 from summitcast.services.broadcast_control import language_name
 from summitcast.storage.database import Database
@@ -106,32 +106,21 @@ class BroadcastManager:
         self.ffmpeg = ffmpeg or imageio_ffmpeg.get_ffmpeg_exe()
         self.poll_s = poll_s
         self.runtimes: dict[int, SessionRuntime] = {}
-        self.last_error: str | None = None
-        # Every poll_s, or at once when kicked; a failed sync is retried at the same pace
-        # (a database hiccup must not end the broadcast).
-        self._poller = Periodic(
-            "broadcast-manager",
-            self.sync,
-            poll_s,
-            backoff=Backoff(first_s=poll_s, cap_s=poll_s),
-            immediately=True,
-            on_success=self._synced,
-            on_failure=self._sync_failed,
-            logger=logger,
-        )
+        # Every poll_s, or at once when kicked.
+        self._sync = Reconciler("broadcast manager", self.sync, poll_s, logger)
         self.recordings: set[asyncio.Task[None]] = set()  # MP4 remuxes of ended sessions
 
     async def start(self) -> None:
         """Listen for stream health; poll and publish health only if this node runs encoders."""
         await self.board.start()
         if self.settings.broadcast_workers:
-            self._poller.start()
+            self._sync.task.start()
             self._health.start()
 
     async def stop(self) -> None:
         """Stop every playout and ingest this node runs."""
         # Graceful: a sync half-way through starting an encoder finishes first.
-        await self._poller.stop(graceful=True)
+        await self._sync.task.stop(graceful=True)
         await self._health.stop()
         await self.board.stop()
         # Sessions still on air are resumed by the next start, so they get no recording now.
@@ -144,15 +133,12 @@ class BroadcastManager:
 
     def kick(self) -> None:
         """Look at the database now (a producer just pressed a button)."""
-        self._poller.wake()
+        self._sync.task.wake()
 
-    def _synced(self) -> None:
-        self.last_error = None
-
-    def _sync_failed(self, error: BaseException) -> bool:
-        self.last_error = f"{type(error).__name__}: {error}"
-        logger.error("broadcast manager could not sync", exc_info=error)
-        return True
+    @property
+    def last_error(self) -> str | None:
+        """Why the last look at the database failed (None once one succeeds)."""
+        return self._sync.last_error
 
     def _read_plans(self) -> list[service.BroadcastPlan]:
         with self.database.session() as db:

@@ -28,7 +28,7 @@ from summitcast.domain.playout import SourceKind
 from summitcast.media.listeners import ListenerPair, ListenerPorts, free_port, srt_script_input
 from summitcast.media.playout import FeedSource
 from summitcast.runtime.broadcast_manager import BroadcastManager
-from summitcast.runtime.periodic import Backoff, Periodic
+from summitcast.runtime.periodic import Reconciler
 from summitcast.services import greenroom as service
 from summitcast.storage.database import Database
 
@@ -254,46 +254,32 @@ class GreenRoomManager:
         self.poll_s = poll_s
         self.feeds: dict[int, SpeakerFeed] = {}
         self.plans: dict[int, service.FeedPlan] = {}
-        self.last_error: str | None = None
         # Sessions whose playout reads a speaker's feed because of us (session → feed id).
         self.wired: dict[int, int] = {}
-        # Every poll_s, or at once when kicked; a failed sync is retried at the same pace
-        # (a database hiccup must not close the green room).
-        self._poller = Periodic(
-            "greenroom-manager",
-            self.sync,
-            poll_s,
-            backoff=Backoff(first_s=poll_s, cap_s=poll_s),
-            immediately=True,
-            on_success=self._synced,
-            on_failure=self._sync_failed,
-            logger=logger,
-        )
+        # Every poll_s, or at once when kicked.
+        self._sync = Reconciler("green room", self.sync, poll_s, logger)
 
     async def start(self) -> None:
         """Start polling (only on the node that runs the broadcast workers)."""
         if self.settings.broadcast_workers:
-            self._poller.start()
+            self._sync.task.start()
 
     async def stop(self) -> None:
         """Close every listener this node runs."""
         # Graceful: a sync half-way through starting a listener finishes first.
-        await self._poller.stop(graceful=True)
+        await self._sync.task.stop(graceful=True)
         await asyncio.gather(*(feed.stop() for feed in self.feeds.values()))
         self.feeds.clear()
 
     def kick(self) -> None:
         """Have the green room and the broadcast look at the database now (a button was pressed)."""
-        self._poller.wake()
+        self._sync.task.wake()
         self.broadcasts.kick()  # a take or release also cut the session to live or back
 
-    def _synced(self) -> None:
-        self.last_error = None
-
-    def _sync_failed(self, error: BaseException) -> bool:
-        self.last_error = f"{type(error).__name__}: {error}"
-        logger.error("green room could not sync", exc_info=error)
-        return True
+    @property
+    def last_error(self) -> str | None:
+        """Why the last look at the database failed (None once one succeeds)."""
+        return self._sync.last_error
 
     def _read(self) -> list[service.FeedPlan]:
         with self.database.session() as db:

@@ -143,6 +143,36 @@ class Periodic:
             await task
 
 
+class Reconciler:
+    """Brings running work in line with the database every poll_s, or at once when woken."""
+
+    def __init__(self, what: str, sync: Step, poll_s: float, logger: logging.Logger) -> None:
+        self.what = what
+        self.logger = logger
+        # Shown in the control room until the next sync succeeds.
+        self.last_error: str | None = None
+        # A failed sync is retried at the same pace (no growing backoff): a database
+        # hiccup must neither end the broadcast nor slow down a producer's next button.
+        self.task = Periodic(
+            what,
+            sync,
+            poll_s,
+            backoff=Backoff(first_s=poll_s, cap_s=poll_s),
+            immediately=True,
+            on_success=self._synced,
+            on_failure=self._failed,
+            logger=logger,
+        )
+
+    def _synced(self) -> None:
+        self.last_error = None
+
+    def _failed(self, error: BaseException) -> bool:
+        self.last_error = f"{type(error).__name__}: {error}"
+        self.logger.error("%s could not sync", self.what, exc_info=error)
+        return True
+
+
 async def stop_all(tasks: list[Periodic]) -> None:
     """Stop every task: all are cancelled first, then each is waited for."""
     running = [task._task for task in tasks if task._task is not None]
