@@ -7,7 +7,7 @@ the rate limiters, the report cache) comes from here: routes never read request.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from typing import Annotated, Any
 
 from fastapi import Depends, Request
@@ -123,40 +123,16 @@ EditableSummit = Annotated[Summit, summit_for(Permission.EDIT_PROGRAMME)]
 RunnerSummit = Annotated[Summit, summit_for(Permission.RUN_BROADCAST)]
 
 
-def get_broadcasts(request: Request) -> BroadcastControl:
-    """The broadcast manager, as pages may use it."""
-    broadcasts: BroadcastControl = request.app.state.broadcasts
-    return broadcasts
+def _part(name: str, what: str) -> Callable[[HTTPConnection], Awaitable[Any]]:
+    """A dependency handing routes the object app.py published as app.state.<name>."""
 
+    # Async, so FastAPI calls it on the event loop: a sync dependency costs a thread hop.
+    async def part(connection: HTTPConnection) -> Any:
+        return getattr(connection.app.state, name)
 
-def get_hls_origin(request: Request) -> HlsOrigin:
-    """Every session's HLS files, from the configured segment store."""
-    origin: HlsOrigin = request.app.state.hls_origin
-    return origin
-
-
-def get_login_limiter(request: Request) -> Limiter:
-    """Logins per client address."""
-    limiter: Limiter = request.app.state.login_limiter
-    return limiter
-
-
-def get_login_delay(request: Request) -> Delay:
-    """The per-account wait after wrong passwords."""
-    delay: Delay = request.app.state.login_delay
-    return delay
-
-
-def get_second_factor_limiter(request: Request) -> Limiter:
-    """Second-factor codes and passkey answers per account."""
-    limiter: Limiter = request.app.state.second_factor_limiter
-    return limiter
-
-
-def get_report_cache(request: Request) -> ReportCache:
-    """Built attendance reports per summit."""
-    cache: ReportCache = request.app.state.reports
-    return cache
+    part.__name__ = f"get_{name}"
+    part.__doc__ = what
+    return part
 
 
 def get_attendance_flush(request: Request) -> Flush:
@@ -166,60 +142,40 @@ def get_attendance_flush(request: Request) -> Flush:
     return lambda: recorder.flush(database)
 
 
-BroadcastsDep = Annotated[BroadcastControl, Depends(get_broadcasts)]
-HlsOriginDep = Annotated[HlsOrigin, Depends(get_hls_origin)]
-LoginLimiterDep = Annotated[Limiter, Depends(get_login_limiter)]
-LoginDelayDep = Annotated[Delay, Depends(get_login_delay)]
-SecondFactorLimiterDep = Annotated[Limiter, Depends(get_second_factor_limiter)]
-ReportCacheDep = Annotated[ReportCache, Depends(get_report_cache)]
+# What each name holds is typed here once; app.py (_publish) puts it there.
+BroadcastsDep = Annotated[
+    BroadcastControl, Depends(_part("broadcasts", "The broadcast manager, as pages use it."))
+]
+HlsOriginDep = Annotated[
+    HlsOrigin, Depends(_part("hls_origin", "Every session's HLS files, from its store."))
+]
+LoginLimiterDep = Annotated[Limiter, Depends(_part("login_limiter", "Logins per client address."))]
+LoginDelayDep = Annotated[
+    Delay, Depends(_part("login_delay", "The per-account wait after wrong passwords."))
+]
+SecondFactorLimiterDep = Annotated[
+    Limiter, Depends(_part("second_factor_limiter", "Second-factor answers per account."))
+]
+ReportCacheDep = Annotated[
+    ReportCache, Depends(_part("reports", "Built attendance reports per summit."))
+]
 AttendanceFlushDep = Annotated[Flush, Depends(get_attendance_flush)]
-
-
-def get_live(request: HTTPConnection) -> LiveService:
-    """The app's live service: presence, heartbeats, location changes told to every worker."""
-    live: LiveService = request.app.state.live
-    return live
-
-
-def get_registration_limiter(request: Request) -> accounts.Limiter:
-    """The limiter of location registrations per client."""
-    limiter: accounts.Limiter = request.app.state.registration_limiter
-    return limiter
-
-
-LiveDep = Annotated[LiveService, Depends(get_live)]
-RegistrationLimiterDep = Annotated[accounts.Limiter, Depends(get_registration_limiter)]
-
-
-async def get_upload_protocol(request: Request) -> UploadProtocol:
-    """The speakers' upload protocol (app.py builds it); on the event loop, no thread hop."""
-    protocol: UploadProtocol = request.app.state.upload_protocol
-    return protocol
-
-
-UploadProtocolDep = Annotated[UploadProtocol, Depends(get_upload_protocol)]
-
-
-def get_green_room(request: Request) -> GreenRoom:
-    """The green room's listeners (runtime.greenroom.GreenRoomManager), as pages may use them."""
-    room: GreenRoom = request.app.state.greenroom
-    return room
-
-
-def get_browser_bridge(request: Request) -> BrowserBridge:
-    """The WebRTC bridge of speakers going live from their browser (runtime.webrtc)."""
-    bridge: BrowserBridge = request.app.state.browser_live
-    return bridge
-
-
-GreenRoomDep = Annotated[GreenRoom, Depends(get_green_room)]
-BrowserBridgeDep = Annotated[BrowserBridge, Depends(get_browser_bridge)]
-
-
-def get_database(connection: HTTPConnection) -> Database:
-    """The app's database, for a WebSocket that opens its own short unit of work."""
-    database: Database = connection.app.state.database
-    return database
-
-
-DatabaseDep = Annotated[Database, Depends(get_database)]
+LiveDep = Annotated[
+    LiveService, Depends(_part("live", "The live service: presence, heartbeats, changes."))
+]
+RegistrationLimiterDep = Annotated[
+    accounts.Limiter,
+    Depends(_part("registration_limiter", "Location registrations per client.")),
+]
+UploadProtocolDep = Annotated[
+    UploadProtocol, Depends(_part("upload_protocol", "The speakers' upload protocol."))
+]
+GreenRoomDep = Annotated[
+    GreenRoom, Depends(_part("greenroom", "The green room's listeners, as pages use them."))
+]
+BrowserBridgeDep = Annotated[
+    BrowserBridge,
+    Depends(_part("browser_live", "The WebRTC bridge of speakers live from their browser.")),
+]
+# A WebSocket opens its own short unit of work on the app's database.
+DatabaseDep = Annotated[Database, Depends(_part("database", "The app's database."))]

@@ -1,1 +1,1 @@
-"""Fast paths that skip the framework: the heartbeat, the presence socket protocol, chunk uploads."""
+"""Fast paths served before routing: the heartbeat, the presence socket, upload chunks."""
