@@ -305,3 +305,25 @@ def test_a_reconciler_shows_its_last_error_until_a_sync_succeeds(
 
     assert seen == [None, "RuntimeError: database hiccup", None]
     assert [r.getMessage() for r in caplog.records] == ["green room could not sync"]
+
+
+def test_a_task_runs_again_in_a_new_event_loop() -> None:
+    # An app's lifespan may start in one loop, stop, and start again in another (each
+    # TestClient makes its own): the wake-up must not stay bound to the first loop.
+    runs: list[int] = []
+
+    async def step() -> None:
+        runs.append(1)
+
+    task = Periodic("again", step, interval_s=60.0)
+
+    async def scenario() -> None:
+        task.start()
+        task.wake()
+        while not runs:
+            await asyncio.sleep(0.01)
+        runs.clear()
+        await task.stop(graceful=True)
+
+    asyncio.run(scenario())
+    asyncio.run(scenario())

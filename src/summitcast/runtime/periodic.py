@@ -66,11 +66,15 @@ class Periodic:
     logger: logging.Logger = log
     failures: int = 0
     _task: asyncio.Task[None] | None = None
-    _wake: asyncio.Event = field(default_factory=asyncio.Event)
+    # Made by start() or run(): an Event belongs to the event loop that first waits on it,
+    # and an app's lifespan may run again in a new loop (each TestClient makes its own).
+    _wake: asyncio.Event | None = None
     _stopping: bool = False
 
     async def run(self) -> None:
         """Run the step until cancelled or stopped gracefully."""
+        if self._wake is None:
+            self._wake = asyncio.Event()
         if not self.immediately:
             await self._pause(self.interval_s)
         while not self._stopping:
@@ -81,13 +85,16 @@ class Periodic:
 
     async def _pause(self, seconds: float) -> None:
         """Sleep for `seconds`, or less if woken; a wake-up during the step is kept."""
+        wake = self._wake
+        assert wake is not None  # made by run()
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._wake.wait(), seconds)
-        self._wake.clear()
+            await asyncio.wait_for(wake.wait(), seconds)
+        wake.clear()
 
     def wake(self) -> None:
         """Run the next step now instead of at the end of the pause (same event loop only)."""
-        self._wake.set()
+        if self._wake is not None:
+            self._wake.set()
 
     async def run_once(self) -> object:
         """Run the step once: its result, or False when it failed (logged, not raised)."""
@@ -116,6 +123,7 @@ class Periodic:
         """Start running in the background (needs a running event loop); returns the task."""
         if self._task is None or self._task.done():
             self._stopping = False
+            self._wake = asyncio.Event()
             self._task = asyncio.create_task(self.run(), name=self.name)
         return self._task
 
@@ -135,7 +143,7 @@ class Periodic:
             return
         if graceful:
             self._stopping = True
-            self._wake.set()
+            self.wake()
             await task
             return
         task.cancel()
