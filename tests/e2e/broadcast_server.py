@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import httpx
 import imageio_ffmpeg
@@ -108,17 +109,23 @@ def make_media(folder: Path) -> dict[str, Path]:
     }
 
 
+ZONE = "Europe/Berlin"
+
+
 def seed(database: Database, media: dict[str, Path], *, item_s: int = 2) -> tuple[str, int]:
     """A summit in en+fr, a producer, one session of three clips; returns (slug, session id)."""
+    # The session starts a minute ago: its day is the summit's local day then, which is
+    # not the UTC date in the last hour(s) before midnight UTC (the suite failed there).
+    local_day = (datetime.now(UTC) - timedelta(minutes=1)).astimezone(ZoneInfo(ZONE)).date()
     with database.session() as db:
         summit = programme.create_summit(
             db,
             programme.SummitInput(
                 slug="bcast",
                 title="Broadcast test",
-                time_zone="Europe/Berlin",
-                start_date=datetime.now(UTC).date(),
-                end_date=datetime.now(UTC).date(),
+                time_zone=ZONE,
+                start_date=local_day,
+                end_date=local_day + timedelta(days=1),
                 languages=("en", "fr"),
             ),
         )
