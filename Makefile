@@ -41,6 +41,8 @@ browser: fonts
 	@[ -x /usr/bin/chromium ] || { $(APT_GET) update -qq && $(APT_GET) install -y -qq chromium >/dev/null; }
 	@# pdftotext reads the attendance report's PDF back in the report tests.
 	@[ -x /usr/bin/pdftotext ] || { $(APT_GET) update -qq && $(APT_GET) install -y -qq poppler-utils >/dev/null; }
+	@# nginx: the edge caches and the balancer of the cluster tests (deploy/, summitcast.cluster).
+	@[ -x /usr/sbin/nginx ] || { $(APT_GET) update -qq && $(APT_GET) install -y -qq nginx >/dev/null; }
 
 demo: install assets
 	@$(MAKE) --no-print-directory fonts || echo 'warning: slate fonts for non-Latin scripts could not be installed'

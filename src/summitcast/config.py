@@ -104,6 +104,16 @@ class Settings(BaseSettings):
     # nodes exactly one sets this; the others only serve pages and HLS files. Within a
     # node (`serve --workers N`) one worker takes it, by a lock in data_dir.
     broadcast_workers: bool = True
+    # Redundant encoders (docs/deploy.md): two broadcast nodes run every session at once,
+    # each named here; the master playlist lists each rendition once per name, under
+    # enc-<name>/, so a player whose origin stops answering continues from the other.
+    # Empty: one encoder, no enc-<name>/ folder (the embedded default).
+    encoder_name: str = Field(default="", pattern=r"^[a-z0-9]{0,8}$")
+    encoder_names: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    # The primary of the pair holds a lease in the database (renewed every third of it).
+    encoder_lease_s: float = Field(default=6.0, gt=0)
+    # A name for this node in logs, health and the cluster harness ("" : the host name).
+    node_name: str = ""
     # "default": 1080p/720p/480p/360p + audio-only; "small": 360p/240p for 2-core demos.
     broadcast_ladder: Literal["default", "small"] = "default"
     # Simulated watch locations coming and going in demo summits (`summitcast demo` sets it).
@@ -225,7 +235,7 @@ class Settings(BaseSettings):
             return tuple(ipaddress.ip_network(str(entry).strip()) for entry in value)
         return value
 
-    @field_validator("webrtc_ice_servers", "webrtc_host_addresses", mode="before")
+    @field_validator("webrtc_ice_servers", "webrtc_host_addresses", "encoder_names", mode="before")
     @classmethod
     def _split_list(cls, value: object) -> object:
         if isinstance(value, str):
@@ -247,6 +257,25 @@ class Settings(BaseSettings):
         for address in value:
             ipaddress.ip_address(address)  # ValueError names the address that is not one
         return value
+
+    @model_validator(mode="after")
+    def _encoder_pair(self) -> Settings:
+        for name in self.encoder_names:
+            if (
+                not name
+                or len(name) > 8
+                or not (name.isascii() and name.isalnum())
+                or name != name.lower()
+            ):
+                raise ValueError(f"encoder name {name!r}: 1 to 8 lower-case letters or digits")
+        if len(set(self.encoder_names)) != len(self.encoder_names):
+            raise ValueError("encoder_names lists a name twice")
+        if self.encoder_name and self.encoder_name not in self.encoder_names:
+            raise ValueError(
+                f"encoder_name {self.encoder_name!r} is not one of encoder_names "
+                f"({', '.join(self.encoder_names) or 'empty'})"
+            )
+        return self
 
     @model_validator(mode="after")
     def _refuse_default_secret(self) -> Settings:

@@ -1,0 +1,1 @@
+"""The cluster harness: a whole summitcast topology as processes on loopback addresses."""

@@ -1,0 +1,1 @@
+"""Deployment files (nginx, systemd, node settings) rendered from one topology."""
