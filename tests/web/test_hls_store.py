@@ -68,3 +68,53 @@ def test_hls_from_memory_store_serves_what_the_store_holds(
         assert segment.headers["content-type"] == "video/iso.segment"
         assert client.get("/hls/summit/4/360p/seg_00001.m4s").status_code == 404
         assert client.get("/hls/summit/5/360p/index.m3u8").status_code == 404  # another session
+
+
+def test_hls_files_revalidate_with_304_and_answer_head(
+    client: TestClient, settings: Settings
+) -> None:
+    folder = session_folder(settings, "summit", 5)
+    (folder / "360p").mkdir(parents=True)
+    (folder / "360p" / "index.m3u8").write_bytes(PLAYLIST)
+    (folder / "360p" / "seg_00000.m4s").write_bytes(b"\x00segment")
+    for path in ("360p/index.m3u8", "360p/seg_00000.m4s"):
+        first = client.get(f"/hls/summit/5/{path}")
+        etag = first.headers["etag"]
+        again = client.get(f"/hls/summit/5/{path}", headers={"If-None-Match": etag})
+        assert (again.status_code, again.content) == (304, b"")
+        # A 304 carries what a cache needs to refresh its copy's lifetime.
+        assert again.headers["etag"] == etag
+        assert again.headers["cache-control"] == first.headers["cache-control"]
+        weak_list = client.get(
+            f"/hls/summit/5/{path}", headers={"If-None-Match": f'"other", W/{etag}'}
+        )
+        assert weak_list.status_code == 304
+        stale = client.get(f"/hls/summit/5/{path}", headers={"If-None-Match": '"other"'})
+        assert (stale.status_code, stale.content) == (200, first.content)
+        head = client.head(f"/hls/summit/5/{path}")
+        assert (head.status_code, head.content) == (200, b"")
+        assert head.headers["etag"] == etag
+        assert head.headers["content-length"] == str(len(first.content))
+    segment = client.get("/hls/summit/5/360p/seg_00000.m4s")
+    since = client.get(
+        "/hls/summit/5/360p/seg_00000.m4s",
+        headers={"If-Modified-Since": segment.headers["last-modified"]},
+    )
+    assert since.status_code == 304
+    garbled = client.get(
+        "/hls/summit/5/360p/seg_00000.m4s", headers={"If-Modified-Since": "yesterday-ish"}
+    )
+    assert garbled.status_code == 200
+    assert client.head("/hls/summit/5/360p/missing.m4s").status_code == 404
+
+
+def test_a_changed_playlist_gets_a_new_etag(client: TestClient, settings: Settings) -> None:
+    folder = session_folder(settings, "summit", 6)
+    (folder / "360p").mkdir(parents=True)
+    (folder / "360p" / "index.m3u8").write_bytes(PLAYLIST)
+    old = client.get("/hls/summit/6/360p/index.m3u8").headers["etag"]
+    newer = PLAYLIST + b"#EXTINF:2.0,\nseg_00001.m4s\n"
+    (folder / "360p" / "index.m3u8").write_bytes(newer)
+    fresh = client.get("/hls/summit/6/360p/index.m3u8", headers={"If-None-Match": old})
+    assert (fresh.status_code, fresh.content) == (200, newer)
+    assert fresh.headers["etag"] != old

@@ -20,6 +20,9 @@ query-aware ``cache_headers_for`` when a packager that writes parts arrives.
 
 from __future__ import annotations
 
+import hashlib
+import os
+from email.utils import formatdate, parsedate_to_datetime
 from pathlib import PurePosixPath
 
 from summitcast.services.hls_origin import VOD_PLAYLIST_NAME
@@ -68,3 +71,32 @@ def cache_headers_for(path: str) -> dict[str, str]:
     # Players on other origins (a location screen embedding the player) fetch these.
     headers["Access-Control-Allow-Origin"] = "*"
     return headers
+
+
+def validators_for(body: bytes | os.stat_result) -> dict[str, str]:
+    """ETag (and Last-Modified for a file) so that caches can revalidate with a 304."""
+    if isinstance(body, bytes):
+        # A playlist read whole: its content is its version (no mtime to trust across
+        # a rename). Strong: equal bytes, equal tag.
+        return {"ETag": f'"{hashlib.blake2b(body, digest_size=12).hexdigest()}"'}
+    return {
+        "ETag": f'"{body.st_mtime_ns:x}-{body.st_size:x}"',
+        "Last-Modified": formatdate(body.st_mtime, usegmt=True),
+    }
+
+
+def not_modified(
+    validators: dict[str, str], if_none_match: str | None, if_modified_since: str | None
+) -> bool:
+    """Whether a conditional request's copy is still current (RFC 9110 section 13.2.2)."""
+    if if_none_match is not None:
+        # If-None-Match wins over If-Modified-Since; weak comparison, as for GET and HEAD.
+        tags = {tag.strip().removeprefix("W/") for tag in if_none_match.split(",")}
+        return "*" in tags or validators["ETag"] in tags
+    last_modified = validators.get("Last-Modified")
+    if if_modified_since is None or last_modified is None:
+        return False
+    try:
+        return parsedate_to_datetime(last_modified) <= parsedate_to_datetime(if_modified_since)
+    except (TypeError, ValueError):  # an unparseable date is ignored, as the RFC says
+        return False
