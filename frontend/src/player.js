@@ -97,6 +97,31 @@ const PATIENT = {
   },
 };
 
+// Redundant encoders (docs/deploy.md) list every rendition twice, once per encoder.
+// hls.js makes them pathways and moves to the other on an error it gives up on; the
+// buffer holds ~3.5 s, so a dead encoder is left after one quick retry, not after the
+// ~12 s of PATIENT's retries.
+const FAILOVER = {
+  default: {
+    maxTimeToFirstByteMs: 3000,
+    maxLoadTimeMs: 6000,
+    timeoutRetry: { maxNumRetry: 0, retryDelayMs: 0, maxRetryDelayMs: 0 },
+    errorRetry: { maxNumRetry: 1, retryDelayMs: 200, maxRetryDelayMs: 200, shouldRetry: retry404 },
+  },
+};
+
+/** Whether the master lists some variant twice (same attributes, another URI). */
+function hasRedundantVariants(levels) {
+  const seen = new Map();
+  for (const level of levels || []) {
+    const a = level.attrs || {};
+    const key = [a.BANDWIDTH, a.RESOLUTION, a.CODECS, a["FRAME-RATE"]].join("|");
+    if (seen.has(key) && seen.get(key) !== level.url) return true;
+    seen.set(key, level.url);
+  }
+  return false;
+}
+
 /**
  * Mount a player on a <video> element.
  * opts: {src, controlsEl, autoplay = true, muted = true, hlsConfig = {},
@@ -229,6 +254,11 @@ export function mountPlayer(videoEl, opts = {}) {
     });
     player.hls = hls;
     hls.on(Hls.Events.MANIFEST_LOADED, (_e, data) => {
+      player.redundant = hasRedundantVariants(data.levels);
+      if (player.redundant) {
+        hls.config.playlistLoadPolicy = FAILOVER;
+        hls.config.fragLoadPolicy = FAILOVER;
+      }
       if (player.mode === "audio") return; // keep what the master told us
       const variant = (data.levels || []).find(isAudioOnlyVariant);
       player.audioOnly = variant ? { url: variant.url, group: variant.attrs && variant.attrs.AUDIO } : null;
