@@ -80,3 +80,64 @@ def presence(
     print_result(result, console)
     if json_out is not None:
         write_json(result, json_out)
+
+
+@loadtest_app.command("viewers")
+def viewers(
+    url: Annotated[
+        str, typer.Option(help="Edge base URLs, comma-separated; viewers are dealt round robin.")
+    ],
+    master: Annotated[
+        str,
+        typer.Option(help="The master playlist: a path (/hls/SLUG/SESSION/master.m3u8) or URL."),
+    ] = "",
+    viewer_count: Annotated[
+        int, typer.Option("--viewers", min=1, help="Simulated players in this process.")
+    ] = 100,
+    duration: Annotated[
+        float, typer.Option(min=1, help="Seconds; the run stops by itself.")
+    ] = 60.0,
+    ramp: Annotated[
+        float | None, typer.Option(min=0, help="Seconds to spread viewers' starts over.")
+    ] = None,
+    mix: Annotated[
+        str, typer.Option(help='Rung weights, e.g. "1080p=10,720p=40,audio=10"; empty: equal.')
+    ] = "",
+    seed: Annotated[int, typer.Option(help="Seed of the deal of rungs to viewers.")] = 0,
+    timeout: Annotated[
+        float, typer.Option(min=0.1, help="Seconds a request may take before it failed.")
+    ] = 4.0,
+    connections: Annotated[
+        int, typer.Option(min=1, help="Keep-alive connections per edge, shared by its viewers.")
+    ] = 256,
+    origin_log: Annotated[
+        str, typer.Option(help="Origin nginx access logs, comma-separated (requests per segment).")
+    ] = "",
+    json_out: Annotated[Path | None, typer.Option("--json", help="Also write JSON here.")] = None,
+) -> None:
+    """Play VIEWERS simulated HLS players against the edges for DURATION seconds; report."""
+    from summitcast.errors import ValidationError
+    from summitcast.loadtest.viewer_report import print_summary, summary, write_json
+    from summitcast.loadtest.viewers import ViewerPlan, parse_mix, plan_edges, run_viewers
+
+    edges, master_path = plan_edges(url, master)
+    logs = [Path(p.strip()) for p in origin_log.split(",") if p.strip()]
+    missing = [str(p) for p in logs if not p.is_file()]
+    if missing:
+        raise ValidationError(f"--origin-log: no such file {', '.join(missing)}")
+    plan = ViewerPlan(
+        edges=edges,
+        master_path=master_path,
+        viewers=viewer_count,
+        duration_s=duration,
+        # Default ramp: viewers arrive over a quarter of the run, at most 10 s.
+        ramp_s=ramp if ramp is not None else min(10.0, duration / 4),
+        mix=parse_mix(mix),
+        seed=seed,
+        timeout_s=timeout,
+        connections_per_edge=connections,
+    )
+    figures = summary(run_viewers(plan), logs)
+    print_summary(figures, console)
+    if json_out is not None:
+        write_json(figures, json_out)
