@@ -177,7 +177,9 @@ def _wire(settings: Settings, db: Database, presence: Presence, pubsub: PubSub) 
         else None
     )
     # Each session's HLS store: filled by this node's playouts, served by any node.
-    segment_stores = SessionStores(settings.segment_store, settings.effective_segment_dir)
+    segment_stores = SessionStores(
+        settings.segment_store, settings.effective_segment_dir, settings.encoder_name
+    )
     # Its stream health reaches control rooms on every worker through the pub/sub.
     broadcasts = BroadcastManager(settings, db, pubsub=pubsub, stores=segment_stores)
     presence_sockets.on_air.health = broadcasts.health  # screens play once a stream is ready

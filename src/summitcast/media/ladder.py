@@ -402,59 +402,82 @@ def _rung_bandwidth(spec: LadderSpec, rung: Rung) -> int:
     return peak_kbps * 1100
 
 
+def encoder_dir(name: str) -> str:
+    """Folder prefix of one redundant encoder's renditions in the master playlist."""
+    return f"enc-{name}"
+
+
 def master_playlist(
     spec: LadderSpec,
     video_codecs: Mapping[str, str] | None = None,
     *,
     ended: bool = False,
+    encoders: Sequence[str] = (),
 ) -> str:
     """Write the master playlist: rungs, audio-only rung, audio groups, subtitle group.
 
     ended=True names each rendition's whole-session vod.m3u8 instead of its live window.
+    encoders (redundant encoders, in order) lists every rendition once per encoder, under
+    enc-{name}/, with group ids suffixed per encoder and otherwise identical attributes:
+    hls.js 1.7 makes variants that differ only in URI and groups into pathways "." and
+    ".." and falls back to the other on errors (level-controller.ts, onManifestLoaded).
     """
     codecs = video_codecs or {}
     # A player already playing keeps the live playlists it loaded (they end with
     # EXT-X-ENDLIST); one that loads the master after the end replays the session.
     name = VOD_PLAYLIST_NAME if ended else MEDIA_PLAYLIST_NAME
+    # (URI prefix, group-id suffix) per encoder; one unprefixed copy without encoders.
+    copies = [(f"{encoder_dir(e)}/", f"-{e}") for e in encoders] or [("", "")]
     lines = [
         "#EXTM3U",
         # Version 7 allows EXT-X-MAP without I-frame-only playlists (fMP4); 6 covers TS.
         "#EXT-X-VERSION:7" if spec.container == "fmp4" else "#EXT-X-VERSION:6",
         "#EXT-X-INDEPENDENT-SEGMENTS",
     ]
+    for prefix, suffix in copies:
+        lines += _renditions(spec, name, prefix, suffix)
+    for rung in spec.rungs:
+        video_codec = codecs.get(rung.name, default_video_codec(spec.preset))
+        for prefix, suffix in copies:
+            subs_attr = f',SUBTITLES="{SUBTITLE_GROUP}{suffix}"' if spec.subtitles else ""
+            lines.append(
+                f"#EXT-X-STREAM-INF:BANDWIDTH={_rung_bandwidth(spec, rung)},"
+                f"RESOLUTION={rung.width}x{rung.height},FRAME-RATE={spec.fps:.3f},"
+                f'CODECS="{video_codec},{AAC_CODEC}",AUDIO="{AUDIO_GROUP}{suffix}"{subs_attr}'
+            )
+            lines.append(f"{prefix}{rung.name}/{name}")
+    default_lang = next(lang for lang in spec.languages if lang.default)
+    for prefix, suffix in copies:
+        subs_attr = f',SUBTITLES="{SUBTITLE_GROUP}{suffix}"' if spec.subtitles else ""
+        lines.append(
+            f"#EXT-X-STREAM-INF:BANDWIDTH={spec.audio_only_kbps * 1100},"
+            f'CODECS="{AAC_CODEC}",AUDIO="{AUDIO_ONLY_GROUP}{suffix}"{subs_attr}'
+        )
+        lines.append(f"{prefix}{audio_only_dir(default_lang.code)}/{name}")
+    return "\n".join(lines) + "\n"
+
+
+def _renditions(spec: LadderSpec, name: str, prefix: str, suffix: str) -> list[str]:
+    """The EXT-X-MEDIA lines of one encoder: audio, audio-only audio, subtitles."""
+    lines = []
     for group, folder, channels in (
         (AUDIO_GROUP, audio_dir, 2),
         (AUDIO_ONLY_GROUP, audio_only_dir, 1),
     ):
         for lang in spec.languages:
             lines.append(
-                f"#EXT-X-MEDIA:TYPE=AUDIO,GROUP-ID={_attr_quote(group)},"
+                f"#EXT-X-MEDIA:TYPE=AUDIO,GROUP-ID={_attr_quote(group + suffix)},"
                 f"NAME={_attr_quote(lang.name)},LANGUAGE={_attr_quote(lang.code)},"
                 f"DEFAULT={'YES' if lang.default else 'NO'},AUTOSELECT=YES,"
                 f'CHANNELS="{channels}",'
-                f"URI={_attr_quote(folder(lang.code) + '/' + name)}"
+                f"URI={_attr_quote(prefix + folder(lang.code) + '/' + name)}"
             )
     for sub in spec.subtitles:
         # DEFAULT=NO: captions appear when the viewer's preferences ask for them.
         lines.append(
-            f"#EXT-X-MEDIA:TYPE=SUBTITLES,GROUP-ID={_attr_quote(SUBTITLE_GROUP)},"
+            f"#EXT-X-MEDIA:TYPE=SUBTITLES,GROUP-ID={_attr_quote(SUBTITLE_GROUP + suffix)},"
             f"NAME={_attr_quote(sub.name)},LANGUAGE={_attr_quote(sub.code)},"
             f"DEFAULT=NO,AUTOSELECT=YES,FORCED=NO,"
-            f"URI={_attr_quote(subtitle_dir(sub.code) + '/' + name)}"
+            f"URI={_attr_quote(prefix + subtitle_dir(sub.code) + '/' + name)}"
         )
-    subs_attr = f',SUBTITLES="{SUBTITLE_GROUP}"' if spec.subtitles else ""
-    for rung in spec.rungs:
-        video_codec = codecs.get(rung.name, default_video_codec(spec.preset))
-        lines.append(
-            f"#EXT-X-STREAM-INF:BANDWIDTH={_rung_bandwidth(spec, rung)},"
-            f"RESOLUTION={rung.width}x{rung.height},FRAME-RATE={spec.fps:.3f},"
-            f'CODECS="{video_codec},{AAC_CODEC}",AUDIO="{AUDIO_GROUP}"{subs_attr}'
-        )
-        lines.append(f"{rung.name}/{name}")
-    default_lang = next(lang for lang in spec.languages if lang.default)
-    lines.append(
-        f"#EXT-X-STREAM-INF:BANDWIDTH={spec.audio_only_kbps * 1100},"
-        f'CODECS="{AAC_CODEC}",AUDIO="{AUDIO_ONLY_GROUP}"{subs_attr}'
-    )
-    lines.append(f"{audio_only_dir(default_lang.code)}/{name}")
-    return "\n".join(lines) + "\n"
+    return lines

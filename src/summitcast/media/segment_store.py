@@ -165,12 +165,16 @@ class SessionStores:
     One per app: the broadcast manager opens a session's store for its playout, and
     the HLS origin reads any session's store through ``hls_file``, whether or not this
     node runs encoders (a folder is found by its path; memory only on the node that
-    filled it).
+    filled it). With redundant encoders the master names ``enc-{name}/X``: this node
+    serves ``enc-{its own name}/X`` as its own ``X`` and nothing of another encoder's.
     """
 
-    def __init__(self, kind: Literal["local", "memory"], segment_dir: Path) -> None:
+    def __init__(
+        self, kind: Literal["local", "memory"], segment_dir: Path, encoder_name: str = ""
+    ) -> None:
         self.kind = kind
         self.segment_dir = segment_dir
+        self.encoder_name = encoder_name
         # Stores opened on this node, by (summit slug, session id): readers find a memory
         # store here after its session ended, and never make one by asking.
         self._opened: dict[tuple[str, int], SegmentStore] = {}
@@ -197,6 +201,14 @@ class SessionStores:
 
     def hls_file(self, summit_slug: str, session_id: int, name: str) -> bytes | Path | None:
         """A session's file: its bytes, the local file holding it (sent as it is), or None."""
+        if self.encoder_name:
+            encoder, _, rest = name.partition("/")
+            if encoder.startswith("enc-"):
+                # Another encoder's file is never this node's to serve: a player must
+                # get it from that encoder's origin, or fail over to this one's copy.
+                if encoder != f"enc-{self.encoder_name}" or not rest:
+                    return None
+                name = rest
         store = self.find(summit_slug, session_id)
         if store is None:
             return None

@@ -596,3 +596,5 @@ class AuditEvent(Base):
     # The object acted on, as "<kind>:<row id>"; never a secret and never an address.
     subject: Mapped[str] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+from summitcast.storage import leases as _leases  # noqa: E402, F401  (its table joins Base.metadata)
