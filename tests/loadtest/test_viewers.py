@@ -17,6 +17,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from itertools import pairwise
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -69,6 +70,7 @@ class LiveOrigin:
     frozen_at: int | None = None  # newest segment once production stopped
     failing: str = ""  # path part answered 503, e.g. "enc-a"
     log: list[tuple[float, str, int, str]] = field(default_factory=list)  # at, edge, viewer, path
+    access_log: Path | None = None  # also written in the origin nginx's format when set
 
     def newest(self) -> int:
         """The newest segment's sequence number: the window starts full."""
@@ -97,6 +99,15 @@ class LiveOrigin:
             agent = request.headers.get("user-agent", "")
             viewer = int(agent.rsplit("viewer=", 1)[1]) if "viewer=" in agent else -1
             self.log.append((time.time(), edge, viewer, path))
+            response = answer(path)
+            if self.access_log is not None:
+                # $msec $status $request_method $uri $upstream_cache_status $body_bytes_sent
+                with self.access_log.open("a") as out:
+                    size = len(response.body)
+                    out.write(f"{time.time():.3f} {response.status_code} GET {path} - {size}\n")
+            return response
+
+        def answer(path: str) -> Response:
             if self.failing and f"/{self.failing}/" in path:
                 return PlainTextResponse("encoder down", status_code=503)
             if path == MASTER:

@@ -53,7 +53,10 @@ def origin_requests(
                 if not start <= at <= end:
                     continue
                 uri = fields[3].split("?", 1)[0]
-                rendition = dirname(uri.removeprefix(prefix)) or "."
+                # The master is a playlist of its own; renditions are named by their folder.
+                rendition = (
+                    "master" if uri == master_path else dirname(uri.removeprefix(prefix)) or "."
+                )
                 name = basename(uri)
                 if name.endswith(".m3u8"):
                     playlists[rendition] += 1
@@ -141,7 +144,7 @@ def _fmt(value: object) -> str:
     if value is None:
         return "—"
     if isinstance(value, float):
-        return f"{value:,.2f}"
+        return f"{value:,.2f}" if abs(value) >= 1 or value == 0 else f"{value:.3g}"
     if isinstance(value, int):
         return f"{value:,}"
     if isinstance(value, dict):
@@ -160,7 +163,10 @@ def print_summary(figures: dict[str, object], console: Console) -> None:
     console.print(table)
     edges = Table(title="per edge")
     for column in ("edge", "requests", "bytes", "statuses", "errors", "connections"):
-        edges.add_column(column, justify="left" if column == "edge" else "right")
+        if column == "edge":
+            edges.add_column(column, overflow="fold")  # a URL cut short names no edge
+        else:
+            edges.add_column(column, justify="right")
     edge_rows = figures.get("edges")
     for url, row in (edge_rows if isinstance(edge_rows, dict) else {}).items():
         edges.add_row(url, *(_fmt(v) for v in row.values()))
@@ -168,7 +174,7 @@ def print_summary(figures: dict[str, object], console: Console) -> None:
     origin = figures.get("origin")
     if isinstance(origin, dict):
         table = Table(title="origin requests (from its access logs)")
-        table.add_column("rendition")
+        table.add_column("rendition", overflow="fold")
         for column in ("segment reqs", "segments", "reqs/segment", "playlist reqs", "playlist/s"):
             table.add_column(column, justify="right")
         for rendition, row in origin.items():
