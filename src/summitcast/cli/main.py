@@ -23,6 +23,7 @@ from summitcast.cli.data import (
     require_database,
     settings_for,
 )
+from summitcast.cli.deploy import deploy_app
 from summitcast.cli.loadtest import loadtest_app
 from summitcast.cli.locations import locations_app
 from summitcast.cli.report import report_app
@@ -54,6 +55,7 @@ app.add_typer(audit_app, name="audit")
 app.add_typer(report_app, name="report")
 app.add_typer(locations_app, name="locations")
 app.add_typer(loadtest_app, name="loadtest")
+app.add_typer(deploy_app, name="deploy")
 
 console = Console(soft_wrap=True)  # URLs and credentials must stay on one line
 # Never wrapped: piped to a file or a log (no terminal) Rich would break lines at 80 columns.
