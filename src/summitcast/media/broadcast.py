@@ -29,7 +29,7 @@ from typing import Any
 from summitcast.domain.broadcast import HOLD_HEADING, Cue
 from summitcast.domain.playout import PlayoutStep, Slate, SourceKind
 from summitcast.errors import ValidationError
-from summitcast.media.feed_clock import FeedClock
+from summitcast.media.feed_clock import FeedClock, SessionClock
 from summitcast.media.ladder import (
     ENCODER_PLAYLIST_NAME,
     LadderInput,
@@ -115,10 +115,15 @@ class SessionPlayout:
         subtitle_languages: tuple[str, ...] = (),
         min_free_bytes: int = MIN_FREE_BYTES,
         realtime: bool = True,
+        encoders: tuple[str, ...] = (),
+        session_clock: SessionClock | None = None,
     ) -> None:
         self.ffmpeg = ffmpeg
         self.spec = spec
         self.work_dir = work_dir
+        # Redundant encoders: output starts on the session clock, cues play where it says.
+        self.session_clock = session_clock
+        self._on_air_at: tuple[Cue, float] | None = None  # a cue, when it went on air
         # ffmpeg writes here; the store is this folder itself (the default: no copying)
         # or somewhere else, which the publisher fills from here in a safe order.
         self.output_dir = output_dir or store.local_folder() or work_dir / "hls"
@@ -126,7 +131,13 @@ class SessionPlayout:
         self.feed_clock = FeedClock(spec.fps)
         # The one writer of the store: master, playlists, subtitles, segments.
         self.output = SessionOutput(
-            spec, store, self.output_dir, self.feed_clock, subtitle_languages
+            spec,
+            store,
+            self.output_dir,
+            self.feed_clock,
+            subtitle_languages,
+            encoders=encoders,
+            session_clock=session_clock,
         )
         self.on_cue_finished = on_cue_finished
         self.live_source = live_source
@@ -184,9 +195,14 @@ class SessionPlayout:
             programme_s=self.programme_s,
         )
 
-    def cue(self, cue: Cue) -> None:
-        """Put cue on air now, replacing whatever plays."""
+    def cue(self, cue: Cue, *, on_air_at: float | None = None) -> None:
+        """Put cue on air now, replacing whatever plays.
+
+        on_air_at (seconds since the epoch): when the session put it on air; with a
+        session clock the cue is played from where it is by then (a late joiner seeks).
+        """
         self.wanted = cue
+        self._on_air_at = None if on_air_at is None else (cue, on_air_at)
         self._changed.set()
 
     async def start(self) -> None:
@@ -235,6 +251,10 @@ class SessionPlayout:
         try:
             self.output.start()
             await self.encoder.start()
+            if self.session_clock is not None:
+                # The first frame is fed on the session's segment boundary, so this node's
+                # segment k is every node's segment first_sequence + k.
+                await asyncio.sleep(max(0.0, self.session_clock.start_wall - time.time()))
             self._helpers = [
                 asyncio.create_task(self.output.run(lambda: self.encoder.health.out_time_s)),
                 # Its own task: a hold slate or a live input may stay on air for hours.
@@ -357,18 +377,21 @@ class SessionPlayout:
 
     async def _play(self, cue: Cue) -> bool:
         """Feed one cue until it ends or is replaced; True when it ended by itself."""
-        resume_s = 0.0
+        resume_s = late_s = 0.0
         if self._resume is not None and self._resume[0] is cue:
             resume_s = self.programme_s - self._resume[1]
+        else:
+            late_s = self._late_by(cue)
         self._resume = None
-        start_s = self.programme_s - resume_s
+        start_s = self.programme_s - resume_s - late_s
         source, duration, kind, label = self._resolve(cue)
-        if resume_s > 0 and cue.source is not SourceKind.LIVE:
+        seek_s = resume_s + late_s
+        if seek_s > 0 and cue.source is not SourceKind.LIVE:
             if duration is not None:
-                if duration - resume_s < 1 / self.spec.fps:
-                    return True  # it ended just as the interpreters changed
-                duration -= resume_s
-            source = replace(source, seek_s=self._seek_within(source, resume_s))
+                if duration - seek_s < 1 / self.spec.fps:
+                    return True  # it ended just as the interpreters changed (or before we came)
+                duration -= seek_s
+            source = replace(source, seek_s=self._seek_within(source, seek_s))
         since = self.on_air.since if resume_s > 0 else time.monotonic()
         self.on_air = OnAir(cue, kind, label, since)
         if kind == "file" and resume_s == 0:
@@ -397,6 +420,12 @@ class SessionPlayout:
         if kind in ("live", "fallback") and cue.source is SourceKind.LIVE:
             return False  # live plays until the producer moves on; look for the input again
         return not replaced and not self._stopping
+
+    def _late_by(self, cue: Cue) -> float:
+        """How far into cue the session is where this node's programme stands (0: not late)."""
+        if self.session_clock is None or self._on_air_at is None or self._on_air_at[0] is not cue:
+            return 0.0
+        return max(0.0, self.session_clock.wall_at(self.programme_s) - self._on_air_at[1])
 
     async def _feed(self, source: FeedSource, duration: float | None) -> tuple[int, bool]:
         """Copy one feeder's MPEG-TS into the encoder; return (bytes sent, replaced?)."""

@@ -15,6 +15,7 @@ import math
 import time
 from array import array
 from collections.abc import Callable, Hashable
+from dataclasses import dataclass
 
 _EPSILON = 1e-6  # programme times are sums of frame lengths: absorb float rounding
 
@@ -75,3 +76,37 @@ class FeedClock:
         if first is None or last is None:
             return None
         return min(first, last - duration_s)
+
+
+@dataclass(frozen=True)
+class SessionClock:
+    """The session's clock, shared by redundant encoders: segment N starts at epoch + N·segment_s.
+
+    Both broadcast nodes read the epoch (the session's broadcast start) from the
+    database. A node starts its output on a segment boundary of this clock, numbers
+    its first segment by it and dates every segment by its number, so segment N has
+    the same EXT-X-PROGRAM-DATE-TIME on every node, whenever each node started.
+    """
+
+    epoch: float  # seconds since the Unix epoch at which segment 0 starts
+    segment_s: int
+    first_sequence: int  # this node's first segment
+
+    @classmethod
+    def joining(cls, epoch: float, segment_s: int, now: float, lead_s: float) -> SessionClock:
+        """The clock of a node starting now: its output begins at least lead_s ahead."""
+        first = max(0, math.ceil((now + lead_s - epoch) / segment_s - _EPSILON))
+        return cls(epoch, segment_s, first)
+
+    @property
+    def start_wall(self) -> float:
+        """When this node's programme time 0 is on the session's clock."""
+        return self.date_of(self.first_sequence)
+
+    def date_of(self, sequence: int) -> float:
+        """The program date-time of segment number sequence."""
+        return self.epoch + sequence * self.segment_s
+
+    def wall_at(self, programme_s: float) -> float:
+        """The session-clock time of this node's programme time programme_s."""
+        return self.start_wall + programme_s

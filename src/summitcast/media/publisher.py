@@ -45,11 +45,11 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from summitcast.errors import ValidationError
-from summitcast.media.feed_clock import FeedClock
+from summitcast.media.feed_clock import FeedClock, SessionClock
 from summitcast.media.ladder import (
     ENCODER_PLAYLIST_NAME,
     FFMPEG_MASTER_NAME,
@@ -126,10 +126,14 @@ class SegmentPublisher:
         window_segments: int = DEFAULT_WINDOW_SEGMENTS,
         segment_s: int = 2,
         now: Callable[[], float] = time.time,
+        session_clock: SessionClock | None = None,
     ) -> None:
         self.folder = folder
         self.store = store
         self.clock = clock
+        # Redundant encoders: segments are numbered and dated by the session's clock
+        # (ffmpeg's segment k is the session's first_sequence + k), not the feed clock.
+        self.session_clock = session_clock
         self.window_segments = window_segments
         self.segment_s = segment_s
         self._now = now
@@ -234,11 +238,13 @@ class SegmentPublisher:
             logger.warning("HLS %s: segments %d-%d were never listed", name,
                            rendition.last_sequence + 1, new[0].sequence - 1)  # fmt: skip
         lines: list[str] = []
+        first: int | None = None
         for segment in new:
             listed = self._list(rendition, segment)
+            first = listed.sequence if first is None else first
             lines += segment_lines(listed, rendition.journal_init)
             rendition.journal_init = listed.init_uri
-        self._append_journal(name, encoder, lines)
+        self._append_journal(name, encoder, lines, first or 0)
         self._write_live(name, rendition)
         return 1
 
@@ -249,7 +255,13 @@ class SegmentPublisher:
         start = rendition.next_start_s
         if start is None and self.clock is not None:
             start = self.clock.run_start_s
-        listed = stamped(segment, self._date(start, segment.duration_s))
+        if self.session_clock is not None:
+            sequence = self.session_clock.first_sequence + segment.sequence
+            listed = replace(
+                segment, sequence=sequence, program_date_time=self.session_clock.date_of(sequence)
+            )
+        else:
+            listed = stamped(segment, self._date(start, segment.duration_s))
         rendition.window.append(listed)
         while len(rendition.window) > self.window_segments:
             if rendition.window.popleft().discontinuity:
@@ -283,7 +295,9 @@ class SegmentPublisher:
         """Write one rendition's live playlist into the folder (atomically)."""
         self._local.put(f"{name}/{MEDIA_PLAYLIST_NAME}", self._live_text(rendition).encode())
 
-    def _append_journal(self, name: str, encoder: MediaPlaylist, lines: list[str]) -> None:
+    def _append_journal(
+        self, name: str, encoder: MediaPlaylist, lines: list[str], first: int
+    ) -> None:
         """Append segments to the session's list (one write: a crash loses at most them)."""
         journal = self.folder / name / JOURNAL_NAME
         head: list[str] = []
@@ -291,6 +305,9 @@ class SegmentPublisher:
             head = ["#EXTM3U", f"#EXT-X-VERSION:{encoder.version}",
                     f"#EXT-X-TARGETDURATION:{max(encoder.target_duration_s, self.segment_s)}",
                     "#EXT-X-PLAYLIST-TYPE:EVENT"]  # fmt: skip
+            if first and self.session_clock is not None:
+                # A redundant encoder that joined late: the replay keeps the session's numbers.
+                head.append(f"#EXT-X-MEDIA-SEQUENCE:{first}")
         with journal.open("a", encoding="utf-8") as handle:
             handle.write("\n".join(head + lines) + "\n")
 

@@ -16,13 +16,14 @@ import contextlib
 import io
 import logging
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 
 import av
 
 from summitcast.domain.broadcast import Cue
 from summitcast.errors import ValidationError
-from summitcast.media.feed_clock import FeedClock
+from summitcast.media.feed_clock import FeedClock, SessionClock
 from summitcast.media.ladder import (
     FFMPEG_MASTER_NAME,
     MASTER_NAME,
@@ -33,6 +34,7 @@ from summitcast.media.ladder import (
     master_playlist,
     subtitle_dir,
 )
+from summitcast.media.playlist import parse_media_playlist, render_media_playlist
 from summitcast.media.publisher import SegmentPublisher
 from summitcast.media.segment_store import SegmentStore
 from summitcast.media.subtitles import (
@@ -60,10 +62,17 @@ class SessionOutput:
         output_dir: Path,
         feed_clock: FeedClock,
         subtitle_languages: tuple[str, ...] = (),
+        *,
+        encoders: tuple[str, ...] = (),
+        session_clock: SessionClock | None = None,
     ) -> None:
         self.spec = spec
         self.feed_clock = feed_clock
         self.subtitle_languages = subtitle_languages
+        # Redundant encoders: the master lists each one's renditions (identical on every
+        # node), and segments are numbered and dated by the session's shared clock.
+        self.encoders = encoders
+        self.session_clock = session_clock
         # Writes the live and replay playlists from ffmpeg's (and fills a store elsewhere).
         self.publisher = SegmentPublisher(
             output_dir,
@@ -71,6 +80,7 @@ class SessionOutput:
             clock=feed_clock,
             window_segments=spec.window_segments,
             segment_s=spec.segment_s,
+            session_clock=session_clock,
         )
         self.cues: dict[str, list[SubtitleCue]] = {code: [] for code in subtitle_languages}
         self.codecs_known = False
@@ -78,7 +88,7 @@ class SessionOutput:
 
     def start(self) -> None:
         """The first master playlist: players may fetch it before the first segment."""
-        self.publisher.put(MASTER_NAME, master_playlist(self.spec).encode())
+        self.publisher.put(MASTER_NAME, master_playlist(self.spec, encoders=self.encoders).encode())
 
     async def run(self, out_time_s: Callable[[], float]) -> None:
         """Publish ffmpeg's output and the subtitles it has passed, until cancelled."""
@@ -105,7 +115,8 @@ class SessionOutput:
         ffmpeg_master = self.publisher.read_output(FFMPEG_MASTER_NAME)
         codecs = codecs_from_ffmpeg_master(ffmpeg_master.decode()) if ffmpeg_master else {}
         self.codecs_known = bool(codecs)
-        self.publisher.put(MASTER_NAME, master_playlist(self.spec, codecs, ended=ended).encode())
+        master = master_playlist(self.spec, codecs, ended=ended, encoders=self.encoders)
+        self.publisher.put(MASTER_NAME, master.encode())
 
     def collect_cues(self, cue: Cue, start_s: float) -> None:
         """Place the item's subtitles (per language) at its programme time."""
@@ -164,7 +175,11 @@ class SessionOutput:
             if not self.publisher.has(name):  # published segments never change
                 text = segment_text(cues, index, segment_s, self._mpegts_base)
                 self.publisher.put(name, text.encode())
-        date_of = self.feed_clock.segment_date
+        date_of: Callable[[float, float], float | None] = self.feed_clock.segment_date
+        clock = self.session_clock
+        if clock is not None:
+            # Dated like the picture's segments: by the session's clock, not the feed's.
+            date_of = lambda start_s, _length_s: clock.wall_at(start_s)  # noqa: E731
         playlist = media_playlist(
             until_s,
             segment_s,
@@ -172,10 +187,25 @@ class SessionOutput:
             window_segments=self.spec.window_segments,
             date_of=date_of,
         )
-        self.publisher.put(f"{folder}/{MEDIA_PLAYLIST_NAME}", playlist.encode())
+        self.publisher.put(f"{folder}/{MEDIA_PLAYLIST_NAME}", self._numbered(playlist).encode())
         if ended:
             vod = media_playlist(until_s, segment_s, ended=True, date_of=date_of)
-            self.publisher.put(f"{folder}/{VOD_PLAYLIST_NAME}", vod.encode())
+            self.publisher.put(f"{folder}/{VOD_PLAYLIST_NAME}", self._numbered(vod).encode())
+
+    def _numbered(self, playlist: str) -> str:
+        """A subtitle playlist numbered by the session's clock (as is without one)."""
+        if self.session_clock is None or not self.session_clock.first_sequence:
+            return playlist
+        parsed = parse_media_playlist(playlist)
+        first = self.session_clock.first_sequence
+        vod = "#EXT-X-PLAYLIST-TYPE:VOD" in playlist
+        return render_media_playlist(
+            [replace(s, sequence=s.sequence + first) for s in parsed.segments],
+            version=parsed.version,
+            target_s=parsed.target_duration_s,
+            ended=parsed.ended and not vod,
+            vod=vod,
+        )
 
     def _find_mpegts_base(self) -> int | None:
         """The 90 kHz timestamp of programme time 0 in the media segments (None: not yet known)."""

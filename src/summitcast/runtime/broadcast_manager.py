@@ -21,9 +21,10 @@ from urllib.parse import urlsplit
 import imageio_ffmpeg
 
 from summitcast.config import Settings
-from summitcast.domain.broadcast import Cue
+from summitcast.domain.broadcast import BroadcastStatus, Cue
 from summitcast.errors import ConfigurationError
 from summitcast.media.broadcast import SessionPlayout, health_view, segment_age_s
+from summitcast.media.feed_clock import SessionClock
 from summitcast.media.ingest import IngestPorts, SessionIngest, free_port
 from summitcast.media.ladder import (
     DEFAULT_RUNGS,
@@ -36,16 +37,21 @@ from summitcast.media.ladder import (
 from summitcast.media.recording import write_recordings
 from summitcast.media.segment_store import InMemorySegmentStore, SegmentStore, SessionStores
 from summitcast.presence import MemoryPubSub, PubSub
+from summitcast.runtime.encoder_lease import EncoderLease, holder_id
 from summitcast.runtime.health_board import PUBLISH_INTERVAL_S, HealthBoard
 from summitcast.runtime.periodic import Periodic, Reconciler
 from summitcast.services import broadcast as service
 from summitcast.services.broadcast_control import language_name
 from summitcast.storage.database import Database
+from summitcast.storage.leases import SqlLeases
 
 logger = logging.getLogger(__name__)
 
 RECORDING_WAIT_S = 60.0  # at shutdown, let remuxes of just-ended sessions finish this long
 SMALL_RUNGS = (Rung("360p", 640, 360, 800, 96), Rung("240p", 426, 240, 400, 64))
+# A redundant encoder joining a session starts its output on a boundary of the session's
+# clock at least this far ahead: time to start the encoder before the first frame is due.
+JOIN_LEAD_S = 1.0
 
 
 def ladder_for(settings: Settings, plan: service.BroadcastPlan) -> LadderSpec:
@@ -97,7 +103,7 @@ class BroadcastManager:
         # HLS origin): the local segment folder, which ffmpeg writes into directly (no
         # copy), or memory.
         self.segment_stores = stores or SessionStores(
-            settings.segment_store, settings.effective_segment_dir
+            settings.segment_store, settings.effective_segment_dir, settings.encoder_name
         )
         # Health of sessions on air, published by the node with the encoders, read by all.
         self.board = HealthBoard(pubsub or MemoryPubSub())
@@ -109,11 +115,23 @@ class BroadcastManager:
         # Every poll_s, or at once when kicked.
         self._sync = Reconciler("broadcast manager", self.sync, poll_s, logger)
         self.recordings: set[asyncio.Task[None]] = set()  # MP4 remuxes of ended sessions
+        # Redundant encoders (docs/deploy.md): every broadcast node plays every session
+        # in lockstep on the session's clock; the lease holder is the primary.
+        self.encoders = tuple(settings.encoder_names)
+        self.lease: EncoderLease | None = None
+        if self.encoders:
+            self.lease = EncoderLease(
+                SqlLeases(database.engine),
+                holder_id(settings.encoder_name or "node", settings.node_name),
+                settings.encoder_lease_s,
+            )
 
     async def start(self) -> None:
         """Listen for stream health; poll and publish health only if this node runs encoders."""
         await self.board.start()
         if self.settings.broadcast_workers:
+            if self.lease is not None:
+                self.lease.start()
             self._sync.task.start()
             self._health.start()
 
@@ -123,6 +141,8 @@ class BroadcastManager:
         await self._sync.task.stop(graceful=True)
         await self._health.stop()
         await self.board.stop()
+        if self.lease is not None:
+            await self.lease.stop()  # the backup takes over at its next renewal
         # Sessions still on air are resumed by the next start, so they get no recording now.
         await asyncio.gather(*(self._stop_runtime(sid) for sid in list(self.runtimes)))
         if self.recordings:
@@ -158,7 +178,7 @@ class BroadcastManager:
             runtime.plan = plan
             if plan.state.generation != runtime.generation and plan.cue is not None:
                 runtime.generation = plan.state.generation
-                runtime.playout.cue(plan.cue)
+                runtime.playout.cue(plan.cue, on_air_at=_on_air_at(plan))
 
     def _free_slot(self) -> int:
         used = {r.slot for r in self.runtimes.values()}
@@ -199,6 +219,10 @@ class BroadcastManager:
         if top.is_file() and "#EXT-X-ENDLIST" in top.read_text(encoding="utf-8", errors="replace"):
             # A session started again after it ended: keep the finished recording aside.
             folder.rename(folder.with_name(f"{folder.name}.ended-{int(time.time())}"))
+        elif self.encoders and folder.is_dir():
+            # A redundant encoder rejoining: it starts afresh on the session's clock (its
+            # numbers jump to the session's), its earlier output kept aside.
+            folder.rename(folder.with_name(f"{folder.name}.left-{int(time.time())}"))
         # An uncreatable folder still gets its store: the playout waits on the disk alarm.
         _can_create(folder)
         store = self.segment_stores.open(plan.summit_slug, plan.session_id)
@@ -225,6 +249,8 @@ class BroadcastManager:
             interpreters=lambda: self._interpreter_urls(session_id),
             subtitle_languages=spec_subtitles(spec),
             min_free_bytes=self.settings.broadcast_min_free_mb * 1024 * 1024,
+            encoders=self.encoders,
+            session_clock=self._session_clock(plan, spec) if self.encoders else None,
         )
         runtime = SessionRuntime(
             plan, spec, store, playout, ingest, slot, generation=-1, interpreters=[]
@@ -235,6 +261,12 @@ class BroadcastManager:
         runtime.interpreters = await self._open_interpreters(spec, slot, plan.ingest_key)
         logger.info("session %d on air (slot %d)", session_id, slot)
         return runtime
+
+    def _session_clock(self, plan: service.BroadcastPlan, spec: LadderSpec) -> SessionClock:
+        """The session's shared clock: its epoch is when the broadcast started (in the database)."""
+        started = plan.state.started_at or plan.changed_at
+        epoch = started.timestamp() if started is not None else time.time()
+        return SessionClock.joining(epoch, spec.segment_s, time.time(), JOIN_LEAD_S)
 
     def _interpreter_ports(self, slot: int, index: int) -> IngestPorts:
         offset = 16 * slot + index  # up to 16 languages per session
@@ -298,7 +330,8 @@ class BroadcastManager:
         ingests = [i for i in (runtime.ingest, *runtime.interpreters) if i is not None]
         await asyncio.gather(runtime.playout.stop(), *(ingest.stop() for ingest in ingests))
         logger.info("session %d off air", session_id)
-        if ended:
+        if ended and (self.lease is None or self.lease.primary):
+            # Redundant encoders: only the primary writes the recordings.
             task = asyncio.create_task(self._record(runtime), name=f"recording-{session_id}")
             self.recordings.add(task)
             task.add_done_callback(self.recordings.discard)
@@ -328,7 +361,7 @@ class BroadcastManager:
         if plan.state.generation != runtime.generation:
             runtime.generation = plan.state.generation
             runtime.plan = plan
-            runtime.playout.cue(plan.cue)
+            runtime.playout.cue(plan.cue, on_air_at=_on_air_at(plan))
 
     async def _publish_health(self) -> None:
         """Publish the health of every session this node runs (once a second, by Periodic)."""
@@ -348,6 +381,12 @@ class BroadcastManager:
         age = segment_age_s(runtime.playout.output_dir, runtime.spec)
         view = health_view(runtime.playout.health, age)
         view["node"] = self.board.node
+        if self.lease is not None:
+            view["encoder"] = {
+                "name": self.settings.encoder_name,
+                "role": self.lease.role,
+                "node": self.settings.node_name or self.board.node,
+            }
         view["slot"] = runtime.slot  # another node derives the ingest ports from it
         ingest = runtime.ingest
         view["input"] = {
@@ -399,6 +438,14 @@ class BroadcastManager:
                 f"srt://{host}:{i_srt}?passphrase={key}&pbkeylen=16"
             )
         return urls
+
+
+def _on_air_at(plan: service.BroadcastPlan) -> float:
+    """When the plan's cue went on air, for a redundant encoder that plays it late."""
+    if plan.state.status is BroadcastStatus.COUNTDOWN or plan.changed_at is None:
+        # A countdown's length is counted from when its plan is read (cue_for), not set.
+        return time.time()
+    return plan.changed_at.timestamp()
 
 
 def spec_subtitles(spec: LadderSpec) -> tuple[str, ...]:

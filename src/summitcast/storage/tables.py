@@ -283,8 +283,7 @@ class Location(Base):
     """A registered watch location: where it is (as coarse as its host chose) and its secret."""
 
     __tablename__ = "locations"
-    # The dashboard's newest arrivals and recent drops: one summit's newest 20 by either
-    # instant, read from the end of an index instead of sorting every location (0011).
+    # Newest arrivals and drops: read from the end of an index, not a sort of all (0011).
     __table_args__ = (
         Index("ix_locations_summit_id_last_online_at", "summit_id", "last_online_at"),
         Index("ix_locations_summit_id_last_offline_at", "summit_id", "last_offline_at"),
@@ -596,5 +595,6 @@ class AuditEvent(Base):
     # The object acted on, as "<kind>:<row id>"; never a secret and never an address.
     subject: Mapped[str] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
 
 from summitcast.storage import leases as _leases  # noqa: E402, F401  (its table joins Base.metadata)
