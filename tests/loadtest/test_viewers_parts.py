@@ -8,7 +8,7 @@ import pytest
 
 from summitcast.errors import ValidationError
 from summitcast.loadtest.hls_player import Playback
-from summitcast.loadtest.hls_playlist import Pathway, parse_master, parse_media
+from summitcast.loadtest.hls_playlist import Pathway, parse_master, parse_media, resolve
 from summitcast.loadtest.viewer_report import latency_figures, origin_requests
 from summitcast.loadtest.viewers import assign_rungs, parse_mix, plan_edges
 from tests.loadtest.test_viewers import MASTER, LiveOrigin, master_text
@@ -149,3 +149,21 @@ def test_latency_figures_are_nearest_rank() -> None:
     figures = latency_figures(float(n) for n in range(1, 101))
     assert figures == {"p50": 50.0, "p90": 90.0, "p99": 99.0, "max": 100.0}
     assert latency_figures([]) == {"p50": None, "p90": None, "p99": None, "max": None}
+
+
+@pytest.mark.parametrize(
+    ("uri", "expected"),
+    [
+        ("seg_7.m4s", "/hls/s/1/720p/seg_7.m4s"),
+        ("../audio_en/index.m3u8", "/hls/s/1/audio_en/index.m3u8"),
+        ("./init.mp4", "/hls/s/1/720p/init.mp4"),
+        ("/other/seg_1.ts", "/other/seg_1.ts"),
+    ],
+)
+def test_uris_resolve_against_their_playlist(uri: str, expected: str) -> None:
+    assert resolve("/hls/s/1/720p/index.m3u8", uri) == expected
+
+
+def test_uris_on_another_host_are_refused() -> None:
+    with pytest.raises(ValidationError, match="same edge"):
+        resolve("/hls/s/1/master.m3u8", "http://elsewhere/seg.ts")

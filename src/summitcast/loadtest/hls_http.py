@@ -47,6 +47,7 @@ class EdgeCounters:
     statuses: Counter[int] = field(default_factory=Counter)
     errors: Counter[str] = field(default_factory=Counter)
     connections_opened: int = 0
+    pool_waits: int = 0  # requests that waited for a free connection of the pool
 
 
 def split_base_url(url: str) -> tuple[str, int, str]:
@@ -100,9 +101,14 @@ class EdgePool:
             f"User-Agent: {self._agent}{tag}\r\nAccept: */*\r\n\r\n"
         ).encode("latin-1")
         self.counters.requests += 1
+        if self._slots.locked():
+            # Every connection busy: the wait is the load tool's, not the edge's, and a
+            # run that waits often should raise --connections before trusting its latencies.
+            self.counters.pool_waits += 1
         try:
-            async with self._slots, asyncio.timeout(self.timeout_s):
-                response = await self._exchange(request, keep_body)
+            async with self._slots:
+                async with asyncio.timeout(self.timeout_s):
+                    response = await self._exchange(request, keep_body)
         except TimeoutError as exc:
             self.counters.errors["timeout"] += 1
             raise EdgeError("timeout", f"no response within {self.timeout_s:g} s") from exc
@@ -149,8 +155,8 @@ class EdgePool:
             if reused and isinstance(exc, ConnectionResetError | BrokenPipeError):
                 raise _StaleConnectionError from exc
             raise EdgeError("reset", str(exc) or type(exc).__name__) from exc
-        except asyncio.LimitOverrunError as exc:
-            raise EdgeError("protocol", "response headers too large") from exc
+        except (asyncio.LimitOverrunError, ValueError) as exc:
+            raise EdgeError("protocol", f"unreadable response: {exc}") from exc
         finally:
             if done:
                 self._idle.append(connection)

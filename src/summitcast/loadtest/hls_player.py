@@ -24,7 +24,7 @@ from typing import Protocol
 
 from summitcast.errors import ValidationError
 from summitcast.loadtest.hls_http import EdgeError, EdgePool, Response
-from summitcast.loadtest.hls_playlist import MediaPlaylist, Pathway, Rung, parse_media
+from summitcast.loadtest.hls_playlist import MediaPlaylist, Pathway, Rung
 
 LIVE_EDGE_SEGMENTS = 3  # hls.js liveSyncDurationCount: start this many segments back
 
@@ -109,6 +109,10 @@ class ViewerContext(Protocol):
 
     def parse_master(self, text: str) -> list[Rung]:
         """The master's rungs (parsed once per distinct body)."""
+        ...
+
+    def parse_media(self, text: str, uri: str) -> MediaPlaylist:
+        """A media playlist (parsed once per distinct body while it is current)."""
         ...
 
 
@@ -203,7 +207,7 @@ class Viewer:
         started = time.monotonic()
         response = await self._get(uri, keep=True, rendition=True)
         self.context.playlist_ms.append((time.monotonic() - started) * 1000)
-        return parse_media(response.body.decode("utf-8", "replace"), uri)
+        return self.context.parse_media(response.body.decode("utf-8", "replace"), uri)
 
     async def _segments(
         self, track: int, playlist: MediaPlaylist, next_seq: int, init_done: str | None

@@ -117,6 +117,7 @@ def summary(run: ViewerRun, origin_logs: Iterable[Path] = ()) -> dict[str, objec
             "statuses": {str(k): v for k, v in sorted(pool.counters.statuses.items())},
             "errors": dict(pool.counters.errors),
             "connections_opened": pool.counters.connections_opened,
+            "pool_waits": pool.counters.pool_waits,
         }
         for pool in run.pools
     }
@@ -162,7 +163,7 @@ def print_summary(figures: dict[str, object], console: Console) -> None:
             table.add_row(key.replace("_", " "), _fmt(value))
     console.print(table)
     edges = Table(title="per edge")
-    for column in ("edge", "requests", "bytes", "statuses", "errors", "connections"):
+    for column in ("edge", "requests", "bytes", "statuses", "errors", "connections", "waits"):
         if column == "edge":
             edges.add_column(column, overflow="fold")  # a URL cut short names no edge
         else:

@@ -20,9 +20,10 @@ from urllib.parse import urlsplit
 from summitcast.errors import ValidationError
 from summitcast.loadtest.hls_http import EdgeError, EdgePool, split_base_url
 from summitcast.loadtest.hls_player import Viewer, ViewerStats
-from summitcast.loadtest.hls_playlist import Rung, parse_master
+from summitcast.loadtest.hls_playlist import MediaPlaylist, Rung, parse_master, parse_media
 
 LAG_TICK_S = 0.1  # how often the event loop's own lateness is sampled
+MEDIA_CACHE_SIZE = 512  # parsed playlist versions kept (a few per rendition and pathway)
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,6 +121,7 @@ class ViewerRun:
     ended_at: float = 0.0
     ended_monotonic: float = 0.0
     _masters: dict[str, list[Rung]] = field(default_factory=dict)
+    _media: dict[tuple[str, str], MediaPlaylist] = field(default_factory=dict)
 
     def parse_master(self, text: str) -> list[Rung]:
         """The master's rungs, parsed once per distinct body."""
@@ -127,6 +129,18 @@ class ViewerRun:
         if rungs is None:
             rungs = self._masters[text] = parse_master(text, self.master_path)
         return rungs
+
+    def parse_media(self, text: str, uri: str) -> MediaPlaylist:
+        """A media playlist, parsed once for all the viewers that got the same body."""
+        key = (uri, text)
+        playlist = self._media.get(key)
+        if playlist is None:
+            # Every viewer of a rendition reads the same few versions of its playlist; a
+            # live window slides on, so old versions are dropped wholesale now and then.
+            if len(self._media) >= MEDIA_CACHE_SIZE:
+                self._media.clear()
+            playlist = self._media[key] = parse_media(text, uri)
+        return playlist
 
 
 async def _probe(run: ViewerRun) -> list[Rung]:
@@ -164,8 +178,8 @@ async def _start(run: ViewerRun, viewer: Viewer, delay_s: float) -> None:
     await asyncio.sleep(delay_s)
     try:
         await viewer.play()
-    except (ValidationError, ValueError, UnicodeError) as exc:
-        # A playlist the tool cannot read ends this viewer, not the run.
+    except Exception as exc:
+        # A playlist the tool cannot read (or a bug of the tool) ends this viewer, not the run.
         run.crashes[f"{type(exc).__name__}: {exc}"[:120]] += 1
 
 
