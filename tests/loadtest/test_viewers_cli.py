@@ -31,6 +31,22 @@ def test_bad_url_exits_2_with_one_line() -> None:
     ]
 
 
+@pytest.mark.parametrize(
+    ("option", "value", "message"),
+    [
+        ("--mix", "720p", "error: --mix entry '720p' is not NAME=WEIGHT (weight >= 0)"),
+        ("--origin-log", "/nonexistent/access.log", "error: --origin-log: no such file"),
+        ("--viewers", "0", "error: Invalid value for '--viewers'"),
+    ],
+)
+def test_bad_option_exits_2_with_one_line(option: str, value: str, message: str) -> None:
+    result = _viewers("--url", "http://127.0.0.1:1", "--master", MASTER, option, value)
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1
+    assert lines[0].startswith(message)
+
+
 def test_no_reachable_edge_exits_2_without_a_traceback() -> None:
     nowhere = f"http://127.0.0.1:{free_port()}"
     result = _viewers("--url", nowhere, "--master", MASTER, "--duration", "2")

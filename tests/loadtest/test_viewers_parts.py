@@ -167,3 +167,19 @@ def test_uris_resolve_against_their_playlist(uri: str, expected: str) -> None:
 def test_uris_on_another_host_are_refused() -> None:
     with pytest.raises(ValidationError, match="same edge"):
         resolve("/hls/s/1/master.m3u8", "http://elsewhere/seg.ts")
+
+
+def test_summitcasts_own_master_with_two_encoders_is_read_as_hls_js_reads_it() -> None:
+    from summitcast.media.ladder import LadderSpec, master_playlist
+
+    base = "/hls/demo-summit/7/master.m3u8"
+    rungs = parse_master(master_playlist(LadderSpec(), encoders=("a", "b")), base)
+    assert [r.name for r in rungs] == ["1080p", "720p", "480p", "360p", "audio"]
+    assert rungs[1].pathways == [
+        Pathway(
+            f"/hls/demo-summit/7/enc-{e}/720p/index.m3u8",
+            f"/hls/demo-summit/7/enc-{e}/audio_und/index.m3u8",
+        )
+        for e in ("a", "b")
+    ]
+    assert [p.audio_uri for p in rungs[4].pathways] == [None, None]
