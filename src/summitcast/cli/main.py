@@ -15,6 +15,7 @@ from rich.progress import Progress, SpinnerColumn, TextColumn
 from rich.table import Table
 
 from summitcast.cli.audit import audit_app
+from summitcast.cli.cluster import cluster_app
 from summitcast.cli.data import (
     DatabaseUrlOption,
     DataDirOption,
@@ -56,6 +57,7 @@ app.add_typer(report_app, name="report")
 app.add_typer(locations_app, name="locations")
 app.add_typer(loadtest_app, name="loadtest")
 app.add_typer(deploy_app, name="deploy")
+app.add_typer(cluster_app, name="cluster")
 
 console = Console(soft_wrap=True)  # URLs and credentials must stay on one line
 # Never wrapped: piped to a file or a log (no terminal) Rich would break lines at 80 columns.
