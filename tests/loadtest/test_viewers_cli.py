@@ -67,12 +67,15 @@ def test_short_run_prints_the_report_and_writes_json(tmp_path: Path) -> None:
         started = time.time()
         args = ["--url", f"{servers[0].url},{nowhere}", "--master", MASTER, "--viewers", "6"]
         args += ["--duration", "3", "--ramp", "0", "--mix", "720p=1,audio=1", "--json", str(out)]
-        args += ["--origin-log", str(log)]
+        args += ["--origin-log", str(log), "--progress", "1"]
         result = _viewers(*args)
         ended = time.time()
     assert result.returncode == 0, result.stderr
     assert "summitcast viewer load test" in result.stdout
     assert "stalls per viewer hour" in result.stdout
+    progress = [line for line in result.stdout.splitlines() if line.startswith("at s ")]
+    assert len(progress) >= 2
+    assert progress[-1].split("  ")[1] == "playing 6"
     figures = json.loads(out.read_text())
     assert figures["viewers"] == figures["viewers_playing"] == 6
     assert figures["rungs"] == {"720p": 3, "audio": 3}

@@ -82,6 +82,11 @@ def presence(
         write_json(result, json_out)
 
 
+def _print_viewer_progress(row: dict[str, object]) -> None:
+    """One line of running totals of a viewer run."""
+    console.print("  ".join(f"{key.replace('_', ' ')} {value}" for key, value in row.items()))
+
+
 @loadtest_app.command("viewers")
 def viewers(
     url: Annotated[
@@ -114,6 +119,9 @@ def viewers(
         str, typer.Option(help="Origin nginx access logs, comma-separated (requests per segment).")
     ] = "",
     json_out: Annotated[Path | None, typer.Option("--json", help="Also write JSON here.")] = None,
+    progress: Annotated[
+        float, typer.Option(min=0, help="Seconds between progress lines; 0: none.")
+    ] = 10.0,
 ) -> None:
     """Play VIEWERS simulated HLS players against the edges for DURATION seconds; report."""
     from summitcast.errors import ValidationError
@@ -136,8 +144,9 @@ def viewers(
         seed=seed,
         timeout_s=timeout,
         connections_per_edge=connections,
+        progress_every_s=progress,
     )
-    figures = summary(run_viewers(plan), logs)
+    figures = summary(run_viewers(plan, _print_viewer_progress), logs)
     print_summary(figures, console)
     if json_out is not None:
         write_json(figures, json_out)

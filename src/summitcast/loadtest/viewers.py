@@ -14,6 +14,7 @@ import contextlib
 import random
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
@@ -22,6 +23,7 @@ from summitcast.loadtest.hls_http import EdgeError, EdgePool, split_base_url
 from summitcast.loadtest.hls_player import Viewer, ViewerStats
 from summitcast.loadtest.hls_playlist import MediaPlaylist, Rung, parse_master, parse_media
 
+Progress = Callable[[dict[str, object]], None]
 LAG_TICK_S = 0.1  # how often the event loop's own lateness is sampled
 MEDIA_CACHE_SIZE = 512  # parsed playlist versions kept (a few per rendition and pathway)
 
@@ -39,6 +41,7 @@ class ViewerPlan:
     seed: int = 0
     timeout_s: float = 4.0
     connections_per_edge: int = 256
+    progress_every_s: float = 0.0  # 0: no progress lines
 
 
 def parse_mix(text: str) -> tuple[tuple[str, float], ...]:
@@ -174,6 +177,27 @@ async def _measure_lag(run: ViewerRun) -> None:
         run.lag_ms.append(max(0.0, (time.monotonic() - before - LAG_TICK_S) * 1000))
 
 
+def progress_row(run: ViewerRun, at_s: float) -> dict[str, object]:
+    """The running totals of a run, for a progress line."""
+    playbacks = [v.playback for v in run.viewers]
+    return {
+        "at_s": round(at_s, 1),
+        "playing": sum(p.started_at is not None for p in playbacks),
+        "stalls": sum(p.stalls for p in playbacks),
+        "segments": sum(v.stats.segments for v in run.viewers),
+        "requests": sum(pool.counters.requests for pool in run.pools),
+        "errors": sum(sum(v.stats.errors.values()) for v in run.viewers),
+        "edge_switches": sum(v.stats.edge_switches for v in run.viewers),
+    }
+
+
+async def _report_progress(run: ViewerRun, every_s: float, report: Progress) -> None:
+    began = time.monotonic()
+    while True:
+        await asyncio.sleep(every_s)
+        report(progress_row(run, time.monotonic() - began))
+
+
 async def _start(run: ViewerRun, viewer: Viewer, delay_s: float) -> None:
     await asyncio.sleep(delay_s)
     try:
@@ -183,7 +207,7 @@ async def _start(run: ViewerRun, viewer: Viewer, delay_s: float) -> None:
         run.crashes[f"{type(exc).__name__}: {exc}"[:120]] += 1
 
 
-async def run_viewers_async(plan: ViewerPlan) -> ViewerRun:
+async def run_viewers_async(plan: ViewerPlan, progress: Progress | None = None) -> ViewerRun:
     """Run the plan's viewers for its duration and return what they saw."""
     run = ViewerRun(plan, master_path=plan.master_path)
     run.pools = [
@@ -206,10 +230,15 @@ async def run_viewers_async(plan: ViewerPlan) -> ViewerRun:
         stop_at = time.monotonic() + plan.duration_s
         step = plan.ramp_s / max(1, plan.viewers)
         tasks = [asyncio.create_task(_measure_lag(run))]
+        if progress is not None and plan.progress_every_s > 0:
+            tasks.append(
+                asyncio.create_task(_report_progress(run, plan.progress_every_s, progress))
+            )
+        watched = len(tasks)
         tasks += [asyncio.create_task(_start(run, v, i * step)) for i, v in enumerate(run.viewers)]
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout_at(_loop_time(stop_at)):
-                await asyncio.gather(*tasks[1:])
+                await asyncio.gather(*tasks[watched:])
         ended = time.monotonic()
         run.ended_at = time.time()
         for task in tasks:
@@ -230,10 +259,10 @@ def _loop_time(monotonic_at: float) -> float:
     return loop.time() + (monotonic_at - time.monotonic())
 
 
-def run_viewers(plan: ViewerPlan) -> ViewerRun:
+def run_viewers(plan: ViewerPlan, progress: Progress | None = None) -> ViewerRun:
     """Run the plan on a fresh event loop (uvloop when installed)."""
     try:
         import uvloop
     except ImportError:  # pragma: no cover - uvloop comes with uvicorn[standard]
-        return asyncio.run(run_viewers_async(plan))
-    return uvloop.run(run_viewers_async(plan))
+        return asyncio.run(run_viewers_async(plan, progress))
+    return uvloop.run(run_viewers_async(plan, progress))
