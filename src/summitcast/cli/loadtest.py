@@ -82,6 +82,17 @@ def presence(
         write_json(result, json_out)
 
 
+def _origin_logs(paths: str) -> list[Path]:
+    """The --origin-log files; ValidationError (exit 2) naming any that is not there."""
+    from summitcast.errors import ValidationError
+
+    logs = [Path(p.strip()) for p in paths.split(",") if p.strip()]
+    missing = [str(p) for p in logs if not p.is_file()]
+    if missing:
+        raise ValidationError(f"--origin-log: no such file {', '.join(missing)}")
+    return logs
+
+
 def _print_viewer_progress(row: dict[str, object]) -> None:
     """One line of running totals of a viewer run."""
     console.print("  ".join(f"{key.replace('_', ' ')} {value}" for key, value in row.items()))
@@ -124,15 +135,11 @@ def viewers(
     ] = 10.0,
 ) -> None:
     """Play VIEWERS simulated HLS players against the edges for DURATION seconds; report."""
-    from summitcast.errors import ValidationError
     from summitcast.loadtest.viewer_report import print_summary, summary, write_json
     from summitcast.loadtest.viewers import ViewerPlan, parse_mix, plan_edges, run_viewers
 
     edges, master_path = plan_edges(url, master)
-    logs = [Path(p.strip()) for p in origin_log.split(",") if p.strip()]
-    missing = [str(p) for p in logs if not p.is_file()]
-    if missing:
-        raise ValidationError(f"--origin-log: no such file {', '.join(missing)}")
+    logs = _origin_logs(origin_log)
     plan = ViewerPlan(
         edges=edges,
         master_path=master_path,
