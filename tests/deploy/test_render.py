@@ -161,3 +161,18 @@ def test_render_systemd_units_run_the_harness_commands(tmp_path: Path) -> None:
         f"ExecStart=/usr/sbin/nginx -p {root}/nginx/%i/ -c /etc/summitcast/nginx/%i.conf "
         '-g "daemon off;"'
     ) in files["systemd/summitcast-nginx@.service"]
+
+
+def test_guide_names_the_commands_and_addresses_of_loopback_small() -> None:
+    guide = (REPO / "docs" / "deploy.md").read_text(encoding="utf-8")
+    topology = load_topology(REPO / "deploy" / "loopback-small.toml")
+
+    assert "summitcast cluster up deploy/loopback-small.toml" in guide
+    assert "summitcast deploy render deploy/loopback-small.toml --out $W/rendered" in guide
+    assert f"--root {COMMITTED_ROOT}\n--out deploy/rendered/loopback-small" in guide
+    for node in (*topology.page_nodes, *topology.broadcast_nodes):
+        assert node.app.host in guide
+    for edge in topology.edges:
+        assert edge.listen.url in guide
+    for role in ("origin-a", "origin-b", "edge-e1", "edge-e2", "balancer"):
+        assert role in guide
