@@ -6,8 +6,11 @@ from pathlib import Path
 
 import m3u8
 import pytest
+from fastapi.testclient import TestClient
 
-from summitcast.media.feed_clock import SessionClock
+from summitcast.app import create_app
+from summitcast.config import Settings
+from summitcast.media.feed_clock import FeedClock, SessionClock
 from summitcast.media.ladder import (
     AudioLanguage,
     LadderSpec,
@@ -18,8 +21,10 @@ from summitcast.media.ladder import (
 from summitcast.media.playlist import format_date, parse_media_playlist
 from summitcast.media.publisher import JOURNAL_NAME, SegmentPublisher
 from summitcast.media.segment_store import LocalSegmentStore, SessionStores
-
-pytestmark = pytest.mark.unit
+from summitcast.media.session_output import SessionOutput
+from summitcast.media.subtitles import Cue as SubtitleCue
+from summitcast.storage.database import Database
+from tests.conftest import TEST_SECRET_KEY
 
 SPEC = LadderSpec(
     rungs=(Rung("360p", 640, 360, 800, 96), Rung("240p", 426, 240, 400, 64)),
@@ -36,6 +41,7 @@ def _hls_js_key(playlist: m3u8.Playlist) -> str:
     return f"{info.bandwidth}-{resolution}-{info.frame_rate}-{info.codecs}"
 
 
+@pytest.mark.unit
 def test_master_with_two_encoders_lists_every_variant_twice_with_identical_attributes() -> None:
     master = m3u8.loads(master_playlist(SPEC, CODECS, encoders=("a", "b")))
 
@@ -60,6 +66,7 @@ def test_master_with_two_encoders_lists_every_variant_twice_with_identical_attri
     assert len({_hls_js_key(v) for v in variants}) == 3
 
 
+@pytest.mark.unit
 def test_master_with_two_encoders_lists_every_rendition_once_per_encoder() -> None:
     master = m3u8.loads(master_playlist(SPEC, CODECS, encoders=("a", "b")))
 
@@ -81,11 +88,13 @@ def test_master_with_two_encoders_lists_every_rendition_once_per_encoder() -> No
     assert a_lines == b_lines  # identical attributes but for group and folder
 
 
+@pytest.mark.unit
 def test_master_without_encoders_is_the_single_encoder_master() -> None:
     assert master_playlist(SPEC, CODECS, encoders=()) == master_playlist(SPEC, CODECS)
     assert "enc-" not in master_playlist(SPEC, CODECS, ended=True)
 
 
+@pytest.mark.unit
 def test_hls_file_serves_own_encoder_folder_and_refuses_the_others(tmp_path: Path) -> None:
     stores = SessionStores("local", tmp_path, encoder_name="a")
     folder = stores.folder("summit", 7)
@@ -102,6 +111,7 @@ def test_hls_file_serves_own_encoder_folder_and_refuses_the_others(tmp_path: Pat
     assert stores.hls_file("summit", 7, "master.m3u8") == b"#EXTM3U\n#master\n"
 
 
+@pytest.mark.unit
 def test_hls_file_of_a_single_encoder_has_no_encoder_folders(tmp_path: Path) -> None:
     stores = SessionStores("local", tmp_path)
     folder = stores.folder("summit", 7)
@@ -112,6 +122,7 @@ def test_hls_file_of_a_single_encoder_has_no_encoder_folders(tmp_path: Path) -> 
     assert stores.hls_file("summit", 7, "enc-a/360p/index.m3u8") is None
 
 
+@pytest.mark.unit
 def test_session_clock_of_a_late_joiner_starts_on_the_next_boundary() -> None:
     clock = SessionClock.joining(epoch=1000.0, segment_s=2, now=1009.3, lead_s=1.0)
 
@@ -137,6 +148,7 @@ def _publisher_of(folder: Path, first_sequence: int) -> SegmentPublisher:
     return SegmentPublisher(folder, store, segment_s=2, session_clock=clock)
 
 
+@pytest.mark.unit
 def test_two_publishers_joining_at_different_times_agree_on_numbers_and_dates(
     tmp_path: Path,
 ) -> None:
@@ -162,3 +174,50 @@ def test_two_publishers_joining_at_different_times_agree_on_numbers_and_dates(
     assert "#EXT-X-MEDIA-SEQUENCE:7" in text
     assert f"#EXT-X-PROGRAM-DATE-TIME:{format_date(1_800_000_014.0)}" in text
     assert "#EXT-X-MEDIA-SEQUENCE:7" in (tmp_path / "b" / "360p" / JOURNAL_NAME).read_text()
+
+
+@pytest.mark.integration
+def test_hls_route_of_encoder_a_serves_its_folder_and_refuses_encoder_b(tmp_path: Path) -> None:
+    database = Database(f"sqlite:///{tmp_path / 'db.sqlite'}")
+    database.upgrade()
+    settings = Settings(
+        environment="test",
+        secret_key=TEST_SECRET_KEY,
+        data_dir=tmp_path / "data",
+        database_url=database.url,
+        auto_migrate=False,
+        broadcast_workers=False,
+        encoder_name="a",
+        encoder_names=["a", "b"],
+    )
+    rung = settings.effective_segment_dir / "summit" / "7" / "360p"
+    rung.mkdir(parents=True)
+    (rung / "index.m3u8").write_text("#EXTM3U\n#EXT-X-TARGETDURATION:2\n")
+    (rung / "seg_00000.m4s").write_bytes(b"segment bytes")
+
+    with TestClient(create_app(settings, database=database)) as client:
+        playlist = client.get("/hls/summit/7/enc-a/360p/index.m3u8")
+        segment = client.get("/hls/summit/7/enc-a/360p/seg_00000.m4s")
+        other = client.get("/hls/summit/7/enc-b/360p/index.m3u8")
+
+    assert (playlist.status_code, playlist.text) == (200, "#EXTM3U\n#EXT-X-TARGETDURATION:2\n")
+    assert (segment.status_code, segment.content) == (200, b"segment bytes")
+    assert other.status_code == 404
+    database.dispose()
+
+
+@pytest.mark.unit
+def test_subtitle_playlists_are_numbered_and_dated_by_the_session_clock(tmp_path: Path) -> None:
+    clock = SessionClock(epoch=1_800_000_000.0, segment_s=2, first_sequence=5)
+    output = SessionOutput(
+        SPEC, LocalSegmentStore(tmp_path), tmp_path, FeedClock(SPEC.fps), ("en",),
+        session_clock=clock,
+    )  # fmt: skip
+    output.cues["en"] = [SubtitleCue(0.5, 1.5, "Hello")]
+    output._mpegts_base = 0  # what the first media segment would say
+
+    output.write_subtitles(6.0, ended=False)
+
+    live = parse_media_playlist((tmp_path / "subs_en" / "index.m3u8").read_text())
+    assert [s.sequence for s in live.segments] == [5, 6, 7]
+    assert [s.program_date_time for s in live.segments] == [clock.date_of(n) for n in (5, 6, 7)]

@@ -4,7 +4,7 @@ Each node is a BroadcastManager with its own data and segment folders; both read
 the session's clock from the database, so segment N has the same number and
 EXT-X-PROGRAM-DATE-TIME on both, whenever each node started. The primary holds
 the lease; when it stops renewing, the backup takes over and plays on; a node that
-comes back for the old name is the backup.
+comes back for the old name is the backup; at the end only the primary records.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from summitcast.config import Settings
 from summitcast.domain.accounts import Role
 from summitcast.domain.programme import ItemKind, ItemStatus
 from summitcast.media.playlist import parse_media_playlist
+from summitcast.media.recording import RECORDING_DIR
 from summitcast.media.testclips import make_clip
 from summitcast.runtime.broadcast_manager import BroadcastManager
 from summitcast.services import accounts, broadcast, programme
@@ -129,6 +130,19 @@ def _at_least(count: int, published: dict[str, dict[int, float]]) -> bool:
     return all(len(published[r]) >= count for r in RENDITIONS)
 
 
+def _end(url: str, slug: str, session_id: int, producer: accounts.Actor) -> None:
+    database = Database(url)
+    with database.session() as db:
+        broadcast.end_session(db, producer, programme.get_summit(db, slug), session_id)
+    database.dispose()
+
+
+def _recordings(settings: Settings, slug: str, session_id: int) -> list[str]:
+    """The languages of the MP4 recordings in a node's session folder."""
+    folder = settings.effective_segment_dir / slug / str(session_id) / RECORDING_DIR
+    return sorted(path.name.split("-")[0] for path in folder.glob("*.mp4"))
+
+
 @pytest.mark.e2e
 def test_two_encoders_line_up_and_the_backup_takes_over(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'shared.db'}"
@@ -194,6 +208,14 @@ def test_two_encoders_line_up_and_the_backup_takes_over(tmp_path: Path) -> None:
         assert again.lease.role == "backup"
         assert b.lease.role == "primary"
         _lined_up(published("a"), published("b"))
+
+        # The session ends: both stop, and only the primary writes the recordings.
+        _end(url, slug, session_id, producer)
+        await _until(lambda: bool(_recordings(settings["b"], slug, session_id)), 30, "recording")
+        managers.remove(again)
+        await again.stop()  # lets a sync that is ending the session finish (and any recording)
+        assert _recordings(settings["b"], slug, session_id) == ["en"]
+        assert _recordings(settings["a"], slug, session_id) == []
 
     async def run() -> None:
         try:

@@ -365,6 +365,10 @@ class BroadcastManager:
 
     async def _publish_health(self) -> None:
         """Publish the health of every session this node runs (once a second, by Periodic)."""
+        if self.lease is not None and not self.lease.primary:
+            # Both redundant encoders run every session: control rooms on other nodes show
+            # the primary's view only (a backup's alternating with it would flicker).
+            return
         views = {sid: view for sid in list(self.runtimes) if (view := self.local_health(sid))}
         if views:
             await self.board.publish(views)

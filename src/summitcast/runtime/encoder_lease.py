@@ -22,6 +22,8 @@ import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 
+from sqlalchemy.exc import SQLAlchemyError
+
 from summitcast.runtime.periodic import Backoff, Periodic
 from summitcast.storage.leases import Leases
 
@@ -32,7 +34,8 @@ LEASE_NAME = "broadcast"
 
 def holder_id(encoder_name: str, node_name: str) -> str:
     """A holder name unique to this process: encoder, node and a random token."""
-    return f"{encoder_name}/{node_name or '-'}/{secrets.token_hex(4)}"
+    # At most 8 + 1 + 60 + 1 + 8 characters: the column holds 100.
+    return f"{encoder_name}/{node_name[:60] or '-'}/{secrets.token_hex(4)}"
 
 
 class EncoderLease:
@@ -65,6 +68,8 @@ class EncoderLease:
             self.period_s,
             backoff=Backoff(first_s=self.period_s, cap_s=self.period_s),
             immediately=True,
+            # The database unreachable: one line a period, not a traceback.
+            expected=(SQLAlchemyError, OSError),
             logger=logger,
         )
 
