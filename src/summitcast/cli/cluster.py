@@ -60,6 +60,32 @@ def up(
     console.print("Stopped every process of the cluster.")
 
 
+@cluster_app.command("commands")
+def show_commands(
+    topology: Annotated[
+        Path, typer.Argument(exists=True, dir_okay=False, help="A topology TOML (deploy/*.toml).")
+    ],
+    work_dir: Annotated[
+        Path | None, typer.Option(help="As for `cluster up`; default ROOT/cluster.")
+    ] = None,
+) -> None:
+    """Print what `cluster up` runs, in order, one shell line each (to run the roles by hand)."""
+    loaded = load_topology(topology)
+    cluster = Cluster(loaded, work_dir or loaded.root / "cluster")
+    key, out = cluster.secret_key_file, cluster.rendered_dir
+    # What the harness does in Python before the first command (Cluster._prepare).
+    console.print(
+        f"# Before: a key in {key} (python -c 'import secrets; print(secrets.token_urlsafe(48))'),"
+        f"\n# summitcast deploy render {topology} --secret-key-file {key} --out {out},\n"
+        f"# mkdir -p each nginx prefix (-p below), and an empty {cluster.pg_data} owned by "
+        "postgres (mode 0700). Then each line in a terminal of its own, in this order:",
+        markup=False,
+        highlight=False,
+    )
+    for step, command in cluster.commands().items():
+        console.print(f"# {step}\n{command.shell()}", markup=False, highlight=False)
+
+
 def _watch(cluster: Cluster) -> None:
     """Until interrupted: say once when a role exits by itself."""
     reported: set[str] = set()

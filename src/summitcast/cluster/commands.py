@@ -22,15 +22,24 @@ PG_BIN = Path("/usr/lib/postgresql/15/bin")
 
 @dataclass(frozen=True)
 class Command:
-    """One program to run: its argv and the variables added to the environment."""
+    """One program to run: its argv, an env file to read and variables added over it."""
 
     argv: tuple[str, ...]
     env: Mapping[str, str] = field(default_factory=dict)
+    env_file: Path | None = None  # a node's rendered env/NAME.env
+
+    def environment(self) -> dict[str, str]:
+        """The variables the program gets on top of the caller's environment."""
+        found = read_env_file(self.env_file) if self.env_file is not None else {}
+        return found | dict(self.env)
 
     def shell(self) -> str:
-        """The command as one would type it (variables first), for logs and the guide."""
+        """The command as one types it in a shell of its own (env file sourced first)."""
         assigned = [f"{key}={shlex.quote(value)}" for key, value in sorted(self.env.items())]
-        return " ".join([*assigned, *(shlex.quote(part) for part in self.argv)])
+        line = " ".join([*assigned, *(shlex.quote(part) for part in self.argv)])
+        if self.env_file is None:
+            return line
+        return f"set -a; . {shlex.quote(str(self.env_file))}; set +a; {line}"
 
 
 def summitcast_program() -> str:
@@ -94,15 +103,15 @@ def redis(topology: Topology) -> Command:
     return Command((*argv, "--save", "", "--appendonly", "no"))
 
 
-def db_upgrade(node_env: Mapping[str, str]) -> Command:
-    """Migrate the shared database once, before any node starts."""
-    return Command((summitcast_program(), "db", "upgrade"), node_env)
+def db_upgrade(env_file: Path, extra: Mapping[str, str]) -> Command:
+    """Migrate the shared database once, before any node starts (with a node's settings)."""
+    return Command((summitcast_program(), "db", "upgrade"), extra, env_file)
 
 
-def serve(node_env: Mapping[str, str]) -> Command:
+def serve(env_file: Path, extra: Mapping[str, str]) -> Command:
     """One app node: `summitcast serve` with the node's settings from its env file."""
     # Address, port and every other choice are SUMMITCAST_* variables of the env file.
-    return Command((summitcast_program(), "serve"), node_env)
+    return Command((summitcast_program(), "serve"), extra, env_file)
 
 
 def nginx(program: str, prefix: Path, config: Path) -> Command:

@@ -14,6 +14,7 @@ from pathlib import Path
 from types import TracebackType
 
 from summitcast.cluster import commands
+from summitcast.cluster.commands import Command
 from summitcast.cluster.processes import ClusterError, Probe, Supervised
 from summitcast.deploy.render import render, write
 from summitcast.deploy.topology import Topology
@@ -65,11 +66,24 @@ class Cluster:
             "balancer",
         ]
 
-    def node_environment(self, node: str) -> dict[str, str]:
-        """An app node's variables: its rendered env file, then the harness's overrides."""
-        return commands.read_env_file(self.rendered_dir / "env" / f"{node}.env") | self.node_env
+    def env_file(self, node: str) -> Path:
+        """An app node's rendered env file."""
+        return self.rendered_dir / "env" / f"{node}.env"
 
-    def command(self, role: str) -> commands.Command:
+    def commands(self) -> dict[str, Command]:
+        """Every step and role in start order: what the harness runs, what the guide quotes."""
+        first = self.env_file(self.topology.page_nodes[0].name)
+        steps = {
+            "initdb": commands.initdb(self.pg_data),
+            "postgres": self.command("postgres"),
+            "redis": self.command("redis"),
+            "createuser": commands.createuser(self.topology),
+            "createdb": commands.createdb(self.topology),
+            "db-upgrade": commands.db_upgrade(first, self.node_env),
+        }
+        return steps | {role: self.command(role) for role in self.role_names()[2:]}
+
+    def command(self, role: str) -> Command:
         """The command line of one role (the one docs/deploy.md gives for running it by hand)."""
         t = self.topology
         kind, _, name = role.partition("-")
@@ -78,7 +92,7 @@ class Cluster:
         if role == "redis":
             return commands.redis(t)
         if kind in ("page", "broadcast"):
-            return commands.serve(self.node_environment(name))
+            return commands.serve(self.env_file(name), self.node_env)
         if kind in ("origin", "edge") or role == "balancer":
             config = self.rendered_dir / "nginx" / f"{role}.conf"
             return commands.nginx(t.nginx, self.nginx_prefix(role), config)
@@ -112,7 +126,8 @@ class Cluster:
     @property
     def database_url(self) -> str:
         """The shared database's URL, as the nodes have it."""
-        return self.node_environment(self.topology.page_nodes[0].name)["SUMMITCAST_DATABASE_URL"]
+        variables = commands.read_env_file(self.env_file(self.topology.page_nodes[0].name))
+        return variables["SUMMITCAST_DATABASE_URL"]
 
     @property
     def secret_key(self) -> str:
@@ -152,11 +167,10 @@ class Cluster:
         self._prepare()
         atexit.register(self.stop)
         self._started = True
+        steps = self.commands()
         self._start_together(["postgres", "redis"])
-        self._run("createuser", commands.createuser(self.topology))
-        self._run("createdb", commands.createdb(self.topology))
-        first = self.topology.page_nodes[0].name
-        self._run("db-upgrade", commands.db_upgrade(self.node_environment(first)))
+        for step in ("createuser", "createdb", "db-upgrade"):
+            self._run(step, steps[step])
         names = self.role_names()
         self._start_together([n for n in names if n.startswith(("page-", "broadcast-"))])
         self._start_together([n for n in names if n.startswith(("origin-", "edge-", "balancer"))])
@@ -177,9 +191,9 @@ class Cluster:
         self.pg_data.mkdir(mode=0o700)
         if os.geteuid() == 0:
             shutil.chown(self.pg_data, "postgres", "postgres")
-        self._run("initdb", commands.initdb(self.pg_data))
+        self._run("initdb", self.commands()["initdb"])
 
-    def _run(self, name: str, command: commands.Command) -> None:
+    def _run(self, name: str, command: Command) -> None:
         """Run a one-off step to its end (logged like a role); ClusterError when it fails."""
         step = Supervised(name, command, None, self.logs / f"{name}.log")
         step.start()

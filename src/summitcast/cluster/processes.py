@@ -92,7 +92,7 @@ class Supervised:
             out.flush()
             self.process = subprocess.Popen(
                 self.command.argv,
-                env={**os.environ, "PYTHONUNBUFFERED": "1", **self.command.env},
+                env={**os.environ, "PYTHONUNBUFFERED": "1", **self.command.environment()},
                 stdin=subprocess.DEVNULL,
                 stdout=out,
                 stderr=subprocess.STDOUT,
