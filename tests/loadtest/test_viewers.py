@@ -9,6 +9,7 @@ each viewer fetched from the server's side, not from the tool's own counters.
 
 from __future__ import annotations
 
+import math
 import re
 import threading
 import time
@@ -67,6 +68,7 @@ class LiveOrigin:
     """The live clock and faults shared by every edge server of a test."""
 
     began: float = field(default_factory=time.monotonic)
+    segment_s: float = SEGMENT_S
     frozen_at: int | None = None  # newest segment once production stopped
     failing: str = ""  # path part answered 503, e.g. "enc-a"
     log: list[tuple[float, str, int, str]] = field(default_factory=list)  # at, edge, viewer, path
@@ -74,7 +76,7 @@ class LiveOrigin:
 
     def newest(self) -> int:
         """The newest segment's sequence number: the window starts full."""
-        produced = WINDOW + int((time.monotonic() - self.began) / SEGMENT_S)
+        produced = WINDOW + int((time.monotonic() - self.began) / self.segment_s)
         return produced if self.frozen_at is None else min(produced, self.frozen_at)
 
     def freeze(self) -> None:
@@ -85,10 +87,11 @@ class LiveOrigin:
         """The live window: the newest WINDOW segments."""
         newest = self.newest()
         first = newest - WINDOW + 1
-        lines = ["#EXTM3U", "#EXT-X-VERSION:7", "#EXT-X-TARGETDURATION:1"]
+        target = math.ceil(self.segment_s)
+        lines = ["#EXTM3U", "#EXT-X-VERSION:7", f"#EXT-X-TARGETDURATION:{target}"]
         lines += [f"#EXT-X-MEDIA-SEQUENCE:{first}", '#EXT-X-MAP:URI="init.mp4"']
         for n in range(first, newest + 1):
-            lines += [f"#EXTINF:{SEGMENT_S:.6f},", f"seg_{n}.m4s"]
+            lines += [f"#EXTINF:{self.segment_s:.6f},", f"seg_{n}.m4s"]
         return "\n".join(lines) + "\n"
 
     def app(self, edge: str) -> Starlette:
