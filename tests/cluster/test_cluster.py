@@ -108,6 +108,35 @@ def test_pages_load_through_the_balancer_and_every_node_is_healthy(cluster: Clus
     assert all(r.json()["status"] == "ok" for r in health.values())
 
 
+def _upstreams(log: Path, uri: str) -> set[str]:
+    """The upstream addresses the balancer's access log names for uri."""
+    # The balancer's format: $msec $status $request_method $uri $upstream_addr $request_time
+    rows = [line.split() for line in log.read_text().splitlines()]
+    return {address for row in rows if row[3] == uri for address in row[4].split(", ")}
+
+
+def test_the_balancer_sends_each_path_to_its_tier(cluster: Cluster) -> None:
+    t = cluster.topology
+    routes = {
+        f"/s/{SLUG}": {n.app.address for n in t.page_nodes},
+        "/hls/no-summit/1/master.m3u8": {e.listen.address for e in t.edges},
+        "/speak/no-token/live/sessions": {n.app.address for n in t.broadcast_nodes},
+        "/backstage/s/x/sessions/1/control/greenroom": {n.app.address for n in t.broadcast_nodes},
+    }
+    log = cluster.nginx_prefix("balancer") / "access.log"
+
+    with httpx.Client(base_url=t.base_url, timeout=10) as client:
+        statuses = {uri: client.get(uri).status_code for uri in routes for _ in range(4)}
+    wait_for(lambda: all(_upstreams(log, uri) for uri in routes), 5, "the access log flushed")
+
+    assert all(status < 500 for status in statuses.values()), statuses
+    assert {uri: _upstreams(log, uri) <= tier for uri, tier in routes.items()} == dict.fromkeys(
+        routes, True
+    ), {uri: _upstreams(log, uri) for uri in routes}
+    # Round-robin: four page loads reach both page nodes.
+    assert _upstreams(log, f"/s/{SLUG}") == routes[f"/s/{SLUG}"]
+
+
 def test_every_location_is_counted_through_the_balancer(cluster: Cluster, screens: Screens) -> None:
     urls = cluster.urls()
 
