@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import tempfile
 import time
@@ -16,7 +18,8 @@ import pytest
 
 from summitcast.cluster.commands import summitcast_program
 from summitcast.cluster.harness import Cluster
-from summitcast.deploy.topology import load_topology
+from summitcast.cluster.processes import ClusterError
+from summitcast.deploy.topology import Endpoint, load_topology
 from tests.cluster.test_cluster import REPO, _required
 
 SMALL = REPO / "deploy" / "loopback-small.toml"
@@ -126,3 +129,20 @@ def test_cluster_up_refuses_a_missing_topology(tmp_path: Path) -> None:
 
     assert result.returncode == 2
     assert "nope.toml" in result.stderr
+
+
+@pytest.mark.integration
+def test_a_taken_address_is_refused_before_anything_starts(topology_file: Path) -> None:
+    with socket.socket() as stranger:
+        stranger.bind(("127.0.0.1", 0))
+        stranger.listen()
+        taken = Endpoint("127.0.0.1", stranger.getsockname()[1])
+        topology = dataclasses.replace(load_topology(topology_file), redis=taken)
+        cluster = Cluster(topology, topology_file.parent / "work")
+
+        with pytest.raises(ClusterError) as raised:
+            cluster.start_all()
+
+    assert f"{taken.address} of redis is taken" in raised.value.message
+    assert cluster.roles == {}
+    assert not (topology_file.parent / "work" / "postgres").exists()

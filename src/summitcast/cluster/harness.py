@@ -7,6 +7,7 @@ import os
 import secrets
 import shutil
 import signal
+import socket
 import stat
 import subprocess
 from collections.abc import Mapping
@@ -17,7 +18,7 @@ from summitcast.cluster import commands
 from summitcast.cluster.commands import Command
 from summitcast.cluster.processes import ClusterError, Probe, Supervised
 from summitcast.deploy.render import render, write
-from summitcast.deploy.topology import Topology
+from summitcast.deploy.topology import Endpoint, Topology
 
 # Settings of every app node at the small size: a 2-core machine runs the whole topology.
 SMALL_NODE_ENV = {
@@ -134,6 +135,15 @@ class Cluster:
         """The key every node shares (link secrets of locations are sealed under it)."""
         return self.secret_key_file.read_text(encoding="utf-8").strip()
 
+    def listens(self) -> dict[str, Endpoint]:
+        """Every address a role listens on, by role name."""
+        t = self.topology
+        found = {"postgres": t.postgres, "redis": t.redis, "balancer": t.balancer}
+        found |= {f"page-{n.name}": n.app for n in t.page_nodes}
+        found |= {f"broadcast-{n.name}": n.app for n in t.broadcast_nodes}
+        found |= {f"origin-{n.name}": n.origin for n in t.broadcast_nodes}
+        return found | {f"edge-{e.name}": e.listen for e in t.edges}
+
     def urls(self) -> dict[str, str]:
         """Where each HTTP role answers, by role name."""
         t = self.topology
@@ -181,6 +191,8 @@ class Cluster:
         for folder in (self.work_dir, self.topology.root):
             folder.mkdir(parents=True, exist_ok=True)
             _check_reachable(folder)
+        for role, address in self.listens().items():
+            _check_free(role, address)
         self.secret_key_file.write_text(secrets.token_urlsafe(48) + "\n", encoding="utf-8")
         self.secret_key_file.chmod(0o600)
         write(render(self.topology, secret_key_file=self.secret_key_file), self.rendered_dir)
@@ -250,6 +262,20 @@ class Cluster:
             atexit.unregister(self.stop)
             shutil.rmtree(self.pg_data, ignore_errors=True)
             self._started = False
+
+
+def _check_free(role: str, address: Endpoint) -> None:
+    """ClusterError when something already listens where role must (another cluster, say)."""
+    # A readiness probe would take a stranger on that address for the role itself.
+    with socket.socket(socket.AF_INET6 if ":" in address.host else socket.AF_INET) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((address.host, address.port))
+        except OSError as error:
+            raise ClusterError(
+                f"{address.address} of {role} is taken ({error.strerror}): is another cluster "
+                "running on these addresses?"
+            ) from None
 
 
 def _check_reachable(folder: Path) -> None:
