@@ -70,7 +70,7 @@ class LiveOrigin:
     began: float = field(default_factory=time.monotonic)
     segment_s: float = SEGMENT_S
     frozen_at: int | None = None  # newest segment once production stopped
-    failing: str = ""  # path part answered 503, e.g. "enc-a"
+    failing: tuple[str, ...] = ()  # path parts answered 503, e.g. ("enc-a",)
     log: list[tuple[float, str, int, str]] = field(default_factory=list)  # at, edge, viewer, path
     access_log: Path | None = None  # also written in the origin nginx's format when set
 
@@ -111,7 +111,7 @@ class LiveOrigin:
             return response
 
         def answer(path: str) -> Response:
-            if self.failing and f"/{self.failing}/" in path:
+            if any(f"/{part}/" in path for part in self.failing):
                 return PlainTextResponse("encoder down", status_code=503)
             if path == MASTER:
                 return PlainTextResponse(master_text(), media_type="application/vnd.apple.mpegurl")
@@ -263,7 +263,7 @@ def test_viewers_move_to_the_other_edge_when_theirs_stops() -> None:
 
 
 def test_viewers_switch_to_the_redundant_encoder_on_503() -> None:
-    origin = LiveOrigin(failing="enc-a")
+    origin = LiveOrigin(failing=("enc-a",))
     with edges(origin, 2) as servers:
         run = run_viewers(_plan(servers, 10, 3.0))
     fetched = segments_by_viewer(origin)
@@ -275,3 +275,14 @@ def test_viewers_switch_to_the_redundant_encoder_on_503() -> None:
         assert len(entries) >= 4
         assert {enc for _, enc, _ in entries} == {"enc-b"}
     assert _stalls(run) == 0
+
+
+def test_viewers_whose_every_copy_fails_retry_without_a_busy_loop() -> None:
+    origin = LiveOrigin(failing=("enc-a", "enc-b"))
+    with edges(origin, 2) as servers:
+        run = run_viewers(_plan(servers, 5, 3.0))
+    assert all(v.playback.started_at is None for v in run.viewers)
+    assert all(v.stats.errors["http_503"] >= 3 for v in run.viewers)
+    # Moves go a -> b -> next edge at once, then retries back off up to 0.5 s.
+    requests = sum(pool.counters.requests for pool in run.pools)
+    assert requests < 5 * 3.0 * 20, requests

@@ -195,7 +195,10 @@ class Viewer:
             try:
                 next_seq, init_done = await self._segments(track, playlist, next_seq, init_done)
             except _MovedError:
-                continue  # reload at once from where the viewer moved to
+                # Reload from where the viewer moved to: at once after a move, later when
+                # the same request keeps failing (a 404 must not become a busy loop).
+                await self._backoff(0.5)
+                continue
             if playlist.ended and next_seq > playlist.last_sequence:
                 self.playback.end_track(track, time.monotonic())
                 return
@@ -269,14 +272,15 @@ class Viewer:
             self._moving_since = self._moving_since or started
 
     def _fail_pathway(self, edge: int, pathway: int, started: float) -> None:
-        self._failures += 1
         if edge != self.edge or pathway != self.pathway:
+            self._failures += 1
             return
         self._failed_pathways.add(pathway)
         left = [i for i in range(len(self.pathways)) if i not in self._failed_pathways]
         if not left:
-            self._fail_edge(edge, started)
+            self._fail_edge(edge, started)  # every copy failed here: try the next edge
             return
+        self._failures += 1
         self.pathway = left[0]
         self.stats.pathway_switches += 1
         self._moving_since = self._moving_since or started
