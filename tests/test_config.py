@@ -187,3 +187,15 @@ def test_at_risk_country_that_is_not_a_code_is_refused() -> None:
 def test_login_delay_cap_below_its_start_is_refused() -> None:
     with pytest.raises(ConfigurationError, match="LOGIN_ACCOUNT_DELAY_MAX_S"):
         Settings(login_account_delay_s=5, login_account_delay_max_s=1)
+
+
+def test_shared_dir_holds_what_every_cluster_node_reads(tmp_path: Path) -> None:
+    """Attendance keys and logs, photos and reports follow shared_dir; per-node files stay."""
+    alone = Settings(data_dir=tmp_path / "node")
+    assert alone.attendance_dir == tmp_path / "node" / "attendance"
+    assert alone.photo_dir == tmp_path / "node" / "photos"
+    clustered = Settings(data_dir=tmp_path / "node", shared_dir=tmp_path / "shared")
+    assert clustered.attendance_dir == tmp_path / "shared" / "attendance"
+    assert clustered.photo_dir == tmp_path / "shared" / "photos"
+    assert clustered.report_dir == tmp_path / "shared" / "reports"
+    assert clustered.effective_segment_dir == tmp_path / "node" / "hls"

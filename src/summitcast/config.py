@@ -150,6 +150,9 @@ class Settings(BaseSettings):
     # Speaker uploads (issue 5). Partial and finished uploads live here, outside the web
     # root, under random names; empty: data_dir / "uploads".
     upload_dir: Path | None = None
+    # Files every node of a cluster reads and writes (docs/deploy.md): attendance logs and
+    # each summit's keys, speaker photos, reports. Empty: data_dir (one node).
+    shared_dir: Path | None = None
     # Normalised programme files and poster frames; empty: data_dir / "media".
     media_dir: Path | None = None
     max_upload_bytes: int = Field(default=8 * 1024**3, gt=0)
@@ -403,7 +406,17 @@ class Settings(BaseSettings):
     @property
     def attendance_dir(self) -> Path:
         """Published attendance logs and each summit's signing key and audit secret."""
-        return self.data_dir / "attendance"
+        return (self.shared_dir or self.data_dir) / "attendance"
+
+    @property
+    def photo_dir(self) -> Path:
+        """Sanitised speaker photos (served by every node)."""
+        return (self.shared_dir or self.data_dir) / "photos"
+
+    @property
+    def report_dir(self) -> Path:
+        """Organiser reports, a folder per summit."""
+        return (self.shared_dir or self.data_dir) / "reports"
 
     @property
     def effective_media_dir(self) -> Path:

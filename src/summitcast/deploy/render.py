@@ -198,6 +198,7 @@ def node_env(
         "SUMMITCAST_SEGMENT_DIR": str(node_dir / "hls"),
         # Uploads land on whichever page node the balancer picks and the broadcast nodes'
         # jobs normalise them: one folder every node sees (NFS or the like on real machines).
+        "SUMMITCAST_SHARED_DIR": str(topology.shared_dir),
         "SUMMITCAST_UPLOAD_DIR": str(topology.shared_dir / "uploads"),
         "SUMMITCAST_MEDIA_DIR": str(topology.shared_dir / "media"),
         "SUMMITCAST_BROADCAST_WORKERS": "true" if broadcast else "false",

@@ -62,7 +62,7 @@ class BuiltReport:
 
 def report_dir(settings: Settings, summit: Summit) -> Path:
     """Return where a summit's organiser report is written."""
-    return settings.data_dir / "reports" / summit.slug
+    return settings.report_dir / summit.slug
 
 
 def build_attendance_report(

@@ -277,7 +277,7 @@ async def upload_photo(
     speaker = programme.get_speaker(db, summit, speaker_id)
     data = await photo.read(settings.max_photo_bytes + 1)
     programme.replace_speaker_photo(
-        db, speaker, data, folder=settings.data_dir / "photos", max_bytes=settings.max_photo_bytes
+        db, speaker, data, folder=settings.photo_dir, max_bytes=settings.max_photo_bytes
     )
     return _back(f"/backstage/s/{summit.slug}/speakers/{speaker.id}")
 

@@ -60,7 +60,7 @@ def speaker_page(request: Request, slug: Slug, speaker_id: RowId, db: DbDep) -> 
 @router.get("/photos/{name}")
 def photo(name: str, settings: SettingsDep) -> Response:
     """A sanitised speaker photo."""
-    folder = (settings.data_dir / "photos").resolve()
+    folder = settings.photo_dir.resolve()
     try:
         path = (folder / Path(name).name).resolve()
         found = path.parent == folder and path.suffix == ".jpg" and path.is_file()
