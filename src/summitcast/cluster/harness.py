@@ -10,6 +10,7 @@ import signal
 import socket
 import stat
 import subprocess
+import time
 from collections.abc import Mapping
 from pathlib import Path
 from types import TracebackType
@@ -240,15 +241,17 @@ class Cluster:
             raise ClusterError(f"{role!r} was not started ({', '.join(self.roles)})")
         self.roles[role].kill(signum)
 
-    def restart_postgres(self) -> None:
-        """Stop PostgreSQL as an operator would (fast shutdown) and start it again."""
+    def restart_postgres(self, down_s: float = 0.0) -> None:
+        """Stop PostgreSQL as an operator would (fast shutdown), wait down_s, start it again."""
         # SIGINT is PostgreSQL's fast shutdown: sessions are cut, the data is kept.
         self.roles["postgres"].stop(self.stop_grace_s, signal.SIGINT)
+        time.sleep(down_s)
         self.start("postgres")
 
-    def restart_redis(self) -> None:
-        """Kill Redis (nothing is persisted: presence starts empty) and start it again."""
+    def restart_redis(self, down_s: float = 0.0) -> None:
+        """Kill Redis (nothing is persisted: presence starts empty), wait down_s, start it."""
         self.roles["redis"].kill()
+        time.sleep(down_s)
         self.start("redis")
 
     def stop(self) -> None:
