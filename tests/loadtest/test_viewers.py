@@ -9,12 +9,13 @@ each viewer fetched from the server's side, not from the tool's own counters.
 
 from __future__ import annotations
 
+import asyncio
 import math
 import re
 import threading
 import time
 from collections import defaultdict
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from itertools import pairwise
@@ -25,9 +26,10 @@ import pytest
 import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import PlainTextResponse, Response
+from starlette.responses import PlainTextResponse, Response, StreamingResponse
 from starlette.routing import Route
 
+from summitcast.loadtest.hls_http import EdgePool
 from summitcast.loadtest.viewers import ViewerPlan, ViewerRun, run_viewers
 from tests.e2e.conftest import free_port
 
@@ -111,6 +113,13 @@ class LiveOrigin:
             return response
 
         def answer(path: str) -> Response:
+            if path == "/chunked":  # no Content-Length: uvicorn sends it chunked
+
+                async def parts() -> AsyncIterator[bytes]:
+                    for part in (b"#EXTM3U\n", b"x" * 70_000, b"\nend"):
+                        yield part
+
+                return StreamingResponse(parts(), media_type="text/plain")
             if any(f"/{part}/" in path for part in self.failing):
                 return PlainTextResponse("encoder down", status_code=503)
             if path == MASTER:
@@ -286,3 +295,26 @@ def test_viewers_whose_every_copy_fails_retry_without_a_busy_loop() -> None:
     # Moves go a -> b -> next edge at once, then retries back off up to 0.5 s.
     requests = sum(pool.counters.requests for pool in run.pools)
     assert requests < 5 * 3.0 * 20, requests
+
+
+def test_edge_pool_reads_chunked_bodies_and_keeps_the_connection() -> None:
+    async def fetch(url: str) -> list[tuple[int, int, bytes]]:
+        pool = EdgePool(url)
+        try:
+            got = []
+            for path in ("/chunked", MASTER, "/chunked", "/missing"):
+                response = await pool.get(path, keep_body=path == "/chunked")
+                got.append((response.status, response.size, response.body[-4:]))
+            return got
+        finally:
+            pool.close()
+
+    with edges(LiveOrigin(), 1) as servers:
+        pool_results = asyncio.run(fetch(servers[0].url))
+    size = len(b"#EXTM3U\n") + 70_000 + len(b"\nend")
+    assert pool_results == [
+        (200, size, b"\nend"),
+        (200, len(master_text()), b""),
+        (200, size, b"\nend"),
+        (404, len(b"not found"), b""),
+    ]

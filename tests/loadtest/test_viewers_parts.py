@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from summitcast.errors import ValidationError
+from summitcast.loadtest.hls_http import EdgeError, _parse_head
 from summitcast.loadtest.hls_player import Playback
 from summitcast.loadtest.hls_playlist import Pathway, parse_master, parse_media, resolve
 from summitcast.loadtest.viewer_report import latency_figures, origin_requests
@@ -183,3 +184,29 @@ def test_summitcasts_own_master_with_two_encoders_is_read_as_hls_js_reads_it() -
         for e in ("a", "b")
     ]
     assert [p.audio_uri for p in rungs[4].pathways] == [None, None]
+
+
+@pytest.mark.parametrize(
+    ("head", "expected"),
+    [
+        (
+            b"HTTP/1.1 200 OK\r\nContent-Length: 16384\r\nConnection: keep-alive\r\n\r\n",
+            (200, 16384, False, False),
+        ),
+        (b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n", (200, None, True, False)),
+        (b"HTTP/1.0 200 OK\r\nContent-Length: 5\r\n\r\n", (200, 5, False, True)),
+        (
+            b"HTTP/1.1 503 Busy\r\nContent-Length: 3\r\nConnection: close\r\n\r\n",
+            (503, 3, False, True),
+        ),
+        (b"HTTP/1.1 304 Not Modified\r\nETag: x\r\n\r\n", (304, 0, False, False)),
+        (b"HTTP/1.1 200 OK\r\nServer: x\r\n\r\n", (200, None, False, True)),
+    ],
+)
+def test_response_heads_are_read(head: bytes, expected: tuple[int, int | None, bool, bool]) -> None:
+    assert _parse_head(head) == expected
+
+
+def test_a_head_that_is_not_http_is_a_protocol_error() -> None:
+    with pytest.raises(EdgeError, match="protocol: bad status line"):
+        _parse_head(b"SSH-2.0-OpenSSH\r\n\r\n")
