@@ -70,8 +70,14 @@ def test_edges_and_master_from_the_options() -> None:
         ("http://e1:80",),
         "/hls/s/2/master.m3u8",
     )
+    assert plan_edges("", "http://127.0.0.31:8080/hls/s/3/master.m3u8") == (
+        ("http://127.0.0.31:8080",),
+        "/hls/s/3/master.m3u8",
+    )
     with pytest.raises(ValidationError, match="not an http:// URL"):
         plan_edges("127.0.0.31:8080", "/hls/s/1/master.m3u8")
+    with pytest.raises(ValidationError, match="names no edge"):
+        plan_edges("", "/hls/s/1/master.m3u8")
     with pytest.raises(ValidationError, match="give the master playlist"):
         plan_edges("http://127.0.0.31:8080", "")
 

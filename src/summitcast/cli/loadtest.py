@@ -101,8 +101,8 @@ def _print_viewer_progress(row: dict[str, object]) -> None:
 @loadtest_app.command("viewers")
 def viewers(
     url: Annotated[
-        str, typer.Option(help="Edge base URLs, comma-separated; viewers are dealt round robin.")
-    ],
+        str, typer.Option(help="Edge base URLs, comma-separated; default: the --master URL's.")
+    ] = "",
     master: Annotated[
         str,
         typer.Option(help="The master playlist: a path (/hls/SLUG/SESSION/master.m3u8) or URL."),

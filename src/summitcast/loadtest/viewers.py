@@ -66,6 +66,8 @@ def parse_mix(text: str) -> tuple[tuple[str, float], ...]:
 def plan_edges(urls: str, master: str) -> tuple[tuple[str, ...], str]:
     """The edge base URLs and the master's path from --url and --master."""
     given = [u.strip() for u in urls.split(",") if u.strip()]
+    if not given and master.startswith(("http://", "https://")):
+        given = [master]  # one edge: the master URL's own server
     if not given:
         raise ValidationError("--url names no edge")
     edges: list[str] = []
