@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import shlex
 import shutil
 import signal
 import socket
@@ -17,7 +18,7 @@ import httpx
 import pytest
 
 from summitcast.cluster.commands import summitcast_program
-from summitcast.cluster.harness import Cluster
+from summitcast.cluster.harness import SMALL_NODE_ENV, Cluster
 from summitcast.cluster.processes import ClusterError
 from summitcast.deploy.topology import Endpoint, load_topology
 from tests.cluster.test_cluster import REPO, _required
@@ -146,3 +147,34 @@ def test_a_taken_address_is_refused_before_anything_starts(topology_file: Path) 
     assert f"{taken.address} of redis is taken" in raised.value.message
     assert cluster.roles == {}
     assert not (topology_file.parent / "work" / "postgres").exists()
+
+
+def _as_in_the_guide(line: str, work: Path, root: Path) -> str:
+    """A command line as docs/deploy.md writes it: $W, $R, the checkout's .venv, "" quotes."""
+    line = line.replace(summitcast_program(), ".venv/bin/summitcast").replace("''", '""')
+    return line.replace(str(work), "$W").replace(str(root), "$R")
+
+
+@pytest.mark.unit
+def test_the_guide_gives_every_command_the_harness_runs(topology_file: Path) -> None:
+    work = topology_file.parent / "work"
+    topology = load_topology(topology_file)
+    cluster = Cluster(topology, work, node_env=SMALL_NODE_ENV)
+    # The guide's shell: continued lines joined, one loop for the app nodes and one for nginx.
+    guide = (REPO / "docs" / "deploy.md").read_text(encoding="utf-8").replace("\\\n", " ")
+    guide = " ".join(guide.split())
+    missing = []
+
+    for step, command in cluster.commands().items():
+        kind, _, name = step.partition("-")
+        words = [*(f"{k}={v}" for k, v in command.env.items()), shlex.join(command.argv)]
+        if command.env_file is not None:
+            loop = "$node" if kind in ("page", "broadcast") else name
+            words.append(str(command.env_file).replace(f"/{name}.env", f"/{loop}.env"))
+        for word in words:
+            if kind in ("origin", "edge", "balancer"):
+                word = word.replace(f"/nginx/{step}", "/nginx/$role")
+            if _as_in_the_guide(word, work, topology.root) not in guide:
+                missing.append(f"{step}: {_as_in_the_guide(word, work, topology.root)}")
+
+    assert missing == []
