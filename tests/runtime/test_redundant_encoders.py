@@ -200,7 +200,7 @@ def test_two_encoders_line_up_and_the_backup_takes_over(tmp_path: Path) -> None:
         again = node("a")
         await again.start()
         await _until(
-            lambda: _at_least(2, published("a")) and min(published("a")["360p"]) > left_at + 2,
+            lambda: _at_least(2, published("a")) and min(published("a")["360p"]) > left_at,
             20,
             "the returned node's segments",
         )
