@@ -110,6 +110,9 @@ class Settings(BaseSettings):
     # Empty: one encoder, no enc-<name>/ folder (the embedded default).
     encoder_name: str = Field(default="", pattern=r"^[a-z0-9]{0,8}$")
     encoder_names: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    # Where studios reach each encoder's ingest, in encoder_names order: a live studio
+    # pushes to every one of them (the control room lists them all). Empty: ingest_public_host.
+    encoder_ingest_hosts: Annotated[list[str], NoDecode] = Field(default_factory=list)
     # The primary of the pair holds a lease in the database (renewed every third of it).
     encoder_lease_s: float = Field(default=6.0, gt=0)
     # A name for this node in logs, health and the cluster harness ("" : the host name).
@@ -238,7 +241,13 @@ class Settings(BaseSettings):
             return tuple(ipaddress.ip_network(str(entry).strip()) for entry in value)
         return value
 
-    @field_validator("webrtc_ice_servers", "webrtc_host_addresses", "encoder_names", mode="before")
+    @field_validator(
+        "webrtc_ice_servers",
+        "webrtc_host_addresses",
+        "encoder_names",
+        "encoder_ingest_hosts",
+        mode="before",
+    )
     @classmethod
     def _split_list(cls, value: object) -> object:
         if isinstance(value, str):
@@ -271,6 +280,8 @@ class Settings(BaseSettings):
                 or name != name.lower()
             ):
                 raise ValueError(f"encoder name {name!r}: 1 to 8 lower-case letters or digits")
+        if self.encoder_ingest_hosts and len(self.encoder_ingest_hosts) != len(self.encoder_names):
+            raise ValueError("encoder_ingest_hosts must name one host per encoder in encoder_names")
         if len(set(self.encoder_names)) != len(self.encoder_names):
             raise ValueError("encoder_names lists a name twice")
         if self.encoder_name and self.encoder_name not in self.encoder_names:

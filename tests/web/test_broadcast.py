@@ -9,6 +9,8 @@ from html.parser import HTMLParser
 import pytest
 from fastapi.testclient import TestClient
 
+from summitcast.app import create_app
+from summitcast.config import Settings
 from summitcast.domain.accounts import Role
 from summitcast.domain.programme import ItemKind, ItemStatus
 from summitcast.services import programme
@@ -239,3 +241,31 @@ def test_reported_by_says_whose_worker_and_how_long_ago() -> None:
 )
 def test_remaining_words(seconds: float, words: str) -> None:
     assert remaining_words(seconds) == words
+
+
+def test_control_room_gives_the_studio_both_encoders_ingest(
+    settings: Settings, database: Database
+) -> None:
+    paired = settings.model_copy(
+        update={
+            "encoder_names": ["a", "b"],
+            "encoder_ingest_hosts": ["ingest-a.example", "ingest-b.example"],
+        }
+    )
+    with TestClient(create_app(paired, database=database), base_url="http://127.0.0.1") as client:
+        url, _csrf = _producer_in_room(client, database)
+        page = client.get(url)
+
+    assert page.status_code == 200
+    assert "Second encoder: send the same signal here too" in page.text
+    assert "rtmp://ingest-a.example:" in page.text
+    assert "rtmp://ingest-b.example:" in page.text
+    assert "srt://ingest-b.example:" in page.text
+
+
+def test_control_room_of_one_encoder_has_no_second_ingest(
+    client: TestClient, database: Database
+) -> None:
+    url, _csrf = _producer_in_room(client, database)
+
+    assert "Second encoder" not in client.get(url).text

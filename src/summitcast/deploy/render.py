@@ -204,6 +204,10 @@ def node_env(
         "SUMMITCAST_BROADCAST_WORKERS": "true" if broadcast else "false",
         "SUMMITCAST_JOB_WORKERS": "true" if broadcast else "false",
         "SUMMITCAST_ENCODER_NAMES": ",".join(topology.encoder_names),
+        # Every node shows a studio each encoder's ingest (it pushes to both).
+        "SUMMITCAST_ENCODER_INGEST_HOSTS": ",".join(
+            node.ingest_host for node in topology.broadcast_nodes if topology.encoder_names
+        ),
         "SUMMITCAST_TRUSTED_PROXIES": _trusted(proxies),
     }
     if broadcast is not None:

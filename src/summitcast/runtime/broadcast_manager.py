@@ -417,11 +417,12 @@ class BroadcastManager:
         # On a node without the encoders, the slot and languages come from published health.
         remote = self.board.get(session_id) if runtime is None else None
         slot = runtime.slot if runtime is not None else int((remote or {}).get("slot", 0))
-        host = (
+        hosts = self.settings.encoder_ingest_hosts or [
             self.settings.ingest_public_host
             or urlsplit(self.settings.base_url).hostname
             or "127.0.0.1"
-        )
+        ]
+        host = hosts[0]
         rtmp_port = self.settings.ingest_rtmp_port + slot
         srt_port = self.settings.ingest_srt_port + slot
         urls = {
@@ -429,6 +430,13 @@ class BroadcastManager:
             "rtmp_url": f"rtmp://{host}:{rtmp_port}/live/{key}",
             "srt_url": f"srt://{host}:{srt_port}?passphrase={key}&pbkeylen=16",
         }
+        # Redundant encoders: a studio pushes the same signal to every encoder's ingest
+        # (both listen with the same key), so either can carry the session alone.
+        for name, other in zip(self.settings.encoder_names[1:], hosts[1:], strict=False):
+            urls[f"encoder_{name}_rtmp_url"] = f"rtmp://{other}:{rtmp_port}/live/{key}"
+            urls[f"encoder_{name}_srt_url"] = (
+                f"srt://{other}:{srt_port}?passphrase={key}&pbkeylen=16"
+            )
         if runtime is not None:
             codes = [language.code for language in runtime.spec.languages]
         else:
