@@ -8,6 +8,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import TypeVar
 
 import httpx
 import imageio_ffmpeg
@@ -19,6 +20,7 @@ from summitcast.media.testclips import Tone, make_clip
 from summitcast.services import accounts, broadcast, programme
 from summitcast.storage.database import Database
 
+T = TypeVar("T")
 SLUG = "failover"
 CLIP_S = 60.0  # one item, looped: an item change every minute, not during a 20 s window
 
@@ -179,7 +181,7 @@ def lease_encoder(database_url: str) -> str | None:
     return held[0].split("/", 1)[0]
 
 
-def wait_for(check: Callable[[], object], timeout_s: float, why: Callable[[], str]) -> object:
+def wait_for(check: Callable[[], T], timeout_s: float, why: Callable[[], str]) -> T:
     """Poll check() until it returns something true; AssertionError naming why() if never."""
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
