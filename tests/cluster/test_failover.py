@@ -390,11 +390,13 @@ def test_killing_the_primary_encoder_node_keeps_chromium_playing(
     assert len(waited) <= 1, seen
     assert max(waited, default=0.0) <= 2.0, seen
     assert requests.segments_from(backup, killed_at) >= 5, seen
-    assert requests.uncached == [], "HLS answers that did not come through an edge"
+    assert requests.uncached == [], f"HLS answers not from an edge: {requests.uncached[:5]}"
     # Its encoders run in sessions of their own: without the app they must end too.
     assert left == [], seen
     assert watch.taken is not None, f"{backup} never took the lease from {primary}"
     assert watch.taken[0] == backup, watch.taken
+    # LEASE_S from the kill (encoder_lease.py); the slack is the watcher's polling and a
+    # busy machine's late renewal thread.
     assert watch.taken[1] <= LEASE_S + 0.5, f"takeover after {watch.taken[1]:.1f} s"
     print(f"\nencoder {primary} killed: {seen}; {backup} primary after {watch.taken[1]:.2f} s")
 
