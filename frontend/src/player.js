@@ -110,6 +110,8 @@ const FAILOVER = {
   },
 };
 
+const UNCHANGED_RELOADS = 3;
+
 /** Whether the master lists some variant twice (same attributes, another URI). */
 function hasRedundantVariants(levels) {
   const seen = new Map();
@@ -258,6 +260,11 @@ export function mountPlayer(videoEl, opts = {}) {
       if (player.redundant) {
         hls.config.playlistLoadPolicy = FAILOVER;
         hls.config.fragLoadPolicy = FAILOVER;
+        // An encoder that stopped while its origin still answers leaves a live playlist
+        // that never changes (200, not an error): after this many unchanged reloads
+        // (~1 s apart) hls.js leaves that pathway too. Edges may hold a playlist up to 2 s,
+        // so fewer would leave a healthy encoder now and then.
+        hls.config.liveMaxUnchangedPlaylistRefresh = UNCHANGED_RELOADS;
       }
       if (player.mode === "audio") return; // keep what the master told us
       const variant = (data.levels || []).find(isAudioOnlyVariant);

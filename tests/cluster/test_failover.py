@@ -234,10 +234,14 @@ class LeaseWatch(threading.Thread):
             time.sleep(0.1)
 
 
-def _kill_node(cluster: Cluster, name: str) -> None:
-    """SIGKILL a broadcast node: its app's process group and its origin nginx's."""
+STALL_S = 0.1
+
+
+def _kill_node(cluster: Cluster, name: str, *, origin_too: bool) -> None:
+    """SIGKILL a broadcast node: its app's process group and (origin_too) its origin nginx's."""
     cluster.kill(f"broadcast-{name}")
-    cluster.kill(f"origin-{name}")
+    if origin_too:
+        cluster.kill(f"origin-{name}")
 
 
 def _processes_of(cluster: Cluster, name: str) -> list[str]:
@@ -255,9 +259,10 @@ def _processes_of(cluster: Cluster, name: str) -> list[str]:
     return found
 
 
-def _start_node(cluster: Cluster, name: str) -> None:
+def _start_node(cluster: Cluster, name: str, *, origin_too: bool) -> None:
     cluster.start(f"broadcast-{name}")
-    cluster.start(f"origin-{name}")
+    if origin_too:
+        cluster.start(f"origin-{name}")
 
 
 # Puts the player on the pathway (hls.js's name for one copy of the variants) whose
@@ -343,8 +348,13 @@ def _sample(page: Any, seconds: float) -> list[list[float]]:
 
 
 @pytest.mark.browser
+# "node": the machine dies (app and origin nginx). Not tested here: only the app and its
+# encoders dying while the origin nginx still serves their frozen playlists with 200
+# (separate units). The player then leaves a playlist that stopped changing
+# (player.js, UNCHANGED_RELOADS), but after 0.1 to 11 s in three runs: too slow to promise.
+@pytest.mark.parametrize("what", ["node"])
 def test_killing_the_primary_encoder_node_keeps_chromium_playing(
-    cluster: Cluster, on_air: OnAir
+    cluster: Cluster, on_air: OnAir, what: str
 ) -> None:
     _required(CHROMIUM)
     from playwright.sync_api import sync_playwright
@@ -359,14 +369,14 @@ def test_killing_the_primary_encoder_node_keeps_chromium_playing(
             page = browser.new_page(viewport={"width": 960, "height": 640})
             watch_url = f"{cluster.topology.base_url}{on_air.watch}"
             _play_through_the_balancer(page, watch_url, primary, requests)
-            page.screenshot(path=str(SCREENSHOTS / "failover-before-kill.png"))
+            page.screenshot(path=str(SCREENSHOTS / f"failover-{what}-before-kill.png"))
             watch = LeaseWatch(cluster.database_url, primary)
             killed_at, killed_page_s = time.monotonic(), page.evaluate(SAMPLE)[0]
             watch.start()
-            _kill_node(cluster, primary)
+            _kill_node(cluster, primary, origin_too=what == "node")
             samples = _sample(page, 20)
             left = _processes_of(cluster, primary)
-            page.screenshot(path=str(SCREENSHOTS / "failover-after-kill.png"))
+            page.screenshot(path=str(SCREENSHOTS / f"failover-{what}-after-kill.png"))
             events = page.evaluate(f"() => window.__events.filter(e => e.at >= {killed_page_s})")
         finally:
             browser.close()
@@ -387,7 +397,10 @@ def test_killing_the_primary_encoder_node_keeps_chromium_playing(
     assert played >= watched - 2.5, seen
     assert len(stalls) <= 1, seen
     assert max(stalls, default=0.0) <= 2.0, seen
-    assert len(waited) <= 1, seen
+    # A stall is a wait a viewer can notice: 0.1 s and longer (1.5 frames at 15 fps). A
+    # blip of 10 ms as hls.js moves pathway shows no frozen frame (measured: 0.01 s).
+    noticed = [w for w in waited if w >= STALL_S]
+    assert len(noticed) <= 1, seen
     assert max(waited, default=0.0) <= 2.0, seen
     assert requests.segments_from(backup, killed_at) >= 5, seen
     assert requests.uncached == [], f"HLS answers not from an edge: {requests.uncached[:5]}"
@@ -398,10 +411,11 @@ def test_killing_the_primary_encoder_node_keeps_chromium_playing(
     # LEASE_S from the kill (encoder_lease.py); the slack is the watcher's polling and a
     # busy machine's late renewal thread.
     assert watch.taken[1] <= LEASE_S + 0.5, f"takeover after {watch.taken[1]:.1f} s"
-    print(f"\nencoder {primary} killed: {seen}; {backup} primary after {watch.taken[1]:.2f} s")
+    taken_s = watch.taken[1]
+    print(f"\nencoder {primary} killed ({what}): {seen}; {backup} primary after {taken_s:.2f} s")
 
     rejoined_at = time.monotonic()
-    _start_node(cluster, primary)
+    _start_node(cluster, primary, origin_too=what == "node")
     aligned = _advancing_and_aligned(cluster, on_air, within_s=45)
     print(f"{primary} back after {time.monotonic() - rejoined_at:.1f} s: {aligned}")
     assert lease_encoder(cluster.database_url) == backup, "the lease moved back on rejoining"
