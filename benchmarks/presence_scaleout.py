@@ -11,7 +11,7 @@ Printed: server CPU per heartbeat at 2 and 3 nodes as a ratio of 1 node's (linea
 10 %), Redis CPU per heartbeat, and where one Redis core ends (heartbeats/s, locations at
 a 10 s interval; the share of a core at 100,000 and 300,000 locations).
 
-    .venv/bin/python benchmarks/presence_scaleout.py --nodes 1,2,3 --per-node 1500 --duration 90
+    .venv/bin/python benchmarks/presence_scaleout.py --nodes 1,2,3 --per-node 2000 --duration 90
 """
 
 from __future__ import annotations
@@ -258,7 +258,7 @@ def main() -> None:
     """Run each size in turn and print the figures."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--nodes", default="1,2,3")
-    parser.add_argument("--per-node", type=int, default=1500)
+    parser.add_argument("--per-node", type=int, default=2000)
     parser.add_argument("--interval", type=float, default=10.0)
     parser.add_argument("--duration", type=float, default=90.0)
     parser.add_argument("--ramp", type=float, default=10.0)
