@@ -45,6 +45,34 @@ def _child_pid(log: Path) -> int:
     raise AssertionError(log.read_text())
 
 
+# A leader whose child runs in a session of its own, as the app's ffmpeg processes do.
+DETACHED = (
+    "import subprocess, sys, time\n"
+    "child = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(60)'],"
+    " start_new_session=True)\n"
+    "print(child.pid, flush=True)\n"
+    "time.sleep(60)\n"
+)
+
+
+def test_sigkill_takes_children_in_sessions_of_their_own(tmp_path: Path) -> None:
+    """A node that dies takes its ffmpeg with it (an idle SRT listener kept its port)."""
+    program = Supervised(
+        "detached", Command((sys.executable, "-c", DETACHED)), None, tmp_path / "d.log"
+    )
+    program.start()
+    child = _child_pid(program.log)
+    assert os.getpgid(child) != os.getpgid(program.process.pid)  # type: ignore[union-attr]
+
+    program.kill()
+
+    assert not program.running
+    deadline = time.monotonic() + 5
+    while _alive(child) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not _alive(child)
+
+
 def test_kill_reaches_every_process_of_the_group(tmp_path: Path) -> None:
     program = Supervised(
         "stubborn", Command((sys.executable, "-c", STUBBORN)), None, tmp_path / "s.log"

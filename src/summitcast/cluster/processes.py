@@ -112,10 +112,18 @@ class Supervised:
             time.sleep(POLL_S)
 
     def send(self, signum: int) -> None:
-        """Send signum to the whole process group."""
-        if self.process is not None:
+        """Send signum to the whole process group (SIGKILL: to every descendant too)."""
+        if self.process is None:
+            return
+        # ffmpeg runs in sessions of its own (media/supervisor.py), out of the group. A
+        # machine that dies takes them with it, as systemd's cgroup kill does: so does a
+        # SIGKILL here. Listed first: once their parent is dead they belong to init.
+        others = _descendants(self.process.pid) if signum == signal.SIGKILL else []
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(self.process.pid, signum)
+        for pid in others:
             with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.killpg(self.process.pid, signum)
+                os.kill(pid, signum)
 
     def kill(self, signum: int = signal.SIGKILL) -> None:
         """Signal the whole group and wait until every process of it has gone."""
@@ -155,6 +163,26 @@ class Supervised:
         except OSError:
             return "(no log)"
         return "\n".join(text.splitlines()[-lines:])
+
+
+def _descendants(root: int) -> list[int]:
+    """Every process below root, by the parent ids in /proc."""
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            # The command name is in parentheses and may hold spaces: read after it.
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        children.setdefault(int(fields[1]), []).append(int(entry.name))
+    found, todo = [], [root]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            found.append(child)
+            todo.append(child)
+    return found
 
 
 def _group_alive(pgid: int) -> bool:
