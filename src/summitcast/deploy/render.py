@@ -52,7 +52,7 @@ def _environment() -> jinja2.Environment:
     """Jinja for config files: no HTML escaping, undefined names are errors."""
     return jinja2.Environment(
         loader=jinja2.PackageLoader("summitcast.deploy", "templates"),
-        autoescape=False,  # noqa: S701 - nginx and systemd files, not HTML
+        autoescape=False,  # noqa: S701 - nginx, systemd files  # nosec B701
         undefined=jinja2.StrictUndefined,
         trim_blocks=True,
         lstrip_blocks=True,
