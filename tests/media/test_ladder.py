@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 from pathlib import Path
 
@@ -18,6 +19,7 @@ from summitcast.media.ladder import (
     SubtitleTrack,
     codecs_from_ffmpeg_master,
     ladder_argv,
+    live_playlists,
     master_playlist,
 )
 
@@ -274,3 +276,21 @@ def test_ladder_argv_runs_in_real_ffmpeg(tmp_path: Path) -> None:
         "180p": "avc1.42c028",
         "90p": "avc1.42c028",
     }
+
+
+def test_live_playlists_name_every_rendition_of_the_master() -> None:
+    """What a screen waits for: each live playlist the master names (none more, none less)."""
+    spec = LadderSpec(
+        rungs=(Rung("360p", 640, 360, 800, 96), Rung("240p", 426, 240, 400, 64)),
+        languages=(AudioLanguage("en", "English", default=True), AudioLanguage("fr", "French")),
+        subtitles=(SubtitleTrack("en", "English"),),
+    )
+    named = {
+        uri
+        for line in master_playlist(spec).splitlines()
+        for uri in (
+            [line] if line and not line.startswith("#") else re.findall(r'URI="([^"]+)"', line)
+        )
+    }
+
+    assert set(live_playlists(spec)) == named

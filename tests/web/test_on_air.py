@@ -87,10 +87,16 @@ def test_screen_view_follows_the_broadcast_not_the_planned_times(database: Datab
     view = _view(database, summit_id)
     not_yet = _view(database, summit_id, health=lambda _id: None)
     written = _view(database, summit_id, health=lambda _id: {"segment_age_s": 0.4})
+    # The top rung has a segment, a lower rung's live playlist not yet (a screen would 404).
+    partly = _view(
+        database, summit_id, health=lambda _id: {"segment_age_s": 0.4, "playable": False}
+    )
+    whole = _view(database, summit_id, health=lambda _id: {"segment_age_s": 0.4, "playable": True})
 
     assert (view["active"], view["on_air"], view["next"]) == (True, "Keynote", "Panel")
     assert view["master"] == f"/hls/test-summit/{session_id}/master.m3u8"
     assert (view["ready"], not_yet["ready"], written["ready"]) == (True, False, True)
+    assert (partly["ready"], whole["ready"]) == (False, True)
     with database.session() as db:
         summit = db.get(Summit, summit_id)
         assert summit is not None

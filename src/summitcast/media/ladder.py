@@ -191,6 +191,15 @@ def subtitle_dir(code: str) -> str:
     return f"subs_{code}"
 
 
+def live_playlists(spec: LadderSpec) -> tuple[str, ...]:
+    """Every rendition's live playlist the master names (relative to the session's folder)."""
+    folders = [rung.name for rung in spec.rungs]
+    for lang in spec.languages:
+        folders += [audio_dir(lang.code), audio_only_dir(lang.code)]
+    folders += [subtitle_dir(sub.code) for sub in spec.subtitles]
+    return tuple(f"{folder}/{MEDIA_PLAYLIST_NAME}" for folder in folders)
+
+
 def _var_stream_map(spec: LadderSpec) -> str:
     """The -var_stream_map value: one variant per rung, two audio groups per language."""
     entries = [f"v:{i},agroup:{AUDIO_GROUP},name:{r.name}" for i, r in enumerate(spec.rungs)]

@@ -33,6 +33,7 @@ from summitcast.media.ladder import (
     LadderSpec,
     Rung,
     SubtitleTrack,
+    live_playlists,
 )
 from summitcast.media.recording import write_recordings
 from summitcast.media.segment_store import InMemorySegmentStore, SegmentStore, SessionStores
@@ -384,6 +385,10 @@ class BroadcastManager:
             return None
         age = segment_age_s(runtime.playout.output_dir, runtime.spec)
         view = health_view(runtime.playout.health, age)
+        # Players may start once every rendition the master names has its live playlist:
+        # the top rung's first segment is not enough, a lower rung's playlist can follow
+        # it by a publisher pass, and a screen asking for it then logs a 404.
+        view["playable"] = all(runtime.store.exists(p) for p in live_playlists(runtime.spec))
         view["node"] = self.board.node
         if self.lease is not None:
             view["encoder"] = {

@@ -40,7 +40,12 @@ def ready(health: dict[str, Any] | None) -> bool:
     # Until then its playlists answer 404, which a browser logs as an error on every
     # screen. The age is that of the top rung's playlist, which the encoder rewrites
     # at each new segment; screens hear of it at the next check, a second later.
-    return health is not None and health.get("segment_age_s") is not None
+    # "playable": every rendition's live playlist is published (absent from an older node).
+    return (
+        health is not None
+        and health.get("segment_age_s") is not None
+        and bool(health.get("playable", True))
+    )
 
 
 def screen_view(db: DbSession, summit: Summit, health: Health | None = None) -> dict[str, Any]:
