@@ -8,11 +8,7 @@ leaves the cluster whole for the next.
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import json
-import os
-import shutil
-import tempfile
 import threading
 import time
 from collections.abc import Iterator
@@ -24,12 +20,11 @@ import pytest
 from websockets.asyncio.client import connect
 
 from summitcast.cluster.harness import SMALL_NODE_ENV, Cluster
-from summitcast.deploy.topology import Topology, load_topology
 from tests.cluster.screens import SLUG, Screens, Traffic, heartbeat, seed, total, wait_for
+from tests.cluster.small import small_cluster
 
 pytestmark = pytest.mark.e2e
 
-REPO = Path(__file__).resolve().parents[2]
 LOCATIONS = 300
 INTERVAL_S = 2.0  # heartbeat interval of the cluster's nodes
 NODE_ENV = SMALL_NODE_ENV | {
@@ -43,35 +38,11 @@ NODE_ENV = SMALL_NODE_ENV | {
 }
 
 
-def _required(program: str) -> None:
-    """Skip on a developer's machine without program, fail in CI."""
-    if shutil.which(program) or Path(program).exists():
-        return
-    if os.environ.get("CI") == "true":
-        pytest.fail(f"{program} is not installed; CI must run the cluster tests", pytrace=False)
-    pytest.skip(f"{program} is not installed")
-
-
-def small_topology(root: Path) -> Topology:
-    """deploy/loopback-small.toml with its files under root."""
-    return dataclasses.replace(load_topology(REPO / "deploy" / "loopback-small.toml"), root=root)
-
-
 @pytest.fixture(scope="module")
 def cluster() -> Iterator[Cluster]:
     """The small topology, up, for every test of this module."""
-    for program in ("nginx", "redis-server", "/usr/lib/postgresql/15/bin/initdb"):
-        _required(program)
-    # Not under pytest's tmp folder (mode 0700): PostgreSQL runs as postgres, and nginx's
-    # workers as nobody, and both must reach into the work folder.
-    work = Path(tempfile.mkdtemp(prefix="summitcast-cluster-"))
-    work.chmod(0o755)
-    try:
-        with Cluster(small_topology(work / "root"), work, node_env=NODE_ENV) as running:
-            yield running
-    finally:
-        if not os.environ.get("SUMMITCAST_KEEP_CLUSTER"):  # set it to read the roles' logs
-            shutil.rmtree(work, ignore_errors=True)
+    with small_cluster("summitcast-cluster-", NODE_ENV) as running:
+        yield running
 
 
 @pytest.fixture(scope="module")

@@ -21,7 +21,7 @@ from summitcast.cluster.commands import summitcast_program
 from summitcast.cluster.harness import SMALL_NODE_ENV, Cluster
 from summitcast.cluster.processes import ClusterError
 from summitcast.deploy.topology import Endpoint, load_topology
-from tests.cluster.test_cluster import REPO, _required
+from tests.cluster.small import REPO, required
 
 SMALL = REPO / "deploy" / "loopback-small.toml"
 
@@ -62,7 +62,7 @@ def _processes_under(folder: Path) -> list[str]:
 @pytest.mark.e2e
 def test_cluster_up_prints_the_urls_and_ctrl_c_stops_every_process(topology_file: Path) -> None:
     for program in ("nginx", "redis-server", "/usr/lib/postgresql/15/bin/initdb"):
-        _required(program)
+        required(program)
     work = topology_file.parent / "work"
     argv = [summitcast_program(), "cluster", "up", str(topology_file), "--work-dir", str(work)]
     process = subprocess.Popen(

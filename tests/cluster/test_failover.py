@@ -6,11 +6,7 @@ loop); the tests run in file order and each leaves the cluster whole for the nex
 
 from __future__ import annotations
 
-import dataclasses
 import itertools
-import os
-import shutil
-import tempfile
 import threading
 import time
 from collections import Counter
@@ -22,7 +18,6 @@ import httpx
 import pytest
 
 from summitcast.cluster.harness import SMALL_NODE_ENV, Cluster
-from summitcast.deploy.topology import Topology, load_topology
 from summitcast.loadtest.viewers import ViewerPlan, ViewerRun, run_viewers
 from tests.cluster.failover import (
     OnAir,
@@ -33,10 +28,10 @@ from tests.cluster.failover import (
     rendition_paths,
     wait_for,
 )
+from tests.cluster.small import REPO, required, small_cluster
 
 pytestmark = pytest.mark.e2e
 
-REPO = Path(__file__).resolve().parents[2]
 SCREENSHOTS = REPO / "var" / "screenshots" / "cluster"
 LEASE_S = 3.0
 SEGMENT_S = 2.0
@@ -56,35 +51,11 @@ CHROMIUM_ARGS = [
 ]
 
 
-def _required(program: str) -> None:
-    """Skip on a developer's machine without program, fail in CI."""
-    if shutil.which(program) or Path(program).exists():
-        return
-    if os.environ.get("CI") == "true":
-        pytest.fail(f"{program} is not installed; CI must run the cluster tests", pytrace=False)
-    pytest.skip(f"{program} is not installed")
-
-
-def small_topology(root: Path) -> Topology:
-    """deploy/loopback-small.toml with its files under root."""
-    return dataclasses.replace(load_topology(REPO / "deploy" / "loopback-small.toml"), root=root)
-
-
 @pytest.fixture(scope="module")
 def cluster() -> Iterator[Cluster]:
     """The small topology, up, for every test of this module."""
-    for program in ("nginx", "redis-server", "/usr/lib/postgresql/15/bin/initdb"):
-        _required(program)
-    # Not under pytest's tmp folder (mode 0700): PostgreSQL runs as postgres and must
-    # reach into the work folder, and so must nginx's workers.
-    work = Path(tempfile.mkdtemp(prefix="summitcast-failover-"))
-    work.chmod(0o755)
-    try:
-        with Cluster(small_topology(work / "root"), work, node_env=NODE_ENV) as running:
-            yield running
-    finally:
-        if not os.environ.get("SUMMITCAST_KEEP_CLUSTER"):  # set it to read the roles' logs
-            shutil.rmtree(work, ignore_errors=True)
+    with small_cluster("summitcast-failover-", NODE_ENV) as running:
+        yield running
 
 
 @pytest.fixture(scope="module")
@@ -356,7 +327,7 @@ def _sample(page: Any, seconds: float) -> list[list[float]]:
 def test_killing_the_primary_encoder_node_keeps_chromium_playing(
     cluster: Cluster, on_air: OnAir, what: str
 ) -> None:
-    _required(CHROMIUM)
+    required(CHROMIUM)
     from playwright.sync_api import sync_playwright
 
     primary = str(wait_for(lambda: lease_encoder(cluster.database_url), 10, lambda: "a holder"))
