@@ -37,6 +37,7 @@ from multiprocessing import get_context
 from pathlib import Path
 
 from _hls_window import TRACKS, LiveWriter, write_master
+from _proc import group_cpu_s
 from summitcast.cluster import commands
 from summitcast.cluster.processes import Probe, Supervised
 from summitcast.deploy.render import render, write
@@ -286,19 +287,6 @@ def warm(paths: list[str]) -> int:
             response.raise_for_status()
             hits += response.headers.get("x-cache-status") == "HIT"
     return hits
-
-
-def group_cpu_s(pgid: int) -> float:
-    """User + system CPU seconds of every live process in the process group pgid."""
-    total = 0.0
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        if int(fields[2]) == pgid:
-            total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-    return total
 
 
 def wrk(url: str, script: Path, pgid: int, args: argparse.Namespace) -> tuple[float, float]:

@@ -25,6 +25,7 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
+from _proc import group_cpu_s
 from summitcast.cluster.harness import SMALL_NODE_ENV, Cluster
 from summitcast.deploy.topology import BroadcastNode, Edge, Endpoint, PageNode, Topology
 from summitcast.loadtest.client import SimulatedLocation
@@ -103,19 +104,6 @@ def seed(database_url: str, secret_key: str, count: int) -> list[SimulatedLocati
     finally:
         database.dispose()
     return [SimulatedLocation(m.location_id, m.secret) for m in made]
-
-
-def group_cpu_s(pgid: int) -> float:
-    """User + system CPU seconds of every live process in the process group pgid."""
-    total = 0.0
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        if int(fields[2]) == pgid:
-            total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-    return total
 
 
 def established(address: Endpoint) -> int:
